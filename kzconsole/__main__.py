@@ -1,0 +1,3 @@
+from kzconsole.cli import main
+
+raise SystemExit(main())
