@@ -1,0 +1,714 @@
+"""The default store: one SQLite file under the data dir, shared by every process on the host.
+
+A command line, a console and an engine may use the file at once, so:
+
+- the file is in WAL mode (readers never wait for the writer) with ``synchronous=NORMAL``;
+- every write is one ``BEGIN IMMEDIATE`` transaction: it takes the write lock up front, so it can
+  wait for it in SQLite's busy handler instead of failing when a read would upgrade to a write;
+- every transaction is retried on "database is locked"/"busy" for up to ``timeout`` seconds (60 by
+  default), so contention is a delay for the user, never an error;
+- each thread has its own connection (SQLite connections are not meant to be shared between
+  threads mid-transaction).
+
+The schema is versioned with ``PRAGMA user_version``: :data:`MIGRATIONS` is the ordered list of
+steps, and ``len(MIGRATIONS)`` is the version this code writes. A file from a newer kzconsole is
+refused rather than touched.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
+from kzconsole.engine.store.base import Store, StoreError, status_values
+
+__all__ = ["SQLiteStore", "MIGRATIONS", "SCHEMA_VERSION"]
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------------------------------- schema
+
+# MIGRATIONS[i] takes a file from version i to version i + 1. Never edit a released step: files in
+# the field were built by it. Add a new step instead (and a column per new JobRecord field).
+# Each step is a tuple of single statements: executescript() would COMMIT our open transaction.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the initial schema.
+    (
+        """
+        CREATE TABLE jobs (
+            id                TEXT PRIMARY KEY NOT NULL,
+            account_id        TEXT NOT NULL,
+            auth_account_id   TEXT NOT NULL,
+            category          TEXT NOT NULL,
+            action            TEXT NOT NULL,
+            file_name         TEXT,
+            status            TEXT NOT NULL,
+            created           REAL NOT NULL,
+            start_timestamp   REAL,
+            end_timestamp     REAL,
+            total_count       INTEGER,
+            success_count     INTEGER NOT NULL DEFAULT 0,
+            failure_count     INTEGER NOT NULL DEFAULT 0,
+            node              TEXT,
+            output_rows       INTEGER NOT NULL DEFAULT 0,
+            wait_after_row_ms INTEGER NOT NULL DEFAULT 500,
+            error             TEXT,
+            input_path        TEXT,
+            output_path       TEXT,
+            queued_at         REAL,
+            stop_requested    INTEGER NOT NULL DEFAULT 0,
+            owner             TEXT,
+            rows_done         INTEGER NOT NULL DEFAULT 0,
+            output_offset     INTEGER NOT NULL DEFAULT 0,
+            state             TEXT,
+            resumable         INTEGER NOT NULL DEFAULT 1,
+            finishing         INTEGER NOT NULL DEFAULT 0
+        )
+        """,
+        # list_jobs newest first, unfiltered and per account / status, with LIMIT/OFFSET.
+        "CREATE INDEX jobs_created ON jobs (created DESC, id DESC)",
+        "CREATE INDEX jobs_account_created ON jobs (account_id, created DESC, id DESC)",
+        "CREATE INDEX jobs_status_created ON jobs (status, created DESC, id DESC)",
+        # claim_queued: the queue in order. Partial, so it stays as small as the queue and the
+        # planner never picks it over jobs_status_created for a status filter.
+        "CREATE INDEX jobs_queue ON jobs (queued_at, id)"
+        " WHERE status = 'pending' AND queued_at IS NOT NULL",
+        """
+        CREATE TABLE engines (
+            node    TEXT PRIMARY KEY NOT NULL,
+            host    TEXT NOT NULL,
+            pid     INTEGER NOT NULL,
+            started REAL NOT NULL,
+            expires REAL NOT NULL
+        )
+        """,
+        # AUTOINCREMENT: a pruned firing's id is never handed out again.
+        """
+        CREATE TABLE firings (
+            id        INTEGER PRIMARY KEY AUTOINCREMENT,
+            trigger   TEXT NOT NULL,
+            key       TEXT NOT NULL,
+            node      TEXT NOT NULL,
+            started   REAL NOT NULL,
+            ended     REAL,
+            status    TEXT NOT NULL,
+            reason    TEXT,
+            functions TEXT NOT NULL DEFAULT '[]',
+            databases TEXT NOT NULL DEFAULT '[]',
+            UNIQUE (trigger, key)
+        )
+        """,
+        "CREATE INDEX firings_started ON firings (started DESC, id DESC)",
+        "CREATE INDEX firings_trigger_started ON firings (trigger, started DESC, id DESC)",
+        "CREATE INDEX firings_trigger_status ON firings (trigger, status)",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_JOB_COLUMNS = ", ".join(JOB_FIELDS)
+_BOOL_FIELDS = frozenset({"stop_requested", "resumable", "finishing"})
+_FIRING_COLUMNS = "id, trigger, key, node, started, ended, status, reason, functions, databases"
+_ENGINE_COLUMNS = "node, host, pid, started, expires"
+
+# SQLite's own wait for a lock, per attempt. Shorter than the overall deadline so the retry loop
+# also covers the cases the busy handler does not (WAL recovery, a busy COMMIT). Tests lower it.
+_BUSY_TIMEOUT_S = 5.0
+
+# SQLITE_BUSY and SQLITE_LOCKED; extended codes keep the primary code in the low byte.
+_TRANSIENT_CODES = frozenset({5, 6})
+_NOT_A_DATABASE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _is_transient(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _TRANSIENT_CODES:
+        return True
+    message = str(exc).lower()
+    return "database is locked" in message or "busy" in message or "table is locked" in message
+
+
+def _is_not_a_database(exc: sqlite3.Error) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code is not None and code & 0xFF in _NOT_A_DATABASE_CODES:
+        return True
+    message = str(exc).lower()
+    return "not a database" in message or "malformed" in message
+
+
+# ------------------------------------------------------------------------------ value mapping
+
+
+def _encode(field: str, value: Any) -> Any:
+    """A JobRecord field value as stored in its column."""
+    if value is None:
+        return None
+    if field == "status":
+        # Validates too: an unknown status must not reach the table.
+        return JobStatus(value).value
+    if field in _BOOL_FIELDS:
+        return 1 if value else 0
+    return value
+
+
+def _job_values(job: JobRecord) -> list[Any]:
+    """The job's column values, in JOB_FIELDS order."""
+    return [_encode(field, getattr(job, field)) for field in JOB_FIELDS]
+
+
+def _job_from_row(row: tuple[Any, ...]) -> JobRecord:
+    values = dict(zip(JOB_FIELDS, row))
+    values["status"] = JobStatus(values["status"])
+    for field in _BOOL_FIELDS:
+        values[field] = bool(values[field])
+    return JobRecord(**values)
+
+
+def _check_fields(names: Iterable[str], what: str, *, allow_id: bool) -> None:
+    for name in names:
+        if name not in JOB_FIELDS or (name == "id" and not allow_id):
+            raise ValueError(f"{what}: {name!r} is not a JobRecord field that can be used here")
+
+
+def _where(job_id: str, expect: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+    """``id = ? AND col = ? AND col IS NULL ...`` for a compare-and-set."""
+    clauses = ["id = ?"]
+    params: list[Any] = [job_id]
+    for field, value in (expect or {}).items():
+        if value is None:
+            clauses.append(f"{field} IS NULL")
+        else:
+            clauses.append(f"{field} = ?")
+            params.append(_encode(field, value))
+    return " AND ".join(clauses), params
+
+
+def _json_list(items: Iterable[Mapping[str, Any]]) -> str:
+    # default=str: a stray non-JSON value (an exception object) must not lose the whole firing.
+    return json.dumps([dict(item) for item in items], default=str)
+
+
+def _firing_from_row(row: tuple[Any, ...]) -> Firing:
+    fid, trigger, key, node, started, ended, status, reason, functions, databases = row
+    return Firing(
+        id=fid,
+        trigger=trigger,
+        key=key,
+        node=node,
+        started=started,
+        ended=ended,
+        status=status,
+        reason=reason,
+        functions=tuple(json.loads(functions)),
+        databases=tuple(json.loads(databases)),
+    )
+
+
+def _status_filter(
+    account_id: str | None, status: str | Iterable[str] | None
+) -> tuple[str, list[Any]] | None:
+    """A WHERE clause for list/count, or None if the filter can match nothing."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if account_id is not None:
+        clauses.append("account_id = ?")
+        params.append(account_id)
+    statuses = status_values(status)
+    if statuses is not None:
+        if not statuses:
+            return None
+        clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
+        params.extend(statuses)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+# ------------------------------------------------------------------------------------- store
+
+
+class _NewerSchema(Exception):
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+
+class SQLiteStore(Store):
+    """A :class:`Store` in one SQLite file. ``timeout`` bounds how long one call waits for a lock
+    held by another process before it gives up with :class:`StoreError`."""
+
+    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+        self.path = Path(path).expanduser().absolute()
+        self.timeout = timeout
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        # (thread, connection): close() closes them all; a dead thread's one is closed on the next
+        # connect, so short-lived runner threads do not leak file descriptors.
+        self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._pid = os.getpid()
+        self._closed = False
+        self._prepare_file()
+        try:
+            self._open_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({str(self.path)!r})"
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _prepare_file(self) -> None:
+        parent = self.path.parent
+        try:
+            if not parent.exists():
+                parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            if not self.path.exists():
+                # Create it ourselves so it is private from the first byte; SQLite gives the
+                # -wal and -shm files the database file's mode.
+                fd = os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600)
+                os.close(fd)
+        except OSError as exc:
+            raise StoreError(f"cannot create the store {self.path}: {exc.strerror or exc}") from exc
+        if self.path.is_dir():
+            raise StoreError(f"the store {self.path} is a directory, not a SQLite file")
+
+    def _connect(self) -> sqlite3.Connection:
+        # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False only so
+        # that close() may close other threads' connections; each is used by its own thread.
+        conn = sqlite3.connect(
+            self.path,
+            timeout=min(_BUSY_TIMEOUT_S, self.timeout),
+            isolation_level=None,
+            check_same_thread=False,
+        )
+        try:
+            conn.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error:
+            conn.close()
+            raise
+        return conn
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._closed:
+            raise StoreError(f"the store {self.path} is closed")
+        if self._pid != os.getpid():
+            # Forked: the parent's connections must not be used (nor closed) here.
+            self._pid = os.getpid()
+            self._local = threading.local()
+            self._conns = []
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = self._connect()
+            self._local.conn = conn
+            with self._lock:
+                alive = []
+                for thread, other in self._conns:
+                    if thread.is_alive():
+                        alive.append((thread, other))
+                    else:
+                        other.close()
+                alive.append((threading.current_thread(), conn))
+                self._conns = alive
+        return conn
+
+    def _error(self, exc: BaseException, doing: str) -> StoreError:
+        if isinstance(exc, sqlite3.Error) and _is_not_a_database(exc):
+            return StoreError(
+                f"{self.path} is not a usable kzconsole store (not a SQLite database, or corrupt):"
+                f" {exc}"
+            )
+        return StoreError(f"store {self.path}: {doing} failed: {exc}")
+
+    def _run(self, doing: str, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        """Run ``fn`` in one transaction (``BEGIN IMMEDIATE`` if ``write``, else autocommit reads),
+        retrying the whole of it while the database is locked by someone else."""
+        deadline = time.monotonic() + self.timeout
+        delay = 0.005
+        while True:
+            try:
+                conn = self._conn()
+                if not write:
+                    return fn(conn)
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    result = fn(conn)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        try:
+                            conn.execute("ROLLBACK")
+                        except sqlite3.Error:
+                            pass  # the original error is the one worth reporting
+                    raise
+                return result
+            except sqlite3.Error as exc:
+                if not _is_transient(exc):
+                    raise self._error(exc, doing) from exc
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"store {self.path}: {doing} failed: the database stayed locked by another"
+                        f" process for {self.timeout:g} s ({exc})"
+                    ) from exc
+            # Jitter so that two waiting processes do not retry in lockstep.
+            time.sleep(min(delay * (0.5 + random.random()), max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.2)
+
+    def _open_schema(self) -> None:
+        def read_version(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
+
+        def check(version: int) -> None:
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this kzconsole supports"
+                    f" ({SCHEMA_VERSION}); upgrade kzconsole or use another store"
+                )
+
+        # Read first, write nothing until we know the file is ours to write.
+        version = self._run("reading the schema version", read_version)
+        check(version)
+
+        def set_wal(conn: sqlite3.Connection) -> None:
+            mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
+            if str(mode).lower() != "wal":
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    raise StoreError(f"{self.path}: cannot switch the store to WAL mode ({mode})")
+
+        self._run("switching to WAL mode", set_wal)
+
+        if version == SCHEMA_VERSION:
+            return
+
+        def migrate(conn: sqlite3.Connection) -> None:
+            # Another process may have migrated (or upgraded) since we looked.
+            current = read_version(conn)
+            if current > SCHEMA_VERSION:
+                raise _NewerSchema(current)
+            for step in MIGRATIONS[current:]:
+                for statement in step:
+                    conn.execute(statement)
+            if current != SCHEMA_VERSION:
+                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+        try:
+            self._run("migrating the schema", migrate, write=True)
+        except _NewerSchema as exc:
+            check(exc.version)
+
+    # ------------------------------------------------------------------ jobs
+
+    def create_job(self, job: JobRecord) -> None:
+        if not isinstance(job, JobRecord):
+            raise TypeError(f"create_job expects a JobRecord, not {type(job).__name__}")
+        values = _job_values(job)
+        sql = f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * len(JOB_FIELDS))})"
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(sql, values)
+
+        try:
+            self._run(f"creating job {job.id!r}", insert, write=True)
+        except StoreError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, sqlite3.IntegrityError) and "jobs.id" in str(cause):
+                raise StoreError(f"job {job.id!r} already exists in {self.path}") from cause
+            raise
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        def select(conn: sqlite3.Connection) -> JobRecord | None:
+            sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?"
+            row = conn.execute(sql, (job_id,)).fetchone()
+            return _job_from_row(row) if row else None
+
+        return self._run(f"reading job {job_id!r}", select)
+
+    def list_jobs(
+        self,
+        *,
+        account_id: str | None = None,
+        status: str | Iterable[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+    ) -> list[JobRecord]:
+        if limit is not None and limit < 0:
+            raise ValueError(f"list_jobs: limit must be >= 0, not {limit}")
+        if offset < 0:
+            raise ValueError(f"list_jobs: offset must be >= 0, not {offset}")
+        statuses = status_values(status)
+        if limit == 0 or (statuses is not None and not statuses):
+            return []
+        order = " ORDER BY created DESC, id DESC LIMIT ? OFFSET ?"
+        page = [-1 if limit is None else limit, offset]
+        if statuses is not None and len(set(statuses)) > 1:
+            # One ordered index walk per status, merged (SQLite's MERGE (UNION ALL)): a single
+            # "status IN (...)" would sort every matching row before applying LIMIT.
+            branches = []
+            params: list[Any] = []
+            for one in dict.fromkeys(statuses):
+                branch = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ?"
+                params.append(one)
+                if account_id is not None:
+                    branch += " AND account_id = ?"
+                    params.append(account_id)
+                branches.append(branch)
+            sql = " UNION ALL ".join(branches) + order
+            params.extend(page)
+        else:
+            clause, params = _status_filter(account_id, statuses) or ("", [])
+            sql = f"SELECT {_JOB_COLUMNS} FROM jobs{clause}{order}"
+            params = [*params, *page]
+
+        def select(conn: sqlite3.Connection) -> list[JobRecord]:
+            return [_job_from_row(row) for row in conn.execute(sql, params).fetchall()]
+
+        return self._run("listing jobs", select)
+
+    def count_jobs(
+        self, *, account_id: str | None = None, status: str | Iterable[str] | None = None
+    ) -> int:
+        where = _status_filter(account_id, status)
+        if where is None:
+            return 0
+        clause, params = where
+
+        def count(conn: sqlite3.Connection) -> int:
+            return int(conn.execute(f"SELECT count(*) FROM jobs{clause}", params).fetchone()[0])
+
+        return self._run("counting jobs", count)
+
+    def update_job(
+        self, job_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> JobRecord | None:
+        _check_fields(changes, "update_job changes", allow_id=False)
+        _check_fields(expect or {}, "update_job expect", allow_id=True)
+        where, where_params = _where(job_id, expect)
+        if changes:
+            assignments = ", ".join(f"{field} = ?" for field in changes)
+            params = [_encode(field, value) for field, value in changes.items()] + where_params
+            sql = f"UPDATE jobs SET {assignments} WHERE {where} RETURNING {_JOB_COLUMNS}"
+        else:
+            params = where_params
+            sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}"
+
+        def update(conn: sqlite3.Connection) -> JobRecord | None:
+            row = conn.execute(sql, params).fetchone()
+            return _job_from_row(row) if row else None
+
+        return self._run(f"updating job {job_id!r}", update, write=True)
+
+    def delete_job(
+        self, job_id: str, *, expect: Mapping[str, Any] | None = None
+    ) -> JobRecord | None:
+        _check_fields(expect or {}, "delete_job expect", allow_id=True)
+        where, params = _where(job_id, expect)
+        sql = f"DELETE FROM jobs WHERE {where} RETURNING {_JOB_COLUMNS}"
+
+        def delete(conn: sqlite3.Connection) -> JobRecord | None:
+            row = conn.execute(sql, params).fetchone()
+            return _job_from_row(row) if row else None
+
+        return self._run(f"deleting job {job_id!r}", delete, write=True)
+
+    def claim_queued(self, node: str, limit: int, now: float) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+
+        def claim(conn: sqlite3.Connection) -> list[JobRecord]:
+            # Select and update in one IMMEDIATE transaction: no other writer runs in between,
+            # so no job is claimed twice.
+            ids = [
+                row[0]
+                for row in conn.execute(
+                    # Without statistics the planner prefers jobs_status_created and sorts every
+                    # pending job; the queue index is the right one. The literal 'pending' (not a
+                    # parameter) is what lets SQLite use that partial index at all.
+                    "SELECT id FROM jobs INDEXED BY jobs_queue"
+                    " WHERE status = 'pending' AND queued_at IS NOT NULL"
+                    " ORDER BY queued_at, id LIMIT ?",
+                    (limit,),
+                )
+            ]
+            if not ids:
+                return []
+            rows = conn.execute(
+                f"UPDATE jobs SET status = ?, owner = ?, node = ?, start_timestamp = ?"
+                f" WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {_JOB_COLUMNS}",
+                (JobStatus.EXECUTING.value, node, node, now, *ids),
+            ).fetchall()
+            jobs = [_job_from_row(row) for row in rows]
+            # RETURNING gives no order guarantee.
+            jobs.sort(key=lambda job: (job.queued_at, job.id))
+            return jobs
+
+        return self._run("claiming queued jobs", claim, write=True)
+
+    def jobs_in_status(self, status: str, *, owner: str | None = None) -> list[JobRecord]:
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ?"
+        params: list[Any] = [_encode("status", status)]
+        if owner is not None:
+            sql += " AND owner = ?"
+            params.append(owner)
+        sql += " ORDER BY created, id"
+
+        def select(conn: sqlite3.Connection) -> list[JobRecord]:
+            return [_job_from_row(row) for row in conn.execute(sql, params).fetchall()]
+
+        return self._run(f"listing {status} jobs", select)
+
+    def data_version(self) -> int | None:
+        def read(conn: sqlite3.Connection) -> int:
+            return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+        return self._run("reading the data version", read)
+
+    # ---------------------------------------------------------------- engines
+
+    def heartbeat(self, lease: EngineLease) -> None:
+        def upsert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO engines ({_ENGINE_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (node) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
+                " started = excluded.started, expires = excluded.expires",
+                (lease.node, lease.host, lease.pid, lease.started, lease.expires),
+            )
+
+        self._run(f"renewing the lease of engine {lease.node!r}", upsert, write=True)
+
+    def remove_engine(self, node: str) -> None:
+        def delete(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM engines WHERE node = ?", (node,))
+
+        self._run(f"removing engine {node!r}", delete, write=True)
+
+    def engines(self) -> list[EngineLease]:
+        def select(conn: sqlite3.Connection) -> list[EngineLease]:
+            rows = conn.execute(
+                f"SELECT {_ENGINE_COLUMNS} FROM engines ORDER BY started, node"
+            ).fetchall()
+            return [EngineLease(*row) for row in rows]
+
+        return self._run("listing engines", select)
+
+    # --------------------------------------------------------------- triggers
+
+    def begin_firing(self, trigger: str, key: str, node: str, started: float) -> Firing | None:
+        def insert(conn: sqlite3.Connection) -> Firing | None:
+            row = conn.execute(
+                "INSERT INTO firings (trigger, key, node, started, status)"
+                " VALUES (?, ?, ?, ?, 'running')"
+                f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {_FIRING_COLUMNS}",
+                (trigger, key, node, started),
+            ).fetchone()
+            return _firing_from_row(row) if row else None
+
+        return self._run(f"starting firing {key!r} of trigger {trigger!r}", insert, write=True)
+
+    def record_firing(self, firing: Firing) -> Firing:
+        def insert(conn: sqlite3.Connection) -> Firing:
+            row = conn.execute(
+                "INSERT INTO firings"
+                " (trigger, key, node, started, ended, status, reason, functions, databases)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {_FIRING_COLUMNS}",
+                (
+                    firing.trigger,
+                    firing.key,
+                    firing.node,
+                    firing.started,
+                    firing.ended,
+                    firing.status,
+                    firing.reason,
+                    _json_list(firing.functions),
+                    _json_list(firing.databases),
+                ),
+            ).fetchone()
+            if row is None:
+                # Another engine recorded this firing first (two engines skipping the same
+                # boundary): the firing is recorded once, and that record is the answer.
+                row = conn.execute(
+                    f"SELECT {_FIRING_COLUMNS} FROM firings WHERE trigger = ? AND key = ?",
+                    (firing.trigger, firing.key),
+                ).fetchone()
+            return _firing_from_row(row)
+
+        return self._run(f"recording a firing of trigger {firing.trigger!r}", insert, write=True)
+
+    def end_firing(
+        self,
+        firing_id: int,
+        *,
+        ended: float,
+        status: str,
+        reason: str | None,
+        functions: Iterable[Mapping[str, Any]],
+        databases: Iterable[Mapping[str, Any]] = (),
+    ) -> Firing | None:
+        params = (ended, status, reason, _json_list(functions), _json_list(databases), firing_id)
+
+        def update(conn: sqlite3.Connection) -> Firing | None:
+            row = conn.execute(
+                "UPDATE firings SET ended = ?, status = ?, reason = ?, functions = ?,"
+                f" databases = ? WHERE id = ? RETURNING {_FIRING_COLUMNS}",
+                params,
+            ).fetchone()
+            return _firing_from_row(row) if row else None
+
+        return self._run(f"ending firing {firing_id}", update, write=True)
+
+    def running_firings(self, trigger: str) -> list[Firing]:
+        def select(conn: sqlite3.Connection) -> list[Firing]:
+            rows = conn.execute(
+                f"SELECT {_FIRING_COLUMNS} FROM firings WHERE trigger = ? AND status = 'running'"
+                " ORDER BY started, id",
+                (trigger,),
+            ).fetchall()
+            return [_firing_from_row(row) for row in rows]
+
+        return self._run(f"listing running firings of trigger {trigger!r}", select)
+
+    def list_firings(self, *, trigger: str | None = None, limit: int = 100) -> list[Firing]:
+        if limit <= 0:
+            return []
+        sql = f"SELECT {_FIRING_COLUMNS} FROM firings"
+        params: list[Any] = []
+        if trigger is not None:
+            sql += " WHERE trigger = ?"
+            params.append(trigger)
+        sql += " ORDER BY started DESC, id DESC LIMIT ?"
+        params.append(limit)
+
+        def select(conn: sqlite3.Connection) -> list[Firing]:
+            return [_firing_from_row(row) for row in conn.execute(sql, params).fetchall()]
+
+        return self._run("listing firings", select)
+
+    def prune_firings(self, before: float) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            cursor = conn.execute(
+                "DELETE FROM firings WHERE started < ? AND status != 'running'", (before,)
+            )
+            return cursor.rowcount
+
+        return self._run("pruning firings", delete, write=True)
+
+    # -------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            conns, self._conns = self._conns, []
+        if self._pid != os.getpid():
+            return  # forked copy: the connections belong to the parent
+        for _thread, conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass  # closing is best effort; nothing is pending (every call commits)

@@ -1,0 +1,528 @@
+"""The behaviour every Store backend must have, written against the Store API only.
+
+A backend's test module subclasses :class:`StoreContract` and provides the ``store`` and
+``store_factory`` fixtures described in ``tests/store/conftest.py``. Nothing here may reach into a
+backend: a PostgreSQL store runs this file unchanged.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus
+from kzconsole.engine.store.base import Store, StoreError
+
+NOW = 1_764_320_400.0
+
+
+def make_job(job_id: str, **fields: Any) -> JobRecord:
+    values: dict[str, Any] = {
+        "account_id": "acct-a",
+        "auth_account_id": "acct-a",
+        "category": "numbers",
+        "action": "classify",
+        "file_name": "in.csv",
+        "status": JobStatus.PENDING,
+        "created": NOW,
+    }
+    values.update(fields)
+    return JobRecord(id=job_id, **values)
+
+
+def ids(jobs: list[JobRecord]) -> list[str]:
+    return [job.id for job in jobs]
+
+
+# ------------------------------------------------------- child-process workers (must be importable)
+
+
+def _claim_until_empty(
+    factory: Callable[[], Store], node: str, limit: int, barrier: Any, results: Any
+) -> None:
+    """Claim jobs until none are left; report (node, ids) or (node, error)."""
+    try:
+        store = factory()
+        try:
+            barrier.wait(timeout=30)
+            claimed: list[str] = []
+            first = True
+            while True:
+                jobs = store.claim_queued(node, limit, NOW + 1)
+                if first:
+                    # Both have claimed once (connections open, caches warm): from here on they
+                    # race for the rest at the same time instead of one finishing before the
+                    # other has started.
+                    barrier.wait(timeout=30)
+                    first = False
+                if not jobs:
+                    break
+                for job in jobs:
+                    if job.owner != node or job.status is not JobStatus.EXECUTING:
+                        raise AssertionError(f"claimed a job that is not ours: {job}")
+                claimed.extend(ids(jobs))
+        finally:
+            store.close()
+        results.put((node, claimed))
+    except BaseException as exc:  # report, do not hang the parent
+        results.put((node, f"{type(exc).__name__}: {exc}"))
+
+
+class StoreContract:
+    """Contract tests. Subclass as ``class TestXStore(StoreContract)`` with the fixtures."""
+
+    # ------------------------------------------------------------------ jobs: basics
+
+    def test_create_and_get_round_trips_every_field(self, store: Store) -> None:
+        job = make_job(
+            "j1",
+            file_name=None,
+            status=JobStatus.EXECUTING,
+            created=NOW + 0.5,
+            start_timestamp=NOW + 1.25,
+            end_timestamp=None,
+            total_count=42,
+            success_count=3,
+            failure_count=2,
+            node="host:1:abc",
+            output_rows=7,
+            wait_after_row_ms=0,
+            error="boom",
+            input_path="jobs/j1/input.csv",
+            output_path="/abs/out.csv",
+            queued_at=NOW + 1,
+            stop_requested=True,
+            owner="host:1:abc",
+            rows_done=5,
+            output_offset=1234,
+            state='{"cursor": 5}',
+            resumable=False,
+            finishing=True,
+        )
+        store.create_job(job)
+        got = store.get_job("j1")
+        assert got == job
+        assert got is not None and got.status is JobStatus.EXECUTING
+        assert isinstance(got.stop_requested, bool) and isinstance(got.resumable, bool)
+
+    def test_defaults_round_trip(self, store: Store) -> None:
+        job = make_job("j1")
+        store.create_job(job)
+        assert store.get_job("j1") == job
+
+    def test_get_missing_is_none(self, store: Store) -> None:
+        assert store.get_job("nope") is None
+
+    def test_duplicate_id_is_refused(self, store: Store) -> None:
+        store.create_job(make_job("j1", account_id="first"))
+        with pytest.raises(StoreError, match="j1"):
+            store.create_job(make_job("j1", account_id="second"))
+        got = store.get_job("j1")
+        assert got is not None and got.account_id == "first"
+
+    # ------------------------------------------------------------------ jobs: listing
+
+    def _populate(self, store: Store) -> None:
+        statuses = [JobStatus.PENDING, JobStatus.EXECUTING, JobStatus.SUCCESS, JobStatus.FAILURE]
+        for n in range(12):
+            store.create_job(
+                make_job(
+                    f"j{n:02d}",
+                    account_id=("acct-a", "acct-b", "acct-c")[n % 3],
+                    status=statuses[n % 4],
+                    created=NOW + n,
+                )
+            )
+
+    def test_list_newest_first(self, store: Store) -> None:
+        self._populate(store)
+        assert ids(store.list_jobs()) == [f"j{n:02d}" for n in reversed(range(12))]
+
+    def test_list_ties_on_created_order_by_id_descending(self, store: Store) -> None:
+        for job_id in ("b", "c", "a"):
+            store.create_job(make_job(job_id, created=NOW))
+        store.create_job(make_job("z", created=NOW - 1))
+        assert ids(store.list_jobs()) == ["c", "b", "a", "z"]
+
+    def test_list_filters_by_account_and_status(self, store: Store) -> None:
+        self._populate(store)
+        assert ids(store.list_jobs(account_id="acct-b")) == ["j10", "j07", "j04", "j01"]
+        assert ids(store.list_jobs(status="pending")) == ["j08", "j04", "j00"]
+        assert ids(store.list_jobs(status=JobStatus.SUCCESS)) == ["j10", "j06", "j02"]
+        assert ids(store.list_jobs(status=["success", JobStatus.FAILURE])) == [
+            "j11", "j10", "j07", "j06", "j03", "j02"
+        ]
+        assert ids(store.list_jobs(account_id="acct-a", status=("pending", "executing"))) == [
+            "j09", "j00"
+        ]
+        assert store.list_jobs(account_id="nobody") == []
+        assert store.list_jobs(status=[]) == []
+
+    def test_list_paging(self, store: Store) -> None:
+        self._populate(store)
+        everything = ids(store.list_jobs())
+        assert ids(store.list_jobs(limit=5)) == everything[:5]
+        assert ids(store.list_jobs(limit=5, offset=5)) == everything[5:10]
+        assert ids(store.list_jobs(limit=5, offset=10)) == everything[10:]
+        assert ids(store.list_jobs(offset=9)) == everything[9:]
+        assert store.list_jobs(limit=5, offset=12) == []
+        assert store.list_jobs(limit=0) == []
+        assert ids(store.list_jobs(account_id="acct-c", limit=2, offset=1)) == ["j08", "j05"]
+
+    def test_count_matches_list(self, store: Store) -> None:
+        self._populate(store)
+        assert store.count_jobs() == 12
+        assert store.count_jobs(account_id="acct-a") == 4
+        assert store.count_jobs(status="executing") == 3
+        assert store.count_jobs(status=["success", "failure"]) == 6
+        assert store.count_jobs(account_id="acct-b", status="executing") == 1
+        assert store.count_jobs(account_id="nobody") == 0
+        assert store.count_jobs(status=[]) == 0
+        for account in (None, "acct-a", "acct-b"):
+            for status in (None, "pending", ["success", "executing"]):
+                assert store.count_jobs(account_id=account, status=status) == len(
+                    store.list_jobs(account_id=account, status=status)
+                )
+
+    def test_jobs_in_status_oldest_first_and_by_owner(self, store: Store) -> None:
+        store.create_job(make_job("late", status=JobStatus.EXECUTING, owner="e1", created=NOW + 2))
+        store.create_job(make_job("early", status=JobStatus.EXECUTING, owner="e2", created=NOW))
+        store.create_job(make_job("mid", status=JobStatus.EXECUTING, owner="e1", created=NOW + 1))
+        store.create_job(make_job("other", status=JobStatus.PENDING, owner="e1", created=NOW))
+        assert ids(store.jobs_in_status("executing")) == ["early", "mid", "late"]
+        assert ids(store.jobs_in_status(JobStatus.EXECUTING, owner="e1")) == ["mid", "late"]
+        assert store.jobs_in_status("executing", owner="nobody") == []
+        assert store.jobs_in_status("success") == []
+
+    # ------------------------------------------------------------------ jobs: compare-and-set
+
+    def test_update_without_expect(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        new = store.update_job("j1", {"success_count": 5, "status": JobStatus.EXECUTING})
+        assert new is not None
+        assert new.success_count == 5 and new.status is JobStatus.EXECUTING
+        assert store.get_job("j1") == new
+
+    def test_update_with_matching_expect(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        new = store.update_job(
+            "j1",
+            {"status": "executing", "owner": "e1", "stop_requested": True, "queued_at": None},
+            expect={"status": JobStatus.PENDING, "owner": None, "stop_requested": False},
+        )
+        assert new == make_job(
+            "j1", status=JobStatus.EXECUTING, owner="e1", stop_requested=True
+        )
+        assert store.get_job("j1") == new
+
+    def test_update_with_mismatched_expect_changes_nothing(self, store: Store) -> None:
+        store.create_job(make_job("j1", owner="e1", queued_at=NOW))
+        before = store.get_job("j1")
+        assert store.update_job("j1", {"status": "executing"}, expect={"status": "success"}) is None
+        assert store.update_job("j1", {"status": "executing"}, expect={"owner": None}) is None
+        assert store.update_job("j1", {"owner": "e2"}, expect={"owner": "e2"}) is None
+        # Every expected field must match, not just one.
+        assert store.update_job(
+            "j1", {"owner": "e2"}, expect={"owner": "e1", "status": "executing"}
+        ) is None
+        assert store.get_job("j1") == before
+        assert store.update_job(
+            "j1", {"owner": "e2"}, expect={"owner": "e1", "queued_at": NOW}
+        ) is not None
+
+    def test_update_races_only_one_wins(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        first = store.update_job("j1", {"owner": "e1"}, expect={"owner": None})
+        second = store.update_job("j1", {"owner": "e2"}, expect={"owner": None})
+        assert first is not None and first.owner == "e1"
+        assert second is None
+
+    def test_update_missing_job_is_none(self, store: Store) -> None:
+        assert store.update_job("nope", {"owner": "e1"}) is None
+
+    def test_update_rejects_unknown_fields_and_id(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        with pytest.raises(ValueError, match="colour"):
+            store.update_job("j1", {"colour": "red"})
+        with pytest.raises(ValueError, match="colour"):
+            store.update_job("j1", {"owner": "e1"}, expect={"colour": "red"})
+        with pytest.raises(ValueError, match="id"):
+            store.update_job("j1", {"id": "j2"})
+        assert store.get_job("j1") == make_job("j1")
+
+    def test_update_with_no_changes_reports_the_match(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        assert store.update_job("j1", {}, expect={"status": "pending"}) == make_job("j1")
+        assert store.update_job("j1", {}, expect={"status": "success"}) is None
+
+    def test_delete_with_expect(self, store: Store) -> None:
+        store.create_job(make_job("j1", status=JobStatus.SUCCESS))
+        assert store.delete_job("j1", expect={"status": "executing"}) is None
+        assert store.get_job("j1") is not None
+        deleted = store.delete_job("j1", expect={"status": JobStatus.SUCCESS, "owner": None})
+        assert deleted == make_job("j1", status=JobStatus.SUCCESS)
+        assert store.get_job("j1") is None
+        assert store.delete_job("j1") is None
+
+    def test_delete_without_expect(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        store.create_job(make_job("j2"))
+        assert store.delete_job("j1") == make_job("j1")
+        assert ids(store.list_jobs()) == ["j2"]
+
+    # ------------------------------------------------------------------ jobs: claiming
+
+    def test_claim_queued_in_queue_order_with_limit(self, store: Store) -> None:
+        store.create_job(make_job("q3", queued_at=NOW + 3, created=NOW - 10))
+        store.create_job(make_job("q1b", queued_at=NOW + 1))
+        store.create_job(make_job("q1a", queued_at=NOW + 1, created=NOW + 5))
+        store.create_job(make_job("q2", queued_at=NOW + 2))
+        store.create_job(make_job("not-started"))  # pending but never queued
+        store.create_job(make_job("running", status=JobStatus.EXECUTING, queued_at=NOW))
+        store.create_job(make_job("done", status=JobStatus.SUCCESS, queued_at=NOW))
+        store.create_job(make_job("stopped", status=JobStatus.STOPPED, queued_at=NOW))
+
+        claimed = store.claim_queued("e1", 2, NOW + 100)
+        assert ids(claimed) == ["q1a", "q1b"]
+        for job in claimed:
+            assert job.status is JobStatus.EXECUTING
+            assert job.owner == "e1" and job.node == "e1"
+            assert job.start_timestamp == NOW + 100
+            assert store.get_job(job.id) == job
+
+        assert ids(store.claim_queued("e2", 10, NOW + 200)) == ["q2", "q3"]
+        assert store.claim_queued("e2", 10, NOW + 300) == []
+        assert store.get_job("not-started").status is JobStatus.PENDING  # type: ignore[union-attr]
+        assert store.get_job("running").owner is None  # type: ignore[union-attr]
+        assert store.get_job("done").status is JobStatus.SUCCESS  # type: ignore[union-attr]
+
+    def test_claim_with_zero_limit_takes_nothing(self, store: Store) -> None:
+        store.create_job(make_job("q", queued_at=NOW))
+        assert store.claim_queued("e1", 0, NOW) == []
+        assert store.get_job("q").status is JobStatus.PENDING  # type: ignore[union-attr]
+
+    def _queue(self, store: Store, count: int) -> set[str]:
+        for n in range(count):
+            store.create_job(make_job(f"q{n:03d}", queued_at=NOW + n))
+        return {f"q{n:03d}" for n in range(count)}
+
+    def _check_claims(
+        self, store: Store, by_node: dict[str, list[str]], expected: set[str]
+    ) -> None:
+        all_claims = [job_id for claimed in by_node.values() for job_id in claimed]
+        assert len(all_claims) == len(set(all_claims)), "a job was claimed twice"
+        assert set(all_claims) == expected, "a job was lost"
+        for node, claimed in by_node.items():
+            for job_id in claimed:
+                job = store.get_job(job_id)
+                assert job is not None and job.owner == node and job.status is JobStatus.EXECUTING
+        assert store.count_jobs(status="pending") == 0
+
+    def test_two_threads_claim_concurrently(self, store: Store) -> None:
+        expected = self._queue(store, 200)
+        barrier = threading.Barrier(2)
+        by_node: dict[str, list[str]] = {"t1": [], "t2": []}
+        errors: list[BaseException] = []
+
+        def claim(node: str) -> None:
+            try:
+                barrier.wait(timeout=10)
+                jobs = store.claim_queued(node, 3, NOW + 1)
+                barrier.wait(timeout=10)  # both claimed once: now race for the rest together
+                while jobs:
+                    by_node[node].extend(ids(jobs))
+                    jobs = store.claim_queued(node, 3, NOW + 1)
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=claim, args=(node,)) for node in by_node]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert not errors
+        assert by_node["t1"] and by_node["t2"]
+        self._check_claims(store, by_node, expected)
+
+    def test_two_processes_claim_concurrently(
+        self, store: Store, store_factory: Callable[[], Store], mp: Any, start_process: Any
+    ) -> None:
+        expected = self._queue(store, 200)
+        barrier = mp.Barrier(2)
+        results = mp.Queue()
+        for node in ("p1", "p2"):
+            start_process(_claim_until_empty, store_factory, node, 2, barrier, results)
+        # Read before joining: a child cannot exit while its result sits in the pipe.
+        reported = dict(results.get(timeout=60) for _ in range(2))
+        for node, outcome in reported.items():
+            assert isinstance(outcome, list), f"{node}: {outcome}"
+            assert outcome, f"{node} claimed nothing: the processes did not run concurrently"
+        self._check_claims(store, reported, expected)
+
+    def test_data_version_changes_when_another_handle_commits(
+        self, store: Store, store_factory: Callable[[], Store]
+    ) -> None:
+        before = store.data_version()
+        if before is None:
+            pytest.skip("this backend cannot tell; pollers always re-read")
+        assert store.data_version() == before  # nothing happened
+        other = store_factory()
+        try:
+            other.create_job(make_job("j1"))
+        finally:
+            other.close()
+        assert store.data_version() != before
+
+    # ---------------------------------------------------------------- engines
+
+    def test_heartbeat_inserts_and_renews(self, store: Store) -> None:
+        assert store.engines() == []
+        lease = EngineLease(node="h:1:a", host="h", pid=1, started=NOW, expires=NOW + 5)
+        store.heartbeat(lease)
+        assert store.engines() == [lease]
+        renewed = EngineLease(node="h:1:a", host="h", pid=1, started=NOW, expires=NOW + 6)
+        store.heartbeat(renewed)
+        assert store.engines() == [renewed]
+
+    def test_several_engines_and_remove(self, store: Store) -> None:
+        a = EngineLease(node="h:1:a", host="h", pid=1, started=NOW, expires=NOW + 5)
+        b = EngineLease(node="g:2:b", host="g", pid=2, started=NOW + 1, expires=NOW - 1)
+        store.heartbeat(a)
+        store.heartbeat(b)
+        assert sorted(store.engines(), key=lambda e: e.node) == [b, a]  # expired ones too
+        store.remove_engine("h:1:a")
+        assert store.engines() == [b]
+        store.remove_engine("unknown")  # no error
+        store.remove_engine("g:2:b")
+        assert store.engines() == []
+
+    # --------------------------------------------------------------- triggers
+
+    def test_begin_firing_once_per_trigger_and_key(self, store: Store) -> None:
+        firing = store.begin_firing("sync", "minutely:60", "e1", NOW)
+        assert firing is not None
+        assert (firing.trigger, firing.key, firing.node, firing.started) == (
+            "sync", "minutely:60", "e1", NOW
+        )
+        assert firing.status == "running" and firing.ended is None
+        assert firing.functions == () and firing.databases == ()
+        assert store.begin_firing("sync", "minutely:60", "e2", NOW + 0.1) is None
+        assert store.list_firings() == [firing]
+        other_key = store.begin_firing("sync", "minutely:120", "e2", NOW + 60)
+        other_trigger = store.begin_firing("report", "minutely:60", "e2", NOW)
+        assert other_key is not None and other_trigger is not None
+        assert len({firing.id, other_key.id, other_trigger.id}) == 3
+
+    def test_end_firing(self, store: Store) -> None:
+        firing = store.begin_firing("sync", "k1", "e1", NOW)
+        assert firing is not None
+        functions = [{"function": "sync", "ok": False, "error": "boom", "seconds": 0.5}]
+        databases = [{"name": "account%2Fab%2Fcd", "kind": "account", "ok": True}]
+        ended = store.end_firing(
+            firing.id,
+            ended=NOW + 2,
+            status="failed",
+            reason="sync: boom",
+            functions=functions,
+            databases=databases,
+        )
+        expected = Firing(
+            id=firing.id,
+            trigger="sync",
+            key="k1",
+            node="e1",
+            started=NOW,
+            ended=NOW + 2,
+            status="failed",
+            reason="sync: boom",
+            functions=tuple(functions),
+            databases=tuple(databases),
+        )
+        assert ended == expected
+        assert store.list_firings() == [expected]
+        assert store.running_firings("sync") == []
+
+    def test_end_firing_unknown_is_none(self, store: Store) -> None:
+        assert store.end_firing(12345, ended=NOW, status="ok", reason=None, functions=[]) is None
+
+    def test_record_firing_assigns_an_id(self, store: Store) -> None:
+        given = Firing(
+            id=-7,
+            trigger="sync",
+            key="k1",
+            node="e1",
+            started=NOW,
+            ended=NOW,
+            status="skipped",
+            reason="still running",
+            functions=({"function": "f", "ok": True, "error": None, "seconds": 0.0},),
+        )
+        stored = store.record_firing(given)
+        assert stored.id != -7
+        assert stored == Firing(**{**given.__dict__, "id": stored.id})
+        assert store.list_firings() == [stored]
+        second = store.record_firing(
+            Firing(id=0, trigger="sync", key="k2", node="e1", started=NOW + 1)
+        )
+        assert second.id != stored.id
+        assert store.list_firings() == [second, stored]
+
+    def test_running_firings(self, store: Store) -> None:
+        a = store.begin_firing("sync", "k1", "e1", NOW)
+        b = store.begin_firing("sync", "k2", "e2", NOW + 1)
+        c = store.begin_firing("other", "k1", "e1", NOW)
+        assert a and b and c
+        store.end_firing(a.id, ended=NOW + 3, status="ok", reason=None, functions=[])
+        assert store.running_firings("sync") == [b]
+        assert store.running_firings("other") == [c]
+        assert store.running_firings("nothing") == []
+
+    def test_list_firings_newest_first_filter_and_limit(self, store: Store) -> None:
+        made = []
+        for n, trigger in enumerate(["a", "b", "a", "b", "a"]):
+            firing = store.begin_firing(trigger, f"k{n}", "e1", NOW + n)
+            assert firing is not None
+            made.append(firing)
+        tie = store.begin_firing("a", "tie", "e1", NOW + 4)  # same start as made[4]: id decides
+        assert tie is not None
+        assert store.list_firings() == [tie, *reversed(made)]
+        assert store.list_firings(trigger="b") == [made[3], made[1]]
+        assert store.list_firings(limit=2) == [tie, made[4]]
+        assert store.list_firings(trigger="a", limit=3) == [tie, made[4], made[2]]
+        assert store.list_firings(trigger="none") == []
+
+    def test_prune_firings_keeps_running_and_recent(self, store: Store) -> None:
+        old_done = store.begin_firing("t", "old-done", "e1", NOW)
+        old_running = store.begin_firing("t", "old-running", "e1", NOW + 1)
+        new_done = store.begin_firing("t", "new-done", "e1", NOW + 100)
+        assert old_done and old_running and new_done
+        for firing in (old_done, new_done):
+            store.end_firing(
+                firing.id, ended=firing.started + 1, status="ok", reason=None, functions=[]
+            )
+        skipped = store.record_firing(
+            Firing(id=0, trigger="t", key="old-skip", node="e1", started=NOW + 2, status="skipped")
+        )
+        assert store.prune_firings(NOW + 50) == 2
+        remaining = store.list_firings()
+        assert [f.key for f in remaining] == ["new-done", "old-running"]
+        assert skipped.id not in {f.id for f in remaining}
+        assert store.prune_firings(NOW + 50) == 0
+        # A pruned firing's key may fire again (its row is gone).
+        assert store.begin_firing("t", "old-done", "e1", NOW + 200) is not None
+
+    # -------------------------------------------------------------- lifecycle
+
+    def test_close_twice(self, store_factory: Callable[[], Store]) -> None:
+        other = store_factory()
+        other.close()
+        other.close()
+
+    def test_context_manager_closes(self, store_factory: Callable[[], Store]) -> None:
+        with store_factory() as other:
+            other.create_job(make_job("j1"))
+        with store_factory() as again:
+            assert again.get_job("j1") == make_job("j1")
