@@ -1,0 +1,109 @@
+"""Engine events and the bus that carries them to subscribers (the console's bridge, tests).
+
+Events are immutable facts, named in the past tense. Subscribers run in the emitting thread, so
+they must be quick (record the event and return); a failing subscriber is logged and never hurts
+the emitter. High-rate events (progress, log lines) are throttled where they are produced.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from kzconsole.engine.models import Firing, JobRecord
+
+log = logging.getLogger("kzconsole.engine")
+
+
+@dataclass(frozen=True)
+class Event:
+    pass
+
+
+@dataclass(frozen=True)
+class JobChanged(Event):
+    """A job's record changed in a way worth a repaint (created, queued, started, finished, ...)."""
+
+    job: JobRecord
+
+
+@dataclass(frozen=True)
+class JobDeleted(Event):
+    job_id: str
+
+
+@dataclass(frozen=True)
+class JobProgressed(Event):
+    """Live counts of a running job; at most a few per second per job."""
+
+    job_id: str
+    success: int
+    failure: int
+    rows_done: int
+    total: int | None
+    output_rows: int
+    rows_per_second: float
+    wait_after_row_ms: int
+    stopping: bool = False
+    row_seconds: float = 0.0  # how long the current row has been running
+
+
+@dataclass(frozen=True)
+class JobLogged(Event):
+    """A line of a job's log (written by the plugin through ctx.log, its prints, or the engine)."""
+
+    job_id: str
+    line: str
+
+
+@dataclass(frozen=True)
+class StoreChanged(Event):
+    """Another process changed the store: views re-read what they show."""
+
+
+@dataclass(frozen=True)
+class CatalogChanged(Event):
+    version: int
+
+
+@dataclass(frozen=True)
+class TriggerFired(Event):
+    firing: Firing
+
+
+@dataclass(frozen=True)
+class EngineLogged(Event):
+    """A line of the engine's own log (the console's Logs view)."""
+
+    created: float
+    level: str
+    logger: str
+    message: str
+
+
+Subscriber = Callable[[Event], Any]
+
+
+class EventBus:
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._subscribers: tuple[Subscriber, ...] = ()
+
+    def subscribe(self, callback: Subscriber) -> Callable[[], None]:
+        with self._lock:
+            self._subscribers = self._subscribers + (callback,)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._subscribers = tuple(s for s in self._subscribers if s is not callback)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for callback in self._subscribers:  # a snapshot: subscribing never blocks emitters
+            try:
+                callback(event)
+            except Exception:  # noqa: BLE001 - a subscriber must never break the engine
+                log.exception("event subscriber %r failed on %s", callback, type(event).__name__)

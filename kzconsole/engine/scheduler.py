@@ -1,0 +1,322 @@
+"""The scheduler: runs started jobs, at most ``tasks.max_running`` at once, each in its own thread;
+notices starts, stops and pause changes made by other processes; resumes jobs whose engine died.
+
+How an engine knows another one is dead (contract 4.3): every engine holds a **lease** in the store
+(:class:`~kzconsole.engine.models.EngineLease`) that it renews every second and that expires
+``LEASE_TTL`` seconds later. A job being executed names its engine in ``owner``. A job is an
+orphan when its owner is None (released by a graceful shutdown), has no lease, has an expired
+lease, or has a lease on *this* host whose process id no longer exists (so a crash on the same
+machine is noticed at once, without waiting for the lease to run out). Taking an orphan over is a
+compare-and-set on ``owner``, so exactly one engine resumes it.
+
+The loop is one :meth:`Scheduler.step` plus a driver that calls it every ``POLL_S`` seconds or
+when woken, so it is tested step by step with an injected clock.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import uuid
+from pathlib import Path
+from typing import Any, Callable
+
+from kzconsole.engine.catalog import Catalog
+from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
+from kzconsole.engine.events import EventBus, JobChanged, StoreChanged
+from kzconsole.engine.models import EngineLease, JobRecord, JobStatus
+from kzconsole.engine.runner import JobControl, JobRun
+from kzconsole.engine.store.base import Store, StoreError
+
+log = logging.getLogger("kzconsole.engine.scheduler")
+
+LEASE_TTL = 10.0  # seconds an engine is presumed alive after its last heartbeat
+HEARTBEAT_S = 1.0
+POLL_S = 0.2  # a start from another process is noticed within this (contract: 0.5 s)
+ORPHAN_SCAN_S = 1.0
+
+
+def new_node_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie (exited, not yet reaped by its parent) is dead for our purpose.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().split(b") ", 1)[1][:1] != b"Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Lease:
+    """This engine's lease: renewed by whoever drives it (the scheduler loop or a heartbeat thread)."""
+
+    def __init__(self, store: Store, node: str, clock: Clock) -> None:
+        self.store = store
+        self.node = node
+        self.clock = clock
+        self.host = socket.gethostname()
+        self.started = clock.time()
+        self._next = 0.0
+
+    def renew(self, force: bool = False) -> None:
+        now = self.clock.time()
+        if force or now >= self._next:
+            self.store.heartbeat(
+                EngineLease(self.node, self.host, os.getpid(), self.started, now + LEASE_TTL)
+            )
+            self._next = now + HEARTBEAT_S
+
+    def release(self) -> None:
+        try:
+            self.store.remove_engine(self.node)
+        except StoreError:
+            log.exception("could not remove this engine's lease")
+
+
+def dead_owners(store: Store, now: float, host: str) -> Callable[[str | None], bool]:
+    """A predicate telling whether a job owner is dead (see the module docstring)."""
+    leases = {lease.node: lease for lease in store.engines()}
+
+    def is_dead(owner: str | None) -> bool:
+        if owner is None:
+            return True
+        lease = leases.get(owner)
+        if lease is None or lease.expires < now:
+            return True
+        return lease.host == host and not pid_alive(lease.pid)
+
+    return is_dead
+
+
+class Scheduler:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        catalog: Catalog,
+        events: EventBus,
+        data_dir: Path,
+        node: str,
+        max_running: int,
+        progress_every: int,
+        fallback_dir: str,
+        clock: Clock = SYSTEM_CLOCK,
+        lease: Lease | None = None,
+    ) -> None:
+        self.store = store
+        self.catalog = catalog
+        self.events = events
+        self.data_dir = data_dir
+        self.node = node
+        self.max_running = max_running
+        self.progress_every = progress_every
+        self.fallback_dir = fallback_dir
+        self.clock = clock
+        self.lease = lease or Lease(store, node, clock)
+        self._lock = threading.Lock()
+        self._running: dict[str, tuple[threading.Thread, JobControl]] = {}
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._last_version: int | None = None
+        self._next_orphan_scan = 0.0
+        self._poked = True
+
+    # ------------------------------------------------------------ driver
+
+    def start(self) -> None:
+        self.lease.renew(force=True)
+        self._thread = threading.Thread(target=self._loop, name="kz-scheduler", daemon=True)
+        self._thread.start()
+
+    def wake(self) -> None:
+        self._poked = True
+        self._wake.set()
+
+    def _loop(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                self.step()
+            except StoreError:
+                log.exception("scheduler step failed; retrying")
+            except Exception:  # noqa: BLE001 - the loop must survive anything
+                log.exception("scheduler step failed unexpectedly; retrying")
+            self._wake.wait(POLL_S)
+            self._wake.clear()
+
+    def stop(self, timeout: float = 10.0) -> list[str]:
+        """Graceful: running jobs checkpoint and are released for the next engine. Returns the
+        ids of jobs whose thread did not end in time (a row still running)."""
+        self._stopping.set()
+        self._wake.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout)
+        with self._lock:
+            running = list(self._running.items())
+        for _, (_, control) in running:
+            control.request_shutdown()
+        deadline = self.clock.monotonic() + timeout
+        stuck = []
+        for job_id, (thread, _) in running:
+            thread.join(max(0.0, deadline - self.clock.monotonic()))
+            if thread.is_alive():
+                stuck.append(job_id)
+        self.lease.release()
+        return stuck
+
+    # -------------------------------------------------------------- step
+
+    def step(self) -> None:
+        """One pass: heartbeat, apply remote stop/pause changes, resume orphans, start queued jobs."""
+        self.lease.renew()
+        version = self.store.data_version()
+        changed = version is None or version != self._last_version
+        self._last_version = version
+        if changed:
+            self._sync_running()
+        now = self.clock.time()
+        if now >= self._next_orphan_scan:
+            self._next_orphan_scan = now + ORPHAN_SCAN_S
+            self._resume_orphans(now)
+        free = self.max_running - self.running_count()
+        if free > 0 and (changed or self._poked):
+            self._poked = False
+            for job in self.store.claim_queued(self.node, free, self.clock.time()):
+                self._launch(job)
+        if changed and version is not None:
+            self.events.emit(StoreChanged())
+
+    def running_count(self) -> int:
+        with self._lock:
+            return len(self._running)
+
+    def running_ids(self) -> list[str]:
+        with self._lock:
+            return list(self._running)
+
+    def control(self, job_id: str) -> JobControl | None:
+        with self._lock:
+            entry = self._running.get(job_id)
+        return entry[1] if entry else None
+
+    def _sync_running(self) -> None:
+        with self._lock:
+            if not self._running:
+                return
+            controls = {job_id: control for job_id, (_, control) in self._running.items()}
+        for job in self.store.jobs_in_status(JobStatus.EXECUTING.value, owner=self.node):
+            control = controls.get(job.id)
+            if control is None:
+                continue
+            if job.stop_requested and not control.stop.is_set():
+                control.request_stop()
+            if job.wait_after_row_ms != control.wait_after_row_ms:
+                control.set_wait(job.wait_after_row_ms)
+
+    def _resume_orphans(self, now: float) -> None:
+        executing = self.store.jobs_in_status(JobStatus.EXECUTING.value)
+        if not executing:
+            return
+        is_dead = dead_owners(self.store, now, self.lease.host)
+        for job in executing:
+            if job.owner == self.node or not is_dead(job.owner):
+                continue
+            if not job.resumable:
+                reason = (
+                    "the engine running it died, and it cannot be resumed: its iterator state "
+                    "does not survive a JSON round trip (or it is a generator task)"
+                )
+                updated = self.store.update_job(
+                    job.id,
+                    {"status": JobStatus.INTERNAL_ERROR.value, "owner": None, "error": reason,
+                     "end_timestamp": self.clock.time(), "finishing": False},
+                    expect={"status": JobStatus.EXECUTING.value, "owner": job.owner},
+                )
+                if updated is not None:
+                    log.warning("job %s: %s", job.id, reason)
+                    self.events.emit(JobChanged(updated))
+                continue
+            if self.running_count() >= self.max_running:
+                return
+            claimed = self.store.update_job(
+                job.id,
+                {"owner": self.node, "node": self.node},
+                expect={"status": JobStatus.EXECUTING.value, "owner": job.owner},
+            )
+            if claimed is not None:
+                log.info("resuming job %s left by %s at row %d", job.id, job.owner, job.rows_done + 1)
+                self._launch(claimed)
+
+    # ------------------------------------------------------------ launch
+
+    def _launch(self, job: JobRecord) -> None:
+        spec = self.catalog.task(job.category, job.action)
+        if spec is None:
+            updated = self.store.update_job(
+                job.id,
+                {"status": JobStatus.INTERNAL_ERROR.value, "owner": None,
+                 "error": f"task {job.category}/{job.action} is not in the catalog",
+                 "end_timestamp": self.clock.time()},
+                expect={"status": JobStatus.EXECUTING.value, "owner": self.node},
+            )
+            if updated is not None:
+                self.events.emit(JobChanged(updated))
+            return
+        control = JobControl(job.wait_after_row_ms)
+        if job.stop_requested:
+            control.request_stop()
+        run = self.make_run(job, spec, control)
+        thread = threading.Thread(target=self._run_thread, args=(run,), name=f"job-{job.id[:8]}", daemon=True)
+        with self._lock:
+            self._running[job.id] = (thread, control)
+        self.events.emit(JobChanged(job))
+        thread.start()
+
+    def make_run(self, job: JobRecord, spec: Any, control: JobControl) -> JobRun:
+        return JobRun(
+            job,
+            spec,
+            self.catalog.verifiers(job.category),
+            store=self.store,
+            data_dir=self.data_dir,
+            node=self.node,
+            control=control,
+            events=self.events,
+            fallback_dir=self.fallback_dir,
+            progress_every=self.progress_every,
+            clock=self.clock,
+        )
+
+    def _run_thread(self, run: JobRun) -> None:
+        try:
+            run.run()
+        except Exception:  # noqa: BLE001 - JobRun handles its own errors; this is a last resort
+            log.exception("job %s: runner crashed", run.job.id)
+        finally:
+            with self._lock:
+                self._running.pop(run.job.id, None)
+            self.wake()
+
+    def join_idle(self, timeout: float) -> bool:
+        """Wait until no job runs here (tests)."""
+        deadline = self.clock.monotonic() + timeout
+        while self.running_count():
+            if self.clock.monotonic() > deadline:
+                return False
+            with self._lock:
+                threads = [t for t, _ in self._running.values()]
+            for t in threads:
+                t.join(0.05)
+        return True
