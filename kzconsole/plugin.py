@@ -31,6 +31,9 @@ __all__ = [
     "CRON_TRIGGERS",
     "DATABASE_TRIGGERS",
     "TRIGGER_NAMES",
+    "Database",
+    "Runtime",
+    "runtime",
 ]
 
 
@@ -438,3 +441,69 @@ def trigger(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         return fn
 
     return decorate
+
+
+# --- the runtime: engine services a plugin may use -------------------------------------------
+
+
+@dataclass(frozen=True)
+class Database:
+    """A database visited by a database pass (the argument of a database trigger function).
+
+    ``str(db)`` is its name (e.g. ``account/ab/cd/0123456789abcdef0123456789ab-202611``); ``kind``
+    is ``account``, ``account_mod``, ``system`` or ``other``; ``path`` is its SQLite file when the
+    source is a directory (None for a ``list`` source).
+    """
+
+    name: str
+    kind: str
+    path: Any = None
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Runtime:
+    """What the engine running a plugin offers it beyond ``ctx`` (trigger functions have no ctx).
+
+    Get it with :func:`runtime`. Methods are safe to call from any thread.
+    """
+
+    def options(self, name: str) -> dict[str, Any]:
+        """The table ``[plugin_options.<name>]`` of the configuration (empty when absent)."""
+        raise NotImplementedError
+
+    def databases(self) -> list[Database]:
+        """The databases of the configured source, in name order, classified."""
+        raise NotImplementedError
+
+    def jobs(self, *, status: Any = None) -> list[dict[str, Any]]:
+        """Every job record (the contract's JSON shape), newest first."""
+        raise NotImplementedError
+
+    def remove_job(self, job_id: str) -> None:
+        """Delete a finished job and its files."""
+        raise NotImplementedError
+
+    def now(self) -> float:
+        """The engine's clock (Unix seconds); tests inject it."""
+        raise NotImplementedError
+
+    @property
+    def data_dir(self) -> Any:
+        raise NotImplementedError
+
+
+_runtime: Runtime | None = None
+
+
+def runtime() -> Runtime:
+    """The engine services of the engine that loaded this plugin."""
+    if _runtime is None:
+        raise RuntimeError("no kzconsole engine is running in this process")
+    return _runtime
+
+
+def _set_runtime(value: Runtime | None) -> None:
+    global _runtime
+    _runtime = value

@@ -24,7 +24,8 @@ from kzconsole.engine.runner import JobControl, JobRun, STOPPED_BY_OPERATOR
 from kzconsole.engine.scheduler import Lease, Scheduler, new_node_id
 from kzconsole.engine.store import Store, open_store
 from kzconsole.engine.store.base import StoreError
-from kzconsole.plugin import TaskSpec
+from kzconsole import plugin as _plugin_api
+from kzconsole.plugin import Database, TaskSpec
 
 log = logging.getLogger("kzconsole.engine")
 
@@ -70,6 +71,34 @@ def describe_errors(errors: dict[str, Any]) -> str:
         more = "" if mv["count"] <= 20 else f" (and {mv['count'] - 20} more)"
         parts.append(f"empty mandatory value(s) on line(s) {lines}{more}")
     return "; ".join(parts) or "rejected"
+
+
+class EngineRuntime(_plugin_api.Runtime):
+    """The engine services offered to plugins through ``kzconsole.plugin.runtime()``."""
+
+    def __init__(self, engine: "Engine") -> None:
+        self._engine = engine
+
+    def options(self, name: str) -> dict[str, Any]:
+        return dict(self._engine.settings.plugin_options.get(name, {}))
+
+    def databases(self) -> list[Database]:
+        from kzconsole.engine.databases import list_databases
+
+        return list_databases(self._engine.settings)
+
+    def jobs(self, *, status: Any = None) -> list[dict[str, Any]]:
+        return [j.public() for j in self._engine.list_jobs(status=status)]
+
+    def remove_job(self, job_id: str) -> None:
+        self._engine.remove_job(job_id)
+
+    def now(self) -> float:
+        return self._engine.clock.time()
+
+    @property
+    def data_dir(self) -> Path:
+        return self._engine.data_dir
 
 
 def _private_dir(path: Path) -> Path:
@@ -120,6 +149,7 @@ class Engine:
         if self._catalog is None:
             with self._catalog_lock:
                 if self._catalog is None:
+                    _plugin_api._set_runtime(EngineRuntime(self))
                     catalog = Catalog()
                     loader = Loader(catalog, clock=self.clock.time)
                     loader.load_all(self.settings.plugins.paths)
