@@ -135,6 +135,7 @@ class Engine:
         self._started = False
         self._extra: list[Any] = []  # background services (watcher, triggers) started with the engine
         self._foreground: dict[str, JobControl] = {}  # jobs run by run_job in this process
+        self.log_buffer: Any = None  # a LogBuffer of the engine's log once started (the Logs view)
 
     # ---------------------------------------------------------------- parts
 
@@ -171,9 +172,14 @@ class Engine:
         if self._started:
             return
         self._started = True
-        from kzconsole.engine.logs import install_stream_router
+        from kzconsole.engine.logs import LogBuffer, install_stream_router
 
         install_stream_router()
+        self.log_buffer = LogBuffer()
+        root = logging.getLogger("kzconsole")
+        root.addHandler(self.log_buffer)
+        if root.level == logging.NOTSET or root.level > logging.INFO:
+            root.setLevel(logging.INFO)
         self.catalog  # load plugins before the first job is claimed
         if run_jobs:
             self.scheduler = Scheduler(
@@ -226,6 +232,8 @@ class Engine:
         if self.scheduler is not None:
             stuck = self.scheduler.stop(timeout)
             self.scheduler = None
+        if self.log_buffer is not None:
+            logging.getLogger("kzconsole").removeHandler(self.log_buffer)
         self._started = False
         return stuck
 
@@ -261,6 +269,26 @@ class Engine:
         loader = self.loader
         for directory in self.settings.plugins.paths:
             loader.load_directory(directory)
+
+    # ------------------------------------------------------------- triggers
+
+    def trigger_schedule(self) -> list[dict[str, Any]]:
+        """Each trigger with its bound functions, next firing and last firing (the
+        ``triggers --json`` "triggers" list)."""
+        from kzconsole.engine import triggers
+
+        return triggers.schedule(self)
+
+    def firings(self, *, trigger: str | None = None, limit: int = 100) -> list[Any]:
+        """Trigger firings, newest first."""
+        return self.store.list_firings(trigger=trigger, limit=limit)
+
+    def fire_trigger(self, name: str, *, wait: bool = True) -> Any:
+        """Fire ``minutely``, ``hourly``, ``daily`` or ``databases`` now. With wait=False it runs
+        in a background thread and this returns None at once (the console's key)."""
+        from kzconsole.engine import triggers
+
+        return triggers.fire(self, name, wait=wait)
 
     # ----------------------------------------------------------------- jobs
 

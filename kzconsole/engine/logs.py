@@ -127,3 +127,38 @@ class bound_to_job:
 
     def __exit__(self, *exc: object) -> None:
         _current.logger = self._previous
+
+
+class LogBuffer(logging.Handler):
+    """The engine's recent log records, for the console's Logs view (polled, never pushed).
+
+    Records are kept with a sequence number; :meth:`since` returns the ones after a given number,
+    so a view that was hidden catches up in one call.
+    """
+
+    def __init__(self, capacity: int = 10_000) -> None:
+        super().__init__(logging.DEBUG)
+        from collections import deque
+
+        self._records: deque[tuple[int, float, str, str, str]] = deque(maxlen=capacity)
+        self._seq = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+            if record.exc_info and record.exc_info[0] is not None:
+                message += "\n" + logging.Formatter().formatException(record.exc_info)
+        except Exception:  # noqa: BLE001
+            message = str(record.msg)
+        with self.lock:  # type: ignore[union-attr]
+            self._seq += 1
+            self._records.append((self._seq, record.created, record.levelname, record.name, message))
+
+    def since(self, seq: int) -> tuple[int, list[tuple[float, str, str, str]]]:
+        """Records after ``seq``: (last sequence number, [(created, level, logger, message)])."""
+        with self.lock:  # type: ignore[union-attr]
+            last = self._seq
+            if seq >= last:
+                return last, []
+            items = [r[1:] for r in self._records if r[0] > seq]
+        return last, items
