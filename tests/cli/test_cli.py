@@ -181,3 +181,36 @@ def test_config_init(cli, tmp_path):
     cli("config", "init", str(target))
     assert "max_running" in target.read_text()
     cli("config", "init", str(target), check=2)  # never overwrites
+
+
+def test_tasks_run_draws_a_progress_bar_on_a_terminal(cli, tmp_path):
+    import pty
+
+    src = tmp_path / "in.csv"
+    src.write_text("col1,col2\n" + "".join(f"a{i},b{i}\n" for i in range(6)))
+    master, slave = pty.openpty()
+    cmd = [sys.executable, "-m", "kzconsole", "--data-dir", str(cli.data), "tasks", "add", "skel", "id2",
+           "--input", str(src), "--wait-ms", "150", "--run", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, env=cli.env, cwd=cli.cwd)
+    os.close(slave)
+    out, _ = proc.communicate(timeout=60)
+    seen = b""
+    while True:
+        try:
+            chunk = os.read(master, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    os.close(master)
+    assert proc.returncode == 0
+    assert json.loads(out)["status"] == "success"
+    assert b"/6" in seen and b"ok " in seen  # "[####------] 3/6  ok 3  failed 0 ..."
+
+
+def test_no_progress_bar_when_not_a_terminal(cli, tmp_path):
+    src = tmp_path / "in.csv"
+    src.write_text("col1,col2\na,b\n")
+    proc = cli("tasks", "add", "skel", "id2", "--input", str(src), "--wait-ms", "0", "--run")
+    assert proc.stderr == b""
