@@ -180,12 +180,20 @@ def _state_from_json(text: str | None) -> Any:
     return INIT if text is None else json.loads(text)
 
 
+def _safe_text(convert: Callable[[Any], str], value: Any) -> str:
+    """repr() or str() of a plugin's object; a broken __repr__/__str__ must fail a row, not the job."""
+    try:
+        return convert(value)
+    except BaseException as exc:  # noqa: BLE001
+        return f"<{type(value).__name__} object: {convert.__name__}() raised {type(exc).__name__}>"
+
+
 def _invalid(value: Any) -> str:
-    return f"invalid return value: {repr(value)[:200]}"
+    return f"invalid return value: {_safe_text(repr, value)[:200]}"
 
 
 def _exception_text(exc: BaseException) -> str:
-    message = str(exc)
+    message = _safe_text(str, exc)
     return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
@@ -199,7 +207,7 @@ def resolve_output_header(spec: TaskSpec, input_header: list[str] | None, logger
     if callable(header):
         try:
             header = header()
-        except Exception as exc:  # noqa: BLE001
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() in a plugin must not end the job thread
             logger.warning("output_header raised %s; using the default header", _exception_text(exc))
             header = None
         if not (
@@ -355,7 +363,7 @@ class JobRun:
         except _InternalError as exc:
             self.logger.error("internal error: %s", exc)
             return self._finalize(JobStatus.INTERNAL_ERROR, str(exc))
-        except Exception as exc:  # noqa: BLE001 - an engine bug must not kill the engine
+        except BaseException as exc:  # noqa: BLE001 - an engine bug (or a stray SystemExit) must not kill the engine
             log.exception("job %s: unexpected engine error", job.id)
             self.logger.error("internal error: %s", _exception_text(exc))
             return self._finalize(JobStatus.INTERNAL_ERROR, f"engine error: {_exception_text(exc)}")
@@ -408,7 +416,7 @@ class JobRun:
                         continue
                     try:
                         valid = verifiers[col](value)
-                    except Exception:  # noqa: BLE001 - fail closed
+                    except BaseException:  # noqa: BLE001 - fail closed, also on sys.exit()
                         valid = False
                     if not valid:
                         if bad is None:
@@ -711,7 +719,7 @@ class JobRun:
             return None
         try:
             return _state_json(self.it)
-        except (TypeError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, RecursionError, a broken __eq__
             self.resumable = False
             self.logger.warning("this job cannot be resumed after a crash: %s", exc)
             return None
