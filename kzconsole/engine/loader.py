@@ -18,6 +18,7 @@ and a module cached in ``sys.modules`` would not run its decorators again.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import importlib
@@ -347,7 +348,9 @@ class Loader:
             # Registered while it runs (dataclasses and typing look their module up there) and
             # kept after a successful load (pickle, inspect, get_type_hints).
             sys.modules[modname] = staged.module
-            with collecting(collector):
+            # A print at import must not end up in a command's stdout (a --json document there
+            # stays valid): while the module runs, its stdout goes to stderr.
+            with collecting(collector), contextlib.redirect_stdout(sys.stderr):
                 staged.execute()
             candidate = _candidate(source, kind, collector)
             problems = self.catalog.conflicts(candidate)
