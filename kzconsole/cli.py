@@ -431,6 +431,33 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    code = _main(argv)
+    if argv is None:  # the real command line, not a caller in the same process (tests)
+        _exit_without_waiting_for_plugin_threads(code)
+    return code
+
+
+def _exit_without_waiting_for_plugin_threads(code: int) -> None:
+    """A plugin may leave a non-daemon thread running. Python waits for such threads at exit, so
+    a finished `tasks run` or a stopped `kzconsole engine` would hang until the thread ends: exit
+    now instead, once the output is flushed."""
+    me = threading.current_thread()
+    if not any(t.is_alive() and not t.daemon and t is not me for t in threading.enumerate()):
+        return
+    _err("a plugin left a thread running; exiting without waiting for it")
+    import logging
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr, sys.__stdout__, sys.__stderr__):
+        try:
+            if stream is not None:
+                stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
+
+
+def _main(argv: Sequence[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from kzconsole.config import ConfigError
