@@ -2,8 +2,8 @@
 
 Try it::
 
-    printf 'col1,col2\\na,b\\nc,d\\n' > /tmp/in.csv
-    kzconsole tasks add skel id2 --input /tmp/in.csv --wait-ms 0 --run
+    kzconsole tasks add skel id2 --input examples/skel_id2.csv --wait-ms 0 --run
+    kzconsole tasks add skel count --wait-ms 0 --run
 """
 
 import logging
