@@ -128,8 +128,10 @@ def test_graceful_shutdown_resumes_at_next_start(engine_factory, tmp_path, gated
     engine.start(watch=False, triggers=False)
     job = engine.add_job("g", "gated", input=gated, start=True)
     wait_for(lambda: len(mod["RUNNING"]) >= 1)
+    control = engine.scheduler.control(job.id)
     stopper = threading.Thread(target=engine.stop)
     stopper.start()
+    wait_for(control.shutdown.is_set)
     mod["GATE"].set()  # the current row returns; the job checkpoints and is released
     stopper.join(20)
     left = engine.get_job(job.id)
