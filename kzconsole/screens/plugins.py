@@ -1,0 +1,355 @@
+"""The Plugins view: every plugin source (built-in module, plugin file, entry point), what it
+declares, when it was loaded, and why it failed to load, with the traceback.
+
+``r`` reloads the plugin directories (``engine.reload_plugins()``, in a thread worker: it runs
+plugin code). The list follows the catalog's version, polled once a second, so a hot reload by the
+watcher shows up without a key press.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from rich.table import Table
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+__all__ = ["PluginsScreen", "plugin_status"]
+
+POLL_SECONDS = 1.0
+
+STATUS_STYLE = {"ok": "green", "FAILED": "bold red", "STALE": "bold yellow"}
+
+
+def plugin_status(source: Any) -> str:
+    """``ok``; ``FAILED`` (not loaded); ``STALE`` (a reload failed, the previous version serves)."""
+    if source.error is None:
+        return "ok" if source.loaded else "FAILED"
+    return "STALE" if source.loaded else "FAILED"
+
+
+def _short_source(source: Any) -> str:
+    if source.kind == "file":
+        return os.path.basename(source.source)
+    if source.kind == "builtin" and source.source.startswith("kzconsole.plugins."):
+        return source.source[len("kzconsole.plugins."):]  # the Kind column says "builtin"
+    return source.source
+
+
+def _when(ts: float | None, now: float) -> str:
+    if ts is None:
+        return "-"
+    t = time.localtime(ts)
+    if time.localtime(now)[:3] == t[:3]:
+        return time.strftime("%H:%M:%S", t)
+    return time.strftime("%m-%d %H:%M", t)
+
+
+class PluginTable(DataTable):
+    """A row-cursor table whose ``enter`` is labelled in the footer (DataTable's own binding is
+    hidden, and as the focused widget it would hide the screen's). Not a priority binding on
+    the screen: that would take ``enter`` from an input the app may show over it."""
+
+    BINDINGS = [Binding("enter", "select_cursor", "Details")]
+
+
+class PluginsScreen(Screen):
+    """Plugin sources, their declarations and load errors."""
+
+    BINDINGS = [
+        Binding("r", "reload", "Reload"),
+        Binding("enter", "focus_details", "Details", show=False),  # the table shows it (see PluginTable)
+        Binding("escape", "focus_table", "Back to list", show=False),
+    ]
+
+    DEFAULT_CSS = """
+    PluginsScreen #plugins-title {
+        height: 1;
+        padding: 0 1;
+        text-style: bold;
+        background: $panel;
+    }
+    PluginsScreen #plugins-table {
+        height: auto;
+        max-height: 45%;
+    }
+    PluginsScreen #plugins-details-pane {
+        height: 1fr;
+        padding: 0 1;
+        border-top: solid $primary-darken-2;
+    }
+    PluginsScreen #plugins-details-pane:focus {
+        border-top: solid $accent;
+    }
+    """
+
+    COLUMNS = (
+        ("status", "Status", 6),
+        ("source", "Plugin", 0),  # fitted to the terminal on mount
+        ("kind", "Kind", 11),
+        ("loaded", "Loaded", 11),
+        ("tasks", "Tasks", 5),
+        ("verifiers", "Verif", 5),
+        ("triggers", "Trig", 4),
+    )
+
+    class Loaded(Message):
+        def __init__(self, version: int | None, sources: tuple[Any, ...], error: str | None) -> None:
+            super().__init__()
+            self.version = version
+            self.sources = sources
+            self.error = error
+
+    class Reloaded(Message):
+        def __init__(self, error: str | None) -> None:
+            super().__init__()
+            self.error = error
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sources: list[Any] = []
+        self._version: int | None = None
+        self._loading = False
+        self._reloading = False
+        self._error: str | None = None
+        self._first = True
+        self._report_next = False  # notify the outcome of a reload once its result is loaded
+
+    def compose(self) -> ComposeResult:
+        yield Static("Plugins  (loading...)", id="plugins-title")
+        yield PluginTable(id="plugins-table", cursor_type="row")
+        with VerticalScroll(id="plugins-details-pane"):
+            yield Static("", id="plugins-details")
+        yield Footer()
+
+    @property
+    def engine(self) -> Any:
+        return self.app.engine  # type: ignore[attr-defined]
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        fixed = sum(w for _, _, w in self.COLUMNS) + 2 * len(self.COLUMNS) + 2
+        source_width = max(12, min(70, self.app.size.width - fixed))
+        for key, label, width in self.COLUMNS:
+            table.add_column(label, key=key, width=width or source_width)
+        self.set_interval(POLL_SECONDS, self._poll)
+        self._load()
+
+    def on_screen_resume(self) -> None:
+        self._poll()
+
+    # ------------------------------------------------------------------ data
+
+    def _poll(self) -> None:
+        if self._loading:
+            return
+        if self._version is None:
+            self._load()
+            return
+        if not self.is_current:
+            return
+        try:
+            version = self.engine.catalog.version
+        except Exception:  # noqa: BLE001 - the next load reports it
+            version = None
+        if version != self._version:
+            self._load()
+
+    def _load(self) -> None:
+        self._loading = True
+        self._load_worker()
+
+    @work(thread=True, group="plugins-load")
+    def _load_worker(self) -> None:
+        try:
+            version = self.engine.catalog.version
+            sources = tuple(self.engine.plugins())
+        except Exception as exc:  # noqa: BLE001 - shown in the view
+            self.post_message(self.Loaded(None, (), f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(self.Loaded(version, sources, None))
+
+    def on_plugins_screen_loaded(self, message: Loaded) -> None:
+        self._loading = False
+        if message.error is not None:
+            self._error = message.error
+            self._version = -1
+        else:
+            self._error = None
+            self._version = message.version
+            self._sources = list(message.sources)
+            if self._report_next:
+                self._report_next = False
+                broken = sum(1 for s in self._sources if s.error is not None)
+                self.notify(
+                    f"Plugins reloaded: {len(self._sources)} sources, "
+                    + (f"{broken} with load errors." if broken else "no load errors."),
+                    severity="warning" if broken else "information",
+                )
+        self._render_table()
+
+    # ------------------------------------------------------------------ drawing
+
+    def _now(self) -> float:
+        try:
+            return float(self.engine.clock.time())
+        except Exception:  # noqa: BLE001
+            return time.time()
+
+    def _render_table(self) -> None:
+        table = self.query_one(DataTable)
+        selected = self.selected_plugin()
+        keep = selected.source if selected is not None else None
+        now = self._now()
+        table.clear()
+        for src in self._sources:
+            status = plugin_status(src)
+            table.add_row(
+                Text(status, style=STATUS_STYLE.get(status, "")),
+                _short_source(src),
+                src.kind.replace("_", " "),
+                _when(src.loaded_at, now),
+                str(len(src.tasks)),
+                str(len(src.verifiers)),
+                str(len(src.triggers)),
+                key=src.source,
+            )
+        target = 0
+        sources = [s.source for s in self._sources]
+        if keep in sources:
+            target = sources.index(keep)
+        elif self._first:
+            # The first time, put the cursor on the first broken plugin: that is why one comes here.
+            for i, src in enumerate(self._sources):
+                if src.error is not None:
+                    target = i
+                    break
+        if self._sources:
+            self._first = False
+            table.move_cursor(row=target, animate=False)
+        self._update_title()
+        self._show_details()
+
+    def _update_title(self) -> None:
+        title = Text("Plugins")
+        if self._error is not None:
+            title.append(f"  cannot read the plugins: {self._error}")
+        elif self._version is None:
+            title.append("  (loading...)")
+        else:
+            n = len(self._sources)
+            broken = sum(1 for s in self._sources if s.error is not None)
+            title.append(f"  {n} source{'s' if n != 1 else ''}")
+            title.append(f", {broken} with load errors" if broken else ", no load errors")
+            if self._reloading:
+                title.append("  (reloading...)")
+        self.query_one("#plugins-title", Static).update(title)
+
+    def selected_plugin(self) -> Any | None:
+        table = self.query_one(DataTable)
+        if table.row_count == 0:
+            return None
+        try:
+            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        except Exception:  # noqa: BLE001
+            return None
+        for src in self._sources:
+            if src.source == key.value:
+                return src
+        return None
+
+    def _show_details(self) -> None:
+        details = self.query_one("#plugins-details", Static)
+        src = self.selected_plugin()
+        if src is None:
+            if self._error is not None:
+                details.update(Text(f"The plugins could not be read:\n\n{self._error}"))
+            elif self._version is not None:
+                details.update(Text("No plugins are known. Plugin files go in the directories of plugins.paths."))
+            else:
+                details.update("")
+            return
+        details.update(self._details(src))
+
+    def _details(self, src: Any) -> Table:
+        now = self._now()
+        status = plugin_status(src)
+        out = Table.grid()
+        out.add_row(Text(src.source, style="bold underline"))
+        facts = Table.grid(padding=(0, 2))
+        facts.add_column(no_wrap=True, style="bold")
+        facts.add_column()
+        facts.add_row("Kind", Text(src.kind.replace("_", " ")))
+        if status == "ok":
+            state = Text("loaded", style=STATUS_STYLE["ok"])
+        elif status == "STALE":
+            state = Text(
+                "STALE: the new version failed to load; the previous one keeps serving",
+                style=STATUS_STYLE["STALE"],
+            )
+        else:
+            state = Text("FAILED: not loaded, nothing of it is served", style=STATUS_STYLE["FAILED"])
+        facts.add_row("Status", state)
+        facts.add_row("Loaded at", Text(_when(src.loaded_at, now) if src.loaded_at else "never"))
+        facts.add_row("Tasks", Text("\n".join(f"{t.name}  (line {t.where.lineno})" for t in src.tasks) or "(none)"))
+        facts.add_row(
+            "Verifiers", Text("\n".join(f"{v.name}  (line {v.where.lineno})" for v in src.verifiers) or "(none)")
+        )
+        facts.add_row(
+            "Triggers",
+            Text("\n".join(f"{t.trigger}: {t.function_name}  (line {t.where.lineno})" for t in src.triggers) or "(none)"),
+        )
+        out.add_row(facts)
+        if src.error:
+            out.add_row(Text(""))
+            out.add_row(Text("Load error (traceback):", style="bold"))
+            out.add_row(Text(src.error.rstrip("\n")))
+        return out
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_details()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_focus_details()
+
+    # ------------------------------------------------------------------ actions
+
+    def action_focus_details(self) -> None:
+        self.set_focus(self.query_one("#plugins-details-pane"))
+
+    def action_focus_table(self) -> None:
+        self.set_focus(self.query_one(DataTable))
+
+    def action_reload(self) -> None:
+        if self._reloading:
+            self.notify("A reload is already running.")
+            return
+        self._reloading = True
+        self._update_title()
+        self._reload_worker()
+
+    @work(thread=True, group="plugins-reload")
+    def _reload_worker(self) -> None:
+        try:
+            self.engine.reload_plugins()
+        except Exception as exc:  # noqa: BLE001 - reported to the operator
+            self.post_message(self.Reloaded(f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(self.Reloaded(None))
+
+    def on_plugins_screen_reloaded(self, message: Reloaded) -> None:
+        self._reloading = False
+        if message.error is not None:
+            self.notify(f"Reload failed: {message.error}", severity="error", timeout=8)
+        else:
+            self._report_next = True
+        self._load()
