@@ -38,6 +38,8 @@ __all__ = [
     "check_input",
     "iter_records",
     "CsvRowWriter",
+    "CsvBatchWriter",
+    "plain_row",
     "csv_text",
     "sniff_format",
     "FIELD_SIZE_LIMIT",
@@ -621,6 +623,50 @@ def _render_cells(cells: Iterable[object]) -> list[object]:
     if not rendered:
         raise ValueError("cannot write a row with no cells")
     return rendered
+
+
+def plain_row(cells: Sequence[object]) -> list[object]:
+    """A new list of the cells, each one `csv.writer` renders as `CsvRowWriter` would (see
+    `CsvBatchWriter`). An empty row is a ValueError."""
+    if cells and _all_plain(map(type, cells)):
+        return list(cells)  # a copy: the caller may reuse its list before the batch is written
+    return _render_cells(cells)
+
+
+class CsvBatchWriter:
+    """Renders a batch of rows exactly as `CsvRowWriter` writes them, about twice as fast.
+
+    Every cell must already be a str, None, int, float or bool (`plain_row` makes a row so). The
+    batch goes through one `csv.writer.writerows` call with `\n` line ends, so no Python code runs
+    per row. The one difference from `CsvRowWriter` is a lone `\r` in a cell, which csv.writer
+    only quotes when `\r` is in the line terminator; so a batch whose text holds any `\r` (rare:
+    it needs a cell with a carriage return) is rendered again, row by row, by a `CsvRowWriter`.
+    Not thread-safe: one per output.
+    """
+
+    __slots__ = ("_parts", "_writerows", "_exact")
+
+    def __init__(self) -> None:
+        self._parts: list[str] = []
+        self._writerows = csv.writer(_Sink(self._parts.append), lineterminator="\n").writerows
+        self._exact = CsvRowWriter(self._parts.append)
+
+    def render(self, rows: Iterable[Sequence[object]]) -> str:
+        """The rows as CSV text (contract 4.4); `rows` must be re-iterable (a list)."""
+        parts = self._parts
+        try:
+            self._writerows(rows)
+            text = "".join(parts)
+        finally:
+            parts.clear()
+        if "\r" not in text:
+            return text
+        try:
+            for row in rows:
+                self._exact.writerow(row)
+            return "".join(parts)
+        finally:
+            parts.clear()
 
 
 def csv_text(rows: Iterable[Sequence[object]]) -> str:

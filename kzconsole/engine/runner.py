@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
-from kzconsole.engine.csvio import CsvRowWriter, iter_records
+from kzconsole.engine.csvio import CsvBatchWriter, iter_records, plain_row
 from kzconsole.engine.events import EventBus, JobChanged, JobLogged, JobProgressed
 from kzconsole.engine.logs import bound_to_job, close_job_logger, job_logger
 from kzconsole.engine.models import JobRecord, JobStatus
@@ -85,8 +85,10 @@ class OutputSink:
         self.fallback_path = Path(fallback_dir) / f"task_out.{job_id}.csv"
         self.on_fallback = on_fallback
         self.offset = offset  # bytes durably handed to the OS
-        self._parts: list[str] = []
-        self.writer = CsvRowWriter(self._parts.append)
+        # Rows of plain cells not written yet: flush() renders them in one CsvBatchWriter call.
+        # The row loop appends input rows here itself (they are plain by construction).
+        self.rows: list[list[Any] | tuple[Any, ...]] = []
+        self._batch = CsvBatchWriter()
         self._file = None
         try:
             self._file = self._open(path, offset)
@@ -103,15 +105,15 @@ class OutputSink:
         return f
 
     def write(self, cells: list[Any] | tuple[Any, ...]) -> None:
-        self.writer.writerow(cells)
-        if len(self._parts) >= self.BATCH_ROWS:
+        self.rows.append(plain_row(cells))
+        if len(self.rows) >= self.BATCH_ROWS:
             self.flush()
 
     def flush(self) -> int:
         """Hand buffered rows to the OS; return the output's length in bytes."""
-        if self._parts:
-            data = "".join(self._parts).encode("utf-8")
-            self._parts.clear()
+        if self.rows:
+            data = self._batch.render(self.rows).encode("utf-8")
+            self.rows.clear()
             try:
                 if self._file is None:
                     raise OSError("output file is not open")
