@@ -267,6 +267,10 @@ class Engine:
     def reload_plugins(self) -> None:
         """Reload every plugin file from the configured directories (the console's reload key)."""
         loader = self.loader
+        for source in self.catalog.sources():
+            # A file deleted while no watcher ran leaves the catalog with its tasks and triggers.
+            if source.kind == "file" and not os.path.exists(source.source):
+                loader.unload_file(source.source)
         for directory in self.settings.plugins.paths:
             loader.load_directory(directory)
 

@@ -172,3 +172,14 @@ def test_noinput_job_through_the_scheduler(engine_factory):
     final = engine.get_job(job.id)
     assert (final.status, final.success_count, final.output_rows) == (JobStatus.SUCCESS, 10, 10)
     assert read_csv(engine.output_path(final))[1:3] == [["1", ""], ["2", ""]]
+
+
+def test_reload_plugins_drops_deleted_files(engine_factory, plugin_dir):
+    plugin_dir.write("g.py", GATED)
+    engine = engine_factory()
+    assert engine.task("g", "quick") is not None
+    (plugin_dir.path / "g.py").unlink()
+    plugin_dir.write("h.py", GATED.replace('"g"', '"h"'))
+    engine.reload_plugins()
+    assert engine.task("g", "quick") is None
+    assert engine.task("h", "quick") is not None
