@@ -12,6 +12,7 @@ skips that many input rows and restores the state, so every input row gets exact
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -67,6 +68,17 @@ class _InternalError(Exception):
     pass
 
 
+def _write_all(f: Any, data: bytes) -> None:
+    """Write all of ``data`` to an unbuffered file, which may take fewer bytes than given (a disk
+    filling up does that before it fails)."""
+    view = memoryview(data)
+    while view:
+        n = f.write(view)
+        if not n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
+
+
 class OutputSink:
     """The output CSV, written in batches, with the fallback of contract 4.3."""
 
@@ -114,13 +126,22 @@ class OutputSink:
         if self.rows:
             data = self._batch.render(self.rows).encode("utf-8")
             self.rows.clear()
+            written = 0
             try:
                 if self._file is None:
                     raise OSError("output file is not open")
-                self._file.write(data)
+                while written < len(data):
+                    # A short write (a disk filling up) must not drop the rest of the batch.
+                    n = self._file.write(data[written:])
+                    if not n:
+                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+                    written += n
             except OSError as exc:
-                self._switch_to_fallback(exc, data)
-            self.offset += len(data)
+                # What the old file took moves to the fallback with everything before it.
+                self.offset += written
+                self._switch_to_fallback(exc, data[written:])
+            else:
+                self.offset += len(data)
         return self.offset
 
     def _switch_to_fallback(self, exc: OSError, pending: bytes) -> None:
@@ -139,9 +160,9 @@ class OutputSink:
                         chunk = src.read(min(remaining, 1 << 20))
                         if not chunk:
                             break
-                        new.write(chunk)
+                        _write_all(new, chunk)
                         remaining -= len(chunk)
-            new.write(pending)
+            _write_all(new, pending)
         except OSError as exc2:
             raise _InternalError(
                 f"cannot write the output to {old} ({exc}) nor to the fallback {target} ({exc2})"
@@ -153,7 +174,7 @@ class OutputSink:
                 pass
         self._file = new
         self.path = target
-        self.offset -= len(pending)  # flush() adds it back
+        self.offset += len(pending)  # the checkpoint must count the bytes moved, or a resume cuts rows off
         self.on_fallback(target, f"{exc.strerror or exc}")
 
     def close(self) -> int:
