@@ -1,0 +1,368 @@
+"""Issue 7.4: storage faults. The output location becomes unwritable (when the job starts or in the
+middle of it) or the disk fills up: the output continues, whole, in the fallback file, the record
+says where, and ``tasks output`` reads it from there (contract 4.3). The store is locked by another
+process: commands wait and succeed, nobody sees "database is locked". The store is corrupt or from
+a newer kzconsole: a clear error, exit 2, the file untouched. Schema migrations are tested from
+every earlier version.
+
+Faults are simulated below the runner's output sink (its files take what fits, then fail like a
+full or read-only disk), because these tests run as root, whom permissions do not stop.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from kzconsole.engine import JobStatus
+from kzconsole.engine import runner as runner_mod
+from kzconsole.engine.store import sqlite as sqlite_mod
+from kzconsole.engine.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
+from kzconsole.engine.models import JobRecord
+from tests.conftest import read_csv, write_csv
+from tests.reliability.conftest import Finished, Site, subprocess_env
+
+PLUGIN = '''
+import threading
+from kzconsole.plugin import task
+
+GATE = threading.Event()
+BLOCK_AT = [None]
+AT_ROW = threading.Event()
+
+@task("s", "copy", description="One row out per row in", mandatory=["n"], output_header=["n", "pad"])
+def copy(ctx, it, row):
+    if row["n"] == BLOCK_AT[0]:
+        AT_ROW.set()
+        GATE.wait(30)
+    return [row["n"], "x" * 20]
+'''
+
+ROWS = 300
+
+
+class FillingFile:
+    """A file on a device that takes ``room`` more bytes and then fails with ``err``. Like a real
+    disk filling up, the write that reaches the limit is a short write (it takes what fits)."""
+
+    def __init__(self, f, room: int, err: int) -> None:
+        self._f = f
+        self.room = room
+        self.err = err
+
+    def write(self, data) -> int:
+        if self.room <= 0:
+            raise OSError(self.err, os.strerror(self.err))
+        n = self._f.write(bytes(data[: self.room]))
+        self.room -= n
+        return n
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+
+@pytest.fixture
+def faulty_disk(monkeypatch, tmp_path):
+    """fail(room, err): the job folders' output files fail after ``room`` bytes; the fallback
+    folder (tmp_path/fallback) stays healthy."""
+    real_open = runner_mod.OutputSink._open
+    state = {"room": None, "err": errno.ENOSPC}
+
+    def fake_open(path, offset):
+        f = real_open(path, offset)
+        if state["room"] is not None and str(tmp_path / "data") in str(path):
+            return FillingFile(f, state["room"], state["err"])
+        return f
+
+    monkeypatch.setattr(runner_mod.OutputSink, "_open", staticmethod(fake_open))
+
+    def fail(room: int, err: int = errno.ENOSPC) -> None:
+        state["room"], state["err"] = room, err
+
+    return fail
+
+
+def expected_output(rows: int = ROWS) -> list[list[str]]:
+    return [["n", "pad", "error"]] + [[str(i), "x" * 20, ""] for i in range(1, rows + 1)]
+
+
+def make_engine(engine_factory, plugin_dir, tmp_path):
+    plugin_dir.write("s.py", PLUGIN)
+    engine = engine_factory(send_progress_after_processed=25)
+    src = write_csv(tmp_path / "in.csv", [["n"]] + [[str(i)] for i in range(1, ROWS + 1)])
+    return engine, src
+
+
+def cli_output(tmp_path: Path, job_id: str) -> bytes:
+    """``kzconsole tasks output`` in its own process, on the same data dir."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "kzconsole", "--data-dir", str(tmp_path / "data"), "tasks", "output", job_id],
+        capture_output=True, env=subprocess_env(tmp_path), cwd=tmp_path, timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+@pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS, errno.EIO], ids=errno.errorcode.get)
+def test_output_unwritable_mid_job_continues_in_the_fallback(engine_factory, plugin_dir, tmp_path, faulty_disk, err):
+    engine, src = make_engine(engine_factory, plugin_dir, tmp_path)
+    faulty_disk(room=2000, err=err)  # a few checkpoints in
+    job = engine.add_job("s", "copy", input=src)
+    final = engine.run_job(job.id)
+    fallback = tmp_path / "fallback" / f"task_out.{job.id}.csv"
+    assert final.status is JobStatus.SUCCESS and final.success_count == ROWS
+    assert final.error == (f"output written to {fallback} (the output location could not be written: "
+                           f"{os.strerror(err)})")
+    # The fallback holds the whole output, what was written before included, nothing twice.
+    assert read_csv(fallback) == expected_output()
+    assert final.output_path == str(fallback) and engine.output_path(final) == fallback
+    assert final.output_offset == fallback.stat().st_size
+    assert (fallback.stat().st_mode & 0o777) == 0o600
+    assert cli_output(tmp_path, job.id) == fallback.read_bytes()
+    assert "could not be written" in engine.log_path(final).read_text()
+
+
+def test_output_unwritable_when_the_job_starts(engine_factory, plugin_dir, tmp_path):
+    engine, src = make_engine(engine_factory, plugin_dir, tmp_path)
+    job = engine.add_job("s", "copy", input=src)
+    (engine.job_dir(job.id) / "out.csv").mkdir()  # not a file: cannot be opened for writing
+    final = engine.run_job(job.id)
+    fallback = tmp_path / "fallback" / f"task_out.{job.id}.csv"
+    assert final.status is JobStatus.SUCCESS
+    assert final.error.startswith(f"output written to {fallback}")
+    assert read_csv(fallback) == expected_output()
+    assert cli_output(tmp_path, job.id) == fallback.read_bytes()
+
+
+def test_disk_full_everywhere_is_an_internal_error(engine_factory, plugin_dir, tmp_path, faulty_disk):
+    plugin_dir.write("s.py", PLUGIN)
+    (tmp_path / "not-a-dir").write_text("")
+    engine = engine_factory(send_progress_after_processed=25,
+                            output_fallback_dir=str(tmp_path / "not-a-dir" / "fallback"))
+    src = write_csv(tmp_path / "in.csv", [["n"]] + [[str(i)] for i in range(1, ROWS + 1)])
+    faulty_disk(room=2000)
+    job = engine.add_job("s", "copy", input=src)
+    final = engine.run_job(job.id)
+    assert final.status is JobStatus.INTERNAL_ERROR
+    assert "No space left on device" in final.error and "nor to the fallback" in final.error
+    assert final.success_count < ROWS
+    # The engine goes on: the next job (with room on the disk) runs.
+    faulty_disk(room=10**9)
+    assert engine.run_job(engine.add_job("s", "copy", input=src).id).status is JobStatus.SUCCESS
+
+
+def test_resume_after_the_fallback_keeps_every_row_once(engine_factory, plugin_dir, tmp_path, faulty_disk):
+    """The checkpoint taken after a switch to the fallback must count the bytes moved there, or a
+    resumed job would cut rows off the output."""
+    engine, src = make_engine(engine_factory, plugin_dir, tmp_path)
+    mod = engine.catalog.task("s", "copy").function.__globals__
+    mod["BLOCK_AT"][0] = "200"
+    faulty_disk(room=700)
+    job = engine.add_job("s", "copy", input=src)
+    engine.start(watch=False, triggers=False)
+    engine.start_job(job.id)
+    assert mod["AT_ROW"].wait(15)
+    control = engine.scheduler.control(job.id)
+    stopper = threading.Thread(target=engine.stop, kwargs={"timeout": 15})
+    stopper.start()
+    while not control.shutdown.is_set():  # the graceful shutdown reached the job
+        stopper.join(0.01)
+    mod["BLOCK_AT"][0] = None
+    mod["GATE"].set()
+    stopper.join(15)
+    left = engine.get_job(job.id)
+    assert left.status is JobStatus.EXECUTING and left.owner is None and left.rows_done == 200
+    fallback = tmp_path / "fallback" / f"task_out.{job.id}.csv"
+    assert left.output_path == str(fallback)
+    assert read_csv(fallback)[: left.rows_done + 1] == expected_output(left.rows_done)
+    assert left.output_offset == fallback.stat().st_size
+
+    second = engine_factory(send_progress_after_processed=25)
+    finished = Finished(second)
+    second.start(watch=False, triggers=False)
+    final = finished.wait(job.id)
+    assert final.status is JobStatus.SUCCESS and final.success_count == ROWS
+    assert read_csv(fallback) == expected_output()
+    assert final.error.startswith(f"output written to {fallback}")
+
+
+# ---------------------------------------------------------------------------------- the store
+
+
+def hold_write_lock(db: Path, seconds: float) -> subprocess.Popen:
+    """Another process holding the store's write lock (BEGIN IMMEDIATE) for ``seconds``."""
+    code = (
+        "import sqlite3, sys, time\n"
+        f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
+        "c.execute('BEGIN IMMEDIATE')\n"
+        "print('locked', flush=True)\n"
+        f"time.sleep({seconds})\n"
+        "c.execute('COMMIT')\n"
+    )
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert proc.stdout.readline() == b"locked\n"
+    return proc
+
+
+def locked_store_commands(tmp_path: Path, seconds: float) -> None:
+    site = Site(tmp_path)
+    site.plugin("s.py", PLUGIN)
+    src = write_csv(tmp_path / "in.csv", [["n"], ["1"]])
+    site.cli("tasks", "list")  # creates the store
+    locker = hold_write_lock(site.data / "kzconsole.db", seconds)
+    try:
+        began = time.monotonic()
+        # Reading is not blocked by a writer (WAL).
+        assert site.cli_json("tasks", "list") == []
+        assert time.monotonic() - began < seconds
+        add = site.cli("tasks", "add", "s", "copy", "--input", str(src), "--json")
+        waited = time.monotonic() - began
+        assert waited >= seconds * 0.8, "the add did not wait for the lock"
+    finally:
+        locker.wait(seconds + 30)
+    assert b"locked" not in add.stderr.lower() and add.stderr == b""
+    job_id = __import__("json").loads(add.stdout)["id"]
+    assert site.cli_json("tasks", "show", job_id)["status"] == "pending"
+
+
+def test_store_locked_by_another_process_for_3_s(tmp_path):
+    locked_store_commands(tmp_path, 3)
+
+
+@pytest.mark.slow
+def test_store_locked_by_another_process_for_10_s(tmp_path):
+    locked_store_commands(tmp_path, 10)
+
+
+def refused(site: Site, db: Path, needle: str) -> None:
+    before = db.read_bytes()
+    for args in (("tasks", "list"), ("tasks", "show", "0" * 32), ("tasks", "add", "skel", "count")):
+        proc = site.cli(*args, check=2)
+        assert needle in proc.stderr.decode(), proc.stderr
+        assert b"Traceback" not in proc.stderr
+    engine = subprocess.run(site.argv("engine"), capture_output=True, env=site.env, cwd=site.root, timeout=30)
+    assert engine.returncode == 2 and needle in engine.stderr.decode(), engine.stderr
+    assert db.read_bytes() == before, "the store file was changed"
+    assert not (site.data / "jobs").exists() or not any((site.data / "jobs").iterdir())
+
+
+@pytest.mark.parametrize("content", [
+    b"this is not a database\n" * 200,
+    b"SQLite format 3\x00" + b"\xff" * 4080,
+], ids=["text", "bad-header"])
+def test_corrupt_store_is_a_clear_error_and_untouched(tmp_path, content):
+    site = Site(tmp_path)
+    site.data.mkdir(mode=0o700)
+    db = site.data / "kzconsole.db"
+    db.write_bytes(content)
+    refused(site, db, "is not a usable kzconsole store")
+
+
+def test_store_with_corrupt_pages_is_a_clear_error(tmp_path):
+    site = Site(tmp_path)
+    site.cli("tasks", "add", "skel", "count")
+    db = site.data / "kzconsole.db"
+    with sqlite3.connect(db) as conn:  # fold the WAL in, so the damage below is what is read
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    data = bytearray(db.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    for i in range(page, len(data)):  # every page after the first: tables and indexes
+        data[i] = 0xA5
+    db.write_bytes(bytes(data))
+    refused(site, db, "is not a usable kzconsole store")
+
+
+def test_newer_schema_is_a_clear_error_and_untouched(tmp_path):
+    site = Site(tmp_path)
+    site.cli("tasks", "list")
+    db = site.data / "kzconsole.db"
+    with sqlite3.connect(db) as conn:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    refused(site, db, f"schema version {SCHEMA_VERSION + 1}")
+
+
+# ----------------------------------------------------------------------------------- migrations
+
+
+def build_old_store(path: Path, version: int) -> dict | None:
+    """A store file as kzconsole at schema ``version`` left it, with one job in it when the
+    version has a jobs table. Returns the job's stored columns."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        for step in MIGRATIONS[:version]:
+            for statement in step:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {version}")
+        if version == 0:
+            return None
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
+        full = JobRecord(id="ab" * 16, account_id="a" * 32, auth_account_id="b" * 32, category="skel",
+                         action="count", file_name="old.csv", status="success", created=1.0,
+                         end_timestamp=2.0, total_count=3, success_count=3, output_rows=3, error=None)
+        values = {c: getattr(full, c) for c in columns if hasattr(full, c)}
+        values["status"] = "success"
+        for flag in ("stop_requested", "resumable", "finishing"):
+            if flag in values:
+                values[flag] = int(values[flag])
+        conn.execute(f"INSERT INTO jobs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
+                     list(values.values()))
+        return values
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("version", range(len(MIGRATIONS)))
+def test_migrates_from_every_earlier_version(tmp_path, version):
+    db = tmp_path / "kzconsole.db"
+    stored = build_old_store(db, version)
+    store = SQLiteStore(db)
+    try:
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        if stored is not None:
+            job = store.get_job(stored["id"])
+            assert job is not None
+            for column, value in stored.items():
+                got = getattr(job, column)
+                assert (got.value if column == "status" else got) == value, column
+        # The migrated file is a working store.
+        new = JobRecord(id="cd" * 16, account_id="a" * 32, auth_account_id="a" * 32, category="skel",
+                        action="count", file_name=None, status=JobStatus.PENDING, created=5.0)
+        store.create_job(new)
+        assert store.get_job(new.id) == new
+    finally:
+        store.close()
+    reopened = SQLiteStore(db)
+    try:
+        assert reopened.get_job("cd" * 16) is not None
+    finally:
+        reopened.close()
+
+
+def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
+    db = tmp_path / "kzconsole.db"
+    SQLiteStore(db).close()
+    store = SQLiteStore(db)
+    store.create_job(JobRecord(id="ef" * 16, account_id="a" * 32, auth_account_id="a" * 32, category="skel",
+                               action="count", file_name=None, status=JobStatus.PENDING, created=1.0))
+    store.close()
+    broken = ("ALTER TABLE jobs ADD COLUMN added_by_the_next_version TEXT", "THIS IS NOT SQL")
+    monkeypatch.setattr(sqlite_mod, "MIGRATIONS", MIGRATIONS + (broken,))
+    monkeypatch.setattr(sqlite_mod, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
+    with pytest.raises(sqlite_mod.StoreError):
+        SQLiteStore(db)
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
+        assert "added_by_the_next_version" not in columns  # the whole step was rolled back
+        assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
