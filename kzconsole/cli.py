@@ -119,7 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     trs = tr.add_subparsers(dest="triggers_command", metavar="ACTION")
     trr = trs.add_parser("run", help="fire minutely, hourly, daily or databases now, in the foreground")
     trr.add_argument("name", choices=["minutely", "hourly", "daily", "databases"])
-    trr.add_argument("--json", action="store_true")
+    # SUPPRESS: `triggers --json run NAME` keeps the --json given before the subcommand.
+    trr.add_argument("--json", action="store_true", default=argparse.SUPPRESS)
 
     cfg = sub.add_parser("config", help="configuration files")
     cs = cfg.add_subparsers(dest="config_command", metavar="ACTION")
