@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import threading
 import uuid
@@ -102,8 +103,33 @@ class EngineRuntime(_plugin_api.Runtime):
 
 
 def _private_dir(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    # Every folder made here, missing parents included, is 0700 (mkdir(parents=True) would give
+    # the parents the umask's mode): job files are nobody else's business.
+    missing = []
+    folder = path
+    while not folder.exists():
+        missing.append(folder)
+        folder = folder.parent
+    for folder in reversed(missing):
+        try:
+            folder.mkdir(mode=0o700)
+        except FileExistsError:
+            pass
     return path
+
+
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+_JOB_ID_OR_PREFIX = re.compile(r"[0-9a-f]{6,32}")
+
+
+def _safe_file_name(name: str | None) -> str | None:
+    """A user-given file name (``--file-name``, a JSON envelope's) as shown and used to name
+    downloads: its last path component only, without control characters."""
+    if name is None:
+        return None
+    name = name.replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable()).strip()
+    return None if name in ("", ".", "..") else name[:255]
 
 
 class Engine:
@@ -152,7 +178,11 @@ class Engine:
                 if self._catalog is None:
                     _plugin_api._set_runtime(EngineRuntime(self))
                     catalog = Catalog()
-                    loader = Loader(catalog, clock=self.clock.time)
+                    loader = Loader(
+                        catalog,
+                        clock=self.clock.time,
+                        strict_permissions=self.settings.plugins.strict_permissions,
+                    )
                     loader.load_all(self.settings.plugins.paths)
                     catalog.subscribe(lambda: self.events.emit(CatalogChanged(catalog.version)))
                     self._loader = loader
@@ -208,7 +238,8 @@ class Engine:
             except ImportError:
                 PluginWatcher = None  # type: ignore[assignment]
             if PluginWatcher is not None:
-                services.append(PluginWatcher(self.loader, self.settings.plugins.paths))
+                # step_ms=50: ~0.1% idle CPU (10 ms cost ~0.5%) for ~50 ms more latency, far under 0.5 s.
+                services.append(PluginWatcher(self.loader, self.settings.plugins.paths, step_ms=50))
         if triggers is None:
             triggers = self.settings.triggers.enabled
         if triggers:
@@ -297,6 +328,8 @@ class Engine:
     # ----------------------------------------------------------------- jobs
 
     def job_dir(self, job_id: str) -> Path:
+        if not _JOB_ID.fullmatch(job_id):  # never a path: a job id is 32 hex characters
+            raise ValueError(f"not a job id: {job_id!r}")
         return self.data_dir / "jobs" / job_id
 
     def add_job(
@@ -366,7 +399,8 @@ class Engine:
                 auth_account_id=auth_account_id or account_id or accounts.auth_account_id,
                 category=category,
                 action=action,
-                file_name=(file_name or envelope_name or (input_name if stored_input else None)) or None,
+                file_name=(_safe_file_name(file_name) or _safe_file_name(envelope_name)
+                           or (input_name if stored_input else None)) or None,
                 status=JobStatus.PENDING,
                 created=now,
                 total_count=total,
@@ -384,6 +418,8 @@ class Engine:
         return job
 
     def get_job(self, job_id: str) -> JobRecord:
+        if not _JOB_ID.fullmatch(job_id):
+            raise JobNotFound(f"no job {job_id}")
         job = self.store.get_job(job_id)
         if job is None:
             raise JobNotFound(f"no job {job_id}")
@@ -391,6 +427,8 @@ class Engine:
 
     def find_job(self, prefix: str) -> JobRecord:
         """A job by id; the console and the command line also accept a unique id prefix (>= 6)."""
+        if not _JOB_ID_OR_PREFIX.fullmatch(prefix):  # what users type never reaches a path
+            raise JobNotFound(f"no job {prefix}")
         job = self.store.get_job(prefix)
         if job is not None:
             return job
