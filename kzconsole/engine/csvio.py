@@ -29,7 +29,7 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import islice
+from itertools import chain, islice
 from typing import Any, BinaryIO
 
 __all__ = [
@@ -636,12 +636,14 @@ def plain_row(cells: Sequence[object]) -> list[object]:
 class CsvBatchWriter:
     """Renders a batch of rows exactly as `CsvRowWriter` writes them, about twice as fast.
 
-    Every cell must already be a str, None, int, float or bool (`plain_row` makes a row so). The
-    batch goes through one `csv.writer.writerows` call with `\n` line ends, so no Python code runs
-    per row. The one difference from `CsvRowWriter` is a lone `\r` in a cell, which csv.writer
-    only quotes when `\r` is in the line terminator; so a batch whose text holds any `\r` (rare:
-    it needs a cell with a carriage return) is rendered again, row by row, by a `CsvRowWriter`.
-    Not thread-safe: one per output.
+    Cells should be str, None, int, float or bool already (`plain_row` makes a row so): one C-level
+    pass over the batch checks that, and a batch holding another type has its rows rendered by
+    `plain_row` first (so an object is written by `repr()` when its batch is written, not when its
+    row was added). The batch goes through one `csv.writer.writerows` call with `\\n` line ends,
+    so no Python code runs per row. The one difference from `CsvRowWriter` is a lone `\\r` in a
+    cell, which csv.writer only quotes when `\\r` is in the line terminator; so a batch whose text
+    holds any `\\r` (rare: it needs a cell with a carriage return) is rendered again, row by row,
+    by a `CsvRowWriter`. Not thread-safe: one per output.
     """
 
     __slots__ = ("_parts", "_writerows", "_exact")
@@ -651,9 +653,11 @@ class CsvBatchWriter:
         self._writerows = csv.writer(_Sink(self._parts.append), lineterminator="\n").writerows
         self._exact = CsvRowWriter(self._parts.append)
 
-    def render(self, rows: Iterable[Sequence[object]]) -> str:
-        """The rows as CSV text (contract 4.4); `rows` must be re-iterable (a list)."""
+    def render(self, rows: Sequence[Sequence[object]]) -> str:
+        """The rows as CSV text (contract 4.4). Rows must not be empty (`plain_row` refuses them)."""
         parts = self._parts
+        if not _all_plain(map(type, chain.from_iterable(rows))):
+            rows = [plain_row(row) for row in rows]
         try:
             self._writerows(rows)
             text = "".join(parts)
