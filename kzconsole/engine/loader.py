@@ -29,6 +29,7 @@ import logging
 import os
 import pkgutil
 import re
+import stat
 import sys
 import threading
 import time
@@ -49,7 +50,14 @@ from kzconsole.plugin import (
     collecting,
 )
 
-__all__ = ["Loader", "PluginLoadError", "PluginConflictError", "file_module_name"]
+__all__ = [
+    "Loader",
+    "PluginLoadError",
+    "PluginConflictError",
+    "PluginPermissionError",
+    "file_module_name",
+    "permission_problem",
+]
 
 log = logging.getLogger("kzconsole.plugins")
 
@@ -62,6 +70,39 @@ class PluginLoadError(Exception):
 
 class PluginConflictError(PluginLoadError):
     """A module declares a task or verifier that another loaded source already declares."""
+
+
+class PluginPermissionError(PluginLoadError):
+    """Running as root, a plugin file or folder another user could change (sshd's StrictModes)."""
+
+
+def permission_problem(path: str | os.PathLike[str]) -> str | None:
+    """Why running the plugin file at ``path`` would let another user run code as us, or None.
+
+    As sshd's StrictModes does: the file and its folder (and for a symlink, the real file and its
+    folder) must belong to the user running kzconsole and be writable by no one else.
+    """
+    uid = os.geteuid()
+    file = Path(os.fspath(path))
+    targets = [(file, "file"), (file.parent, "folder")]
+    real = Path(os.path.realpath(file))
+    if real != file:
+        targets += [(real, "file"), (real.parent, "folder")]
+    for target, what in targets:
+        st = os.stat(target)
+        if st.st_uid != uid:
+            return (
+                f"the plugin {what} {target} belongs to uid {st.st_uid}, not to the user running"
+                f" kzconsole (uid {uid})"
+            )
+        writable = [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH))
+                    if st.st_mode & bit]
+        if writable:
+            return (
+                f"the plugin {what} {target} is writable by {' and '.join(writable)}"
+                f" (mode {stat.S_IMODE(st.st_mode):04o})"
+            )
+    return None
 
 
 def file_module_name(path: str) -> str:
@@ -170,9 +211,18 @@ class Loader:
     """Loads plugin sources into ``catalog``. Thread-safe: loads are serialised, so checking a
     candidate against the catalog and installing it cannot interleave with another load."""
 
-    def __init__(self, catalog: Catalog, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        catalog: Catalog,
+        *,
+        clock: Callable[[], float] = time.time,
+        strict_permissions: bool = False,
+    ) -> None:
         self.catalog = catalog
         self._clock = clock
+        # When running as root, refuse plugin files another user could change (see
+        # permission_problem); the engine passes `plugins.strict_permissions`.
+        self.strict_permissions = strict_permissions
         self._lock = threading.RLock()
         self._pending: dict[str, _Pending] = {}
 
@@ -283,6 +333,15 @@ class Loader:
         modname = file_module_name(source)
 
         def prepare() -> _Staged:
+            geteuid = getattr(os, "geteuid", None)
+            if self.strict_permissions and geteuid is not None and geteuid() == 0:
+                problem = permission_problem(source)
+                if problem is not None:
+                    raise PluginPermissionError(
+                        f"refused: {problem}. Running as root, kzconsole only loads plugin files"
+                        " that no other user can change: fix the owner or the mode (chown root,"
+                        " chmod go-w), or set plugins.strict_permissions = false in the config"
+                    )
             with open(source, "rb") as handle:
                 data = handle.read()
             # dont_inherit: this module's `from __future__` flags must not leak into plugins.
