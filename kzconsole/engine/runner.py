@@ -300,6 +300,9 @@ class JobRun:
         # The job's folder is private whatever the umask (a noinput job's is first made here).
         for folder in (self.data_dir / "jobs", self.job_dir):
             folder.mkdir(mode=0o700, exist_ok=True)
+        # The job's folder is private whatever the umask (a noinput job's is first made here).
+        for folder in (self.data_dir / "jobs", self.job_dir):
+            folder.mkdir(mode=0o700, exist_ok=True)
         self.logger = job_logger(job.id, self.job_dir / "job.log", self._log_line)
 
     # ------------------------------------------------------------------ paths
