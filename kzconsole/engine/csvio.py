@@ -552,7 +552,11 @@ def _records(path: str, skip: int) -> Iterator[Any]:
                         break
         for row in reader:
             if row:
-                yield {k: v or None for k, v in zip(header, row)}
+                # dict(zip()) runs in C; most rows have no empty cell to turn into None.
+                if "" in row:
+                    yield {k: v or None for k, v in zip(header, row)}
+                else:
+                    yield dict(zip(header, row))
     finally:
         f.close()
 
