@@ -110,8 +110,10 @@ class Reader(threading.Thread):
         self.engine.close()
 
 
-def run_concurrently(tmp_path: Path, engines: list, *, jobs: int, workers: int, real_cli_workers: int,
-                     timeout: float) -> None:
+def run_concurrently(tmp_path: Path, engines: list, *, jobs: int, workers: int, real_cli_workers: int = 0,
+                     real_cli_jobs: int = 0, timeout: float) -> None:
+    """``jobs`` in all; ``real_cli_workers`` of the ``workers`` run ``real_cli_jobs`` each through
+    real ``kzconsole`` processes (a new interpreter per command), the others share the rest."""
     site = Site(tmp_path)
     site.write_config(wait_after_row_ms=0, max_running=4)
     site.plugin("cc.py", PLUGIN)
@@ -124,9 +126,11 @@ def run_concurrently(tmp_path: Path, engines: list, *, jobs: int, workers: int, 
     try:
         engines.extend([site.engine("engine-a"), site.engine("engine-b")])
         base = json.dumps(["--config", str(site.config), "--data-dir", str(site.data), "--plugins", str(site.plugins)])
+        rest, in_process = jobs - real_cli_workers * real_cli_jobs, workers - real_cli_workers
         for w in range(workers):
-            count = jobs // workers + (1 if w < jobs % workers else 0)
             real = 1 if w < real_cli_workers else 0
+            i = w - real_cli_workers
+            count = real_cli_jobs if real else rest // in_process + (1 if i < rest % in_process else 0)
             procs.append((subprocess.Popen(
                 [sys.executable, "-c", WORKER, base, str(count), str(real), str(tmp_path / f"worker{w}.json")],
                 cwd=tmp_path, env=site.env, stderr=subprocess.PIPE,
@@ -177,9 +181,9 @@ def run_concurrently(tmp_path: Path, engines: list, *, jobs: int, workers: int, 
 
 
 def test_500_jobs_from_8_processes_and_2_engines(tmp_path, engines):
-    run_concurrently(tmp_path, engines, jobs=500, workers=8, real_cli_workers=0, timeout=120)
+    run_concurrently(tmp_path, engines, jobs=500, workers=8, timeout=120)
 
 
 @pytest.mark.slow
 def test_2000_jobs_with_real_command_line_processes(tmp_path, engines):
-    run_concurrently(tmp_path, engines, jobs=2000, workers=8, real_cli_workers=2, timeout=600)
+    run_concurrently(tmp_path, engines, jobs=2000, workers=8, real_cli_workers=2, real_cli_jobs=60, timeout=600)
