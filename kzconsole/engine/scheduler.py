@@ -7,7 +7,9 @@ How an engine knows another one is dead (contract 4.3): every engine holds a **l
 orphan when its owner is None (released by a graceful shutdown), has no lease, has an expired
 lease, or has a lease on *this* host whose process id no longer exists (so a crash on the same
 machine is noticed at once, without waiting for the lease to run out). Taking an orphan over is a
-compare-and-set on ``owner``, so exactly one engine resumes it.
+compare-and-set on ``owner``, so exactly one engine resumes it. An engine that could not renew its
+own lease for a while (a store locked by another process) does not take an expired lease for a
+dead engine until it has renewed its own for ``LEASE_TTL`` again (:meth:`Lease.trusts_expiry`).
 
 The loop is one :meth:`Scheduler.step` plus a driver that calls it every ``POLL_S`` seconds or
 when woken, so it is tested step by step with an injected clock.
@@ -34,6 +36,9 @@ log = logging.getLogger("kzconsole.engine.scheduler")
 
 LEASE_TTL = 10.0  # seconds an engine is presumed alive after its last heartbeat
 HEARTBEAT_S = 1.0
+# A gap this long between two of our own heartbeats is a stall (the store was locked, this process
+# was frozen): see Lease.trusts_expiry.
+STALL_S = 3 * HEARTBEAT_S
 POLL_S = 0.2  # a start from another process is noticed within this (contract: 0.5 s)
 ORPHAN_SCAN_S = 1.0
 
@@ -69,6 +74,8 @@ class Lease:
         self.host = socket.gethostname()
         self.started = clock.time()
         self._next = 0.0
+        self._last_ok: float | None = None
+        self.stalled_at: float | None = None  # when our last stall ended
 
     def renew(self, force: bool = False) -> None:
         now = self.clock.time()
@@ -76,7 +83,22 @@ class Lease:
             self.store.heartbeat(
                 EngineLease(self.node, self.host, os.getpid(), self.started, now + LEASE_TTL)
             )
+            done = self.clock.time()
+            if done - now > HEARTBEAT_S:  # the write waited (a locked store): renew from now
+                self.store.heartbeat(
+                    EngineLease(self.node, self.host, os.getpid(), self.started, done + LEASE_TTL)
+                )
+            if self._last_ok is not None and done - self._last_ok > STALL_S:
+                self.stalled_at = done
+            self._last_ok = done
             self._next = now + HEARTBEAT_S
+
+    def trusts_expiry(self, now: float) -> bool:
+        """Whether other engines' expired leases mean they are dead. Not for LEASE_TTL after we
+        could not heartbeat ourselves for a while: whatever held us up (above all a store locked
+        by another process) held them up too, and taking over a live engine's jobs would run
+        their rows twice."""
+        return self.stalled_at is None or now - self.stalled_at >= LEASE_TTL
 
     def release(self) -> None:
         try:
@@ -85,17 +107,22 @@ class Lease:
             log.exception("could not remove this engine's lease")
 
 
-def dead_owners(store: Store, now: float, host: str) -> Callable[[str | None], bool]:
-    """A predicate telling whether a job owner is dead (see the module docstring)."""
+def dead_owners(
+    store: Store, now: float, host: str, *, trust_expiry: bool = True
+) -> Callable[[str | None], bool]:
+    """A predicate telling whether a job owner is dead (see the module docstring). With
+    ``trust_expiry`` False an expired lease alone does not make its engine dead."""
     leases = {lease.node: lease for lease in store.engines()}
 
     def is_dead(owner: str | None) -> bool:
         if owner is None:
             return True
         lease = leases.get(owner)
-        if lease is None or lease.expires < now:
+        if lease is None:
             return True
-        return lease.host == host and not pid_alive(lease.pid)
+        if lease.host == host and not pid_alive(lease.pid):
+            return True
+        return trust_expiry and lease.expires < now
 
     return is_dead
 
@@ -229,7 +256,7 @@ class Scheduler:
         executing = self.store.jobs_in_status(JobStatus.EXECUTING.value)
         if not executing:
             return
-        is_dead = dead_owners(self.store, now, self.lease.host)
+        is_dead = dead_owners(self.store, now, self.lease.host, trust_expiry=self.lease.trusts_expiry(now))
         for job in executing:
             if job.owner == self.node or not is_dead(job.owner):
                 continue
