@@ -366,3 +366,98 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
         columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
         assert "added_by_the_next_version" not in columns  # the whole step was rolled back
         assert conn.execute("SELECT count(*) FROM jobs").fetchone()[0] == 1
+
+
+# ------------------------------------------------------- a locked store under running engines
+
+
+class StallingStore:
+    """Just the lease part of a store; the next heartbeat takes ``delay`` seconds of the fake clock
+    (the store was locked meanwhile)."""
+
+    def __init__(self, clock) -> None:
+        self.clock = clock
+        self.delay = 0.0
+        self.leases: dict = {}
+
+    def heartbeat(self, lease) -> None:
+        self.clock.advance(self.delay)
+        self.delay = 0.0
+        self.leases[lease.node] = lease
+
+    def engines(self) -> list:
+        return list(self.leases.values())
+
+
+def test_after_its_own_stall_an_engine_does_not_trust_expired_leases():
+    from kzconsole.engine.clock import FakeClock
+    from kzconsole.engine.models import EngineLease
+    from kzconsole.engine.scheduler import HEARTBEAT_S, LEASE_TTL, Lease, dead_owners
+
+    clock = FakeClock()
+    store = StallingStore(clock)
+    lease = Lease(store, "me", clock)
+    lease.renew(force=True)
+    clock.advance(HEARTBEAT_S)
+    lease.renew()
+    assert lease.trusts_expiry(clock.time())
+    # The store is locked for 12 s: our heartbeat waits, and so did everyone else's.
+    store.delay = 12.0
+    clock.advance(HEARTBEAT_S)
+    lease.renew()
+    now = clock.time()
+    assert store.leases["me"].expires > now, "the lease written after the wait must not be stale"
+    assert not lease.trusts_expiry(now)
+    store.leases["other-host"] = EngineLease("other-host", "elsewhere", 1, 0.0, now - 1)
+    store.leases["dead-here"] = EngineLease("dead-here", lease.host, 2**22 + 7, 0.0, now - 1)
+    is_dead = dead_owners(store, now, lease.host, trust_expiry=lease.trusts_expiry(now))
+    assert not is_dead("other-host")  # expired, but we were held up as long as it was
+    assert is_dead("dead-here")       # a process that does not exist is dead all the same
+    assert is_dead(None) and is_dead("no-lease-at-all")
+    for _ in range(int(LEASE_TTL / HEARTBEAT_S)):  # a TTL of our own heartbeats on time
+        clock.advance(HEARTBEAT_S)
+        lease.renew()
+    now = clock.time()
+    assert lease.trusts_expiry(now)
+    assert dead_owners(store, now, lease.host, trust_expiry=True)("other-host")
+
+
+def locked_store_under_running_engines(tmp_path: Path, engines: list, seconds: float, rows: int) -> None:
+    """Engine A runs two jobs, engine B has free slots; the store is locked for ``seconds``. No job
+    may be taken from its live engine: no row runs twice, no output row is doubled."""
+    from tests.reliability.test_crash_resume import add_csv_job, check_final, check_side_effects, make_site
+    from tests.reliability.conftest import wait_until
+
+    site = make_site(tmp_path, max_running=4, wait_after_row_ms=1)
+    first = site.engine("a")
+    engines.append(first)
+    jobs = {add_csv_job(site, "copy", rows): ("copy", rows) for _ in range(2)}
+    store = site.store()
+    try:
+        wait_until(lambda: all(store.get_job(j).rows_done > 0 for j in jobs), 30, "both jobs to run")
+        second = site.engine("b")
+        engines.append(second)
+        wait_until(lambda: len(store.engines()) == 2, 30, "the second engine's lease")
+        locker = hold_write_lock(site.data / "kzconsole.db", seconds)
+        locker.wait(seconds + 30)
+        wait_until(lambda: all(store.get_job(j).status.is_finished for j in jobs), 120, "the jobs to end")
+        for job_id, (action, total) in jobs.items():
+            final = store.get_job(job_id)
+            check_final(site, final, action, total)
+            assert str(first.pid) in final.node, "the job was taken from its live engine"
+        assert set(check_side_effects(site, jobs).values()) == {0}, "rows ran twice"
+    finally:
+        store.close()
+    for engine in (first, second):
+        assert engine.terminate() == 0
+        assert "resuming job" not in engine.log() and "database is locked" not in engine.log(), engine.log()
+
+
+def test_store_locked_for_3_s_under_running_engines(tmp_path, engines):
+    locked_store_under_running_engines(tmp_path, engines, 3, rows=1500)
+
+
+@pytest.mark.slow
+def test_store_locked_for_12_s_under_running_engines(tmp_path, engines):
+    # Longer than an engine lease (10 s): every heartbeat expires while the lock is held.
+    locked_store_under_running_engines(tmp_path, engines, 12, rows=3000)
