@@ -114,6 +114,15 @@ class OutputSink:
         path.parent.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         f = os.fdopen(fd, "r+b", buffering=0)
+        size = os.fstat(fd).st_size
+        if size < offset:
+            # truncate() would pad with NUL bytes: rows the checkpoint counts are gone (the file
+            # was cut, or lost with the page cache in a power cut). Say so instead.
+            f.close()
+            raise _InternalError(
+                f"cannot resume: the output {path} holds {size} bytes, fewer than the {offset} of its"
+                " last checkpoint (it was truncated, or lost in a crash of the machine)"
+            )
         f.truncate(offset)
         f.seek(offset)
         return f
