@@ -461,3 +461,36 @@ def test_store_locked_for_3_s_under_running_engines(tmp_path, engines):
 def test_store_locked_for_12_s_under_running_engines(tmp_path, engines):
     # Longer than an engine lease (10 s): every heartbeat expires while the lock is held.
     locked_store_under_running_engines(tmp_path, engines, 12, rows=3000)
+
+
+def test_output_shorter_than_its_checkpoint_is_not_resumed_into_garbage(engine_factory, plugin_dir, tmp_path):
+    """After a machine crash the page cache may lose output the store says was written; resuming
+    would pad the file with NUL bytes. The job ends internal_error saying why instead."""
+    engine, src = make_engine(engine_factory, plugin_dir, tmp_path)
+    mod = engine.catalog.task("s", "copy").function.__globals__
+    mod["BLOCK_AT"][0] = "100"
+    job = engine.add_job("s", "copy", input=src)
+    engine.start(watch=False, triggers=False)
+    engine.start_job(job.id)
+    assert mod["AT_ROW"].wait(15)
+    control = engine.scheduler.control(job.id)
+    stopper = threading.Thread(target=engine.stop, kwargs={"timeout": 15})
+    stopper.start()
+    while not control.shutdown.is_set():
+        stopper.join(0.01)
+    mod["BLOCK_AT"][0] = None
+    mod["GATE"].set()
+    stopper.join(15)
+    left = engine.get_job(job.id)
+    assert left.status is JobStatus.EXECUTING and left.owner is None and left.output_offset > 0
+    out = engine.output_path(left)
+    with open(out, "r+b") as f:
+        f.truncate(left.output_offset // 2)
+
+    second = engine_factory(send_progress_after_processed=25)
+    finished = Finished(second)
+    second.start(watch=False, triggers=False)
+    final = finished.wait(job.id)
+    assert final.status is JobStatus.INTERNAL_ERROR
+    assert final.error.startswith(f"cannot resume: the output {out} holds {left.output_offset // 2} bytes")
+    assert b"\x00" not in out.read_bytes()
