@@ -14,7 +14,6 @@ import gc
 import io
 import os
 import stat
-import time
 import tracemalloc
 from pathlib import Path
 
