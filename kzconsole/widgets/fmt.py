@@ -1,0 +1,129 @@
+"""Formatting shared by the console's widgets: statuses, counts, durations, times.
+
+Everything here is readable without colour: statuses carry a symbol and a word, bars use full and
+light blocks (present in the Linux console font), so a monochrome terminal or a screen reader of the
+capture loses nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+# status value -> (symbol, short label, style class suffix)
+STATUS_LOOK: dict[str, tuple[str, str]] = {
+    "pending": ("·", "pending"),
+    "queued": ("◷", "queued"),
+    "executing": ("▶", "executing"),
+    "stopping": ("■", "stopping"),
+    "success": ("✔", "success"),
+    "failure": ("✖", "failure"),
+    "partial": ("◐", "partial"),
+    "stopped": ("■", "stopped"),
+    "internal_error": ("⚠", "int_error"),
+}
+
+# What the operator sees as the job's state: the stored status, refined by the bookkeeping the
+# contract does not name (a pending job that was started is queued; a running one asked to stop).
+def display_status(job: Any) -> str:
+    status = job.status.value
+    if status == "pending" and job.queued_at is not None:
+        return "queued"
+    if status == "executing" and job.stop_requested:
+        return "stopping"
+    return status
+
+
+def status_label(state: str) -> str:
+    symbol, label = STATUS_LOOK.get(state, ("?", state))
+    return f"{symbol} {label}"
+
+
+def compact_number(n: int | float | None) -> str:
+    if n is None:
+        return "-"
+    n = int(n)
+    if abs(n) < 10_000:
+        return str(n)
+    if abs(n) < 1_000_000:
+        return f"{n / 1000:.1f}k" if abs(n) < 100_000 else f"{n // 1000}k"
+    return f"{n / 1_000_000:.1f}M"
+
+
+def grouped(n: int | None) -> str:
+    return "-" if n is None else f"{n:,}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None or seconds < 0:
+        return "-"
+    s = int(seconds)
+    if s < 60:
+        return f"{s}s"
+    m, s = divmod(s, 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h}h{m:02d}m"
+    d, h = divmod(h, 24)
+    return f"{d}d{h:02d}h"
+
+
+def rate(rows_per_second: float | None) -> str:
+    if rows_per_second is None or rows_per_second <= 0:
+        return "-"
+    if rows_per_second < 10:
+        return f"{rows_per_second:.1f}/s"
+    return f"{compact_number(rows_per_second)}/s"
+
+
+def short_time(ts: float | None, now: float) -> str:
+    """Local time: HH:MM:SS today, MM-DD HH:MM otherwise (11 cells at most)."""
+    if ts is None:
+        return "-"
+    t = time.localtime(ts)
+    if time.strftime("%Y-%m-%d", t) == time.strftime("%Y-%m-%d", time.localtime(now)):
+        return time.strftime("%H:%M:%S", t)
+    return time.strftime("%m-%d %H:%M", t)
+
+
+def full_time(ts: float | None) -> str:
+    if ts is None:
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def bar(fraction: float | None, width: int) -> str:
+    """A bar of full blocks on light shade; an unknown total gives a light bar."""
+    if width <= 0:
+        return ""
+    if fraction is None:
+        return "░" * width
+    fraction = min(1.0, max(0.0, fraction))
+    full = int(round(fraction * width))
+    return "█" * full + "░" * (width - full)
+
+
+def job_elapsed(job: Any, now: float) -> float | None:
+    if job.start_timestamp is None:
+        return None
+    end = job.end_timestamp if job.end_timestamp is not None else now
+    return max(0.0, end - job.start_timestamp)
+
+
+def live_counts(job: Any, live: Any | None) -> tuple[int, int, int | None, int]:
+    """(success, failure, total, rows_done) from the live progress when newer than the record."""
+    if live is not None and job.status.value == "executing":
+        return live.success, live.failure, live.total if live.total is not None else job.total_count, live.rows_done
+    return job.success_count, job.failure_count, job.total_count, job.success_count + job.failure_count
+
+
+def job_rate(job: Any, live: Any | None, now: float) -> float | None:
+    if live is not None and job.status.value == "executing" and live.rows_per_second > 0:
+        return live.rows_per_second
+    elapsed = job_elapsed(job, now)
+    success, failure, _, done = live_counts(job, live)
+    if not elapsed or not done:
+        return None
+    return done / elapsed
