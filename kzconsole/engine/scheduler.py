@@ -153,6 +153,7 @@ class Scheduler:
         self.clock = clock
         self.lease = lease or Lease(store, node, clock)
         self._lock = threading.Lock()
+        self._claim_lock = threading.Lock()
         self._running: dict[str, tuple[threading.Thread, JobControl]] = {}
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -186,7 +187,8 @@ class Scheduler:
     def stop(self, timeout: float = 10.0) -> list[str]:
         """Graceful: running jobs checkpoint and are released for the next engine. Returns the
         ids of jobs whose thread did not end in time (a row still running)."""
-        self._stopping.set()
+        with self._claim_lock:
+            self._stopping.set()
         self._wake.set()
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout)
@@ -289,6 +291,28 @@ class Scheduler:
     # ------------------------------------------------------------ launch
 
     def _launch(self, job: JobRecord) -> None:
+        spec = self._spec_or_fail(job)
+        if spec is None:
+            return
+        control = self._control_for(job)
+        thread = threading.Thread(
+            target=self._run_thread, args=(job, spec, control), name=f"job-{job.id[:8]}", daemon=True
+        )
+        with self._lock:
+            self._running[job.id] = (thread, control)
+        self.events.emit(JobChanged(job))
+        thread.start()
+
+    @staticmethod
+    def _control_for(job: JobRecord) -> JobControl:
+        control = JobControl(job.wait_after_row_ms)
+        if job.stop_requested:
+            control.request_stop()
+        return control
+
+    def _spec_or_fail(self, job: JobRecord) -> Any:
+        """The task of a job just claimed; None (and the job ended ``internal_error``) if it is
+        gone from the catalog."""
         spec = self.catalog.task(job.category, job.action)
         if spec is None:
             updated = self.store.update_job(
@@ -300,16 +324,7 @@ class Scheduler:
             )
             if updated is not None:
                 self.events.emit(JobChanged(updated))
-            return
-        control = JobControl(job.wait_after_row_ms)
-        if job.stop_requested:
-            control.request_stop()
-        run = self.make_run(job, spec, control)
-        thread = threading.Thread(target=self._run_thread, args=(run,), name=f"job-{job.id[:8]}", daemon=True)
-        with self._lock:
-            self._running[job.id] = (thread, control)
-        self.events.emit(JobChanged(job))
-        thread.start()
+        return spec
 
     def make_run(self, job: JobRecord, spec: Any, control: JobControl) -> JobRun:
         return JobRun(
@@ -326,15 +341,51 @@ class Scheduler:
             clock=self.clock,
         )
 
-    def _run_thread(self, run: JobRun) -> None:
-        try:
-            run.run()
-        except Exception:  # noqa: BLE001 - JobRun handles its own errors; this is a last resort
-            log.exception("job %s: runner crashed", run.job.id)
-        finally:
-            with self._lock:
-                self._running.pop(run.job.id, None)
-            self.wake()
+    def _run_thread(self, job: JobRecord, spec: Any, control: JobControl) -> None:
+        """Run a job; then, while jobs are queued, claim the next one and run it in this same
+        thread. Why: with one new thread per job, the scheduler's pass, the thread's start (which
+        waits for the GIL) and the JobRun set-up were the whole cost of a tiny job. The thread keeps
+        its slot from one job to the next, so max_running holds."""
+        while True:
+            try:
+                self.make_run(job, spec, control).run()
+            except Exception:  # noqa: BLE001 - JobRun handles its own errors; this is a last resort
+                log.exception("job %s: runner crashed", job.id)
+            following = self._claim_following(job.id)
+            if following is None:
+                break
+            job, spec, control = following
+        self.wake()
+
+    def _claim_following(self, finished_id: str) -> tuple[JobRecord, Any, JobControl] | None:
+        """Release ``finished_id``'s slot, or hand it to the next queued job (claimed here)."""
+        thread = threading.current_thread()
+        while True:
+            # _claim_lock: stop() sets _stopping under it, so no job is claimed here (and missed
+            # by stop) after stop() took its list of running jobs.
+            with self._claim_lock:
+                job = None
+                if not self._stopping.is_set():
+                    try:
+                        claimed = self.store.claim_queued(self.node, 1, self.clock.time())
+                    except Exception:  # noqa: BLE001 - the scheduler's pass retries
+                        log.exception("claiming the next queued job failed")
+                        claimed = []
+                    job = claimed[0] if claimed else None
+                with self._lock:
+                    self._running.pop(finished_id, None)
+                    if job is not None:
+                        control = self._control_for(job)
+                        self._running[job.id] = (thread, control)
+            if job is None:
+                return None
+            spec = self._spec_or_fail(job)
+            if spec is None:
+                finished_id = job.id
+                continue
+            thread.name = f"job-{job.id[:8]}"
+            self.events.emit(JobChanged(job))
+            return job, spec, control
 
     def join_idle(self, timeout: float) -> bool:
         """Wait until no job runs here (tests)."""
