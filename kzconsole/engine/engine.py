@@ -414,7 +414,7 @@ class Engine:
             raise
         self.events.emit(JobChanged(job))
         if start and self.scheduler is not None:
-            self.scheduler.wake()
+            self.scheduler.notify_queued()
         return job
 
     def get_job(self, job_id: str) -> JobRecord:
@@ -469,7 +469,7 @@ class Engine:
             return self.start_job(job.id)  # it changed under us: report its new state
         self.events.emit(JobChanged(updated))
         if self.scheduler is not None:
-            self.scheduler.wake()
+            self.scheduler.notify_queued()
         return updated
 
     def stop_job(self, job_id: str) -> JobRecord:
@@ -553,7 +553,7 @@ class Engine:
             raise
         self.events.emit(JobChanged(job))
         if start and self.scheduler is not None:
-            self.scheduler.wake()
+            self.scheduler.notify_queued()
         return job
 
     def remove_job(self, job_id: str) -> JobRecord:

@@ -173,6 +173,14 @@ class Scheduler:
         self._poked = True
         self._wake.set()
 
+    def notify_queued(self) -> None:
+        """A job was queued. Wake the loop only if a slot is free: otherwise a job thread claims
+        the job when its own job ends (a pass per queued job was most of the scheduler's work when
+        jobs are added in bulk). A thread that finds the queue empty releases its slot and then
+        wakes the loop, so a job queued at that moment is not left waiting for the next poll."""
+        if self.running_count() < self.max_running:
+            self.wake()
+
     def _loop(self) -> None:
         while not self._stopping.is_set():
             try:
