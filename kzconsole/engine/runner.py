@@ -111,8 +111,11 @@ class OutputSink:
 
     @staticmethod
     def _open(path: Path, offset: int):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except FileNotFoundError:  # its folder is made only when missing: one system call fewer
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         f = os.fdopen(fd, "r+b", buffering=0)
         size = os.fstat(fd).st_size
         if size < offset:
@@ -320,16 +323,25 @@ class JobRun:
         self._rate_rows = self.rows_done
         self._rate_time = 0.0
         self._rate = 0.0
+        self._job_dir = self.data_dir / "jobs" / job.id
+        self._relative_cache: tuple[Path, str] | None = None
         # The job's folder is private whatever the umask (a noinput job's is first made here).
-        for folder in (self.data_dir / "jobs", self.job_dir):
-            folder.mkdir(mode=0o700, exist_ok=True)
-        self.logger = _job_logger(job.id, self.job_dir / "job.log", self._log_line)
+        # One system call when the jobs folder exists (the file system is slow at these).
+        try:
+            os.mkdir(self._job_dir, 0o700)
+        except FileExistsError:
+            if not self._job_dir.is_dir():
+                raise
+        except FileNotFoundError:
+            for folder in (self.data_dir / "jobs", self._job_dir):
+                folder.mkdir(mode=0o700, exist_ok=True)
+        self.logger = _job_logger(job.id, self._job_dir / "job.log", self._log_line)
 
     # ------------------------------------------------------------------ paths
 
     @property
     def job_dir(self) -> Path:
-        return self.data_dir / "jobs" / self.job.id
+        return self._job_dir
 
     def _output_path(self) -> Path:
         if self.job.output_path:
@@ -849,10 +861,15 @@ class JobRun:
         self._last_ckpt_time = self.clock.monotonic()
 
     def _relative(self, path: Path) -> str:
+        cached = self._relative_cache
+        if cached is not None and cached[0] is path:  # the sink's path object, until a fallback
+            return cached[1]
         try:
-            return str(path.relative_to(self.data_dir))
+            text = str(path.relative_to(self.data_dir))
         except ValueError:
-            return str(path)
+            text = str(path)
+        self._relative_cache = (path, text)
+        return text
 
     def _on_fallback(self, target: Path, reason: str) -> None:
         self.note = f"output written to {target} (the output location could not be written: {reason})"
