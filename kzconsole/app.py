@@ -68,7 +68,7 @@ class PlaceholderView(Screen):
         yield ViewBar(self.mode)
         yield Static(f"The {VIEW_LABELS.get(self.mode, self.mode)} view is not available: {self.reason}",
                      id="placeholder")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
 
 def _lazy_view(mode: str) -> Callable[[], Screen]:
@@ -146,9 +146,9 @@ class KzConsoleApp(App[int]):
     DEFAULT_MODE = "jobs"
 
     BINDINGS = [
-        Binding("q", "back", "Back/Quit"),
-        Binding("question_mark", "help", "Help", key_display="?"),
-        Binding("colon", "command_line", "Cmd", key_display=":"),
+        Binding("q", "back", "Back", tooltip="back; from the jobs view, quit"),
+        Binding("question_mark", "help", "Help", key_display="?", tooltip="the keys of this view"),
+        Binding("colon", "command_line", "Cmd", key_display=":", tooltip="command line: :jobs :catalog :triggers :plugins :logs :job ID :new :q"),
         Binding("1", "view('jobs')", "Jobs", show=False),
         Binding("2", "view('catalog')", "Catalog", show=False),
         Binding("3", "view('triggers')", "Triggers", show=False),
@@ -309,7 +309,8 @@ class KzConsoleApp(App[int]):
         self.push_screen(
             ConfirmModal(
                 f"{running} job{'s are' if running != 1 else ' is'} running in this console's engine.\n"
-                "Quitting pauses them at a checkpoint; they resume when an engine next opens this store.",
+                f"Quitting pauses {'them' if running != 1 else 'it'} at a checkpoint; "
+                f"{'they resume' if running != 1 else 'it resumes'} when an engine next opens this store.",
                 title="Quit?", yes="Quit", no="Stay",
             ),
             answered,
@@ -357,6 +358,10 @@ class KzConsoleApp(App[int]):
             return None
 
     def open_job(self, job_id: str) -> None:
+        job_id = job_id.strip().lower()
+        if len(job_id) < 6:
+            self.notify("give at least 6 characters of the job id", severity="warning")
+            return
         job = self._find(job_id)
         if job is None:
             return

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+from rich.text import Text
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -25,11 +26,11 @@ class CsvViewScreen(Screen):
     VIEW_NAME = "File"
 
     DEFAULT_CSS = """
-    CsvViewScreen #about { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
+    CsvViewScreen #about { height: 1; padding: 0 1; background: $panel; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     BINDINGS = [
-        Binding("escape", "app.back", "Back"),
+        Binding("escape", "app.back", "Back", show=False),
         Binding("f", "failed_only", "Failed only"),
         Binding("w", "save", "Save to…"),
     ]
@@ -48,7 +49,7 @@ class CsvViewScreen(Screen):
         yield ViewBar("jobs", detail=f"› {self.title_text}")
         yield Static("", id="about")
         yield CsvTable(self.data, empty_note="(empty)")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(CsvTable).focus()
@@ -88,7 +89,7 @@ class CsvViewScreen(Screen):
         if data.problem:
             parts.append(data.problem)
         parts.append(str(self.path))
-        self.query_one("#about", Static).update(" · ".join(parts))
+        self.query_one("#about", Static).update(Text(" · ".join(parts), no_wrap=True, overflow="ellipsis"))
 
     def action_failed_only(self) -> None:
         table = self.query_one(CsvTable)

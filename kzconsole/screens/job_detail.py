@@ -33,19 +33,19 @@ class JobDetailScreen(Screen):
     """
 
     BINDINGS = [
-        Binding("escape", "app.back", "Back"),
-        Binding("l", "show_tab('log')", "Log"),
-        Binding("t", "show_tab('output')", "Table"),
-        Binding("f", "failed_only", "Failed only"),
-        Binding("s", "start", "Start"),
-        Binding("x", "stop", "Stop"),
-        Binding("r", "restart", "Restart", show=False),
-        Binding("d", "delete", "Delete"),
-        Binding("plus", "pause(1)", "Longer pause", key_display="+", show=False),
-        Binding("minus", "pause(-1)", "Shorter pause", key_display="-", show=False),
+        Binding("escape", "app.back", "Back", show=False),
+        Binding("l", "show_tab('log')", "Log", tooltip="the log tail: ctx.log lines, prints, the engine's lines"),
+        Binding("t", "show_tab('output')", "Table", tooltip="the output so far, as a table"),
+        Binding("f", "failed_only", "Failed only", tooltip="only the failed rows and their error (toggle)"),
+        Binding("s", "start", "Start", tooltip="start the job if it is pending"),
+        Binding("x", "stop", "Stop", tooltip="stop: a pending job at once, a running one before its next row"),
+        Binding("r", "restart", "Restart", show=False, tooltip="a new job with the same task and input, queued; opens it"),
+        Binding("d", "delete", "Delete", tooltip="delete the job and its files (asks first)"),
+        Binding("plus", "pause(1)", "Longer pause", key_display="+", show=False, tooltip="longer pause after each row"),
+        Binding("minus", "pause(-1)", "Shorter pause", key_display="-", show=False, tooltip="shorter pause after each row"),
         Binding("o", "output", "Output", show=False),
-        Binding("i", "input", "Input", show=False),
-        Binding("w", "save", "Save output"),
+        Binding("i", "input", "Input", show=False, tooltip="view the stored input"),
+        Binding("w", "save", "Save", tooltip="save a copy of the output to a file"),
     ]
 
     def __init__(self, job: JobRecord) -> None:
@@ -70,7 +70,7 @@ class JobDetailScreen(Screen):
                 yield LogTail(self.engine.log_path(self.job), id="log-tail")
             with TabPane("Output (t)", id="output"):
                 yield CsvTable(self.output, empty_note="no output yet", id="output-table")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self._show()

@@ -115,7 +115,8 @@ def parse_filter(text: str) -> JobFilter:
             task = value
         elif sep and key == "id":
             id_prefix = value
-        elif raw in STATUSES or raw in STATUS_ALIASES:
+        elif raw in STATUSES or raw in STATUS_ALIASES or (len(raw) >= 3 and _statuses_for(raw)):
+            # A status, an alias, or the start of one (so typing "stop" already finds "stopped").
             statuses = (statuses or set()) | set(_statuses_for(raw) or [])
         else:
             words.append(raw)
@@ -148,25 +149,25 @@ class JobsScreen(Screen):
     VIEW_NAME = "Jobs"
 
     DEFAULT_CSS = """
-    JobsScreen #filter { dock: top; display: none; }
+    JobsScreen #filter { display: none; background: $panel; }
     JobsScreen #filter.-shown { display: block; }
-    JobsScreen #status { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
+    JobsScreen #status { height: 1; padding: 0 1; background: $panel; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     """
 
     BINDINGS = [
-        Binding("enter", "open", "Open"),
-        Binding("n", "new", "New"),
-        Binding("s", "start", "Start"),
-        Binding("x", "stop", "Stop"),
-        Binding("d", "delete", "Delete"),
-        Binding("o", "output", "Output"),
-        Binding("r", "restart", "Restart", show=False),
-        Binding("i", "input", "Input", show=False),
-        Binding("plus", "pause(1)", "Longer pause", key_display="+", show=False),
-        Binding("minus", "pause(-1)", "Shorter pause", key_display="-", show=False),
-        Binding("slash", "filter", "Filter", key_display="/"),
-        Binding("S", "sort", "Sort"),
-        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("enter", "open", "Open", tooltip="open the job view: record, live progress, log, output"),
+        Binding("n", "new", "New", tooltip="create a job: task, input file, checks, accounts, pause"),
+        Binding("s", "start", "Start", tooltip="start a pending job (it waits for a free slot)"),
+        Binding("x", "stop", "Stop", tooltip="stop: a pending job at once, a running one before its next row"),
+        Binding("d", "delete", "Delete", tooltip="delete the job and its files (asks first)"),
+        Binding("o", "output", "Output", tooltip="view the output (so far) as a table; w saves it"),
+        Binding("r", "restart", "Restart", show=False, tooltip="a new job with the same task, input and accounts, queued"),
+        Binding("i", "input", "Input", show=False, tooltip="view the stored input as a table"),
+        Binding("plus", "pause(1)", "Longer pause", key_display="+", show=False, tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"),
+        Binding("minus", "pause(-1)", "Shorter pause", key_display="-", show=False, tooltip="shorter pause after each row"),
+        Binding("slash", "filter", "Filter", key_display="/", tooltip="filter: a status, task:, account:, id:, or any text"),
+        Binding("S", "sort", "Sort", tooltip="sort: newest, oldest, running first, by task, by account"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter (without one: back)"),
     ]
 
     def __init__(self) -> None:
@@ -197,7 +198,7 @@ class JobsScreen(Screen):
         yield JobList(self._make_source(), now=self.app.clock.time, live=self.app.bridge.live_progress,
                       id="jobs")
         yield Static("", id="status")
-        yield Footer(compact=True)
+        yield Footer(compact=True, show_command_palette=False)
 
     @property
     def job_list(self) -> JobList:

@@ -136,6 +136,9 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
     NewJobModal #preview.-shown { display: block; }
     NewJobModal #buttons { height: 1; margin-top: 1; align-horizontal: right; }
     NewJobModal #buttons Button { margin-left: 2; }
+    NewJobModal #task > SelectOverlay {
+        border: round $primary !important; max-height: 14; text-wrap: nowrap; text-overflow: ellipsis;
+    }
     """
 
     BINDINGS = [
@@ -211,7 +214,8 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
     def _catalog_loaded(self, tasks: list[TaskInfo], error: str | None) -> None:
         self.tasks = tasks
         select = self.query_one("#task", Select)
-        select.set_options([(Text(f"{t.name} — {t.description}"), t.name) for t in tasks])
+        select.set_options([(Text(f"{t.name} — {t.description}", no_wrap=True, overflow="ellipsis"), t.name)
+                            for t in tasks])
         select.prompt = "pick a task" if tasks else "no tasks: the catalog is empty"
         if error:
             self._show_checks([(False, error)])

@@ -39,24 +39,26 @@ class ViewBar(Widget):
 
     def render(self) -> Text:
         width = self.content_size.width
-        text = Text(no_wrap=True, overflow="ellipsis")
         compact = width < 90
-        text.append(" kz " if compact else " kzconsole ", self.get_component_rich_style("view-bar--brand"))
+        left = Text(no_wrap=True, overflow="ellipsis")
+        left.append(" kz " if compact else " kzconsole ", self.get_component_rich_style("view-bar--brand"))
         for key, mode, label in VIEWS:
             shown = label if not compact or mode == self.active else label[:3]
             if mode == self.active:
-                text.append(f" {key} {shown} ", self.get_component_rich_style("view-bar--active"))
+                left.append(f" {key} {shown} ", self.get_component_rich_style("view-bar--active"))
             else:
-                text.append(f" {key}", self.get_component_rich_style("view-bar--key"))
-                text.append(f" {shown} ")
+                left.append(f" {key}", self.get_component_rich_style("view-bar--key"))
+                left.append(f" {shown} ")
         if self.detail:
-            text.append(f" {self.detail}")
+            left.append(f" {self.detail}")
         status, warn = getattr(self.app, "engine_status", lambda: ("", False))()
-        if status:
-            style = self.get_component_rich_style("view-bar--warn" if warn else "view-bar--status")
-            room = width - text.cell_len - 2
-            if room > 4:
-                label = status if len(status) <= room else status[: room - 1] + "…"
-                text.append(" " * (room - len(label) + 1))
-                text.append(label + " ", style)
-        return text
+        if not status:
+            return left
+        # The engine's state always shows in full; what is on the left gives way.
+        right = Text(f" {status} ", style=self.get_component_rich_style("view-bar--warn" if warn else "view-bar--status"))
+        room = max(0, width - right.cell_len)
+        if left.cell_len > room:
+            left.truncate(room, overflow="ellipsis")
+        left.append(" " * (room - left.cell_len))
+        left.append_text(right)
+        return left

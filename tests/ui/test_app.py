@@ -116,14 +116,15 @@ async def test_help_lists_the_keys_of_the_current_view(tmp_path):
         await pilot.press("question_mark")
         await shown(pilot, app, HelpScreen)
         text = screen_text(app)
-        for words in ("Keys: Jobs", "Start", "Stop", "Delete", "Longer pause", "Filter", "Sort", "Back/Quit"):
+        for words in ("Keys: Jobs", "start a pending job", "stop:", "delete the job", "longer pause", "filter:",
+                      "sort:", "back; from the jobs view, quit"):
             assert words in text
         await pilot.press("escape")
         await pilot.press("enter")
         await shown(pilot, app, JobDetailScreen)
         await pilot.press("question_mark")
         await shown(pilot, app, HelpScreen)
-        assert "Failed only" in screen_text(app) and "Keys: Job" in screen_text(app)
+        assert "only the failed rows" in screen_text(app) and "Keys: Job" in screen_text(app)
 
 
 async def test_the_command_palette_offers_the_views_and_the_keys_of_the_view(tmp_path):

@@ -232,6 +232,8 @@ def test_filter_parsing():
     assert set(f.statuses) == {"success", "failure", "partial", "stopped", "internal_error"}
     assert parse_filter("task:e164 id:0000").task == "e164"
     assert parse_filter("account:0123").account_part == "0123"
+    assert parse_filter("stop").statuses == ("stopped",) and parse_filter("exe").statuses == ("executing",)
+    assert parse_filter("st").words == ("st",)  # too short to mean a status: a piece of an id or name
 
 
 async def test_filter_is_incremental_by_status_task_account_and_id(tmp_path):
