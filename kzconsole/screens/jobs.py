@@ -44,6 +44,8 @@ _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 SCAN_PAGE = 2000
 RELOAD_EVERY_S = 0.3  # at most this often a live list re-reads the store
 RESCAN_EVERY_S = 1.5
+RESCAN_DUTY = 5  # a rescan waits at least this many times the last scan's duration (<= 20% of a core)
+RESCAN_QUIET_S = 10.0  # when only counts moved (another connection wrote), rescan this seldom
 
 
 @dataclass(frozen=True)
@@ -167,7 +169,7 @@ class JobsScreen(Screen):
         Binding("minus", "pause(-1)", "Shorter pause", key_display="-", show=False, tooltip="shorter pause after each row"),
         Binding("slash", "filter", "Filter", key_display="/", tooltip="filter: a status, task:, account:, id:, or any text"),
         Binding("S", "sort", "Sort", tooltip="sort: newest, oldest, running first, by task, by account"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter (without one: back)"),
+        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter"),
     ]
 
     def __init__(self) -> None:
@@ -181,6 +183,8 @@ class JobsScreen(Screen):
         self._scanning = False
         self._scanned = 0
         self._last_scan = 0.0
+        self._scan_seconds = 0.0
+        self._rescan_pending = False
         self._rescan_timer: Timer | None = None
         self._status_text = ""
         self._binding_state: tuple[Any, ...] | None = None
@@ -250,6 +254,7 @@ class JobsScreen(Screen):
         statuses = list(job_filter.statuses) if job_filter.statuses is not None else None
         found: list[JobRecord] = []
         offset = 0
+        started = time.monotonic()
         while not worker.is_cancelled:
             page = engine.list_jobs(status=statuses, account_id=job_filter.account, limit=SCAN_PAGE, offset=offset)
             found.extend(job for job in page if job_filter.matches(job))
@@ -261,25 +266,38 @@ class JobsScreen(Screen):
             return
         if sort != "newest":
             found.sort(key=_sort_key(sort))
+        self._scan_seconds = time.monotonic() - started
         self.app.call_from_thread(self._scan_done, generation, found)
 
     def _scan_done(self, generation: int, found: list[JobRecord]) -> None:
         if generation != self._scan_generation:
             return
         self._scanning = False
+        if self._rescan_pending:
+            self._rescan_pending = False
+            self.call_later(self._reload)
         source = self.job_list.source
         if isinstance(source, MemorySource):
             source.records = found
             self.job_list.reload()
         self._update_status()
 
-    def _reload(self, force: bool = False) -> None:
-        """Re-read the list, at most every RELOAD_EVERY_S (events come in bursts)."""
+    def _reload(self, force: bool = False, *, quiet: bool = False) -> None:
+        """Re-read the list, at most every RELOAD_EVERY_S (events come in bursts).
+
+        A scanned list is scanned again at most every RESCAN_EVERY_S, and never more often than
+        RESCAN_DUTY times its own duration: with 100,000 jobs and a filter the store cannot answer,
+        running jobs must not keep a core busy re-reading the store.
+        """
         if isinstance(self.job_list.source, MemorySource):
-            if force or time.monotonic() - self._last_scan >= RESCAN_EVERY_S:
+            every = max(RESCAN_QUIET_S if quiet else RESCAN_EVERY_S, self._scan_seconds * RESCAN_DUTY)
+            if self._scanning:
+                self._rescan_pending = True
+                return
+            if force or time.monotonic() - self._last_scan >= every:
                 self._start_scan()
             elif self._rescan_timer is None:
-                delay = RESCAN_EVERY_S - (time.monotonic() - self._last_scan)
+                delay = every - (time.monotonic() - self._last_scan)
                 self._rescan_timer = self.set_timer(max(0.05, delay), self._rescan_now)
             return
         elapsed = time.monotonic() - self._last_reload
@@ -297,7 +315,10 @@ class JobsScreen(Screen):
 
     def _rescan_now(self) -> None:
         self._rescan_timer = None
-        self._start_scan()
+        if self._scanning:
+            self._rescan_pending = True
+        else:
+            self._start_scan()
 
     def on_engine_updated(self, message: EngineUpdated) -> None:
         batch = message.batch
@@ -307,7 +328,10 @@ class JobsScreen(Screen):
                 for job in batch.changed.values():
                     job_list.source.replace(job)
                     job_list.update_record(job)
-            self._reload()
+                # Counts checkpointed by running jobs alone do not change who matches.
+                self._reload(quiet=not (batch.changed or batch.deleted))
+            else:
+                self._reload()
         if batch.progress:
             job_list.refresh_jobs(frozenset(batch.progress))
             highlighted = job_list.highlighted
@@ -414,8 +438,8 @@ class JobsScreen(Screen):
             box.value = ""
             box.remove_class("-shown")
             self.set_filter("")
-        else:
-            self.app.action_back()
+        # Without a filter, escape does nothing here: a habit of pressing escape to "get back"
+        # must never quit the console (q does).
 
     def action_sort(self) -> None:
         self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]

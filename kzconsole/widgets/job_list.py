@@ -269,9 +269,7 @@ class JobList(ScrollView, can_focus=True):
         time would cost the UI thread (and a slow SSH link) for nothing.
         """
         previous = self._highlighted_id
-        before = {i: self._blocks.get(i // BLOCK, [None] * BLOCK)[i % BLOCK]
-                  if i // BLOCK in self._blocks and i % BLOCK < len(self._blocks[i // BLOCK]) else None
-                  for i in self.visible_range()}
+        before = {i: self._cached(i) for i in self.visible_range()}
         old_total = self.total
         self.total = self.source.count()
         self._blocks.clear()
@@ -295,6 +293,11 @@ class JobList(ScrollView, can_focus=True):
                 if self.row(index) != before.get(index):
                     self.refresh_row(index)
         self._announce()
+
+    def _cached(self, index: int) -> Any | None:
+        block = self._blocks.get(index // BLOCK)
+        pos = index % BLOCK
+        return block[pos] if block is not None and pos < len(block) else None
 
     def _rows(self, start: int, count: int) -> list[Any]:
         out = []

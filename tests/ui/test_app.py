@@ -246,3 +246,13 @@ def test_the_bridge_never_blocks_the_engine_thread(tmp_path):
     finally:
         bridge.detach()
         engine.close()
+
+
+async def test_a_plugin_with_a_syntax_error_shows_its_traceback_in_the_console(tmp_path, plugin_dir):
+    plugin_dir.write("broken.py", "from kzconsole.plugin import task\ndef oops(:\n    pass\n")
+    settings = ui_settings(tmp_path, plugin_dir.path)
+    async with running_console(settings, size=(100, 40)) as (app, pilot):
+        await pilot.press("4")
+        await wait_for(pilot, lambda: "SyntaxError" in screen_text(app), what="the traceback")
+        text = screen_text(app)
+        assert "broken.py" in text and "FAILED" in text and "def oops(:" in text
