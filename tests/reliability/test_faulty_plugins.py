@@ -56,12 +56,17 @@ def n_verifier(value):
 def exitheader(ctx, it, row):
     return None
 
-@task("f", "deepstate", description="Hands on a state too deep for JSON", mandatory=["n"])
-def deepstate(ctx, it, row):
-    state = []
-    for _ in range(100_000):
-        state = [state]
-    return Next(state)
+class Incomparable(dict):
+    # json.dumps takes it; comparing the round trip with it raises (not a TypeError/ValueError).
+    def __eq__(self, other):
+        raise RuntimeError("cannot compare")
+
+    __ne__ = __eq__
+    __hash__ = None
+
+@task("f", "oddstate", description="Hands on a state that cannot be checked", mandatory=["n"])
+def oddstate(ctx, it, row):
+    return Next(Incomparable(n=row["n"]))
 
 @task("fv", "verified", description="Its verifier raises", mandatory=["n"])
 def verified(ctx, it, row):
@@ -243,7 +248,7 @@ def test_raising_verifier_fails_its_rows_closed(started, tmp_path):
 
 def test_state_that_cannot_be_saved_does_not_hurt_a_job_that_is_not_interrupted(started, tmp_path):
     engine, finished, _ = started
-    final, out = run(engine, finished, tmp_path, "deepstate", ["1", "2"])
+    final, out = run(engine, finished, tmp_path, "oddstate", ["1", "2"])
     assert (final.status, final.success_count, final.error) == (JobStatus.SUCCESS, 2, None)
     assert "cannot be resumed after a crash" in engine.log_path(final).read_text()
 
