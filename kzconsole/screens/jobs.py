@@ -242,6 +242,7 @@ class JobsScreen(Screen):
         self._scan_generation += 1
         self._scanning = True
         self._scanned = 0
+        self.job_list.empty_note = "  filtering…"
         self._last_scan = time.monotonic()
         self._scan(self._scan_generation, self.filter, self.sort)
         self._update_status()
@@ -254,7 +255,10 @@ class JobsScreen(Screen):
         statuses = list(job_filter.statuses) if job_filter.statuses is not None else None
         found: list[JobRecord] = []
         offset = 0
-        started = time.monotonic()
+        started = last_shown = time.monotonic()
+        # A first scan in the natural order shows what it found so far (newest first is a prefix of
+        # the result); a rescan keeps the previous result on screen until the new one is complete.
+        show_partial = sort == "newest" and not self._shown_records()
         while not worker.is_cancelled:
             page = engine.list_jobs(status=statuses, account_id=job_filter.account, limit=SCAN_PAGE, offset=offset)
             found.extend(job for job in page if job_filter.matches(job))
@@ -262,6 +266,9 @@ class JobsScreen(Screen):
             self._scanned = offset
             if len(page) < SCAN_PAGE:
                 break
+            if show_partial and time.monotonic() - last_shown > 0.3:
+                last_shown = time.monotonic()
+                self.app.call_from_thread(self._scan_partial, generation, list(found))
         if worker.is_cancelled:
             return
         if sort != "newest":
@@ -269,10 +276,22 @@ class JobsScreen(Screen):
         self._scan_seconds = time.monotonic() - started
         self.app.call_from_thread(self._scan_done, generation, found)
 
+    def _shown_records(self) -> bool:
+        source = self.job_list.source
+        return isinstance(source, MemorySource) and bool(source.records)
+
+    def _scan_partial(self, generation: int, found: list[JobRecord]) -> None:
+        source = self.job_list.source
+        if generation == self._scan_generation and isinstance(source, MemorySource):
+            source.records = found
+            self.job_list.reload()
+            self._update_status()
+
     def _scan_done(self, generation: int, found: list[JobRecord]) -> None:
         if generation != self._scan_generation:
             return
         self._scanning = False
+        self.job_list.empty_note = None
         if self._rescan_pending:
             self._rescan_pending = False
             self.call_later(self._reload)

@@ -251,6 +251,7 @@ class JobList(ScrollView, can_focus=True):
         self._layout_width = -1
         self._highlighted_id: str | None = None
         self.loaded = False
+        self.empty_note: str | None = None  # what an empty list says (None: the default)
 
     # ------------------------------------------------------------- data
 
@@ -428,7 +429,8 @@ class JobList(ScrollView, can_focus=True):
         job = self.row(index)
         if job is None:
             if index == 0 and self.loaded and self.total == 0:
-                return Strip([Segment(_fit("  no jobs here (n creates one, / filters)", width),
+                note = self.empty_note or "  no jobs here (n creates one, / filters)"
+                return Strip([Segment(_fit(note, width),
                                       self.get_component_rich_style("job-list--dim"))], width)
             return Strip.blank(width, self.rich_style)
         return self._row_strip(job, index, width)
