@@ -18,6 +18,7 @@ refused rather than touched.
 from __future__ import annotations
 
 import json
+import operator
 import os
 import random
 import sqlite3
@@ -159,22 +160,41 @@ def _encode(field: str, value: Any) -> Any:
     return value
 
 
+# JOB_FIELDS is JobRecord's field order (models builds it from the dataclass), so a record is
+# read and written positionally: these run for every job read or written, several times a job.
+_JOB_FIELD_SET = frozenset(JOB_FIELDS)
+_STATUS_INDEX = JOB_FIELDS.index("status")
+_BOOL_INDEXES = tuple(JOB_FIELDS.index(field) for field in sorted(_BOOL_FIELDS))
+_job_attributes = operator.attrgetter(*JOB_FIELDS)
+
+
 def _job_values(job: JobRecord) -> list[Any]:
-    """The job's column values, in JOB_FIELDS order."""
-    return [_encode(field, getattr(job, field)) for field in JOB_FIELDS]
+    """The job's column values, in JOB_FIELDS order (what _encode gives for each field)."""
+    values = list(_job_attributes(job))
+    status = values[_STATUS_INDEX]
+    if status is not None:
+        values[_STATUS_INDEX] = JobStatus(status).value
+    for i in _BOOL_INDEXES:
+        if values[i] is not None:
+            values[i] = 1 if values[i] else 0
+    return values
 
 
 def _job_from_row(row: tuple[Any, ...]) -> JobRecord:
-    values = dict(zip(JOB_FIELDS, row))
-    values["status"] = JobStatus(values["status"])
-    for field in _BOOL_FIELDS:
-        values[field] = bool(values[field])
-    return JobRecord(**values)
+    values = list(row)
+    values[_STATUS_INDEX] = JobStatus(values[_STATUS_INDEX])
+    for i in _BOOL_INDEXES:
+        values[i] = bool(values[i])
+    return JobRecord(*values)
+
+
+# update_job's statements by shape (see there); only shapes whose fields passed _check_fields.
+_UPDATE_SQL: dict[tuple[tuple[str, ...], tuple[tuple[str, bool], ...]], str] = {}
 
 
 def _check_fields(names: Iterable[str], what: str, *, allow_id: bool) -> None:
     for name in names:
-        if name not in JOB_FIELDS or (name == "id" and not allow_id):
+        if name not in _JOB_FIELD_SET or (name == "id" and not allow_id):
             raise ValueError(f"{what}: {name!r} is not a JobRecord field that can be used here")
 
 
@@ -487,16 +507,25 @@ class SQLiteStore(Store):
     def update_job(
         self, job_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
     ) -> JobRecord | None:
-        _check_fields(changes, "update_job changes", allow_id=False)
-        _check_fields(expect or {}, "update_job expect", allow_id=True)
+        # The statement depends only on which fields change and which are expected (and which
+        # of those are expected NULL): the engine uses a handful of shapes, a few times a job.
+        shape = (tuple(changes), tuple((field, value is None) for field, value in (expect or {}).items()))
+        sql = _UPDATE_SQL.get(shape)
         where, where_params = _where(job_id, expect)
+        if sql is None:
+            _check_fields(changes, "update_job changes", allow_id=False)
+            _check_fields(expect or {}, "update_job expect", allow_id=True)
+            if changes:
+                assignments = ", ".join(f"{field} = ?" for field in changes)
+                sql = f"UPDATE jobs SET {assignments} WHERE {where} RETURNING {_JOB_COLUMNS}"
+            else:
+                sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}"
+            if len(_UPDATE_SQL) < 512:
+                _UPDATE_SQL[shape] = sql
         if changes:
-            assignments = ", ".join(f"{field} = ?" for field in changes)
             params = [_encode(field, value) for field, value in changes.items()] + where_params
-            sql = f"UPDATE jobs SET {assignments} WHERE {where} RETURNING {_JOB_COLUMNS}"
         else:
             params = where_params
-            sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}"
 
         def update(conn: sqlite3.Connection) -> JobRecord | None:
             row = conn.execute(sql, params).fetchone()
