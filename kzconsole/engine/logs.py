@@ -89,6 +89,13 @@ class _StreamRouter(io.TextIOBase):
         if getattr(_current, "logger", None) is None:
             self.original.flush()
 
+    def flush_pending(self, logger: logging.Logger) -> None:
+        """Log this thread's last line when it did not end with a newline."""
+        rest = getattr(self._buffers, "text", "")
+        if rest:
+            self._buffers.text = ""
+            logger.log(self.level, rest)
+
     def isatty(self) -> bool:
         return self.original.isatty()
 
@@ -126,6 +133,9 @@ class bound_to_job:
         _current.logger = self.logger
 
     def __exit__(self, *exc: object) -> None:
+        for stream in (sys.stdout, sys.stderr):
+            if isinstance(stream, _StreamRouter):
+                stream.flush_pending(self.logger)
         _current.logger = self._previous
 
 

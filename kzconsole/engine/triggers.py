@@ -478,7 +478,7 @@ class TriggerEngine:
         return firing, thread
 
     def _is_dead(self, now: float) -> Callable[[str | None], bool]:
-        return dead_owners(self.store, now, self.lease.host)
+        return dead_owners(self.store, now, self.lease.host, trust_expiry=self.lease.trusts_expiry(now))
 
     def _is_local(self, firing: Firing) -> bool:
         with _LOCAL_LOCK:

@@ -440,3 +440,23 @@ def test_progress_events_and_checkpoints(engine_factory, plugin_dir, tmp_path):
     assert final.success_count == 10 and final.rows_done == 10
     assert updates and updates[-1].success == 10
 
+
+
+def test_prints_go_to_the_job_log_even_without_a_final_newline(engine_factory, plugin_dir, tmp_path, capsys):
+    plugin_dir.write("p.py", '''
+import sys
+from kzconsole.plugin import task
+
+@task("p", "talk", description="prints", mandatory=["a"])
+def talk(ctx, it, row):
+    print("hello from", row["a"])
+    sys.stdout.write("no newline at the end")
+    return None
+''')
+    engine = engine_factory()
+    src = write_csv(tmp_path / "in.csv", [["a"], ["x"]])
+    job = engine.add_job("p", "talk", input=src)
+    final = engine.run_job(job.id)
+    log = engine.log_path(final).read_text()
+    assert "hello from x" in log and "no newline at the end" in log
+    assert "hello from" not in capsys.readouterr().out
