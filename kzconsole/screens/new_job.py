@@ -433,6 +433,11 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
 class InputFileTree(DirectoryTree):
     """Folders, and the files a job can take (CSV, JSON); hidden entries are left out."""
 
+    # Plain symbols instead of emoji: the Linux console's font has no emoji.
+    ICON_NODE = "▸ "
+    ICON_NODE_EXPANDED = "▾ "
+    ICON_FILE = "  "
+
     def filter_paths(self, paths: Iterable[Path]) -> Iterable[Path]:
         out = []
         for path in paths:

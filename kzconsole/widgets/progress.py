@@ -39,24 +39,14 @@ class JobProgress(Widget):
         self.refresh()
 
     def stats(self) -> str:
-        """The second line as plain text (also used by tests)."""
+        """The second line as plain text (also used by tests). A pending stop comes first, so a
+        narrow terminal never cuts it off."""
         job = self.job
         if job is None:
             return ""
         success, failure, total, done = fmt.live_counts(job, self.live)
         state = fmt.display_status(job)
-        parts = [f"✔ {success:,} ok", f"✖ {failure:,} failed"]
-        parts.append(f"{done:,} of {total:,} rows" if total is not None else f"{done:,} calls (no input)")
-        rate = fmt.job_rate(job, self.live, self.now)
-        if job.start_timestamp is not None:
-            parts.append(fmt.rate(rate))
-        if state in ("executing", "stopping"):
-            if total and rate:
-                parts.append(f"ETA {fmt.duration(max(0, total - done) / rate)}")
-            wait = self.live.wait_after_row_ms if self.live is not None else job.wait_after_row_ms
-            parts.append(f"pause {wait} ms")
-        elif state in ("pending", "queued"):
-            parts.append(f"pause {job.wait_after_row_ms} ms")
+        parts = []
         if state == "stopping":
             row = self.row_seconds
             if row is None and self.live is not None and self.live.stopping:
@@ -65,6 +55,18 @@ class JobProgress(Widget):
                 parts.append(f"STOPPING: the current row has run {row:.1f}s")
             else:
                 parts.append("STOPPING before the next row")
+        parts += [f"✔ {success:,} ok", f"✖ {failure:,} failed"]
+        parts.append(f"{done:,} of {total:,} rows" if total is not None else f"{done:,} calls (no input)")
+        rate = fmt.job_rate(job, self.live, self.now)
+        if job.start_timestamp is not None and rate:
+            parts.append(fmt.rate(rate))
+        if state in ("executing", "stopping"):
+            if total and rate:
+                parts.append(f"ETA {fmt.duration(max(0, total - done) / rate)}")
+            wait = self.live.wait_after_row_ms if self.live is not None else job.wait_after_row_ms
+            parts.append(f"pause {wait} ms")
+        elif state in ("pending", "queued"):
+            parts.append(f"pause {job.wait_after_row_ms} ms")
         return " · ".join(parts)
 
     def render(self) -> Text:
@@ -95,9 +97,9 @@ class JobProgress(Widget):
         text.append("\n")
         stats = self.stats()
         if fmt.display_status(job) == "stopping":
-            head, _, tail = stats.partition("STOPPING")
-            text.append(head)
-            text.append("STOPPING" + tail, self.get_component_rich_style("job-progress--stopping"))
+            head, sep, tail = stats.partition(" · ")
+            text.append(head, self.get_component_rich_style("job-progress--stopping"))
+            text.append(sep + tail)
         else:
             text.append(stats)
         return text
