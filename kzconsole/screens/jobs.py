@@ -23,7 +23,6 @@ from textual.worker import get_current_worker
 
 from kzconsole.engine import EngineError, JobRecord, JobStatus
 from kzconsole.messages import EngineUpdated
-from kzconsole.widgets import fmt
 from kzconsole.widgets.job_list import GroupedSource, JobList, JobSource, MemorySource, StoreSource
 from kzconsole.widgets.view_bar import ViewBar
 

@@ -22,6 +22,8 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from kzconsole.widgets.fmt import add_fitted_columns
+
 __all__ = ["PluginsScreen", "plugin_status"]
 
 POLL_SECONDS = 1.0
@@ -136,10 +138,7 @@ class PluginsScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        fixed = sum(w for _, _, w in self.COLUMNS) + 2 * len(self.COLUMNS) + 2
-        source_width = max(12, min(70, self.app.size.width - fixed))
-        for key, label, width in self.COLUMNS:
-            table.add_column(label, key=key, width=width or source_width)
+        add_fitted_columns(table, self.COLUMNS, self.app.size.width, minimum=12, maximum=70)
         self.set_interval(POLL_SECONDS, self._poll)
         self._load()
 

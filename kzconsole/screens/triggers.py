@@ -22,6 +22,8 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
+from kzconsole.widgets.fmt import add_fitted_columns
+
 __all__ = [
     "TriggersScreen",
     "TriggerHistoryModal",
@@ -258,11 +260,9 @@ class TriggersScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        fixed = sum(w for _, _, w in self.COLUMNS) + 2 * len(self.COLUMNS) + 2
-        functions_width = max(14, min(60, self.app.size.width - fixed))
-        self._functions_width = functions_width
-        for key, label, width in self.COLUMNS:
-            table.add_column(label, key=key, width=width or functions_width)
+        self._functions_width = add_fitted_columns(
+            table, self.COLUMNS, self.app.size.width, minimum=14, maximum=60
+        )
         self.set_interval(POLL_SECONDS, self._tick)
         self.refresh_schedule()
 
@@ -544,10 +544,7 @@ class TriggerHistoryModal(ModalScreen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        fixed = sum(w for _, _, w in self.COLUMNS) + 2 * len(self.COLUMNS) + 4
-        reason_width = max(12, min(80, self.app.size.width - fixed))
-        for key, label, width in self.COLUMNS:
-            table.add_column(label, key=key, width=width or reason_width)
+        add_fitted_columns(table, self.COLUMNS, self.app.size.width, minimum=12, maximum=80, margin=4)
         self.set_interval(2.0, self._reload)
         self._reload()
 

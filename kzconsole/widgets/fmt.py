@@ -127,3 +127,17 @@ def job_rate(job: Any, live: Any | None, now: float) -> float | None:
     if not elapsed or not done:
         return None
     return done / elapsed
+
+
+def add_fitted_columns(
+    table: Any, columns: tuple[tuple[str, str, int], ...], available: int, *,
+    minimum: int, maximum: int, margin: int = 2,
+) -> int:
+    """Add ``(key, label, width)`` columns to a DataTable; the one column of width 0 takes what the
+    terminal leaves (between ``minimum`` and ``maximum``). Returns that width. Fixed widths keep
+    the table from measuring every cell (slow, see STACK.md)."""
+    fixed = sum(w for _, _, w in columns) + 2 * len(columns) + margin
+    flexible = max(minimum, min(maximum, available - fixed))
+    for key, label, width in columns:
+        table.add_column(label, key=key, width=width or flexible)
+    return flexible
