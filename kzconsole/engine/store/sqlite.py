@@ -24,7 +24,7 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -458,13 +458,72 @@ class SQLiteStore(Store):
         limit: int | None = None,
         offset: int = 0,
     ) -> list[JobRecord]:
+        query = self._list_query(_JOB_COLUMNS, account_id, status, limit, offset)
+        if query is None:
+            return []
+        sql, params = query
+
+        def select(conn: sqlite3.Connection) -> list[JobRecord]:
+            return [_job_from_row(row) for row in conn.execute(sql, params).fetchall()]
+
+        return self._run("listing jobs", select)
+
+    def iter_job_rows(
+        self,
+        columns: Sequence[str],
+        *,
+        account_id: str | None = None,
+        status: str | Iterable[str] | None = None,
+        limit: int | None = None,
+        offset: int = 0,
+        batch: int = 4096,
+    ) -> Iterator[tuple[Any, ...]]:
+        """The raw column values (``status`` as its string, flags as 0/1) of the jobs
+        ``list_jobs`` would return, in the same order, read in batches from one statement.
+
+        For listings of every job (``tasks list`` with 100,000 jobs): no JobRecord is built per
+        row and the rows are never all in memory. ``columns`` must include ``id`` and ``created``
+        (the order's keys). Not retried on a lock: it only reads, and WAL readers do not wait.
+        """
+        names = list(columns)
+        for name in names:
+            if name not in _JOB_FIELD_SET:
+                raise ValueError(f"iter_job_rows: {name!r} is not a JobRecord field")
+        if "id" not in names or "created" not in names:
+            raise ValueError("iter_job_rows: columns must include id and created")
+        query = self._list_query(", ".join(names), account_id, status, limit, offset)
+        if query is None:
+            return
+        sql, params = query
+        try:
+            cursor = self._conn().execute(sql, params)
+            try:
+                while True:
+                    rows = cursor.fetchmany(batch)
+                    if not rows:
+                        return
+                    yield from rows
+            finally:
+                cursor.close()
+        except sqlite3.Error as exc:
+            raise self._error(exc, "listing jobs") from exc
+
+    @staticmethod
+    def _list_query(
+        columns: str,
+        account_id: str | None,
+        status: str | Iterable[str] | None,
+        limit: int | None,
+        offset: int,
+    ) -> tuple[str, list[Any]] | None:
+        """list_jobs' statement selecting ``columns``; None if it can match nothing."""
         if limit is not None and limit < 0:
             raise ValueError(f"list_jobs: limit must be >= 0, not {limit}")
         if offset < 0:
             raise ValueError(f"list_jobs: offset must be >= 0, not {offset}")
         statuses = status_values(status)
         if limit == 0 or (statuses is not None and not statuses):
-            return []
+            return None
         order = " ORDER BY created DESC, id DESC LIMIT ? OFFSET ?"
         page = [-1 if limit is None else limit, offset]
         if statuses is not None and len(set(statuses)) > 1:
@@ -473,7 +532,7 @@ class SQLiteStore(Store):
             branches = []
             params: list[Any] = []
             for one in dict.fromkeys(statuses):
-                branch = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ?"
+                branch = f"SELECT {columns} FROM jobs WHERE status = ?"
                 params.append(one)
                 if account_id is not None:
                     branch += " AND account_id = ?"
@@ -483,13 +542,9 @@ class SQLiteStore(Store):
             params.extend(page)
         else:
             clause, params = _status_filter(account_id, statuses) or ("", [])
-            sql = f"SELECT {_JOB_COLUMNS} FROM jobs{clause}{order}"
+            sql = f"SELECT {columns} FROM jobs{clause}{order}"
             params = [*params, *page]
-
-        def select(conn: sqlite3.Connection) -> list[JobRecord]:
-            return [_job_from_row(row) for row in conn.execute(sql, params).fetchall()]
-
-        return self._run("listing jobs", select)
+        return sql, params
 
     def count_jobs(
         self, *, account_id: str | None = None, status: str | Iterable[str] | None = None
