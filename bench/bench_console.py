@@ -1,0 +1,278 @@
+"""Targets 4 (console first paint) and 5 (console under load), with the console's real app
+(``kzconsole.app.KzConsoleApp``) driven headless by Textual's ``run_test``.
+
+Each measurement runs in a fresh subprocess, so imports are counted as a user would see them:
+
+- **first paint**: from before ``import kzconsole.app`` until the jobs view has drawn its first
+  page of jobs (the newest job's id is on the screen), with 100,000 jobs in the store; the
+  baseline is the same with an empty store (what the console costs before the store matters).
+- **under load**: 100,000 stored jobs, 8 CSV jobs (``bench/ok``, no pause, ``max_running`` 8)
+  running at full speed in the console's embedded engine; the cursor is moved down the jobs list
+  (key ``down``) 30 times, each press timed until the key was handled and the screen refreshed.
+  The engine's throughput (rows of the 8 jobs / time until all finished) is compared with the
+  same 8 jobs run by an Engine with no console in another subprocess.
+
+    python bench/bench_console.py [--jobs 100000] [--rows 100000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import sys
+import threading
+import time
+from pathlib import Path
+
+T_START = time.perf_counter()  # first paint is measured from here (before any kzconsole import)
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import PYTHON, Result, Workspace, median, run_child, write_csv  # noqa: E402
+
+HERE = Path(__file__).resolve()
+SIZE = (120, 40)
+
+
+def _settings(data_dir: Path, plugins: Path, **tasks):
+    from kzconsole.config import load_settings
+
+    settings = load_settings(None, data_dir=data_dir, extra_plugin_paths=[str(plugins)])
+    if tasks:
+        settings = settings.with_overrides(tasks=tasks)
+    return settings
+
+
+def _screen_text(app) -> str:
+    strips = app.screen._compositor.render_strips()
+    return "\n".join("".join(segment.text for segment in strip) for strip in strips)
+
+
+def child_paint(data_dir: Path, plugins: Path) -> dict:
+    from kzconsole.app import KzConsoleApp  # counted: the console's imports are part of first paint
+
+    settings = _settings(data_dir, plugins)
+    app = KzConsoleApp(settings)
+    newest = app.engine.store.list_jobs(limit=1)
+    expect = newest[0].id[:8] if newest else None
+    result: dict = {}
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            deadline = time.perf_counter() + 30
+            while True:
+                text = _screen_text(app)
+                if (expect is None or expect in text) and "Jobs" in text:
+                    break
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("the jobs view never showed the newest job")
+                await pilot.pause(0.001)
+            result["seconds"] = time.perf_counter() - T_START
+            await pilot.pause(0.2)
+        app.engine.stop(timeout=5)
+        app.engine.close()
+
+    asyncio.run(main())
+    return result
+
+
+def _start_jobs(engine, src: Path, count: int) -> tuple[list[str], threading.Event, dict]:
+    from kzconsole.engine import JobChanged
+
+    done = threading.Event()
+    state = {"left": count, "end": None}
+    lock = threading.Lock()
+    ids: set[str] = set()
+
+    def on_event(ev) -> None:
+        if isinstance(ev, JobChanged) and ev.job.id in ids and ev.job.status.is_finished:
+            with lock:
+                state["left"] -= 1
+                if state["left"] == 0:
+                    state["end"] = time.perf_counter()
+                    done.set()
+
+    engine.events.subscribe(on_event)
+    jobs = [engine.add_job("bench", "ok", input=src, wait_ms=0) for _ in range(count)]
+    ids.update(j.id for j in jobs)
+    state["start"] = time.perf_counter()
+    for job in jobs:
+        engine.start_job(job.id)
+    return [j.id for j in jobs], done, state
+
+
+def child_load(data_dir: Path, plugins: Path, src: Path, rows: int, with_console: bool, presses: int) -> dict:
+    settings = _settings(data_dir, plugins, max_running=8)
+    result: dict = {}
+    if not with_console:
+        from kzconsole.engine import Engine
+
+        engine = Engine(settings)
+        engine.start()
+        _, done, state = _start_jobs(engine, src, 8)
+        if not done.wait(600):
+            raise RuntimeError("the jobs did not finish")
+        result["rows_per_second"] = 8 * rows / (state["end"] - state["start"])
+        engine.close()
+        return result
+
+    from textual import events
+
+    from kzconsole.app import KzConsoleApp
+    from kzconsole.widgets.job_list import JobList
+
+    app = KzConsoleApp(settings)
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            deadline = time.perf_counter() + 30
+            while not app.engine_running:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError(f"the engine did not start: {app.engine_error}")
+                await pilot.pause(0.01)
+            job_list = app.screen.query_one(JobList)
+            job_list.focus()
+            await pilot.pause()
+
+            async def presses_timed(count: int) -> tuple[list[float], list[int]]:
+                latencies, running = [], []
+                loop = asyncio.get_running_loop()
+                for _ in range(count):
+                    before = job_list.cursor
+                    # The key goes in as a terminal's key does (the driver's message); Pilot.press
+                    # is not used: it waits for the process to look idle, which a busy engine
+                    # never does, and that wait would be counted.
+                    key = events.Key("down", None)
+                    key.set_sender(app)
+                    t0 = time.perf_counter()
+                    app._driver.send_message(key)
+                    while job_list.cursor == before:
+                        await asyncio.sleep(0.001)
+                    painted = loop.create_future()
+                    app.call_after_refresh(lambda f=painted: f.done() or f.set_result(time.perf_counter()))
+                    t1 = await asyncio.wait_for(painted, 10)  # the screen update showing the move
+                    latencies.append(t1 - t0)
+                    scheduler = app.engine.scheduler
+                    running.append(scheduler.running_count() if scheduler else 0)
+                    await pilot.pause(0.02)  # a person does not press keys in a tight burst
+                return latencies, running
+
+            result["idle_latencies"], _ = await presses_timed(presses)
+            _, done, state = _start_jobs(app.engine, src, 8)
+            deadline = time.perf_counter() + 30
+            while (app.engine.scheduler.running_count() if app.engine.scheduler else 0) < 8:
+                if time.perf_counter() > deadline:
+                    raise RuntimeError("the 8 jobs did not start")
+                await pilot.pause(0.01)
+            result["latencies"], result["running_at_presses"] = await presses_timed(presses)
+            while not done.is_set():
+                await pilot.pause(0.05)
+            result["rows_per_second"] = 8 * rows / (state["end"] - state["start"])
+        app.engine.stop(timeout=5)
+        app.engine.close()
+
+    asyncio.run(main())
+    return result
+
+
+def _seeded(ws: Workspace, template: Path | None, name: str) -> Path:
+    data_dir = ws.data_dir(name)
+    if template is not None:
+        shutil.copyfile(template, data_dir / "kzconsole.db")
+    return data_dir
+
+
+def _child(args: list[str]) -> dict:
+    run = run_child([PYTHON, str(HERE), *args])
+    if run.returncode != 0:
+        raise RuntimeError(f"child {args[:2]} failed: {run.stderr[-3000:].decode(errors='replace')}")
+    return json.loads(run.stdout.decode().strip().splitlines()[-1])
+
+
+def run(jobs: int = 100_000, rows: int = 200_000, repeats: int = 3, presses: int = 30, log=print) -> list[Result]:
+    try:
+        import kzconsole.app  # noqa: F401
+    except ImportError as exc:
+        return [Result("4 console first paint", "pending: kzconsole.app is missing", None, "s", note=str(exc)),
+                Result("5 console under load", "pending: kzconsole.app is missing", None, "ms", note=str(exc))]
+    from seed import seed_jobs
+
+    results: list[Result] = []
+    with Workspace() as ws:
+        template_dir = ws.data_dir("template")
+        seconds = seed_jobs(template_dir, jobs)
+        template = template_dir / "kzconsole.db"
+        log(f"  seeded {jobs:,} jobs in {seconds:.1f} s")
+        full, empty = [], []
+        for i in range(repeats):
+            e = _child(["--child", "paint", "--data", str(_seeded(ws, None, "paint0")), "--plugins", str(ws.plugins)])
+            f = _child(["--child", "paint", "--data", str(_seeded(ws, template, "paint")), "--plugins", str(ws.plugins)])
+            empty.append(e["seconds"])
+            full.append(f["seconds"])
+            log(f"  first paint {i + 1}: {jobs:,} jobs {f['seconds']:.3f} s, empty store {e['seconds']:.3f} s")
+        results.append(Result(
+            "4 console first paint", f"import + mount + first page, {jobs:,} jobs", median(full), "s",
+            baseline=median(empty), baseline_name="same, empty store", goal="< 1 s", met=median(full) < 1.0,
+            samples=full, baseline_samples=empty,
+        ))
+
+        src = ws.root / "load.csv"
+        write_csv(src, rows)
+        plain = _child(["--child", "load", "--data", str(_seeded(ws, template, "alone")), "--plugins",
+                        str(ws.plugins), "--src", str(src), "--rows", str(rows)])
+        loaded = _child(["--child", "load-console", "--data", str(_seeded(ws, template, "console")), "--plugins",
+                         str(ws.plugins), "--src", str(src), "--rows", str(rows), "--presses", str(presses)])
+        ws.data_dir("alone")
+        ws.data_dir("console")
+        lat_ms = [x * 1000 for x in loaded["latencies"]]
+        idle_ms = [x * 1000 for x in loaded["idle_latencies"]]
+        running = loaded["running_at_presses"]
+        log(f"  key presses: median {median(lat_ms):.1f} ms, max {max(lat_ms):.1f} ms "
+            f"({sum(1 for r in running if r >= 8)} of {len(running)} presses with 8 jobs running); "
+            f"idle console: median {median(idle_ms):.1f} ms")
+        log(f"  8 jobs x {rows:,} rows: {plain['rows_per_second']:,.0f} rows/s alone, "
+            f"{loaded['rows_per_second']:,.0f} rows/s with the console")
+        results.append(Result(
+            "5 console under load", f"key press (down) in the jobs view, {jobs:,} jobs, 8 running", median(lat_ms),
+            "ms", baseline=median(idle_ms), baseline_name="same console, no job running",
+            goal="median < 100 ms", met=median(lat_ms) < 100, baseline_samples=idle_ms,
+            note=f"max {max(lat_ms):.0f} ms; 8 jobs running at {sum(1 for r in running if r >= 8)} of {len(running)} presses",
+            samples=lat_ms,
+        ))
+        ratio = loaded["rows_per_second"] / plain["rows_per_second"]
+        results.append(Result(
+            "5 console under load", "engine throughput with the console, 8 jobs", loaded["rows_per_second"],
+            "rows/s", baseline=plain["rows_per_second"], baseline_name="same jobs, no console",
+            goal="drop <= 20% (ratio >= 0.8)", met=ratio >= 0.8,
+        ))
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--jobs", type=int, default=100_000)
+    ap.add_argument("--rows", type=int, default=200_000)
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--presses", type=int, default=30)
+    ap.add_argument("--child", choices=["paint", "load", "load-console"], help=argparse.SUPPRESS)
+    ap.add_argument("--data", help=argparse.SUPPRESS)
+    ap.add_argument("--plugins", help=argparse.SUPPRESS)
+    ap.add_argument("--src", help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.child == "paint":
+        print(json.dumps(child_paint(Path(args.data), Path(args.plugins))))
+        return 0
+    if args.child in ("load", "load-console"):
+        print(json.dumps(child_load(Path(args.data), Path(args.plugins), Path(args.src), args.rows,
+                                    args.child == "load-console", args.presses)))
+        return 0
+    for r in run(args.jobs, args.rows, args.repeats, args.presses):
+        base = f" vs {r.baseline:,.3f} ({r.baseline_name})" if r.baseline is not None else ""
+        print(f"{r.target}: {r.name}: {r.value if r.value is None else round(r.value, 3)} {r.unit}{base} met={r.met} {r.note}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
