@@ -1,7 +1,7 @@
 """Issue 7.5: concurrency. Eight command-line processes add and start hundreds of jobs while two
-engine processes run them (at most ``tasks.max_running`` = 4 each) and a console-like reader polls
-the store: no job is lost, none runs twice, every one ends ``success``, no engine runs more than 4
-at once, and nobody is shown "database is locked".
+engine processes run them (at most ``tasks.max_running`` = 4 each) and a console (the real app,
+headless) is attached to the store: no job is lost, none runs twice, every one ends ``success``, no
+engine runs more than 4 at once, and nobody is shown "database is locked".
 
 Each worker process calls the command line's ``main()`` once per command (the same code path as
 ``kzconsole tasks add`` / ``tasks start``, without paying for a new interpreter each time);
@@ -10,6 +10,7 @@ the bigger variant (``make soak``) adds real ``kzconsole`` processes.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -84,30 +85,43 @@ with open(result, "w") as f:
 
 
 class Reader(threading.Thread):
-    """What an attached console does: re-read the job list and the counts, a few times a second."""
+    """An attached console: the real app (headless, its engine not started: the engine processes run
+    the jobs) on the same store, pressed a few times a second while the jobs are added and run."""
 
     def __init__(self, site: Site) -> None:
         super().__init__(daemon=True)
         from kzconsole.config import load_settings
 
-        self.engine = Engine(load_settings(str(site.config), data_dir=str(site.data), env=site.env))
+        self.settings = load_settings(str(site.config), data_dir=str(site.data), env=site.env)
         self.stop = threading.Event()
         self.errors: list[str] = []
         self.reads = 0
+        self.shown = 0
 
     def run(self) -> None:
-        while not self.stop.wait(0.05):
-            try:
-                self.engine.list_jobs(limit=100)
-                self.engine.count_jobs(status=JobStatus.EXECUTING.value)
+        try:
+            asyncio.run(self._drive())
+        except Exception as exc:  # noqa: BLE001 - recorded, asserted on
+            self.errors.append(repr(exc))
+
+    async def _drive(self) -> None:
+        from kzconsole.app import KzConsoleApp
+        from kzconsole.widgets.job_list import JobList
+
+        app = KzConsoleApp(self.settings, start_engine=False)
+        async with app.run_test(size=(100, 30)) as pilot:
+            keys = ["down", "down", "up", "S", "S", "S", "S", "S"]
+            while not self.stop.is_set():
+                await pilot.press(keys[self.reads % len(keys)])
+                await pilot.pause(0.05)
                 self.reads += 1
-            except Exception as exc:  # noqa: BLE001 - recorded, asserted on
-                self.errors.append(repr(exc))
+                self.shown = max(self.shown, app.screen.query_one(JobList).total)
+            errors = [n.message for n in app._notifications if n.severity == "error"]
+            self.errors.extend(errors)
 
     def close(self) -> None:
         self.stop.set()
-        self.join(10)
-        self.engine.close()
+        self.join(30)
 
 
 def run_concurrently(tmp_path: Path, engines: list, *, jobs: int, workers: int, real_cli_workers: int = 0,
@@ -162,6 +176,7 @@ def run_concurrently(tmp_path: Path, engines: list, *, jobs: int, workers: int, 
         log = engine.log()
         assert "locked" not in log.lower() and "Traceback" not in log, log[-3000:]
     assert reader.errors == [] and reader.reads > 0
+    assert reader.shown > 0  # the console saw the jobs come in
 
     assert {r.id for r in records} == set(ids)
     for r in records:
