@@ -389,7 +389,9 @@ class Engine:
                     errors["missing_mandatory_fields"] = list(spec.mandatory)
             if errors:
                 raise JobRejected(errors)
-            if stored_input is None and job_dir.exists():
+            if input is not None and stored_input is None and job_dir.exists():
+                # The folder made to check an input that turned out to be none (an empty JSON
+                # array). Without input none was made: no stat for each noinput job.
                 shutil.rmtree(job_dir, ignore_errors=True)
             accounts = self.settings.accounts
             now = self.clock.time()

@@ -126,8 +126,11 @@ class OutputSink:
                 f"cannot resume: the output {path} holds {size} bytes, fewer than the {offset} of its"
                 " last checkpoint (it was truncated, or lost in a crash of the machine)"
             )
-        f.truncate(offset)
-        f.seek(offset)
+        # Each is a system call; a new job's empty file needs neither.
+        if size != offset:
+            f.truncate(offset)
+        if offset:
+            f.seek(offset)
         return f
 
     def write(self, cells: list[Any] | tuple[Any, ...]) -> None:
