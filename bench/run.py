@@ -1,8 +1,8 @@
 """Runs every benchmark of issue 6 and prints each figure next to its baseline (measured in the
-same run), with medians and ratios, and whether its target is met. Takes about 3-4 minutes.
+same run), with medians and ratios, and whether its target is met. Takes 2 to 2.5 minutes.
 
     .venv/bin/python bench/run.py             # everything (make bench)
-    .venv/bin/python bench/run.py --quick     # no 10,000,000-row run, fewer repeats (about 1.5 min)
+    .venv/bin/python bench/run.py --quick     # no 10,000,000-row run, fewer repeats (about 1 min)
     .venv/bin/python bench/run.py --only rows,jobs --json results.json
 
 Targets: rows (1: row throughput, 2: memory), jobs (3: job throughput against huey), startup
