@@ -28,6 +28,7 @@ from typing import Any, Callable
 from kzconsole.engine.catalog import Catalog
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.events import EventBus, JobChanged, StoreChanged
+from kzconsole.engine.hosts import new_node_id, pid_alive  # noqa: F401 - re-exported
 from kzconsole.engine.models import EngineLease, JobRecord, JobStatus
 from kzconsole.engine.runner import JobControl, JobRun
 from kzconsole.engine.store.base import Store, StoreError
@@ -41,27 +42,6 @@ HEARTBEAT_S = 1.0
 STALL_S = 3 * HEARTBEAT_S
 POLL_S = 0.2  # a start from another process is noticed within this (contract: 0.5 s)
 ORPHAN_SCAN_S = 1.0
-
-
-def new_node_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-def pid_alive(pid: int) -> bool:
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A zombie (exited, not yet reaped by its parent) is dead for our purpose.
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().split(b") ", 1)[1][:1] != b"Z"
-    except (OSError, IndexError):
-        return True
 
 
 class Lease:
@@ -359,7 +339,15 @@ class Scheduler:
                 self.make_run(job, spec, control).run()
             except Exception:  # noqa: BLE001 - JobRun handles its own errors; this is a last resort
                 log.exception("job %s: runner crashed", job.id)
-            following = self._claim_following(job.id)
+            try:
+                following = self._claim_following(job.id)
+            except Exception:  # noqa: BLE001 - a store error must not leave this slot taken
+                log.exception("taking the next queued job failed")
+                me = threading.current_thread()
+                with self._lock:
+                    for job_id in [j for j, (t, _) in self._running.items() if t is me]:
+                        del self._running[job_id]
+                break
             if following is None:
                 break
             job, spec, control = following
