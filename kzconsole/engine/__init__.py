@@ -24,7 +24,6 @@ from kzconsole.engine.events import (
     TriggerFired,
 )
 from kzconsole.engine.models import Firing, JobRecord, JobStatus
-from kzconsole.engine.runner import JobControl
 from kzconsole.engine.store import Store, StoreError
 
 __all__ = [
@@ -51,3 +50,12 @@ __all__ = [
     "Store",
     "StoreError",
 ]
+
+
+def __getattr__(name: str):
+    # The runner is heavy and only job-running code needs JobControl: import it on first use.
+    if name == "JobControl":
+        from kzconsole.engine.runner import JobControl
+
+        return JobControl
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -15,18 +15,23 @@ import uuid
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
-from kzconsole.engine.catalog import Catalog, PluginSource
-from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
-from kzconsole.engine.csvio import check_input, sniff_format
-from kzconsole.engine.events import CatalogChanged, EventBus, JobChanged, JobDeleted
-from kzconsole.engine.loader import Loader
-from kzconsole.engine.models import JobRecord, JobStatus
-from kzconsole.engine.runner import JobControl, JobRun, STOPPED_BY_OPERATOR
-from kzconsole.engine.scheduler import Lease, Scheduler, new_node_id
-from kzconsole.engine.store import Store, open_store
-from kzconsole.engine.store.base import StoreError
+from typing import TYPE_CHECKING
+
 from kzconsole import plugin as _plugin_api
+from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
+from kzconsole.engine.events import CatalogChanged, EventBus, JobChanged, JobDeleted
+from kzconsole.engine.hosts import new_node_id
+from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
+from kzconsole.engine.store import Store, open_store
 from kzconsole.plugin import Database, TaskSpec
+
+# The catalog, loader, input checks, runner and scheduler are imported where they are first used:
+# `kzconsole tasks list` or `show` never needs them, and the command line must start fast.
+if TYPE_CHECKING:
+    from kzconsole.engine.catalog import Catalog, PluginSource
+    from kzconsole.engine.loader import Loader
+    from kzconsole.engine.runner import JobControl
+    from kzconsole.engine.scheduler import Scheduler
 
 log = logging.getLogger("kzconsole.engine")
 
@@ -176,6 +181,9 @@ class Engine:
         if self._catalog is None:
             with self._catalog_lock:
                 if self._catalog is None:
+                    from kzconsole.engine.catalog import Catalog
+                    from kzconsole.engine.loader import Loader
+
                     _plugin_api._set_runtime(EngineRuntime(self))
                     catalog = Catalog()
                     loader = Loader(
@@ -212,6 +220,8 @@ class Engine:
             root.setLevel(logging.INFO)
         self.catalog  # load plugins before the first job is claimed
         if run_jobs:
+            from kzconsole.engine.scheduler import Scheduler
+
             self.scheduler = Scheduler(
                 store=self.store,
                 catalog=self.catalog,
@@ -357,6 +367,8 @@ class Engine:
         input_name = None
         if input is not None and isinstance(input, (str, os.PathLike)):
             input_name = os.path.basename(os.fspath(input))
+        from kzconsole.engine.csvio import check_input, sniff_format
+
         fmt = sniff_format(input_name, fmt)
         errors: dict[str, Any] = {}
         total: int | None = None
@@ -624,6 +636,8 @@ class Engine:
             raise InvalidJobState(f"job {job.id} is already running on {job.node}")
         spec = self.catalog.task(job.category, job.action)
         from kzconsole.engine.logs import install_stream_router
+        from kzconsole.engine.runner import JobControl, JobRun
+        from kzconsole.engine.scheduler import Lease
 
         install_stream_router()
         lease = Lease(self.store, self.node, self.clock)

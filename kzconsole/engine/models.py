@@ -54,6 +54,8 @@ class JobStatus(str, Enum):
         return cls.PARTIAL
 
 
+STOPPED_BY_OPERATOR = "stopped by operator"  # the record's `error` of a job an operator stopped
+
 FINISHED_STATUSES = tuple(s.value for s in JobStatus if s.is_finished)
 
 # The keys of a job in JSON (contract 4.1), in this order.

@@ -17,7 +17,6 @@ import json
 import logging
 import operator
 import os
-import shutil
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,14 +27,13 @@ from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.csvio import CsvBatchWriter, iter_records, plain_row
 from kzconsole.engine.events import EventBus, JobChanged, JobLogged, JobProgressed
 from kzconsole.engine.logs import JobLogHandler, bound_to_job, close_job_logger
-from kzconsole.engine.models import JobRecord, JobStatus
+from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
 from kzconsole.engine.store.base import Store
 from kzconsole.plugin import INIT, OK, STOP, Context, Next, TaskSpec
 
 log = logging.getLogger("kzconsole.engine.runner")
 
 LIST_OF_ROWS_IN_CSV = "a CSV task writes at most one row per input row"
-STOPPED_BY_OPERATOR = "stopped by operator"
 _NOKEY = object()  # a dict key no input row has: maps the `error` column to an empty cell
 
 
@@ -417,9 +415,14 @@ class JobRun:
                     stopped = self._run_csv(ctx, rows, input_header)
             if self.control.shutdown.is_set() and not stopped and not self._rows_complete:
                 return self._leave_for_resume()
-            # Rows are done: record that, so a crash during finish() does not replay rows.
-            self._checkpoint(finishing=True)
-            self._call_finish(ctx)
+            if self.spec.finish is not None:
+                # Rows are done: record that, so a crash during finish() does not replay rows.
+                self._checkpoint(finishing=True)
+                self._call_finish(ctx)
+            else:
+                # No finish hook: nothing can crash between the rows and the final update, which
+                # records everything; only the warning about an unsaveable state is still due.
+                self._state_for_checkpoint()
             if self.control.stop.is_set() and not self._rows_complete:
                 return self._finalize(JobStatus.STOPPED, STOPPED_BY_OPERATOR)
             return self._finalize(JobStatus.from_counts(self.success, self.failure), self.note)

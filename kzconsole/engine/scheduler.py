@@ -21,7 +21,6 @@ import logging
 import os
 import socket
 import threading
-import uuid
 from pathlib import Path
 from typing import Any, Callable
 
