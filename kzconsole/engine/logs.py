@@ -51,10 +51,14 @@ class JobLogHandler(logging.Handler):
 
 
 def job_logger(job_id: str, path: Path, on_line: Callable[[str], None] | None = None) -> logging.Logger:
-    """A fresh logger for one run of a job (the plugin's ``ctx.log``)."""
-    logger = logging.getLogger(f"kzconsole.job.{job_id}")
-    close_job_logger(logger)
-    logger.setLevel(logging.DEBUG)
+    """A fresh logger for one run of a job (the plugin's ``ctx.log``).
+
+    It is made directly, not through ``logging.getLogger``: registered loggers live as long as the
+    process (one per job run: a slow leak in an engine that runs for months), and registering or
+    leveling one clears the level cache of every logger (the Nth job paid O(N)). It has no parent,
+    so its lines go to the job's log only.
+    """
+    logger = logging.Logger(f"kzconsole.job.{job_id}", logging.DEBUG)
     logger.propagate = False
     logger.addHandler(JobLogHandler(path, on_line))
     return logger

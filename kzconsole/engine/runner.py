@@ -26,7 +26,7 @@ from typing import Any, Callable, Iterator
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.csvio import CsvBatchWriter, iter_records, plain_row
 from kzconsole.engine.events import EventBus, JobChanged, JobLogged, JobProgressed
-from kzconsole.engine.logs import JobLogHandler, bound_to_job, close_job_logger
+from kzconsole.engine.logs import bound_to_job, close_job_logger, job_logger
 from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
 from kzconsole.engine.store.base import Store
 from kzconsole.plugin import INIT, OK, STOP, Context, Next, TaskSpec
@@ -204,20 +204,6 @@ class OutputSink:
         return offset
 
 
-def _job_logger(job_id: str, path: Path, on_line: Callable[[str], None]) -> logging.Logger:
-    """``logs.job_logger`` without ``Logger.setLevel``, which clears the level cache of every
-    logger in the process: each job run adds one (``kzconsole.job.<id>``), so the Nth job paid
-    O(N) (with 1,000 tiny jobs it was a quarter of the engine's CPU time). A logger just made has
-    nothing cached, and one made for an earlier run of the same job already has this level, so
-    setting the attribute is enough."""
-    logger = logging.getLogger(f"kzconsole.job.{job_id}")
-    close_job_logger(logger)
-    logger.level = logging.DEBUG
-    logger.propagate = False
-    logger.addHandler(JobLogHandler(path, on_line))
-    return logger
-
-
 def _state_json(it: Any) -> str | None:
     """The iterator state as JSON if it survives a round trip, else raise ValueError."""
     if it is INIT:
@@ -336,7 +322,7 @@ class JobRun:
         except FileNotFoundError:
             for folder in (self.data_dir / "jobs", self._job_dir):
                 folder.mkdir(mode=0o700, exist_ok=True)
-        self.logger = _job_logger(job.id, self._job_dir / "job.log", self._log_line)
+        self.logger = job_logger(job.id, self._job_dir / "job.log", self._log_line)
 
     # ------------------------------------------------------------------ paths
 
