@@ -30,6 +30,7 @@ test: $(DEVSTAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(DEVSTAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
 	$(BIN)/python bench/run.py $(ARGS)
 
 soak: $(DEVSTAMP)
