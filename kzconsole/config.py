@@ -135,7 +135,7 @@ class DatabasesSettings:
 
 @dataclass(frozen=True)
 class ConsoleSettings:
-    refresh_hz: int = 10
+    refresh_hz: int = 5
 
 
 def _default_data_dir_factory() -> Path:
@@ -656,7 +656,7 @@ names = []
 
 [console]
 # How many times a second the console redraws live progress (1 to 60).
-refresh_hz = 10
+refresh_hz = 5
 
 # Plugins' own settings, one table per plugin, read and checked by the plugin itself. This is
 # the only place where kzconsole accepts keys it does not know.

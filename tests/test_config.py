@@ -97,7 +97,7 @@ def test_example_yields_exactly_the_defaults(tmp_path, env):
     assert re.fullmatch(r"[0-9a-f]{32}", DEFAULT_ACCOUNT_ID)
     assert settings.triggers == TriggersSettings(True, 86400, 30)
     assert settings.databases == DatabasesSettings("directory", None, ())
-    assert settings.console == ConsoleSettings(10)
+    assert settings.console == ConsoleSettings(5)
     assert settings.plugin_options == {}
 
 
