@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from kzconsole.widgets.fmt import add_fitted_columns
+from kzconsole.widgets.fmt import add_fitted_columns, short_time
 
 __all__ = ["PluginsScreen", "plugin_status"]
 
@@ -44,15 +44,6 @@ def _short_source(source: Any) -> str:
     if source.kind == "builtin" and source.source.startswith("kzconsole.plugins."):
         return source.source[len("kzconsole.plugins."):]  # the Kind column says "builtin"
     return source.source
-
-
-def _when(ts: float | None, now: float) -> str:
-    if ts is None:
-        return "-"
-    t = time.localtime(ts)
-    if time.localtime(now)[:3] == t[:3]:
-        return time.strftime("%H:%M:%S", t)
-    return time.strftime("%m-%d %H:%M", t)
 
 
 class PluginTable(DataTable):
@@ -215,7 +206,7 @@ class PluginsScreen(Screen):
                 Text(status, style=STATUS_STYLE.get(status, "")),
                 _short_source(src),
                 src.kind.replace("_", " "),
-                _when(src.loaded_at, now),
+                short_time(src.loaded_at, now),
                 str(len(src.tasks)),
                 str(len(src.verifiers)),
                 str(len(src.triggers)),
@@ -297,7 +288,7 @@ class PluginsScreen(Screen):
         else:
             state = Text("FAILED: not loaded, nothing of it is served", style=STATUS_STYLE["FAILED"])
         facts.add_row("Status", state)
-        facts.add_row("Loaded at", Text(_when(src.loaded_at, now) if src.loaded_at else "never"))
+        facts.add_row("Loaded at", Text(short_time(src.loaded_at, now) if src.loaded_at else "never"))
         facts.add_row("Tasks", Text("\n".join(f"{t.name}  (line {t.where.lineno})" for t in src.tasks) or "(none)"))
         facts.add_row(
             "Verifiers", Text("\n".join(f"{v.name}  (line {v.where.lineno})" for v in src.verifiers) or "(none)")

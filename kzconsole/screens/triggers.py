@@ -22,7 +22,7 @@ from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
-from kzconsole.widgets.fmt import add_fitted_columns
+from kzconsole.widgets.fmt import add_fitted_columns, short_time
 
 __all__ = [
     "TriggersScreen",
@@ -88,14 +88,7 @@ def format_duration(started: float | None, ended: float | None) -> str:
     return f"{hours}h{minutes:02d}m"
 
 
-def format_when(ts: float | None, now: float) -> str:
-    """Local time: ``HH:MM:SS`` today, ``MM-DD HH:MM`` another day."""
-    if ts is None:
-        return "-"
-    t = time.localtime(ts)
-    if time.localtime(now)[:3] == t[:3]:
-        return time.strftime("%H:%M:%S", t)
-    return time.strftime("%m-%d %H:%M", t)
+format_when = short_time  # local time: HH:MM:SS today, MM-DD HH:MM another day
 
 
 def short_function(ref: str) -> str:
