@@ -214,3 +214,26 @@ def test_no_progress_bar_when_not_a_terminal(cli, tmp_path):
     src.write_text("col1,col2\na,b\n")
     proc = cli("tasks", "add", "skel", "id2", "--input", str(src), "--wait-ms", "0", "--run")
     assert proc.stderr == b""
+
+
+def test_ctrl_c_on_tasks_run_stops_the_job(cli, tmp_path):
+    import signal
+    import time
+
+    src = tmp_path / "in.csv"
+    src.write_text("col1,col2\n" + "".join(f"a{i},b{i}\n" for i in range(200)))
+    cmd = [sys.executable, "-m", "kzconsole", "--data-dir", str(cli.data), "tasks", "add", "skel", "id2",
+           "--input", str(src), "--wait-ms", "50", "--run", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env, cwd=cli.cwd)
+    log_dir = cli.data / "jobs"
+    deadline = time.monotonic() + 30
+    while not any(p.name == "job.log" and "started" in p.read_text() for p in log_dir.glob("*/job.log")):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1, err  # the job ran but did not end `success`
+    final = json.loads(out)
+    assert final["status"] == "stopped" and final["error"] == "stopped by operator"
+    assert 0 < final["success_count"] < 200
+    assert cli("tasks", "output", final["id"]).stdout.count(b"\n") == final["output_rows"] + 1
