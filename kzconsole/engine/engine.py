@@ -461,8 +461,11 @@ class Engine:
         return [j for j in self.store.list_jobs() if j.id.startswith(prefix)]
 
     def list_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None,
-                  limit: int | None = None, offset: int = 0) -> list[JobRecord]:
-        return self.store.list_jobs(account_id=account_id, status=status, limit=limit, offset=offset)
+                  limit: int | None = None, offset: int = 0, task: str | None = None,
+                  id_prefix: str | None = None) -> list[JobRecord]:
+        """Jobs newest first; ``task`` is a piece of ``category/action`` (case-insensitive)."""
+        return self.store.list_jobs(account_id=account_id, status=status, limit=limit, offset=offset,
+                                    task=task, id_prefix=id_prefix)
 
     def iter_job_rows(self, columns: Sequence[str], *, account_id: str | None = None,
                       status: str | Iterable[str] | None = None, limit: int | None = None,
@@ -477,8 +480,9 @@ class Engine:
         jobs = self.list_jobs(account_id=account_id, status=status, limit=limit, offset=offset)
         return (tuple(getattr(job, c).value if c == "status" else getattr(job, c) for c in columns) for job in jobs)
 
-    def count_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None) -> int:
-        return self.store.count_jobs(account_id=account_id, status=status)
+    def count_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None,
+                   task: str | None = None, id_prefix: str | None = None) -> int:
+        return self.store.count_jobs(account_id=account_id, status=status, task=task, id_prefix=id_prefix)
 
     def start_job(self, job_id: str) -> JobRecord:
         """Queue a pending job; a running engine on the same store picks it up."""

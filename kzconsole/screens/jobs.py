@@ -70,7 +70,8 @@ class JobFilter:
 
     @property
     def store_only(self) -> bool:
-        return self.account_part is None and self.task is None and self.id_prefix is None and not self.words
+        """The store answers it (status, whole account, task piece, id prefix): paged, no scan."""
+        return self.account_part is None and not self.words
 
     def matches(self, job: Any) -> bool:
         if self.statuses is not None and job.status.value not in self.statuses:
@@ -232,8 +233,10 @@ class JobsScreen(Screen):
         statuses = list(f.statuses) if f.statuses is not None else None
         if self.sort == "status":
             order = [s for s in STATUS_ORDER if statuses is None or s in statuses]
-            return GroupedSource([StoreSource(self.engine, statuses=[s], account_id=f.account) for s in order])
-        return StoreSource(self.engine, statuses=statuses, account_id=f.account, oldest_first=self.sort == "oldest")
+            return GroupedSource([StoreSource(self.engine, statuses=[s], account_id=f.account, task=f.task,
+                                              id_prefix=f.id_prefix) for s in order])
+        return StoreSource(self.engine, statuses=statuses, account_id=f.account, task=f.task,
+                           id_prefix=f.id_prefix, oldest_first=self.sort == "oldest")
 
     def _apply_query(self) -> None:
         source = self._make_source()

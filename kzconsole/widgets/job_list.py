@@ -39,29 +39,29 @@ class JobSource(Protocol):
 
 
 class StoreSource:
-    """Jobs straight from the store, newest (or oldest) first, narrowed by status and account."""
+    """Jobs straight from the store, newest (or oldest) first, narrowed by status, account, a piece
+    of the task name and an id prefix."""
 
     def __init__(self, engine: Any, *, statuses: Sequence[str] | None = None,
-                 account_id: str | None = None, oldest_first: bool = False) -> None:
+                 account_id: str | None = None, task: str | None = None, id_prefix: str | None = None,
+                 oldest_first: bool = False) -> None:
         self.engine = engine
         self.statuses = list(statuses) if statuses else None
-        self.account_id = account_id
+        self.narrowing = {"account_id": account_id, "task": task, "id_prefix": id_prefix}
         self.oldest_first = oldest_first
         self._total = 0
 
     def count(self) -> int:
-        self._total = self.engine.count_jobs(account_id=self.account_id, status=self.statuses)
+        self._total = self.engine.count_jobs(status=self.statuses, **self.narrowing)
         return self._total
 
     def page(self, offset: int, limit: int) -> Sequence[Any]:
         if not self.oldest_first:
-            return self.engine.list_jobs(account_id=self.account_id, status=self.statuses,
-                                         limit=limit, offset=offset)
+            return self.engine.list_jobs(status=self.statuses, limit=limit, offset=offset, **self.narrowing)
         # Oldest first is the newest-first order read from its end.
         start = max(0, self._total - offset - limit)
         size = max(0, min(limit, self._total - offset))
-        rows = self.engine.list_jobs(account_id=self.account_id, status=self.statuses,
-                                     limit=size, offset=start)
+        rows = self.engine.list_jobs(status=self.statuses, limit=size, offset=start, **self.narrowing)
         return list(reversed(rows))
 
 

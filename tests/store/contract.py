@@ -161,6 +161,22 @@ class StoreContract:
         assert store.list_jobs(account_id="nobody") == []
         assert store.list_jobs(status=[]) == []
 
+    def test_list_and_count_by_task_and_id_prefix(self, store: Store) -> None:
+        tasks = [("numbers", "normalize"), ("numbers", "dedupe"), ("skel", "id2")]
+        for n in range(9):
+            category, action = tasks[n % 3]
+            store.create_job(make_job(f"{n:x}a{n:x}", category=category, action=action, created=NOW + n,
+                                      status=(JobStatus.PENDING, JobStatus.SUCCESS)[n % 2]))
+        assert ids(store.list_jobs(task="numbers/")) == ["7a7", "6a6", "4a4", "3a3", "1a1", "0a0"]
+        assert ids(store.list_jobs(task="DEDUP")) == ["7a7", "4a4", "1a1"]  # a piece, any case
+        assert ids(store.list_jobs(task="skel/id2", status=["pending", "success"])) == ["8a8", "5a5", "2a2"]
+        assert ids(store.list_jobs(task="skel", status="success")) == ["5a5"]
+        assert ids(store.list_jobs(id_prefix="4A")) == ["4a4"]
+        assert ids(store.list_jobs(task="numbers", limit=2, offset=1)) == ["6a6", "4a4"]
+        assert store.count_jobs(task="numbers") == 6
+        assert store.count_jobs(task="numbers", status="pending", id_prefix="4") == 1
+        assert store.list_jobs(task="nothing like it") == []
+
     def test_list_paging(self, store: Store) -> None:
         self._populate(store)
         everything = ids(store.list_jobs())

@@ -230,7 +230,8 @@ def test_filter_parsing():
     assert f.statuses == ("failure", "partial") and f.account == ACCOUNT and f.store_only
     f = parse_filter("done")
     assert set(f.statuses) == {"success", "failure", "partial", "stopped", "internal_error"}
-    assert parse_filter("task:e164 id:0000").task == "e164"
+    f = parse_filter("task:e164 id:0000")
+    assert f.task == "e164" and f.id_prefix == "0000" and f.store_only  # the store answers these
     assert parse_filter("account:0123").account_part == "0123"
     assert parse_filter("stop").statuses == ("stopped",) and parse_filter("exe").statuses == ("executing",)
     assert parse_filter("st").words == ("st",)  # too short to mean a status: a piece of an id or name

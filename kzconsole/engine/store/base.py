@@ -52,13 +52,21 @@ class Store(abc.ABC):
         status: str | Iterable[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        task: str | None = None,
+        id_prefix: str | None = None,
     ) -> list[JobRecord]:
         """Jobs newest first (by ``created`` descending, then ``id`` descending), optionally
-        narrowed to an account and one or several statuses, paged by ``limit``/``offset``."""
+        narrowed to an account, one or several statuses, a ``task`` (a piece of
+        ``category/action``, case-insensitive) and an ``id_prefix``, paged by ``limit``/``offset``."""
 
     @abc.abstractmethod
     def count_jobs(
-        self, *, account_id: str | None = None, status: str | Iterable[str] | None = None
+        self,
+        *,
+        account_id: str | None = None,
+        status: str | Iterable[str] | None = None,
+        task: str | None = None,
+        id_prefix: str | None = None,
     ) -> int:
         """How many jobs :meth:`list_jobs` would return without a limit."""
 

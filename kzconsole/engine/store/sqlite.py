@@ -232,12 +232,28 @@ def _firing_from_row(row: tuple[Any, ...]) -> Firing:
     )
 
 
-def _status_filter(
-    account_id: str | None, status: str | Iterable[str] | None
-) -> tuple[str, list[Any]] | None:
-    """A WHERE clause for list/count, or None if the filter can match nothing."""
+def _narrowing(task: str | None, id_prefix: str | None) -> tuple[list[str], list[Any]]:
+    """Clauses for the filters no index serves: they are checked while the (created, id) index is
+    walked, in C, which is what makes a console filter by task answer at once with 100,000 jobs."""
     clauses: list[str] = []
     params: list[Any] = []
+    if task:
+        clauses.append("instr(lower(category || '/' || action), ?) > 0")
+        params.append(task.lower())
+    if id_prefix:
+        clauses.append("substr(id, 1, ?) = ?")
+        params.extend([len(id_prefix), id_prefix.lower()])
+    return clauses, params
+
+
+def _status_filter(
+    account_id: str | None,
+    status: str | Iterable[str] | None,
+    task: str | None = None,
+    id_prefix: str | None = None,
+) -> tuple[str, list[Any]] | None:
+    """A WHERE clause for list/count, or None if the filter can match nothing."""
+    clauses, params = _narrowing(task, id_prefix)
     if account_id is not None:
         clauses.append("account_id = ?")
         params.append(account_id)
@@ -457,8 +473,10 @@ class SQLiteStore(Store):
         status: str | Iterable[str] | None = None,
         limit: int | None = None,
         offset: int = 0,
+        task: str | None = None,
+        id_prefix: str | None = None,
     ) -> list[JobRecord]:
-        query = self._list_query(_JOB_COLUMNS, account_id, status, limit, offset)
+        query = self._list_query(_JOB_COLUMNS, account_id, status, limit, offset, task, id_prefix)
         if query is None:
             return []
         sql, params = query
@@ -515,6 +533,8 @@ class SQLiteStore(Store):
         status: str | Iterable[str] | None,
         limit: int | None,
         offset: int,
+        task: str | None = None,
+        id_prefix: str | None = None,
     ) -> tuple[str, list[Any]] | None:
         """list_jobs' statement selecting ``columns``; None if it can match nothing."""
         if limit is not None and limit < 0:
@@ -531,25 +551,34 @@ class SQLiteStore(Store):
             # "status IN (...)" would sort every matching row before applying LIMIT.
             branches = []
             params: list[Any] = []
+            narrow, narrow_params = _narrowing(task, id_prefix)
             for one in dict.fromkeys(statuses):
                 branch = f"SELECT {columns} FROM jobs WHERE status = ?"
                 params.append(one)
                 if account_id is not None:
                     branch += " AND account_id = ?"
                     params.append(account_id)
+                for clause in narrow:
+                    branch += f" AND {clause}"
+                params.extend(narrow_params)
                 branches.append(branch)
             sql = " UNION ALL ".join(branches) + order
             params.extend(page)
         else:
-            clause, params = _status_filter(account_id, statuses) or ("", [])
+            clause, params = _status_filter(account_id, statuses, task, id_prefix) or ("", [])
             sql = f"SELECT {columns} FROM jobs{clause}{order}"
             params = [*params, *page]
         return sql, params
 
     def count_jobs(
-        self, *, account_id: str | None = None, status: str | Iterable[str] | None = None
+        self,
+        *,
+        account_id: str | None = None,
+        status: str | Iterable[str] | None = None,
+        task: str | None = None,
+        id_prefix: str | None = None,
     ) -> int:
-        where = _status_filter(account_id, status)
+        where = _status_filter(account_id, status, task, id_prefix)
         if where is None:
             return 0
         clause, params = where
