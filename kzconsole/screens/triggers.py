@@ -23,6 +23,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import DataTable, Footer, Static
 
 from kzconsole.widgets.fmt import add_fitted_columns, short_time
+from kzconsole.widgets.row_table import row_table
 
 __all__ = [
     "TriggersScreen",
@@ -173,12 +174,7 @@ def firing_details(firing: dict[str, Any], now: float) -> Table:
 # ---------------------------------------------------------------------- the view
 
 
-class TriggerTable(DataTable):
-    """A row-cursor table whose ``enter`` is labelled in the footer (DataTable's own binding is
-    hidden, and as the focused widget it would hide the screen's). Not a priority binding on
-    the screen: that would take ``enter`` from an input the app may show over it."""
-
-    BINDINGS = [Binding("enter", "select_cursor", "History")]
+TriggerTable = row_table("History")
 
 
 
