@@ -617,6 +617,48 @@ class Engine:
     def log_path(self, job: JobRecord) -> Path:
         return self.job_dir(job.id) / "job.log"
 
+    # ------------------------------------------------------------ job files
+    #
+    # How the console, the command line and the API read a job's files: as binary streams, never
+    # as paths (a cluster store keeps them in its database). Each stream is seekable, and
+    # ``seek(0, io.SEEK_END)`` gives the size stored so far (a running job's output grows).
+
+    def open_input(self, job: JobRecord) -> BinaryIO | None:
+        """The stored input CSV, or None for a noinput job."""
+        path = self.input_path(job)
+        if path is None:
+            return None
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            return None
+
+    def open_output(self, job: JobRecord) -> BinaryIO | None:
+        """The output written so far (the whole of it once the job ended), or None when the job
+        has written none yet."""
+        path = self.output_path(job)
+        if path is None:
+            return None
+        try:
+            return open(path, "rb")
+        except FileNotFoundError:
+            return None
+
+    def read_log(self, job: JobRecord, start: int = 0) -> tuple[bytes, int]:
+        """The job's log from byte ``start`` on, and the offset to pass next time (``tail -f``)."""
+        try:
+            with open(self.log_path(job), "rb") as f:
+                f.seek(start)
+                data = f.read()
+        except FileNotFoundError:
+            return b"", start
+        return data, start + len(data)
+
+    def running_count(self) -> int:
+        """Jobs this engine runs now (0 when it runs none, or was not started to run jobs)."""
+        scheduler = self.scheduler
+        return scheduler.running_count() if scheduler is not None else 0
+
     # --------------------------------------------------------- foreground
 
     def _foreground_stop(self, job_id: str) -> None:
