@@ -1,0 +1,152 @@
+"""What every command shares: exit codes, errors, JSON output, argument types, opening the engine.
+
+Nothing heavy is imported here: the engine is imported by the functions that need it, so that
+``kzconsole --help`` or a usage error costs no engine import.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, Callable
+
+if TYPE_CHECKING:
+    from kzconsole.config import Settings
+    from kzconsole.engine import Engine
+
+EXIT_OK, EXIT_NOT_SUCCESS, EXIT_USAGE = 0, 1, 2
+
+
+class CliError(Exception):
+    """A command that cannot be done: ``kzconsole: MESSAGE`` on stderr and exit 2. With
+    ``--json``, ``document`` (by default ``{"error": MESSAGE}``) is printed on stdout too, so a
+    script always gets a document."""
+
+    def __init__(self, message: str, *, document: Any = None) -> None:
+        super().__init__(message)
+        self.document = {"error": message} if document is None else document
+
+
+class UsageError(CliError):
+    """A command line argparse refused; ``usage`` is the usage line of the (sub)command."""
+
+    def __init__(self, message: str, usage: str) -> None:
+        super().__init__(message)
+        self.usage = usage
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is raised (and reported by ``main``, as JSON too with
+    ``--json``) instead of printed and exited on the spot."""
+
+    def error(self, message: str) -> Any:
+        command = self.prog.partition(" ")[2]  # "kzconsole tasks list" -> "tasks list"
+        raise UsageError(f"{command}: {message}" if command else message, self.format_usage())
+
+
+def print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def err(message: str) -> None:
+    sys.stderr.write(f"kzconsole: {message}\n")
+    sys.stderr.flush()
+
+
+def local_time(ts: float | None) -> str:
+    return "-" if ts is None else time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def utc_time(ts: float | None) -> str:
+    return "-" if ts is None else datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+# ------------------------------------------------------------------------------ parsers
+
+
+def add_command(subparsers: Any, name: str, summary: str, description: str | None = None) -> Parser:
+    """A (sub)command's parser: ``summary`` is its line in the parent's list, ``description``
+    (default: the summary) the text of its own ``--help`` page, kept as written."""
+    parser: Parser = subparsers.add_parser(
+        name,
+        help=summary,
+        description=description or summary,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    return parser
+
+
+JSON_HELP = 'print one JSON document on stdout (an error too: {"error": "..."})'
+ID_HELP = "the job: its id (32 hex characters) or a unique prefix of it, 6 characters or more"
+
+
+def add_json(parser: argparse.ArgumentParser, what: str | None = None, **kwargs: Any) -> None:
+    if what is None:
+        help_text = JSON_HELP
+    else:
+        help_text = f'print {what} as one JSON document on stdout (an error: {{"error": "..."}})'
+    parser.add_argument("--json", action="store_true", help=help_text, **kwargs)
+
+
+def add_id(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("id", metavar="ID", type=job_id, help=ID_HELP)
+
+
+def wants_json(args: argparse.Namespace) -> bool:
+    return bool(getattr(args, "json", False))
+
+
+# ----------------------------------------------------------------------- argument types
+#
+# argparse reports a type's ArgumentTypeError as "argument --OPTION: MESSAGE": every bad value is
+# refused before anything is opened, with the option named.
+
+
+def job_id(text: str) -> str:
+    """A job id or a prefix of one (>= 6 characters), lower-cased: what users type never reaches
+    the store unchecked, and a prefix too short to be unique says so instead of "no job"."""
+    value = text.strip().lower()
+    if not value or any(c not in "0123456789abcdef" for c in value) or len(value) > 32:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a job id (32 hex characters) or a prefix of one (6 or more)"
+        )
+    if len(value) < 6:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is too short: a job id prefix needs at least 6 characters"
+        )
+    return value
+
+
+def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An integer option within bounds (``--limit``)."""
+
+    def convert(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(f"expected a whole number from {minimum} to {maximum}, got {text!r}")
+        return value
+
+    return convert
+
+
+# ---------------------------------------------------------------------------- the engine
+
+
+def settings(args: argparse.Namespace) -> Settings:
+    from kzconsole.config import load_settings
+
+    return load_settings(args.config, data_dir=args.data_dir, extra_plugin_paths=args.plugins)
+
+
+def open_engine(args: argparse.Namespace) -> Engine:
+    """The engine facade on the configured store; the caller closes it (``with``)."""
+    from kzconsole.engine import Engine
+
+    return Engine(settings(args))
