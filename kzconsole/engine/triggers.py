@@ -37,10 +37,8 @@ so tests drive it with any clock and never sleep.
 from __future__ import annotations
 
 import datetime as _dt
-import json
 import logging
 import math
-import sys
 import threading
 import time
 import traceback
@@ -66,7 +64,6 @@ __all__ = [
     "TriggerEngine",
     "schedule",
     "fire",
-    "cli",
 ]
 
 log = logging.getLogger("kzconsole.triggers")
@@ -78,7 +75,6 @@ FIRE_NAMES = CRON_TRIGGERS + (PASS,)
 MAX_WAIT_S = 1.0  # the driver wakes at least this often: lease heartbeat, wall-clock jumps
 PASS_RECHECK_S = 1.0  # while another engine's pass runs, look again this often
 PRUNE_EVERY_S = 3600.0
-HISTORY_LIMIT = 100  # firings shown by `kzconsole triggers`
 
 # Firings being run by some TriggerEngine of this process (by id): a firing recorded ``running``
 # under this process's node but absent here was left behind (its thread's store write failed).
@@ -774,100 +770,3 @@ def fire(engine: Any, name: str, *, wait: bool = True) -> Firing | None:
 
     threading.Thread(target=background, name=f"kz-trigger-{name}-manual", daemon=True).start()
     return None
-
-
-# --- command line --------------------------------------------------------------------------------
-
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
-    sys.stdout.flush()
-
-
-def _describe_firing(f: Mapping[str, Any]) -> list[str]:
-    took = "" if f["ended"] is None else f" ({f['ended'] - f['started']:.2f} s)"
-    lines = [f"{f['trigger']} {f['status']} at {_utc(f['started'])} UTC{took}"]
-    if f.get("reason"):
-        lines.append(f"  reason: {f['reason']}")
-    for fn in f.get("functions", ()):
-        mark = "ok    " if fn["ok"] else "FAILED"
-        lines.append(f"  {mark} {fn['function']} ({fn['seconds']:.3f} s)")
-        if fn.get("error"):
-            lines.append(f"         {fn['error']}")
-    dbs = f.get("databases", ())
-    if dbs:
-        bad = [d for d in dbs if not d["ok"]]
-        lines.append(f"  databases: {len(dbs)} visited, {len(bad)} failed")
-        for d in bad[:20]:
-            lines.append(f"    FAILED {d['name']} ({d['kind']})")
-    return lines
-
-
-class _StderrLog(logging.Handler):
-    """While a firing runs in the foreground, its log (plugin prints included) goes to stderr;
-    stdout keeps only the firing record."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
-
-    def emit(self, record: logging.LogRecord) -> None:
-        stream = getattr(sys.stderr, "original", sys.stderr)  # past the print router
-        try:
-            stream.write(self.format(record) + "\n")
-            stream.flush()
-        except Exception:  # noqa: BLE001
-            self.handleError(record)
-
-
-def cli(args: Any, engine: Any) -> int:
-    """``kzconsole triggers [--json]`` and ``kzconsole triggers run NAME [--json]``. Returns the
-    exit code: 0, or 1 when a firing run by hand was skipped (the previous one still runs)."""
-    try:
-        if getattr(args, "triggers_command", None) == "run":
-            engine.catalog  # plugins load first, so their load messages stay out of the way
-            # The whole log (the firing's, the plugins' own loggers, their prints) goes to stderr
-            # while it runs: a foreground command shows what it does.
-            root = logging.getLogger()
-            handler = _StderrLog()
-            previous_level = root.level
-            root.addHandler(handler)
-            if root.getEffectiveLevel() > logging.INFO:
-                root.setLevel(logging.INFO)
-            try:
-                firing = fire(engine, args.name, wait=True)
-            finally:
-                root.removeHandler(handler)
-                root.setLevel(previous_level)
-            assert firing is not None
-            if getattr(args, "json", False):
-                _print_json(firing.public())
-            else:
-                sys.stdout.write("\n".join(_describe_firing(firing.public())) + "\n")
-            if firing.status == "skipped":
-                sys.stderr.write(f"kzconsole: {args.name} was not run: {firing.reason}\n")
-                return 1
-            return 0
-        triggers = schedule(engine)
-        history = [f.public() for f in engine.firings(limit=HISTORY_LIMIT)]
-        if getattr(args, "json", False):
-            _print_json({"triggers": triggers, "history": history})
-            return 0
-        w = sys.stdout.write
-        w(f"{'TRIGGER':<12} {'NEXT FIRE (UTC)':<20} {'LAST':<30} FUNCTIONS\n")
-        for entry in triggers:
-            lastf = entry["last"]
-            last_text = "-" if lastf is None else f"{lastf['status']} {_utc(lastf['started'])}"
-            fns = entry["functions"]
-            w(f"{entry['name']:<12} {_utc(entry['next_fire']):<20} {last_text:<30} {fns[0] if fns else '-'}\n")
-            for more in fns[1:]:
-                w(f"{'':<64} {more}\n")
-        w("\nHistory (newest first):\n")
-        if not history:
-            w("  (no firing yet)\n")
-        for f in history:
-            for line in _describe_firing(f):
-                w(f"  {line}\n")
-        return 0
-    finally:
-        engine.close()
