@@ -517,24 +517,28 @@ def _json_rows(records: list[Any]) -> tuple[list[str], list[dict[str, str | None
 
 
 def iter_records(
-    path: str | os.PathLike[str], *, skip: int = 0
+    path: str | os.PathLike[str] | BinaryIO, *, skip: int = 0
 ) -> tuple[list[str], Iterator[dict[str, str | None]]]:
-    """The header and the data rows of a stored input (a file `check_input` accepted).
+    """The header and the data rows of a stored input (a file `check_input` accepted), given as
+    a path or a binary stream (the store's reader; closed with the iterator).
 
     Rows are dicts column -> value, an empty cell being None. Blank lines are skipped, and so are
     the first `skip` data rows (to resume a job). The file is closed when the iterator is exhausted,
     closed, or garbage-collected. Raises `InputFormatError(None, "no header")` for a file with no
     records; other damage is not looked for (the file was checked when it was stored).
     """
-    records = _records(os.fspath(path), skip)
+    records = _records(path if hasattr(path, "read") else os.fspath(path), skip)  # type: ignore[arg-type]
     # Run the generator up to its first yield: the header is read eagerly, and a started generator
     # runs its `finally` (closing the file) when it is garbage-collected, even if never iterated.
     header: list[str] = next(records)  # type: ignore[assignment]
     return header, records  # type: ignore[return-value]
 
 
-def _records(path: str, skip: int) -> Iterator[Any]:
-    f = open(path, newline="", encoding="utf-8-sig")
+def _records(path: str | BinaryIO, skip: int) -> Iterator[Any]:
+    if isinstance(path, str):
+        f = open(path, newline="", encoding="utf-8-sig")
+    else:
+        f = io.TextIOWrapper(path, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
     try:
         reader = csv.reader(f, strict=True)
         for row in reader:

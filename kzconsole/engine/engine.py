@@ -9,7 +9,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shutil
 import threading
 import uuid
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING
 
 from kzconsole import plugin as _plugin_api
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
-from kzconsole.engine.events import CatalogChanged, EventBus, JobChanged, JobDeleted
+from kzconsole.engine.events import CatalogChanged, EventBus, JobChanged, JobDeleted, StoreChanged
 from kzconsole.engine.hosts import new_node_id
 from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
 from kzconsole.engine.store import Store, open_store
@@ -167,13 +166,14 @@ class Engine:
         self._extra: list[Any] = []  # background services (watcher, triggers) started with the engine
         self._foreground: dict[str, JobControl] = {}  # jobs run by run_job in this process
         self.log_buffer: Any = None  # a LogBuffer of the engine's log once started (the Logs view)
+        self._feed: Any = None  # the ChangeFeed follower while started
 
     # ---------------------------------------------------------------- parts
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.settings.store_url)
+            self._store = open_store(self.settings.store_url, clock=self.clock.time)
         return self._store
 
     @property
@@ -234,6 +234,10 @@ class Engine:
                 clock=self.clock,
             )
             self.scheduler.start()
+        from kzconsole.engine.feed import ChangeFeed
+
+        self._feed = ChangeFeed(self.store, self._on_store_changes)
+        self._feed.start()
         for service in self._background_services(watch, triggers):
             service.start()
             self._extra.append(service)
@@ -270,6 +274,9 @@ class Engine:
             except Exception:  # noqa: BLE001
                 log.exception("stopping %r failed", service)
         self._extra.clear()
+        if self._feed is not None:
+            self._feed.stop()
+            self._feed = None
         if self.scheduler is not None:
             stuck = self.scheduler.stop(timeout)
             self.scheduler = None
@@ -277,6 +284,14 @@ class Engine:
             logging.getLogger("kzconsole").removeHandler(self.log_buffer)
         self._started = False
         return stuck
+
+    def _on_store_changes(self, changes: list[Any]) -> None:
+        """Other handles' writes (the feed's thread): tell the scheduler, then the subscribers."""
+        scheduler = self.scheduler
+        if scheduler is not None:
+            scheduler.on_store_changes(changes)
+        job_ids = tuple(dict.fromkeys(c.job_id for c in changes if c.job_id is not None))
+        self.events.emit(StoreChanged(job_ids=job_ids, kinds=frozenset(c.kind for c in changes)))
 
     def close(self) -> None:
         self.stop()
@@ -363,7 +378,6 @@ class Engine:
         if wait_ms is not None and wait_ms < 0:
             raise EngineError("--wait-ms must be >= 0")
         job_id = uuid.uuid4().hex
-        job_dir = self.job_dir(job_id)
         input_name = None
         if input is not None and isinstance(input, (str, os.PathLike)):
             input_name = os.path.basename(os.fspath(input))
@@ -374,12 +388,14 @@ class Engine:
         total: int | None = None
         stored_input: str | None = None
         envelope_name: str | None = None
+        # The input is checked (and converted, for JSON) into a private file of this process, then
+        # handed to the store with the record: a rejected input never reaches the store.
+        checked = _private_dir(self.data_dir / "incoming") / f"{job_id}.csv" if input is not None else None
         try:
             if input is not None:
-                _private_dir(job_dir)
-                dest = job_dir / "in.csv"
+                assert checked is not None
                 try:
-                    check = check_input(input, dest, fmt=fmt, mandatory=spec.mandatory)
+                    check = check_input(input, checked, fmt=fmt, mandatory=spec.mandatory)
                 except OSError as exc:
                     raise EngineError(f"cannot read the input {input_name or '-'}: {exc.strerror or exc}") from exc
                 envelope_name = check.file_name
@@ -401,10 +417,6 @@ class Engine:
                     errors["missing_mandatory_fields"] = list(spec.mandatory)
             if errors:
                 raise JobRejected(errors)
-            if input is not None and stored_input is None and job_dir.exists():
-                # The folder made to check an input that turned out to be none (an empty JSON
-                # array). Without input none was made: no stat for each noinput job.
-                shutil.rmtree(job_dir, ignore_errors=True)
             accounts = self.settings.accounts
             now = self.clock.time()
             job = JobRecord(
@@ -422,10 +434,18 @@ class Engine:
                 input_path=stored_input,
                 queued_at=now if start else None,
             )
-            self.store.create_job(job)
-        except BaseException:
-            shutil.rmtree(job_dir, ignore_errors=True)
-            raise
+            if stored_input is not None:
+                assert checked is not None
+                with open(checked, "rb") as f:
+                    self.store.create_job(job, input=f)
+            else:
+                self.store.create_job(job)
+        finally:
+            if checked is not None:
+                try:
+                    checked.unlink()
+                except FileNotFoundError:
+                    pass
         self.events.emit(JobChanged(job))
         if start and self.scheduler is not None:
             self.scheduler.notify_queued()
@@ -552,36 +572,29 @@ class Engine:
         """A new job with the same task, input and accounts (queued to run unless start=False)."""
         old = self.find_job(job_id)
         new_id = uuid.uuid4().hex
-        new_dir = self.job_dir(new_id)
-        stored_input = None
-        try:
-            if old.input_path is not None:
-                _private_dir(new_dir)
-                src = self.data_dir / old.input_path
-                if not src.exists():
-                    raise EngineError(f"the input of job {old.id} is gone ({src})")
-                shutil.copyfile(src, new_dir / "in.csv")
-                os.chmod(new_dir / "in.csv", 0o600)
-                stored_input = f"jobs/{new_id}/in.csv"
-            now = self.clock.time()
-            job = JobRecord(
-                id=new_id,
-                account_id=old.account_id,
-                auth_account_id=old.auth_account_id,
-                category=old.category,
-                action=old.action,
-                file_name=old.file_name,
-                status=JobStatus.PENDING,
-                created=now,
-                total_count=old.total_count,
-                wait_after_row_ms=old.wait_after_row_ms,
-                input_path=stored_input,
-                queued_at=now if start else None,
-            )
+        now = self.clock.time()
+        job = JobRecord(
+            id=new_id,
+            account_id=old.account_id,
+            auth_account_id=old.auth_account_id,
+            category=old.category,
+            action=old.action,
+            file_name=old.file_name,
+            status=JobStatus.PENDING,
+            created=now,
+            total_count=old.total_count,
+            wait_after_row_ms=old.wait_after_row_ms,
+            input_path=f"jobs/{new_id}/in.csv" if old.input_path is not None else None,
+            queued_at=now if start else None,
+        )
+        if old.input_path is not None:
+            source = self.store.open_file(old.id, "input")
+            if source is None:
+                raise EngineError(f"the input of job {old.id} is gone")
+            with source:
+                self.store.create_job(job, input=source)
+        else:
             self.store.create_job(job)
-        except BaseException:
-            shutil.rmtree(new_dir, ignore_errors=True)
-            raise
         self.events.emit(JobChanged(job))
         if start and self.scheduler is not None:
             self.scheduler.notify_queued()
@@ -594,27 +607,27 @@ class Engine:
         removed = self.store.delete_job(job.id, expect={"status": job.status.value})
         if removed is None:
             return self.remove_job(job.id)
-        shutil.rmtree(self.job_dir(job.id), ignore_errors=True)
-        out = self.output_path(removed)
-        if out is not None and not str(out).startswith(str(self.data_dir)):
+        if removed.output_path:  # the output fallback is this engine's file, not the store's
             try:
-                out.unlink()
+                os.unlink(removed.output_path)
             except OSError:
                 pass
         self.events.emit(JobDeleted(job.id))
         return removed
 
     def input_path(self, job: JobRecord) -> Path | None:
+        """Deprecated (SQLite only): where the stored input is. Use :meth:`open_input`."""
         return self.data_dir / job.input_path if job.input_path else None
 
     def output_path(self, job: JobRecord) -> Path | None:
+        """Deprecated (SQLite only): where the output is. Use :meth:`open_output`."""
         if job.output_path:
-            p = Path(job.output_path)
-            return p if p.is_absolute() else self.data_dir / p
+            return Path(job.output_path)
         default = self.job_dir(job.id) / "out.csv"
         return default if default.exists() else None
 
     def log_path(self, job: JobRecord) -> Path:
+        """Deprecated (SQLite only): where the log is. Use :meth:`read_log`."""
         return self.job_dir(job.id) / "job.log"
 
     # ------------------------------------------------------------ job files
@@ -625,33 +638,27 @@ class Engine:
 
     def open_input(self, job: JobRecord) -> BinaryIO | None:
         """The stored input CSV, or None for a noinput job."""
-        path = self.input_path(job)
-        if path is None:
-            return None
-        try:
-            return open(path, "rb")
-        except FileNotFoundError:
-            return None
+        return self.store.open_file(job.id, "input")
 
     def open_output(self, job: JobRecord) -> BinaryIO | None:
         """The output written so far (the whole of it once the job ended), or None when the job
-        has written none yet."""
-        path = self.output_path(job)
-        if path is None:
-            return None
-        try:
-            return open(path, "rb")
-        except FileNotFoundError:
-            return None
+        has written none yet. When the output went to the local fallback (contract 4.3), that
+        file."""
+        if job.output_path:
+            try:
+                return open(job.output_path, "rb")
+            except FileNotFoundError:
+                return None
+        return self.store.open_file(job.id, "output")
 
     def read_log(self, job: JobRecord, start: int = 0) -> tuple[bytes, int]:
         """The job's log from byte ``start`` on, and the offset to pass next time (``tail -f``)."""
-        try:
-            with open(self.log_path(job), "rb") as f:
-                f.seek(start)
-                data = f.read()
-        except FileNotFoundError:
+        stream = self.store.open_file(job.id, "log")
+        if stream is None:
             return b"", start
+        with stream:
+            stream.seek(start)
+            data = stream.read()
         return data, start + len(data)
 
     def running_count(self) -> int:
@@ -691,8 +698,8 @@ class Engine:
         claimed = self.store.update_job(
             job.id,
             {"status": JobStatus.EXECUTING.value, "owner": self.node, "node": self.node,
-             "start_timestamp": self.clock.time(), "queued_at": None},
-            expect={"status": "pending"},
+             "start_timestamp": self.clock.time(), "queued_at": None, "claim": job.claim + 1},
+            expect={"status": "pending", "claim": job.claim},
         )
         if claimed is None:
             lease.release()
@@ -702,7 +709,7 @@ class Engine:
                 job.id,
                 {"status": JobStatus.INTERNAL_ERROR.value, "owner": None, "end_timestamp": self.clock.time(),
                  "error": f"task {job.category}/{job.action} is not in the catalog"},
-                expect={"owner": self.node},
+                expect={"claim": claimed.claim},
             )
             lease.release()
             assert final is not None

@@ -60,7 +60,14 @@ class JobLogged(Event):
 
 @dataclass(frozen=True)
 class StoreChanged(Event):
-    """Another process changed the store: views re-read what they show."""
+    """Another store handle (another process, another node) changed the store: views re-read
+    what they show. ``job_ids``: the jobs whose records changed or were removed (re-read those
+    rows only); ``kinds``: the kinds of change seen (``store.base.CHANGE_KINDS``); ``reset``
+    among them means the changes could not all be told apart: re-read everything. Never emitted
+    for this engine's own writes."""
+
+    job_ids: tuple[str, ...] = ()
+    kinds: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Job logs: each job has a log file under its folder, fed by ``ctx.log``, by anything the plugin
+"""Job logs: each job has a ``log`` file in the store, fed by ``ctx.log``, by anything the plugin
 prints, and by the engine's own lines about the job.
 
 Plugins print from job threads; ``sys.stdout``/``sys.stderr`` are replaced (once, while an engine
@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import io
 import logging
-import os
 import sys
 import threading
-from pathlib import Path
+import time
 from typing import Callable
+
+from kzconsole.engine.store.base import Store, StoreError
 
 _current = threading.local()
 
@@ -22,36 +23,89 @@ LINE_FORMAT = "%(asctime)s %(levelname)-7s %(message)s"
 
 
 class JobLogHandler(logging.Handler):
-    """Writes a job's log lines to its file and hands each line to ``on_line`` (the event bus)."""
+    """Keeps a job's log lines for its ``log`` file in the store and hands each line to
+    ``on_line`` (the event bus) at once.
 
-    def __init__(self, path: Path, on_line: Callable[[str], None] | None = None) -> None:
+    Lines reach the store in batches (one fenced append per :meth:`flush`, which the runner calls
+    at its ticks, checkpoints and end), and by themselves once ``FLUSH_S`` passed since the last
+    batch, so a row that logs and then runs for long still shows its lines to other processes. A
+    store failure or a fenced append loses those lines, never the job: the runner learns of both
+    at its next checkpoint.
+    """
+
+    FLUSH_S = 0.5
+    MAX_PENDING = 256 * 1024
+
+    def __init__(
+        self,
+        store: Store,
+        job_id: str,
+        claim: int | None,
+        on_line: Callable[[str], None] | None = None,
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         super().__init__(logging.DEBUG)
-        self.path = path
+        self.store = store
+        self.job_id = job_id
+        self.claim = claim
         self.on_line = on_line
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        self._file = os.fdopen(fd, "a", encoding="utf-8", buffering=1)
+        self._monotonic = monotonic
+        self._pending: list[bytes] = []
+        self._pending_bytes = 0
+        self._last_flush = monotonic()
+        self._flush_lock = threading.Lock()
         self.setFormatter(logging.Formatter(LINE_FORMAT, datefmt="%Y-%m-%d %H:%M:%S"))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             line = self.format(record)
+            data = (line + "\n").encode("utf-8", "replace")
             with self.lock:  # type: ignore[union-attr]
-                self._file.write(line + "\n")
+                self._pending.append(data)
+                self._pending_bytes += len(data)
+                due = (
+                    self._pending_bytes >= self.MAX_PENDING
+                    or self._monotonic() - self._last_flush >= self.FLUSH_S
+                )
             if self.on_line is not None:
                 self.on_line(line)
+            if due:
+                self.flush()
         except Exception:  # noqa: BLE001 - logging must never raise into a plugin
             self.handleError(record)
 
+    def flush(self) -> None:
+        """Append the lines kept so far to the job's log in the store."""
+        with self._flush_lock:
+            with self.lock:  # type: ignore[union-attr]
+                if not self._pending:
+                    return
+                data = b"".join(self._pending)
+                self._pending.clear()
+                self._pending_bytes = 0
+                self._last_flush = self._monotonic()
+            try:
+                self.store.append_file(self.job_id, "log", data, claim=self.claim)
+            except StoreError as exc:
+                # Not raised: the plugin's call must go on; the checkpoint reports the store.
+                sys_log.warning("job %s: %d bytes of its log are lost: %s", self.job_id, len(data), exc)
+
     def close(self) -> None:
         try:
-            self._file.close()
+            self.flush()
         finally:
             super().close()
 
 
-def job_logger(job_id: str, path: Path, on_line: Callable[[str], None] | None = None) -> logging.Logger:
-    """A fresh logger for one run of a job (the plugin's ``ctx.log``).
+sys_log = logging.getLogger("kzconsole.engine.logs")
+
+
+def job_logger(
+    job_id: str, store: Store, claim: int | None, on_line: Callable[[str], None] | None = None
+) -> logging.Logger:
+    """A fresh logger for one run of a job (the plugin's ``ctx.log``), writing to the job's log in
+    ``store`` with the run's ``claim``.
 
     It is made directly, not through ``logging.getLogger``: registered loggers live as long as the
     process (one per job run: a slow leak in an engine that runs for months), and registering or
@@ -60,8 +114,13 @@ def job_logger(job_id: str, path: Path, on_line: Callable[[str], None] | None = 
     """
     logger = logging.Logger(f"kzconsole.job.{job_id}", logging.DEBUG)
     logger.propagate = False
-    logger.addHandler(JobLogHandler(path, on_line))
+    logger.addHandler(JobLogHandler(store, job_id, claim, on_line))
     return logger
+
+
+def flush_job_logger(logger: logging.Logger) -> None:
+    for handler in logger.handlers:
+        handler.flush()
 
 
 def close_job_logger(logger: logging.Logger) -> None:

@@ -56,8 +56,6 @@ class JobStatus(str, Enum):
 
 STOPPED_BY_OPERATOR = "stopped by operator"  # the record's `error` of a job an operator stopped
 
-FINISHED_STATUSES = tuple(s.value for s in JobStatus if s.is_finished)
-
 # The keys of a job in JSON (contract 4.1), in this order.
 PUBLIC_JOB_KEYS = (
     "id",
@@ -104,8 +102,8 @@ class JobRecord:
     error: str | None = None
 
     # --- bookkeeping ---
-    input_path: str | None = None  # stored input CSV, relative to the data dir (None: noinput)
-    output_path: str | None = None  # where the output is; relative to the data dir, or absolute (fallback)
+    input_path: str | None = None  # names the stored input (its place in a SQLite store); None: noinput
+    output_path: str | None = None  # None: the output is in the store; else the local fallback file (4.3)
     queued_at: float | None = None  # set by `start`: the job waits in this order for a free slot
     stop_requested: bool = False  # an operator asked it to stop (seen by the owning engine)
     owner: str | None = None  # engine id holding it while executing; None: nobody (resumable)
@@ -114,6 +112,7 @@ class JobRecord:
     state: str | None = None  # JSON of the iterator state after rows_done (None: INIT)
     resumable: bool = True  # False once the state failed a JSON round trip (or a generator task)
     finishing: bool = False  # rows are done; only finish() and the final write remain
+    claim: int = 0  # fencing token: +1 at every claim; writes about a running job expect it (store.base)
 
     def public(self) -> dict[str, Any]:
         """The record as the contract's JSON object."""

@@ -26,9 +26,9 @@ from typing import Any, Callable, Iterator
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.csvio import CsvBatchWriter, iter_records, plain_row
 from kzconsole.engine.events import EventBus, JobChanged, JobLogged, JobProgressed
-from kzconsole.engine.logs import bound_to_job, close_job_logger, job_logger
+from kzconsole.engine.logs import bound_to_job, close_job_logger, flush_job_logger, job_logger
 from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
-from kzconsole.engine.store.base import Store
+from kzconsole.engine.store.base import Fenced, Store, StoreError
 from kzconsole.plugin import INIT, OK, STOP, Context, Next, TaskSpec
 
 log = logging.getLogger("kzconsole.engine.runner")
@@ -68,6 +68,159 @@ class _InternalError(Exception):
     pass
 
 
+class OutputSink:
+    """The output CSV, appended to the job's ``output`` file in the store in batches, with the
+    fallback of contract 4.3: when the store cannot take an append (not a fence), what it holds is
+    copied to ``task_out.<id>.csv`` in the fallback folder and writing goes on there.
+
+    Every append names the offset it expects (what this sink wrote so far), so the stored output is
+    always exactly this run's bytes: a resumed run's first append cuts the rows written after its
+    last checkpoint, and a retried append cannot write twice.
+    """
+
+    BATCH_ROWS = 512
+
+    def __init__(
+        self,
+        store: Store,
+        job_id: str,
+        claim: int,
+        *,
+        fallback_dir: str,
+        offset: int,
+        fallback: str | None,
+        on_fallback: Callable[[Path, str], None],
+    ) -> None:
+        self.store = store
+        self.job_id = job_id
+        self.claim = claim
+        self.fallback_path = Path(fallback_dir) / f"task_out.{job_id}.csv"
+        self.on_fallback = on_fallback
+        self.offset = offset  # bytes of output stored (in the store, or in the fallback file)
+        # Rows of plain cells not written yet: flush() renders them in one CsvBatchWriter call.
+        # The row loop appends input rows here itself (they are plain by construction).
+        self.rows: list[list[Any] | tuple[Any, ...]] = []
+        self._batch = CsvBatchWriter()
+        self.path: Path | None = None  # the fallback file, once writing goes there
+        self._file: Any = None
+        if fallback is not None:
+            # A resumed job whose output had moved to the fallback goes on there.
+            self._resume_local(Path(fallback))
+        elif offset:
+            try:
+                size = store.file_size(job_id, "output") or 0
+            except Fenced:
+                raise _Abandoned() from None
+            except StoreError as exc:
+                raise _InternalError(f"cannot resume: the stored output cannot be read: {exc}") from exc
+            if size < offset:
+                raise _InternalError(
+                    f"cannot resume: the stored output holds {size} bytes, fewer than the {offset}"
+                    " of its last checkpoint (it was truncated, or lost in a crash of the machine)"
+                )
+
+    def _resume_local(self, path: Path) -> None:
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise _InternalError(f"cannot resume: the output {path} cannot be opened: {exc}") from exc
+        f = os.fdopen(fd, "r+b", buffering=0)
+        size = os.fstat(fd).st_size
+        if size < self.offset:
+            # truncate() would pad with NUL bytes: rows the checkpoint counts are gone.
+            f.close()
+            raise _InternalError(
+                f"cannot resume: the output {path} holds {size} bytes, fewer than the {self.offset} of"
+                " its last checkpoint (it was truncated, or lost in a crash of the machine)"
+            )
+        if size != self.offset:
+            f.truncate(self.offset)
+        f.seek(self.offset)
+        self._file = f
+        self.path = path
+
+    def write(self, cells: list[Any] | tuple[Any, ...]) -> None:
+        self.rows.append(plain_row(cells))
+        if len(self.rows) >= self.BATCH_ROWS:
+            self.flush()
+
+    def flush(self, *, sync: bool = False) -> int:
+        """Store the buffered rows; return the output's length in bytes. ``sync``: make it
+        durable (the job's end)."""
+        data = b""
+        if self.rows:
+            data = self._batch.render(self.rows).encode("utf-8")
+            self.rows.clear()
+        if self._file is not None:
+            self._write_local(data, sync)
+        elif data or sync:
+            try:
+                self.offset = self.store.append_file(
+                    self.job_id, "output", data, offset=self.offset, claim=self.claim, sync=sync
+                )
+            except Fenced:
+                raise _Abandoned() from None
+            except StoreError as exc:
+                self._switch_to_fallback(exc, data)
+                if sync:
+                    self._write_local(b"", True)
+        return self.offset
+
+    def _write_local(self, data: bytes, sync: bool) -> None:
+        try:
+            _write_all(self._file, data)
+            if sync:
+                os.fsync(self._file.fileno())
+        except OSError as exc:
+            raise _InternalError(f"cannot write the output to {self.path}: {exc}") from exc
+        self.offset += len(data)
+
+    def _switch_to_fallback(self, exc: StoreError, pending: bytes) -> None:
+        target = self.fallback_path
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
+            new = os.fdopen(fd, "r+b", buffering=0)
+            try:
+                self._copy_stored(new)
+                _write_all(new, pending)
+            except BaseException:
+                new.close()
+                raise
+        except (OSError, StoreError) as exc2:
+            raise _InternalError(
+                f"cannot write the output to the store ({exc}) nor to the fallback {target} ({exc2})"
+            ) from exc2
+        self._file = new
+        self.path = target
+        self.offset += len(pending)  # the checkpoint must count the bytes moved, or a resume cuts rows off
+        reason = exc.__cause__.strerror if isinstance(exc.__cause__, OSError) and exc.__cause__.strerror else exc
+        self.on_fallback(target, f"{reason}")
+
+    def _copy_stored(self, dest: Any) -> None:
+        """What the store holds of this output (the first ``offset`` bytes) into ``dest``."""
+        if not self.offset:
+            return
+        src = self.store.open_file(self.job_id, "output")
+        if src is None:
+            raise StoreError("the stored output is gone")
+        with src:
+            remaining = self.offset
+            while remaining:
+                chunk = src.read(min(remaining, 1 << 20))
+                if not chunk:
+                    raise StoreError(f"the stored output holds fewer than {self.offset} bytes")
+                _write_all(dest, chunk)
+                remaining -= len(chunk)
+
+    def close(self) -> int:
+        offset = self.flush(sync=True)
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        return offset
+
+
 def _write_all(f: Any, data: bytes) -> None:
     """Write all of ``data`` to an unbuffered file, which may take fewer bytes than given (a disk
     filling up does that before it fails)."""
@@ -77,131 +230,6 @@ def _write_all(f: Any, data: bytes) -> None:
         if not n:
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         view = view[n:]
-
-
-class OutputSink:
-    """The output CSV, written in batches, with the fallback of contract 4.3."""
-
-    BATCH_ROWS = 512
-
-    def __init__(
-        self,
-        path: Path,
-        *,
-        fallback_dir: str,
-        job_id: str,
-        offset: int,
-        on_fallback: Callable[[Path, str], None],
-    ) -> None:
-        self.path = path
-        self.fallback_path = Path(fallback_dir) / f"task_out.{job_id}.csv"
-        self.on_fallback = on_fallback
-        self.offset = offset  # bytes durably handed to the OS
-        # Rows of plain cells not written yet: flush() renders them in one CsvBatchWriter call.
-        # The row loop appends input rows here itself (they are plain by construction).
-        self.rows: list[list[Any] | tuple[Any, ...]] = []
-        self._batch = CsvBatchWriter()
-        self._file = None
-        try:
-            self._file = self._open(path, offset)
-        except OSError as exc:
-            self._switch_to_fallback(exc, b"")
-
-    @staticmethod
-    def _open(path: Path, offset: int):
-        try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        except FileNotFoundError:  # its folder is made only when missing: one system call fewer
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-        f = os.fdopen(fd, "r+b", buffering=0)
-        size = os.fstat(fd).st_size
-        if size < offset:
-            # truncate() would pad with NUL bytes: rows the checkpoint counts are gone (the file
-            # was cut, or lost with the page cache in a power cut). Say so instead.
-            f.close()
-            raise _InternalError(
-                f"cannot resume: the output {path} holds {size} bytes, fewer than the {offset} of its"
-                " last checkpoint (it was truncated, or lost in a crash of the machine)"
-            )
-        # Each is a system call; a new job's empty file needs neither.
-        if size != offset:
-            f.truncate(offset)
-        if offset:
-            f.seek(offset)
-        return f
-
-    def write(self, cells: list[Any] | tuple[Any, ...]) -> None:
-        self.rows.append(plain_row(cells))
-        if len(self.rows) >= self.BATCH_ROWS:
-            self.flush()
-
-    def flush(self) -> int:
-        """Hand buffered rows to the OS; return the output's length in bytes."""
-        if self.rows:
-            data = self._batch.render(self.rows).encode("utf-8")
-            self.rows.clear()
-            written = 0
-            try:
-                if self._file is None:
-                    raise OSError("output file is not open")
-                while written < len(data):
-                    # A short write (a disk filling up) must not drop the rest of the batch.
-                    n = self._file.write(data[written:])
-                    if not n:
-                        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-                    written += n
-            except OSError as exc:
-                # What the old file took moves to the fallback with everything before it.
-                self.offset += written
-                self._switch_to_fallback(exc, data[written:])
-            else:
-                self.offset += len(data)
-        return self.offset
-
-    def _switch_to_fallback(self, exc: OSError, pending: bytes) -> None:
-        if self.path == self.fallback_path:
-            raise _InternalError(f"cannot write the output to {self.path}: {exc}") from exc
-        old = self.path
-        target = self.fallback_path
-        try:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(target, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
-            new = os.fdopen(fd, "r+b", buffering=0)
-            if self.offset:
-                with open(old, "rb") as src:  # what was written before moves with it
-                    remaining = self.offset
-                    while remaining:
-                        chunk = src.read(min(remaining, 1 << 20))
-                        if not chunk:
-                            break
-                        _write_all(new, chunk)
-                        remaining -= len(chunk)
-            _write_all(new, pending)
-        except OSError as exc2:
-            raise _InternalError(
-                f"cannot write the output to {old} ({exc}) nor to the fallback {target} ({exc2})"
-            ) from exc2
-        if self._file is not None:
-            try:
-                self._file.close()
-            except OSError:
-                pass
-        self._file = new
-        self.path = target
-        self.offset += len(pending)  # the checkpoint must count the bytes moved, or a resume cuts rows off
-        self.on_fallback(target, f"{exc.strerror or exc}")
-
-    def close(self) -> int:
-        offset = self.flush()
-        if self._file is not None:
-            try:
-                os.fsync(self._file.fileno())
-            except OSError:
-                pass
-            self._file.close()
-            self._file = None
-        return offset
 
 
 def _state_json(it: Any) -> str | None:
@@ -304,37 +332,14 @@ class JobRun:
         self.note: str | None = job.error  # the record's `error` (fallback location)
         self.it: Any = INIT
         self.sink: OutputSink | None = None
+        self._rows: Iterator[dict[str, Any]] | None = None  # the input reader (closed at the end)
         self._last_ckpt_rows = self.rows_done
         self._last_ckpt_time = 0.0
         self._next_tick = 0.0
         self._rate_rows = self.rows_done
         self._rate_time = 0.0
         self._rate = 0.0
-        self._job_dir = self.data_dir / "jobs" / job.id
-        self._relative_cache: tuple[Path, str] | None = None
-        # The job's folder is private whatever the umask (a noinput job's is first made here).
-        # One system call when the jobs folder exists (the file system is slow at these).
-        try:
-            os.mkdir(self._job_dir, 0o700)
-        except FileExistsError:
-            if not self._job_dir.is_dir():
-                raise
-        except FileNotFoundError:
-            for folder in (self.data_dir / "jobs", self._job_dir):
-                folder.mkdir(mode=0o700, exist_ok=True)
-        self.logger = job_logger(job.id, self._job_dir / "job.log", self._log_line)
-
-    # ------------------------------------------------------------------ paths
-
-    @property
-    def job_dir(self) -> Path:
-        return self._job_dir
-
-    def _output_path(self) -> Path:
-        if self.job.output_path:
-            p = Path(self.job.output_path)
-            return p if p.is_absolute() else self.data_dir / p
-        return self.job_dir / "out.csv"
+        self.logger = job_logger(job.id, store, job.claim, self._log_line)
 
     def _log_line(self, line: str) -> None:
         self.events.emit(JobLogged(self.job.id, line))
@@ -349,6 +354,8 @@ class JobRun:
                 return self._run()
         finally:
             close_job_logger(self.logger)
+            if self._rows is not None:
+                self._rows.close()
 
     def _run(self) -> JobRecord | None:
         job = self.job
@@ -367,18 +374,26 @@ class JobRun:
             input_header: list[str] | None = None
             rows: Iterator[dict[str, Any]] | None = None
             if not self.spec.is_noinput:
-                if job.input_path is None:
-                    raise _InternalError("the job has no stored input")
                 try:
-                    input_header, rows = iter_records(self.data_dir / job.input_path, skip=job.rows_done)
-                except OSError as exc:
+                    stream = self.store.open_file(job.id, "input")
+                except StoreError as exc:
                     raise _InternalError(f"cannot read the input: {exc}") from exc
+                if stream is None:
+                    raise _InternalError("cannot read the input: the stored input is gone")
+                try:
+                    input_header, rows = iter_records(stream, skip=job.rows_done)
+                except (OSError, ValueError) as exc:
+                    stream.close()
+                    raise _InternalError(f"cannot read the input: {exc}") from exc
+                self._rows = rows
             self.header = resolve_output_header(self.spec, input_header, self.logger)
             self.sink = OutputSink(
-                self._output_path(),
+                self.store,
+                job.id,
+                job.claim,
                 fallback_dir=self.fallback_dir,
-                job_id=job.id,
                 offset=job.output_offset if resumed else 0,
+                fallback=job.output_path if resumed else None,
                 on_fallback=self._on_fallback,
             )
             if not resumed:
@@ -798,6 +813,8 @@ class JobRun:
             self._rate_time = now
         if now - self._last_ckpt_time >= 1.0:
             self._checkpoint()
+        else:
+            flush_job_logger(self.logger)
         self._emit_progress()
 
     def _emit_progress(self) -> None:
@@ -839,29 +856,33 @@ class JobRun:
             "output_offset": offset,
             "state": state,
             "resumable": self.resumable,
-            "output_path": self._relative(self.sink.path),
+            "output_path": self._output_location(),
             "error": self.note,
         }
         if finishing:
             changes["finishing"] = True
-        updated = self.store.update_job(
-            self.job.id, changes, expect={"owner": self.node, "status": JobStatus.EXECUTING.value}
-        )
+        flush_job_logger(self.logger)
+        updated = self.store.update_job(self.job.id, changes, expect=self._mine)
         if updated is None:
             raise _Abandoned()
         self._last_ckpt_rows = self.rows_done
         self._last_ckpt_time = self.clock.monotonic()
+        # What other processes asked since (a stop, a new pause) is in the record we got back:
+        # it lands here even if no poll of the scheduler saw it (issue 11.1).
+        control = self.control
+        if updated.stop_requested and not control.stop.is_set():
+            control.request_stop()
+        if updated.wait_after_row_ms != control.wait_after_row_ms:
+            control.set_wait(updated.wait_after_row_ms)
 
-    def _relative(self, path: Path) -> str:
-        cached = self._relative_cache
-        if cached is not None and cached[0] is path:  # the sink's path object, until a fallback
-            return cached[1]
-        try:
-            text = str(path.relative_to(self.data_dir))
-        except ValueError:
-            text = str(path)
-        self._relative_cache = (path, text)
-        return text
+    @property
+    def _mine(self) -> dict[str, Any]:
+        """The compare-and-set of every write about this run: still ours, still running."""
+        return {"claim": self.job.claim, "status": JobStatus.EXECUTING.value}
+
+    def _output_location(self) -> str | None:
+        path = self.sink.path if self.sink is not None else None
+        return None if path is None else str(path)
 
     def _on_fallback(self, target: Path, reason: str) -> None:
         self.note = f"output written to {target} (the output location could not be written: {reason})"
@@ -877,9 +898,7 @@ class JobRun:
             return self._finalize(JobStatus.INTERNAL_ERROR, reason)
         assert self.sink is not None
         self.sink.close()
-        updated = self.store.update_job(
-            self.job.id, {"owner": None}, expect={"owner": self.node, "status": JobStatus.EXECUTING.value}
-        )
+        updated = self.store.update_job(self.job.id, {"owner": None}, expect=self._mine)
         self.logger.info("engine shutting down: the job will resume at row %d", self.rows_done + 1)
         if updated is not None:
             self.events.emit(JobChanged(updated))
@@ -907,10 +926,9 @@ class JobRun:
         if offset is not None:
             changes["output_offset"] = offset
         if self.sink is not None:
-            changes["output_path"] = self._relative(self.sink.path)
-        updated = self.store.update_job(
-            self.job.id, changes, expect={"owner": self.node, "status": JobStatus.EXECUTING.value}
-        )
+            changes["output_path"] = self._output_location()
+        flush_job_logger(self.logger)
+        updated = self.store.update_job(self.job.id, changes, expect=self._mine)
         if updated is None:
             self.logger.warning("the job was removed while it ran; its final state is not stored")
             return None

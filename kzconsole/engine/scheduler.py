@@ -26,11 +26,11 @@ from typing import Any, Callable
 
 from kzconsole.engine.catalog import Catalog
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
-from kzconsole.engine.events import EventBus, JobChanged, StoreChanged
+from kzconsole.engine.events import EventBus, JobChanged
 from kzconsole.engine.hosts import new_node_id, pid_alive  # noqa: F401 - re-exported
 from kzconsole.engine.models import EngineLease, JobRecord, JobStatus
 from kzconsole.engine.runner import JobControl, JobRun
-from kzconsole.engine.store.base import Store, StoreError
+from kzconsole.engine.store.base import Store, StoreChange, StoreError
 
 log = logging.getLogger("kzconsole.engine.scheduler")
 
@@ -59,13 +59,15 @@ class Lease:
     def renew(self, force: bool = False) -> None:
         now = self.clock.time()
         if force or now >= self._next:
+            # Expiry on the store's clock: every engine judges leases on that one clock.
+            stored_now = self.store.now()
             self.store.heartbeat(
-                EngineLease(self.node, self.host, os.getpid(), self.started, now + LEASE_TTL)
+                EngineLease(self.node, self.host, os.getpid(), self.started, stored_now + LEASE_TTL)
             )
             done = self.clock.time()
             if done - now > HEARTBEAT_S:  # the write waited (a locked store): renew from now
                 self.store.heartbeat(
-                    EngineLease(self.node, self.host, os.getpid(), self.started, done + LEASE_TTL)
+                    EngineLease(self.node, self.host, os.getpid(), self.started, self.store.now() + LEASE_TTL)
                 )
             if self._last_ok is not None and done - self._last_ok > STALL_S:
                 self.stalled_at = done
@@ -137,9 +139,11 @@ class Scheduler:
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
-        self._last_version: int | None = None
         self._next_orphan_scan = 0.0
         self._poked = True
+        # Jobs other handles changed while no control of ours was registered for them (a claim
+        # in flight): the claim re-reads them once registered, so no stop falls in between.
+        self._unseen: dict[str, float] = {}
 
     # ------------------------------------------------------------ driver
 
@@ -195,57 +199,75 @@ class Scheduler:
     # -------------------------------------------------------------- step
 
     def step(self) -> None:
-        """One pass: heartbeat, apply remote stop/pause changes, resume orphans, start queued jobs."""
+        """One pass: heartbeat, resume orphans, start queued jobs (when woken)."""
         self.lease.renew()
-        version = self.store.data_version()
-        changed = version is None or version != self._last_version
-        self._last_version = version
-        if changed:
-            self._sync_running()
         now = self.clock.time()
         if now >= self._next_orphan_scan:
             self._next_orphan_scan = now + ORPHAN_SCAN_S
             self._resume_orphans(now)
         free = self.max_running - self.running_count()
-        if free > 0 and (changed or self._poked):
+        if free > 0 and self._poked:
             self._poked = False
             for job in self.store.claim_queued(self.node, free, self.clock.time()):
                 self._launch(job)
-        if changed and version is not None:
-            self.events.emit(StoreChanged())
+
+    def on_store_changes(self, changes: list[StoreChange]) -> None:
+        """Other handles' changes (the feed's thread): apply stops and pause changes to the jobs
+        running here, and look for queued jobs."""
+        job_ids = {c.job_id for c in changes if c.job_id is not None and c.kind == "job"}
+        reset = any(c.kind == "reset" for c in changes)
+        if reset:
+            with self._lock:
+                job_ids |= set(self._running)
+        now = self.clock.monotonic()
+        for job_id in job_ids:
+            with self._lock:
+                entry = self._running.get(job_id)
+                if entry is None:
+                    self._unseen[job_id] = now
+                    if len(self._unseen) > 4096:
+                        self._unseen = {k: t for k, t in self._unseen.items() if now - t < 10.0}
+                    continue
+            self._apply_remote(job_id, entry[1])
+        if job_ids or reset:
+            self.wake()
+
+    def _apply_remote(self, job_id: str, control: JobControl) -> None:
+        job = self.store.get_job(job_id)
+        if job is None:
+            return  # removed: the run finds out at its next checkpoint
+        if job.stop_requested and not control.stop.is_set():
+            control.request_stop()
+        if job.wait_after_row_ms != control.wait_after_row_ms:
+            control.set_wait(job.wait_after_row_ms)
+
+    def _register(
+        self, job: JobRecord, thread: threading.Thread, control: JobControl, replacing: str | None = None
+    ) -> None:
+        with self._lock:
+            if replacing is not None:  # in the same hold of the lock: the slot is never free
+                self._running.pop(replacing, None)
+            self._running[job.id] = (thread, control)
+            missed = self._unseen.pop(job.id, None) is not None
+        if missed:
+            self._apply_remote(job.id, control)
 
     def running_count(self) -> int:
         with self._lock:
             return len(self._running)
-
-    def running_ids(self) -> list[str]:
-        with self._lock:
-            return list(self._running)
 
     def control(self, job_id: str) -> JobControl | None:
         with self._lock:
             entry = self._running.get(job_id)
         return entry[1] if entry else None
 
-    def _sync_running(self) -> None:
-        with self._lock:
-            if not self._running:
-                return
-            controls = {job_id: control for job_id, (_, control) in self._running.items()}
-        for job in self.store.jobs_in_status(JobStatus.EXECUTING.value, owner=self.node):
-            control = controls.get(job.id)
-            if control is None:
-                continue
-            if job.stop_requested and not control.stop.is_set():
-                control.request_stop()
-            if job.wait_after_row_ms != control.wait_after_row_ms:
-                control.set_wait(job.wait_after_row_ms)
-
     def _resume_orphans(self, now: float) -> None:
         executing = self.store.jobs_in_status(JobStatus.EXECUTING.value)
         if not executing:
             return
-        is_dead = dead_owners(self.store, now, self.lease.host, trust_expiry=self.lease.trusts_expiry(now))
+        is_dead = dead_owners(
+            self.store, self.store.now(), self.lease.host, trust_expiry=self.lease.trusts_expiry(now)
+        )
         for job in executing:
             if job.owner == self.node or not is_dead(job.owner):
                 continue
@@ -257,8 +279,8 @@ class Scheduler:
                 updated = self.store.update_job(
                     job.id,
                     {"status": JobStatus.INTERNAL_ERROR.value, "owner": None, "error": reason,
-                     "end_timestamp": self.clock.time(), "finishing": False},
-                    expect={"status": JobStatus.EXECUTING.value, "owner": job.owner},
+                     "end_timestamp": self.clock.time(), "finishing": False, "claim": job.claim + 1},
+                    expect={"status": JobStatus.EXECUTING.value, "owner": job.owner, "claim": job.claim},
                 )
                 if updated is not None:
                     log.warning("job %s: %s", job.id, reason)
@@ -268,8 +290,8 @@ class Scheduler:
                 return
             claimed = self.store.update_job(
                 job.id,
-                {"owner": self.node, "node": self.node},
-                expect={"status": JobStatus.EXECUTING.value, "owner": job.owner},
+                {"owner": self.node, "node": self.node, "claim": job.claim + 1},
+                expect={"status": JobStatus.EXECUTING.value, "owner": job.owner, "claim": job.claim},
             )
             if claimed is not None:
                 log.info("resuming job %s left by %s at row %d", job.id, job.owner, job.rows_done + 1)
@@ -285,8 +307,7 @@ class Scheduler:
         thread = threading.Thread(
             target=self._run_thread, args=(job, spec, control), name=f"job-{job.id[:8]}", daemon=True
         )
-        with self._lock:
-            self._running[job.id] = (thread, control)
+        self._register(job, thread, control)
         self.events.emit(JobChanged(job))
         thread.start()
 
@@ -307,7 +328,7 @@ class Scheduler:
                 {"status": JobStatus.INTERNAL_ERROR.value, "owner": None,
                  "error": f"task {job.category}/{job.action} is not in the catalog",
                  "end_timestamp": self.clock.time()},
-                expect={"status": JobStatus.EXECUTING.value, "owner": self.node},
+                expect={"status": JobStatus.EXECUTING.value, "claim": job.claim},
             )
             if updated is not None:
                 self.events.emit(JobChanged(updated))
@@ -367,13 +388,12 @@ class Scheduler:
                         log.exception("claiming the next queued job failed")
                         claimed = []
                     job = claimed[0] if claimed else None
-                with self._lock:
-                    self._running.pop(finished_id, None)
-                    if job is not None:
-                        control = self._control_for(job)
-                        self._running[job.id] = (thread, control)
-            if job is None:
-                return None
+                if job is None:
+                    with self._lock:
+                        self._running.pop(finished_id, None)
+                    return None
+                control = self._control_for(job)
+                self._register(job, thread, control, replacing=finished_id)
             spec = self._spec_or_fail(job)
             if spec is None:
                 finished_id = job.id

@@ -195,8 +195,10 @@ def test_file_name_is_sanitised(tmp_path, plugin_dir, given, kept):
         final = engine.run_job(job.id)
         created = files_under(tmp_path) - before
         job_dir = engine.job_dir(job.id)
+        incoming = engine.data_dir / "incoming"  # where an input is checked; emptied after
+        assert not any(incoming.iterdir())
         for path in created:
-            assert (path in (job_dir, job_dir.parent) or job_dir in path.parents
+            assert (path in (job_dir, job_dir.parent, incoming) or job_dir in path.parents
                     or path.name.startswith("kzconsole.db")), path
         assert final.file_name == kept
 

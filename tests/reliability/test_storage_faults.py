@@ -23,7 +23,6 @@ from pathlib import Path
 import pytest
 
 from kzconsole.engine import JobStatus
-from kzconsole.engine import runner as runner_mod
 from kzconsole.engine.store import sqlite as sqlite_mod
 from kzconsole.engine.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from kzconsole.engine.models import JobRecord
@@ -49,45 +48,55 @@ def copy(ctx, it, row):
 ROWS = 300
 
 
-class FillingFile:
-    """A file on a device that takes ``room`` more bytes and then fails with ``err``. Like a real
-    disk filling up, the write that reaches the limit is a short write (it takes what fits)."""
+class FaultyStore(SQLiteStore):
+    """A SQLite store on a device that takes ``room`` more bytes of job output and then fails with
+    ``err``. Like a real disk filling up, the append that reaches the limit takes what fits."""
 
-    def __init__(self, f, room: int, err: int) -> None:
-        self._f = f
-        self.room = room
-        self.err = err
+    room: int | None = None
+    err = errno.ENOSPC
 
-    def write(self, data) -> int:
-        if self.room <= 0:
-            raise OSError(self.err, os.strerror(self.err))
-        n = self._f.write(bytes(data[: self.room]))
-        self.room -= n
-        return n
+    def append_file(self, job_id, kind, data, **options):
+        if kind != "output" or self.room is None or len(data) <= self.room:
+            if kind == "output" and self.room is not None:
+                self.room -= len(data)
+            return super().append_file(job_id, kind, data, **options)
+        super().append_file(job_id, kind, bytes(data[: max(0, self.room)]), **options)
+        self.room = 0
+        cause = OSError(self.err, os.strerror(self.err))
+        raise sqlite_mod.StoreError(f"writing the output failed: {cause}") from cause
 
-    def __getattr__(self, name):
-        return getattr(self._f, name)
+
+class FaultyDisk:
+    def __init__(self, tmp_path, plugin_dir) -> None:
+        self.tmp_path = tmp_path
+        self.plugin_dir = plugin_dir
+        self.engines: list = []
+        self.stores: list = []
+
+    def engine(self, **tasks):
+        from kzconsole.engine import Engine
+        from tests.conftest import make_settings
+
+        settings = make_settings(self.tmp_path, self.plugin_dir.path, **tasks)
+        store = FaultyStore(settings.store_url[len("sqlite://"):])
+        self.stores.append(store)
+        engine = Engine(settings, store=store)
+        self.engines.append(engine)
+        return engine
+
+    def fail(self, room: int, err: int = errno.ENOSPC) -> None:
+        for store in self.stores:
+            store.room, store.err = room, err
 
 
 @pytest.fixture
-def faulty_disk(monkeypatch, tmp_path):
-    """fail(room, err): the job folders' output files fail after ``room`` bytes; the fallback
-    folder (tmp_path/fallback) stays healthy."""
-    real_open = runner_mod.OutputSink._open
-    state = {"room": None, "err": errno.ENOSPC}
-
-    def fake_open(path, offset):
-        f = real_open(path, offset)
-        if state["room"] is not None and str(tmp_path / "data") in str(path):
-            return FillingFile(f, state["room"], state["err"])
-        return f
-
-    monkeypatch.setattr(runner_mod.OutputSink, "_open", staticmethod(fake_open))
-
-    def fail(room: int, err: int = errno.ENOSPC) -> None:
-        state["room"], state["err"] = room, err
-
-    return fail
+def faulty_disk(tmp_path, plugin_dir):
+    """``.engine(**tasks)``: an engine whose store's job output fails after ``.fail(room, err)``
+    bytes more; the fallback folder (tmp_path/fallback) stays healthy."""
+    disk = FaultyDisk(tmp_path, plugin_dir)
+    yield disk
+    for engine in disk.engines:
+        engine.close()
 
 
 def expected_output(rows: int = ROWS) -> list[list[str]]:
@@ -97,6 +106,13 @@ def expected_output(rows: int = ROWS) -> list[list[str]]:
 def make_engine(engine_factory, plugin_dir, tmp_path):
     plugin_dir.write("s.py", PLUGIN)
     engine = engine_factory(send_progress_after_processed=25)
+    src = write_csv(tmp_path / "in.csv", [["n"]] + [[str(i)] for i in range(1, ROWS + 1)])
+    return engine, src
+
+
+def make_faulty_engine(faulty_disk, plugin_dir, tmp_path):
+    plugin_dir.write("s.py", PLUGIN)
+    engine = faulty_disk.engine(send_progress_after_processed=25)
     src = write_csv(tmp_path / "in.csv", [["n"]] + [[str(i)] for i in range(1, ROWS + 1)])
     return engine, src
 
@@ -112,9 +128,9 @@ def cli_output(tmp_path: Path, job_id: str) -> bytes:
 
 
 @pytest.mark.parametrize("err", [errno.ENOSPC, errno.EROFS, errno.EIO], ids=errno.errorcode.get)
-def test_output_unwritable_mid_job_continues_in_the_fallback(engine_factory, plugin_dir, tmp_path, faulty_disk, err):
-    engine, src = make_engine(engine_factory, plugin_dir, tmp_path)
-    faulty_disk(room=2000, err=err)  # a few checkpoints in
+def test_output_unwritable_mid_job_continues_in_the_fallback(plugin_dir, tmp_path, faulty_disk, err):
+    engine, src = make_faulty_engine(faulty_disk, plugin_dir, tmp_path)
+    faulty_disk.fail(room=2000, err=err)  # a few checkpoints in
     job = engine.add_job("s", "copy", input=src)
     final = engine.run_job(job.id)
     fallback = tmp_path / "fallback" / f"task_out.{job.id}.csv"
@@ -127,7 +143,7 @@ def test_output_unwritable_mid_job_continues_in_the_fallback(engine_factory, plu
     assert final.output_offset == fallback.stat().st_size
     assert (fallback.stat().st_mode & 0o777) == 0o600
     assert cli_output(tmp_path, job.id) == fallback.read_bytes()
-    assert "could not be written" in engine.log_path(final).read_text()
+    assert "could not be written" in engine.read_log(final)[0].decode()
 
 
 def test_output_unwritable_when_the_job_starts(engine_factory, plugin_dir, tmp_path):
@@ -142,30 +158,30 @@ def test_output_unwritable_when_the_job_starts(engine_factory, plugin_dir, tmp_p
     assert cli_output(tmp_path, job.id) == fallback.read_bytes()
 
 
-def test_disk_full_everywhere_is_an_internal_error(engine_factory, plugin_dir, tmp_path, faulty_disk):
+def test_disk_full_everywhere_is_an_internal_error(plugin_dir, tmp_path, faulty_disk):
     plugin_dir.write("s.py", PLUGIN)
     (tmp_path / "not-a-dir").write_text("")
-    engine = engine_factory(send_progress_after_processed=25,
-                            output_fallback_dir=str(tmp_path / "not-a-dir" / "fallback"))
+    engine = faulty_disk.engine(send_progress_after_processed=25,
+                                output_fallback_dir=str(tmp_path / "not-a-dir" / "fallback"))
     src = write_csv(tmp_path / "in.csv", [["n"]] + [[str(i)] for i in range(1, ROWS + 1)])
-    faulty_disk(room=2000)
+    faulty_disk.fail(room=2000)
     job = engine.add_job("s", "copy", input=src)
     final = engine.run_job(job.id)
     assert final.status is JobStatus.INTERNAL_ERROR
     assert "No space left on device" in final.error and "nor to the fallback" in final.error
     assert final.success_count < ROWS
     # The engine goes on: the next job (with room on the disk) runs.
-    faulty_disk(room=10**9)
+    faulty_disk.fail(room=10**9)
     assert engine.run_job(engine.add_job("s", "copy", input=src).id).status is JobStatus.SUCCESS
 
 
 def test_resume_after_the_fallback_keeps_every_row_once(engine_factory, plugin_dir, tmp_path, faulty_disk):
     """The checkpoint taken after a switch to the fallback must count the bytes moved there, or a
     resumed job would cut rows off the output."""
-    engine, src = make_engine(engine_factory, plugin_dir, tmp_path)
+    engine, src = make_faulty_engine(faulty_disk, plugin_dir, tmp_path)
     mod = engine.catalog.task("s", "copy").function.__globals__
     mod["BLOCK_AT"][0] = "200"
-    faulty_disk(room=700)
+    faulty_disk.fail(room=700)
     job = engine.add_job("s", "copy", input=src)
     engine.start(watch=False, triggers=False)
     engine.start_job(job.id)
@@ -380,6 +396,9 @@ class StallingStore:
         self.delay = 0.0
         self.leases: dict = {}
 
+    def now(self) -> float:
+        return self.clock.time()
+
     def heartbeat(self, lease) -> None:
         self.clock.advance(self.delay)
         self.delay = 0.0
@@ -483,7 +502,7 @@ def test_output_shorter_than_its_checkpoint_is_not_resumed_into_garbage(engine_f
     stopper.join(15)
     left = engine.get_job(job.id)
     assert left.status is JobStatus.EXECUTING and left.owner is None and left.output_offset > 0
-    out = engine.output_path(left)
+    out = engine.output_path(left)  # a machine crash lost the end of the stored file
     with open(out, "r+b") as f:
         f.truncate(left.output_offset // 2)
 
@@ -492,5 +511,5 @@ def test_output_shorter_than_its_checkpoint_is_not_resumed_into_garbage(engine_f
     second.start(watch=False, triggers=False)
     final = finished.wait(job.id)
     assert final.status is JobStatus.INTERNAL_ERROR
-    assert final.error.startswith(f"cannot resume: the output {out} holds {left.output_offset // 2} bytes")
+    assert final.error.startswith(f"cannot resume: the stored output holds {left.output_offset // 2} bytes")
     assert b"\x00" not in out.read_bytes()

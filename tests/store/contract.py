@@ -7,14 +7,16 @@ backend: a PostgreSQL store runs this file unchanged.
 
 from __future__ import annotations
 
+import io
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus
-from kzconsole.engine.store.base import Store, StoreError
+from kzconsole.engine.store.base import FILE_KINDS, Fenced, Store, StoreError
 
 NOW = 1_764_320_400.0
 
@@ -101,6 +103,7 @@ class StoreContract:
             state='{"cursor": 5}',
             resumable=False,
             finishing=True,
+            claim=7,
         )
         store.create_job(job)
         got = store.get_job("j1")
@@ -378,19 +381,209 @@ class StoreContract:
             assert outcome, f"{node} claimed nothing: the processes did not run concurrently"
         self._check_claims(store, reported, expected)
 
-    def test_data_version_changes_when_another_handle_commits(
+    # ---------------------------------------------------------------- fencing token
+
+    def test_claims_increment_the_fencing_token(self, store: Store) -> None:
+        store.create_job(make_job("q", queued_at=NOW))
+        assert store.get_job("q").claim == 0  # type: ignore[union-attr]
+        (claimed,) = store.claim_queued("e1", 1, NOW)
+        assert claimed.claim == 1
+        # A takeover is a compare-and-set on the claim the taker saw.
+        taken = store.update_job("q", {"owner": "e2", "claim": 2}, expect={"claim": 1})
+        assert taken is not None and taken.claim == 2
+        # The first engine's writes now expect a claim that is gone.
+        assert store.update_job("q", {"rows_done": 5}, expect={"claim": 1, "owner": "e1"}) is None
+        assert store.get_job("q").rows_done == 0  # type: ignore[union-attr]
+
+    def test_claim_queued_defaults_to_the_stores_clock(self, store: Store) -> None:
+        store.create_job(make_job("q", queued_at=NOW))
+        before = store.now()
+        (claimed,) = store.claim_queued("e1", 1)
+        assert claimed.start_timestamp is not None
+        assert before <= claimed.start_timestamp <= store.now()
+
+    def test_now_is_unix_seconds(self, store: Store) -> None:
+        first = store.now()
+        assert abs(first - time.time()) < 3600  # the store's clock, not an epoch of its own
+        assert store.now() >= first
+
+    # ------------------------------------------------------------------ job files
+
+    def test_create_job_stores_its_input(self, store: Store) -> None:
+        data = b"n\n" + b"".join(b"%d\n" % i for i in range(200_000))  # larger than one chunk
+        store.create_job(make_job("j1"), input=io.BytesIO(data))
+        assert store.file_size("j1", "input") == len(data)
+        with store.open_file("j1", "input") as f:  # type: ignore[union-attr]
+            assert f.read() == data
+            f.seek(2)
+            assert f.read(3) == b"0\n1"
+            assert f.seek(0, io.SEEK_END) == len(data)
+
+    def test_a_job_without_files_has_none(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        for kind in FILE_KINDS:
+            assert store.open_file("j1", kind) is None
+            assert store.file_size("j1", kind) is None
+        assert store.open_file("nope", "output") is None
+        assert store.file_size("nope", "log") is None
+
+    def test_unknown_file_kind_is_a_value_error(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        with pytest.raises(ValueError, match="kind"):
+            store.append_file("j1", "secrets", b"x")
+
+    def test_an_input_that_fails_to_read_stores_nothing(self, store: Store) -> None:
+        class Broken(io.RawIOBase):
+            def __init__(self) -> None:
+                self.sent = 0
+
+            def readable(self) -> bool:
+                return True
+
+            def readinto(self, buffer: Any) -> int:
+                if self.sent >= 3:
+                    raise OSError("the pipe broke")
+                self.sent += 1
+                buffer[:4] = b"a,b\n"
+                return 4
+
+        with pytest.raises((OSError, StoreError)):
+            store.create_job(make_job("j1"), input=io.BufferedReader(Broken()))
+        assert store.get_job("j1") is None
+        assert store.open_file("j1", "input") is None
+
+    def test_a_duplicate_id_keeps_the_first_input(self, store: Store) -> None:
+        store.create_job(make_job("j1"), input=io.BytesIO(b"first\n"))
+        with pytest.raises(StoreError):
+            store.create_job(make_job("j1"), input=io.BytesIO(b"second\n"))
+        with store.open_file("j1", "input") as f:  # type: ignore[union-attr]
+            assert f.read() == b"first\n"
+
+    def test_append_and_cut_back(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        assert store.append_file("j1", "output", b"h\n") == 2
+        assert store.append_file("j1", "output", b"row1\nrow2\n") == 12
+        # A resumed run cuts the output back to its checkpoint, then goes on.
+        assert store.append_file("j1", "output", b"ROW2\n", offset=7) == 12
+        assert store.append_file("j1", "output", b"", offset=2) == 2
+        assert store.append_file("j1", "output", b"r\n", offset=2) == 4
+        with store.open_file("j1", "output") as f:  # type: ignore[union-attr]
+            assert f.read() == b"h\nr\n"
+        assert store.file_size("j1", "output") == 4
+        with pytest.raises(StoreError):
+            store.append_file("j1", "output", b"x", offset=99)  # bytes counted on are gone
+        assert store.file_size("j1", "output") == 4
+
+    def test_every_kind_is_its_own_file(self, store: Store) -> None:
+        store.create_job(make_job("j1"), input=io.BytesIO(b"in\n"))
+        for kind in ("output", "log", "failed"):
+            store.append_file("j1", kind, kind.encode())
+        for kind, expected in (("input", b"in\n"), ("output", b"output"), ("log", b"log"), ("failed", b"failed")):
+            with store.open_file("j1", kind) as f:  # type: ignore[union-attr]
+                assert f.read() == expected
+
+    def test_appends_are_fenced_by_the_claim(self, store: Store) -> None:
+        store.create_job(make_job("j1", queued_at=NOW))
+        (job,) = store.claim_queued("e1", 1, NOW)
+        assert store.append_file("j1", "output", b"mine\n", claim=job.claim) == 5
+        store.update_job("j1", {"claim": job.claim + 1, "owner": "e2"}, expect={"claim": job.claim})
+        for kind in ("output", "log", "failed"):
+            with pytest.raises(Fenced):
+                store.append_file("j1", kind, b"late\n", claim=job.claim)
+        with pytest.raises(Fenced):
+            store.append_file("j1", "output", b"", offset=0, claim=job.claim)
+        assert store.file_size("j1", "output") == 5
+        assert store.file_size("j1", "log") is None
+        assert issubclass(Fenced, StoreError)
+        with pytest.raises(Fenced):
+            store.append_file("gone", "output", b"x", claim=1)
+        with pytest.raises(StoreError):
+            store.append_file("gone", "output", b"x")
+
+    def test_delete_removes_the_files(self, store: Store) -> None:
+        store.create_job(make_job("j1"), input=io.BytesIO(b"in\n"))
+        store.append_file("j1", "output", b"out\n")
+        store.append_file("j1", "log", b"line\n")
+        assert store.delete_job("j1") is not None
+        for kind in FILE_KINDS:
+            assert store.open_file("j1", kind) is None
+        # A new job may reuse nothing of it.
+        store.create_job(make_job("j1"))
+        assert store.open_file("j1", "output") is None
+
+    def test_files_are_shared_by_every_handle(self, store: Store, store_factory: Callable[[], Store]) -> None:
+        store.create_job(make_job("j1"), input=io.BytesIO(b"in\n"))
+        store.append_file("j1", "log", b"one\n")
+        with store_factory() as other:
+            with other.open_file("j1", "input") as f:  # type: ignore[union-attr]
+                assert f.read() == b"in\n"
+            other.append_file("j1", "log", b"two\n")
+        with store.open_file("j1", "log") as f:  # type: ignore[union-attr]
+            assert f.read() == b"one\ntwo\n"
+
+    # ---------------------------------------------------------------- changes feed
+
+    def test_changes_of_another_handle_name_it_and_the_job(
         self, store: Store, store_factory: Callable[[], Store]
     ) -> None:
-        before = store.data_version()
-        if before is None:
-            pytest.skip("this backend cannot tell; pollers always re-read")
-        assert store.data_version() == before  # nothing happened
-        other = store_factory()
-        try:
+        position, nothing = store.changes(None)
+        assert nothing == []
+        assert store.changes(position) == (position, [])
+        with store_factory() as other:
+            assert other.origin != store.origin
             other.create_job(make_job("j1"))
+            other.update_job("j1", {"stop_requested": True})
+            other.update_job("j1", {"rows_done": 9}, expect={"status": "success"})  # no match: no change
+            other.delete_job("j1")
+        position2, found = store.changes(position)
+        assert position2 > position
+        assert [(c.kind, c.job_id, c.origin) for c in found] == [
+            ("job", "j1", other.origin), ("job", "j1", other.origin), ("deleted", "j1", other.origin),
+        ]
+        assert store.changes(position2) == (position2, [])
+
+    def test_every_write_about_a_job_firing_or_engine_is_a_change(self, store: Store) -> None:
+        position, _ = store.changes(None)
+        store.create_job(make_job("q", queued_at=NOW))
+        store.claim_queued("e1", 1, NOW)
+        store.append_file("q", "log", b"line\n")
+        lease = EngineLease(node="h:1:a", host="h", pid=1, started=NOW, expires=NOW + 5)
+        store.heartbeat(lease)
+        store.heartbeat(lease)  # a renewal is not news
+        firing = store.begin_firing("minutely", "k1", "e1", NOW)
+        assert firing is not None
+        store.end_firing(firing.id, ended=NOW + 1, status="ok", reason=None, functions=[])
+        store.remove_engine("h:1:a")
+        _, found = store.changes(position)
+        assert [(c.kind, c.job_id) for c in found] == [
+            ("job", "q"), ("job", "q"), ("log", "q"), ("engine", None),
+            ("firing", None), ("firing", None), ("engine", None),
+        ]
+        assert {c.origin for c in found} == {store.origin}
+
+    def test_wait_changes_wakes_on_another_handles_commit(
+        self, store: Store, store_factory: Callable[[], Store]
+    ) -> None:
+        position, _ = store.changes(None)
+        assert store.wait_changes(position, 0.05) == (position, [])
+        other = store_factory()
+        ready = threading.Event()
+
+        def write() -> None:
+            ready.wait(10)
+            other.create_job(make_job("j1"))
+
+        writer = threading.Thread(target=write)
+        writer.start()
+        try:
+            ready.set()
+            found: list[Any] = []
+            while not found:  # a long timeout: the write wakes it, however slow the machine
+                position, found = store.wait_changes(position, 30)
         finally:
+            writer.join(30)
             other.close()
-        assert store.data_version() != before
+        assert [(c.kind, c.job_id, c.origin) for c in found] == [("job", "j1", other.origin)]
 
     # ---------------------------------------------------------------- engines
 

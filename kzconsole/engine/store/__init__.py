@@ -1,15 +1,21 @@
-"""Stores: where jobs, engine leases and trigger firings live. See :mod:`.base`."""
+"""Stores: where jobs, their files, engine leases and trigger firings live. See :mod:`.base`."""
 
-from kzconsole.engine.store.base import Store, StoreError
+from __future__ import annotations
 
-__all__ = ["Store", "StoreError", "open_store"]
+from collections.abc import Callable
+
+from kzconsole.engine.store.base import Fenced, Store, StoreChange, StoreError
+
+__all__ = ["Store", "StoreError", "Fenced", "StoreChange", "open_store"]
 
 
-def open_store(url: str) -> Store:
-    """Open the store named by ``url`` (``sqlite:///path/to/file.db``)."""
+def open_store(url: str, *, clock: Callable[[], float] | None = None) -> Store:
+    """Open the store named by ``url`` (``sqlite:///path/to/file.db``). ``clock`` is the clock a
+    SQLite store tells the time by (tests inject a fake one); a server store uses the server's."""
     if url.startswith("sqlite:///"):
         from kzconsole.engine.store.sqlite import SQLiteStore
 
         # sqlite:///var/lib/kz.db and sqlite:////var/lib/kz.db both name /var/lib/kz.db.
-        return SQLiteStore("/" + url[len("sqlite:///"):].lstrip("/"))
+        path = "/" + url[len("sqlite:///"):].lstrip("/")
+        return SQLiteStore(path) if clock is None else SQLiteStore(path, clock=clock)
     raise StoreError(f"unsupported store url {url!r}: expected sqlite:///PATH")

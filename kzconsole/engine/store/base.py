@@ -1,44 +1,122 @@
 """The Store interface: everything the engine keeps durably, behind one documented API.
 
-A store holds job records, engine leases (how one engine tells that another is dead) and trigger
-firings. Job *files* (input and output CSVs, logs) live under the data dir and are referenced by
-path from the records; the store never holds row data.
+A store holds job records, the files of each job (its input, output, log and failed-row list),
+engine leases (how one engine tells that another is dead), trigger firings, and a feed of the
+changes made to all of these. Everything the engine, the command line, the console and the REST
+API keep goes through this class; nothing reaches around it to a backend's files or tables.
 
-Every method is thread-safe and safe across processes sharing the same store: a command line, a
-console and an engine process may use one store at once. Transient contention (SQLite's "database
-is locked", a PostgreSQL serialization failure) is retried inside the store and never reaches the
-caller; a store that cannot be used at all raises :class:`StoreError` with a message for the
-operator. Backends: ``sqlite`` (default, one file under the data dir); a PostgreSQL backend for a
-cluster of nodes implements the same methods with the same semantics, and the contract test suite
-in ``tests/store/`` runs against every backend.
+Every method is thread-safe and safe across processes (and, for a server backend, across hosts)
+sharing the same store: a command line, a console and an engine process may use one store at once.
+Transient contention (SQLite's "database is locked", a PostgreSQL serialization failure) is retried
+inside the store and never reaches the caller; a store that cannot be used at all raises
+:class:`StoreError` with a message for the operator. Backends: ``sqlite`` (default, one file under
+the data dir, the job files in a folder beside it) and ``postgresql`` (a cluster of nodes, the job
+files in the database) implement the same methods with the same semantics; the contract test suite
+``tests/store/contract.py`` runs unchanged against every backend.
 
-State changes that race between processes are compare-and-set: :meth:`Store.update_job` applies
-its changes only when the record still matches ``expect``. That one primitive is how a job is
-claimed by exactly one engine, stopped by a command line while an engine runs it, or resumed by a
-second engine after the first died.
+**Compare-and-set.** State changes that race between processes are compare-and-set:
+:meth:`Store.update_job` applies its changes only when the record still matches ``expect``. That one
+primitive is how a job is claimed by exactly one engine, stopped by a command line while an engine
+runs it, or resumed by a second engine after the first died.
+
+**Fencing.** :attr:`JobRecord.claim <kzconsole.engine.models.JobRecord.claim>` is a counter that
+every claim of a job increments (claiming a queued job, taking over a dead engine's job, running it
+in the foreground). An engine passes the claim it got with every write about a job it runs: as
+``expect={"claim": n, ...}`` to :meth:`update_job`, and as ``claim=n`` to :meth:`append_file`, which
+raises :class:`Fenced` when the job's claim is no longer ``n``. So an engine frozen past its lease
+can never write a row twice once another engine took its job over.
+
+**Clock.** :meth:`Store.now` is the store's clock. Leases, heartbeats and anything else compared
+across processes are taken on it, never on a process's own clock.
+
+**Changes feed.** Every store handle has an :attr:`Store.origin`, unique to that handle (two handles
+in one process have two origins). Every write about a job, a firing, an engine or a plugin load
+error records a :class:`StoreChange` in the same transaction; :meth:`changes` lists those committed
+after a position and :meth:`wait_changes` blocks until there are some. That is how one process
+learns what the others changed, and which jobs, without re-reading everything.
 """
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Iterable, Mapping
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, BinaryIO
 
 from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus
+
+__all__ = [
+    "Store",
+    "StoreError",
+    "Fenced",
+    "StoreChange",
+    "FILE_KINDS",
+    "CHANGE_KINDS",
+    "status_values",
+    "check_kind",
+    "copy_stream",
+]
+
+#: The files a job may have. ``input``: the stored input CSV (written once, by :meth:`Store.create_job`).
+#: ``output``: the output CSV. ``log``: the job's log (UTF-8 lines). ``failed``: the input row
+#: numbers (1-based data rows, one decimal number and ``\n`` per failed row) whose outcome was a
+#: failure, for re-running only those rows.
+FILE_KINDS = ("input", "output", "log", "failed")
+
+#: The kinds of :class:`StoreChange`.
+#:
+#: - ``job``: a job was created, or its record changed (claimed, checkpointed, stopped, finished...);
+#: - ``deleted``: a job was removed (with its files);
+#: - ``log``: a job's log grew (output growth is announced by the ``job`` change of the checkpoint
+#:   that counts it);
+#: - ``firing``: a trigger firing began, ended or was recorded;
+#: - ``engine``: an engine joined or left the store (lease inserted or removed; renewals are not
+#:   changes);
+#: - ``plugin``: a plugin load error was recorded or cleared (backends that store them);
+#: - ``reset``: the reader fell so far behind that changes were pruned before it read them: re-read
+#:   everything (``job_id`` is None).
+CHANGE_KINDS = ("job", "deleted", "log", "firing", "engine", "plugin", "reset")
 
 
 class StoreError(Exception):
     """The store cannot be used (corrupt file, newer schema, unreachable server, ...)."""
 
 
+class Fenced(StoreError):
+    """A write about a job was refused because the job's ``claim`` is no longer the writer's:
+    another engine took the job over (or it was removed). The writer must drop the job."""
+
+
+@dataclass(frozen=True)
+class StoreChange:
+    """One committed write, as the changes feed reports it. ``origin`` is the :attr:`Store.origin`
+    of the handle that wrote it; ``job_id`` is None for changes not about one job."""
+
+    kind: str
+    job_id: str | None
+    origin: str
+
+
 class Store(abc.ABC):
     """Abstract store. See the module docstring for the guarantees every backend gives."""
+
+    #: Unique to this handle (not shared with another handle, in this process or any other).
+    origin: str
+
+    # ------------------------------------------------------------------ clock
+
+    @abc.abstractmethod
+    def now(self) -> float:
+        """Unix seconds on the store's clock (SQLite: this host's clock, or the clock the store
+        was opened with; PostgreSQL: the server's ``clock_timestamp()``)."""
 
     # ------------------------------------------------------------------ jobs
 
     @abc.abstractmethod
-    def create_job(self, job: JobRecord) -> None:
-        """Insert a new job. Raises StoreError if the id exists."""
+    def create_job(self, job: JobRecord, input: BinaryIO | None = None) -> None:
+        """Insert a new job and, when ``input`` is given, store it as the job's ``input`` file:
+        both or neither (if storing the input fails, no record exists). ``input`` is read to its
+        end in constant memory (not closed). Raises StoreError if the id exists."""
 
     @abc.abstractmethod
     def get_job(self, job_id: str) -> JobRecord | None:
@@ -76,34 +154,67 @@ class Store(abc.ABC):
     ) -> JobRecord | None:
         """Compare-and-set: if the job exists and every ``expect`` field equals its stored value,
         apply ``changes`` (field name -> new value, any JobRecord field but ``id``) atomically and
-        return the new record; otherwise change nothing and return None."""
+        return the new record; otherwise change nothing and return None. With no ``changes`` it
+        only reports whether the record matches (and records no change)."""
 
     @abc.abstractmethod
     def delete_job(self, job_id: str, *, expect: Mapping[str, Any] | None = None) -> JobRecord | None:
-        """Delete the job if it matches ``expect``; return the deleted record, or None."""
+        """Delete the job and its files if it matches ``expect``; return the deleted record, or
+        None (nothing deleted)."""
 
     @abc.abstractmethod
-    def claim_queued(self, node: str, limit: int, now: float) -> list[JobRecord]:
+    def claim_queued(self, node: str, limit: int, now: float | None = None) -> list[JobRecord]:
         """Atomically take up to ``limit`` jobs that are ``pending`` with ``queued_at`` set, in
         ``queued_at`` order (then ``id``), and mark them ``executing`` with ``owner`` = ``node`` =
-        ``node`` and ``start_timestamp`` = ``now``. Two engines calling this at once never get the
-        same job. Returns the claimed records."""
+        ``node``, ``start_timestamp`` = ``now`` (default: :meth:`now`), ``queued_at`` kept, and
+        ``claim`` incremented. Two engines calling this at once never get the same job. Returns the
+        claimed records."""
 
     @abc.abstractmethod
     def jobs_in_status(self, status: str, *, owner: str | None = None) -> list[JobRecord]:
         """Every job in ``status`` (optionally only those owned by ``owner``), oldest first."""
 
-    def data_version(self) -> int | None:
-        """A number that changes whenever another connection committed a change, for cheap
-        polling (SQLite's ``PRAGMA data_version``). None when the backend cannot tell (pollers
-        then always re-read)."""
-        return None
+    # ------------------------------------------------------------- job files
+
+    @abc.abstractmethod
+    def append_file(
+        self,
+        job_id: str,
+        kind: str,
+        data: bytes,
+        *,
+        offset: int | None = None,
+        claim: int | None = None,
+        sync: bool = False,
+    ) -> int:
+        """Append ``data`` to the job's file of ``kind`` (one of :data:`FILE_KINDS`; a missing
+        file is created) and return the file's new size in bytes.
+
+        With ``offset``, what is stored at or after ``offset`` is dropped first (a resumed run cuts
+        its output back to its last checkpoint); an ``offset`` beyond the stored size raises
+        StoreError (bytes the caller counts on are gone). With ``claim``, the write happens only
+        if the job's ``claim`` equals it, atomically with respect to claims: otherwise (or if the
+        job does not exist) nothing is written and :class:`Fenced` is raised. With ``sync``, the
+        file is durable (on disk, or committed) when this returns; without it, a crash of the
+        machine (not of the process) may lose the last appends. An unknown job without ``claim``
+        is a StoreError. Any other failure to store the data is a StoreError (the caller may fall
+        back: contract 4.3)."""
+
+    @abc.abstractmethod
+    def open_file(self, job_id: str, kind: str) -> BinaryIO | None:
+        """A seekable binary reader of the job's file of ``kind``, or None when it has none.
+        Reading uses constant memory; ``seek(0, io.SEEK_END)`` gives the size stored when it was
+        opened or later (a running job's output grows). The caller closes it."""
+
+    @abc.abstractmethod
+    def file_size(self, job_id: str, kind: str) -> int | None:
+        """The stored size of the job's file of ``kind`` in bytes, or None when it has none."""
 
     # ---------------------------------------------------------------- engines
 
     @abc.abstractmethod
     def heartbeat(self, lease: EngineLease) -> None:
-        """Insert or renew an engine's lease."""
+        """Insert or renew an engine's lease (inserting it records an ``engine`` change)."""
 
     @abc.abstractmethod
     def remove_engine(self, node: str) -> None:
@@ -151,6 +262,20 @@ class Store(abc.ABC):
     def prune_firings(self, before: float) -> int:
         """Delete finished firings that started before ``before``; return how many."""
 
+    # ---------------------------------------------------------- changes feed
+
+    @abc.abstractmethod
+    def changes(self, after: int | None) -> tuple[int, list[StoreChange]]:
+        """The changes committed after position ``after``, oldest first, and the position to
+        pass next time. ``after=None``: no changes, just the current position (where a reader
+        starts). Positions are opaque increasing integers of this store. A reader whose position
+        is so old that the changes after it were pruned gets one ``reset`` change."""
+
+    @abc.abstractmethod
+    def wait_changes(self, after: int, timeout: float) -> tuple[int, list[StoreChange]]:
+        """As :meth:`changes`, but wait up to ``timeout`` seconds for at least one change (of any
+        origin) to be committed after ``after``; on timeout return ``(after, [])``."""
+
     # -------------------------------------------------------------- lifecycle
 
     @abc.abstractmethod
@@ -171,3 +296,22 @@ def status_values(status: str | JobStatus | Iterable[str | JobStatus] | None) ->
     if isinstance(status, (str, JobStatus)):
         return [str(status)]
     return [str(s) for s in status]
+
+
+def check_kind(kind: str) -> None:
+    """Raise ValueError unless ``kind`` is one of :data:`FILE_KINDS` (for backends)."""
+    if kind not in FILE_KINDS:
+        raise ValueError(f"unknown job file kind {kind!r} (expected one of {', '.join(FILE_KINDS)})")
+
+
+def copy_stream(src: BinaryIO, dest: BinaryIO, chunk: int = 1 << 20) -> int:
+    """Copy ``src`` to its end into ``dest`` in constant memory; return the bytes copied (for
+    backends storing a stream)."""
+    total = 0
+    while True:
+        data = src.read(chunk)
+        if not data:
+            return total
+        dest.write(data)
+        total += len(data)
+

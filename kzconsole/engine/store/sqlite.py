@@ -10,6 +10,16 @@ A command line, a console and an engine may use the file at once, so:
 - each thread has its own connection (SQLite connections are not meant to be shared between
   threads mid-transaction).
 
+A job's files (contract: input, output, log, failed rows) are ordinary files in a folder per job,
+``<folder of the db file>/jobs/<id>/`` (``in.csv``, ``out.csv``, ``job.log``, ``failed.txt``), made
+private (0700 folders, 0600 files). Writes to them are fenced by holding the write lock while the
+job's ``claim`` is checked and the bytes are written, so no takeover can slip in between.
+
+The changes feed is a table (``changes``) that every write transaction about a job, a firing or an
+engine adds a row to; its ``seq`` (AUTOINCREMENT: never reused, increasing in commit order) is the
+feed's position. Readers poll ``PRAGMA data_version`` (a few microseconds, no I/O) and read the
+table only when another connection committed. The oldest rows are pruned as new ones come.
+
 The schema is versioned with ``PRAGMA user_version``: :data:`MIGRATIONS` is the ordered list of
 steps, and ``len(MIGRATIONS)`` is the version this code writes. A file from a newer kzconsole is
 refused rather than touched.
@@ -17,19 +27,32 @@ refused rather than touched.
 
 from __future__ import annotations
 
+import errno
+import io
 import json
 import operator
 import os
 import random
+import re
+import shutil
 import sqlite3
+import stat
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
-from kzconsole.engine.store.base import Store, StoreError, status_values
+from kzconsole.engine.store.base import (
+    Fenced,
+    Store,
+    StoreChange,
+    StoreError,
+    check_kind,
+    status_values,
+)
 
 __all__ = ["SQLiteStore", "MIGRATIONS", "SCHEMA_VERSION"]
 
@@ -111,12 +134,37 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX firings_trigger_started ON firings (trigger, started DESC, id DESC)",
         "CREATE INDEX firings_trigger_status ON firings (trigger, status)",
     ),
+    # 2: the fencing token, the changes feed; job files belong to the store (a relative
+    # output_path only ever named the store's own out.csv: NULL now says so).
+    (
+        "ALTER TABLE jobs ADD COLUMN claim INTEGER NOT NULL DEFAULT 0",
+        "UPDATE jobs SET output_path = NULL"
+        " WHERE output_path IS NOT NULL AND substr(output_path, 1, 1) != '/'",
+        """
+        CREATE TABLE changes (
+            seq    INTEGER PRIMARY KEY AUTOINCREMENT,
+            kind   TEXT NOT NULL,
+            job_id TEXT,
+            origin TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
 _JOB_COLUMNS = ", ".join(JOB_FIELDS)
 _BOOL_FIELDS = frozenset({"stop_requested", "resumable", "finishing"})
+
+# A job's files, by kind, in its folder.
+_FILE_NAMES = {"input": "in.csv", "output": "out.csv", "log": "job.log", "failed": "failed.txt"}
+# Ids that may name a folder (the engine's are 32 hex characters; tests use short names).
+_SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
+# The changes feed keeps about this many rows; a reader further behind gets a `reset`.
+_CHANGES_KEPT = 50_000
+_PRUNE_EVERY = 1024
+# How often wait_changes looks at PRAGMA data_version.
+_WAIT_POLL_S = 0.02
 _FIRING_COLUMNS = "id, trigger, key, node, started, ended, status, reason, functions, databases"
 _ENGINE_COLUMNS = "node, host, pid, started, expires"
 
@@ -274,13 +322,61 @@ class _NewerSchema(Exception):
         self.version = version
 
 
+def _new_origin() -> str:
+    return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+
+
+def _write_all(fd: int, data: bytes | memoryview) -> None:
+    """os.write until all of ``data`` is written (a disk filling up takes part of a write first)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view)
+        if n <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        view = view[n:]
+
+
+def _copy_into(src: BinaryIO, fd: int) -> None:
+    """Copy a stream to its end into an open file descriptor, in constant memory: in the kernel
+    (sendfile) when the stream is a regular file, else through a 1 MiB buffer."""
+    try:
+        src_fd = src.fileno()
+        regular = stat.S_ISREG(os.fstat(src_fd).st_mode)
+        position = src.tell() if regular else 0
+    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
+        regular = False
+    if regular:
+        while True:
+            sent = os.sendfile(fd, src_fd, position, 1 << 24)
+            if sent == 0:
+                break
+            position += sent
+        src.seek(position)
+        return
+    while True:
+        chunk = src.read(1 << 20)
+        if not chunk:
+            return
+        _write_all(fd, chunk)
+
+
 class SQLiteStore(Store):
     """A :class:`Store` in one SQLite file. ``timeout`` bounds how long one call waits for a lock
-    held by another process before it gives up with :class:`StoreError`."""
+    held by another process before it gives up with :class:`StoreError`. ``clock`` is the store's
+    clock (:meth:`now`): the host's, unless a test injects its own."""
 
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float = 60.0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 60.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = Path(path).expanduser().absolute()
+        self.files_dir = self.path.parent / "jobs"
         self.timeout = timeout
+        self.origin = _new_origin()
+        self._clock = clock
         self._local = threading.local()
         self._lock = threading.Lock()
         # (thread, connection): close() closes them all; a dead thread's one is closed on the next
@@ -335,8 +431,10 @@ class SQLiteStore(Store):
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
         if self._pid != os.getpid():
-            # Forked: the parent's connections must not be used (nor closed) here.
+            # Forked: the parent's connections must not be used (nor closed) here, and this is
+            # another handle now (its writes are not the parent's).
             self._pid = os.getpid()
+            self.origin = _new_origin()
             self._local = threading.local()
             self._conns = []
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
@@ -441,21 +539,44 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------------ jobs
 
-    def create_job(self, job: JobRecord) -> None:
+    def now(self) -> float:
+        return self._clock()
+
+    def _change(self, conn: sqlite3.Connection, kind: str, job_id: str | None) -> None:
+        """Record a change in the feed, in the caller's write transaction."""
+        seq = conn.execute(
+            "INSERT INTO changes (kind, job_id, origin) VALUES (?, ?, ?)", (kind, job_id, self.origin)
+        ).lastrowid
+        if seq is not None and seq % _PRUNE_EVERY == 0:
+            conn.execute("DELETE FROM changes WHERE seq <= ?", (seq - _CHANGES_KEPT,))
+
+    def create_job(self, job: JobRecord, input: BinaryIO | None = None) -> None:
         if not isinstance(job, JobRecord):
             raise TypeError(f"create_job expects a JobRecord, not {type(job).__name__}")
         values = _job_values(job)
         sql = f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * len(JOB_FIELDS))})"
+        part: Path | None = None
+        if input is not None:
+            # The (possibly long) copy happens before the transaction: the write lock is held
+            # only for the insert and the rename that makes the input the job's.
+            part = self._store_part(job.id, "input", input)
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(sql, values)
+            self._change(conn, "job", job.id)
+            if part is not None:
+                os.replace(part, self._file_path(job.id, "input"))
 
         try:
             self._run(f"creating job {job.id!r}", insert, write=True)
-        except StoreError as exc:
-            cause = exc.__cause__
+        except BaseException as exc:
+            if part is not None:
+                self._discard(part)
+            cause = exc.__cause__ if isinstance(exc, StoreError) else None
             if isinstance(cause, sqlite3.IntegrityError) and "jobs.id" in str(cause):
                 raise StoreError(f"job {job.id!r} already exists in {self.path}") from cause
+            if isinstance(exc, OSError):
+                raise StoreError(f"store {self.path}: storing the input of job {job.id!r} failed: {exc}") from exc
             raise
 
     def get_job(self, job_id: str) -> JobRecord | None:
@@ -613,8 +734,14 @@ class SQLiteStore(Store):
 
         def update(conn: sqlite3.Connection) -> JobRecord | None:
             row = conn.execute(sql, params).fetchone()
-            return _job_from_row(row) if row else None
+            if row is None:
+                return None
+            if changes:
+                self._change(conn, "job", job_id)
+            return _job_from_row(row)
 
+        if not changes:
+            return self._run(f"reading job {job_id!r}", update)
         return self._run(f"updating job {job_id!r}", update, write=True)
 
     def delete_job(
@@ -626,13 +753,25 @@ class SQLiteStore(Store):
 
         def delete(conn: sqlite3.Connection) -> JobRecord | None:
             row = conn.execute(sql, params).fetchone()
-            return _job_from_row(row) if row else None
+            if row is None:
+                return None
+            self._change(conn, "deleted", job_id)
+            return _job_from_row(row)
 
-        return self._run(f"deleting job {job_id!r}", delete, write=True)
+        removed = self._run(f"deleting job {job_id!r}", delete, write=True)
+        if removed is not None:
+            # After the commit: a record never outlives its files' removal, only the other way
+            # round (a folder left by a crash here holds nothing anyone can reach).
+            folder = self._job_folder(job_id)
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+        return removed
 
-    def claim_queued(self, node: str, limit: int, now: float) -> list[JobRecord]:
+    def claim_queued(self, node: str, limit: int, now: float | None = None) -> list[JobRecord]:
         if limit <= 0:
             return []
+        if now is None:
+            now = self.now()
 
         def claim(conn: sqlite3.Connection) -> list[JobRecord]:
             # Select and update in one IMMEDIATE transaction: no other writer runs in between,
@@ -652,11 +791,13 @@ class SQLiteStore(Store):
             if not ids:
                 return []
             rows = conn.execute(
-                f"UPDATE jobs SET status = ?, owner = ?, node = ?, start_timestamp = ?"
-                f" WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {_JOB_COLUMNS}",
+                f"UPDATE jobs SET status = ?, owner = ?, node = ?, start_timestamp = ?,"
+                f" claim = claim + 1 WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {_JOB_COLUMNS}",
                 (JobStatus.EXECUTING.value, node, node, now, *ids),
             ).fetchall()
             jobs = [_job_from_row(row) for row in rows]
+            for job in jobs:
+                self._change(conn, "job", job.id)
             # RETURNING gives no order guarantee.
             jobs.sort(key=lambda job: (job.queued_at, job.id))
             return jobs
@@ -676,28 +817,212 @@ class SQLiteStore(Store):
 
         return self._run(f"listing {status} jobs", select)
 
-    def data_version(self) -> int | None:
+    # ------------------------------------------------------------- job files
+
+    def _job_folder(self, job_id: str) -> Path | None:
+        """The job's folder (whether or not it exists); None for an id that cannot name one."""
+        if not _SAFE_ID.fullmatch(job_id):
+            return None
+        return self.files_dir / job_id
+
+    def _file_path(self, job_id: str, kind: str) -> Path:
+        check_kind(kind)
+        folder = self._job_folder(job_id)
+        if folder is None:
+            raise StoreError(f"store {self.path}: {job_id!r} cannot be a job id with files")
+        return folder / _FILE_NAMES[kind]
+
+    def _make_folder(self, folder: Path) -> None:
+        try:
+            os.mkdir(folder, 0o700)
+        except FileExistsError:
+            pass
+        except FileNotFoundError:  # the jobs folder itself: made on the first file
+            os.makedirs(folder.parent, 0o700, exist_ok=True)
+            os.mkdir(folder, 0o700)
+
+    def _open_for_write(self, path: Path) -> int:
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        except FileNotFoundError:
+            self._make_folder(path.parent)
+            return os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+
+    def _store_part(self, job_id: str, kind: str, src: BinaryIO) -> Path:
+        """Copy ``src`` into a private temporary file in the job's folder (fsynced)."""
+        target = self._file_path(job_id, kind)
+        part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+        try:
+            fd = self._open_for_write(part)
+        except OSError as exc:
+            raise StoreError(f"store {self.path}: storing the {kind} of job {job_id!r} failed: {exc}") from exc
+        try:
+            _copy_into(src, fd)
+            os.fsync(fd)
+        except BaseException:
+            os.close(fd)
+            self._discard(part)
+            raise
+        os.close(fd)
+        return part
+
+    @staticmethod
+    def _discard(part: Path) -> None:
+        try:
+            part.unlink()
+        except OSError:
+            pass
+        try:
+            part.parent.rmdir()  # only if the part was all there was
+        except OSError:
+            pass
+
+    def append_file(
+        self,
+        job_id: str,
+        kind: str,
+        data: bytes,
+        *,
+        offset: int | None = None,
+        claim: int | None = None,
+        sync: bool = False,
+    ) -> int:
+        path = self._file_path(job_id, kind)
+        written: list[int] = []  # set once the bytes are in: a retried transaction must not append twice
+
+        def append(conn: sqlite3.Connection) -> int:
+            row = conn.execute("SELECT claim FROM jobs WHERE id = ?", (job_id,)).fetchone()
+            if claim is not None and (row is None or row[0] != claim):
+                raise Fenced(f"job {job_id!r} is no longer claim {claim} (taken over or removed)")
+            if row is None:
+                raise StoreError(f"store {self.path}: no job {job_id!r} to append a {kind} to")
+            if written:
+                return written[0]
+            if kind == "log" and data:
+                self._change(conn, "log", job_id)
+            try:
+                fd = self._open_for_write(path)
+                try:
+                    size = os.fstat(fd).st_size
+                    if offset is not None:
+                        if offset > size:
+                            raise StoreError(
+                                f"store {self.path}: the {kind} of job {job_id!r} holds {size} bytes,"
+                                f" fewer than the {offset} expected"
+                            )
+                        if offset < size:
+                            os.ftruncate(fd, offset)
+                        size = offset
+                    if data:
+                        os.lseek(fd, size, os.SEEK_SET)
+                        _write_all(fd, data)
+                        size += len(data)
+                    if sync:
+                        os.fsync(fd)
+                finally:
+                    os.close(fd)
+            except OSError as exc:
+                raise StoreError(
+                    f"store {self.path}: writing the {kind} of job {job_id!r} failed:"
+                    f" {exc.strerror or exc}"
+                ) from exc
+            written.append(size)
+            return size
+
+        # A write transaction holds the write lock: a claim cannot change between the check and
+        # the write. Without a change row to insert (output appends) nothing is written to the
+        # database, so the commit costs no I/O.
+        return self._run(f"appending to the {kind} of job {job_id!r}", append, write=True)
+
+    def open_file(self, job_id: str, kind: str) -> BinaryIO | None:
+        try:
+            return open(self._file_path(job_id, kind), "rb")
+        except FileNotFoundError:
+            return None
+        except StoreError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"store {self.path}: reading the {kind} of job {job_id!r} failed: {exc}") from exc
+
+    def file_size(self, job_id: str, kind: str) -> int | None:
+        try:
+            return self._file_path(job_id, kind).stat().st_size
+        except FileNotFoundError:
+            return None
+        except StoreError:
+            return None
+        except OSError as exc:
+            raise StoreError(f"store {self.path}: reading the {kind} of job {job_id!r} failed: {exc}") from exc
+
+    # ---------------------------------------------------------- changes feed
+
+    def _position(self, conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return int(row[0]) if row else 0
+
+    def changes(self, after: int | None) -> tuple[int, list[StoreChange]]:
+        def read(conn: sqlite3.Connection) -> tuple[int, list[StoreChange]]:
+            if after is None:
+                return self._position(conn), []
+            rows = conn.execute(
+                "SELECT seq, kind, job_id, origin FROM changes WHERE seq > ? ORDER BY seq LIMIT 10000",
+                (after,),
+            ).fetchall()
+            oldest = conn.execute("SELECT min(seq) FROM changes").fetchone()[0]
+            position = self._position(conn)
+            if (oldest is not None and after < oldest - 1) or after > position:
+                # Pruned past this reader, or a position from another store file.
+                return position, [StoreChange("reset", None, "")]
+            if not rows:
+                return after, []
+            return int(rows[-1][0]), [StoreChange(kind, job_id, origin) for _, kind, job_id, origin in rows]
+
+        return self._run("reading the changes feed", read)
+
+    def _data_version(self) -> int:
         def read(conn: sqlite3.Connection) -> int:
             return int(conn.execute("PRAGMA data_version").fetchone()[0])
 
         return self._run("reading the data version", read)
 
+    def wait_changes(self, after: int, timeout: float) -> tuple[int, list[StoreChange]]:
+        deadline = time.monotonic() + max(0.0, timeout)
+        # data_version changes when another connection commits (this handle's other threads
+        # included): the table is read again only then.
+        version = self._data_version()
+        position, found = self.changes(after)
+        while not found:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return after, []
+            time.sleep(min(_WAIT_POLL_S, remaining))
+            current = self._data_version()
+            if current != version:
+                version = current
+                position, found = self.changes(after)
+        return position, found
+
     # ---------------------------------------------------------------- engines
 
     def heartbeat(self, lease: EngineLease) -> None:
         def upsert(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                f"INSERT INTO engines ({_ENGINE_COLUMNS}) VALUES (?, ?, ?, ?, ?)"
-                " ON CONFLICT (node) DO UPDATE SET host = excluded.host, pid = excluded.pid,"
-                " started = excluded.started, expires = excluded.expires",
-                (lease.node, lease.host, lease.pid, lease.started, lease.expires),
-            )
+            renewed = conn.execute(
+                "UPDATE engines SET host = ?, pid = ?, started = ?, expires = ? WHERE node = ?",
+                (lease.host, lease.pid, lease.started, lease.expires, lease.node),
+            ).rowcount
+            if not renewed:
+                conn.execute(
+                    f"INSERT INTO engines ({_ENGINE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
+                    (lease.node, lease.host, lease.pid, lease.started, lease.expires),
+                )
+                self._change(conn, "engine", None)
 
         self._run(f"renewing the lease of engine {lease.node!r}", upsert, write=True)
 
     def remove_engine(self, node: str) -> None:
         def delete(conn: sqlite3.Connection) -> None:
-            conn.execute("DELETE FROM engines WHERE node = ?", (node,))
+            if conn.execute("DELETE FROM engines WHERE node = ?", (node,)).rowcount:
+                self._change(conn, "engine", None)
 
         self._run(f"removing engine {node!r}", delete, write=True)
 
@@ -720,7 +1045,10 @@ class SQLiteStore(Store):
                 f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {_FIRING_COLUMNS}",
                 (trigger, key, node, started),
             ).fetchone()
-            return _firing_from_row(row) if row else None
+            if row is None:
+                return None
+            self._change(conn, "firing", None)
+            return _firing_from_row(row)
 
         return self._run(f"starting firing {key!r} of trigger {trigger!r}", insert, write=True)
 
@@ -750,6 +1078,8 @@ class SQLiteStore(Store):
                     f"SELECT {_FIRING_COLUMNS} FROM firings WHERE trigger = ? AND key = ?",
                     (firing.trigger, firing.key),
                 ).fetchone()
+            else:
+                self._change(conn, "firing", None)
             return _firing_from_row(row)
 
         return self._run(f"recording a firing of trigger {firing.trigger!r}", insert, write=True)
@@ -772,7 +1102,10 @@ class SQLiteStore(Store):
                 f" databases = ? WHERE id = ? RETURNING {_FIRING_COLUMNS}",
                 params,
             ).fetchone()
-            return _firing_from_row(row) if row else None
+            if row is None:
+                return None
+            self._change(conn, "firing", None)
+            return _firing_from_row(row)
 
         return self._run(f"ending firing {firing_id}", update, write=True)
 
