@@ -3,6 +3,7 @@
 The console and the command line use only the names exported here.
 """
 
+from kzconsole.engine.arguments import MAX_WAIT_MS, check_account_id, check_wait_ms
 from kzconsole.engine.engine import (
     Engine,
     EngineError,
@@ -33,6 +34,9 @@ __all__ = [
     "JobNotFound",
     "JobRejected",
     "describe_errors",
+    "MAX_WAIT_MS",
+    "check_account_id",
+    "check_wait_ms",
     "Event",
     "EventBus",
     "JobChanged",

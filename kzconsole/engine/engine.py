@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from kzconsole import plugin as _plugin_api
+from kzconsole.engine.arguments import check_account_id, check_wait_ms
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.events import CatalogChanged, EventBus, JobChanged, JobDeleted, StoreChanged
 from kzconsole.engine.hosts import new_node_id
@@ -124,6 +125,18 @@ def _private_dir(path: Path) -> Path:
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _JOB_ID_OR_PREFIX = re.compile(r"[0-9a-f]{6,32}")
+
+
+def _check_job_arguments(**values: Any) -> None:
+    """Refuse a bad account id or pause before anything is stored (EngineError naming it)."""
+    for name, value in values.items():
+        if value is None:
+            continue
+        check = check_wait_ms if name == "wait_ms" else check_account_id
+        try:
+            check(value)
+        except ValueError as exc:
+            raise EngineError(f"{name}: {exc}") from None
 
 
 def _safe_file_name(name: str | None) -> str | None:
@@ -375,8 +388,7 @@ class Engine:
         spec = self.catalog.task(category, action)
         if spec is None:
             raise JobRejected({"unknown_task": f"{category}/{action}"})
-        if wait_ms is not None and wait_ms < 0:
-            raise EngineError("--wait-ms must be >= 0")
+        _check_job_arguments(account_id=account_id, auth_account_id=auth_account_id, wait_ms=wait_ms)
         job_id = uuid.uuid4().hex
         input_name = None
         if input is not None and isinstance(input, (str, os.PathLike)):
@@ -421,8 +433,10 @@ class Engine:
             now = self.clock.time()
             job = JobRecord(
                 id=job_id,
+                # Each configured default applies to what is not given: `--account X` alone
+                # keeps the configured auth account, which is who created the job.
                 account_id=account_id or accounts.account_id,
-                auth_account_id=auth_account_id or account_id or accounts.auth_account_id,
+                auth_account_id=auth_account_id or accounts.auth_account_id,
                 category=category,
                 action=action,
                 file_name=(_safe_file_name(file_name) or _safe_file_name(envelope_name)
@@ -550,8 +564,7 @@ class Engine:
         raise InvalidJobState(f"job {job.id} is not running ({job.status.value})")
 
     def set_wait(self, job_id: str, wait_ms: int) -> JobRecord:
-        if wait_ms < 0:
-            raise EngineError("the pause must be >= 0 ms")
+        _check_job_arguments(wait_ms=wait_ms)
         job = self.find_job(job_id)
         if job.status.is_finished:
             raise InvalidJobState(f"job {job.id} is already finished ({job.status.value})")
