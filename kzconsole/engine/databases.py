@@ -149,7 +149,8 @@ class DirectorySource(DatabaseSource):
         if not self.root.is_dir():
             if self.root.exists():
                 raise NotADirectoryError(f"databases.path {self.root} is not a folder")
-            log.debug("database folder %s does not exist: no databases", self.root)
+            # Worth a warning: a pass over no database looks like a good one (status ok).
+            log.warning("databases.path %s does not exist: no database to visit", self.root)
             return []
         found: list[tuple[str, Any]] = []
 
