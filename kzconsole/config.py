@@ -54,6 +54,8 @@ __all__ = [
     "user_config_path",
     "default_data_dir",
     "load_settings",
+    "resolve_store_url",
+    "STORE_URL_SCHEMES",
     "example_config_text",
     "write_example_config",
 ]
@@ -358,37 +360,81 @@ def _choice(*options: str) -> _Checker:
     return check
 
 
-_HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
 def _account_id(value: Any, base: Path) -> str:
-    if not isinstance(value, str) or not _HEX32.fullmatch(value):
-        raise _Invalid(f"expected an account id (32 lowercase hex characters), got {_show(value)}")
-    return value
+    from kzconsole.engine import check_account_id  # the engine's rule, for every caller
+
+    try:
+        return check_account_id(value)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
 
 
-_URL = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+def _wait_ms(value: Any, base: Path) -> int:
+    from kzconsole.engine import MAX_WAIT_MS
+
+    return _integer(0, MAX_WAIT_MS)(value, base)
+
+
+# --- store.url --------------------------------------------------------------------------------
+#
+# One entry per URL scheme a store backend serves: the checker takes the URL as written and the
+# folder of the config file, and returns the URL the store opens (paths made absolute) or raises
+# _Invalid saying what is wrong. A backend that serves more schemes adds its entries here.
+
+
+def _sqlite_url(value: str, base: Path) -> str:
+    """``sqlite:////abs/path.db`` (absolute), ``sqlite:///relative.db`` (relative to the config
+    file's folder, like every other path in it), ``sqlite:///~/kz.db`` (the home folder)."""
+    prefix = "sqlite:///"
+    if not value.startswith(prefix) or not value[len(prefix):].strip("/"):
+        raise _Invalid(f"expected sqlite:///PATH (a database file), got {_show(value)}")
+    raw = value[len(prefix):]
+    if raw.startswith("/"):
+        return prefix + "/" + raw.lstrip("/")  # absolute: kept as written
+    path = _absolute(raw, base)
+    if not raw.startswith("~") and not path.exists() and Path("/" + raw).exists():
+        # sqlite:///var/lib/kz.db used to name /var/lib/kz.db: say so rather than quietly open
+        # a new, empty store beside the config file.
+        raise _Invalid(
+            f"{_show(value)} is relative to this file's folder ({path}, which does not exist); "
+            f"for /{raw} write 'sqlite:////{raw}'"
+        )
+    return prefix + str(path)
+
+
+STORE_URL_SCHEMES: dict[str, _Checker] = {
+    "sqlite": _sqlite_url,
+}
+
+
+def resolve_store_url(value: Any, base: Path) -> str:
+    """A store URL checked and made absolute (relative paths from ``base``); ValueError says
+    why it is not one. For URLs given elsewhere than the config file (a command's argument)."""
+    try:
+        return _store_url(value, base)
+    except _Invalid as exc:
+        raise ValueError(str(exc)) from None
+
+
+_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def _store_url(value: Any, base: Path) -> str:
-    if not isinstance(value, str) or not _URL.match(value):
-        raise _Invalid(
-            "expected a store URL such as 'sqlite:////var/lib/kzconsole/kzconsole.db', "
-            f"got {_show(value)}"
-        )
-    # The SQLite store reads the path after sqlite:/// as absolute; "~" would become a folder
-    # literally named "~" at the root, which nobody means.
-    prefix = "sqlite:///"
-    if value.startswith(prefix) and value[len(prefix) :].startswith("~"):
-        return prefix + str(Path(value[len(prefix) :]).expanduser())
-    return value
+    examples = " or ".join(f"'{scheme}://...'" for scheme in STORE_URL_SCHEMES)
+    found = _URL.match(value) if isinstance(value, str) else None
+    if found is None:
+        raise _Invalid(f"expected a store URL ({examples}), got {_show(value)}")
+    checker = STORE_URL_SCHEMES.get(found.group(1).lower())
+    if checker is None:
+        raise _Invalid(f"unsupported store URL {_show(value)}: the stores are {examples}")
+    return checker(value, base)
 
 
 _SECTIONS: dict[str, tuple[type, dict[str, _Checker]]] = {
     "tasks": (
         TasksSettings,
         {
-            "wait_after_row_ms": _integer(0),
+            "wait_after_row_ms": _wait_ms,
             "send_progress_after_processed": _integer(1),
             "max_running": _integer(1),
             "output_fallback_dir": _path,
@@ -620,8 +666,9 @@ reload = true
 strict_permissions = true
 
 [store]
-# Where jobs, their input and output, and the trigger history are kept.
-# Default: sqlite:///<data dir>/kzconsole.db. The path after sqlite:/// is always absolute.
+# Where jobs, their input and output, and the trigger history are kept: a SQLite file,
+# sqlite:////absolute/path.db (four slashes) or sqlite:///relative.db (relative to the folder of
+# this file; ~ is the home folder). Default: sqlite:///<data dir>/kzconsole.db.
 # url = "sqlite:////var/lib/kzconsole/kzconsole.db"
 
 [accounts]

@@ -305,7 +305,13 @@ def test_unknown_key(tmp_path, env, text, key, message):
         ("[tasks]\nmax_running = true", "tasks.max_running", "expected an integer >= 1, got true"),
         ("[tasks]\nmax_running = 0", "tasks.max_running", "expected an integer >= 1, got 0"),
         ("[tasks]\nmax_running = 2.0", "tasks.max_running", "got 2.0"),
-        ("[tasks]\nwait_after_row_ms = -1", "tasks.wait_after_row_ms", "expected an integer >= 0, got -1"),
+        ("[tasks]\nwait_after_row_ms = -1", "tasks.wait_after_row_ms", "expected an integer from 0 to 86400000, got -1"),
+        # Unbounded, it overflowed the store's integers (issue 11.3).
+        ("[tasks]\nwait_after_row_ms = 99999999999999999", "tasks.wait_after_row_ms", "from 0 to 86400000"),
+        ("[store]\nurl = 'postgres://x'", "store.url", "unsupported store URL 'postgres://x': the stores are 'sqlite://...'"),
+        ("[store]\nurl = 'sqlite://'", "store.url", "expected sqlite:///PATH"),
+        ("[store]\nurl = 'sqlite:///'", "store.url", "expected sqlite:///PATH"),
+        ("[accounts]\naccount_id = '0123456789ABCDEF0123456789ABCDEF'", "accounts.account_id", "in lower case"),
         ("[tasks]\nsend_progress_after_processed = 0", "tasks.send_progress_after_processed", ">= 1"),
         ("[tasks]\noutput_fallback_dir = 3", "tasks.output_fallback_dir", "expected a path"),
         ("[tasks]\noutput_fallback_dir = ''", "tasks.output_fallback_dir", "expected a path"),
@@ -437,6 +443,39 @@ def test_data_dir_precedence(tmp_path, home, work, env):
 
     # --data-dir beats everything
     assert load_settings(data_dir="from-option", env=env, cwd=work).data_dir == work / "from-option"
+
+
+def test_a_relative_sqlite_path_is_relative_to_the_config_file(tmp_path, work, env):
+    # It used to be taken from the filesystem root: sqlite:///relative.db wrote /relative.db.
+    settings = load_text(tmp_path, '[store]\nurl = "sqlite:///stores/kz.db"\n', env)
+    assert settings.store_url == f"sqlite:///{(tmp_path / 'conf' / 'stores' / 'kz.db').resolve()}"
+    absolute = load_text(tmp_path, '[store]\nurl = "sqlite:////srv/kz.db"\n', env)
+    assert absolute.store_url == "sqlite:////srv/kz.db"  # as written
+
+
+def test_an_old_style_absolute_sqlite_path_is_not_taken_for_a_new_store(tmp_path, env):
+    # sqlite:///tmp/... once meant /tmp/...: when that file exists and the relative one does
+    # not, the message says how to write it, instead of opening an empty store.
+    existing = tmp_path / "old.db"
+    existing.write_bytes(b"")
+    raw = str(existing).lstrip("/")
+    with pytest.raises(ConfigError) as info:
+        load_text(tmp_path, f'[store]\nurl = "sqlite:///{raw}"\n', env)
+    message = str(info.value)
+    assert "store.url" in message and f"'sqlite:////{raw}'" in message
+
+
+def test_store_url_schemes_are_a_table(tmp_path, env, monkeypatch):
+    from kzconsole import config
+
+    monkeypatch.setitem(config.STORE_URL_SCHEMES, "postgresql", lambda value, base: value)
+    settings = load_text(tmp_path, '[store]\nurl = "postgresql://kz@db/kz"\n', env)
+    assert settings.store_url == "postgresql://kz@db/kz"
+    with pytest.raises(ConfigError, match="'sqlite://...' or 'postgresql://...'"):
+        load_text(tmp_path, '[store]\nurl = "mysql://x"\n', env)
+    assert config.resolve_store_url("sqlite:///a.db", tmp_path) == f"sqlite:///{tmp_path / 'a.db'}"
+    with pytest.raises(ValueError, match="unsupported store URL 'mysql://x'"):
+        config.resolve_store_url("mysql://x", tmp_path)
 
 
 def test_store_url_and_databases_path_follow_the_data_dir(tmp_path, work, env):
