@@ -221,8 +221,16 @@ def _cwd(cwd: str | os.PathLike[str] | None) -> Path:
     return Path(cwd) if cwd is not None else Path.cwd()
 
 
-def _absolute(raw: str | os.PathLike[str], base: Path) -> Path:
-    path = Path(raw).expanduser()
+def _absolute(raw: str | os.PathLike[str], base: Path, origin: str | None = None) -> Path:
+    """``raw`` made absolute from ``base``, ``~`` expanded. An unknown ``~user`` is _Invalid
+    (the caller names the key), or a ConfigError naming ``origin`` (an option, a variable)."""
+    try:
+        path = Path(raw).expanduser()
+    except RuntimeError:  # pathlib's "Could not determine home directory"
+        message = f"cannot expand {str(raw)!r}: no such user, or no home folder"
+        if origin is None:
+            raise _Invalid(message) from None
+        raise ConfigError(f"{origin}: {message}") from None
     if not path.is_absolute():
         path = base / path
     return path.resolve()
@@ -254,7 +262,7 @@ def find_config_file(
         if from_env is not None:
             named.append((f"${ENV_CONFIG}", from_env))
     for origin, raw in named:
-        path = _absolute(raw, base)
+        path = _absolute(raw, base, origin)
         if not path.exists():
             raise ConfigError(f"{path}: no such config file (given by {origin})", path=path)
         if not path.is_file():
@@ -270,7 +278,7 @@ def default_data_dir(env: Mapping[str, str] = os.environ) -> Path:
     """``$KZCONSOLE_DATA_DIR``, else ``($XDG_DATA_HOME or ~/.local/share)/kzconsole`` (absolute)."""
     from_env = _env_value(env, ENV_DATA_DIR)
     if from_env is not None:
-        return _absolute(from_env, Path.cwd())
+        return _absolute(from_env, Path.cwd(), f"${ENV_DATA_DIR}")
     return _absolute(_xdg_dir(env, "XDG_DATA_HOME", ".local/share") / "kzconsole", Path.cwd())
 
 
@@ -587,9 +595,9 @@ def load_settings(
 
     from_env = _env_value(env, ENV_DATA_DIR)
     if data_dir is not None and str(data_dir) != "":
-        resolved_data_dir = _absolute(data_dir, base)
+        resolved_data_dir = _absolute(data_dir, base, "--data-dir")
     elif from_env is not None:
-        resolved_data_dir = _absolute(from_env, base)
+        resolved_data_dir = _absolute(from_env, base, f"${ENV_DATA_DIR}")
     elif file_data_dir is not None:
         resolved_data_dir = Path(file_data_dir)
     else:
@@ -598,7 +606,7 @@ def load_settings(
     # The same folder given twice would load every plugin in it twice, and the second copy would
     # be refused as a duplicate declaration: keep the first occurrence only.
     paths = list(sections["plugins"].paths)
-    paths += [str(_absolute(p, base)) for p in extra_plugin_paths]
+    paths += [str(_absolute(p, base, "--plugins")) for p in extra_plugin_paths]
     unique = tuple(dict.fromkeys(paths))
     sections["plugins"] = dataclasses.replace(sections["plugins"], paths=unique)
 

@@ -312,6 +312,9 @@ def test_unknown_key(tmp_path, env, text, key, message):
         ("[store]\nurl = 'sqlite://'", "store.url", "expected sqlite:///PATH"),
         ("[store]\nurl = 'sqlite:///'", "store.url", "expected sqlite:///PATH"),
         ("[accounts]\naccount_id = '0123456789ABCDEF0123456789ABCDEF'", "accounts.account_id", "in lower case"),
+        # pathlib raises RuntimeError for an unknown ~user: it was a traceback.
+        ("[store]\nurl = 'sqlite:///~nobody-kz-test/kz.db'", "store.url", "no such user"),
+        ("data_dir = '~nobody-kz-test/d'", "data_dir", "no such user"),
         ("[tasks]\nsend_progress_after_processed = 0", "tasks.send_progress_after_processed", ">= 1"),
         ("[tasks]\noutput_fallback_dir = 3", "tasks.output_fallback_dir", "expected a path"),
         ("[tasks]\noutput_fallback_dir = ''", "tasks.output_fallback_dir", "expected a path"),
@@ -476,6 +479,13 @@ def test_store_url_schemes_are_a_table(tmp_path, env, monkeypatch):
     assert config.resolve_store_url("sqlite:///a.db", tmp_path) == f"sqlite:///{tmp_path / 'a.db'}"
     with pytest.raises(ValueError, match="unsupported store URL 'mysql://x'"):
         config.resolve_store_url("mysql://x", tmp_path)
+
+
+def test_an_unknown_user_on_the_command_line_names_the_option(tmp_path, env):
+    for kwargs, origin in (({"data_dir": "~nobody-kz-test/d"}, "--data-dir"),
+                           ({"extra_plugin_paths": ["~nobody-kz-test/p"]}, "--plugins")):
+        with pytest.raises(ConfigError, match=f"^{origin}: cannot expand '~nobody-kz-test/.': no such user"):
+            load_settings(env=env, cwd=tmp_path, **kwargs)
 
 
 def test_store_url_and_databases_path_follow_the_data_dir(tmp_path, work, env):
