@@ -121,16 +121,38 @@ def job_id(text: str) -> str:
     return value
 
 
-def whole_number(minimum: int, maximum: int) -> Callable[[str], int]:
-    """An integer option within bounds (``--limit``)."""
+def account_id(text: str) -> str:
+    from kzconsole.engine import check_account_id
+
+    try:
+        return check_account_id(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def wait_ms(text: str) -> int:
+    from kzconsole.engine import check_wait_ms
+
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number of milliseconds, got {text!r}") from None
+    try:
+        return check_wait_ms(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An integer option with a lower bound (``--limit``)."""
 
     def convert(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
-            value = None
-        if value is None or not minimum <= value <= maximum:
-            raise argparse.ArgumentTypeError(f"expected a whole number from {minimum} to {maximum}, got {text!r}")
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {minimum}, got {text!r}")
         return value
 
     return convert

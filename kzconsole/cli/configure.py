@@ -10,7 +10,11 @@ from kzconsole.cli.common import EXIT_OK, add_command
 
 
 def register(commands: Any) -> None:
-    cfg = add_command(commands, "config", "configuration files")
+    cfg = add_command(
+        commands, "config", "configuration files",
+        "The configuration file (TOML): read from --config FILE, else $KZCONSOLE_CONFIG, else\n"
+        "./kzconsole.toml, else ~/.config/kzconsole/config.toml. `config init` writes one.",
+    )
     actions = cfg.add_subparsers(dest="config_command", metavar="ACTION", required=True)
     init = add_command(
         actions, "init", "write a commented config file",

@@ -3,86 +3,168 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import itertools
-import shutil
+import os
 import sys
 import threading
 import time
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from kzconsole.cli.common import (
     EXIT_NOT_SUCCESS,
     EXIT_OK,
     CliError,
+    account_id,
     add_command,
+    add_id,
+    add_json,
     local_time,
     open_engine,
     print_json,
+    wait_ms,
+    whole_number,
+)
+
+# The statuses of contract 4.2. Written out, not imported: building the parser must not import
+# the engine (`kzconsole --help` stays instant); tests/cli checks they are JobStatus's values.
+STATUSES = ("pending", "executing", "success", "failure", "partial", "stopped", "internal_error")
+MAX_LIMIT = 2**63 - 1  # the store's largest integer
+
+_QUEUED_NOTE = (
+    "A queued job runs when an engine on the same store (`kzconsole engine`, or a console) has a\n"
+    "free slot; while none runs on the store, it waits. `tasks run ID` runs it here instead."
 )
 
 
 def register(commands: Any) -> None:
-    tasks = add_command(commands, "tasks", "jobs: add, start, run, stop, show, list, ...")
+    tasks = add_command(
+        commands, "tasks", "jobs: add, start, run, stop, show, list, ...",
+        "Jobs and the catalog of tasks. A job is created pending (`add`), then queued for an\n"
+        "engine (`start`) or run in this process (`run`, or `add --run`).\n\n"
+        "Exit codes: 0 done; 1 the job ran but did not end `success`; 2 bad usage, bad config,\n"
+        "rejected input, an unknown task or job, or an operation the job's status does not allow\n"
+        "(the message says why, on stderr; with --json, also {\"error\": \"...\"} on stdout).",
+    )
     ts = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
 
-    h = ts.add_parser("help", help="the catalog of tasks")
-    h.add_argument("category", nargs="?")
-    h.add_argument("action", nargs="?")
-    h.add_argument("--json", action="store_true")
+    h = add_command(
+        ts, "help", "the catalog of tasks",
+        "The catalog: each task (CATEGORY ACTION) with its description; for a CATEGORY, or one\n"
+        "task, also its doc, the input it expects and its mandatory and optional columns.",
+    )
+    h.add_argument("category", metavar="CATEGORY", nargs="?", help="only this category")
+    h.add_argument("action", metavar="ACTION", nargs="?", help="only this task of the category")
+    add_json(h, "{category: {action: {description, doc, expected_content, mandatory, optional}}}")
     h.set_defaults(handler=cmd_help)
 
-    a = ts.add_parser("add", help="create a pending job (checks the input first)")
-    a.add_argument("category")
-    a.add_argument("action")
-    a.add_argument("--input", metavar="FILE", help="input CSV or JSON file, or - for stdin")
-    a.add_argument("--format", choices=["csv", "json"], help="input format (default: by the file name)")
-    a.add_argument("--account", metavar="ID")
-    a.add_argument("--auth-account", metavar="ID")
-    a.add_argument("--file-name", metavar="NAME")
-    a.add_argument("--wait-ms", type=int, metavar="N", help="pause after each row (default: config)")
+    a = add_command(
+        ts, "add", "create a pending job (checks the input first)",
+        "Check the input and create a pending job; print its id. The checks: valid CSV (or JSON),\n"
+        "the task's mandatory columns, and no empty mandatory cell. When one fails, nothing is\n"
+        "stored, every problem is reported (with --json, as {\"errors\": {...}}) and the exit code\n"
+        "is 2. A pending job waits for `tasks start ID` (or --run).",
+    )
+    a.add_argument("category", metavar="CATEGORY")
+    a.add_argument("action", metavar="ACTION")
+    a.add_argument("--input", metavar="FILE", help="the input: a CSV or JSON file, or - for stdin")
+    a.add_argument("--format", choices=["csv", "json"], help="the input's format (default: json for a *.json file, else csv)")
+    a.add_argument("--account", metavar="ID", type=account_id,
+                   help="the job's account (32 lowercase hex characters; default: accounts.account_id)")
+    a.add_argument("--auth-account", metavar="ID", type=account_id,
+                   help="the account that creates it (default: accounts.auth_account_id)")
+    a.add_argument("--file-name", metavar="NAME", help="the input's name as shown (default: the file's)")
+    a.add_argument("--wait-ms", type=wait_ms, metavar="N",
+                   help="the pause after each row, in ms (default: tasks.wait_after_row_ms)")
     a.add_argument("--run", action="store_true", help="run it now, in this process, as `tasks run` does")
-    a.add_argument("--json", action="store_true")
+    add_json(a, "the job's record")
     a.set_defaults(handler=cmd_add)
 
-    for name, helptext in (("start", "ask the engine to run a job"), ("stop", "stop a job"),
-                           ("restart", "a new job with the same task and input"),
-                           ("remove", "delete a job that is not running, with its files")):
-        c = ts.add_parser(name, help=helptext)
-        c.add_argument("id")
-        c.add_argument("--json", action="store_true")
-        c.set_defaults(handler=cmd_change)
+    start = add_command(
+        ts, "start", "queue a pending job for an engine",
+        "Queue a pending job. " + _QUEUED_NOTE,
+    )
+    add_id(start)
+    add_json(start, "the job's record")
+    start.set_defaults(handler=cmd_start)
 
-    r = ts.add_parser("run", help="run a job in this process until it ends")
-    r.add_argument("id")
-    r.add_argument("--json", action="store_true")
+    stop = add_command(
+        ts, "stop", "stop a job",
+        "Stop a job. A pending job is stopped at once; a running one stops before its next row,\n"
+        "in whichever engine runs it, and ends `stopped` with its output so far.",
+    )
+    add_id(stop)
+    add_json(stop, "the job's record")
+    stop.set_defaults(handler=cmd_stop)
+
+    restart = add_command(
+        ts, "restart", "a new job with the same task and input, queued",
+        "Create a new job with the same task, input and accounts, queue it as `tasks start` does,\n"
+        "and print its id; the old job is left as it is. " + _QUEUED_NOTE,
+    )
+    add_id(restart)
+    add_json(restart, "the new job's record")
+    restart.set_defaults(handler=cmd_restart)
+
+    remove = add_command(
+        ts, "remove", "delete a job that is not running, with its files",
+        "Delete a job that is not running, with its stored input, output and log.",
+    )
+    add_id(remove)
+    add_json(remove, "the removed job's record")
+    remove.set_defaults(handler=cmd_remove)
+
+    r = add_command(
+        ts, "run", "run a job in this process until it ends",
+        "Run a pending job in this process until it ends, with a progress bar on stderr when it\n"
+        "is a terminal, and print the final record. Ctrl-C stops the job (it ends `stopped`, its\n"
+        "output so far kept). Exit 0 when it ends `success`, 1 otherwise.",
+    )
+    add_id(r)
+    add_json(r, "the final record")
     r.set_defaults(handler=cmd_run)
 
-    s = ts.add_parser("set", help="change the pause of a pending or running job")
-    s.add_argument("id")
-    s.add_argument("--wait-ms", type=int, required=True, metavar="N")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(handler=cmd_change)
+    s = add_command(
+        ts, "set", "change the pause of a pending or running job",
+        "Change the pause after each row of a pending or running job; a running job uses it from\n"
+        "its next row.",
+    )
+    add_id(s)
+    s.add_argument("--wait-ms", type=wait_ms, required=True, metavar="N", help="the pause after each row, in ms")
+    add_json(s, "the job's record")
+    s.set_defaults(handler=cmd_set)
 
-    sh = ts.add_parser("show", help="one job")
-    sh.add_argument("id")
-    sh.add_argument("--account", metavar="ID", help="only if it belongs to this account")
-    sh.add_argument("--json", action="store_true")
+    sh = add_command(
+        ts, "show", "one job",
+        "One job's record: ids, accounts, task, status, counts, times, node and note. For a\n"
+        "pending job, whether it is queued (`tasks start`) or not. With --json: the record of\n"
+        "`tasks list --json` plus `queued_at` (seconds, or null when not queued).",
+    )
+    add_id(sh)
+    sh.add_argument("--account", metavar="ID", type=account_id, help="only if it belongs to this account")
+    add_json(sh, "the record")
     sh.set_defaults(handler=cmd_show)
 
-    ls = ts.add_parser("list", help="jobs, newest first")
-    ls.add_argument("--account", metavar="ID")
-    ls.add_argument("--status", metavar="S", action="append", help="only this status (repeatable)")
-    ls.add_argument("--limit", type=int, metavar="N")
-    ls.add_argument("--json", action="store_true")
+    ls = add_command(ts, "list", "jobs, newest first", "Jobs, newest first, one line each.")
+    ls.add_argument("--account", metavar="ID", type=account_id, help="only this account's jobs")
+    ls.add_argument("--status", metavar="STATUS", action="append", choices=STATUSES,
+                    help="only jobs with this status (repeatable): " + ", ".join(STATUSES))
+    ls.add_argument("--limit", type=whole_number(1), metavar="N", help="at most N jobs (the newest)")
+    add_json(ls, "a list of records")
     ls.set_defaults(handler=cmd_list)
 
-    for name, helptext in (("input", "the stored input CSV"),
-                           ("output", "the output CSV (so far, for a running job)")):
-        f = ts.add_parser(name, help=helptext)
-        f.add_argument("id")
-        f.add_argument("--account", metavar="ID")
-        f.add_argument("-o", "--output", metavar="FILE")
-        f.set_defaults(handler=cmd_file)
+    for kind, summary in (("input", "the stored input CSV"), ("output", "the output CSV (so far, for a running job)")):
+        f = add_command(
+            ts, kind, summary,
+            f"Write the job's {summary.removeprefix('the ')} to stdout, or to FILE.",
+        )
+        add_id(f)
+        f.add_argument("--account", metavar="ID", type=account_id, help="only if it belongs to this account")
+        f.add_argument("-o", "--output", metavar="FILE",
+                       help=f"write it to FILE (replaced if it exists); in a folder, as task_{_SAVE_PREFIX[kind]}.ID.csv")
+        f.set_defaults(handler=cmd_file, kind=kind)
 
 
 # ------------------------------------------------------------------------------- printing
@@ -122,23 +204,21 @@ def _print_job_table(rows: Any) -> None:
     out.write("".join(lines))
 
 
+def _show_document(job: Any) -> dict[str, Any]:
+    doc = job.public()
+    doc["queued_at"] = None if job.queued_at is None else int(job.queued_at)
+    return doc
+
+
 def _print_job(job: Any) -> None:
-    rec = job.public()
+    rec = _show_document(job)
+    if job.status.value == "pending":
+        rec["status"] = "pending, queued for an engine" if job.queued_at is not None else "pending, not queued"
     width = max(len(k) for k in rec)
     for key, value in rec.items():
-        if key in ("created", "start_timestamp", "end_timestamp") and value is not None:
+        if key in ("created", "start_timestamp", "end_timestamp", "queued_at") and value is not None:
             value = f"{value} ({local_time(value)})"
         sys.stdout.write(f"{key.ljust(width)}  {'-' if value is None else value}\n")
-
-
-def _copy_file(path: Any, dest: str | None) -> None:
-    if dest and dest != "-":
-        shutil.copyfile(path, dest)
-        return
-    with open(path, "rb") as f:
-        out = sys.stdout.buffer
-        shutil.copyfileobj(f, out, 1 << 20)
-        out.flush()
 
 
 class ProgressBar:
@@ -195,17 +275,67 @@ def _run_foreground(engine: Any, job_id: str, as_json: bool) -> int:
     return EXIT_OK if final.status is JobStatus.SUCCESS else EXIT_NOT_SUCCESS
 
 
+# ---------------------------------------------------------------------------------- input
+
+
+class _Replayed(io.RawIOBase):
+    """A stream that gives back the bytes already read from it (``head``), then the rest."""
+
+    def __init__(self, head: bytes, rest: BinaryIO) -> None:
+        self._head = memoryview(head)
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            n = min(len(buffer), len(self._head))
+            buffer[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        return self._rest.readinto(buffer)  # type: ignore[attr-defined]
+
+
+def _input_source(given: str | None) -> tuple[Any, bytes]:
+    """What ``--input`` names, checked (an existing file, or stdin), and its first bytes (to tell
+    JSON given as CSV when the checks reject it)."""
+    if given is None:
+        return None, b""
+    if given == "-":
+        stdin = sys.stdin.buffer
+        head = b""
+        while len(head) < 4096 and not head.strip():  # up to the first non-blank byte
+            chunk = stdin.read1(4096)  # type: ignore[attr-defined]
+            if not chunk:
+                break
+            head += chunk
+        return io.BufferedReader(_Replayed(head, stdin)), head
+    path = Path(given).expanduser()
+    if path.is_dir():
+        raise CliError(f"--input {given}: is a folder, not a file")
+    try:
+        if not path.is_file():  # a pipe (`--input <(...)`) is read once, by the checks
+            os.stat(path)  # (but a missing file is named here)
+            return str(path), b""
+        with open(path, "rb") as f:
+            head = f.read(4096)
+    except OSError as exc:
+        raise CliError(f"--input {given}: cannot read it: {exc.strerror or exc}") from None
+    return str(path), head
+
+
+def _looks_like_json(head: bytes) -> bool:
+    return head.lstrip(b"\xef\xbb\xbf \t\r\n")[:1] in (b"[", b"{")
+
+
 # ------------------------------------------------------------------------------- commands
 
 
 def cmd_help(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
-        doc = engine.help(args.category, args.action)
+        doc = engine.help(args.category, args.action)  # already narrowed to what was asked
     if args.json:
-        if args.action:
-            doc = doc[args.category][args.action]
-        elif args.category:
-            doc = doc[args.category]
         print_json(doc)
         return EXIT_OK
     w = sys.stdout.write
@@ -226,11 +356,7 @@ def cmd_help(args: argparse.Namespace) -> int:
 def cmd_add(args: argparse.Namespace) -> int:
     from kzconsole.engine import JobRejected
 
-    source: Any = None
-    if args.input == "-":
-        source = sys.stdin.buffer
-    elif args.input is not None:
-        source = args.input
+    source, head = _input_source(args.input)
     with open_engine(args) as engine:
         try:
             job = engine.add_job(
@@ -238,7 +364,11 @@ def cmd_add(args: argparse.Namespace) -> int:
                 account_id=args.account, auth_account_id=args.auth_account, wait_ms=args.wait_ms,
             )
         except JobRejected as exc:
-            raise CliError(f"job rejected: {exc}", document={"errors": exc.errors}) from None
+            message = f"job rejected: {exc}"
+            as_csv = args.format is None and not str(args.input).lower().endswith(".json")
+            if as_csv and _looks_like_json(head) and ("csv" in exc.errors or "missing_mandatory_fields" in exc.errors):
+                message += "; the input looks like JSON: read it as JSON with --format json"
+            raise CliError(message, document={"errors": exc.errors}) from None
         if args.run:
             return _run_foreground(engine, job.id, args.json)
     if args.json:
@@ -253,59 +383,132 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_foreground(engine, args.id, args.json)
 
 
-def cmd_change(args: argparse.Namespace) -> int:
-    c = args.tasks_command
-    with open_engine(args) as engine:
-        if c == "start":
-            job = engine.start_job(args.id)
-        elif c == "stop":
-            job = engine.stop_job(args.id)
-        elif c == "restart":
-            job = engine.restart_job(args.id)
-        elif c == "remove":
-            job = engine.remove_job(args.id)
-        else:
-            job = engine.set_wait(args.id, args.wait_ms)
+def _print_change(args: argparse.Namespace, job: Any, text: str) -> int:
     if args.json:
         print_json(job.public())
-    elif c == "restart":
-        sys.stdout.write(job.id + "\n")
-    elif c == "stop" and job.status.value == "executing":
-        sys.stdout.write(f"{job.id} stop requested\n")
     else:
-        sys.stdout.write(f"{job.id} {job.status.value}\n")
+        sys.stdout.write(text + "\n")
     return EXIT_OK
+
+
+def cmd_start(args: argparse.Namespace) -> int:
+    with open_engine(args) as engine:
+        job = engine.start_job(args.id)
+    return _print_change(args, job, f"{job.id} {_state(job)}")
+
+
+def cmd_stop(args: argparse.Namespace) -> int:
+    with open_engine(args) as engine:
+        job = engine.stop_job(args.id)
+    return _print_change(args, job, f"{job.id} {'stop requested' if job.status.value == 'executing' else _state(job)}")
+
+
+def cmd_restart(args: argparse.Namespace) -> int:
+    with open_engine(args) as engine:
+        job = engine.restart_job(args.id)
+    return _print_change(args, job, job.id)
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    with open_engine(args) as engine:
+        job = engine.remove_job(args.id)
+    return _print_change(args, job, f"{job.id} removed")
+
+
+def cmd_set(args: argparse.Namespace) -> int:
+    with open_engine(args) as engine:
+        job = engine.set_wait(args.id, args.wait_ms)
+    return _print_change(args, job, f"{job.id} {_state(job)}, pause {job.wait_after_row_ms} ms")
+
+
+def _state(job: Any) -> str:
+    if job.status.value == "pending" and job.queued_at is not None:
+        return "queued"
+    return job.status.value
 
 
 def cmd_show(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
         job = _job_for(engine, args.id, args.account)
     if args.json:
-        print_json(job.public())
+        print_json(_show_document(job))
     else:
         _print_job(job)
     return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    limit = None if args.limit is None else min(args.limit, MAX_LIMIT)  # "at most N" still holds
     with open_engine(args) as engine:
         if args.json:
-            jobs = engine.list_jobs(account_id=args.account, status=args.status, limit=args.limit)
+            jobs = engine.list_jobs(account_id=args.account, status=args.status, limit=limit)
             print_json([j.public() for j in jobs])
         else:
-            _print_job_table(engine.iter_job_rows(
-                _TABLE_COLUMNS, account_id=args.account, status=args.status, limit=args.limit
-            ))
+            rows = engine.iter_job_rows(_TABLE_COLUMNS, account_id=args.account, status=args.status, limit=limit)
+            # Closed before the store is: a reader that leaves (`| head`) must not leave the
+            # generator to be finalised at exit, on a closed database.
+            with contextlib.closing(rows):  # type: ignore[type-var]
+                _print_job_table(rows)
     return EXIT_OK
+
+
+_SAVE_PREFIX = {"input": "in", "output": "out"}
+
+
+def _destination(given: str | None, job_id: str, kind: str) -> Path | None:
+    """Where ``-o`` writes (None: stdout), checked before anything is read."""
+    if given is None or given == "-":
+        return None
+    path = Path(given).expanduser()
+    if path.is_dir():
+        path = path / f"task_{_SAVE_PREFIX[kind]}.{job_id}.csv"  # as the console saves it
+    elif given.endswith(os.sep) or not path.parent.is_dir():
+        raise CliError(f"-o {given}: no such folder")
+    if path.is_dir():
+        raise CliError(f"-o {given}: {path} is a folder")
+    return path
 
 
 def cmd_file(args: argparse.Namespace) -> int:
-    c = args.tasks_command
+    kind = args.kind
     with open_engine(args) as engine:
         job = _job_for(engine, args.id, args.account)
-        path = engine.input_path(job) if c == "input" else engine.output_path(job)
-        if path is None or not path.exists():
-            what = "input (a noinput task)" if c == "input" else "output yet"
-            raise CliError(f"job {job.id} has no {what}")
-        _copy_file(path, args.output)
+        dest = _destination(args.output, job.id, kind)
+        stream = engine.open_input(job) if kind == "input" else engine.open_output(job)
+        if stream is None:
+            raise CliError(f"job {job.id} has no {'input (a noinput task)' if kind == 'input' else 'output yet'}")
+        with stream:
+            if dest is None:
+                _copy(stream, sys.stdout.buffer)
+                sys.stdout.buffer.flush()
+            else:
+                _write_file(stream, dest, args.output)
     return EXIT_OK
+
+
+def _write_file(stream: BinaryIO, dest: Path, given: str) -> None:
+    """Copy to ``dest`` through a temporary file beside it: a failure leaves no half file, and an
+    existing file is replaced only by a whole copy. A device or a pipe (``-o /dev/null``) is
+    written to, never replaced; a symbolic link is written through, as ``cp`` does."""
+    try:
+        if dest.exists() and not dest.is_file():
+            with open(dest, "wb") as out:
+                _copy(stream, out)
+            return
+        target = dest.resolve() if dest.is_symlink() else dest
+        part = target.with_name(f".{target.name}.part")
+        try:
+            with open(part, "wb") as out:
+                _copy(stream, out)
+            os.replace(part, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                part.unlink()
+            raise
+    except OSError as exc:
+        raise CliError(f"-o {given}: cannot write {dest}: {exc.strerror or exc}") from None
+
+
+def _copy(stream: BinaryIO, out: BinaryIO) -> None:
+    while chunk := stream.read(1 << 20):
+        out.write(chunk)

@@ -12,33 +12,6 @@ from pathlib import Path
 import pytest
 
 
-class Cli:
-    def __init__(self, tmp_path: Path) -> None:
-        self.data = tmp_path / "data"
-        self.plugins = tmp_path / "plugins"
-        self.plugins.mkdir()
-        self.cwd = tmp_path
-        self.env = dict(os.environ, HOME=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "cfg"))
-        self.env.pop("KZCONSOLE_CONFIG", None)
-        self.env.pop("KZCONSOLE_DATA_DIR", None)
-
-    def __call__(self, *args: str, input: bytes | None = None, check: int | None = 0):
-        cmd = [sys.executable, "-m", "kzconsole", "--data-dir", str(self.data), "--plugins", str(self.plugins), *args]
-        proc = subprocess.run(cmd, capture_output=True, input=input, cwd=self.cwd, env=self.env, timeout=60)
-        if check is not None:
-            assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
-        return proc
-
-    def json(self, *args: str, check: int | None = 0):
-        proc = self(*args, "--json", check=check)
-        return json.loads(proc.stdout)
-
-
-@pytest.fixture
-def cli(tmp_path):
-    return Cli(tmp_path)
-
-
 def test_help_json_shapes(cli):
     doc = cli.json("tasks", "help")
     assert doc["skel"]["id2"] == {
@@ -48,8 +21,10 @@ def test_help_json_shapes(cli):
         "mandatory": ["col1", "col2"],
         "optional": [],
     }
-    assert cli.json("tasks", "help", "skel")["count"]["expected_content"] is None
-    assert cli.json("tasks", "help", "skel", "id1")["optional"] == ["col1"]
+    # Narrowed, but always {category: {action: {...}}} (contract 7).
+    assert cli.json("tasks", "help", "skel")["skel"]["count"]["expected_content"] is None
+    assert cli.json("tasks", "help", "skel", "id1") == {"skel": {"id1": doc["skel"]["id1"]}}
+    assert doc["skel"]["id1"]["optional"] == ["col1"]
     proc = cli("tasks", "help", "nope", check=2)
     assert b"unknown category" in proc.stderr
 
@@ -153,7 +128,9 @@ def test_account_scoping(cli, tmp_path):
     ja = cli.json("tasks", "add", "skel", "id2", "--input", str(src), "--account", a)
     cli.json("tasks", "add", "skel", "id2", "--input", str(src), "--account", b)
     assert [j["id"] for j in cli.json("tasks", "list", "--account", a)] == [ja["id"]]
-    assert ja["auth_account_id"] == a
+    # The configured (here: built-in) auth account applies when none is given; it used to be
+    # --account's, which was wrong (issue 11.5).
+    assert ja["auth_account_id"] == "0" * 32
     cli("tasks", "show", ja["id"], "--account", b, check=2)
     cli("tasks", "input", ja["id"], "--account", b, check=2)
 
