@@ -2,9 +2,11 @@
 
 Each command (or group of commands) is a module of this package with a ``register(commands)``
 function: it adds its parser to ``commands`` (the sub-parsers of ``kzconsole``) with
-:func:`~kzconsole.cli.common.add_command` and sets ``handler``, a function of the parsed
+:func:`~kzconsole.cli.common.add_command`, naming its ``handler``, a function of the parsed
 arguments that returns the exit code. Adding a command is one module and one line in
-``COMMAND_MODULES``.
+``COMMAND_MODULES``; a handler raises :class:`~kzconsole.cli.common.CliError` (or an engine,
+store or config error) for what the operator must fix, and ``main`` reports it (exit 2, and
+``{"error": ...}`` with ``--json``).
 
 Start-up stays fast: only ``kzconsole`` / ``tui`` / ``demo`` import Textual, and the engine is
 imported by the handlers, never when the parser is built. Exit codes: 0 done; 1 the job ran but

@@ -68,15 +68,32 @@ def utc_time(ts: float | None) -> str:
 # ------------------------------------------------------------------------------ parsers
 
 
-def add_command(subparsers: Any, name: str, summary: str, description: str | None = None) -> Parser:
+def add_command(
+    subparsers: Any,
+    name: str,
+    summary: str,
+    description: str | None = None,
+    *,
+    handler: Callable[[argparse.Namespace], int] | None = None,
+    job_id: bool = False,
+    json: str | None = None,
+) -> Parser:
     """A (sub)command's parser: ``summary`` is its line in the parent's list, ``description``
-    (default: the summary) the text of its own ``--help`` page, kept as written."""
+    (default: the summary) the text of its own ``--help`` page, kept as written; ``handler``
+    runs it (returns the exit code); ``job_id`` adds the ``ID`` argument; ``json`` adds
+    ``--json``, printing what it names."""
     parser: Parser = subparsers.add_parser(
         name,
         help=summary,
         description=description or summary,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    if job_id:
+        add_id(parser)
+    if json is not None:
+        add_json(parser, json)
+    if handler is not None:
+        parser.set_defaults(handler=handler)
     return parser
 
 

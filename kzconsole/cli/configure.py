@@ -21,9 +21,9 @@ def register(commands: Any) -> None:
         "Write the commented example configuration (every key, with its default) to PATH, or to\n"
         "./kzconsole.toml; a folder gets a kzconsole.toml inside. An existing file is never\n"
         "overwritten.",
+        handler=cmd_config_init,
     )
     init.add_argument("path", metavar="PATH", nargs="?", help="where to write it (default: ./kzconsole.toml)")
-    init.set_defaults(handler=cmd_config_init)
 
 
 def cmd_config_init(args: argparse.Namespace) -> int:

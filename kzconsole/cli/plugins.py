@@ -6,18 +6,17 @@ import argparse
 import sys
 from typing import Any
 
-from kzconsole.cli.common import EXIT_OK, add_command, add_json, open_engine, print_json
+from kzconsole.cli.common import EXIT_OK, add_command, open_engine, print_json
 
 
 def register(commands: Any) -> None:
-    p = add_command(
+    add_command(
         commands, "plugins", "loaded plugin files, what each declares, load errors",
         "Every plugin source in load order (built-in modules, plugin files, entry points): whether\n"
         "it loaded, its tasks, verifiers and trigger functions, and for one that did not load, the\n"
         "error with its traceback. This process loads the plugins itself, as `tasks add` does.",
+        handler=cmd_plugins, json="the list of sources",
     )
-    add_json(p, "the list of sources")
-    p.set_defaults(handler=cmd_plugins)
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

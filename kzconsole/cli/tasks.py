@@ -19,8 +19,6 @@ from kzconsole.cli.common import (
     CliError,
     account_id,
     add_command,
-    add_id,
-    add_json,
     local_time,
     open_engine,
     print_json,
@@ -54,11 +52,10 @@ def register(commands: Any) -> None:
         ts, "help", "the catalog of tasks",
         "The catalog: each task (CATEGORY ACTION) with its description; for a CATEGORY, or one\n"
         "task, also its doc, the input it expects and its mandatory and optional columns.",
+        handler=cmd_help, json="{category: {action: {description, doc, expected_content, mandatory, optional}}}",
     )
     h.add_argument("category", metavar="CATEGORY", nargs="?", help="only this category")
     h.add_argument("action", metavar="ACTION", nargs="?", help="only this task of the category")
-    add_json(h, "{category: {action: {description, doc, expected_content, mandatory, optional}}}")
-    h.set_defaults(handler=cmd_help)
 
     a = add_command(
         ts, "add", "create a pending job (checks the input first)",
@@ -66,11 +63,13 @@ def register(commands: Any) -> None:
         "the task's mandatory columns, and no empty mandatory cell. When one fails, nothing is\n"
         "stored, every problem is reported (with --json, as {\"errors\": {...}}) and the exit code\n"
         "is 2. A pending job waits for `tasks start ID` (or --run).",
+        handler=cmd_add, json="the job's record",
     )
     a.add_argument("category", metavar="CATEGORY")
     a.add_argument("action", metavar="ACTION")
     a.add_argument("--input", metavar="FILE", help="the input: a CSV or JSON file, or - for stdin")
-    a.add_argument("--format", choices=["csv", "json"], help="the input's format (default: json for a *.json file, else csv)")
+    a.add_argument("--format", choices=["csv", "json"],
+                   help="the input's format (default: json for a *.json file, else csv)")
     a.add_argument("--account", metavar="ID", type=account_id,
                    help="the job's account (32 lowercase hex characters; default: accounts.account_id)")
     a.add_argument("--auth-account", metavar="ID", type=account_id,
@@ -79,92 +78,69 @@ def register(commands: Any) -> None:
     a.add_argument("--wait-ms", type=wait_ms, metavar="N",
                    help="the pause after each row, in ms (default: tasks.wait_after_row_ms)")
     a.add_argument("--run", action="store_true", help="run it now, in this process, as `tasks run` does")
-    add_json(a, "the job's record")
-    a.set_defaults(handler=cmd_add)
 
-    start = add_command(
-        ts, "start", "queue a pending job for an engine",
-        "Queue a pending job. " + _QUEUED_NOTE,
+    add_command(
+        ts, "start", "queue a pending job for an engine", "Queue a pending job. " + _QUEUED_NOTE,
+        handler=cmd_start, job_id=True, json="the job's record",
     )
-    add_id(start)
-    add_json(start, "the job's record")
-    start.set_defaults(handler=cmd_start)
-
-    stop = add_command(
+    add_command(
         ts, "stop", "stop a job",
         "Stop a job. A pending job is stopped at once; a running one stops before its next row,\n"
         "in whichever engine runs it, and ends `stopped` with its output so far.",
+        handler=cmd_stop, job_id=True, json="the job's record",
     )
-    add_id(stop)
-    add_json(stop, "the job's record")
-    stop.set_defaults(handler=cmd_stop)
-
-    restart = add_command(
+    add_command(
         ts, "restart", "a new job with the same task and input, queued",
         "Create a new job with the same task, input and accounts, queue it as `tasks start` does,\n"
         "and print its id; the old job is left as it is. " + _QUEUED_NOTE,
+        handler=cmd_restart, job_id=True, json="the new job's record",
     )
-    add_id(restart)
-    add_json(restart, "the new job's record")
-    restart.set_defaults(handler=cmd_restart)
-
-    remove = add_command(
+    add_command(
         ts, "remove", "delete a job that is not running, with its files",
         "Delete a job that is not running, with its stored input, output and log.",
+        handler=cmd_remove, job_id=True, json="the removed job's record",
     )
-    add_id(remove)
-    add_json(remove, "the removed job's record")
-    remove.set_defaults(handler=cmd_remove)
-
-    r = add_command(
+    add_command(
         ts, "run", "run a job in this process until it ends",
         "Run a pending job in this process until it ends, with a progress bar on stderr when it\n"
         "is a terminal, and print the final record. Ctrl-C stops the job (it ends `stopped`, its\n"
         "output so far kept). Exit 0 when it ends `success`, 1 otherwise.",
+        handler=cmd_run, job_id=True, json="the final record",
     )
-    add_id(r)
-    add_json(r, "the final record")
-    r.set_defaults(handler=cmd_run)
-
     s = add_command(
         ts, "set", "change the pause of a pending or running job",
         "Change the pause after each row of a pending or running job; a running job uses it from\n"
         "its next row.",
+        handler=cmd_set, job_id=True, json="the job's record",
     )
-    add_id(s)
     s.add_argument("--wait-ms", type=wait_ms, required=True, metavar="N", help="the pause after each row, in ms")
-    add_json(s, "the job's record")
-    s.set_defaults(handler=cmd_set)
 
     sh = add_command(
         ts, "show", "one job",
         "One job's record: ids, accounts, task, status, counts, times, node and note. For a\n"
         "pending job, whether it is queued (`tasks start`) or not. With --json: the record of\n"
         "`tasks list --json` plus `queued_at` (seconds, or null when not queued).",
+        handler=cmd_show, job_id=True, json="the record",
     )
-    add_id(sh)
     sh.add_argument("--account", metavar="ID", type=account_id, help="only if it belongs to this account")
-    add_json(sh, "the record")
-    sh.set_defaults(handler=cmd_show)
 
-    ls = add_command(ts, "list", "jobs, newest first", "Jobs, newest first, one line each.")
+    ls = add_command(
+        ts, "list", "jobs, newest first", "Jobs, newest first, one line each.", handler=cmd_list, json="a list of records",
+    )
     ls.add_argument("--account", metavar="ID", type=account_id, help="only this account's jobs")
     ls.add_argument("--status", metavar="STATUS", action="append", choices=STATUSES,
                     help="only jobs with this status (repeatable): " + ", ".join(STATUSES))
     ls.add_argument("--limit", type=whole_number(1), metavar="N", help="at most N jobs (the newest)")
-    add_json(ls, "a list of records")
-    ls.set_defaults(handler=cmd_list)
 
     for kind, summary in (("input", "the stored input CSV"), ("output", "the output CSV (so far, for a running job)")):
         f = add_command(
-            ts, kind, summary,
-            f"Write the job's {summary.removeprefix('the ')} to stdout, or to FILE.",
+            ts, kind, summary, f"Write the job's {summary.removeprefix('the ')} to stdout, or to FILE.",
+            handler=cmd_file, job_id=True,
         )
-        add_id(f)
         f.add_argument("--account", metavar="ID", type=account_id, help="only if it belongs to this account")
         f.add_argument("-o", "--output", metavar="FILE",
                        help=f"write it to FILE (replaced if it exists); in a folder, as task_{_SAVE_PREFIX[kind]}.ID.csv")
-        f.set_defaults(handler=cmd_file, kind=kind)
+        f.set_defaults(kind=kind)
 
 
 # ------------------------------------------------------------------------------- printing

@@ -26,9 +26,8 @@ def register(commands: Any) -> None:
         f"history of firings, newest first (the last {HISTORY_SHOWN}). A firing is `ok`, `failed`\n"
         "(a bound function raised), `skipped` (the previous one still ran) or `running` (not ended\n"
         "yet: `ended` is null).",
+        handler=cmd_triggers, json='{"triggers": [...], "history": [...]}',
     )
-    add_json(tr, '{"triggers": [...], "history": [...]}')
-    tr.set_defaults(handler=cmd_triggers)
     actions = tr.add_subparsers(dest="triggers_command", metavar="ACTION")
     run = add_command(
         actions, "run", "fire minutely, hourly, daily or databases now, in the foreground",
@@ -36,11 +35,11 @@ def register(commands: Any) -> None:
         "(and what its functions print) goes to stderr. `databases` runs a whole database pass.\n"
         "Exit 0 when the firing ran, even if a bound function raised (the record says which);\n"
         "1 when it was skipped because the previous firing of that trigger still runs.",
+        handler=cmd_triggers_run,
     )
     run.add_argument("name", metavar="NAME", choices=FIRE_NAMES, help="one of " + ", ".join(FIRE_NAMES))
     # SUPPRESS: `triggers --json run NAME` keeps the --json given before the subcommand.
     add_json(run, "the firing record", default=argparse.SUPPRESS)
-    run.set_defaults(handler=cmd_triggers_run)
 
 
 def describe_firing(f: Mapping[str, Any]) -> list[str]:

@@ -7,9 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
-from pathlib import Path
 
-import pytest
 
 
 def test_help_json_shapes(cli):
