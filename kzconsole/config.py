@@ -188,7 +188,7 @@ class Settings:
         """
         for name, value in list(changes.items()):
             current = getattr(self, name, None)
-            if dataclasses.is_dataclass(current) and isinstance(value, Mapping):
+            if dataclasses.is_dataclass(current) and not isinstance(current, type) and isinstance(value, Mapping):
                 changes[name] = dataclasses.replace(current, **value)
         return dataclasses.replace(self, **changes)
 
@@ -558,7 +558,7 @@ def _read_document(path: Path) -> dict[str, Any]:
         found = _TOML_POSITION.search(message)
         reason = message[: found.start()] if found else message
         if found and found.group(1):
-            line: int = int(found.group(1))
+            line = int(found.group(1))
             where = f"line {line}, column {found.group(2)}"
         else:
             line = max(1, len(text.splitlines()))

@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, cast
 
 from kzconsole.cli.common import (
     EXIT_NOT_SUCCESS,
@@ -25,6 +25,9 @@ from kzconsole.cli.common import (
     wait_ms,
     whole_number,
 )
+
+if TYPE_CHECKING:
+    from kzconsole.engine import Engine, JobRecord
 
 # The statuses of contract 4.2. Written out, not imported: building the parser must not import
 # the engine (`kzconsole --help` stays instant); tests/cli checks they are JobStatus's values.
@@ -279,10 +282,10 @@ def _input_source(given: str | None) -> tuple[Any, bytes]:
     if given is None:
         return None, b""
     if given == "-":
-        stdin = sys.stdin.buffer
+        stdin = cast(io.BufferedReader, sys.stdin.buffer)
         head = b""
         while len(head) < 4096 and not head.strip():  # up to the first non-blank byte
-            chunk = stdin.read1(4096)  # type: ignore[attr-defined]
+            chunk = stdin.read1(4096)
             if not chunk:
                 break
             head += chunk
@@ -359,42 +362,41 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_foreground(engine, args.id, args.json)
 
 
-def _print_change(args: argparse.Namespace, job: Any, text: str) -> int:
+def _change(args: argparse.Namespace, operation: Callable[[Engine], JobRecord], text: Callable[[JobRecord], str]) -> int:
+    """Run one operation on a job and print its record (``--json``) or one line about it."""
+    with open_engine(args) as engine:
+        job = operation(engine)
     if args.json:
         print_json(job.public())
     else:
-        sys.stdout.write(text + "\n")
+        sys.stdout.write(text(job) + "\n")
     return EXIT_OK
 
 
 def cmd_start(args: argparse.Namespace) -> int:
-    with open_engine(args) as engine:
-        job = engine.start_job(args.id)
-    return _print_change(args, job, f"{job.id} {_state(job)}")
+    return _change(args, lambda engine: engine.start_job(args.id), lambda job: f"{job.id} {_state(job)}")
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
-    with open_engine(args) as engine:
-        job = engine.stop_job(args.id)
-    return _print_change(args, job, f"{job.id} {'stop requested' if job.status.value == 'executing' else _state(job)}")
+    return _change(
+        args, lambda engine: engine.stop_job(args.id),
+        lambda job: f"{job.id} {'stop requested' if job.status.value == 'executing' else _state(job)}",
+    )
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    with open_engine(args) as engine:
-        job = engine.restart_job(args.id)
-    return _print_change(args, job, job.id)
+    return _change(args, lambda engine: engine.restart_job(args.id), lambda job: job.id)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    with open_engine(args) as engine:
-        job = engine.remove_job(args.id)
-    return _print_change(args, job, f"{job.id} removed")
+    return _change(args, lambda engine: engine.remove_job(args.id), lambda job: f"{job.id} removed")
 
 
 def cmd_set(args: argparse.Namespace) -> int:
-    with open_engine(args) as engine:
-        job = engine.set_wait(args.id, args.wait_ms)
-    return _print_change(args, job, f"{job.id} {_state(job)}, pause {job.wait_after_row_ms} ms")
+    return _change(
+        args, lambda engine: engine.set_wait(args.id, args.wait_ms),
+        lambda job: f"{job.id} {_state(job)}, pause {job.wait_after_row_ms} ms",
+    )
 
 
 def _state(job: Any) -> str:
