@@ -11,6 +11,9 @@ import pytest
 
 from kzconsole.config import Settings, load_settings
 
+# The pg_server and pg_url fixtures: a real PostgreSQL server started by the tests (owner: pg).
+pytest_plugins = ["tests.pgserver"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):

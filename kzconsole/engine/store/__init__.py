@@ -10,12 +10,17 @@ __all__ = ["Store", "StoreError", "Fenced", "StoreChange", "open_store"]
 
 
 def open_store(url: str, *, clock: Callable[[], float] | None = None) -> Store:
-    """Open the store named by ``url`` (``sqlite:///path/to/file.db``). ``clock`` is the clock a
-    SQLite store tells the time by (tests inject a fake one); a server store uses the server's."""
+    """Open the store named by ``url`` (``sqlite:///path/to/file.db``, or a PostgreSQL URL
+    ``postgresql://user@host:port/database`` for a cluster). ``clock`` is the clock a SQLite
+    store tells the time by (tests inject a fake one); a server store uses the server's."""
     if url.startswith("sqlite:///"):
         from kzconsole.engine.store.sqlite import SQLiteStore
 
         # sqlite:///var/lib/kz.db and sqlite:////var/lib/kz.db both name /var/lib/kz.db.
         path = "/" + url[len("sqlite:///"):].lstrip("/")
         return SQLiteStore(path) if clock is None else SQLiteStore(path, clock=clock)
-    raise StoreError(f"unsupported store url {url!r}: expected sqlite:///PATH")
+    if url.startswith(("postgresql://", "postgres://")):
+        from kzconsole.engine.store.postgres import PostgresStore
+
+        return PostgresStore(url)
+    raise StoreError("unsupported store url: expected sqlite:///PATH or postgresql://...")

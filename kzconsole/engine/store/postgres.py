@@ -1,0 +1,1352 @@
+"""The cluster store: one PostgreSQL database shared by every node (contract section 9).
+
+``store.url = "postgresql://USER@HOST:PORT/DATABASE"`` (any libpq URL: ``?host=/run/postgresql`` for
+a Unix socket, ``?sslmode=require``, a password in the URL or in ``~/.pgpass``). Same interface and
+semantics as the SQLite store (``tests/store/contract.py`` runs on both); what differs:
+
+- **Connections**: a bounded pool per store handle (:class:`_Pool`). Every method borrows one
+  connection for one transaction. A connection found dropped (a server restart, a failover, an
+  idle timeout) is discarded with every other idle one, and new ones are made by the calling
+  thread itself, so a call waits for the server exactly as long as the server is away.
+  (psycopg-pool was tried first: it reconnects in the background with a backoff that doubles
+  without bound, and a caller that started waiting during an outage was not served when the
+  server came back.)
+- **Transient failures are retried inside the store** for up to ``timeout`` seconds: serialization
+  failures and deadlocks, a dropped connection, a server that is restarting or refusing new
+  connections, an exhausted pool. Only then does the caller get :class:`StoreError`.
+- **Exactly once across a dropped connection**: when the connection drops while a COMMIT is in
+  flight, the store cannot know from the error whether the write happened. Each write that would
+  not be safe to run twice records its transaction id (``pg_current_xact_id()``) before committing;
+  after such a failure it asks the server (``pg_xact_status``) and returns the first attempt's
+  result if that transaction committed, instead of claiming jobs twice or reporting a lost race.
+- **Claims** take the queue's head with ``FOR UPDATE SKIP LOCKED``: engines claiming at once never
+  wait for each other and never get the same job.
+- **Time**: :meth:`now` is the server's ``clock_timestamp()``, the one clock every node agrees on
+  (leases are judged on it, contract 9).
+- **Job files** (input, output, log, failed rows) are rows of ``file_chunks`` (``bytea``, stored
+  uncompressed out of line so that reading a slice does not decompress a whole chunk), written and
+  read in chunks, never whole in memory.
+- **Changes feed**: every write records a row in ``changes`` with its transaction id; a reader gets
+  the changes of every transaction older than the oldest one still running (``pg_snapshot_xmin``),
+  so a change is never skipped because a transaction that started earlier committed later. Writes
+  that should wake an engine at once (a job queued, a stop asked) also ``NOTIFY`` the channel
+  ``kzconsole_changes``; :meth:`wait_changes` ``LISTEN``\\s on one connection per store handle and
+  re-checks a few times a second in any case.
+
+The schema is versioned in ``kz_schema``: :data:`MIGRATIONS` is the ordered list of steps, applied
+under an advisory lock so nodes starting together do not race; a database from a newer kzconsole is
+refused, never touched.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+import json
+import logging
+import os
+import random
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, BinaryIO, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
+from kzconsole.engine.store.base import (
+    Fenced,
+    Store,
+    StoreChange,
+    StoreError,
+    check_kind,
+    status_values,
+)
+
+__all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "redact_url"]
+
+log = logging.getLogger("kzconsole.engine.store.postgres")
+
+T = TypeVar("T")
+
+# ---------------------------------------------------------------------------------------- schema
+
+# MIGRATIONS[i] takes a database from version i to version i + 1. Never edit a released step:
+# databases in the field were built by it. Add a new step instead.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: the initial schema.
+    (
+        """
+        CREATE TABLE jobs (
+            id                text PRIMARY KEY,
+            account_id        text NOT NULL,
+            auth_account_id   text NOT NULL,
+            category          text NOT NULL,
+            action            text NOT NULL,
+            file_name         text,
+            status            text NOT NULL,
+            created           double precision NOT NULL,
+            start_timestamp   double precision,
+            end_timestamp     double precision,
+            total_count       bigint,
+            success_count     bigint NOT NULL DEFAULT 0,
+            failure_count     bigint NOT NULL DEFAULT 0,
+            node              text,
+            output_rows       bigint NOT NULL DEFAULT 0,
+            wait_after_row_ms integer NOT NULL DEFAULT 500,
+            error             text,
+            input_path        text,
+            output_path       text,
+            queued_at         double precision,
+            stop_requested    boolean NOT NULL DEFAULT false,
+            owner             text,
+            rows_done         bigint NOT NULL DEFAULT 0,
+            output_offset     bigint NOT NULL DEFAULT 0,
+            state             text,
+            resumable         boolean NOT NULL DEFAULT true,
+            finishing         boolean NOT NULL DEFAULT false,
+            claim             bigint NOT NULL DEFAULT 0
+        )
+        """,
+        "CREATE INDEX jobs_created ON jobs (created DESC, id DESC)",
+        "CREATE INDEX jobs_account_created ON jobs (account_id, created DESC, id DESC)",
+        "CREATE INDEX jobs_status_created ON jobs (status, created DESC, id DESC)",
+        # The queue: partial, so it stays as small as the queue itself.
+        "CREATE INDEX jobs_queue ON jobs (queued_at, id)"
+        " WHERE status = 'pending' AND queued_at IS NOT NULL",
+        "CREATE INDEX jobs_executing ON jobs (owner) WHERE status = 'executing'",
+        """
+        CREATE TABLE engines (
+            node      text PRIMARY KEY,
+            name      text,
+            host      text NOT NULL,
+            pid       integer NOT NULL,
+            version   text,
+            started   double precision NOT NULL,
+            expires   double precision NOT NULL,
+            heartbeat double precision,
+            slots     integer,
+            running   integer,
+            tasks     text[]
+        )
+        """,
+        """
+        CREATE TABLE takeovers (
+            id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            job_id    text NOT NULL,
+            from_node text,
+            to_node   text NOT NULL,
+            at        double precision NOT NULL,
+            rows_done bigint NOT NULL DEFAULT 0,
+            outcome   text NOT NULL DEFAULT 'resumed'
+        )
+        """,
+        "CREATE INDEX takeovers_from ON takeovers (from_node, at DESC)",
+        """
+        CREATE TABLE firings (
+            id        bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            trigger   text NOT NULL,
+            key       text NOT NULL,
+            node      text NOT NULL,
+            started   double precision NOT NULL,
+            ended     double precision,
+            status    text NOT NULL,
+            reason    text,
+            functions text NOT NULL DEFAULT '[]',
+            databases text NOT NULL DEFAULT '[]',
+            UNIQUE (trigger, key)
+        )
+        """,
+        "CREATE INDEX firings_started ON firings (started DESC, id DESC)",
+        "CREATE INDEX firings_trigger_started ON firings (trigger, started DESC, id DESC)",
+        "CREATE INDEX firings_running ON firings (trigger) WHERE status = 'running'",
+        """
+        CREATE TABLE job_files (
+            job_id text NOT NULL REFERENCES jobs (id) ON DELETE CASCADE,
+            kind   text NOT NULL,
+            size   bigint NOT NULL DEFAULT 0,
+            PRIMARY KEY (job_id, kind)
+        )
+        """,
+        # A chunk is the bytes [start, start + length(data)) of a file.
+        """
+        CREATE TABLE file_chunks (
+            job_id text NOT NULL,
+            kind   text NOT NULL,
+            start  bigint NOT NULL,
+            data   bytea NOT NULL,
+            PRIMARY KEY (job_id, kind, start),
+            FOREIGN KEY (job_id, kind) REFERENCES job_files (job_id, kind) ON DELETE CASCADE
+        )
+        """,
+        # Out of line and uncompressed: substring() of a chunk reads only the bytes it needs.
+        "ALTER TABLE file_chunks ALTER COLUMN data SET STORAGE EXTERNAL",
+        """
+        CREATE TABLE changes (
+            position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            tx       bigint NOT NULL,
+            kind     text NOT NULL,
+            job_id   text,
+            origin   text NOT NULL,
+            at       double precision NOT NULL,
+            request  text
+        )
+        """,
+        "CREATE INDEX changes_tx ON changes (tx, position)",
+        # Changes are pruned by age; a reader whose position is at or below the newest pruned
+        # transaction missed some and is told to re-read everything (a `reset` change).
+        "CREATE TABLE feed (pruned_through bigint NOT NULL)",
+        "INSERT INTO feed (pruned_through) VALUES (0)",
+        "CREATE INDEX changes_at ON changes (at)",
+        """
+        CREATE TABLE api_keys (
+            id         text PRIMARY KEY,
+            key_hash   text NOT NULL UNIQUE,
+            account_id text NOT NULL,
+            name       text,
+            superadmin boolean NOT NULL DEFAULT false,
+            created    double precision NOT NULL
+        )
+        """,
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+CHUNK = 1 << 20  # bytes per stored chunk (and per read of a stream being stored)
+# Appends smaller than this grow the last chunk instead of adding one (logs come a line at a time).
+SMALL_CHUNK = 64 * 1024
+
+NOTIFY_CHANNEL = "kzconsole_changes"
+CHANGES_KEPT_S = 3600.0  # changes older than this are pruned (a reader that far behind re-reads)
+WAIT_POLL_S = 0.2  # wait_changes re-checks this often even without a notification
+
+_LOCK_MIGRATE = 0x6B7A_0001  # pg_advisory_xact_lock key: one node migrates at a time
+
+_JOB_COLUMNS = ", ".join(JOB_FIELDS)
+_CHANGE_INSERT = "INSERT INTO changes (tx, at, kind, job_id, origin, request)"
+_CHANGE_VALUES = "pg_current_xact_id()::text::bigint, extract(epoch FROM clock_timestamp())"
+_JOB_FIELD_SET = frozenset(JOB_FIELDS)
+_STATUS_INDEX = JOB_FIELDS.index("status")
+_FIRING_COLUMNS = "id, trigger, key, node, started, ended, status, reason, functions, databases"
+_LEASE_FIELDS = tuple(EngineLease.__dataclass_fields__)  # type: ignore[attr-defined]
+_LEASE_COLUMNS = ", ".join(_LEASE_FIELDS)
+
+# SQLSTATE classes and codes worth a retry: the same statement will work once the server is back,
+# the lock holder is gone or a snapshot is fresh.
+_TRANSIENT_SQLSTATES = frozenset({
+    "40001",  # serialization_failure
+    "40P01",  # deadlock_detected
+    "55P03",  # lock_not_available
+    "53300",  # too_many_connections
+    "57P01",  # admin_shutdown
+    "57P02",  # crash_shutdown
+    "57P03",  # cannot_connect_now (starting up, shutting down, in recovery)
+    "57P05",  # idle_session_timeout
+    "25P03",  # idle_in_transaction_session_timeout
+})
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://..."
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+
+
+class PoolTimeout(Exception):
+    """Every connection of the pool stayed busy."""
+
+
+def _is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, PoolTimeout):
+        return True
+    if not isinstance(exc, psycopg.Error):
+        return False
+    sqlstate = getattr(exc, "sqlstate", None)
+    if sqlstate is None:
+        # No SQLSTATE: the client side failed (cannot connect, the connection dropped).
+        return isinstance(exc, (psycopg.OperationalError, psycopg.InterfaceError))
+    return sqlstate in _TRANSIENT_SQLSTATES or sqlstate.startswith("08")
+
+
+def _is_connection_loss(exc: BaseException) -> bool:
+    """The failure may have happened after the server committed (its answer was lost)."""
+    if not isinstance(exc, psycopg.Error):
+        return False
+    sqlstate = getattr(exc, "sqlstate", None)
+    return sqlstate is None or sqlstate.startswith("08") or sqlstate in {"57P01", "57P02"}
+
+
+# ------------------------------------------------------------------------------ value mapping
+
+
+def _encode(field: str, value: Any) -> Any:
+    if value is None:
+        return None
+    if field == "status":
+        return JobStatus(value).value  # validates too: an unknown status must not reach the table
+    if isinstance(value, JobStatus):
+        return value.value
+    return value
+
+
+def _job_values(job: JobRecord) -> list[Any]:
+    values = [getattr(job, field) for field in JOB_FIELDS]
+    values[_STATUS_INDEX] = JobStatus(values[_STATUS_INDEX]).value
+    return values
+
+
+def _job_from_row(row: Sequence[Any]) -> JobRecord:
+    values = list(row)
+    values[_STATUS_INDEX] = JobStatus(values[_STATUS_INDEX])
+    return JobRecord(*values)
+
+
+def _check_fields(names: Iterable[str], what: str, *, allow_id: bool) -> None:
+    for name in names:
+        if name not in _JOB_FIELD_SET or (name == "id" and not allow_id):
+            raise ValueError(f"{what}: {name!r} is not a JobRecord field that can be used here")
+
+
+def _where(job_id: str, expect: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+    clauses = ["id = %s"]
+    params: list[Any] = [job_id]
+    for field, value in (expect or {}).items():
+        if value is None:
+            clauses.append(f"{field} IS NULL")
+        else:
+            clauses.append(f"{field} = %s")
+            params.append(_encode(field, value))
+    return " AND ".join(clauses), params
+
+
+def _json_list(items: Iterable[Mapping[str, Any]]) -> str:
+    # default=str: a stray non-JSON value (an exception object) must not lose the whole firing.
+    return json.dumps([dict(item) for item in items], default=str)
+
+
+def _firing_from_row(row: Sequence[Any]) -> Firing:
+    fid, trigger, key, node, started, ended, status, reason, functions, databases = row
+    return Firing(id=int(fid), trigger=trigger, key=key, node=node, started=started, ended=ended,
+                  status=status, reason=reason, functions=tuple(json.loads(functions)),
+                  databases=tuple(json.loads(databases)))
+
+
+def _wakes_engines(changes: Mapping[str, Any]) -> bool:
+    """Whether an engine should hear about this write at once (a queued job, a stop asked)."""
+    return changes.get("queued_at") is not None or bool(changes.get("stop_requested"))
+
+
+class _NewerSchema(Exception):
+    def __init__(self, version: int) -> None:
+        self.version = version
+
+
+class _Tx:
+    """One attempt of a transaction: the connection, and what the attempt learnt about itself."""
+
+    __slots__ = ("conn", "xid", "wake", "origin", "request")
+
+    def __init__(self, conn: psycopg.Connection[Any], origin: str, request: str | None = None) -> None:
+        self.conn = conn
+        self.xid: int | None = None
+        self.wake = False
+        self.origin = origin
+        self.request = request
+
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> psycopg.Cursor[Any]:
+        return self.conn.execute(sql, params)  # type: ignore[arg-type]
+
+    def change(self, kind: str, job_id: str | None = None, *, wake: bool = False) -> None:
+        """Record a change for the feed (in this transaction, so it commits with the write)."""
+        row = self.conn.execute(
+            "INSERT INTO changes (tx, kind, job_id, origin, at)"
+            " VALUES (pg_current_xact_id()::text::bigint, %s, %s, %s,"
+            " extract(epoch FROM clock_timestamp())) RETURNING tx",
+            (kind, job_id, self.origin),
+        ).fetchone()
+        assert row is not None
+        self.xid = int(row[0])
+        self.wake = self.wake or wake
+
+
+# ------------------------------------------------------------------------------------- store
+
+
+class PostgresStore(Store):
+    """A :class:`Store` in a PostgreSQL database. ``timeout`` bounds how long one call keeps
+    retrying transient failures (a server restarting, a dropped connection) before it gives up
+    with :class:`StoreError`."""
+
+    def __init__(self, url: str, *, timeout: float = 60.0, pool_size: int = 12,
+                 connect_timeout: float = 10.0) -> None:
+        self.url = url
+        self.display = redact_url(url)
+        self.timeout = timeout
+        self.origin = uuid.uuid4().hex
+        self._pool_size = max(2, pool_size)
+        self._connect_timeout = connect_timeout
+        self._pid = os.getpid()
+        self._closed = False
+        self._lock = threading.Lock()
+        self._listener: _Listener | None = None
+        self._next_prune = 0.0
+        self._requests = itertools.count(1)
+        self._pool = self._make_pool()
+        try:
+            self._open_schema()
+        except BaseException:
+            self.close()
+            raise
+
+    def __repr__(self) -> str:
+        return f"PostgresStore({self.display!r})"
+
+    # ------------------------------------------------------------------ plumbing
+
+    def _make_pool(self) -> "_Pool":
+        pool = _Pool(self.url, self._pool_size, self._connect_timeout)
+        try:
+            pool.put(pool.get(self._connect_timeout))
+        except psycopg.Error as exc:
+            pool.close()
+            message = str(exc).strip() or type(exc).__name__
+            raise StoreError(f"cannot connect to the store {self.display}: {message}") from exc
+        return pool
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreError(f"the store {self.display} is closed")
+        if self._pid != os.getpid():
+            # Forked: the parent's connections and pool threads are not ours to use.
+            self._pid = os.getpid()
+            self._listener = None
+            self._pool = self._make_pool()
+
+    def _error(self, exc: BaseException, doing: str) -> StoreError:
+        message = str(exc).strip() or type(exc).__name__
+        return StoreError(f"store {self.display}: {doing} failed: {message}")
+
+    def _run(self, doing: str, fn: Callable[[_Tx], T], *, write: bool = False,
+             exactly_once: bool = False, replay: Callable[[_Tx], T] | None = None) -> T:
+        """Run ``fn`` in one transaction (``write``) or as autocommit reads, retrying the whole of
+        it on a transient failure. With ``exactly_once`` a commit whose answer was lost is looked
+        up on the server (by transaction id) instead of being run again.
+
+        With ``replay``, ``fn`` is one statement run in autocommit (one round trip: the engine's
+        checkpoints and claims) that records its change with ``tx.request``; if its answer was
+        lost and that change exists, the write happened and ``replay`` reads its result back."""
+        self._check_open()
+        deadline = time.monotonic() + self.timeout
+        delay = 0.02
+        pending: tuple[int, T] | None = None  # (xid, result) of an attempt whose COMMIT was lost
+        request = f"{self.origin}:{next(self._requests)}" if replay is not None else None
+        unsure = False  # a single-statement write whose answer was lost
+        while True:
+            committing = False
+            try:
+                with self._pool.connection(max(0.1, deadline - time.monotonic())) as conn:
+                    tx = _Tx(conn, self.origin, request)
+                    if unsure:
+                        found = conn.execute("SELECT EXISTS (SELECT 1 FROM changes WHERE request = %s)",
+                                             (request,)).fetchone()
+                        unsure = False
+                        if found and found[0]:
+                            assert replay is not None
+                            return replay(tx)
+                    if replay is not None:
+                        try:
+                            return fn(tx)
+                        except psycopg.Error as exc:
+                            unsure = _is_connection_loss(exc)
+                            raise
+                    if pending is not None:
+                        status = conn.execute("SELECT pg_xact_status(%s::text::xid8)",
+                                              (str(pending[0]),)).fetchone()
+                        state = status[0] if status else None
+                        if state == "committed":
+                            return pending[1]
+                        if state == "in progress":
+                            raise _StillRunning()
+                        pending = None  # aborted (or too old to tell, and so not ours): again
+                    if not write:
+                        return fn(tx)
+                    conn.execute("BEGIN")
+                    try:
+                        result = fn(tx)
+                        if exactly_once and tx.xid is None:
+                            row = conn.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
+                            tx.xid = int(row[0]) if row else None
+                        if tx.wake:
+                            conn.execute("SELECT pg_notify(%s, '')", (NOTIFY_CHANNEL,))
+                        committing = True
+                        conn.execute("COMMIT")
+                    except BaseException:
+                        if not committing and not conn.broken:
+                            try:
+                                conn.rollback()
+                            except psycopg.Error:
+                                pass  # the original error is the one worth reporting
+                        if committing and exactly_once and tx.xid is not None:
+                            pending = (tx.xid, result)
+                        raise
+                    return result
+            except _StillRunning:
+                pass
+            except (psycopg.Error, PoolTimeout) as exc:
+                if not _is_transient(exc):
+                    raise self._error(exc, doing) from exc
+                if pending is not None and not _is_connection_loss(exc):
+                    pending = None  # the server answered: the COMMIT failed, nothing was written
+                if time.monotonic() >= deadline:
+                    raise StoreError(
+                        f"store {self.display}: {doing} failed: the server stayed unreachable or"
+                        f" busy for {self.timeout:g} s ({str(exc).strip() or type(exc).__name__})"
+                    ) from exc
+                log.debug("%s: transient failure, retrying: %s", doing, exc)
+            time.sleep(min(delay * (0.5 + random.random()), max(0.0, deadline - time.monotonic())))
+            delay = min(delay * 2, 0.5)
+
+    def _open_schema(self) -> None:
+        def read_version(tx: _Tx) -> int:
+            row = tx.execute("SELECT to_regclass('kz_schema') IS NOT NULL").fetchone()
+            if not row or not row[0]:
+                return 0
+            found = tx.execute("SELECT version FROM kz_schema").fetchone()
+            return int(found[0]) if found else 0
+
+        def check(version: int) -> None:
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.display}: schema version {version} is newer than this kzconsole"
+                    f" supports ({SCHEMA_VERSION}); upgrade kzconsole or use another store"
+                )
+
+        version = self._run("reading the schema version", read_version)
+        check(version)
+        if version == SCHEMA_VERSION:
+            return
+
+        def migrate(tx: _Tx) -> None:
+            # A session lock taken before the transaction begins: a transaction that began before
+            # another node's migration committed would still see the old catalog.
+            tx.execute("SELECT pg_advisory_lock(%s)", (_LOCK_MIGRATE,))
+            try:
+                with tx.conn.transaction():
+                    current = read_version(tx)  # another node may have migrated since we looked
+                    if current > SCHEMA_VERSION:
+                        raise _NewerSchema(current)
+                    if current == SCHEMA_VERSION:
+                        return
+                    if current == 0:
+                        tx.execute("CREATE TABLE IF NOT EXISTS kz_schema (version integer NOT NULL)")
+                    for step in MIGRATIONS[current:]:
+                        for statement in step:
+                            tx.execute(statement)
+                    tx.execute("DELETE FROM kz_schema")
+                    tx.execute("INSERT INTO kz_schema (version) VALUES (%s)", (SCHEMA_VERSION,))
+            finally:
+                if not tx.conn.broken:
+                    tx.execute("SELECT pg_advisory_unlock(%s)", (_LOCK_MIGRATE,))
+
+        try:
+            self._run("migrating the schema", migrate)
+        except _NewerSchema as exc:
+            check(exc.version)
+
+    def schema_version(self) -> int:
+        def read(tx: _Tx) -> int:
+            row = tx.execute("SELECT version FROM kz_schema").fetchone()
+            return int(row[0]) if row else 0
+
+        return self._run("reading the schema version", read)
+
+    # ------------------------------------------------------------------ clock
+
+    def now(self) -> float:
+        """Unix seconds on the server's clock."""
+        def read(tx: _Tx) -> float:
+            row = tx.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
+            assert row is not None
+            return float(row[0])
+
+        return self._run("reading the server's clock", read)
+
+    # ------------------------------------------------------------------ jobs
+
+    def create_job(self, job: JobRecord, input: BinaryIO | None = None) -> None:
+        if not isinstance(job, JobRecord):
+            raise TypeError(f"create_job expects a JobRecord, not {type(job).__name__}")
+        values = _job_values(job)
+        sql = (f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join(['%s'] * len(JOB_FIELDS))})"
+               " ON CONFLICT (id) DO NOTHING RETURNING id")
+        start: int | None = None
+        if input is not None:
+            try:
+                start = input.tell() if input.seekable() else None
+            except (AttributeError, OSError, ValueError):
+                start = None
+        attempts = 0
+
+        def insert(tx: _Tx) -> None:
+            nonlocal attempts
+            attempts += 1
+            if input is not None and attempts > 1:
+                if start is None:
+                    raise _NotRewindable()
+                input.seek(start)  # a retry stores the whole stream again
+            if tx.execute(sql, values).fetchone() is None:
+                raise _Exists()
+            if input is not None:
+                self._store_stream(tx, job.id, "input", input)
+            tx.change("job", job.id, wake=job.queued_at is not None)
+
+        try:
+            self._run(f"creating job {job.id!r}", insert, write=True, exactly_once=True)
+        except _Exists:
+            raise StoreError(f"job {job.id!r} already exists in {self.display}") from None
+        except _NotRewindable:
+            raise StoreError(f"store {self.display}: creating job {job.id!r} failed: the connection"
+                             " dropped while its input was stored, and the input cannot be read"
+                             " again; nothing was stored") from None
+
+    def get_job(self, job_id: str) -> JobRecord | None:
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s"
+
+        def select(tx: _Tx) -> JobRecord | None:
+            row = tx.execute(sql, (job_id,)).fetchone()
+            return _job_from_row(row) if row else None
+
+        return self._run(f"reading job {job_id!r}", select)
+
+    @staticmethod
+    def _filter(account_id: str | None, status: str | Iterable[str] | None, task: str | None,
+                id_prefix: str | None) -> tuple[str, list[Any]] | None:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if account_id is not None:
+            clauses.append("account_id = %s")
+            params.append(account_id)
+        statuses = status_values(status)
+        if statuses is not None:
+            if not statuses:
+                return None
+            clauses.append("status = ANY(%s)")
+            params.append(list(dict.fromkeys(statuses)))
+        if task:
+            clauses.append("strpos(lower(category || '/' || action), %s) > 0")
+            params.append(task.lower())
+        if id_prefix:
+            clauses.append("starts_with(id, %s)")
+            params.append(id_prefix.lower())
+        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+    def list_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None,
+                  limit: int | None = None, offset: int = 0, task: str | None = None,
+                  id_prefix: str | None = None) -> list[JobRecord]:
+        if limit is not None and limit < 0:
+            raise ValueError(f"list_jobs: limit must be >= 0, not {limit}")
+        if offset < 0:
+            raise ValueError(f"list_jobs: offset must be >= 0, not {offset}")
+        where = self._filter(account_id, status, task, id_prefix)
+        if where is None or limit == 0:
+            return []
+        clause, params = where
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs{clause} ORDER BY created DESC, id DESC LIMIT %s OFFSET %s"
+        params = [*params, limit, offset]
+
+        def select(tx: _Tx) -> list[JobRecord]:
+            return [_job_from_row(row) for row in tx.execute(sql, params).fetchall()]
+
+        return self._run("listing jobs", select)
+
+    def iter_job_rows(self, columns: Sequence[str], *, account_id: str | None = None,
+                      status: str | Iterable[str] | None = None, limit: int | None = None,
+                      offset: int = 0, batch: int = 4096) -> Iterator[tuple[Any, ...]]:
+        """The raw column values (``status`` as its string) of the jobs ``list_jobs`` would
+        return, in the same order, read in keyset-paged batches (no connection is held between
+        batches, and the rows are never all in memory)."""
+        names = list(columns)
+        for name in names:
+            if name not in _JOB_FIELD_SET:
+                raise ValueError(f"iter_job_rows: {name!r} is not a JobRecord field")
+        if "id" not in names or "created" not in names:
+            raise ValueError("iter_job_rows: columns must include id and created")
+        where = self._filter(account_id, status, None, None)
+        if where is None or limit == 0:
+            return
+        clause, params = where
+        created_at, id_at = names.index("created"), names.index("id")
+        selected = ", ".join(names)
+        left = limit
+        after: tuple[float, str] | None = None
+        while left is None or left > 0:
+            size = batch if left is None else min(batch, left)
+            if after is None:
+                sql = f"SELECT {selected} FROM jobs{clause} ORDER BY created DESC, id DESC LIMIT %s OFFSET %s"
+                args = [*params, size, offset]
+            else:
+                keyset = "(created, id) < (%s, %s)"
+                sql = (f"SELECT {selected} FROM jobs{clause + ' AND ' if clause else ' WHERE '}{keyset}"
+                       " ORDER BY created DESC, id DESC LIMIT %s")
+                args = [*params, after[0], after[1], size]
+
+            def select(tx: _Tx, sql: str = sql, args: list[Any] = args) -> list[tuple[Any, ...]]:
+                return tx.execute(sql, args).fetchall()
+
+            rows = self._run("listing jobs", select)
+            yield from rows
+            if len(rows) < size:
+                return
+            after = (rows[-1][created_at], rows[-1][id_at])
+            if left is not None:
+                left -= len(rows)
+
+    def count_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None,
+                   task: str | None = None, id_prefix: str | None = None) -> int:
+        where = self._filter(account_id, status, task, id_prefix)
+        if where is None:
+            return 0
+        clause, params = where
+
+        def count(tx: _Tx) -> int:
+            row = tx.execute(f"SELECT count(*) FROM jobs{clause}", params).fetchone()
+            return int(row[0]) if row else 0
+
+        return self._run("counting jobs", count)
+
+    def update_job(self, job_id: str, changes: Mapping[str, Any], *,
+                   expect: Mapping[str, Any] | None = None) -> JobRecord | None:
+        _check_fields(changes, "update_job changes", allow_id=False)
+        _check_fields(expect or {}, "update_job expect", allow_id=True)
+        where, where_params = _where(job_id, expect)
+        if not changes:
+            sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}"
+
+            def match(tx: _Tx) -> JobRecord | None:
+                row = tx.execute(sql, where_params).fetchone()
+                return _job_from_row(row) if row else None
+
+            return self._run(f"reading job {job_id!r}", match)
+        assignments = ", ".join(f"{field} = %s" for field in changes)
+        notify = f", pg_notify('{NOTIFY_CHANNEL}', '')" if _wakes_engines(changes) else ""
+        # One statement: the update and its change record commit together in one round trip.
+        sql = (f"WITH u AS (UPDATE jobs SET {assignments} WHERE {where} RETURNING {_JOB_COLUMNS}),"
+               f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', u.id, %s, %s FROM u)"
+               f" SELECT {_JOB_COLUMNS}{notify} FROM u")
+        params = [*(_encode(field, value) for field, value in changes.items()), *where_params]
+
+        def update(tx: _Tx) -> JobRecord | None:
+            row = tx.execute(sql, [*params, tx.origin, tx.request]).fetchone()
+            return _job_from_row(row[: len(JOB_FIELDS)]) if row else None
+
+        def replay(tx: _Tx) -> JobRecord | None:
+            row = tx.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
+            return _job_from_row(row) if row else None
+
+        return self._run(f"updating job {job_id!r}", update, replay=replay)
+
+    def delete_job(self, job_id: str, *, expect: Mapping[str, Any] | None = None) -> JobRecord | None:
+        _check_fields(expect or {}, "delete_job expect", allow_id=True)
+        where, params = _where(job_id, expect)
+        sql = f"DELETE FROM jobs WHERE {where} RETURNING {_JOB_COLUMNS}"
+
+        def delete(tx: _Tx) -> JobRecord | None:
+            row = tx.execute(sql, params).fetchone()
+            if row is None:
+                return None
+            tx.change("deleted", job_id)
+            return _job_from_row(row)
+
+        return self._run(f"deleting job {job_id!r}", delete, write=True, exactly_once=True)
+
+    def claim_queued(self, node: str, limit: int, now: float | None = None, *,
+                     owner: str | None = None, tasks: Iterable[str] | None = None) -> list[JobRecord]:
+        """See :meth:`Store.claim_queued`. ``owner`` (default ``node``) is the engine holding the
+        claims; ``tasks`` (``"category/action"`` names) narrows the claim to the jobs whose task
+        this engine has."""
+        if limit <= 0:
+            return []
+        owner = owner or node
+        task_filter = ""
+        params: list[Any] = []
+        if tasks is not None:
+            names = sorted(set(tasks))
+            if not names:
+                return []
+            task_filter = " AND category || '/' || action = ANY(%s)"
+            params.append(names)
+        started = "%s" if now is not None else "extract(epoch FROM clock_timestamp())"
+        sql = (
+            "WITH head AS (SELECT id FROM jobs WHERE status = 'pending' AND queued_at IS NOT NULL"
+            f"{task_filter} ORDER BY queued_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
+            f" UPDATE jobs SET status = 'executing', owner = %s, node = %s, start_timestamp = {started},"
+            " claim = jobs.claim + 1"
+            f" FROM head WHERE jobs.id = head.id RETURNING {', '.join('jobs.' + f for f in JOB_FIELDS)}"
+        )
+        sql = (f"WITH claimed AS ({sql}),"
+               f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', claimed.id, %s, %s FROM claimed)"
+               f" SELECT * FROM claimed")
+        params = [*params, limit, owner, node, *([now] if now is not None else [])]
+
+        def claim(tx: _Tx) -> list[JobRecord]:
+            jobs = [_job_from_row(row) for row in tx.execute(sql, [*params, tx.origin, tx.request])]
+            jobs.sort(key=lambda job: (job.queued_at, job.id))  # RETURNING has no order
+            return jobs
+
+        def replay(tx: _Tx) -> list[JobRecord]:
+            rows = tx.execute(f"SELECT {', '.join('jobs.' + f for f in JOB_FIELDS)} FROM jobs JOIN changes"
+                              " ON changes.job_id = jobs.id WHERE changes.request = %s"
+                              " ORDER BY jobs.queued_at, jobs.id", (tx.request,))
+            return [_job_from_row(row) for row in rows]
+
+        return self._run("claiming queued jobs", claim, replay=replay)
+
+    def jobs_in_status(self, status: str, *, owner: str | None = None) -> list[JobRecord]:
+        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = %s"
+        params: list[Any] = [_encode("status", status)]
+        if owner is not None:
+            sql += " AND owner = %s"
+            params.append(owner)
+        sql += " ORDER BY created, id"
+
+        def select(tx: _Tx) -> list[JobRecord]:
+            return [_job_from_row(row) for row in tx.execute(sql, params).fetchall()]
+
+        return self._run(f"listing {status} jobs", select)
+
+    # ----------------------------------------------------------------- job files
+
+    def _store_stream(self, tx: _Tx, job_id: str, kind: str, stream: BinaryIO) -> int:
+        """Store ``stream`` (read to its end, a chunk at a time) as the whole of a file."""
+        tx.execute("INSERT INTO job_files (job_id, kind, size) VALUES (%s, %s, 0)"
+                   " ON CONFLICT (job_id, kind) DO UPDATE SET size = 0", (job_id, kind))
+        tx.execute("DELETE FROM file_chunks WHERE job_id = %s AND kind = %s", (job_id, kind))
+        size = 0
+        with tx.conn.cursor().copy("COPY file_chunks (job_id, kind, start, data) FROM STDIN") as copy:
+            while True:
+                data = stream.read(CHUNK)
+                if not data:
+                    break
+                copy.write_row((job_id, kind, size, bytes(data)))
+                size += len(data)
+        tx.execute("UPDATE job_files SET size = %s WHERE job_id = %s AND kind = %s", (size, job_id, kind))
+        return size
+
+    def _fence(self, tx: _Tx, job_id: str, claim: int | None) -> None:
+        """Lock the job row (a takeover waits for this write, and vice versa) and refuse the
+        write if ``claim`` is no longer the job's."""
+        row = tx.execute("SELECT claim FROM jobs WHERE id = %s FOR SHARE", (job_id,)).fetchone()
+        if row is None:
+            if claim is not None:
+                raise Fenced(f"job {job_id} was removed")
+            raise StoreError(f"store {self.display}: no job {job_id!r}")
+        if claim is None:
+            return
+        if int(row[0]) != claim:
+            raise Fenced(f"job {job_id} was taken over by another engine (claim {row[0]}, not {claim})")
+
+    def append_file(self, job_id: str, kind: str, data: bytes, *, offset: int | None = None,
+                    claim: int | None = None, sync: bool = False) -> int:
+        # Every commit is durable here (synchronous_commit as the server has it), so ``sync``
+        # asks for nothing more. (Turning it off for unsynced appends would let a crash of the
+        # server, not only of its machine, lose appends a checkpoint counts on.)
+        check_kind(kind)
+        if offset is not None and offset < 0:
+            raise ValueError(f"append_file: offset must be >= 0, not {offset}")
+        data = bytes(data)
+
+        def append(tx: _Tx) -> int:
+            self._fence(tx, job_id, claim)
+            row = tx.execute(
+                "INSERT INTO job_files (job_id, kind, size) VALUES (%s, %s, 0)"
+                " ON CONFLICT (job_id, kind) DO UPDATE SET size = job_files.size RETURNING size",
+                (job_id, kind),
+            ).fetchone()
+            size = int(row[0]) if row else 0
+            if offset is not None and offset < size:
+                self._truncate(tx, job_id, kind, offset)
+                size = offset
+            elif offset is not None and offset > size:
+                raise StoreError(f"store {self.display}: cannot append to the {kind} of job"
+                                 f" {job_id} at {offset}: it holds only {size} bytes")
+            if data:
+                self._append_chunks(tx, job_id, kind, size, data)
+            new_size = size + len(data)
+            tx.execute("UPDATE job_files SET size = %s WHERE job_id = %s AND kind = %s",
+                       (new_size, job_id, kind))
+            if kind == "log":
+                # Output grows with the checkpoint that counts it (a job change); a log has none.
+                tx.change("log", job_id)
+            elif tx.xid is None:
+                row = tx.execute("SELECT pg_current_xact_id()::text::bigint").fetchone()
+                tx.xid = int(row[0]) if row else None
+            return new_size
+
+        # With an offset the append is idempotent (cut back, then write): a retry is harmless.
+        return self._run(f"writing the {kind} of job {job_id!r}", append, write=True,
+                         exactly_once=offset is None)
+
+    @staticmethod
+    def _truncate(tx: _Tx, job_id: str, kind: str, offset: int) -> None:
+        tx.execute("DELETE FROM file_chunks WHERE job_id = %s AND kind = %s AND start >= %s",
+                   (job_id, kind, offset))
+        tx.execute(
+            "UPDATE file_chunks SET data = substring(data FROM 1 FOR (%s - start)::int)"
+            " WHERE job_id = %s AND kind = %s AND start = (SELECT max(start) FROM file_chunks"
+            " WHERE job_id = %s AND kind = %s) AND start + length(data) > %s",
+            (offset, job_id, kind, job_id, kind, offset),
+        )
+
+    @staticmethod
+    def _append_chunks(tx: _Tx, job_id: str, kind: str, size: int, data: bytes) -> None:
+        if len(data) < SMALL_CHUNK:
+            # A small append grows a small last chunk (one row per log line would be wasteful).
+            grown = tx.execute(
+                "UPDATE file_chunks SET data = data || %s WHERE job_id = %s AND kind = %s"
+                " AND start = (SELECT max(start) FROM file_chunks WHERE job_id = %s AND kind = %s)"
+                " AND length(data) < %s AND start + length(data) = %s RETURNING start",
+                (data, job_id, kind, job_id, kind, SMALL_CHUNK, size),
+            ).fetchone()
+            if grown is not None:
+                return
+        rows = [(job_id, kind, size + at, data[at:at + CHUNK]) for at in range(0, len(data), CHUNK)]
+        with tx.conn.cursor() as cur:
+            cur.executemany("INSERT INTO file_chunks (job_id, kind, start, data) VALUES (%s, %s, %s, %s)",
+                            rows)
+
+    def file_size(self, job_id: str, kind: str) -> int | None:
+        check_kind(kind)
+
+        def read(tx: _Tx) -> int | None:
+            row = tx.execute("SELECT size FROM job_files WHERE job_id = %s AND kind = %s",
+                             (job_id, kind)).fetchone()
+            return int(row[0]) if row else None
+
+        return self._run(f"reading the size of the {kind} of job {job_id!r}", read)
+
+    def open_file(self, job_id: str, kind: str) -> BinaryIO | None:
+        if self.file_size(job_id, kind) is None:
+            return None
+        raw = _ChunkReader(self, job_id, kind)
+        return io.BufferedReader(raw, buffer_size=CHUNK)  # type: ignore[return-value]
+
+    def _read_at(self, job_id: str, kind: str, position: int, size: int) -> bytes:
+        """Up to ``size`` bytes of a file from ``position`` (fewer at its end)."""
+        def read(tx: _Tx) -> bytes:
+            rows = tx.execute(
+                "SELECT start, substring(data FROM (greatest(%s - start, 0) + 1)::int"
+                " FOR (%s - greatest(%s, start))::int)"
+                " FROM file_chunks WHERE job_id = %s AND kind = %s AND start < %s"
+                " AND start >= coalesce((SELECT max(start) FROM file_chunks WHERE job_id = %s"
+                " AND kind = %s AND start <= %s), 0) ORDER BY start",
+                (position, position + size, position, job_id, kind, position + size, job_id, kind,
+                 position),
+            ).fetchall()
+            out = bytearray()
+            for start, piece in rows:
+                if start > position + len(out):
+                    break  # a gap: the file was cut back under us; stop at what is contiguous
+                out += piece
+            return bytes(out[:size])
+
+        return self._run(f"reading the {kind} of job {job_id!r}", read)
+
+    # ------------------------------------------------------------------ changes feed
+
+    def changes(self, after: int | None, *, limit: int = 10_000) -> tuple[int, list[StoreChange]]:
+        """See :meth:`Store.changes`. A position is a transaction-id watermark: the changes of
+        every transaction below it have been read. It moves only when changes are returned."""
+        def read(tx: _Tx) -> tuple[int, list[StoreChange]]:
+            if after is None:
+                row = tx.execute(
+                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()
+                assert row is not None
+                return int(row[0]), []
+            rows = tx.execute(
+                "WITH w AS (SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint AS x)"
+                " SELECT w.x, (SELECT pruned_through FROM feed), c.tx, c.kind, c.job_id, c.origin"
+                " FROM w LEFT JOIN LATERAL (SELECT tx, position, kind, job_id, origin FROM changes"
+                "  WHERE tx >= %s AND tx < w.x ORDER BY tx, position LIMIT %s) c ON true"
+                " ORDER BY c.tx, c.position",
+                (after, limit + 1),
+            ).fetchall()
+            watermark, pruned = int(rows[0][0]), int(rows[0][1] or 0)
+            if after <= pruned:
+                return max(watermark, pruned + 1), [StoreChange("reset", None, "")]
+            found = [(int(r[2]), r[3], r[4], r[5]) for r in rows if r[2] is not None]
+            if not found:
+                return after, []
+            if len(found) > limit:
+                # Cut at a transaction boundary: the next read resumes at that transaction.
+                last_tx = found[limit][0]
+                kept = [f for f in found[:limit] if f[0] < last_tx]
+                if kept:
+                    found, watermark = kept, last_tx
+            return watermark, [StoreChange(kind, job_id, origin) for _, kind, job_id, origin in found]
+
+        return self._run("reading the changes", read)
+
+    def wait_changes(self, after: int, timeout: float) -> tuple[int, list[StoreChange]]:
+        listener = self._get_listener()
+        deadline = time.monotonic() + timeout
+        while True:
+            seen = listener.generation
+            position, found = self.changes(after)
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0:
+                return position, found
+            # A notification wakes this at once; a change from a write that does not notify
+            # (a checkpoint) is found by the next look, a few times a second.
+            listener.wait(seen, min(remaining, WAIT_POLL_S))
+
+    def _get_listener(self) -> "_Listener":
+        self._check_open()
+        with self._lock:
+            if self._listener is None:
+                self._listener = _Listener(self.url, self._connect_timeout)
+            return self._listener
+
+    def prune_changes(self, before: float) -> int:
+        """Delete the changes recorded before ``before`` (Unix seconds); return how many."""
+        def delete(tx: _Tx) -> int:
+            row = tx.execute(
+                "WITH d AS (DELETE FROM changes WHERE at < %s RETURNING tx)"
+                " SELECT count(*), max(tx) FROM d", (before,)).fetchone()
+            count, newest = (int(row[0]), row[1]) if row else (0, None)
+            if newest is not None:
+                tx.execute("UPDATE feed SET pruned_through = greatest(pruned_through, %s)", (newest,))
+            return count
+
+        return self._run("pruning the changes", delete, write=True)
+
+    # ---------------------------------------------------------------- engines
+
+    def heartbeat(self, lease: EngineLease) -> None:
+        values = [getattr(lease, field) for field in _LEASE_FIELDS]
+        updates = ", ".join(f"{field} = excluded.{field}" for field in _LEASE_FIELDS if field != "node")
+        # One statement; a new lease is news (an `engine` change), a renewal is not. (xmax = 0 is
+        # how PostgreSQL tells an inserted row from an updated one in RETURNING.)
+        sql = (f"WITH up AS (INSERT INTO engines ({_LEASE_COLUMNS}, heartbeat) VALUES"
+               f" ({', '.join(['%s'] * len(values))}, extract(epoch FROM clock_timestamp()))"
+               f" ON CONFLICT (node) DO UPDATE SET {updates}, heartbeat = excluded.heartbeat"
+               " RETURNING (xmax = 0) AS inserted),"
+               f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'engine', NULL, %s, NULL"
+               " FROM up WHERE inserted)"
+               " SELECT inserted FROM up")
+
+        def upsert(tx: _Tx) -> None:
+            tx.execute(sql, [*values, tx.origin])
+
+        # Idempotent: run again after a lost answer, it only renews the lease.
+        self._run(f"renewing the lease of engine {lease.node!r}", upsert)
+        if time.monotonic() >= self._next_prune:
+            self._next_prune = time.monotonic() + 60.0
+            self.prune_changes(self.now() - CHANGES_KEPT_S)
+
+    def remove_engine(self, node: str) -> None:
+        def delete(tx: _Tx) -> None:
+            if tx.execute("DELETE FROM engines WHERE node = %s", (node,)).rowcount:
+                tx.change("engine")
+
+        self._run(f"removing engine {node!r}", delete, write=True)
+
+    def engines(self) -> list[EngineLease]:
+        def select(tx: _Tx) -> list[EngineLease]:
+            rows = tx.execute(f"SELECT {_LEASE_COLUMNS} FROM engines ORDER BY started, node").fetchall()
+            return [EngineLease(*row) for row in rows]
+
+        return self._run("listing engines", select)
+
+    # --------------------------------------------------------------- triggers
+
+    def begin_firing(self, trigger: str, key: str, node: str, started: float) -> Firing | None:
+        def insert(tx: _Tx) -> Firing | None:
+            row = tx.execute(
+                "INSERT INTO firings (trigger, key, node, started, status)"
+                " VALUES (%s, %s, %s, %s, 'running')"
+                f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {_FIRING_COLUMNS}",
+                (trigger, key, node, started),
+            ).fetchone()
+            if row is None:
+                return None
+            tx.change("firing")
+            return _firing_from_row(row)
+
+        return self._run(f"starting firing {key!r} of trigger {trigger!r}", insert, write=True,
+                         exactly_once=True)
+
+    def record_firing(self, firing: Firing) -> Firing:
+        def insert(tx: _Tx) -> Firing:
+            row = tx.execute(
+                "INSERT INTO firings (trigger, key, node, started, ended, status, reason, functions,"
+                " databases) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
+                f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {_FIRING_COLUMNS}",
+                (firing.trigger, firing.key, firing.node, firing.started, firing.ended, firing.status,
+                 firing.reason, _json_list(firing.functions), _json_list(firing.databases)),
+            ).fetchone()
+            if row is None:
+                # Another engine recorded this firing first: the firing is recorded once.
+                row = tx.execute(f"SELECT {_FIRING_COLUMNS} FROM firings WHERE trigger = %s AND key = %s",
+                                 (firing.trigger, firing.key)).fetchone()
+            else:
+                tx.change("firing")
+            assert row is not None
+            return _firing_from_row(row)
+
+        return self._run(f"recording a firing of trigger {firing.trigger!r}", insert, write=True)
+
+    def end_firing(self, firing_id: int, *, ended: float, status: str, reason: str | None,
+                   functions: Iterable[Mapping[str, Any]],
+                   databases: Iterable[Mapping[str, Any]] = ()) -> Firing | None:
+        params = (ended, status, reason, _json_list(functions), _json_list(databases), firing_id)
+
+        def update(tx: _Tx) -> Firing | None:
+            row = tx.execute(
+                "UPDATE firings SET ended = %s, status = %s, reason = %s, functions = %s,"
+                f" databases = %s WHERE id = %s RETURNING {_FIRING_COLUMNS}",
+                params,
+            ).fetchone()
+            if row is None:
+                return None
+            tx.change("firing")
+            return _firing_from_row(row)
+
+        return self._run(f"ending firing {firing_id}", update, write=True)
+
+    def running_firings(self, trigger: str) -> list[Firing]:
+        def select(tx: _Tx) -> list[Firing]:
+            rows = tx.execute(f"SELECT {_FIRING_COLUMNS} FROM firings WHERE trigger = %s"
+                              " AND status = 'running' ORDER BY started, id", (trigger,)).fetchall()
+            return [_firing_from_row(row) for row in rows]
+
+        return self._run(f"listing running firings of trigger {trigger!r}", select)
+
+    def list_firings(self, *, trigger: str | None = None, limit: int = 100) -> list[Firing]:
+        if limit <= 0:
+            return []
+        sql = f"SELECT {_FIRING_COLUMNS} FROM firings"
+        params: list[Any] = []
+        if trigger is not None:
+            sql += " WHERE trigger = %s"
+            params.append(trigger)
+        sql += " ORDER BY started DESC, id DESC LIMIT %s"
+        params.append(limit)
+
+        def select(tx: _Tx) -> list[Firing]:
+            return [_firing_from_row(row) for row in tx.execute(sql, params).fetchall()]
+
+        return self._run("listing firings", select)
+
+    def prune_firings(self, before: float) -> int:
+        def delete(tx: _Tx) -> int:
+            count = tx.execute("DELETE FROM firings WHERE started < %s AND status <> 'running'",
+                               (before,)).rowcount
+            if count:
+                tx.change("firing")
+            return count
+
+        return self._run("pruning firings", delete, write=True)
+
+    # -------------------------------------------------------------- lifecycle
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            listener, self._listener = self._listener, None
+        if self._pid != os.getpid():
+            return  # a forked copy: the pool belongs to the parent
+        if listener is not None:
+            listener.close()
+        self._pool.close()
+
+
+class _Exists(Exception):
+    pass
+
+
+class _StillRunning(Exception):
+    pass
+
+
+class _NotRewindable(Exception):
+    pass
+
+
+class _Pool:
+    """At most ``size`` connections, made on demand by the thread that needs one (so a caller
+    waiting for a server that is away sees each failed attempt, and retries on its own terms)."""
+
+    def __init__(self, url: str, size: int, connect_timeout: float) -> None:
+        self._url = url
+        self._connect_timeout = connect_timeout
+        self._idle: list[psycopg.Connection[Any]] = []
+        self._slots = threading.BoundedSemaphore(size)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def get(self, timeout: float) -> psycopg.Connection[Any]:
+        if not self._slots.acquire(timeout=timeout):
+            raise PoolTimeout(f"no free connection within {timeout:.1f} s")
+        try:
+            with self._lock:
+                conn = self._idle.pop() if self._idle else None
+            if conn is None or conn.closed:
+                conn = psycopg.connect(self._url, autocommit=True,
+                                       connect_timeout=max(1, round(min(timeout, self._connect_timeout))))
+            return conn
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def put(self, conn: psycopg.Connection[Any], *, lost: bool = False) -> None:
+        try:
+            healthy = not lost and not conn.closed and not conn.broken and (
+                conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+            with self._lock:
+                if healthy and not self._closed:
+                    self._idle.append(conn)
+                    return
+                # A lost connection means the server went away: the idle ones are gone too.
+                stale = self._idle if lost else []
+                self._idle = [] if lost else self._idle
+            for other in [conn, *stale]:
+                try:
+                    other.close()
+                except psycopg.Error:
+                    pass
+        finally:
+            self._slots.release()
+
+    @contextlib.contextmanager
+    def connection(self, timeout: float) -> Iterator[psycopg.Connection[Any]]:
+        conn = self.get(timeout)
+        lost = False
+        try:
+            yield conn
+        except psycopg.Error as exc:
+            lost = conn.broken or _is_connection_loss(exc) and conn.closed
+            raise
+        finally:
+            self.put(conn, lost=lost or conn.broken)
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for conn in idle:
+            try:
+                conn.close()
+            except psycopg.Error:
+                pass
+
+
+class _ChunkReader(io.RawIOBase):
+    """A seekable raw reader of one stored file; each read borrows a connection briefly, so a
+    reader left open (a console tailing a log) holds nothing on the server."""
+
+    def __init__(self, store: PostgresStore, job_id: str, kind: str) -> None:
+        self._store = store
+        self._job_id = job_id
+        self._kind = kind
+        self._pos = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._pos
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        if whence == io.SEEK_SET:
+            target = offset
+        elif whence == io.SEEK_CUR:
+            target = self._pos + offset
+        elif whence == io.SEEK_END:
+            target = (self._store.file_size(self._job_id, self._kind) or 0) + offset
+        else:
+            raise ValueError(f"invalid whence {whence}")
+        if target < 0:
+            raise OSError(22, "negative seek position")
+        self._pos = target
+        return target
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._store._read_at(self._job_id, self._kind, self._pos, len(view))
+        view[: len(data)] = data
+        self._pos += len(data)
+        return len(data)
+
+
+class _Listener:
+    """One LISTENing connection per store handle; waiters sleep on a condition that each
+    notification (or a reconnection) wakes. Runs in a daemon thread started on first use."""
+
+    def __init__(self, url: str, connect_timeout: float) -> None:
+        self._url = url
+        self._connect_timeout = connect_timeout
+        self._cond = threading.Condition()
+        self.generation = 0
+        self._stop = threading.Event()
+        self._conn: psycopg.Connection[Any] | None = None
+        self._thread = threading.Thread(target=self._loop, name="kz-pg-listen", daemon=True)
+        self._thread.start()
+
+    def _bump(self) -> None:
+        with self._cond:
+            self.generation += 1
+            self._cond.notify_all()
+
+    def wait(self, seen: int, timeout: float) -> None:
+        with self._cond:
+            self._cond.wait_for(lambda: self.generation != seen or self._stop.is_set(), timeout)
+
+    def _loop(self) -> None:
+        delay = 0.1
+        while not self._stop.is_set():
+            try:
+                conn = psycopg.connect(self._url, autocommit=True,
+                                       connect_timeout=max(1, int(self._connect_timeout)))
+            except psycopg.Error:
+                self._stop.wait(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.1
+            self._conn = conn
+            try:
+                conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                self._bump()  # anything sent while we were not listening: re-check
+                while not self._stop.is_set():
+                    for _ in conn.notifies(timeout=0.5, stop_after=1):
+                        self._bump()
+            except psycopg.Error:
+                if self._stop.is_set():
+                    break
+                log.debug("listening connection lost; reconnecting")
+            finally:
+                self._conn = None
+                try:
+                    conn.close()
+                except psycopg.Error:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._bump()
+        self._thread.join(timeout=2.0)
