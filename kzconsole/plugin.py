@@ -12,6 +12,7 @@ importing the module; used outside a loader they only annotate the function.
 
 from __future__ import annotations
 
+import contextvars
 import inspect
 import logging
 import threading
@@ -494,16 +495,45 @@ class Runtime:
         raise NotImplementedError
 
 
+# The runtime of the engine whose code is running in this thread: bound while one of its jobs
+# runs, one of its trigger functions runs, or it imports a plugin, so two engines in one process
+# each answer their own plugins. Outside those (a plugin's own thread), the engine that bound one
+# last answers.
+_bound: contextvars.ContextVar[Runtime | None] = contextvars.ContextVar("kzconsole_runtime", default=None)
 _runtime: Runtime | None = None
 
 
 def runtime() -> Runtime:
-    """The engine services of the engine that loaded this plugin."""
-    if _runtime is None:
+    """The engine services of the engine running this plugin code."""
+    current = _bound.get() or _runtime
+    if current is None:
         raise RuntimeError("no kzconsole engine is running in this process")
-    return _runtime
+    return current
+
+
+class _Binding:
+    """``with _bind_runtime(rt):`` - plugin code run inside sees ``rt`` (engine use only)."""
+
+    __slots__ = ("_runtime", "_token")
+
+    def __init__(self, value: Runtime) -> None:
+        self._runtime = value
+
+    def __enter__(self) -> Runtime:
+        global _runtime
+        _runtime = self._runtime
+        self._token = _bound.set(self._runtime)
+        return self._runtime
+
+    def __exit__(self, *exc: object) -> None:
+        _bound.reset(self._token)
+
+
+def _bind_runtime(value: Runtime) -> _Binding:
+    return _Binding(value)
 
 
 def _set_runtime(value: Runtime | None) -> None:
+    """The process default (the engine that answers outside any binding)."""
     global _runtime
     _runtime = value

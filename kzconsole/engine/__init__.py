@@ -4,8 +4,8 @@ The console and the command line use only the names exported here.
 """
 
 from kzconsole.engine.arguments import MAX_WAIT_MS, check_account_id, check_wait_ms
-from kzconsole.engine.engine import (
-    Engine,
+from kzconsole.engine.engine import Engine
+from kzconsole.engine.errors import (
     EngineError,
     InvalidJobState,
     JobNotFound,
@@ -24,8 +24,9 @@ from kzconsole.engine.events import (
     StoreChanged,
     TriggerFired,
 )
+from kzconsole.engine.intake import InputReport
 from kzconsole.engine.models import Firing, JobRecord, JobStatus
-from kzconsole.engine.store import Store, StoreError
+from kzconsole.engine.store import Store, StoreChange, StoreError
 
 __all__ = [
     "Engine",
@@ -51,15 +52,17 @@ __all__ = [
     "JobRecord",
     "JobStatus",
     "JobControl",
+    "InputReport",
     "Store",
+    "StoreChange",
     "StoreError",
 ]
 
 
 def __getattr__(name: str):
-    # The runner is heavy and only job-running code needs JobControl: import it on first use.
+    # Only job-running code needs JobControl: import it on first use.
     if name == "JobControl":
-        from kzconsole.engine.runner import JobControl
+        from kzconsole.engine.control import JobControl
 
         return JobControl
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

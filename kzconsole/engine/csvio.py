@@ -32,6 +32,8 @@ from dataclasses import dataclass, field
 from itertools import chain, islice
 from typing import Any, BinaryIO
 
+from kzconsole.engine.cells import safe_text
+
 __all__ = [
     "InputFormatError",
     "InputCheck",
@@ -610,24 +612,15 @@ class CsvRowWriter:
             self._writerow(_render_cells(cells))
 
 
-def _cell_text(convert: Callable[[object], str], cell: object) -> str:
-    # A plugin's object with a broken __repr__/__str__ is still written (as a note), so that one
-    # bad cell cannot end the whole job.
-    try:
-        return convert(cell)
-    except BaseException as exc:  # noqa: BLE001
-        return f"<{type(cell).__name__} object: {convert.__name__}() raised {type(exc).__name__}>"
-
-
 def _render_cells(cells: Iterable[object]) -> list[object]:
     rendered: list[object] = []
     for cell in cells:
         if cell is None or type(cell) in _PLAIN or isinstance(cell, str):
             rendered.append(cell)  # a str subclass is written as its text, like a str
         elif isinstance(cell, numbers.Number):
-            rendered.append(_cell_text(str, cell))  # csv.writer would use repr() for float subclasses
+            rendered.append(safe_text(str, cell))  # csv.writer would use repr() for float subclasses
         else:
-            rendered.append(_cell_text(repr, cell))
+            rendered.append(safe_text(repr, cell))
     if not rendered:
         raise ValueError("cannot write a row with no cells")
     return rendered

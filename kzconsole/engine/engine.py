@@ -1,7 +1,9 @@
-"""The engine facade: the one object the command line and the console talk to.
+"""The engine facade: the one object the command line, the console and the API talk to.
 
-It wires the catalog (plugins), the store, the scheduler (job threads) and, when asked to run,
-the plugin watcher and the trigger engine. Every public method is safe to call from any thread.
+It wires the catalog (plugins), the store, the job lifecycle (the one owner of a job's state), the
+executor (which runs jobs, for the scheduler and for ``tasks run`` alike), the scheduler (job
+threads), the changes feed follower and, when asked to run, the plugin watcher and the trigger
+engine. Every public method is safe to call from any thread.
 """
 
 from __future__ import annotations
@@ -10,118 +12,34 @@ import logging
 import os
 import re
 import threading
-import uuid
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
 
-from typing import TYPE_CHECKING
-
-from kzconsole import plugin as _plugin_api
 from kzconsole.engine.arguments import check_account_id, check_wait_ms
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
-from kzconsole.engine.events import CatalogChanged, EventBus, JobChanged, JobDeleted, StoreChanged
+from kzconsole.engine.errors import EngineError, InvalidJobState, JobNotFound, JobRejected, describe_errors
+from kzconsole.engine.events import CatalogChanged, EngineLogged, EventBus, StoreChanged
 from kzconsole.engine.hosts import new_node_id
-from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
-from kzconsole.engine.store import Store, open_store
-from kzconsole.plugin import Database, TaskSpec
+from kzconsole.engine.intake import InputReport, private_dir
+from kzconsole.engine.lifecycle import JobLifecycle
+from kzconsole.engine.models import Firing, JobRecord, JobStatus
+from kzconsole.engine.runtime import EngineRuntime
+from kzconsole.engine.store import Store, StoreChange, open_store
+from kzconsole.plugin import TaskSpec
 
 # The catalog, loader, input checks, runner and scheduler are imported where they are first used:
 # `kzconsole tasks list` or `show` never needs them, and the command line must start fast.
 if TYPE_CHECKING:
     from kzconsole.engine.catalog import Catalog, PluginSource
+    from kzconsole.engine.control import JobControl
+    from kzconsole.engine.executor import ClaimHook, Executor
     from kzconsole.engine.loader import Loader
-    from kzconsole.engine.runner import JobControl
     from kzconsole.engine.scheduler import Scheduler
+    from kzconsole.engine.triggers import TriggerEngine
+
+__all__ = ["Engine", "EngineError", "InvalidJobState", "JobNotFound", "JobRejected", "describe_errors"]
 
 log = logging.getLogger("kzconsole.engine")
-
-
-class EngineError(Exception):
-    """An operation that cannot be done; ``str()`` is the message for the operator."""
-
-
-class JobNotFound(EngineError):
-    pass
-
-
-class InvalidJobState(EngineError):
-    """The job's status does not allow the operation (``already finished``, ``not running``)."""
-
-
-class JobRejected(EngineError):
-    """Contract 3.3: the job was not created; ``errors`` holds every problem found."""
-
-    def __init__(self, errors: dict[str, Any]) -> None:
-        self.errors = errors
-        super().__init__(describe_errors(errors))
-
-
-def describe_errors(errors: dict[str, Any]) -> str:
-    parts = []
-    if "unknown_task" in errors:
-        parts.append(f"unknown task {errors['unknown_task']}")
-    if "expected_content" in errors:
-        if errors["expected_content"] == "none":
-            parts.append("this task takes no input, but input was given")
-        else:
-            parts.append("this task needs CSV input (--input FILE)")
-    if "csv" in errors:
-        err = errors["csv"]
-        where = f"line {err['line']}: " if err.get("line") is not None else ""
-        parts.append(f"invalid input: {where}{err['message']}")
-    if "missing_mandatory_fields" in errors:
-        parts.append("missing mandatory column(s): " + ", ".join(errors["missing_mandatory_fields"]))
-    if "missing_mandatory_values" in errors:
-        mv = errors["missing_mandatory_values"]
-        lines = ", ".join(str(n) for n in mv["lines"][:20])
-        more = "" if mv["count"] <= 20 else f" (and {mv['count'] - 20} more)"
-        parts.append(f"empty mandatory value(s) on line(s) {lines}{more}")
-    return "; ".join(parts) or "rejected"
-
-
-class EngineRuntime(_plugin_api.Runtime):
-    """The engine services offered to plugins through ``kzconsole.plugin.runtime()``."""
-
-    def __init__(self, engine: "Engine") -> None:
-        self._engine = engine
-
-    def options(self, name: str) -> dict[str, Any]:
-        return dict(self._engine.settings.plugin_options.get(name, {}))
-
-    def databases(self) -> list[Database]:
-        from kzconsole.engine.databases import list_databases
-
-        return list_databases(self._engine.settings)
-
-    def jobs(self, *, status: Any = None) -> list[dict[str, Any]]:
-        return [j.public() for j in self._engine.list_jobs(status=status)]
-
-    def remove_job(self, job_id: str) -> None:
-        self._engine.remove_job(job_id)
-
-    def now(self) -> float:
-        return self._engine.clock.time()
-
-    @property
-    def data_dir(self) -> Path:
-        return self._engine.data_dir
-
-
-def _private_dir(path: Path) -> Path:
-    # Every folder made here, missing parents included, is 0700 (mkdir(parents=True) would give
-    # the parents the umask's mode): job files are nobody else's business.
-    missing = []
-    folder = path
-    while not folder.exists():
-        missing.append(folder)
-        folder = folder.parent
-    for folder in reversed(missing):
-        try:
-            folder.mkdir(mode=0o700)
-        except FileExistsError:
-            pass
-    return path
-
 
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _JOB_ID_OR_PREFIX = re.compile(r"[0-9a-f]{6,32}")
@@ -139,21 +57,12 @@ def _check_job_arguments(**values: Any) -> None:
             raise EngineError(f"{name}: {exc}") from None
 
 
-def _safe_file_name(name: str | None) -> str | None:
-    """A user-given file name (``--file-name``, a JSON envelope's) as shown and used to name
-    downloads: its last path component only, without control characters."""
-    if name is None:
-        return None
-    name = name.replace("\\", "/").rsplit("/", 1)[-1]
-    name = "".join(c for c in name if c.isprintable()).strip()
-    return None if name in ("", ".", "..") else name[:255]
-
-
 class Engine:
     """Jobs, plugins and triggers over one store.
 
     ``Engine(settings)`` is cheap: plugins load on first use of :attr:`catalog`, and nothing runs
-    in the background until :meth:`start`.
+    in the background until :meth:`start`. ``claim_hook(step, job_id)`` is called at each step of
+    a claim (see :mod:`kzconsole.engine.executor`), for tests that race against them.
     """
 
     def __init__(
@@ -163,46 +72,60 @@ class Engine:
         clock: Clock = SYSTEM_CLOCK,
         store: Store | None = None,
         node: str | None = None,
+        claim_hook: ClaimHook | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.data_dir = Path(settings.data_dir)
-        _private_dir(self.data_dir)
+        private_dir(self.data_dir)
         self.events = EventBus()
         self.node = node or new_node_id()
+        self.runtime = EngineRuntime(self)
         self._store = store
+        self._lifecycle: JobLifecycle | None = None
         self._catalog: Catalog | None = None
         self._loader: Loader | None = None
-        self._catalog_lock = threading.Lock()
+        self._executor: Executor | None = None
+        self._claim_hook = claim_hook
+        self._parts_lock = threading.RLock()
         self.scheduler: Scheduler | None = None
         self._started = False
         self._extra: list[Any] = []  # background services (watcher, triggers) started with the engine
-        self._foreground: dict[str, JobControl] = {}  # jobs run by run_job in this process
+        self._feed: Any = None  # the ChangeFeed follower while started (or while run_job runs)
         self.log_buffer: Any = None  # a LogBuffer of the engine's log once started (the Logs view)
-        self._feed: Any = None  # the ChangeFeed follower while started
 
     # ---------------------------------------------------------------- parts
 
     @property
     def store(self) -> Store:
         if self._store is None:
-            self._store = open_store(self.settings.store_url, clock=self.clock.time)
+            with self._parts_lock:
+                if self._store is None:
+                    self._store = open_store(self.settings.store_url, clock=self.clock.time)
         return self._store
+
+    @property
+    def lifecycle(self) -> JobLifecycle:
+        """The one owner of a job's state (every status and counter change goes through it)."""
+        lifecycle = self._lifecycle
+        if lifecycle is None or lifecycle.store is not self.store:
+            lifecycle = self._lifecycle = JobLifecycle(self.store, self.events, self.clock, self.node)
+        return lifecycle
 
     @property
     def catalog(self) -> Catalog:
         if self._catalog is None:
-            with self._catalog_lock:
+            with self._parts_lock:
                 if self._catalog is None:
                     from kzconsole.engine.catalog import Catalog
                     from kzconsole.engine.loader import Loader
 
-                    _plugin_api._set_runtime(EngineRuntime(self))
                     catalog = Catalog()
                     loader = Loader(
                         catalog,
                         clock=self.clock.time,
                         strict_permissions=self.settings.plugins.strict_permissions,
+                        context=self.runtime.bound,
                     )
                     loader.load_all(self.settings.plugins.paths)
                     catalog.subscribe(lambda: self.events.emit(CatalogChanged(catalog.version)))
@@ -216,17 +139,37 @@ class Engine:
         assert self._loader is not None
         return self._loader
 
+    @property
+    def executor(self) -> Executor:
+        if self._executor is None or self._executor.store is not self.store:
+            with self._parts_lock:
+                from kzconsole.engine.executor import Executor
+
+                tasks = self.settings.tasks
+                self._executor = Executor(
+                    lifecycle=self.lifecycle,
+                    store=self.store,
+                    catalog=self.catalog,
+                    events=self.events,
+                    clock=self.clock,
+                    progress_every=tasks.send_progress_after_processed,
+                    fallback_dir=tasks.output_fallback_dir,
+                    hook=self._claim_hook,
+                    context=self.runtime.bound,
+                )
+        return self._executor
+
     # ------------------------------------------------------------ lifecycle
 
     def start(self, *, run_jobs: bool = True, watch: bool | None = None, triggers: bool | None = None) -> None:
-        """Run in the background: job scheduler, plugin watcher, triggers."""
+        """Run in the background: job scheduler, changes feed, plugin watcher, triggers."""
         if self._started:
             return
         self._started = True
         from kzconsole.engine.logs import LogBuffer, install_stream_router
 
         install_stream_router()
-        self.log_buffer = LogBuffer()
+        self.log_buffer = LogBuffer(on_record=self._on_log_record)
         root = logging.getLogger("kzconsole")
         root.addHandler(self.log_buffer)
         if root.level == logging.NOTSET or root.level > logging.INFO:
@@ -237,46 +180,85 @@ class Engine:
 
             self.scheduler = Scheduler(
                 store=self.store,
-                catalog=self.catalog,
-                events=self.events,
-                data_dir=self.data_dir,
-                node=self.node,
+                lifecycle=self.lifecycle,
+                executor=self.executor,
                 max_running=self.settings.tasks.max_running,
-                progress_every=self.settings.tasks.send_progress_after_processed,
-                fallback_dir=self.settings.tasks.output_fallback_dir,
                 clock=self.clock,
             )
             self.scheduler.start()
-        from kzconsole.engine.feed import ChangeFeed
-
-        self._feed = ChangeFeed(self.store, self._on_store_changes)
-        self._feed.start()
+        self._start_feed()
         for service in self._background_services(watch, triggers):
             service.start()
             self._extra.append(service)
+
+    def _on_log_record(self, created: float, level: str, logger: str, message: str) -> None:
+        self.events.emit(EngineLogged(created, level, logger, message))
+
+    def _start_feed(self) -> Any:
+        if self._feed is None:
+            from kzconsole.engine.feed import ChangeFeed
+
+            self._feed = ChangeFeed(self.store, self._on_store_changes)
+            self._feed.start()
+            return self._feed
+        return None
+
+    def _stop_feed(self) -> None:
+        feed, self._feed = self._feed, None
+        if feed is not None:
+            feed.stop()
+
+    def _on_store_changes(self, changes: list[StoreChange]) -> None:
+        """Other handles' writes (the feed's thread): the runs here, the scheduler, the subscribers."""
+        if self._executor is not None:
+            self._executor.on_store_changes(changes)
+        scheduler = self.scheduler
+        if scheduler is not None and any(c.kind in ("job", "reset") for c in changes):
+            scheduler.notify_queued()
+        job_ids = tuple(dict.fromkeys(c.job_id for c in changes if c.job_id is not None))
+        self.events.emit(StoreChanged(job_ids=job_ids, kinds=frozenset(c.kind for c in changes)))
+
+    def _make_triggers(self, *, own_lease: bool) -> TriggerEngine:
+        from kzconsole.engine.databases import list_databases
+        from kzconsole.engine.triggers import TriggerEngine
+
+        settings = self.settings
+        return TriggerEngine(
+            catalog=self.catalog,
+            store=self.store,
+            node=self.node,
+            events=self.events,
+            clock=self.clock,
+            databases=lambda: list_databases(settings),
+            browse_dbs_interval_s=settings.triggers.browse_dbs_interval_s,
+            history_days=settings.triggers.history_days,
+            own_lease=own_lease,
+            context=self.runtime.bound,
+        )
 
     def _background_services(self, watch: bool | None, triggers: bool | None) -> list[Any]:
         services: list[Any] = []
         if watch is None:
             watch = self.settings.plugins.reload
         if watch and self.settings.plugins.paths:
-            try:
-                from kzconsole.engine.watcher import PluginWatcher
-            except ImportError:
-                PluginWatcher = None  # type: ignore[assignment]
-            if PluginWatcher is not None:
-                # step_ms=50: ~0.1% idle CPU (10 ms cost ~0.5%) for ~50 ms more latency, far under 0.5 s.
-                services.append(PluginWatcher(self.loader, self.settings.plugins.paths, step_ms=50))
+            from kzconsole.engine.watcher import PluginWatcher
+
+            # step_ms=50: ~0.1% idle CPU (10 ms cost ~0.5%) for ~50 ms more latency, far under 0.5 s.
+            services.append(PluginWatcher(self.loader, self.settings.plugins.paths, step_ms=50))
         if triggers is None:
             triggers = self.settings.triggers.enabled
         if triggers:
-            try:
-                from kzconsole.engine.triggers import TriggerEngine
-            except ImportError:
-                TriggerEngine = None  # type: ignore[assignment]
-            if TriggerEngine is not None:
-                services.append(TriggerEngine.for_engine(self))
+            # When the scheduler runs it heartbeats this node (and releases the lease last).
+            services.append(self._make_triggers(own_lease=self.scheduler is None))
         return services
+
+    def _running_triggers(self) -> TriggerEngine | None:
+        from kzconsole.engine.triggers import TriggerEngine
+
+        for service in self._extra:
+            if isinstance(service, TriggerEngine) and service.running:
+                return service
+        return None
 
     def stop(self, timeout: float = 10.0) -> list[str]:
         """Graceful shutdown: running jobs checkpoint and will resume at the next start."""
@@ -287,9 +269,7 @@ class Engine:
             except Exception:  # noqa: BLE001
                 log.exception("stopping %r failed", service)
         self._extra.clear()
-        if self._feed is not None:
-            self._feed.stop()
-            self._feed = None
+        self._stop_feed()
         if self.scheduler is not None:
             stuck = self.scheduler.stop(timeout)
             self.scheduler = None
@@ -298,21 +278,13 @@ class Engine:
         self._started = False
         return stuck
 
-    def _on_store_changes(self, changes: list[Any]) -> None:
-        """Other handles' writes (the feed's thread): tell the scheduler, then the subscribers."""
-        scheduler = self.scheduler
-        if scheduler is not None:
-            scheduler.on_store_changes(changes)
-        job_ids = tuple(dict.fromkeys(c.job_id for c in changes if c.job_id is not None))
-        self.events.emit(StoreChanged(job_ids=job_ids, kinds=frozenset(c.kind for c in changes)))
-
     def close(self) -> None:
         self.stop()
         if self._store is not None:
             self._store.close()
             self._store = None
 
-    def __enter__(self) -> "Engine":
+    def __enter__(self) -> Engine:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -348,34 +320,74 @@ class Engine:
     def trigger_schedule(self) -> list[dict[str, Any]]:
         """Each trigger with its bound functions, next firing and last firing (the
         ``triggers --json`` "triggers" list)."""
-        from kzconsole.engine import triggers
+        triggers = self._running_triggers() or self._make_triggers(own_lease=False)
+        return triggers.schedule(enabled=bool(self.settings.triggers.enabled))
 
-        return triggers.schedule(self)
-
-    def firings(self, *, trigger: str | None = None, limit: int = 100) -> list[Any]:
+    def firings(self, *, trigger: str | None = None, limit: int = 100) -> list[Firing]:
         """Trigger firings, newest first."""
         return self.store.list_firings(trigger=trigger, limit=limit)
 
-    def fire_trigger(self, name: str, *, wait: bool = True) -> Any:
-        """Fire ``minutely``, ``hourly``, ``daily`` or ``databases`` now. With wait=False it runs
-        in a background thread and this returns None at once (the console's key)."""
-        from kzconsole.engine import triggers
+    def fire_trigger(self, name: str, *, wait: bool = True) -> Firing | None:
+        """Fire ``minutely``, ``hourly``, ``daily`` or ``databases`` now, through the running
+        trigger engine or a temporary one (``kzconsole triggers run``). With wait=False it runs in
+        a background thread and this returns None at once (the console's key)."""
+        from kzconsole.engine.cron import FIRE_NAMES
 
-        return triggers.fire(self, name, wait=wait)
+        if name not in FIRE_NAMES:
+            raise EngineError(f"unknown trigger {name!r}: use one of {', '.join(FIRE_NAMES)}")
+        running = self._running_triggers()
+        if running is not None:
+            return running.fire(name, wait=wait)
+        temporary = self._make_triggers(own_lease=True)
+
+        def fire() -> Firing | None:
+            try:
+                return temporary.fire(name, wait=True)
+            finally:
+                temporary.lease.release()
+
+        if wait:
+            return fire()
+
+        def background() -> None:
+            try:
+                fire()
+            except Exception:  # noqa: BLE001
+                log.exception("firing %s by hand failed", name)
+
+        threading.Thread(target=background, name=f"kz-trigger-{name}-manual", daemon=True).start()
+        return None
 
     # ----------------------------------------------------------------- jobs
 
-    def job_dir(self, job_id: str) -> Path:
-        if not _JOB_ID.fullmatch(job_id):  # never a path: a job id is 32 hex characters
-            raise ValueError(f"not a job id: {job_id!r}")
-        return self.data_dir / "jobs" / job_id
+    def check_input(
+        self,
+        category: str,
+        action: str,
+        input: str | os.PathLike[str] | BinaryIO | None,
+        *,
+        fmt: str | None = None,
+        preview: int = 0,
+    ) -> InputReport:
+        """The checks of contract 3.3 that :meth:`add_job` would make, creating nothing (the
+        console's form). ``preview``: the header and up to that many rows of the input as it would
+        be stored (JSON converted)."""
+        import tempfile
+
+        from kzconsole.engine.intake import check_job_input
+
+        spec = self.catalog.task(category, action)
+        if spec is None:
+            return InputReport(errors={"unknown_task": f"{category}/{action}"})
+        with tempfile.TemporaryDirectory(prefix="kzconsole-check-") as folder:
+            return check_job_input(spec, input, Path(folder) / "in.csv", fmt=fmt, preview=preview)
 
     def add_job(
         self,
         category: str,
         action: str,
         *,
-        input: str | os.PathLike | BinaryIO | None = None,
+        input: str | os.PathLike[str] | BinaryIO | None = None,
         fmt: str | None = None,
         file_name: str | None = None,
         account_id: str | None = None,
@@ -385,85 +397,56 @@ class Engine:
     ) -> JobRecord:
         """Check the input (contract 3.3) and create a pending job; raise JobRejected (storing
         nothing) when a check fails."""
+        from kzconsole.engine.intake import check_job_input, new_job, new_job_id, safe_file_name
+
         spec = self.catalog.task(category, action)
         if spec is None:
             raise JobRejected({"unknown_task": f"{category}/{action}"})
         _check_job_arguments(account_id=account_id, auth_account_id=auth_account_id, wait_ms=wait_ms)
-        job_id = uuid.uuid4().hex
-        input_name = None
-        if input is not None and isinstance(input, (str, os.PathLike)):
-            input_name = os.path.basename(os.fspath(input))
-        from kzconsole.engine.csvio import check_input, sniff_format
-
-        fmt = sniff_format(input_name, fmt)
-        errors: dict[str, Any] = {}
-        total: int | None = None
-        stored_input: str | None = None
-        envelope_name: str | None = None
+        job_id = new_job_id()
+        input_name = os.path.basename(os.fspath(input)) if isinstance(input, (str, os.PathLike)) else None
         # The input is checked (and converted, for JSON) into a private file of this process, then
         # handed to the store with the record: a rejected input never reaches the store.
-        checked = _private_dir(self.data_dir / "incoming") / f"{job_id}.csv" if input is not None else None
+        checked = private_dir(self.data_dir / "incoming") / f"{job_id}.csv"
         try:
-            if input is not None:
-                assert checked is not None
-                try:
-                    check = check_input(input, checked, fmt=fmt, mandatory=spec.mandatory)
-                except OSError as exc:
-                    raise EngineError(f"cannot read the input {input_name or '-'}: {exc.strerror or exc}") from exc
-                envelope_name = check.file_name
-                has_input = bool(check.errors) or check.header is not None
-                if spec.is_noinput:
-                    if has_input:
-                        errors["expected_content"] = "none"
-                elif not has_input:
-                    errors["expected_content"] = "text/csv"
-                    if spec.mandatory:
-                        errors["missing_mandatory_fields"] = list(spec.mandatory)
-                else:
-                    errors.update(check.errors)
-                    total = check.total_rows
-                    stored_input = f"jobs/{job_id}/in.csv"
-            elif not spec.is_noinput:
-                errors["expected_content"] = "text/csv"
-                if spec.mandatory:
-                    errors["missing_mandatory_fields"] = list(spec.mandatory)
-            if errors:
-                raise JobRejected(errors)
+            try:
+                report = check_job_input(spec, input, checked, fmt=fmt)
+            except OSError as exc:
+                raise EngineError(f"cannot read the input {input_name or '-'}: {exc.strerror or exc}") from exc
+            if report.errors:
+                raise JobRejected(report.errors)
+            has_input = report.header is not None
             accounts = self.settings.accounts
-            now = self.clock.time()
-            job = JobRecord(
-                id=job_id,
+            job = new_job(
+                job_id, category, action,
                 # Each configured default applies to what is not given: `--account X` alone
                 # keeps the configured auth account, which is who created the job.
                 account_id=account_id or accounts.account_id,
                 auth_account_id=auth_account_id or accounts.auth_account_id,
-                category=category,
-                action=action,
-                file_name=(_safe_file_name(file_name) or _safe_file_name(envelope_name)
-                           or (input_name if stored_input else None)) or None,
-                status=JobStatus.PENDING,
-                created=now,
-                total_count=total,
-                wait_after_row_ms=self.settings.tasks.wait_after_row_ms if wait_ms is None else wait_ms,
-                input_path=stored_input,
-                queued_at=now if start else None,
+                file_name=(safe_file_name(file_name) or safe_file_name(report.file_name)
+                           or (input_name if has_input else None)) or None,
+                total=report.total_rows,
+                has_input=has_input,
+                wait_ms=self.settings.tasks.wait_after_row_ms if wait_ms is None else wait_ms,
+                created=self.clock.time(),
+                queued=start,
             )
-            if stored_input is not None:
-                assert checked is not None
+            if has_input:
                 with open(checked, "rb") as f:
-                    self.store.create_job(job, input=f)
+                    self.lifecycle.create(job, f)
             else:
-                self.store.create_job(job)
+                self.lifecycle.create(job)
         finally:
-            if checked is not None:
-                try:
-                    checked.unlink()
-                except FileNotFoundError:
-                    pass
-        self.events.emit(JobChanged(job))
-        if start and self.scheduler is not None:
-            self.scheduler.notify_queued()
+            try:
+                checked.unlink()
+            except FileNotFoundError:
+                pass
+        self._queued(start)
         return job
+
+    def _queued(self, queued: bool) -> None:
+        if queued and self.scheduler is not None:
+            self.scheduler.notify_queued()
 
     def get_job(self, job_id: str) -> JobRecord:
         if not _JOB_ID.fullmatch(job_id):
@@ -480,19 +463,13 @@ class Engine:
         job = self.store.get_job(prefix)
         if job is not None:
             return job
-        if len(prefix) >= 6 and all(c in "0123456789abcdef" for c in prefix):
-            matches = self._by_prefix(prefix)
-            if len(matches) == 1:
-                return matches[0]
-            if len(matches) > 1:
-                raise JobNotFound(f"job id prefix {prefix} is ambiguous ({len(matches)} jobs)")
+        matches = self.store.list_jobs(id_prefix=prefix, limit=2)
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            count = self.store.count_jobs(id_prefix=prefix)
+            raise JobNotFound(f"job id prefix {prefix} is ambiguous ({count} jobs)")
         raise JobNotFound(f"no job {prefix}")
-
-    def _by_prefix(self, prefix: str) -> list[JobRecord]:
-        finder = getattr(self.store, "jobs_with_prefix", None)
-        if finder is not None:
-            return finder(prefix)
-        return [j for j in self.store.list_jobs() if j.id.startswith(prefix)]
 
     def list_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None,
                   limit: int | None = None, offset: int = 0, task: str | None = None,
@@ -505,9 +482,7 @@ class Engine:
                       status: str | Iterable[str] | None = None, limit: int | None = None,
                       offset: int = 0) -> Iterator[tuple[Any, ...]]:
         """The values of ``columns`` (JobRecord field names, ``id`` and ``created`` among them) for
-        the jobs ``list_jobs`` returns, in its order, streamed: for listings of every job, where a
-        JobRecord per row was most of the time (``tasks list`` with 100,000 jobs). ``status`` is
-        its string. Errors in the arguments are raised by the first ``next()``."""
+        the jobs ``list_jobs`` returns, in its order, streamed (``tasks list``)."""
         rows = getattr(self.store, "iter_job_rows", None)
         if rows is not None:
             return rows(columns, account_id=account_id, status=status, limit=limit, offset=offset)
@@ -520,128 +495,37 @@ class Engine:
 
     def start_job(self, job_id: str) -> JobRecord:
         """Queue a pending job; a running engine on the same store picks it up."""
-        job = self.find_job(job_id)
-        if job.status.is_finished:
-            raise InvalidJobState(f"job {job.id} is already finished ({job.status.value})")
-        if job.status is JobStatus.EXECUTING:
-            raise InvalidJobState(f"job {job.id} is already running")
-        if job.queued_at is not None:
-            return job
-        updated = self.store.update_job(
-            job.id, {"queued_at": self.clock.time()}, expect={"status": "pending", "queued_at": None}
-        )
-        if updated is None:
-            return self.start_job(job.id)  # it changed under us: report its new state
-        self.events.emit(JobChanged(updated))
-        if self.scheduler is not None:
-            self.scheduler.notify_queued()
-        return updated
+        job = self.lifecycle.queue(self.find_job(job_id))
+        self._queued(True)
+        return job
 
     def stop_job(self, job_id: str) -> JobRecord:
         """Pending: stopped at once. Executing: the owning engine stops it before its next row."""
-        job = self.find_job(job_id)
-        if job.status is JobStatus.PENDING:
-            updated = self.store.update_job(
-                job.id,
-                {"status": JobStatus.STOPPED.value, "end_timestamp": self.clock.time(),
-                 "error": STOPPED_BY_OPERATOR, "queued_at": None},
-                expect={"status": "pending"},
-            )
-            if updated is None:
-                return self.stop_job(job.id)
-            self.events.emit(JobChanged(updated))
-            return updated
-        if job.status is JobStatus.EXECUTING:
-            updated = self.store.update_job(job.id, {"stop_requested": True}, expect={"status": "executing"})
-            if updated is None:
-                return self.stop_job(job.id)
-            control = self.scheduler.control(job.id) if self.scheduler else None
-            if control is not None:
-                control.request_stop()
-            self._foreground_stop(job.id)
-            self.events.emit(JobChanged(updated))
-            return updated
-        raise InvalidJobState(f"job {job.id} is not running ({job.status.value})")
+        job = self.lifecycle.stop(self.find_job(job_id))
+        if self._executor is not None:
+            self._executor.apply_local(job)
+        return job
 
     def set_wait(self, job_id: str, wait_ms: int) -> JobRecord:
         _check_job_arguments(wait_ms=wait_ms)
-        job = self.find_job(job_id)
-        if job.status.is_finished:
-            raise InvalidJobState(f"job {job.id} is already finished ({job.status.value})")
-        updated = self.store.update_job(job.id, {"wait_after_row_ms": int(wait_ms)},
-                                        expect={"status": job.status.value})
-        if updated is None:
-            return self.set_wait(job.id, wait_ms)
-        control = self.scheduler.control(job.id) if self.scheduler else None
-        if control is not None:
-            control.set_wait(int(wait_ms))
-        fg = self._foreground.get(job.id)
-        if fg is not None:
-            fg.set_wait(int(wait_ms))
-        self.events.emit(JobChanged(updated))
-        return updated
+        job = self.lifecycle.set_wait(self.find_job(job_id), wait_ms)
+        if self._executor is not None:
+            self._executor.apply_local(job)
+        return job
 
-    def restart_job(self, job_id: str, *, start: bool = True) -> JobRecord:
-        """A new job with the same task, input and accounts (queued to run unless start=False)."""
-        old = self.find_job(job_id)
-        new_id = uuid.uuid4().hex
-        now = self.clock.time()
-        job = JobRecord(
-            id=new_id,
-            account_id=old.account_id,
-            auth_account_id=old.auth_account_id,
-            category=old.category,
-            action=old.action,
-            file_name=old.file_name,
-            status=JobStatus.PENDING,
-            created=now,
-            total_count=old.total_count,
-            wait_after_row_ms=old.wait_after_row_ms,
-            input_path=f"jobs/{new_id}/in.csv" if old.input_path is not None else None,
-            queued_at=now if start else None,
-        )
-        if old.input_path is not None:
-            source = self.store.open_file(old.id, "input")
-            if source is None:
-                raise EngineError(f"the input of job {old.id} is gone")
-            with source:
-                self.store.create_job(job, input=source)
-        else:
-            self.store.create_job(job)
-        self.events.emit(JobChanged(job))
-        if start and self.scheduler is not None:
-            self.scheduler.notify_queued()
+    def restart_job(self, job_id: str, *, start: bool = True, failed_only: bool = False) -> JobRecord:
+        """A new job with the same task, input and accounts (queued to run unless start=False).
+        ``failed_only``: its input is the rows of the old input that failed (the old job must be
+        finished, with failed rows)."""
+        from kzconsole.engine.restart import restarted
+
+        job = restarted(self.find_job(job_id), lifecycle=self.lifecycle, clock=self.clock, start=start,
+                        failed_only=failed_only)
+        self._queued(start)
         return job
 
     def remove_job(self, job_id: str) -> JobRecord:
-        job = self.find_job(job_id)
-        if job.status is JobStatus.EXECUTING:
-            raise InvalidJobState(f"job {job.id} is running; stop it first")
-        removed = self.store.delete_job(job.id, expect={"status": job.status.value})
-        if removed is None:
-            return self.remove_job(job.id)
-        if removed.output_path:  # the output fallback is this engine's file, not the store's
-            try:
-                os.unlink(removed.output_path)
-            except OSError:
-                pass
-        self.events.emit(JobDeleted(job.id))
-        return removed
-
-    def input_path(self, job: JobRecord) -> Path | None:
-        """Deprecated (SQLite only): where the stored input is. Use :meth:`open_input`."""
-        return self.data_dir / job.input_path if job.input_path else None
-
-    def output_path(self, job: JobRecord) -> Path | None:
-        """Deprecated (SQLite only): where the output is. Use :meth:`open_output`."""
-        if job.output_path:
-            return Path(job.output_path)
-        default = self.job_dir(job.id) / "out.csv"
-        return default if default.exists() else None
-
-    def log_path(self, job: JobRecord) -> Path:
-        """Deprecated (SQLite only): where the log is. Use :meth:`read_log`."""
-        return self.job_dir(job.id) / "job.log"
+        return self.lifecycle.remove(self.find_job(job_id))
 
     # ------------------------------------------------------------ job files
     #
@@ -674,17 +558,53 @@ class Engine:
             data = stream.read()
         return data, start + len(data)
 
+    def job_dir(self, job_id: str) -> Path:
+        """Deprecated (the SQLite store's folder of a job): use :meth:`open_input`,
+        :meth:`open_output` and :meth:`read_log`."""
+        if not _JOB_ID.fullmatch(job_id):  # never a path: a job id is 32 hex characters
+            raise ValueError(f"not a job id: {job_id!r}")
+        return self.data_dir / "jobs" / job_id
+
+    def input_path(self, job: JobRecord) -> Path | None:
+        """Deprecated (SQLite only): use :meth:`open_input`."""
+        return self.job_dir(job.id) / "in.csv" if job.input_path else None
+
+    def output_path(self, job: JobRecord) -> Path | None:
+        """Deprecated (SQLite only): use :meth:`open_output`."""
+        if job.output_path:
+            return Path(job.output_path)
+        default = self.job_dir(job.id) / "out.csv"
+        return default if default.exists() else None
+
+    def log_path(self, job: JobRecord) -> Path:
+        """Deprecated (SQLite only): use :meth:`read_log`."""
+        return self.job_dir(job.id) / "job.log"
+
+    # ------------------------------------------------------------ running
+
     def running_count(self) -> int:
         """Jobs this engine runs now (0 when it runs none, or was not started to run jobs)."""
         scheduler = self.scheduler
         return scheduler.running_count() if scheduler is not None else 0
 
-    # --------------------------------------------------------- foreground
+    def row_seconds(self, job_id: str) -> float | None:
+        """How long the current row of a job running in this process has been running (None
+        between rows, or when another process runs it): read live, since a hanging row sends no
+        progress event."""
+        control = self._executor.control(job_id) if self._executor is not None else None
+        started = control.row_started if control is not None else None
+        return None if started is None else max(0.0, self.clock.monotonic() - started)
 
-    def _foreground_stop(self, job_id: str) -> None:
-        control = self._foreground.get(job_id)
-        if control is not None:
-            control.request_stop()
+    def wait_reason(self, job: JobRecord) -> str | None:
+        """Why a started (queued) pending job has not run yet, or None when it is not waiting."""
+        import socket
+
+        from kzconsole.engine.waiting import wait_reason
+
+        scheduler = self.scheduler
+        return wait_reason(job, store=self.store, host=socket.gethostname(),
+                           running_here=scheduler.running_count() if scheduler is not None else None,
+                           max_running=self.settings.tasks.max_running)
 
     def run_job(
         self,
@@ -693,89 +613,24 @@ class Engine:
         control: JobControl | None = None,
         on_started: Callable[[JobRecord], None] | None = None,
     ) -> JobRecord:
-        """Run a pending job in this process until it ends (``tasks run``). The caller may stop it
-        through ``control`` (Ctrl-C). Returns the final record."""
+        """Run a pending job in this process until it ends (``tasks run``), through the same
+        executor as the scheduler. The caller may stop it through ``control`` (Ctrl-C is such a
+        stop). Returns the final record."""
+        from kzconsole.engine.foreground import run_in_foreground
+        from kzconsole.engine.leases import Lease
+
         job = self.find_job(job_id)
-        if job.status.is_finished:
-            raise InvalidJobState(f"job {job.id} is already finished ({job.status.value})")
-        if job.status is JobStatus.EXECUTING:
-            raise InvalidJobState(f"job {job.id} is already running on {job.node}")
-        spec = self.catalog.task(job.category, job.action)
-        from kzconsole.engine.logs import install_stream_router
-        from kzconsole.engine.runner import JobControl, JobRun
-        from kzconsole.engine.scheduler import Lease
-
-        install_stream_router()
-        lease = Lease(self.store, self.node, self.clock)
-        lease.renew(force=True)
-        claimed = self.store.update_job(
-            job.id,
-            {"status": JobStatus.EXECUTING.value, "owner": self.node, "node": self.node,
-             "start_timestamp": self.clock.time(), "queued_at": None, "claim": job.claim + 1},
-            expect={"status": "pending", "claim": job.claim},
-        )
-        if claimed is None:
-            lease.release()
-            return self.run_job(job.id, control=control, on_started=on_started)
-        if spec is None:
-            final = self.store.update_job(
-                job.id,
-                {"status": JobStatus.INTERNAL_ERROR.value, "owner": None, "end_timestamp": self.clock.time(),
-                 "error": f"task {job.category}/{job.action} is not in the catalog"},
-                expect={"claim": claimed.claim},
-            )
-            lease.release()
-            assert final is not None
-            return final
-        control = control or JobControl(claimed.wait_after_row_ms)
-        self._foreground[job.id] = control
-        self.events.emit(JobChanged(claimed))
-        if on_started is not None:
-            on_started(claimed)
-        run = JobRun(
-            claimed,
-            spec,
-            self.catalog.verifiers(job.category),
-            store=self.store,
-            data_dir=self.data_dir,
-            node=self.node,
-            control=control,
-            events=self.events,
-            fallback_dir=self.settings.tasks.output_fallback_dir,
-            progress_every=self.settings.tasks.send_progress_after_processed,
-            clock=self.clock,
-        )
-        done = threading.Event()
-        result: list[JobRecord | None] = [None]
-
-        def work() -> None:
-            try:
-                result[0] = run.run()
-            finally:
-                done.set()
-
-        thread = threading.Thread(target=work, name=f"job-{job.id[:8]}", daemon=True)
-        thread.start()
+        executor = self.executor
+        started_feed = self._start_feed()  # stops and pauses asked elsewhere reach the run
         try:
-            # Heartbeat and watch for a stop asked by another process while the job runs.
-            while True:
-                try:
-                    if done.wait(0.25):
-                        break
-                    lease.renew()
-                    current = self.store.get_job(job.id)
-                    if current is None or (current.stop_requested and not control.stop.is_set()):
-                        control.request_stop()
-                    elif current.wait_after_row_ms != control.wait_after_row_ms:
-                        control.set_wait(current.wait_after_row_ms)
-                except KeyboardInterrupt:
-                    # Ctrl-C is an operator stop: the job ends `stopped` with its output so far.
-                    control.request_stop()
+            return run_in_foreground(
+                job,
+                lifecycle=self.lifecycle,
+                executor=executor,
+                lease=Lease(self.store, self.node, self.clock),
+                control=control,
+                on_started=on_started,
+            )
         finally:
-            self._foreground.pop(job.id, None)
-            thread.join()
-            lease.release()
-        final = result[0] or self.store.get_job(job.id)
-        if final is None:
-            raise JobNotFound(f"job {job.id} was removed while it ran")
-        return final
+            if started_feed is not None:
+                self._stop_feed()

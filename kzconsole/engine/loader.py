@@ -217,9 +217,12 @@ class Loader:
         *,
         clock: Callable[[], float] = time.time,
         strict_permissions: bool = False,
+        context: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
         self.catalog = catalog
         self._clock = clock
+        # Entered while a plugin's module code runs (the engine binds its plugin runtime there).
+        self._context = context
         # When running as root, refuse plugin files another user could change (see
         # permission_problem); the engine passes `plugins.strict_permissions`.
         self.strict_permissions = strict_permissions
@@ -409,7 +412,7 @@ class Loader:
             sys.modules[modname] = staged.module
             # A print at import must not end up in a command's stdout (a --json document there
             # stays valid): while the module runs, its stdout goes to stderr.
-            with collecting(collector), contextlib.redirect_stdout(sys.stderr):
+            with collecting(collector), contextlib.redirect_stdout(sys.stderr), self._context():
                 staged.execute()
             candidate = _candidate(source, kind, collector)
             problems = self.catalog.conflicts(candidate)

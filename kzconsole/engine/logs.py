@@ -203,18 +203,24 @@ class bound_to_job:
 
 
 class LogBuffer(logging.Handler):
-    """The engine's recent log records, for the console's Logs view (polled, never pushed).
+    """The engine's recent log records, for the console's Logs view.
 
     Records are kept with a sequence number; :meth:`since` returns the ones after a given number,
-    so a view that was hidden catches up in one call.
+    so a view that was hidden catches up in one call. ``on_record(created, level, logger,
+    message)`` is called for each record as it comes (the engine emits ``EngineLogged`` there); a
+    record logged while it runs (a subscriber logging) is kept but not passed on again.
     """
 
-    def __init__(self, capacity: int = 10_000) -> None:
+    def __init__(
+        self, capacity: int = 10_000, on_record: Callable[[float, str, str, str], None] | None = None
+    ) -> None:
         super().__init__(logging.DEBUG)
         from collections import deque
 
         self._records: deque[tuple[int, float, str, str, str]] = deque(maxlen=capacity)
         self._seq = 0
+        self._on_record = on_record
+        self._passing = threading.local()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -226,6 +232,12 @@ class LogBuffer(logging.Handler):
         with self.lock:  # type: ignore[union-attr]
             self._seq += 1
             self._records.append((self._seq, record.created, record.levelname, record.name, message))
+        if self._on_record is not None and not getattr(self._passing, "on", False):
+            self._passing.on = True
+            try:
+                self._on_record(record.created, record.levelname, record.name, message)
+            finally:
+                self._passing.on = False
 
     def since(self, seq: int) -> tuple[int, list[tuple[float, str, str, str]]]:
         """Records after ``seq``: (last sequence number, [(created, level, logger, message)])."""

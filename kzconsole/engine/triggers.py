@@ -2,11 +2,8 @@
 
 Contract 2.6 and the ``triggers`` commands of section 7.
 
-**Alignment.** A cron trigger fires at second 0 of each UTC minute, hour or day. The next firing is
-always recomputed from the wall clock as the next multiple of the period (POSIX time has no leap
-seconds, so a UTC day is exactly 86,400 s), never by adding a period to the previous firing: a
-late wake-up, a slow firing or a suspended machine cannot make it drift. Boundaries missed while
-the machine slept are not replayed: the trigger fires once, for the latest one.
+**Alignment** is :mod:`kzconsole.engine.cron`. Boundaries missed while the machine slept are not
+replayed: the trigger fires once, for the latest one.
 
 **Once per firing across engines.** Every firing has a key: the boundary it belongs to for a cron
 trigger (``minutely:1764320460``), the moment the pass became due for a database pass
@@ -23,12 +20,9 @@ defers). One whose engine is gone (its lease expired or removed, or its process 
 ``failed`` instead of blocking forever; if a live one remains, the new firing is recorded
 ``skipped`` with the reason, and nothing runs.
 
-**Running.** The functions bound to a trigger (read from the catalog when the firing starts, so a
-hot reload during a firing changes the next one, not this one) run one after another in load
-order in one background thread per firing. An exception is recorded and logged and the next
-function still runs. In a database pass each database gets the functions bound to its kind; one
-failing database never stops the pass. What plugins print there goes to the log
-(``kzconsole.triggers.<trigger>``), never to the terminal or the console's screen.
+**Running.** The functions bound to a trigger are read from the catalog when the firing starts (a
+hot reload during a firing changes the next one, not this one) and run in one background thread per
+firing, as :mod:`kzconsole.engine.firing` says.
 
 The scheduler is one :meth:`TriggerEngine.step` (given the time) plus a driver thread that calls it,
 so tests drive it with any clock and never sleep.
@@ -36,21 +30,22 @@ so tests drive it with any clock and never sleep.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import logging
-import math
 import threading
 import time
-import traceback
 import uuid
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from kzconsole.engine.catalog import Catalog
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
+from kzconsole.engine.cron import FIRE_NAMES, PASS, PERIODS, boundary_at, next_boundary, seconds_until
 from kzconsole.engine.events import EventBus, TriggerFired
+from kzconsole.engine.firing import Result, label_of, labels_of, run_cron, run_pass
 from kzconsole.engine.logs import bound_to_job, install_stream_router
 from kzconsole.engine.models import Firing
-from kzconsole.engine.scheduler import Lease, dead_owners
+from kzconsole.engine.leases import Lease, dead_owners
 from kzconsole.engine.store.base import Store, StoreError
 from kzconsole.plugin import CRON_TRIGGERS, DATABASE_TRIGGERS, Database, TriggerSpec
 
@@ -68,10 +63,6 @@ __all__ = [
 
 log = logging.getLogger("kzconsole.triggers")
 
-PERIODS: Mapping[str, int] = {"minutely": 60, "hourly": 3600, "daily": 86400}
-PASS = "databases"  # the trigger name of a database pass in the history and the command line
-FIRE_NAMES = CRON_TRIGGERS + (PASS,)
-
 MAX_WAIT_S = 1.0  # the driver wakes at least this often: lease heartbeat, wall-clock jumps
 PASS_RECHECK_S = 1.0  # while another engine's pass runs, look again this often
 PRUNE_EVERY_S = 3600.0
@@ -82,85 +73,11 @@ _LOCAL_RUNNING: set[int] = set()
 _LOCAL_LOCK = threading.Lock()
 
 
-# --- alignment (pure) --------------------------------------------------------------------------
-
-
-def _hms(now: Any) -> tuple[int, int, int]:
-    """UTC (hour, minute, second) in whole seconds, sub-seconds dropped as the original does."""
-    if isinstance(now, tuple):
-        hour, minute, second = now
-        return int(hour), int(minute), int(second)
-    if isinstance(now, _dt.datetime):
-        if now.tzinfo is not None:
-            now = now.astimezone(_dt.timezone.utc)
-        return now.hour, now.minute, now.second
-    if isinstance(now, _dt.time):
-        return now.hour, now.minute, now.second
-    t = time.gmtime(math.floor(now))
-    return t.tm_hour, t.tm_min, t.tm_sec
-
-
-def seconds_until(trigger: str, now: Any) -> int:
-    """Whole seconds from ``now`` to the next firing of a cron trigger (the original's timers,
-    kazoo-original.md 7.2; its test vectors are 12.2). ``now`` is Unix seconds, a datetime (naive
-    means UTC), a time of day, or an ``(hour, minute, second)`` tuple (second 60 is a leap second).
-    At a boundary the answer is a full period: that firing is the one being made now."""
-    hour, minute, second = _hms(now)
-    if trigger == "minutely":
-        return 60 - second
-    if trigger == "hourly":
-        return (60 - minute) * 60 - second
-    if trigger == "daily":
-        return (24 - hour) * 3600 - minute * 60 - second
-    raise ValueError(f"{trigger!r} is not a cron trigger (use one of {', '.join(CRON_TRIGGERS)})")
-
-
-def boundary_at(trigger: str, now: float) -> float:
-    """The latest boundary of ``trigger`` at or before ``now`` (Unix seconds)."""
-    period = PERIODS[trigger]
-    return float(math.floor(now / period) * period)
-
-
-def next_boundary(trigger: str, now: float) -> float:
-    """The first boundary of ``trigger`` strictly after ``now`` (Unix seconds)."""
-    return boundary_at(trigger, now) + PERIODS[trigger]
-
-
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def _labels(catalog: Catalog) -> dict[TriggerSpec, str]:
-    """``source:function`` of every bound function (contract 7: ``triggers --json``)."""
-    labels: dict[TriggerSpec, str] = {}
-    for src in catalog.sources():
-        if not src.loaded:
-            continue
-        for spec in src.triggers:
-            labels.setdefault(spec, f"{src.source}:{spec.function_name}")
-    return labels
-
-
-def _label(labels: Mapping[TriggerSpec, str], spec: TriggerSpec) -> str:
-    return labels.get(spec) or f"{spec.where.filename}:{spec.function_name}"
-
-
-def _utc(ts: float | None) -> str:
-    if ts is None:
-        return "-"
+def _utc(ts: float) -> str:
     return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-class _PrintLog:
-    """What a plugin prints in a trigger thread becomes a log line. Logged with the routing
-    suspended, so a log handler that writes to ``sys.stderr`` cannot feed the line back into
-    itself."""
-
-    def __init__(self, logger: logging.Logger) -> None:
-        self._logger = logger
-
-    def log(self, level: int, msg: str, *args: Any, **kwargs: Any) -> None:
-        with bound_to_job(None):  # type: ignore[arg-type]
-            self._logger.log(level, msg, *args, **kwargs)
 
 
 # --- the engine --------------------------------------------------------------------------------
@@ -186,6 +103,7 @@ class TriggerEngine:
         browse_dbs_interval_s: float = 86400,
         history_days: float = 30,
         own_lease: bool = True,
+        context: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
     ) -> None:
         self.catalog = catalog
         self.store = store
@@ -200,6 +118,7 @@ class TriggerEngine:
         # one to release the lease, after its jobs stopped); otherwise this engine does it.
         self.own_lease = own_lease
         self.lease = Lease(store, node, clock)
+        self._context = context  # entered while bound functions run (the engine's plugin runtime)
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -211,25 +130,6 @@ class TriggerEngine:
         self._pass_due: float | None = None
         self._pass_running = False
         self._next_prune = 0.0
-
-    @classmethod
-    def for_engine(cls, engine: Any) -> "TriggerEngine":
-        """The trigger engine of an :class:`~kzconsole.engine.Engine` (its catalog, store, clock,
-        node, event bus and settings)."""
-        from kzconsole.engine.databases import list_databases
-
-        settings = engine.settings
-        return cls(
-            catalog=engine.catalog,
-            store=engine.store,
-            node=engine.node,
-            events=engine.events,
-            clock=engine.clock,
-            databases=lambda: list_databases(settings),
-            browse_dbs_interval_s=settings.triggers.browse_dbs_interval_s,
-            history_days=settings.triggers.history_days,
-            own_lease=getattr(engine, "scheduler", None) is None,
-        )
 
     # --- driver ----------------------------------------------------------------------------------
 
@@ -376,6 +276,59 @@ class TriggerEngine:
                 return None if self._pass_running else self._pass_due
         raise ValueError(f"unknown trigger {name!r}")
 
+    def schedule(self, *, enabled: bool = True) -> list[dict[str, Any]]:
+        """The ``triggers`` list of ``kzconsole triggers --json``: ``minutely``, ``hourly``,
+        ``daily``, ``databases`` (the pass: every database-bound function), then each database
+        kind, each with its bound functions (``source:function``, load order), ``next_fire`` (Unix
+        seconds, or null when triggers are disabled or a pass is running) and its ``last`` firing
+        (the last pass for the database kinds). A trigger engine that is not running (a command
+        line's) tells when the engines on the store will fire."""
+        labels = labels_of(self.catalog)
+        running = self.running
+        now = self.clock.time()
+
+        def last(trigger: str) -> dict[str, Any] | None:
+            found = self.store.list_firings(trigger=trigger, limit=1)
+            return found[0].public() if found else None
+
+        def functions(kind: str) -> list[str]:
+            return [label_of(labels, spec) for spec in self.catalog.triggers(kind)]
+
+        out: list[dict[str, Any]] = []
+        for name in CRON_TRIGGERS:
+            if not enabled:
+                nxt = None
+            else:
+                nxt = self.next_fire(name) if running else next_boundary(name, now)
+            out.append({"name": name, "functions": functions(name), "next_fire": nxt, "last": last(name)})
+        if not enabled:
+            next_pass = None
+        else:
+            next_pass = self.next_fire(PASS) if running else self._stored_next_pass(self.store.now())
+        last_pass = last(PASS)
+        every = list(dict.fromkeys(label for kind in DATABASE_TRIGGERS for label in functions(kind)))
+        out.append({"name": PASS, "functions": every, "next_fire": next_pass, "last": last_pass})
+        for kind in DATABASE_TRIGGERS:
+            out.append({"name": kind, "functions": functions(kind), "next_fire": next_pass, "last": last_pass})
+        return out
+
+    def _stored_next_pass(self, now: float) -> float | None:
+        """When the next database pass is due, as a process that does not run triggers sees it:
+        one interval after the end of the last pass or the start of the oldest live engine,
+        whichever is later; None when a pass runs now or no engine will run one."""
+        last_end: float | None = None
+        for firing in self.store.list_firings(trigger=PASS, limit=20):
+            if firing.status == "running":
+                return None
+            if firing.status != "skipped" and firing.ended is not None:
+                last_end = firing.ended
+                break
+        alive = [lease.started for lease in self.store.engines() if lease.expires >= now]
+        if alive:
+            basis = min(alive) if last_end is None else max(last_end, min(alive))
+            return basis + self.interval
+        return None if last_end is None else last_end + self.interval
+
     def prune(self, now: float | None = None) -> int:
         """Forget finished firings older than ``history_days``."""
         now = self.clock.time() if now is None else now
@@ -396,9 +349,7 @@ class TriggerEngine:
         record is returned (``skipped`` when the previous one still runs); otherwise it runs in the
         background and this returns None."""
         if name not in FIRE_NAMES:
-            from kzconsole.engine.engine import EngineError
-
-            raise EngineError(f"unknown trigger {name!r}: use one of {', '.join(FIRE_NAMES)}")
+            raise ValueError(f"unknown trigger {name!r}: use one of {', '.join(FIRE_NAMES)}")
         install_stream_router()
         if self.own_lease:
             self.lease.renew(force=True)
@@ -431,22 +382,22 @@ class TriggerEngine:
         """Claim the firing ``key`` and start it in a thread. Returns (firing, thread); the
         finished record when it was skipped; None when there was nothing to run (a scheduled
         firing with nothing bound is not recorded) or another engine claimed it."""
-        labels = _labels(self.catalog)
+        labels = labels_of(self.catalog)
         if name == PASS:
             bindings = {kind: tuple(self.catalog.triggers(kind)) for kind in DATABASE_TRIGGERS}
             if not manual and not any(bindings.values()):
                 return None
 
-            def work(firing: Firing) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, str | None]:
-                return self._run_pass(bindings, labels)
+            def work(firing: Firing) -> Result:
+                return run_pass(self._list_databases, bindings, labels, self._stop)
 
         else:
             specs = tuple(self.catalog.triggers(name))
             if not manual and not specs:
                 return None
 
-            def work(firing: Firing) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, str | None]:
-                return self._run_cron(name, specs, labels)
+            def work(firing: Firing) -> Result:
+                return run_cron(name, specs, labels)
 
         firing = self.store.begin_firing(name, key, self.node, now)
         if firing is None:
@@ -517,7 +468,8 @@ class TriggerEngine:
         databases: list[dict[str, Any]] = []
         status, reason = "failed", None
         try:
-            functions, databases, status, reason = work(firing)
+            with self._context():
+                functions, databases, status, reason = work(firing)
         except BaseException as exc:  # noqa: BLE001 - a firing thread must always record its end
             reason = f"the firing failed: {type(exc).__name__}: {exc}"
             log.exception("%s firing %s failed", firing.trigger, firing.key)
@@ -569,204 +521,3 @@ class TriggerEngine:
         self.events.emit(TriggerFired(final))
         self._wake.set()
         return final
-
-    def _call(self, trigger: str, spec: TriggerSpec, args: tuple[Any, ...], label: str) -> tuple[bool, str | None, float]:
-        """Run one bound function; (ok, error, seconds). Never raises."""
-        logger = logging.getLogger(f"kzconsole.triggers.{trigger}")
-        failure: BaseException | None = None
-        started = time.perf_counter()
-        with bound_to_job(_PrintLog(logger)):  # type: ignore[arg-type]
-            try:
-                spec.function(*args)
-            # BaseException: sys.exit() in a plugin ends that function, not the firing thread.
-            except BaseException as exc:  # noqa: BLE001
-                failure = exc
-        seconds = time.perf_counter() - started
-        if failure is None:
-            return True, None, seconds
-        error = "".join(traceback.format_exception_only(type(failure), failure)).strip()
-        where = f" on {args[0]}" if args else ""
-        logger.error(
-            "%s raised%s:\n%s",
-            label,
-            where,
-            # tb_next: the traceback starts in the plugin, not in this method.
-            "".join(traceback.format_exception(
-                type(failure), failure, failure.__traceback__.tb_next if failure.__traceback__ else None
-            )).rstrip(),
-        )
-        return False, error, seconds
-
-    def _run_cron(
-        self, name: str, specs: Sequence[TriggerSpec], labels: Mapping[TriggerSpec, str]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, str | None]:
-        functions = []
-        for spec in specs:
-            label = _label(labels, spec)
-            ok, error, seconds = self._call(name, spec, (), label)
-            functions.append({"function": label, "ok": ok, "error": error, "seconds": round(seconds, 6)})
-        failed = sum(1 for f in functions if not f["ok"])
-        if failed:
-            return functions, [], "failed", f"{failed} of {len(functions)} function(s) raised"
-        return functions, [], "ok", None
-
-    def _run_pass(
-        self, bindings: Mapping[str, Sequence[TriggerSpec]], labels: Mapping[TriggerSpec, str]
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], str, str | None]:
-        try:
-            databases = list(self._list_databases())
-        except Exception as exc:  # noqa: BLE001
-            log.exception("database pass: cannot list the databases")
-            return [], [], "failed", f"cannot list the databases: {type(exc).__name__}: {exc}"
-        # One entry per function (a pass may visit thousands of databases): its first error names
-        # the database, and the count of the others follows.
-        functions: dict[str, dict[str, Any]] = {}
-        failures: dict[str, int] = {}
-        visited: list[dict[str, Any]] = []
-        reason = None
-        for db in databases:
-            if self._stop.is_set():
-                reason = f"stopped after {len(visited)} database(s): the engine is shutting down"
-                break
-            specs = bindings.get(db.kind, ())
-            if not specs:
-                continue  # nothing bound to this kind: the database is not visited
-            db_ok = True
-            for spec in specs:
-                label = _label(labels, spec)
-                ok, error, seconds = self._call(db.kind, spec, (db,), label)
-                entry = functions.setdefault(label, {"function": label, "ok": True, "error": None, "seconds": 0.0})
-                entry["seconds"] += seconds
-                if not ok:
-                    db_ok = False
-                    failures[label] = failures.get(label, 0) + 1
-                    if entry["ok"]:
-                        entry["ok"] = False
-                        entry["error"] = f"{db.name}: {error}"
-            visited.append({"name": db.name, "kind": db.kind, "ok": db_ok})
-        for label, entry in functions.items():
-            entry["seconds"] = round(entry["seconds"], 6)
-            more = failures.get(label, 0) - 1
-            if more > 0:
-                entry["error"] += f" (and {more} more database(s))"
-        failed_dbs = sum(1 for d in visited if not d["ok"])
-        if reason is None and failed_dbs:
-            reason = f"{failed_dbs} of {len(visited)} database(s) had a function raise"
-        status = "failed" if reason else "ok"
-        return list(functions.values()), visited, status, reason
-
-
-# --- the facade's functions ----------------------------------------------------------------------
-
-
-def _engine_triggers(engine: Any) -> TriggerEngine | None:
-    """The running TriggerEngine of a started engine, if any."""
-    for service in getattr(engine, "_extra", ()):
-        if isinstance(service, TriggerEngine) and service.running:
-            return service
-    return None
-
-
-def _shared_next_pass(engine: Any, now: float) -> float | None:
-    """When the next database pass is due, seen from a process that does not run triggers: one
-    interval after the end of the last pass or the start of the oldest live engine, whichever is
-    later; None when a pass runs now or nothing will run one."""
-    interval = float(engine.settings.triggers.browse_dbs_interval_s)
-    store = engine.store
-    last_end: float | None = None
-    for firing in store.list_firings(trigger=PASS, limit=20):
-        if firing.status == "running":
-            return None
-        if firing.status != "skipped" and firing.ended is not None:
-            last_end = firing.ended
-            break
-    alive = [lease.started for lease in store.engines() if lease.expires >= now]
-    if alive:
-        basis = min(alive) if last_end is None else max(last_end, min(alive))
-        return basis + interval
-    return None if last_end is None else last_end + interval
-
-
-def schedule(engine: Any) -> list[dict[str, Any]]:
-    """The ``triggers`` list of ``kzconsole triggers --json``: ``minutely``, ``hourly``, ``daily``,
-    ``databases`` (the pass: every database-bound function), then each database kind, each with
-    its bound functions (``source:function``, load order), ``next_fire`` (Unix seconds, or null
-    when triggers are disabled or a pass is running) and its ``last`` firing (the last pass for
-    the database kinds)."""
-    catalog: Catalog = engine.catalog
-    labels = _labels(catalog)
-    running = _engine_triggers(engine)
-    enabled = bool(engine.settings.triggers.enabled)
-    now = engine.clock.time()
-    out: list[dict[str, Any]] = []
-
-    def last(trigger: str) -> dict[str, Any] | None:
-        found = engine.store.list_firings(trigger=trigger, limit=1)
-        return found[0].public() if found else None
-
-    for name in CRON_TRIGGERS:
-        if not enabled:
-            nxt = None
-        elif running is not None:
-            nxt = running.next_fire(name)
-        else:
-            nxt = next_boundary(name, now)
-        out.append({
-            "name": name,
-            "functions": [_label(labels, s) for s in catalog.triggers(name)],
-            "next_fire": nxt,
-            "last": last(name),
-        })
-    if not enabled:
-        next_pass = None
-    elif running is not None:
-        next_pass = running.next_fire(PASS)
-    else:
-        next_pass = _shared_next_pass(engine, now)
-    last_pass = last(PASS)
-    every: list[str] = []
-    for kind in DATABASE_TRIGGERS:
-        for spec in catalog.triggers(kind):
-            label = _label(labels, spec)
-            if label not in every:
-                every.append(label)
-    out.append({"name": PASS, "functions": every, "next_fire": next_pass, "last": last_pass})
-    for kind in DATABASE_TRIGGERS:
-        out.append({
-            "name": kind,
-            "functions": [_label(labels, s) for s in catalog.triggers(kind)],
-            "next_fire": next_pass,
-            "last": last_pass,
-        })
-    return out
-
-
-def fire(engine: Any, name: str, *, wait: bool = True) -> Firing | None:
-    """Fire ``name`` now for ``engine``: through its running trigger engine when it has one, else
-    through a temporary one (``kzconsole triggers run``)."""
-    if name not in FIRE_NAMES:
-        from kzconsole.engine.engine import EngineError
-
-        raise EngineError(f"unknown trigger {name!r}: use one of {', '.join(FIRE_NAMES)}")
-    running = _engine_triggers(engine)
-    if running is not None:
-        return running.fire(name, wait=wait)
-    te = TriggerEngine.for_engine(engine)
-    if wait:
-        try:
-            return te.fire(name, wait=True)
-        finally:
-            if te.own_lease:
-                te.lease.release()
-
-    def background() -> None:
-        try:
-            te.fire(name, wait=True)
-        except Exception:  # noqa: BLE001
-            log.exception("firing %s by hand failed", name)
-        finally:
-            if te.own_lease:
-                te.lease.release()
-
-    threading.Thread(target=background, name=f"kz-trigger-{name}-manual", daemon=True).start()
-    return None

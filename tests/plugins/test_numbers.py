@@ -10,7 +10,7 @@ import pytest
 
 from kzconsole.engine import Engine, JobRejected, JobStatus
 from kzconsole.engine.clock import Clock
-from kzconsole.engine.runner import JobControl
+from kzconsole.engine import JobControl
 from tests.conftest import make_settings, read_csv, write_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -411,7 +411,7 @@ class StallingStore:
 def test_after_its_own_stall_an_engine_does_not_trust_expired_leases():
     from kzconsole.engine.clock import FakeClock
     from kzconsole.engine.models import EngineLease
-    from kzconsole.engine.scheduler import HEARTBEAT_S, LEASE_TTL, Lease, dead_owners
+    from kzconsole.engine.leases import HEARTBEAT_S, LEASE_TTL, Lease, dead_owners
 
     clock = FakeClock()
     store = StallingStore(clock)

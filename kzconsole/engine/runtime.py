@@ -1,0 +1,51 @@
+"""The engine services a plugin reaches through ``kzconsole.plugin.runtime()``.
+
+Each engine has its own :class:`EngineRuntime`, bound while its jobs run, its trigger functions run
+and its plugins are imported (``kzconsole.plugin._bind_runtime``), so two engines in one process
+each answer their own plugins: their own data dir, options, databases and jobs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from kzconsole import plugin as _plugin_api
+from kzconsole.plugin import Database
+
+if TYPE_CHECKING:
+    from kzconsole.engine.engine import Engine
+
+__all__ = ["EngineRuntime"]
+
+
+class EngineRuntime(_plugin_api.Runtime):
+    """The services of one engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def bound(self) -> Any:
+        """A context manager: plugin code run inside sees this runtime."""
+        return _plugin_api._bind_runtime(self)
+
+    def options(self, name: str) -> dict[str, Any]:
+        return dict(self._engine.settings.plugin_options.get(name, {}))
+
+    def databases(self) -> list[Database]:
+        from kzconsole.engine.databases import list_databases
+
+        return list_databases(self._engine.settings)
+
+    def jobs(self, *, status: Any = None) -> list[dict[str, Any]]:
+        return [j.public() for j in self._engine.list_jobs(status=status)]
+
+    def remove_job(self, job_id: str) -> None:
+        self._engine.remove_job(job_id)
+
+    def now(self) -> float:
+        return self._engine.clock.time()
+
+    @property
+    def data_dir(self) -> Path:
+        return self._engine.data_dir
