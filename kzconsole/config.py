@@ -402,7 +402,7 @@ def _store_url(value: Any, base: Path) -> str:
 def split_listen(value: str) -> tuple[str, int]:
     """``HOST:PORT`` (``[::1]:8000`` for IPv6) as (host, port); ValueError saying what is wrong."""
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         raise ValueError(f"expected HOST:PORT (such as 127.0.0.1:8000), got {value!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

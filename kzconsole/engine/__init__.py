@@ -24,7 +24,7 @@ from kzconsole.engine.events import (
     TriggerFired,
 )
 from kzconsole.engine.models import Firing, JobRecord, JobStatus
-from kzconsole.engine.store import Store, StoreError
+from kzconsole.engine.store import ApiKey, Store, StoreError
 
 __all__ = [
     "Engine",
@@ -49,6 +49,7 @@ __all__ = [
     "JobControl",
     "Store",
     "StoreError",
+    "ApiKey",
 ]
 
 

@@ -1,0 +1,89 @@
+"""``kzconsole serve``: the API on uvicorn, with the engine embedded unless ``--no-engine``.
+
+The listening socket is bound here, before uvicorn starts, so that ``--listen 127.0.0.1:0`` gets
+a free port and the line printed on stderr names the real address (tests and scripts read it).
+SIGINT and SIGTERM are uvicorn's: it stops accepting, lets answers in flight finish (at most
+``_GRACE_S``), and returns; then the engine stops as ``kzconsole engine`` does (running jobs
+checkpoint and resume at the next start).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import sys
+from typing import Any
+
+from kzconsole.config import split_listen
+
+log = logging.getLogger("kzconsole.api")
+
+_GRACE_S = 10  # a download in flight at shutdown gets this long to finish
+_KEEP_ALIVE_S = 5  # an idle (or stalled) keep-alive connection is closed after this long
+_MAX_HEADER_BYTES = 16 * 1024  # a request head larger than this is refused (h11's limit)
+
+
+class ServeError(Exception):
+    pass
+
+
+def bind(listen: str) -> socket.socket:
+    try:
+        host, port = split_listen(listen)
+    except ValueError as exc:
+        raise ServeError(f"--listen: {exc}") from None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ServeError(f"cannot listen on {listen}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | None = None) -> int:
+    import uvicorn
+
+    from kzconsole.api.app import build_app
+    from kzconsole.engine import Engine
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    sock = bind(listen or settings.api.listen)
+    engine = Engine(settings, node=node)
+    try:
+        engine.catalog  # plugins load now, not in the first request
+        if run_engine:
+            engine.start()
+        host, port = sock.getsockname()[:2]
+        scheme = "https" if settings.api.tls_cert else "http"
+        shown = f"[{host}]" if ":" in host else host
+        config = uvicorn.Config(
+            build_app(engine, settings),
+            log_config=None,  # ours (above): one format on stderr
+            access_log=False,
+            lifespan="off",
+            timeout_keep_alive=_KEEP_ALIVE_S,
+            timeout_graceful_shutdown=_GRACE_S,
+            h11_max_incomplete_event_size=_MAX_HEADER_BYTES,
+            ssl_certfile=settings.api.tls_cert,
+            ssl_keyfile=settings.api.tls_key,
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        log.info("serving the API on %s://%s:%d/v2 (%s); Ctrl-C to stop", scheme, shown, port,
+                 f"engine {engine.node}" if run_engine else "no engine: another process runs the jobs")
+        sys.stderr.flush()
+        server.run(sockets=[sock])
+    finally:
+        sock.close()
+        stuck = engine.stop()
+        if stuck:
+            log.warning("jobs still inside a row at exit (they resume from their last checkpoint): %s",
+                        ", ".join(stuck))
+        engine.close()
+    return 0
