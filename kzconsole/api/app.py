@@ -62,6 +62,7 @@ _SMALL_BODY = 64 * 1024  # PUT /v2/api_auth: a key in a small JSON document
 _ACCOUNT = re.compile(r"[0-9a-f]{32}")
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _STOP_WAIT_S = 2.0
+_BODY_IDLE_S = 30.0  # an upload that sends nothing for this long is cut off (408)
 
 
 def gregorian(ts: float | None) -> int | None:
@@ -528,8 +529,17 @@ class Api:
         os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
         spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)  # noqa: SIM115
         size = 0
+        chunks = request.stream().__aiter__()
         try:
-            async for chunk in request.stream():
+            while True:
+                try:
+                    async with asyncio.timeout(_BODY_IDLE_S):  # a client dripping its body
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise ApiError(408, "request timeout", {
+                        "message": f"no part of the body arrived for {_BODY_IDLE_S:g} s"}) from None
                 size += len(chunk)
                 if size > limit:
                     raise too_large

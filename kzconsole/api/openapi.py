@@ -93,6 +93,7 @@ _ERROR_TEXT = {
     403: "forbidden: the token's key may not act on this account",
     404: "bad identifier: no such task, job or file (or a job of another account)",
     405: "method not allowed",
+    408: "request timeout: the body stopped arriving",
     413: "request entity too large (over api.max_upload_bytes)",
     415: "unsupported media type: the body is neither CSV nor JSON",
     503: "the store cannot be used",
@@ -189,7 +190,7 @@ def _create(account_form: bool) -> dict[str, Any]:
             },
         },
         "responses": {"201": _json(_job(), "the new pending job"),
-                      **_errors(400, *_AUTHED, 404, 413, 415)},
+                      **_errors(400, *_AUTHED, 404, 408, 413, 415)},
     }
 
 

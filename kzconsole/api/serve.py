@@ -19,12 +19,63 @@ from kzconsole.config import split_listen
 log = logging.getLogger("kzconsole.api")
 
 _GRACE_S = 10  # a download in flight at shutdown gets this long to finish
-_KEEP_ALIVE_S = 5  # an idle (or stalled) keep-alive connection is closed after this long
+_KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
+_HEAD_TIMEOUT_S = 5  # so is one whose request head is not complete this long after it began
 _MAX_HEADER_BYTES = 16 * 1024  # a request head larger than this is refused (h11's limit)
 
 
 class ServeError(Exception):
     pass
+
+
+def _protocol() -> type:
+    """uvicorn's HTTP/1.1 protocol with a deadline on request heads.
+
+    uvicorn closes idle keep-alive connections, but waits without end for a request head that
+    never completes: a client that connects and says nothing, or drips a header a byte at a time,
+    holds a connection for ever (and enough of them hold the server). Here every head must be
+    complete ``_HEAD_TIMEOUT_S`` after the connection opened or the previous answer ended.
+    """
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadlineProtocol(H11Protocol):
+        _head_timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is h11.IDLE:
+                self._arm()  # still waiting for (the rest of) a head
+            else:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            self._arm()
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(_HEAD_TIMEOUT_S, self._head_late)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def _head_late(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadDeadlineProtocol
 
 
 def bind(listen: str) -> socket.socket:
@@ -67,6 +118,7 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
             log_config=None,  # ours (above): one format on stderr
             access_log=False,
             lifespan="off",
+            http=_protocol(),
             timeout_keep_alive=_KEEP_ALIVE_S,
             timeout_graceful_shutdown=_GRACE_S,
             h11_max_incomplete_event_size=_MAX_HEADER_BYTES,
