@@ -10,6 +10,7 @@ checkpoint and resume at the next start).
 from __future__ import annotations
 
 import logging
+import signal
 import socket
 import sys
 from typing import Any
@@ -127,6 +128,15 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
             server_header=False,
         )
         server = uvicorn.Server(config)
+
+        def on_signal(signum: int, frame: Any) -> None:
+            server.should_exit = True
+
+        # uvicorn handles SIGINT/SIGTERM while it serves, then restores the handlers it found and
+        # raises the signal again: with the defaults that would kill the process before the
+        # engine stopped. These make the re-raised signal a no-op, and stop a server not started.
+        signal.signal(signal.SIGINT, on_signal)
+        signal.signal(signal.SIGTERM, on_signal)
         log.info("serving the API on %s://%s:%d/v2 (%s); Ctrl-C to stop", scheme, shown, port,
                  f"engine {engine.node}" if run_engine else "no engine: another process runs the jobs")
         sys.stderr.flush()
