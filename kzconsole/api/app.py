@@ -383,7 +383,10 @@ class Api:
 
     def list_jobs(self, call: Call) -> Response:
         query = call.request.query_params
-        paginate = query.get("paginate", "true").strip().lower() not in ("false", "0", "no")
+        paginate_value = query.get("paginate", "true")
+        if paginate_value not in ("true", "false"):
+            raise _validation("paginate", "enum", "paginate must be true or false")
+        paginate = paginate_value == "true"
         raw_size = query.get("page_size")
         if raw_size is None:
             page_size = self.settings.page_size
@@ -626,7 +629,8 @@ async def _api_auth(api: Api, call: Call, params: dict[str, str]) -> Response:
 async def _openapi(api: Api, call: Call, params: dict[str, str]) -> Response:
     from kzconsole.api.openapi import document
 
-    return Response(_dumps(document(api.settings)).encode("utf-8"), headers={"content-type": JSON})
+    catalog = await run_in_threadpool(api.engine.help)
+    return Response(_dumps(document(api.settings, catalog)).encode("utf-8"), headers={"content-type": JSON})
 
 
 def _download(name: str) -> Callable[..., Response]:

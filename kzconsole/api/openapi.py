@@ -169,13 +169,19 @@ def _operations() -> dict[str, dict[str, Any]]:
     }
 
 
-def _create(account_form: bool) -> dict[str, Any]:
+def _create(account_form: bool, catalog: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    categories = sorted(catalog)
+    actions = sorted({action for actions in catalog.values() for action in actions})
     owner = "the account in the path" if account_form else "the token's account"
     return {
         "summary": f"Create a job owned by {owner} (the checks of contract 3.3)",
         "parameters": [
-            {"name": "category", "in": "query", "required": True, "schema": {"type": "string"}},
-            {"name": "action", "in": "query", "required": True, "schema": {"type": "string"}},
+            {"name": "category", "in": "query", "required": True,
+             "schema": {"type": "string", "minLength": 1, **({"enum": categories} if categories else {})},
+             "description": "a category of the catalog (GET /v2/tasks)"},
+            {"name": "action", "in": "query", "required": True,
+             "schema": {"type": "string", "minLength": 1, **({"enum": actions} if actions else {})},
+             "description": "one of the category's actions"},
             {"name": "file_name", "in": "query", "schema": {"type": "string"}},
         ],
         "requestBody": {
@@ -194,8 +200,27 @@ def _create(account_form: bool) -> dict[str, Any]:
     }
 
 
-def document(settings: Any) -> dict[str, Any]:
-    """The OpenAPI document (``settings`` is the ``[api]`` section)."""
+def _operation_id(verb: str, path: str) -> str:
+    words = [part for part in path.split("/") if part and part != "v2" and not part.startswith("{")]
+    return verb + "".join(w.replace("_", " ").replace(".", " ").title().replace(" ", "") for w in words)
+
+
+def _with_links(response: dict[str, Any], job_path: str, account_form: bool) -> dict[str, Any]:
+    """OpenAPI links from a created job to what can be done with it (schemathesis follows them)."""
+    parameters = {"job_id": "$response.body#/data/_read_only/id"}
+    if account_form:
+        parameters["account_id"] = "$request.path.account_id"
+    links = {}
+    for verb, suffix in (("get", ""), ("patch", ""), ("patch", "/stop"), ("get", "/input"),
+                         ("get", "/output"), ("delete", "")):
+        operation = _operation_id(verb, job_path + suffix)
+        links[operation] = {"operationId": operation, "parameters": dict(parameters)}
+    return {**response, "links": links}
+
+
+def document(settings: Any, catalog: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The OpenAPI document (``settings`` is the ``[api]`` section; ``catalog`` the help, whose
+    categories and actions are the values a job can be created with)."""
     from kzconsole.api.app import ROUTES
 
     paths: dict[str, Any] = {}
@@ -234,7 +259,7 @@ def document(settings: Any) -> dict[str, Any]:
         "requestBody": {"required": True, "content": {"application/json": {"schema": {
             "type": "object", "required": ["data"],
             "properties": {"data": {"type": "object", "required": ["api_key"],
-                                    "properties": {"api_key": {"type": "string"}}}}}}}},
+                                    "properties": {"api_key": {"type": "string", "minLength": 1}}}}}}}},
         "responses": {
             "201": _json(_envelope({
                 "type": "object", "required": ["account_id", "api_key_id", "is_superadmin", "expires"],
@@ -251,9 +276,9 @@ def document(settings: Any) -> dict[str, Any]:
     for path, verbs in ROUTES:
         account_form = "{account_id}" in path
         if path == "/v2/tasks":
-            ops = {"get": help_op, "put": _create(False)}
+            ops = {"get": help_op, "put": _create(False, catalog)}
         elif path == "/v2/accounts/{account_id}/tasks":
-            ops = {"get": list_op, "put": _create(True)}
+            ops = {"get": list_op, "put": _create(True, catalog)}
         elif path == "/v2/api_auth":
             ops = {"put": auth_op}
         elif path == "/v2/openapi.json":
@@ -266,6 +291,11 @@ def document(settings: Any) -> dict[str, Any]:
         if "{job_id}" in path:
             params = [*params, _JOB_PARAM]
         item: dict[str, Any] = {verb: dict(op) for verb, op in ops.items()}
+        for verb, op in item.items():
+            op["operationId"] = _operation_id(verb, path)
+        if path.endswith("/tasks") and "put" in item:
+            item["put"]["responses"] = {**item["put"]["responses"], "201": _with_links(
+                item["put"]["responses"]["201"], path.replace("/tasks", "/tasks/{job_id}"), account_form)}
         if params:
             item["parameters"] = params
         paths[path] = item
