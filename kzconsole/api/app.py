@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import binascii
 import csv
 import hashlib
@@ -26,7 +27,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from starlette.concurrency import run_in_threadpool
+from concurrent.futures import ThreadPoolExecutor
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, Router
@@ -289,6 +290,14 @@ class Api:
         self.settings = settings.api
         self.envelope = Envelope(engine.node)
         self.spool_dir = os.path.join(str(engine.data_dir), "uploads")
+        # Store and file work runs here. A plain executor, not Starlette's anyio thread pool:
+        # measured at half the cost per trip (about 45 against 85-185 us), and most answers are
+        # one trip.
+        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kzconsole-api")
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread, awaited."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
 
     # ---- plumbing
 
@@ -331,8 +340,13 @@ class Api:
         return job
 
     def csvs(self, job: JobRecord) -> list[str]:
+        """The stored files among in.csv and out.csv. A job without input rows (``total_count``
+        null: a noinput job) has no input, and one never started no output: no need to look."""
         names = []
-        for name, opener in (("in.csv", self.engine.open_input), ("out.csv", self.engine.open_output)):
+        for name, opener, maybe in (("in.csv", self.engine.open_input, job.total_count is not None),
+                                    ("out.csv", self.engine.open_output, job.start_timestamp is not None)):
+            if not maybe:
+                continue
             stream = opener(job)
             if stream is not None:
                 stream.close()
@@ -474,9 +488,9 @@ class Api:
         return self.envelope.success(call, {"_read_only": task_json(job)})
 
     async def stop(self, call: Call, job_id: str) -> Response:
-        job = await run_in_threadpool(self.job, call, job_id)
+        job = await self.run(self.job, call, job_id)
         try:
-            job = await run_in_threadpool(self.engine.stop_job, job.id)
+            job = await self.run(self.engine.stop_job, job.id)
         except InvalidJobState:
             raise _bad_job(job.id, "task is not running") from None
         # Contract 8.4: answer once the job is stopped, or after 2 s with the job as it then is.
@@ -485,7 +499,7 @@ class Api:
         while job.status is JobStatus.EXECUTING and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
             try:
-                job = await run_in_threadpool(self.engine.get_job, job.id)
+                job = await self.run(self.engine.get_job, job.id)
             except JobNotFound:
                 raise bad_identifier(job_id) from None
         return self.envelope.success(call, {"_read_only": task_json(job)})
@@ -497,12 +511,12 @@ class Api:
             if not value:
                 raise _validation(name, "required", "Field is required but missing")
         assert category is not None and action is not None
-        if await run_in_threadpool(self.engine.task, category, action) is None:
+        if await self.run(self.engine.task, category, action) is None:
             raise ApiError(404, "bad identifier", ["unknown_category_action"])
         fmt = self._body_format(call.request)
         spool = await self._spool(call.request)
         try:
-            return await run_in_threadpool(self._add, call, category, action, spool, fmt,
+            return await self.run(self._add, call, category, action, spool, fmt,
                                            query.get("file_name"))
         finally:
             if spool is not None:
@@ -603,14 +617,14 @@ def _sync(method: Callable[..., Response], *, auth: bool = True) -> Handler:
             args = [params["job_id"]] if "job_id" in params else []
             return method(api, call, *args)
 
-        return await run_in_threadpool(work)
+        return await api.run(work)
 
     return handler
 
 
 def _async(method: Callable[..., Awaitable[Response]]) -> Handler:
     async def handler(api: Api, call: Call, params: dict[str, str]) -> Response:
-        await run_in_threadpool(api.authenticate, call, params.get("account_id"))
+        await api.run(api.authenticate, call, params.get("account_id"))
         args = [params["job_id"]] if "job_id" in params else []
         return await method(api, call, *args)
 
@@ -623,13 +637,13 @@ async def _api_auth(api: Api, call: Call, params: dict[str, str]) -> Response:
         body += chunk
         if len(body) > _SMALL_BODY:
             raise ApiError(413, "request entity too large", {"max_bytes": _SMALL_BODY})
-    return await run_in_threadpool(api.api_auth, call, bytes(body))
+    return await api.run(api.api_auth, call, bytes(body))
 
 
 async def _openapi(api: Api, call: Call, params: dict[str, str]) -> Response:
     from kzconsole.api.openapi import document
 
-    catalog = await run_in_threadpool(api.engine.help)
+    catalog = await api.run(api.engine.help)
     return Response(_dumps(document(api.settings, catalog)).encode("utf-8"), headers={"content-type": JSON})
 
 
