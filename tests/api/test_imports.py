@@ -8,7 +8,7 @@ def test_other_commands_do_not_import_the_web_stack(tmp_path):
     code = (
         "import sys; from kzconsole.cli import main; "
         f"rc = main(['--data-dir', {str(tmp_path)!r}, 'tasks', 'list', '--json']); "
-        "bad = [m for m in ('starlette', 'uvicorn', 'kzconsole.api') if m in sys.modules]; "
+        "bad = [m for m in ('starlette', 'uvicorn', 'httpx', 'kzconsole.api.app', 'kzconsole.api.serve') if m in sys.modules]; "
         "print(bad); sys.exit(3 if bad else rc)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
