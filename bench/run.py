@@ -7,8 +7,9 @@ same run), with medians and ratios, and whether its target is met. Takes 2 to 2.
 
 Targets: rows (1: row throughput, 2: memory), jobs (3: job throughput against huey), startup
 (4: tasks list), console (4: first paint, 5: console under load), reload (6: hot reload, from
-bench/bench_reload.py). The job benchmark needs huey (`.venv/bin/pip install huey`); without it
-that figure is reported as pending. See bench/README.md and docs/performance.md.
+bench/bench_reload.py), api (issue 14: the REST API's requests/s against a bare endpoint, and its
+memory through a 1 GB upload and download, from bench/bench_api.py). The job benchmark needs
+huey (`.venv/bin/pip install huey`); without it that figure is reported as pending. See bench/README.md and docs/performance.md.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Result  # noqa: E402
 
-ALL = ("rows", "jobs", "startup", "console", "reload")
+ALL = ("rows", "jobs", "startup", "console", "reload", "api")
 
 
 def log(text: str) -> None:
@@ -86,13 +87,18 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
                                  presses=20 if quick else 30, log=log)
     if name == "reload":
         return bench_reload(10 if quick else 20)
+    if name == "api":
+        import bench_api
+
+        return bench_api.run(jobs=100_000, requests=2000 if quick else 4000, repeats=1 if quick else 3,
+                             gigabytes=0.2 if quick else 1.0, log=log)
     raise ValueError(name)
 
 
 def fmt(value: float | None, unit: str) -> str:
     if value is None:
         return "-"
-    if unit in ("rows/s", "jobs/s"):
+    if unit in ("rows/s", "jobs/s", "req/s"):
         return f"{value:,.0f} {unit}"
     if unit == "s":
         return f"{value:.3f} s"

@@ -45,6 +45,7 @@ __all__ = [
     "TriggersSettings",
     "DatabasesSettings",
     "ConsoleSettings",
+    "ApiSettings",
     "Settings",
     "DEFAULT_ACCOUNT_ID",
     "CONFIG_FILE_NAME",
@@ -140,6 +141,19 @@ class ConsoleSettings:
     refresh_hz: int = 5
 
 
+@dataclass(frozen=True)
+class ApiSettings:
+    """``kzconsole serve``, the REST API (contract 8)."""
+
+    listen: str = "127.0.0.1:8000"
+    page_size: int = 50
+    token_ttl_s: int = 3600
+    max_upload_bytes: int = 100 * 1024 * 1024
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    cors_origins: tuple[str, ...] = ("*",)
+
+
 def _default_data_dir_factory() -> Path:
     return default_data_dir()
 
@@ -155,6 +169,7 @@ class Settings:
     triggers: TriggersSettings = field(default_factory=TriggersSettings)
     databases: DatabasesSettings = field(default_factory=DatabasesSettings)
     console: ConsoleSettings = field(default_factory=ConsoleSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
     # [plugin_options.<plugin>] tables, as read: plugins check their own settings.
     plugin_options: dict[str, Any] = field(default_factory=dict)
     data_dir: Path = field(default_factory=_default_data_dir_factory)
@@ -438,6 +453,32 @@ def _store_url(value: Any, base: Path) -> str:
     return checker(value, base)
 
 
+def split_listen(value: str) -> tuple[str, int]:
+    """``HOST:PORT`` (``[::1]:8000`` for IPv6) as (host, port); ValueError saying what is wrong."""
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+        raise ValueError(f"expected HOST:PORT (such as 127.0.0.1:8000), got {value!r}")
+    if host.startswith("[") and host.endswith("]"):
+        host = host[1:-1]
+    return host, int(port)
+
+
+def _listen(value: Any, base: Path) -> str:
+    if not isinstance(value, str):
+        raise _Invalid(f"expected HOST:PORT (such as 127.0.0.1:8000), got {_show(value)}")
+    try:
+        split_listen(value)
+    except ValueError as exc:
+        raise _Invalid(str(exc)) from None
+    return value
+
+
+def _origin(value: Any, base: Path) -> str:
+    if value == "*" or (isinstance(value, str) and re.fullmatch(r"https?://[^/\s]+", value)):
+        return value
+    raise _Invalid(f"expected \"*\" or an origin such as \"https://monster.example.com\", got {_show(value)}")
+
+
 _SECTIONS: dict[str, tuple[type, dict[str, _Checker]]] = {
     "tasks": (
         TasksSettings,
@@ -475,6 +516,18 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Checker]]] = {
         },
     ),
     "console": (ConsoleSettings, {"refresh_hz": _integer(1, 60)}),
+    "api": (
+        ApiSettings,
+        {
+            "listen": _listen,
+            "page_size": _integer(1, 10000),
+            "token_ttl_s": _integer(1),
+            "max_upload_bytes": _integer(1),
+            "tls_cert": _path,
+            "tls_key": _path,
+            "cors_origins": _list_of(_origin, "origins"),
+        },
+    ),
 }
 
 _TOP_LEVEL_KEYS = ("data_dir", *_SECTIONS, "plugin_options")
@@ -521,6 +574,12 @@ def _build(
             except _Invalid as exc:
                 raise ConfigError(f"{where}: {key}: {exc}", path=where, key=key) from None
         sections[section] = cls(**values)
+    api = sections["api"]
+    if (api.tls_cert is None) != (api.tls_key is None):
+        missing = "api.tls_key" if api.tls_key is None else "api.tls_cert"
+        raise ConfigError(
+            f"{where}: {missing}: TLS needs both api.tls_cert and api.tls_key", path=where, key=missing
+        )
 
     plugin_options = _check_table(where, "plugin_options", document.get("plugin_options", {}))
     for plugin, options in plugin_options.items():
@@ -712,6 +771,29 @@ names = []
 [console]
 # How many times a second the console redraws live progress (1 to 60).
 refresh_hz = 5
+
+[api]
+# `kzconsole serve`: the REST API, compatible with Kazoo's tasks API (docs/api.md).
+# Where it listens, as HOST:PORT (`serve --listen` takes precedence). Put it behind a reverse
+# proxy (or set tls_cert and tls_key) before you listen on anything but the loopback.
+listen = "127.0.0.1:8000"
+
+# Jobs per page of a listing when the request gives no page_size (1 to 10000).
+page_size = 50
+
+# Seconds an auth token from PUT /v2/api_auth stays valid (at least 1).
+token_ttl_s = 3600
+
+# Largest request body accepted, in bytes (an input CSV or JSON); larger ones get 413.
+max_upload_bytes = 104857600
+
+# TLS: a PEM certificate (chain) and its private key; both or neither. Default: plain HTTP.
+# tls_cert = "/etc/kzconsole/cert.pem"
+# tls_key = "/etc/kzconsole/key.pem"
+
+# Origins whose web pages may call the API (CORS), such as "https://monster.example.com";
+# "*" allows any origin (the API authenticates with X-Auth-Token, never with cookies).
+cors_origins = ["*"]
 
 # Plugins' own settings, one table per plugin, read and checked by the plugin itself. This is
 # the only place where kzconsole accepts keys it does not know.

@@ -17,6 +17,7 @@ from kzconsole.config import (
     DEFAULT_ACCOUNT_ID,
     AccountsSettings,
     ConfigError,
+    ApiSettings,
     ConsoleSettings,
     DatabasesSettings,
     PluginsSettings,
@@ -43,6 +44,7 @@ SECTIONS = {
     "triggers": TriggersSettings,
     "databases": DatabasesSettings,
     "console": ConsoleSettings,
+    "api": ApiSettings,
 }
 
 
@@ -98,6 +100,7 @@ def test_example_yields_exactly_the_defaults(tmp_path, env):
     assert settings.triggers == TriggersSettings(True, 86400, 30)
     assert settings.databases == DatabasesSettings("directory", None, ())
     assert settings.console == ConsoleSettings(5)
+    assert settings.api == ApiSettings("127.0.0.1:8000", 50, 3600, 100 * 1024 * 1024, None, None, ("*",))
     assert settings.plugin_options == {}
 
 
@@ -330,6 +333,12 @@ def test_unknown_key(tmp_path, env, text, key, message):
         ("[databases]\nsource = 'couch'", "databases.source", "expected 'directory' or 'list', got 'couch'"),
         ("[databases]\nnames = ['a', '']", "databases.names", "item 2: expected a non-empty string"),
         ("[console]\nrefresh_hz = 0", "console.refresh_hz", "expected an integer from 1 to 60, got 0"),
+        ("[api]\nlisten = '8000'", "api.listen", "expected HOST:PORT"),
+        ("[api]\nlisten = 'localhost:99999'", "api.listen", "expected HOST:PORT"),
+        ("[api]\npage_size = 0", "api.page_size", "expected an integer from 1 to 10000, got 0"),
+        ("[api]\nmax_upload_bytes = 0", "api.max_upload_bytes", ">= 1"),
+        ("[api]\ncors_origins = ['monster.example.com']", "api.cors_origins", "item 1: expected"),
+        ("[api]\ntls_cert = 'cert.pem'", "api.tls_key", "TLS needs both api.tls_cert and api.tls_key"),
         ("tasks = 3", "tasks", "expected a table ([tasks]), got 3"),
         ("plugin_options = 3", "plugin_options", "expected a table"),
         ("[plugin_options]\nnumbers = 3", "plugin_options.numbers", "expected a table"),

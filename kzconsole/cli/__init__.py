@@ -28,8 +28,10 @@ from kzconsole.cli.common import EXIT_OK, EXIT_USAGE, CliError, Parser, UsageErr
 
 __all__ = ["main", "build_parser"]
 
+from kzconsole.api import commands as api_commands  # noqa: E402 - serve, api-keys (owner: api)
+
 # In the order `kzconsole --help` lists them.
-COMMAND_MODULES = (console, tasks, plugins, triggers, configure)
+COMMAND_MODULES = (console, tasks, plugins, triggers, api_commands, configure)
 
 
 def build_parser() -> argparse.ArgumentParser:

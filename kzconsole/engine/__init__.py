@@ -26,7 +26,7 @@ from kzconsole.engine.events import (
 )
 from kzconsole.engine.intake import InputReport
 from kzconsole.engine.models import Firing, JobRecord, JobStatus
-from kzconsole.engine.store import Store, StoreChange, StoreError
+from kzconsole.engine.store import ApiKey, Store, StoreChange, StoreError
 
 __all__ = [
     "Engine",
@@ -56,6 +56,7 @@ __all__ = [
     "Store",
     "StoreChange",
     "StoreError",
+    "ApiKey",
 ]
 
 

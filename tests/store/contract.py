@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus
-from kzconsole.engine.store.base import FILE_KINDS, Fenced, Store, StoreError
+from kzconsole.engine.store.base import FILE_KINDS, ApiKey, Fenced, Store, StoreError
 
 NOW = 1_764_320_400.0
 
@@ -722,6 +722,73 @@ class StoreContract:
         assert store.prune_firings(NOW + 50) == 0
         # A pruned firing's key may fire again (its row is gone).
         assert store.begin_firing("t", "old-done", "e1", NOW + 200) is not None
+
+    # ------------------------------------------------------- API keys (owner: api)
+
+    @staticmethod
+    def _key(key_id: str, **fields: Any) -> ApiKey:
+        values: dict[str, Any] = {"account_id": "acct-a", "name": None, "superadmin": False,
+                                  "created": NOW, "key_hash": f"hash-{key_id}"}
+        values.update(fields)
+        return ApiKey(id=key_id, **values)
+
+    def test_api_keys_round_trip_and_list_oldest_first(self, store: Store) -> None:
+        newer = self._key("k2", name="ops", superadmin=True, created=NOW + 1)
+        older = self._key("k1", account_id="acct-b", created=NOW)
+        store.add_api_key(newer)
+        store.add_api_key(older)
+        assert store.api_keys() == [older, newer]
+        assert store.api_key("k2") == newer
+        assert store.api_key_by_hash("hash-k1") == older
+        assert store.api_key("nope") is None
+        assert store.api_key_by_hash("nope") is None
+
+    def test_api_key_duplicate_id_or_hash_is_refused(self, store: Store) -> None:
+        store.add_api_key(self._key("k1"))
+        with pytest.raises(StoreError):
+            store.add_api_key(self._key("k1", key_hash="other"))
+        with pytest.raises(StoreError):
+            store.add_api_key(self._key("k2", key_hash="hash-k1"))
+        assert [k.id for k in store.api_keys()] == ["k1"]
+
+    def test_api_tokens_expire_and_die_with_their_key(self, store: Store) -> None:
+        key = self._key("k1")
+        store.add_api_key(key)
+        store.add_api_key(self._key("k2"))
+        assert store.add_api_token("t1", "k1", NOW + 10)
+        assert store.add_api_token("t2", "k2", NOW + 10)
+        assert store.api_token("t1", NOW) == (key, NOW + 10)
+        assert store.api_token("t1", NOW + 10) is None  # expired at its expiry
+        assert store.api_token("unknown", NOW) is None
+        assert store.remove_api_key("k1") == key
+        assert store.remove_api_key("k1") is None
+        assert store.api_token("t1", NOW) is None
+        assert store.api_token("t2", NOW) is not None  # another key's token lives on
+
+    def test_api_token_of_a_missing_key_is_not_stored(self, store: Store) -> None:
+        assert store.add_api_token("t1", "gone", NOW + 10) is False
+        store.add_api_key(self._key("k1"))
+        assert store.add_api_token("t1", "k1", NOW + 10)
+        store.remove_api_key("k1")
+        store.add_api_key(self._key("k1"))  # same id again: the old token must not come back
+        assert store.api_token("t1", NOW) is None
+
+    def test_prune_api_tokens(self, store: Store) -> None:
+        store.add_api_key(self._key("k1"))
+        store.add_api_token("old", "k1", NOW)
+        store.add_api_token("new", "k1", NOW + 100)
+        assert store.prune_api_tokens(NOW + 1) == 1
+        assert store.api_token("new", NOW + 1) is not None
+        assert store.prune_api_tokens(NOW + 1) == 0
+
+    def test_api_keys_are_seen_by_another_handle(self, store: Store, store_factory: Callable[[], Store]) -> None:
+        store.add_api_key(self._key("k1"))
+        store.add_api_token("t1", "k1", NOW + 10)
+        with store_factory() as other:
+            assert other.api_key_by_hash("hash-k1") == self._key("k1")
+            assert other.api_token("t1", NOW) is not None
+            other.remove_api_key("k1")
+        assert store.api_token("t1", NOW) is None
 
     # -------------------------------------------------------------- lifecycle
 

@@ -17,7 +17,7 @@ import pytest
 from kzconsole.engine.models import JOB_FIELDS, JobStatus
 from kzconsole.engine.store import open_store
 from kzconsole.engine.store import sqlite as sqlite_module
-from kzconsole.engine.store.base import StoreError
+from kzconsole.engine.store.base import ApiKey, StoreError
 from kzconsole.engine.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from tests.store.contract import NOW, StoreContract, make_job
 
@@ -345,3 +345,21 @@ def test_unknown_status_is_a_value_error(store: SQLiteStore) -> None:
     store.create_job(make_job("j1"))
     with pytest.raises(ValueError):
         store.update_job("j1", {"status": "bogus"})
+
+
+def test_a_version_1_store_keeps_its_jobs_and_gains_api_keys(db_path: Path) -> None:
+    conn = raw(db_path)
+    for statement in MIGRATIONS[0]:
+        conn.execute(statement)
+    conn.execute(
+        "INSERT INTO jobs (id, account_id, auth_account_id, category, action, status, created)"
+        " VALUES ('j1', 'acct-a', 'acct-a', 'numbers', 'classify', 'pending', ?)",
+        (NOW,),
+    )
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    with SQLiteStore(db_path) as store:
+        assert store.get_job("j1") == make_job("j1", file_name=None)
+        store.add_api_key(ApiKey("k1", "acct-a", None, False, NOW, "h"))
+        assert [k.id for k in store.api_keys()] == ["k1"]

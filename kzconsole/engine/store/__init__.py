@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from kzconsole.engine.store.base import Fenced, Store, StoreChange, StoreError
+from kzconsole.engine.store.base import ApiKey, Fenced, Store, StoreChange, StoreError
 
-__all__ = ["Store", "StoreError", "Fenced", "StoreChange", "open_store"]
+__all__ = ["Store", "StoreError", "Fenced", "StoreChange", "ApiKey", "open_store"]
 
 
 def open_store(url: str, *, clock: Callable[[], float] | None = None) -> Store:

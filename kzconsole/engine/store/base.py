@@ -50,6 +50,7 @@ __all__ = [
     "StoreError",
     "Fenced",
     "StoreChange",
+    "ApiKey",
     "FILE_KINDS",
     "CHANGE_KINDS",
     "status_values",
@@ -95,6 +96,26 @@ class StoreChange:
     kind: str
     job_id: str | None
     origin: str
+
+# ------------------------------------------------------------------ API keys (owner: api)
+
+
+@dataclass(frozen=True)
+class ApiKey:
+    """A key of the REST API (contract 8.2). Only ``key_hash`` (the SHA-256 hex digest of the
+    key) is stored: the key itself is shown once, when it is made, and never kept."""
+
+    id: str  # 32 lowercase hex characters
+    account_id: str
+    name: str | None
+    superadmin: bool
+    created: float
+    key_hash: str
+
+    def public(self) -> dict[str, Any]:
+        """What ``api-keys list --json`` shows (never the hash)."""
+        return {"id": self.id, "account_id": self.account_id, "name": self.name,
+                "superadmin": self.superadmin, "created": self.created}
 
 
 class Store(abc.ABC):
@@ -275,6 +296,45 @@ class Store(abc.ABC):
     def wait_changes(self, after: int, timeout: float) -> tuple[int, list[StoreChange]]:
         """As :meth:`changes`, but wait up to ``timeout`` seconds for at least one change (of any
         origin) to be committed after ``after``; on timeout return ``(after, [])``."""
+
+    # ------------------------------------------------------- API keys (owner: api)
+    #
+    # Keys and the tokens ``PUT /v2/api_auth`` hands out live in the store, so every node sharing
+    # it accepts them. Tokens are stored by hash too, and die with their key.
+
+    @abc.abstractmethod
+    def add_api_key(self, key: ApiKey) -> None:
+        """Store a new key. Raises StoreError if its id or its hash exists."""
+
+    @abc.abstractmethod
+    def api_keys(self) -> list[ApiKey]:
+        """Every key, oldest first (by ``created``, then ``id``)."""
+
+    @abc.abstractmethod
+    def api_key(self, key_id: str) -> ApiKey | None:
+        """The key with this id, or None."""
+
+    @abc.abstractmethod
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The key whose hash this is, or None."""
+
+    @abc.abstractmethod
+    def remove_api_key(self, key_id: str) -> ApiKey | None:
+        """Delete the key and every token it gave; return the removed key, or None."""
+
+    @abc.abstractmethod
+    def add_api_token(self, token_hash: str, key_id: str, expires: float) -> bool:
+        """Store a token (by hash) given by the key ``key_id``, valid until ``expires`` (Unix
+        seconds). False, and nothing stored, when the key does not exist (removed meanwhile)."""
+
+    @abc.abstractmethod
+    def api_token(self, token_hash: str, now: float) -> tuple[ApiKey, float] | None:
+        """The key behind a token and the token's expiry, or None when the token is unknown,
+        expired at ``now``, or its key was removed."""
+
+    @abc.abstractmethod
+    def prune_api_tokens(self, now: float) -> int:
+        """Delete the tokens expired at ``now``; return how many."""
 
     # -------------------------------------------------------------- lifecycle
 

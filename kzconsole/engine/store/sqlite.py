@@ -46,6 +46,7 @@ from typing import Any, BinaryIO, TypeVar
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
 from kzconsole.engine.store.base import (
+    ApiKey,
     Fenced,
     Store,
     StoreChange,
@@ -149,6 +150,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 3: API keys and their tokens (owner: api; contract 8.2), both by hash only.
+    (
+        """
+        CREATE TABLE api_keys (
+            id         TEXT PRIMARY KEY NOT NULL,
+            account_id TEXT NOT NULL,
+            name       TEXT,
+            superadmin INTEGER NOT NULL DEFAULT 0,
+            created    REAL NOT NULL,
+            key_hash   TEXT NOT NULL UNIQUE
+        )
+        """,
+        """
+        CREATE TABLE api_tokens (
+            token_hash TEXT PRIMARY KEY NOT NULL,
+            key_id     TEXT NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+            expires    REAL NOT NULL
+        )
+        """,
+        "CREATE INDEX api_tokens_key ON api_tokens (key_id)",
+        "CREATE INDEX api_tokens_expires ON api_tokens (expires)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -167,6 +190,7 @@ _PRUNE_EVERY = 1024
 _WAIT_POLL_S = 0.02
 _FIRING_COLUMNS = "id, trigger, key, node, started, ended, status, reason, functions, databases"
 _ENGINE_COLUMNS = "node, host, pid, started, expires"
+_API_KEY_COLUMNS = "id, account_id, name, superadmin, created, key_hash"
 
 # SQLite's own wait for a lock, per attempt. Shorter than the overall deadline so the retry loop
 # also covers the cases the busy handler does not (WAL recovery, a busy COMMIT). Tests lower it.
@@ -312,6 +336,11 @@ def _status_filter(
         clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
         params.extend(statuses)
     return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _api_key_from_row(row: tuple[Any, ...]) -> ApiKey:
+    key_id, account_id, name, superadmin, created, key_hash = row
+    return ApiKey(key_id, account_id, name, bool(superadmin), created, key_hash)
 
 
 # ------------------------------------------------------------------------------------- store
@@ -1144,6 +1173,84 @@ class SQLiteStore(Store):
             return cursor.rowcount
 
         return self._run("pruning firings", delete, write=True)
+
+    # ------------------------------------------------------- API keys (owner: api)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        values = (key.id, key.account_id, key.name, 1 if key.superadmin else 0, key.created, key.key_hash)
+
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", values)
+
+        try:
+            self._run(f"adding API key {key.id!r}", insert, write=True)
+        except StoreError as exc:
+            if isinstance(exc.__cause__, sqlite3.IntegrityError):
+                raise StoreError(f"API key {key.id!r} (or its hash) already exists in {self.path}") from exc.__cause__
+            raise
+
+    def api_keys(self) -> list[ApiKey]:
+        def select(conn: sqlite3.Connection) -> list[ApiKey]:
+            rows = conn.execute(f"SELECT {_API_KEY_COLUMNS} FROM api_keys ORDER BY created, id").fetchall()
+            return [_api_key_from_row(row) for row in rows]
+
+        return self._run("listing API keys", select)
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        return self._one_api_key("id", key_id)
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return self._one_api_key("key_hash", key_hash)
+
+    def _one_api_key(self, column: str, value: str) -> ApiKey | None:
+        sql = f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE {column} = ?"
+
+        def select(conn: sqlite3.Connection) -> ApiKey | None:
+            row = conn.execute(sql, (value,)).fetchone()
+            return _api_key_from_row(row) if row else None
+
+        return self._run("reading an API key", select)
+
+    def remove_api_key(self, key_id: str) -> ApiKey | None:
+        def delete(conn: sqlite3.Connection) -> ApiKey | None:
+            row = conn.execute(
+                f"DELETE FROM api_keys WHERE id = ? RETURNING {_API_KEY_COLUMNS}", (key_id,)
+            ).fetchone()
+            # Explicitly, not by ON DELETE CASCADE: foreign keys are off on SQLite connections
+            # unless every one of them turns them on.
+            conn.execute("DELETE FROM api_tokens WHERE key_id = ?", (key_id,))
+            return _api_key_from_row(row) if row else None
+
+        return self._run(f"removing API key {key_id!r}", delete, write=True)
+
+    def add_api_token(self, token_hash: str, key_id: str, expires: float) -> bool:
+        def insert(conn: sqlite3.Connection) -> bool:
+            cursor = conn.execute(
+                "INSERT INTO api_tokens (token_hash, key_id, expires)"
+                " SELECT ?, id, ? FROM api_keys WHERE id = ?",
+                (token_hash, expires, key_id),
+            )
+            return cursor.rowcount == 1
+
+        return self._run("storing an API token", insert, write=True)
+
+    def api_token(self, token_hash: str, now: float) -> tuple[ApiKey, float] | None:
+        sql = (
+            "SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
+            " FROM api_tokens t JOIN api_keys k ON k.id = t.key_id WHERE t.token_hash = ? AND t.expires > ?"
+        )
+
+        def select(conn: sqlite3.Connection) -> tuple[ApiKey, float] | None:
+            row = conn.execute(sql, (token_hash, now)).fetchone()
+            return (_api_key_from_row(row[:-1]), row[-1]) if row else None
+
+        return self._run("reading an API token", select)
+
+    def prune_api_tokens(self, now: float) -> int:
+        def delete(conn: sqlite3.Connection) -> int:
+            return conn.execute("DELETE FROM api_tokens WHERE expires <= ?", (now,)).rowcount
+
+        return self._run("pruning API tokens", delete, write=True)
 
     # -------------------------------------------------------------- lifecycle
 

@@ -1,0 +1,264 @@
+"""Issue 14, item 8 (and item 4's memory bound): the REST API under load.
+
+- Requests/s and p99 latency of ``GET /v2/accounts/{A}/tasks/{ID}`` (one job) and of
+  ``GET /v2/accounts/{A}/tasks`` (a listing page, 50 jobs) on a store of 100,000 jobs, beside a bare
+  Starlette endpoint served by the same uvicorn server (bench/bare_api.py), in the same run,
+  alternating. Goal: >= 0.5x the bare endpoint's requests/s.
+- Peak RSS of ``kzconsole serve`` while a 1 GB CSV is uploaded (a job is created from it) and
+  downloaded again; beside the same server's RSS when idle. Goal: < 100 MB.
+
+The load comes from one asyncio client with keep-alive connections and pre-built requests (a few
+tens of microseconds per request), so the server, not the client, is what is measured; both run on
+this machine's 2 cores, as they would behind a reverse proxy on one host.
+
+    .venv/bin/python bench/bench_api.py [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import KZCONSOLE, PYTHON, Result, Workspace, child_env  # noqa: E402
+from seed import seed_jobs  # noqa: E402
+
+HERE = Path(__file__).resolve().parent
+_LISTENING = re.compile(r"serving the API on http://127\.0\.0\.1:(\d+)/v2 ")
+
+
+# ------------------------------------------------------------------------------- servers
+
+
+class Serve:
+    """``kzconsole serve --no-engine`` on a data dir, in the background."""
+
+    def __init__(self, data: Path, plugins: Path, config: dict[str, Any] | None = None) -> None:
+        cfg = data.parent / f"{data.name}.toml"
+        lines = ["[plugins]", f"paths = [{json.dumps(str(plugins))}]", "reload = false",
+                 "[triggers]", "enabled = false", "[api]"]
+        lines += [f"{k} = {json.dumps(v)}" for k, v in (config or {}).items()]
+        cfg.write_text("\n".join(lines) + "\n")
+        self.base = [*KZCONSOLE, "--config", str(cfg), "--data-dir", str(data)]
+        self.proc = subprocess.Popen([*self.base, "serve", "--no-engine", "--listen", "127.0.0.1:0"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env())
+        assert self.proc.stderr is not None
+        for raw in self.proc.stderr:
+            found = _LISTENING.search(raw.decode("utf-8", "replace"))
+            if found:
+                self.port = int(found.group(1))
+                break
+        else:
+            raise RuntimeError("kzconsole serve did not start")
+        # Keep draining stderr, so a chatty server never blocks on a full pipe.
+        import threading
+
+        threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()  # type: ignore[union-attr]
+
+    def token(self, account: str) -> str:
+        out = subprocess.run([*self.base, "api-keys", "add", "--account", account, "--superadmin", "--json"],
+                             capture_output=True, check=True, env=child_env()).stdout
+        key = json.loads(out)["key"]
+        import httpx
+
+        answer = httpx.put(f"http://127.0.0.1:{self.port}/v2/api_auth", json={"data": {"api_key": key}})
+        return answer.json()["auth_token"]
+
+    def rss_mb(self, field: str = "VmRSS") -> float:
+        with open(f"/proc/{self.proc.pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+        raise RuntimeError(field)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+class Bare:
+    def __init__(self, tmp: Path) -> None:
+        port_file = tmp / "bare.port"
+        self.proc = subprocess.Popen([PYTHON, str(HERE / "bare_api.py"), str(port_file)],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
+        deadline = time.monotonic() + 60
+        while not (port_file.exists() and port_file.read_text()):
+            if time.monotonic() > deadline or self.proc.poll() is not None:
+                raise RuntimeError("the bare server did not start")
+            time.sleep(0.05)
+        self.port = int(port_file.read_text())
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+# ------------------------------------------------------------------------------- load
+
+
+def load(port: int, path: str, token: str | None, *, requests: int, connections: int = 8) -> tuple[float, list[float]]:
+    """``requests`` GETs of ``path`` over ``connections`` keep-alive connections: (requests/s,
+    latencies in seconds). Every answer must be a 200 with a Content-Length."""
+    head = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+    if token:
+        head += f"X-Auth-Token: {token}\r\n"
+    request = (head + "\r\n").encode()
+    latencies: list[float] = []
+
+    async def worker(count: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        clock = time.perf_counter
+        try:
+            for _ in range(count):
+                t0 = clock()
+                writer.write(request)
+                header = await reader.readuntil(b"\r\n\r\n")
+                if header[9:12] != b"200":
+                    raise RuntimeError(f"{path}: {header[:80]!r}")
+                start = header.lower().index(b"content-length:") + 15
+                await reader.readexactly(int(header[start:header.index(b"\r\n", start)]))
+                latencies.append(clock() - t0)
+        finally:
+            writer.close()
+
+    async def main() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(worker(requests // connections) for _ in range(connections)))
+        return time.perf_counter() - t0
+
+    elapsed = asyncio.run(main())
+    return len(latencies) / elapsed, latencies
+
+
+def p99(latencies: list[float]) -> float:
+    ordered = sorted(latencies)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1000
+
+
+# ------------------------------------------------------------------------------- memory
+
+
+def big_round_trip(ws: Workspace, gigabytes: float, log: Callable[[str], None]) -> Result:
+    import httpx
+
+    data = ws.data_dir("api-big")
+    size = int(gigabytes * 1_000_000_000)
+    limit = size + 10_000_000
+    server = Serve(data, ws.plugins, {"max_upload_bytes": limit})
+    try:
+        token = server.token("0" * 32)
+        idle = server.rss_mb()
+        source = ws.root / "big.csv"
+        line = b"+14155550100,0123456789abcdef0123456789abcdef,some text to make a longer row\n"
+        with open(source, "wb") as f:
+            f.write(b"e164,account,note\n")
+            block = line * 10_000
+            written = 0
+            while written < size:
+                f.write(block)
+                written += len(block)
+        total = source.stat().st_size
+        client = httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"X-Auth-Token": token},
+                              timeout=600)
+        t0 = time.perf_counter()
+        with open(source, "rb") as body:
+            answer = client.put("/v2/tasks", params={"category": "bench", "action": "ok"}, content=body,
+                                headers={"Content-Type": "text/csv", "Content-Length": str(total)})
+        assert answer.status_code == 201, answer.text[:500]
+        upload_s = time.perf_counter() - t0
+        job_id = answer.json()["data"]["_read_only"]["id"]
+        t0 = time.perf_counter()
+        received = 0
+        with client.stream("GET", f"/v2/tasks/{job_id}/input") as download:
+            for chunk in download.iter_bytes(1 << 20):
+                received += len(chunk)
+        download_s = time.perf_counter() - t0
+        assert received == total, (received, total)
+        peak = server.rss_mb("VmHWM")
+        client.close()
+    finally:
+        server.stop()
+    log(f"  1 GB: upload+check {upload_s:.1f} s, download {download_s:.1f} s; server RSS idle {idle:.1f} MB,"
+        f" peak {peak:.1f} MB")
+    return Result("14 API memory", f"serve peak RSS, {total / 1e9:.2f} GB CSV uploaded + downloaded", peak, "MB",
+                  baseline=idle, baseline_name="the same server, idle", goal="< 100 MB", met=peak < 100,
+                  note=f"upload+check {upload_s:.0f} s, download {download_s:.0f} s")
+
+
+# ------------------------------------------------------------------------------- run
+
+
+def run(*, jobs: int = 100_000, requests: int = 4000, repeats: int = 3, gigabytes: float = 1.0,
+        log: Callable[[str], None] = print) -> list[Result]:
+    results: list[Result] = []
+    with Workspace("kzbench-api-") as ws:
+        data = ws.data_dir("api")
+        seeded = seed_jobs(data, jobs)
+        log(f"  seeded {jobs:,} jobs in {seeded:.1f} s")
+        server = Serve(data, ws.plugins)
+        bare = Bare(ws.root)
+        try:
+            token = server.token("0" * 32)
+            import httpx
+
+            with httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"X-Auth-Token": token}) as c:
+                # The account with the most jobs, and one of its jobs from the middle of the store.
+                account = "00000000000000000000000000000001"
+                page = c.get(f"/v2/accounts/{account}/tasks", params={"page_size": "1000"}).json()
+                job_id = page["data"][len(page["data"]) // 2]["id"]
+            targets = {
+                "bare": (bare.port, "/bare", None),
+                "job": (server.port, f"/v2/accounts/{account}/tasks/{job_id}", token),
+                "page": (server.port, f"/v2/accounts/{account}/tasks", token),
+            }
+            for port, path, tok in targets.values():  # warm up: connections, caches, code paths
+                load(port, path, tok, requests=400)
+            rates: dict[str, list[float]] = {k: [] for k in targets}
+            tails: dict[str, list[float]] = {k: [] for k in targets}
+            for _ in range(repeats):
+                for name, (port, path, tok) in targets.items():
+                    rate, latencies = load(port, path, tok, requests=requests)
+                    rates[name].append(rate)
+                    tails[name].append(p99(latencies))
+            med = {k: statistics.median(v) for k, v in rates.items()}
+            tail = {k: statistics.median(v) for k, v in tails.items()}
+            log(f"  bare {med['bare']:,.0f} req/s (p99 {tail['bare']:.1f} ms), GET job {med['job']:,.0f} req/s"
+                f" (p99 {tail['job']:.1f} ms), listing page {med['page']:,.0f} req/s (p99 {tail['page']:.1f} ms)")
+        finally:
+            server.stop()
+            bare.stop()
+        for name, what in (("job", "GET one job"), ("page", "GET a listing page (50 jobs)")):
+            results.append(Result(
+                "14 API throughput", f"{what}, {jobs:,} jobs in the store", med[name], "req/s",
+                baseline=med["bare"], baseline_name="bare Starlette endpoint, same uvicorn server",
+                goal=">= 0.5x bare", met=med[name] >= 0.5 * med["bare"],
+                note=f"p99 {tail[name]:.1f} ms (bare {tail['bare']:.1f} ms); 8 connections",
+                samples=rates[name], baseline_samples=rates["bare"]))
+        if gigabytes > 0:
+            results.append(big_round_trip(ws, gigabytes, log))
+    return results
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--gb", type=float, default=1.0)
+    args = ap.parse_args()
+    for r in run(repeats=1 if args.quick else 3, requests=2000 if args.quick else 4000, gigabytes=args.gb):
+        ratio = f" ({r.ratio:.2f}x)" if r.ratio is not None else ""
+        print(f"{r.target}: {r.name}: {r.value:,.1f} {r.unit} vs {r.baseline:,.1f}{ratio}; goal {r.goal}:"
+              f" {'met' if r.met else 'NOT met'}; {r.note}")

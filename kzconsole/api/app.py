@@ -1,0 +1,799 @@
+"""The ASGI application of ``kzconsole serve`` (contract 8.2 to 8.5).
+
+Every answer is Crossbar's envelope (:func:`envelope`); every job operation is one call of the
+engine facade, whose exceptions map onto the errors of 8.5 (:func:`_job_error`). Work that touches
+the store or a file runs in Starlette's thread pool, so a slow disk or a store waiting for a lock
+never stalls the event loop; the loop itself only moves bytes (uploads into a spool file,
+downloads out of a stream) and waits (a stop that is being honoured).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import functools
+import binascii
+import csv
+import hashlib
+import io
+import json
+import logging
+import os
+import re
+import tempfile
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from concurrent.futures import ThreadPoolExecutor
+from starlette.requests import Request
+from starlette.responses import Response, StreamingResponse
+from starlette.routing import Route, Router
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from kzconsole import __version__
+from kzconsole.api import keys
+from kzconsole.engine import (
+    ApiKey,
+    Engine,
+    EngineError,
+    InvalidJobState,
+    JobNotFound,
+    JobRecord,
+    JobRejected,
+    JobStatus,
+    StoreError,
+)
+
+log = logging.getLogger("kzconsole.api")
+
+GREGORIAN_OFFSET = 62167219200  # seconds from 0000-01-01 (Erlang's calendar) to 1970-01-01
+JSON = "application/json"  # exactly: the Monster UI SDK parses an error body only then
+CSV_TYPES = ("text/csv", "text/comma-separated-values", "application/octet-stream")
+JSON_TYPES = ("application/json", "application/x-json")
+_JSON_ANSWER_TYPES = ("application/json", "application/x-json", "*/*")
+CORS_METHODS = "GET, PUT, POST, PATCH, DELETE, OPTIONS"
+CORS_HEADERS = ("Content-Type, Content-Length, X-Auth-Token, X-Request-ID, Accept, Authorization,"
+                " Origin, If-Match, X-HTTP-Method-Override")
+CORS_EXPOSED = "Content-Disposition, Content-Type, X-Request-ID, Location"
+_CHUNK = 1 << 20
+_SMALL_BODY = 64 * 1024  # PUT /v2/api_auth: a key in a small JSON document
+_ACCOUNT = re.compile(r"[0-9a-f]{32}")
+_JOB_ID = re.compile(r"[0-9a-f]{32}")
+_STOP_WAIT_S = 2.0
+_BODY_IDLE_S = 30.0  # an upload that sends nothing for this long is cut off (408)
+
+
+def gregorian(ts: float | None) -> int | None:
+    return None if ts is None else int(ts) + GREGORIAN_OFFSET
+
+
+_TIMESTAMPS = ("created", "start_timestamp", "end_timestamp")
+
+
+def task_json(job: JobRecord) -> dict[str, Any]:
+    """Contract 8.4's ``task``: the public record, Gregorian timestamps, nulls left out."""
+    out = {}
+    for key, value in job.public().items():
+        if value is None:
+            continue
+        out[key] = value + GREGORIAN_OFFSET if key in _TIMESTAMPS else value
+    return out
+
+
+class ApiError(Exception):
+    """An error answer of contract 8.5."""
+
+    def __init__(self, status: int, message: str, data: Any, headers: dict[str, str] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.data = data
+        self.headers = headers or {}
+
+
+def bad_identifier(job_id: str) -> ApiError:
+    return ApiError(404, "bad identifier", [job_id])
+
+
+def _bad_job(job_id: str, reason: str | None = None) -> ApiError:
+    data: dict[str, Any] = {"cause": job_id, "message": "bad identifier"}
+    if reason is not None:
+        data = {"reason": reason, **data}
+    return ApiError(404, "bad_identifier", data)
+
+
+def _validation(field: str, rule: str, message: str) -> ApiError:
+    return ApiError(400, "validation error", {field: {rule: {"message": message}}})
+
+
+INVALID_CREDENTIALS = ApiError(401, "invalid_credentials", {"message": "invalid credentials"})
+FORBIDDEN = ApiError(403, "forbidden", {"message": "forbidden"})
+
+
+# ------------------------------------------------------------------------------- envelope
+
+
+@dataclass
+class Call:
+    """One request as the handlers see it."""
+
+    request: Request
+    request_id: str
+    token: str | None = None
+    key: ApiKey | None = None
+    account_id: str | None = None  # the account acted on (the path's, or the token's)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _utc_stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+class Envelope:
+    """Builds Crossbar's envelope: ``status``, ``data``, ``revision``, ``request_id``,
+    ``auth_token``, ``node``, ``timestamp``, ``version`` (keys whose value is null left out)."""
+
+    def __init__(self, node: str) -> None:
+        self._tail = {"node": node, "version": __version__}
+
+    def _meta(self, call: Call, extra: dict[str, Any] | None) -> str:
+        meta: dict[str, Any] = {"request_id": call.request_id}
+        if call.token is not None:
+            meta["auth_token"] = call.token
+        if extra:
+            meta.update((k, v) for k, v in extra.items() if v is not None)
+        meta.update(self._tail)
+        meta["timestamp"] = _utc_stamp()
+        return _dumps(meta)[1:-1]
+
+    def success(self, call: Call, data: Any, *, status: int = 200, extra: dict[str, Any] | None = None,
+                headers: dict[str, str] | None = None) -> Response:
+        body = _dumps(data)
+        # The revision of what was answered: a client may compare it to tell a change.
+        revision = hashlib.md5(body.encode("utf-8"), usedforsecurity=False).hexdigest()
+        text = f'{{"status":"success","data":{body},"revision":"{revision}",{self._meta(call, extra)}}}'
+        return self._response(text, status, call, headers)
+
+    def error(self, call: Call, err: ApiError) -> Response:
+        head = _dumps({"status": "error", "error": str(err.status), "message": err.message, "data": err.data})
+        text = f"{head[:-1]},{self._meta(call, None)}}}"
+        return self._response(text, err.status, call, err.headers)
+
+    @staticmethod
+    def _response(text: str, status: int, call: Call, headers: dict[str, str] | None) -> Response:
+        response = Response(text.encode("utf-8"), status_code=status, headers=headers)
+        response.headers["content-type"] = JSON
+        response.headers["x-request-id"] = call.request_id
+        return response
+
+
+# ------------------------------------------------------------------------------- listing keys
+#
+# next_start_key is opaque to clients (as Crossbar's is): a versioned, URL-safe encoding of where
+# the next page starts, so the server may change what it holds without breaking clients that
+# only hand it back.
+
+
+def encode_start_key(offset: int) -> str:
+    return base64.urlsafe_b64encode(f"o1:{offset}".encode()).decode().rstrip("=")
+
+
+def decode_start_key(text: str) -> int:
+    try:
+        raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)).decode("ascii")
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise _validation("start_key", "type", "not a start_key given by this server") from None
+    kind, _, value = raw.partition(":")
+    if kind != "o1" or not value.isdigit():
+        raise _validation("start_key", "type", "not a start_key given by this server")
+    return int(value)
+
+
+# ------------------------------------------------------------------------------- the API
+
+
+def _media_types(value: str) -> list[str]:
+    return [part.split(";", 1)[0].strip().lower() for part in value.split(",") if part.strip()]
+
+
+def _wants_csv(request: Request) -> bool:
+    """Kazoo's rule: ``accept`` in the query (``csv`` means ``text/csv``) overrides the header;
+    media types are tried in order; the first known one decides; JSON otherwise."""
+    accept = request.query_params.get("accept")
+    if accept is not None:
+        value = "text/csv" if accept.strip().lower() == "csv" else accept
+    else:
+        value = request.headers.get("accept", JSON)
+    for media in _media_types(value):
+        if media in _JSON_ANSWER_TYPES:
+            return False
+        if media in CSV_TYPES:
+            return True
+    return False
+
+
+def _content_disposition(job: JobRecord, name: str) -> str:
+    suffix = {"in.csv": "in.csv", "out.csv": "out.csv"}[name]
+    return f'attachment; filename="{job.category}_{job.action}_{job.id}_{suffix}"'
+
+
+def _read_chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
+    """``size`` bytes of ``stream`` in chunks, then closed: the size seen when the download
+    started, so a running job's growing output never disagrees with Content-Length."""
+    try:
+        left = size
+        while left > 0:
+            chunk = stream.read(min(_CHUNK, left))
+            if not chunk:
+                break
+            left -= len(chunk)
+            yield chunk
+    finally:
+        stream.close()
+
+
+def csv_lines_at(path: str, fmt: str, lines: list[int]) -> list[str]:
+    """The records of an input that start at the given lines (CSV: physical lines; JSON: record
+    numbers), each as one CSV line: what Kazoo's ``missing_mandatory_values`` lists."""
+    wanted = set(lines)
+    found: dict[int, list[str]] = {}
+    if fmt == "csv":
+        with open(path, encoding="utf-8-sig", newline="") as text:
+            reader = csv.reader(text, strict=True)
+            line = 0
+            for row in reader:
+                if line + 1 in wanted and row:
+                    found[line + 1] = row
+                    if len(found) == len(wanted):
+                        break
+                line = reader.line_num
+    else:
+        with open(path, "rb") as f:
+            doc = json.loads(f.read().decode("utf-8-sig"), parse_int=str, parse_float=str)
+        records = doc if isinstance(doc, list) else (doc.get("data") or {}).get("records") or []
+        columns = list(dict.fromkeys(k.strip() for r in records if isinstance(r, dict) for k in r))
+        for number in sorted(wanted):
+            record = records[number - 1] if 0 < number <= len(records) else None
+            if isinstance(record, dict):
+                cells = {k.strip(): v for k, v in record.items()}
+                found[number] = [_json_text(cells.get(c)) for c in columns]
+    out = []
+    for number in lines:
+        if number in found:
+            buffer = io.StringIO()
+            csv.writer(buffer, lineterminator="").writerow(found[number])
+            out.append(buffer.getvalue())
+    return out
+
+
+def _json_text(value: Any) -> str:
+    if value is None:
+        return ""
+    if value is True or value is False:
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        return _dumps(value)
+    return str(value)
+
+
+class Api:
+    """The endpoints of contract 8.4 over one engine."""
+
+    def __init__(self, engine: Engine, settings: Any) -> None:
+        self.engine = engine
+        self.settings = settings.api
+        self.envelope = Envelope(engine.node)
+        self.spool_dir = os.path.join(str(engine.data_dir), "uploads")
+        # Store and file work runs here. A plain executor, not Starlette's anyio thread pool:
+        # measured at half the cost per trip (about 45 against 85-185 us), and most answers are
+        # one trip.
+        self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kzconsole-api")
+
+    async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """``fn(*args)`` in a worker thread, awaited."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
+
+    # ---- plumbing
+
+    def _token(self, request: Request) -> str | None:
+        token = request.headers.get("x-auth-token") or request.query_params.get("auth_token")
+        if not token:
+            auth = request.headers.get("authorization", "")
+            if auth[:7].lower() == "bearer ":
+                token = auth[7:].strip()
+        return token or None
+
+    def authenticate(self, call: Call, path_account: str | None) -> None:
+        """Contract 8.2: a valid token; the path's account is the token's, unless superadmin."""
+        token = self._token(call.request)
+        if token is None:
+            raise INVALID_CREDENTIALS
+        key = keys.key_for_token(self.engine.store, token, now=self.engine.clock.time())
+        if key is None:
+            raise INVALID_CREDENTIALS
+        call.token, call.key = token, key
+        if path_account is None:
+            call.account_id = key.account_id
+            return
+        if not _ACCOUNT.fullmatch(path_account):
+            raise ApiError(404, "bad identifier", [path_account])
+        if path_account != key.account_id and not key.superadmin:
+            raise FORBIDDEN
+        call.account_id = path_account
+
+    def job(self, call: Call, job_id: str) -> JobRecord:
+        """The job, through the account (Kazoo reads it through its account-scoped view)."""
+        if not _JOB_ID.fullmatch(job_id):
+            raise bad_identifier(job_id)
+        try:
+            job = self.engine.get_job(job_id)
+        except JobNotFound:
+            raise bad_identifier(job_id) from None
+        if job.account_id != call.account_id:
+            raise bad_identifier(job_id)
+        return job
+
+    def csvs(self, job: JobRecord) -> list[str]:
+        """The stored files among in.csv and out.csv. A job without input rows (``total_count``
+        null: a noinput job) has no input, and one never started no output: no need to look."""
+        names = []
+        for name, opener, maybe in (("in.csv", self.engine.open_input, job.total_count is not None),
+                                    ("out.csv", self.engine.open_output, job.start_timestamp is not None)):
+            if not maybe:
+                continue
+            stream = opener(job)
+            if stream is not None:
+                stream.close()
+                names.append(name)
+        return names
+
+    def job_view(self, job: JobRecord) -> dict[str, Any]:
+        view = task_json(job)
+        files = self.csvs(job)
+        if files:
+            view["csvs"] = files
+        return view
+
+    # ---- help and auth
+
+    def help(self, call: Call) -> Response:
+        category = call.request.query_params.get("category")
+        action = call.request.query_params.get("action")
+        if action is not None and category is None:
+            raise ApiError(404, "bad identifier", ["unknown category or action"])
+        try:
+            doc = self.engine.help(category, action)
+        except EngineError:
+            raise ApiError(404, "bad identifier", ["unknown category or action"]) from None
+        return self.envelope.success(call, {"tasks": doc})
+
+    def api_auth(self, call: Call, body: bytes) -> Response:
+        try:
+            doc = json.loads(body.decode("utf-8")) if body.strip() else {}
+        except (UnicodeDecodeError, ValueError):
+            raise ApiError(400, "invalid json", {"message": "the body is not valid JSON"}) from None
+        data = doc.get("data") if isinstance(doc, dict) else None
+        api_key = data.get("api_key") if isinstance(data, dict) else None
+        if not isinstance(api_key, str) or not api_key:
+            raise _validation("api_key", "required", "Field is required but missing")
+        issued = keys.issue_token(self.engine.store, api_key, now=self.engine.clock.time(),
+                                  ttl_s=self.settings.token_ttl_s)
+        if issued is None:
+            raise INVALID_CREDENTIALS
+        key, token, expires = issued
+        call.token = token
+        return self.envelope.success(call, {
+            "account_id": key.account_id, "api_key_id": key.id, "is_superadmin": key.superadmin,
+            "expires": gregorian(expires),
+        }, status=201)
+
+    # ---- jobs
+
+    def list_jobs(self, call: Call) -> Response:
+        query = call.request.query_params
+        paginate_value = query.get("paginate", "true")
+        if paginate_value not in ("true", "false"):
+            raise _validation("paginate", "enum", "paginate must be true or false")
+        paginate = paginate_value == "true"
+        raw_size = query.get("page_size")
+        if raw_size is None:
+            page_size = self.settings.page_size
+        elif raw_size.isdigit() and 1 <= int(raw_size) <= 10000:
+            page_size = int(raw_size)
+        else:
+            raise _validation("page_size", "type", "page_size must be an integer from 1 to 10000")
+        start_key = query.get("start_key")
+        if not paginate:
+            return self._list_all(call)
+        offset = decode_start_key(start_key) if start_key else 0
+        jobs = self.engine.list_jobs(account_id=call.account_id, limit=page_size + 1, offset=offset)
+        more = len(jobs) > page_size
+        rows = [self.job_view(job) for job in jobs[:page_size]]
+        return self.envelope.success(call, rows, extra={
+            "page_size": len(rows),
+            "start_key": start_key,
+            "next_start_key": encode_start_key(offset + page_size) if more else None,
+        })
+
+    def _list_all(self, call: Call) -> Response:
+        """``paginate=false``: every job of the account, streamed page by page from the store,
+        so 100,000 jobs never sit in memory at once (``page_size`` follows the data)."""
+        engine, account, envelope = self.engine, call.account_id, self.envelope
+
+        def body() -> Iterator[bytes]:
+            yield b'{"status":"success","data":['
+            offset, count = 0, 0
+            while True:
+                jobs = engine.list_jobs(account_id=account, limit=1000, offset=offset)
+                if not jobs:
+                    break
+                parts = [_dumps(self.job_view(job)) for job in jobs]
+                yield (("," if count else "") + ",".join(parts)).encode("utf-8")
+                count += len(jobs)
+                offset += len(jobs)
+                if len(jobs) < 1000:
+                    break
+            yield f'],{envelope._meta(call, {"page_size": count})}}}'.encode("utf-8")
+
+        response = StreamingResponse(body(), headers={"content-type": JSON, "x-request-id": call.request_id})
+        return response
+
+    def get_job(self, call: Call, job_id: str) -> Response:
+        job = self.job(call, job_id)
+        if _wants_csv(call.request):
+            return self.download(call, job, call.request.query_params.get("csv_name") or "out.csv")
+        return self.envelope.success(call, {"_read_only": self.job_view(job)})
+
+    def download(self, call: Call, job: JobRecord, name: str) -> Response:
+        if name == "in.csv":
+            stream = self.engine.open_input(job)
+        elif name == "out.csv":
+            stream = self.engine.open_output(job)
+        else:  # a name is never a path: only the two files a job has
+            stream = None
+        if stream is None:
+            raise _bad_job(job.id)
+        size = stream.seek(0, io.SEEK_END)
+        stream.seek(0)
+        if size == 0:
+            stream.close()
+            return Response(status_code=204, headers={"x-request-id": call.request_id})
+        return StreamingResponse(_read_chunks(stream, size), headers={
+            "content-type": "text/csv",
+            "content-length": str(size),
+            "content-disposition": _content_disposition(job, name),
+            "x-request-id": call.request_id,
+        })
+
+    def start(self, call: Call, job_id: str) -> Response:
+        job = self.job(call, job_id)
+        try:
+            job = self.engine.start_job(job.id)
+        except InvalidJobState:
+            raise _bad_job(job.id, "task already started") from None
+        return self.envelope.success(call, {"_read_only": task_json(job)})
+
+    def remove(self, call: Call, job_id: str) -> Response:
+        job = self.job(call, job_id)
+        try:
+            job = self.engine.remove_job(job.id)
+        except InvalidJobState:
+            raise _bad_job(job.id) from None
+        return self.envelope.success(call, {"_read_only": task_json(job)})
+
+    async def stop(self, call: Call, job_id: str) -> Response:
+        job = await self.run(self.job, call, job_id)
+        try:
+            job = await self.run(self.engine.stop_job, job.id)
+        except InvalidJobState:
+            raise _bad_job(job.id, "task is not running") from None
+        # Contract 8.4: answer once the job is stopped, or after 2 s with the job as it then is.
+        # The engine that runs it may be another process: its store row is the truth.
+        deadline = time.monotonic() + _STOP_WAIT_S
+        while job.status is JobStatus.EXECUTING and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+            try:
+                job = await self.run(self.engine.get_job, job.id)
+            except JobNotFound:
+                raise bad_identifier(job_id) from None
+        return self.envelope.success(call, {"_read_only": task_json(job)})
+
+    async def create(self, call: Call) -> Response:
+        query = call.request.query_params
+        category, action = query.get("category"), query.get("action")
+        for name, value in (("category", category), ("action", action)):
+            if not value:
+                raise _validation(name, "required", "Field is required but missing")
+        assert category is not None and action is not None
+        if await self.run(self.engine.task, category, action) is None:
+            raise ApiError(404, "bad identifier", ["unknown_category_action"])
+        fmt = self._body_format(call.request)
+        spool = await self._spool(call.request)
+        try:
+            return await self.run(self._add, call, category, action, spool, fmt,
+                                           query.get("file_name"))
+        finally:
+            if spool is not None:
+                spool.close()
+                os.unlink(spool.name)
+
+    @staticmethod
+    def _body_format(request: Request) -> str:
+        media = _media_types(request.headers.get("content-type", ""))
+        if not media or media[0] in CSV_TYPES:
+            return "csv"
+        if media[0] in JSON_TYPES:
+            return "json"
+        raise ApiError(415, "unsupported media type", {
+            "message": "the body must be CSV (text/csv) or JSON (application/json)",
+            "accepted": [*CSV_TYPES, *JSON_TYPES],
+        })
+
+    async def _spool(self, request: Request) -> Any:
+        """The body in a private temporary file (None when empty), read in chunks: never whole
+        in memory. Over ``api.max_upload_bytes`` it is refused before anything is stored."""
+        limit = self.settings.max_upload_bytes
+        too_large = ApiError(413, "request entity too large", {"max_bytes": limit})
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise too_large
+        os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
+        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)  # noqa: SIM115
+        size = 0
+        chunks = request.stream().__aiter__()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(_BODY_IDLE_S):  # a client dripping its body
+                        chunk = await chunks.__anext__()
+                except StopAsyncIteration:
+                    break
+                except TimeoutError:
+                    raise ApiError(408, "request timeout", {
+                        "message": f"no part of the body arrived for {_BODY_IDLE_S:g} s"}) from None
+                size += len(chunk)
+                if size > limit:
+                    raise too_large
+                spool.write(chunk)
+            spool.flush()
+        except BaseException:
+            spool.close()
+            os.unlink(spool.name)
+            raise
+        if size == 0:
+            spool.close()
+            os.unlink(spool.name)
+            return None
+        spool.seek(0)
+        return spool
+
+    def _add(self, call: Call, category: str, action: str, spool: Any, fmt: str,
+             file_name: str | None) -> Response:
+        assert call.key is not None
+        try:
+            job = self.engine.add_job(category, action, input=spool, fmt=fmt, file_name=file_name,
+                                      account_id=call.account_id, auth_account_id=call.key.account_id)
+        except JobRejected as exc:
+            raise self._rejected(exc.errors, spool, fmt) from None
+        return self.envelope.success(call, {"_read_only": task_json(job)}, status=201)
+
+    @staticmethod
+    def _rejected(errors: dict[str, Any], spool: Any, fmt: str) -> ApiError:
+        if "unknown_task" in errors:
+            return ApiError(404, "bad identifier", ["unknown_category_action"])
+        if "csv" in errors:
+            err = errors["csv"]
+            return ApiError(400, "validation error",
+                            {"csv": {"format": {"message": err["message"], "line": err["line"]}}})
+        data: dict[str, Any] = {}
+        for name in ("missing_mandatory_fields", "expected_content"):
+            if name in errors:
+                data[name] = errors[name]
+        if "missing_mandatory_values" in errors and spool is not None:
+            data["missing_mandatory_values"] = csv_lines_at(
+                spool.name, fmt, errors["missing_mandatory_values"]["lines"])
+        return ApiError(400, "bad request", data)
+
+
+# ------------------------------------------------------------------------------- routing
+
+
+Handler = Callable[[Api, Call, dict[str, str]], Awaitable[Response]]
+
+
+def _sync(method: Callable[..., Response], *, auth: bool = True) -> Handler:
+    """A handler whose whole work (authentication included) is one trip to the thread pool."""
+
+    async def handler(api: Api, call: Call, params: dict[str, str]) -> Response:
+        def work() -> Response:
+            if auth:
+                api.authenticate(call, params.get("account_id"))
+            args = [params["job_id"]] if "job_id" in params else []
+            return method(api, call, *args)
+
+        return await api.run(work)
+
+    return handler
+
+
+def _async(method: Callable[..., Awaitable[Response]]) -> Handler:
+    async def handler(api: Api, call: Call, params: dict[str, str]) -> Response:
+        await api.run(api.authenticate, call, params.get("account_id"))
+        args = [params["job_id"]] if "job_id" in params else []
+        return await method(api, call, *args)
+
+    return handler
+
+
+async def _api_auth(api: Api, call: Call, params: dict[str, str]) -> Response:
+    body = bytearray()
+    async for chunk in call.request.stream():
+        body += chunk
+        if len(body) > _SMALL_BODY:
+            raise ApiError(413, "request entity too large", {"max_bytes": _SMALL_BODY})
+    return await api.run(api.api_auth, call, bytes(body))
+
+
+async def _openapi(api: Api, call: Call, params: dict[str, str]) -> Response:
+    from kzconsole.api.openapi import document
+
+    catalog = await api.run(api.engine.help)
+    return Response(_dumps(document(api.settings, catalog)).encode("utf-8"), headers={"content-type": JSON})
+
+
+def _download(name: str) -> Callable[..., Response]:
+    def method(api: Api, call: Call, job_id: str) -> Response:
+        return api.download(call, api.job(call, job_id), name)
+
+    return method
+
+
+# (path without the /v2/accounts/{account_id} part, {verb: handler}); each path is served with
+# and without that part (contract 8.4).
+_JOB_PATHS: list[tuple[str, dict[str, Handler]]] = [
+    ("/tasks/{job_id}", {"GET": _sync(Api.get_job), "PATCH": _sync(Api.start), "DELETE": _sync(Api.remove)}),
+    ("/tasks/{job_id}/stop", {"PATCH": _async(Api.stop)}),
+    ("/tasks/{job_id}/input", {"GET": _sync(_download("in.csv"))}),
+    ("/tasks/{job_id}/output", {"GET": _sync(_download("out.csv"))}),
+]
+
+ROUTES: list[tuple[str, dict[str, Handler]]] = [
+    ("/v2/tasks", {"GET": _sync(Api.help, auth=False), "PUT": _async(Api.create)}),
+    ("/v2/accounts/{account_id}/tasks", {"GET": _sync(Api.list_jobs), "PUT": _async(Api.create)}),
+    *((f"/v2{path}", verbs) for path, verbs in _JOB_PATHS),
+    *((f"/v2/accounts/{{account_id}}{path}", verbs) for path, verbs in _JOB_PATHS),
+    ("/v2/api_auth", {"PUT": _api_auth}),
+    ("/v2/openapi.json", {"GET": _openapi}),
+]
+
+
+def _request_id(request: Request) -> str:
+    given = request.headers.get("x-request-id", "")
+    # Echoed in a header: keep it printable and short.
+    if given and len(given) <= 200 and given.isprintable():
+        return given
+    return uuid.uuid4().hex
+
+
+class _Endpoint:
+    """One path's ASGI app. An object, not a function, so that Starlette routes every verb to it
+    and the 405 (with the verbs allowed) is ours, in the envelope."""
+
+    def __init__(self, api: Api, verbs: dict[str, Handler]) -> None:
+        self.api = api
+        self.verbs = verbs
+        self.allowed = sorted(verbs)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        response = await self.answer(Request(scope, receive))
+        await response(scope, receive, send)
+
+    async def answer(self, request: Request) -> Response:
+        api, verbs, allowed = self.api, self.verbs, self.allowed
+        call = Call(request=request, request_id=_request_id(request))
+        handler = verbs.get(request.method)
+        try:
+            if handler is None:
+                raise ApiError(405, "method not allowed", {"allowed": allowed},
+                               headers={"allow": ", ".join([*allowed, "OPTIONS"])})
+            return await handler(api, call, dict(request.path_params))
+        except ApiError as err:
+            return api.envelope.error(call, err)
+        except StoreError as exc:
+            log.error("store error answering %s %s: %s", request.method, request.url.path, exc)
+            return api.envelope.error(call, ApiError(503, "store unavailable", {"message": str(exc)}))
+        except EngineError as exc:
+            return api.envelope.error(call, ApiError(400, "bad request", {"message": str(exc)}))
+
+
+class Cors:
+    """CORS on every answer, and a 200 to every ``OPTIONS`` (a preflight needs no token):
+    Monster UI is served from another origin than the API (contract 8.3)."""
+
+    def __init__(self, app: ASGIApp, origins: tuple[str, ...]) -> None:
+        self.app = app
+        self.any_origin = "*" in origins
+        self.origins = frozenset(o.encode("latin-1") for o in origins)
+
+    def _headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
+        headers = [
+            (b"access-control-allow-methods", CORS_METHODS.encode()),
+            (b"access-control-allow-headers", CORS_HEADERS.encode()),
+            (b"access-control-expose-headers", CORS_EXPOSED.encode()),
+            (b"access-control-max-age", b"86400"),
+        ]
+        if self.any_origin:
+            headers.append((b"access-control-allow-origin", b"*"))
+        else:
+            origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
+            if origin in self.origins:
+                headers.append((b"access-control-allow-origin", origin))
+            headers.append((b"vary", b"Origin"))
+        return headers
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        extra = self._headers(scope)
+        if scope["method"] == "OPTIONS":
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*extra, (b"content-length", b"0")]})
+            await send({"type": "http.response.body", "body": b""})
+            return
+
+        async def send_with_cors(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_cors)
+
+
+def build_app(engine: Engine, settings: Any) -> ASGIApp:
+    """The ASGI application serving ``engine`` (started or not: ``--no-engine`` serves the store)."""
+    api = Api(engine, settings)
+    routes = [Route(path, _Endpoint(api, verbs)) for path, verbs in ROUTES]
+
+    async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
+        request = Request(scope, receive)
+        call = Call(request=request, request_id=_request_id(request))
+        err = ApiError(404, "not found", {"message": f"no such path: {request.url.path}"})
+        await api.envelope.error(call, err)(scope, receive, send)
+
+    router = Router(routes=routes, default=not_found)
+    return Cors(_Errors(router, api), tuple(settings.api.cors_origins))
+
+
+class _Errors:
+    """A bug in a handler still answers a JSON envelope (500) and is logged with its traceback."""
+
+    def __init__(self, app: ASGIApp, api: Api) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = False
+
+        async def watch(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watch)
+        except Exception:
+            log.exception("error answering %s %s", scope.get("method"), scope.get("path"))
+            if started or scope["type"] != "http":
+                raise
+            request = Request(scope, receive)
+            call = Call(request=request, request_id=_request_id(request))
+            err = ApiError(500, "internal error", {"message": "internal error (logged by the server)"})
+            await self.api.envelope.error(call, err)(scope, receive, send)
