@@ -58,6 +58,7 @@ import psycopg
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
 from kzconsole.engine.store.base import (
+    ApiKey,
     Fenced,
     Store,
     StoreChange,
@@ -212,6 +213,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 2: the tokens PUT /v2/api_auth hands out (contract 8.2), by hash only; they die with their key.
+    (
+        """
+        CREATE TABLE api_tokens (
+            token_hash text PRIMARY KEY,
+            key_id     text NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+            expires    double precision NOT NULL
+        )
+        """,
+        "CREATE INDEX api_tokens_key ON api_tokens (key_id)",
+        "CREATE INDEX api_tokens_expires ON api_tokens (expires)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -227,6 +240,7 @@ WAIT_POLL_S = 0.2  # wait_changes re-checks this often even without a notificati
 _LOCK_MIGRATE = 0x6B7A_0001  # pg_advisory_xact_lock key: one node migrates at a time
 
 _JOB_COLUMNS = ", ".join(JOB_FIELDS)
+_API_KEY_COLUMNS = "id, account_id, name, superadmin, created, key_hash"
 _CHANGE_INSERT = "INSERT INTO changes (tx, at, kind, job_id, origin, request)"
 _CHANGE_VALUES = "pg_current_xact_id()::text::bigint, extract(epoch FROM clock_timestamp())"
 _JOB_FIELD_SET = frozenset(JOB_FIELDS)
@@ -1157,6 +1171,79 @@ class PostgresStore(Store):
             return count
 
         return self._run("pruning firings", delete, write=True)
+
+    # ------------------------------------------------------- API keys (owner: api)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        values = (key.id, key.account_id, key.name, key.superadmin, key.created, key.key_hash)
+
+        def insert(tx: _Tx) -> None:
+            row = tx.execute(f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
+                             " ON CONFLICT DO NOTHING RETURNING id", values).fetchone()
+            if row is None:
+                raise _Exists()
+
+        try:
+            self._run(f"adding API key {key.id!r}", insert, write=True, exactly_once=True)
+        except _Exists:
+            raise StoreError(f"API key {key.id!r} (or its hash) already exists in {self.display}") from None
+
+    def api_keys(self) -> list[ApiKey]:
+        def select(tx: _Tx) -> list[ApiKey]:
+            rows = tx.execute(f"SELECT {_API_KEY_COLUMNS} FROM api_keys ORDER BY created, id").fetchall()
+            return [ApiKey(*row) for row in rows]
+
+        return self._run("listing API keys", select)
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        return self._one_api_key("id", key_id)
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return self._one_api_key("key_hash", key_hash)
+
+    def _one_api_key(self, column: str, value: str) -> ApiKey | None:
+        sql = f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE {column} = %s"
+
+        def select(tx: _Tx) -> ApiKey | None:
+            row = tx.execute(sql, (value,)).fetchone()
+            return ApiKey(*row) if row else None
+
+        return self._run("reading an API key", select)
+
+    def remove_api_key(self, key_id: str) -> ApiKey | None:
+        def delete(tx: _Tx) -> ApiKey | None:
+            # Its tokens go with it (ON DELETE CASCADE).
+            row = tx.execute(f"DELETE FROM api_keys WHERE id = %s RETURNING {_API_KEY_COLUMNS}",
+                             (key_id,)).fetchone()
+            return ApiKey(*row) if row else None
+
+        return self._run(f"removing API key {key_id!r}", delete, write=True)
+
+    def add_api_token(self, token_hash: str, key_id: str, expires: float) -> bool:
+        def insert(tx: _Tx) -> bool:
+            cursor = tx.execute("INSERT INTO api_tokens (token_hash, key_id, expires)"
+                                " SELECT %s, id, %s FROM api_keys WHERE id = %s"
+                                " ON CONFLICT (token_hash) DO NOTHING", (token_hash, expires, key_id))
+            return cursor.rowcount == 1
+
+        return self._run("storing an API token", insert, write=True, exactly_once=True)
+
+    def api_token(self, token_hash: str, now: float) -> tuple[ApiKey, float] | None:
+        sql = ("SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
+               " FROM api_tokens t JOIN api_keys k ON k.id = t.key_id"
+               " WHERE t.token_hash = %s AND t.expires > %s")
+
+        def select(tx: _Tx) -> tuple[ApiKey, float] | None:
+            row = tx.execute(sql, (token_hash, now)).fetchone()
+            return (ApiKey(*row[:-1]), row[-1]) if row else None
+
+        return self._run("reading an API token", select)
+
+    def prune_api_tokens(self, now: float) -> int:
+        def delete(tx: _Tx) -> int:
+            return tx.execute("DELETE FROM api_tokens WHERE expires <= %s", (now,)).rowcount
+
+        return self._run("pruning API tokens", delete, write=True)
 
     # -------------------------------------------------------------- lifecycle
 
