@@ -342,17 +342,15 @@ class Api:
         return job
 
     def csvs(self, job: JobRecord) -> list[str]:
-        """The stored files among in.csv and out.csv. A job without input rows (``total_count``
-        null: a noinput job) has no input, and one never started no output: no need to look."""
-        names = []
-        for name, opener, maybe in (("in.csv", self.engine.open_input, job.total_count is not None),
-                                    ("out.csv", self.engine.open_output, job.start_timestamp is not None)):
-            if not maybe:
-                continue
-            stream = opener(job)
+        """The stored files among in.csv and out.csv. A job has its input exactly when it has
+        input rows (``total_count``: the record and the input are stored together, contract 4.1
+        and 3.3), so only the output is looked for, and only for a job that started."""
+        names = ["in.csv"] if job.total_count is not None else []
+        if job.start_timestamp is not None:
+            stream = self.engine.open_output(job)
             if stream is not None:
                 stream.close()
-                names.append(name)
+                names.append("out.csv")
         return names
 
     def job_view(self, job: JobRecord) -> dict[str, Any]:
