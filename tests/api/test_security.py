@@ -207,3 +207,7 @@ def test_tls(make_server, tmp_path) -> None:
             pass
         else:
             assert answer.status_code >= 400
+    # A certificate that cannot be loaded is an error naming it, before anything starts.
+    broken = Server(tmp_path / "broken", api={"tls_cert": str(tmp_path / "missing.pem"), "tls_key": str(key)})
+    proc = broken.cli("serve", "--listen", "127.0.0.1:0", check=2)
+    assert b"missing.pem" in proc.stderr and b"cannot be used" in proc.stderr
