@@ -219,9 +219,15 @@ def _wants_csv(request: Request) -> bool:
     return False
 
 
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
 def _content_disposition(job: JobRecord, name: str) -> str:
     suffix = {"in.csv": "in.csv", "out.csv": "out.csv"}[name]
-    return f'attachment; filename="{job.category}_{job.action}_{job.id}_{suffix}"'
+    # A plugin's category or action may hold any character but "/", "." and spaces: nothing
+    # that could end the quoted name (or the header) reaches it.
+    stem = _UNSAFE_IN_FILE_NAME.sub("_", f"{job.category}_{job.action}")
+    return f'attachment; filename="{stem}_{job.id}_{suffix}"'
 
 
 def _read_chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
