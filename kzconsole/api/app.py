@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import binascii
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -24,10 +24,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from concurrent.futures import ThreadPoolExecutor
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, Router
@@ -447,7 +447,7 @@ class Api:
                 offset += len(jobs)
                 if len(jobs) < 1000:
                     break
-            yield f'],{envelope._meta(call, {"page_size": count})}}}'.encode("utf-8")
+            yield f'],{envelope._meta(call, {"page_size": count})}}}'.encode()
 
         response = StreamingResponse(body(), headers={"content-type": JSON, "x-request-id": call.request_id})
         return response
@@ -552,7 +552,7 @@ class Api:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise too_large
         os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
-        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)  # noqa: SIM115
+        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)
         size = 0
         chunks = request.stream().__aiter__()
         try:

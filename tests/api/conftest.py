@@ -78,7 +78,7 @@ class Server:
         return [sys.executable, "-m", "kzconsole", "--config", str(self.config), "--data-dir",
                 str(self.data), *args]
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         args = ["serve", "--listen", "127.0.0.1:0"] + ([] if self.engine else ["--no-engine"])
         self.proc = subprocess.Popen(self.command(*args), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
