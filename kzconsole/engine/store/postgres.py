@@ -58,6 +58,7 @@ import psycopg
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
 from kzconsole.engine.store.base import (
+    ApiKey,
     Fenced,
     Store,
     StoreChange,
@@ -212,9 +213,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 2: the tokens of the REST API's keys (owner: api; contract 8.2), by hash only.
+    (
+        """
+        CREATE TABLE api_tokens (
+            token_hash text PRIMARY KEY,
+            key_id     text NOT NULL REFERENCES api_keys (id) ON DELETE CASCADE,
+            expires    double precision NOT NULL
+        )
+        """,
+        "CREATE INDEX api_tokens_key ON api_tokens (key_id)",
+        "CREATE INDEX api_tokens_expires ON api_tokens (expires)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
+
+# The API keys' columns in ApiKey's field order (the table's own order differs).
+_API_KEY_COLUMNS = "id, account_id, name, superadmin, created, key_hash"
 
 CHUNK = 1 << 20  # bytes per stored chunk (and per read of a stream being stored)
 # Appends smaller than this grow the last chunk instead of adding one (logs come a line at a time).
@@ -1157,6 +1173,79 @@ class PostgresStore(Store):
             return count
 
         return self._run("pruning firings", delete, write=True)
+
+    # ------------------------------------------------------- API keys (owner: api)
+
+    def add_api_key(self, key: ApiKey) -> None:
+        values = (key.id, key.account_id, key.name, key.superadmin, key.created, key.key_hash)
+
+        def insert(tx: _Tx) -> None:
+            tx.execute(f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)", values)
+
+        self._run(f"adding API key {key.id!r}", insert, write=True)
+
+    def api_keys(self) -> list[ApiKey]:
+        def select(tx: _Tx) -> list[ApiKey]:
+            rows = tx.execute(f"SELECT {_API_KEY_COLUMNS} FROM api_keys ORDER BY created, id").fetchall()
+            return [ApiKey(*row) for row in rows]
+
+        return self._run("listing API keys", select)
+
+    def api_key(self, key_id: str) -> ApiKey | None:
+        return self._one_api_key("id", key_id)
+
+    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
+        return self._one_api_key("key_hash", key_hash)
+
+    def _one_api_key(self, column: str, value: str) -> ApiKey | None:
+        sql = f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE {column} = %s"
+
+        def select(tx: _Tx) -> ApiKey | None:
+            row = tx.execute(sql, (value,)).fetchone()
+            return ApiKey(*row) if row else None
+
+        return self._run("reading an API key", select)
+
+    def remove_api_key(self, key_id: str) -> ApiKey | None:
+        def delete(tx: _Tx) -> ApiKey | None:
+            # Its tokens go with it (ON DELETE CASCADE).
+            row = tx.execute(f"DELETE FROM api_keys WHERE id = %s RETURNING {_API_KEY_COLUMNS}",
+                             (key_id,)).fetchone()
+            return ApiKey(*row) if row else None
+
+        return self._run(f"removing API key {key_id!r}", delete, write=True)
+
+    def add_api_token(self, token_hash: str, key_id: str, ttl_s: float) -> float | None:
+        def insert(tx: _Tx) -> float | None:
+            row = tx.execute(
+                "INSERT INTO api_tokens (token_hash, key_id, expires)"
+                " SELECT %s, id, extract(epoch FROM clock_timestamp()) + %s FROM api_keys WHERE id = %s"
+                " RETURNING expires",
+                (token_hash, float(ttl_s), key_id),
+            ).fetchone()
+            return float(row[0]) if row else None
+
+        return self._run("storing an API token", insert, write=True)
+
+    def api_token(self, token_hash: str) -> tuple[ApiKey, float] | None:
+        sql = (
+            "SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
+            " FROM api_tokens t JOIN api_keys k ON k.id = t.key_id"
+            " WHERE t.token_hash = %s AND t.expires > extract(epoch FROM clock_timestamp())"
+        )
+
+        def select(tx: _Tx) -> tuple[ApiKey, float] | None:
+            row = tx.execute(sql, (token_hash,)).fetchone()
+            return (ApiKey(*row[:-1]), float(row[-1])) if row else None
+
+        return self._run("reading an API token", select)
+
+    def prune_api_tokens(self) -> int:
+        def delete(tx: _Tx) -> int:
+            return tx.execute(
+                "DELETE FROM api_tokens WHERE expires <= extract(epoch FROM clock_timestamp())").rowcount
+
+        return self._run("pruning API tokens", delete, write=True)
 
     # -------------------------------------------------------------- lifecycle
 
