@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import binascii
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -24,10 +24,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from concurrent.futures import ThreadPoolExecutor
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, Router
@@ -63,6 +63,7 @@ _SMALL_BODY = 64 * 1024  # PUT /v2/api_auth: a key in a small JSON document
 _ACCOUNT = re.compile(r"[0-9a-f]{32}")
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _STOP_WAIT_S = 2.0
+_PRUNE_TOKENS_EVERY = 100
 _BODY_IDLE_S = 30.0  # an upload that sends nothing for this long is cut off (408)
 
 
@@ -218,9 +219,15 @@ def _wants_csv(request: Request) -> bool:
     return False
 
 
+_UNSAFE_IN_FILE_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
 def _content_disposition(job: JobRecord, name: str) -> str:
     suffix = {"in.csv": "in.csv", "out.csv": "out.csv"}[name]
-    return f'attachment; filename="{job.category}_{job.action}_{job.id}_{suffix}"'
+    # A plugin's category or action may hold any character but "/", "." and spaces: nothing
+    # that could end the quoted name (or the header) reaches it.
+    stem = _UNSAFE_IN_FILE_NAME.sub("_", f"{job.category}_{job.action}")
+    return f'attachment; filename="{stem}_{job.id}_{suffix}"'
 
 
 def _read_chunks(stream: BinaryIO, size: int) -> Iterator[bytes]:
@@ -293,6 +300,7 @@ class Api:
         # Store and file work runs here. A plain executor, not Starlette's anyio thread pool:
         # measured at half the cost per trip (about 45 against 85-185 us), and most answers are
         # one trip.
+        self._issued = 0
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kzconsole-api")
 
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -314,7 +322,7 @@ class Api:
         token = self._token(call.request)
         if token is None:
             raise INVALID_CREDENTIALS
-        key = keys.key_for_token(self.engine.store, token, now=self.engine.clock.time())
+        key = keys.key_for_token(self.engine.store, token)
         if key is None:
             raise INVALID_CREDENTIALS
         call.token, call.key = token, key
@@ -340,17 +348,15 @@ class Api:
         return job
 
     def csvs(self, job: JobRecord) -> list[str]:
-        """The stored files among in.csv and out.csv. A job without input rows (``total_count``
-        null: a noinput job) has no input, and one never started no output: no need to look."""
-        names = []
-        for name, opener, maybe in (("in.csv", self.engine.open_input, job.total_count is not None),
-                                    ("out.csv", self.engine.open_output, job.start_timestamp is not None)):
-            if not maybe:
-                continue
-            stream = opener(job)
+        """The stored files among in.csv and out.csv. A job has its input exactly when it has
+        input rows (``total_count``: the record and the input are stored together, contract 4.1
+        and 3.3), so only the output is looked for, and only for a job that started."""
+        names = ["in.csv"] if job.total_count is not None else []
+        if job.start_timestamp is not None:
+            stream = self.engine.open_output(job)
             if stream is not None:
                 stream.close()
-                names.append(name)
+                names.append("out.csv")
         return names
 
     def job_view(self, job: JobRecord) -> dict[str, Any]:
@@ -382,12 +388,14 @@ class Api:
         api_key = data.get("api_key") if isinstance(data, dict) else None
         if not isinstance(api_key, str) or not api_key:
             raise _validation("api_key", "required", "Field is required but missing")
-        issued = keys.issue_token(self.engine.store, api_key, now=self.engine.clock.time(),
-                                  ttl_s=self.settings.token_ttl_s)
+        issued = keys.issue_token(self.engine.store, api_key, ttl_s=self.settings.token_ttl_s)
         if issued is None:
             raise INVALID_CREDENTIALS
         key, token, expires = issued
         call.token = token
+        self._issued += 1
+        if self._issued % _PRUNE_TOKENS_EVERY == 1:
+            self.engine.store.prune_api_tokens()  # expired tokens would pile up, one per login
         return self.envelope.success(call, {
             "account_id": key.account_id, "api_key_id": key.id, "is_superadmin": key.superadmin,
             "expires": gregorian(expires),
@@ -439,7 +447,7 @@ class Api:
                 offset += len(jobs)
                 if len(jobs) < 1000:
                     break
-            yield f'],{envelope._meta(call, {"page_size": count})}}}'.encode("utf-8")
+            yield f'],{envelope._meta(call, {"page_size": count})}}}'.encode()
 
         response = StreamingResponse(body(), headers={"content-type": JSON, "x-request-id": call.request_id})
         return response
@@ -544,7 +552,7 @@ class Api:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise too_large
         os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
-        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)  # noqa: SIM115
+        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)
         size = 0
         chunks = request.stream().__aiter__()
         try:

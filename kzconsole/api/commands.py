@@ -7,7 +7,14 @@ import argparse
 import sys
 from typing import Any
 
-from kzconsole.cli.common import CliError, add_command, add_json, open_engine, print_json, settings
+from kzconsole.cli.common import (
+    CliError,
+    add_command,
+    add_json,
+    open_engine,
+    print_json,
+    settings,
+)
 
 
 def register(commands: Any) -> None:

@@ -35,20 +35,21 @@ def add_key(store: Store, account_id: str, *, name: str | None, superadmin: bool
     return key, secret
 
 
-def issue_token(store: Store, api_key: str, *, now: float, ttl_s: int) -> tuple[ApiKey, str, float] | None:
-    """``PUT /v2/api_auth``: a new token for the key, or None when the key is unknown."""
+def issue_token(store: Store, api_key: str, *, ttl_s: int) -> tuple[ApiKey, str, float] | None:
+    """``PUT /v2/api_auth``: a new token for the key and when it expires (on the store's clock,
+    which every node judges it by), or None when the key is unknown."""
     key = store.api_key_by_hash(digest(api_key))
     if key is None:
         return None
     token = secrets.token_urlsafe(32)
-    expires = now + ttl_s
-    if not store.add_api_token(digest(token), key.id, expires):
+    expires = store.add_api_token(digest(token), key.id, ttl_s)
+    if expires is None:
         return None  # the key was removed between the two calls
     return key, token, expires
 
 
-def key_for_token(store: Store, token: str, *, now: float) -> ApiKey | None:
-    found = store.api_token(digest(token), now)
+def key_for_token(store: Store, token: str) -> ApiKey | None:
+    found = store.api_token(digest(token))
     return found[0] if found is not None else None
 
 

@@ -99,6 +99,18 @@ def bind(listen: str) -> socket.socket:
     return sock
 
 
+def check_tls(cert: str, key: str) -> None:
+    """Load the certificate and key now, so that a wrong path or a key that does not match the
+    certificate is an error naming them, before anything starts."""
+    import ssl
+
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise ServeError(f"api.tls_cert {cert} / api.tls_key {key}: cannot be used: {reason}") from None
+
+
 def make_server(app: Any, *, tls_cert: str | None = None, tls_key: str | None = None) -> Any:
     """The uvicorn server of ``kzconsole serve`` for ``app`` (the benchmark's bare endpoint is
     served by the same one)."""
@@ -126,6 +138,8 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    if settings.api.tls_cert:
+        check_tls(settings.api.tls_cert, settings.api.tls_key)
     sock = bind(listen or settings.api.listen)
     engine = Engine(settings, node=node)
     try:

@@ -49,7 +49,8 @@ _LISTENING = re.compile(r"serving the API on (https?://\S+?)/v2 ")
 
 class Server:
     def __init__(self, root: Path, *, data: Path | None = None, engine: bool = True,
-                 api: dict[str, Any] | None = None, tasks: dict[str, Any] | None = None) -> None:
+                 api: dict[str, Any] | None = None, tasks: dict[str, Any] | None = None,
+                 store_url: str | None = None) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.data = data or root / "data"
@@ -60,7 +61,8 @@ class Server:
         tasks = {"wait_after_row_ms": 0, "max_running": 8, "send_progress_after_processed": 1, **(tasks or {})}
         lines = ["[tasks]", *(f"{k} = {json.dumps(v)}" for k, v in tasks.items()),
                  "[plugins]", f"paths = [{json.dumps(str(self.plugins))}]", "reload = false",
-                 "[triggers]", "enabled = false", "[api]",
+                 "[triggers]", "enabled = false",
+                 *(["[store]", f"url = {json.dumps(store_url)}"] if store_url else []), "[api]",
                  *(f"{k} = {json.dumps(v)}" for k, v in (api or {}).items())]
         self.config.write_text("\n".join(lines) + "\n")
         self.engine = engine
@@ -78,7 +80,7 @@ class Server:
         return [sys.executable, "-m", "kzconsole", "--config", str(self.config), "--data-dir",
                 str(self.data), *args]
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         args = ["serve", "--listen", "127.0.0.1:0"] + ([] if self.engine else ["--no-engine"])
         self.proc = subprocess.Popen(self.command(*args), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)

@@ -8,7 +8,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.api.conftest import ACCOUNT, FINISHED, GREGORIAN_OFFSET, Server, wait_for
+from tests.api.conftest import FINISHED, GREGORIAN_OFFSET, Server, wait_for
 
 CSV = b"col1,col2\na,b\nc,d\n"
 JSON = "application/json"

@@ -61,10 +61,10 @@ def test_no_bad_expired_or_removed_tokens(shared_server: Server) -> None:
         # The token in the query, as Kazoo allows, and as a bearer token.
         assert anonymous.get(paths[0], params={"auth_token": token}).status_code == 200
         assert anonymous.get(paths[0], headers={"Authorization": f"Bearer {token}"}).status_code == 200
-    # An expired token (stored by the same store API the server uses, with an expiry passed).
+    # An expired token (stored by the same store API the server uses, already expired).
     expired = "expired-" + uuid.uuid4().hex
     with open_store(f"sqlite:///{shared_server.data / 'kzconsole.db'}") as store:
-        store.add_api_token(hashlib.sha256(expired.encode()).hexdigest(), key["id"], time.time() - 1)
+        assert store.add_api_token(hashlib.sha256(expired.encode()).hexdigest(), key["id"], -1) is not None
     with shared_server.client(expired) as client:
         assert error(client.get(paths[0]), 401, "invalid_credentials") == CREDENTIALS
     # A removed key: its tokens die at once.
@@ -207,3 +207,7 @@ def test_tls(make_server, tmp_path) -> None:
             pass
         else:
             assert answer.status_code >= 400
+    # A certificate that cannot be loaded is an error naming it, before anything starts.
+    broken = Server(tmp_path / "broken", api={"tls_cert": str(tmp_path / "missing.pem"), "tls_key": str(key)})
+    proc = broken.cli("serve", "--listen", "127.0.0.1:0", check=2)
+    assert b"missing.pem" in proc.stderr and b"cannot be used" in proc.stderr

@@ -755,40 +755,43 @@ class StoreContract:
         key = self._key("k1")
         store.add_api_key(key)
         store.add_api_key(self._key("k2"))
-        assert store.add_api_token("t1", "k1", NOW + 10)
-        assert store.add_api_token("t2", "k2", NOW + 10)
-        assert store.api_token("t1", NOW) == (key, NOW + 10)
-        assert store.api_token("t1", NOW + 10) is None  # expired at its expiry
-        assert store.api_token("unknown", NOW) is None
+        before = store.now()
+        expires = store.add_api_token("t1", "k1", 3600)
+        assert expires is not None and before + 3600 <= expires <= store.now() + 3600
+        assert store.add_api_token("t2", "k2", 3600) is not None
+        assert store.api_token("t1") == (key, expires)
+        assert store.add_api_token("t0", "k1", -1) is not None
+        assert store.api_token("t0") is None  # expired, by the store's clock
+        assert store.api_token("unknown") is None
         assert store.remove_api_key("k1") == key
         assert store.remove_api_key("k1") is None
-        assert store.api_token("t1", NOW) is None
-        assert store.api_token("t2", NOW) is not None  # another key's token lives on
+        assert store.api_token("t1") is None
+        assert store.api_token("t2") is not None  # another key's token lives on
 
     def test_api_token_of_a_missing_key_is_not_stored(self, store: Store) -> None:
-        assert store.add_api_token("t1", "gone", NOW + 10) is False
+        assert store.add_api_token("t1", "gone", 3600) is None
         store.add_api_key(self._key("k1"))
-        assert store.add_api_token("t1", "k1", NOW + 10)
+        assert store.add_api_token("t1", "k1", 3600) is not None
         store.remove_api_key("k1")
         store.add_api_key(self._key("k1"))  # same id again: the old token must not come back
-        assert store.api_token("t1", NOW) is None
+        assert store.api_token("t1") is None
 
     def test_prune_api_tokens(self, store: Store) -> None:
         store.add_api_key(self._key("k1"))
-        store.add_api_token("old", "k1", NOW)
-        store.add_api_token("new", "k1", NOW + 100)
-        assert store.prune_api_tokens(NOW + 1) == 1
-        assert store.api_token("new", NOW + 1) is not None
-        assert store.prune_api_tokens(NOW + 1) == 0
+        store.add_api_token("old", "k1", -1)
+        store.add_api_token("new", "k1", 3600)
+        assert store.prune_api_tokens() == 1
+        assert store.api_token("new") is not None
+        assert store.prune_api_tokens() == 0
 
     def test_api_keys_are_seen_by_another_handle(self, store: Store, store_factory: Callable[[], Store]) -> None:
         store.add_api_key(self._key("k1"))
-        store.add_api_token("t1", "k1", NOW + 10)
+        store.add_api_token("t1", "k1", 3600)
         with store_factory() as other:
             assert other.api_key_by_hash("hash-k1") == self._key("k1")
-            assert other.api_token("t1", NOW) is not None
+            assert other.api_token("t1") is not None
             other.remove_api_key("k1")
-        assert store.api_token("t1", NOW) is None
+        assert store.api_token("t1") is None
 
     # -------------------------------------------------------------- lifecycle
 

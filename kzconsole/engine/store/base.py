@@ -323,18 +323,20 @@ class Store(abc.ABC):
         """Delete the key and every token it gave; return the removed key, or None."""
 
     @abc.abstractmethod
-    def add_api_token(self, token_hash: str, key_id: str, expires: float) -> bool:
-        """Store a token (by hash) given by the key ``key_id``, valid until ``expires`` (Unix
-        seconds). False, and nothing stored, when the key does not exist (removed meanwhile)."""
+    def add_api_token(self, token_hash: str, key_id: str, ttl_s: float) -> float | None:
+        """Store a token (by hash) given by the key ``key_id``, valid for ``ttl_s`` seconds from
+        now on the store's clock (:meth:`now`: every node judges it by the same clock). Returns
+        when it expires, or None, and nothing stored, when the key does not exist (removed
+        meanwhile)."""
 
     @abc.abstractmethod
-    def api_token(self, token_hash: str, now: float) -> tuple[ApiKey, float] | None:
-        """The key behind a token and the token's expiry, or None when the token is unknown,
-        expired at ``now``, or its key was removed."""
+    def api_token(self, token_hash: str) -> tuple[ApiKey, float] | None:
+        """The key behind a token and when the token expires, or None when the token is unknown,
+        expired (its expiry is not after the store's :meth:`now`), or its key was removed."""
 
     @abc.abstractmethod
-    def prune_api_tokens(self, now: float) -> int:
-        """Delete the tokens expired at ``now``; return how many."""
+    def prune_api_tokens(self) -> int:
+        """Delete the tokens expired by the store's clock; return how many."""
 
     # -------------------------------------------------------------- lifecycle
 

@@ -213,7 +213,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
-    # 2: the tokens PUT /v2/api_auth hands out (contract 8.2), by hash only; they die with their key.
+    # 2: the tokens of the REST API's keys (owner: api; contract 8.2), by hash only.
     (
         """
         CREATE TABLE api_tokens (
@@ -229,6 +229,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
+# The API keys' columns in ApiKey's field order (the table's own order differs).
+_API_KEY_COLUMNS = "id, account_id, name, superadmin, created, key_hash"
+
 CHUNK = 1 << 20  # bytes per stored chunk (and per read of a stream being stored)
 # Appends smaller than this grow the last chunk instead of adding one (logs come a line at a time).
 SMALL_CHUNK = 64 * 1024
@@ -240,7 +243,6 @@ WAIT_POLL_S = 0.2  # wait_changes re-checks this often even without a notificati
 _LOCK_MIGRATE = 0x6B7A_0001  # pg_advisory_xact_lock key: one node migrates at a time
 
 _JOB_COLUMNS = ", ".join(JOB_FIELDS)
-_API_KEY_COLUMNS = "id, account_id, name, superadmin, created, key_hash"
 _CHANGE_INSERT = "INSERT INTO changes (tx, at, kind, job_id, origin, request)"
 _CHANGE_VALUES = "pg_current_xact_id()::text::bigint, extract(epoch FROM clock_timestamp())"
 _JOB_FIELD_SET = frozenset(JOB_FIELDS)
@@ -1178,15 +1180,9 @@ class PostgresStore(Store):
         values = (key.id, key.account_id, key.name, key.superadmin, key.created, key.key_hash)
 
         def insert(tx: _Tx) -> None:
-            row = tx.execute(f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)"
-                             " ON CONFLICT DO NOTHING RETURNING id", values).fetchone()
-            if row is None:
-                raise _Exists()
+            tx.execute(f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)", values)
 
-        try:
-            self._run(f"adding API key {key.id!r}", insert, write=True, exactly_once=True)
-        except _Exists:
-            raise StoreError(f"API key {key.id!r} (or its hash) already exists in {self.display}") from None
+        self._run(f"adding API key {key.id!r}", insert, write=True)
 
     def api_keys(self) -> list[ApiKey]:
         def select(tx: _Tx) -> list[ApiKey]:
@@ -1219,29 +1215,35 @@ class PostgresStore(Store):
 
         return self._run(f"removing API key {key_id!r}", delete, write=True)
 
-    def add_api_token(self, token_hash: str, key_id: str, expires: float) -> bool:
-        def insert(tx: _Tx) -> bool:
-            cursor = tx.execute("INSERT INTO api_tokens (token_hash, key_id, expires)"
-                                " SELECT %s, id, %s FROM api_keys WHERE id = %s"
-                                " ON CONFLICT (token_hash) DO NOTHING", (token_hash, expires, key_id))
-            return cursor.rowcount == 1
+    def add_api_token(self, token_hash: str, key_id: str, ttl_s: float) -> float | None:
+        def insert(tx: _Tx) -> float | None:
+            row = tx.execute(
+                "INSERT INTO api_tokens (token_hash, key_id, expires)"
+                " SELECT %s, id, extract(epoch FROM clock_timestamp()) + %s FROM api_keys WHERE id = %s"
+                " RETURNING expires",
+                (token_hash, float(ttl_s), key_id),
+            ).fetchone()
+            return float(row[0]) if row else None
 
-        return self._run("storing an API token", insert, write=True, exactly_once=True)
+        return self._run("storing an API token", insert, write=True)
 
-    def api_token(self, token_hash: str, now: float) -> tuple[ApiKey, float] | None:
-        sql = ("SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
-               " FROM api_tokens t JOIN api_keys k ON k.id = t.key_id"
-               " WHERE t.token_hash = %s AND t.expires > %s")
+    def api_token(self, token_hash: str) -> tuple[ApiKey, float] | None:
+        sql = (
+            "SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
+            " FROM api_tokens t JOIN api_keys k ON k.id = t.key_id"
+            " WHERE t.token_hash = %s AND t.expires > extract(epoch FROM clock_timestamp())"
+        )
 
         def select(tx: _Tx) -> tuple[ApiKey, float] | None:
-            row = tx.execute(sql, (token_hash, now)).fetchone()
-            return (ApiKey(*row[:-1]), row[-1]) if row else None
+            row = tx.execute(sql, (token_hash,)).fetchone()
+            return (ApiKey(*row[:-1]), float(row[-1])) if row else None
 
         return self._run("reading an API token", select)
 
-    def prune_api_tokens(self, now: float) -> int:
+    def prune_api_tokens(self) -> int:
         def delete(tx: _Tx) -> int:
-            return tx.execute("DELETE FROM api_tokens WHERE expires <= %s", (now,)).rowcount
+            return tx.execute(
+                "DELETE FROM api_tokens WHERE expires <= extract(epoch FROM clock_timestamp())").rowcount
 
         return self._run("pruning API tokens", delete, write=True)
 

@@ -1223,32 +1223,33 @@ class SQLiteStore(Store):
 
         return self._run(f"removing API key {key_id!r}", delete, write=True)
 
-    def add_api_token(self, token_hash: str, key_id: str, expires: float) -> bool:
-        def insert(conn: sqlite3.Connection) -> bool:
+    def add_api_token(self, token_hash: str, key_id: str, ttl_s: float) -> float | None:
+        def insert(conn: sqlite3.Connection) -> float | None:
+            expires = self._clock() + ttl_s
             cursor = conn.execute(
                 "INSERT INTO api_tokens (token_hash, key_id, expires)"
                 " SELECT ?, id, ? FROM api_keys WHERE id = ?",
                 (token_hash, expires, key_id),
             )
-            return cursor.rowcount == 1
+            return expires if cursor.rowcount == 1 else None
 
         return self._run("storing an API token", insert, write=True)
 
-    def api_token(self, token_hash: str, now: float) -> tuple[ApiKey, float] | None:
+    def api_token(self, token_hash: str) -> tuple[ApiKey, float] | None:
         sql = (
             "SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
             " FROM api_tokens t JOIN api_keys k ON k.id = t.key_id WHERE t.token_hash = ? AND t.expires > ?"
         )
 
         def select(conn: sqlite3.Connection) -> tuple[ApiKey, float] | None:
-            row = conn.execute(sql, (token_hash, now)).fetchone()
+            row = conn.execute(sql, (token_hash, self._clock())).fetchone()
             return (_api_key_from_row(row[:-1]), row[-1]) if row else None
 
         return self._run("reading an API token", select)
 
-    def prune_api_tokens(self, now: float) -> int:
+    def prune_api_tokens(self) -> int:
         def delete(conn: sqlite3.Connection) -> int:
-            return conn.execute("DELETE FROM api_tokens WHERE expires <= ?", (now,)).rowcount
+            return conn.execute("DELETE FROM api_tokens WHERE expires <= ?", (self._clock(),)).rowcount
 
         return self._run("pruning API tokens", delete, write=True)
 
