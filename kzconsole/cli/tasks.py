@@ -92,12 +92,16 @@ def register(commands: Any) -> None:
         "in whichever engine runs it, and ends `stopped` with its output so far.",
         handler=cmd_stop, job_id=True, json="the job's record",
     )
-    add_command(
+    restart = add_command(
         ts, "restart", "a new job with the same task and input, queued",
         "Create a new job with the same task, input and accounts, queue it as `tasks start` does,\n"
-        "and print its id; the old job is left as it is. " + _QUEUED_NOTE,
+        "and print its id; the old job is left as it is. With --failed-only, the new job's input\n"
+        "is only the input rows that failed (fix the cause, then replay exactly what failed).\n"
+        + _QUEUED_NOTE,
         handler=cmd_restart, job_id=True, json="the new job's record",
     )
+    restart.add_argument("--failed-only", action="store_true",
+                         help="only the rows that failed, of a finished job with failed rows")
     add_command(
         ts, "remove", "delete a job that is not running, with its files",
         "Delete a job that is not running, with its stored input, output and log.",
@@ -121,8 +125,9 @@ def register(commands: Any) -> None:
     sh = add_command(
         ts, "show", "one job",
         "One job's record: ids, accounts, task, status, counts, times, node and note. For a\n"
-        "pending job, whether it is queued (`tasks start`) or not. With --json: the record of\n"
-        "`tasks list --json` plus `queued_at` (seconds, or null when not queued).",
+        "pending job, whether it is queued (`tasks start`) or not, and why a queued one waits.\n"
+        "With --json: the record of `tasks list --json` plus `queued_at` (seconds, or null when\n"
+        "not queued) and `waiting` (why a queued job has not run, or null).",
         handler=cmd_show, job_id=True, json="the record",
     )
     sh.add_argument("--account", metavar="ID", type=account_id, help="only if it belongs to this account")
@@ -183,16 +188,19 @@ def _print_job_table(rows: Any) -> None:
     out.write("".join(lines))
 
 
-def _show_document(job: Any) -> dict[str, Any]:
+def _show_document(job: Any, waiting: str | None) -> dict[str, Any]:
     doc = job.public()
     doc["queued_at"] = None if job.queued_at is None else int(job.queued_at)
+    doc["waiting"] = waiting
     return doc
 
 
-def _print_job(job: Any) -> None:
-    rec = _show_document(job)
+def _print_job(job: Any, waiting: str | None = None) -> None:
+    rec = _show_document(job, waiting)
     if job.status.value == "pending":
         rec["status"] = "pending, queued for an engine" if job.queued_at is not None else "pending, not queued"
+    if waiting is None:
+        del rec["waiting"]
     width = max(len(k) for k in rec)
     for key, value in rec.items():
         if key in ("created", "start_timestamp", "end_timestamp", "queued_at") and value is not None:
@@ -362,40 +370,51 @@ def cmd_run(args: argparse.Namespace) -> int:
         return _run_foreground(engine, args.id, args.json)
 
 
-def _change(args: argparse.Namespace, operation: Callable[[Engine], JobRecord], text: Callable[[JobRecord], str]) -> int:
+_Text = Callable[["Engine", "JobRecord"], str]
+
+
+def _change(args: argparse.Namespace, operation: Callable[[Engine], JobRecord], text: _Text) -> int:
     """Run one operation on a job and print its record (``--json``) or one line about it."""
     with open_engine(args) as engine:
         job = operation(engine)
-    if args.json:
+        line = None if args.json else text(engine, job)
+    if line is None:
         print_json(job.public())
     else:
-        sys.stdout.write(text(job) + "\n")
+        sys.stdout.write(line + "\n")
     return EXIT_OK
 
 
+def _queued(engine: Engine, job: JobRecord) -> str:
+    """``ID queued``, and why it waits when nothing may run it soon (no engine on the store)."""
+    reason = engine.wait_reason(job)
+    return f"{job.id} {_state(job)}" + (f": {reason}" if reason else "")
+
+
 def cmd_start(args: argparse.Namespace) -> int:
-    return _change(args, lambda engine: engine.start_job(args.id), lambda job: f"{job.id} {_state(job)}")
+    return _change(args, lambda engine: engine.start_job(args.id), _queued)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
     return _change(
         args, lambda engine: engine.stop_job(args.id),
-        lambda job: f"{job.id} {'stop requested' if job.status.value == 'executing' else _state(job)}",
+        lambda _, job: f"{job.id} {'stop requested' if job.status.value == 'executing' else _state(job)}",
     )
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    return _change(args, lambda engine: engine.restart_job(args.id), lambda job: job.id)
+    # The new id alone on the line: scripts read it (`new=$(kzconsole tasks restart ID)`).
+    return _change(args, lambda engine: engine.restart_job(args.id, failed_only=args.failed_only), lambda _, job: job.id)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    return _change(args, lambda engine: engine.remove_job(args.id), lambda job: f"{job.id} removed")
+    return _change(args, lambda engine: engine.remove_job(args.id), lambda _, job: f"{job.id} removed")
 
 
 def cmd_set(args: argparse.Namespace) -> int:
     return _change(
         args, lambda engine: engine.set_wait(args.id, args.wait_ms),
-        lambda job: f"{job.id} {_state(job)}, pause {job.wait_after_row_ms} ms",
+        lambda _, job: f"{job.id} {_state(job)}, pause {job.wait_after_row_ms} ms",
     )
 
 
@@ -408,10 +427,11 @@ def _state(job: Any) -> str:
 def cmd_show(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
         job = _job_for(engine, args.id, args.account)
+        waiting = engine.wait_reason(job)
     if args.json:
-        print_json(_show_document(job))
+        print_json(_show_document(job, waiting))
     else:
-        _print_job(job)
+        _print_job(job, waiting)
     return EXIT_OK
 
 
