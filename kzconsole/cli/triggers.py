@@ -123,6 +123,7 @@ def cmd_triggers_run(args: argparse.Namespace) -> int:
         finally:
             root.removeHandler(handler)
             root.setLevel(previous_level)
+    assert firing is not None  # wait=True returns the ended (or skipped) firing
     record = firing.public()
     if getattr(args, "json", False):
         print_json(record)
