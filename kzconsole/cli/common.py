@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 import time
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
@@ -79,9 +80,12 @@ def add_command(
     json: str | None = None,
 ) -> Parser:
     """A (sub)command's parser: ``summary`` is its line in the parent's list, ``description``
-    (default: the summary) the text of its own ``--help`` page, kept as written; ``handler``
-    runs it (returns the exit code); ``job_id`` adds the ``ID`` argument; ``json`` adds
-    ``--json``, printing what it names."""
+    the text of its own ``--help`` page, kept as written (default: the handler's docstring, which
+    is written for the operator, else the summary); ``handler`` runs it (returns the exit code);
+    ``job_id`` adds the ``ID`` argument; ``json`` adds ``--json``, printing what it names."""
+    if description is None and handler is not None and handler.__doc__:
+        first, _, rest = handler.__doc__.partition("\n")
+        description = (first.strip() + "\n" + textwrap.dedent(rest)).strip()
     parser: Parser = subparsers.add_parser(
         name,
         help=summary,

@@ -13,46 +13,37 @@ from kzconsole.cli.common import EXIT_OK, add_command, open_engine, settings
 
 
 def register(commands: Any) -> None:
-    add_command(
-        commands, "tui", "the full-screen console with the engine embedded (the default)",
-        "The full-screen console, with the engine embedded: it runs started jobs, resumes the jobs\n"
-        "a dead engine left, watches the plugin directories and fires triggers, on the same store\n"
-        "as `kzconsole engine`. `kzconsole` alone does the same.",
-        handler=cmd_tui,
-    )
+    add_command(commands, "tui", "the full-screen console with the engine embedded (the default)", handler=cmd_tui)
 
-    add_command(
-        commands, "engine", "run the engine in the foreground until SIGINT/SIGTERM",
-        "Run the engine alone, in the foreground, logging on stderr: it runs the jobs started with\n"
-        "`tasks start` (at most tasks.max_running at once), watches the plugin directories and\n"
-        "fires triggers. Ctrl-C or SIGTERM stops it gracefully: running jobs stop at a checkpoint\n"
-        "and the next engine on the store resumes them.",
-        handler=cmd_engine,
-    )
+    add_command(commands, "engine", "run the engine in the foreground until SIGINT/SIGTERM", handler=cmd_engine)
 
-    demo = add_command(
-        commands, "demo", "open the console on a throwaway data dir full of examples",
-        "Create a data dir with example jobs of every status and trigger history, and open the\n"
-        "console on it.",
-        handler=cmd_demo,
-    )
+    demo = add_command(commands, "demo", "open the console on a throwaway data dir full of examples", handler=cmd_demo)
     demo.add_argument("--no-tui", action="store_true", help="only create the demo data dir and print its path")
     demo.add_argument("--dir", metavar="DIR", help="create the demo there instead of a temporary folder")
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
+    """The full-screen console, with the engine embedded: it runs started jobs, resumes the jobs
+    a dead engine left, watches the plugin directories and fires triggers, on the same store as
+    `kzconsole engine`. `kzconsole` alone does the same."""
     from kzconsole.app import run_console
 
     return run_console(settings(args))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    """Create a data dir with example jobs of every status and trigger history, and open the
+    console on it."""
     from kzconsole.demo import run_demo
 
     return run_demo(args)
 
 
 def cmd_engine(args: argparse.Namespace) -> int:
+    """Run the engine alone, in the foreground, logging on stderr: it runs the jobs started with
+    `tasks start` (at most tasks.max_running at once), watches the plugin directories and fires
+    triggers. Ctrl-C or SIGTERM stops it gracefully: running jobs stop at a checkpoint and the
+    next engine on the store resumes them."""
     import logging
 
     engine = open_engine(args)

@@ -10,16 +10,14 @@ from kzconsole.cli.common import EXIT_OK, add_command, open_engine, print_json
 
 
 def register(commands: Any) -> None:
-    add_command(
-        commands, "plugins", "loaded plugin files, what each declares, load errors",
-        "Every plugin source in load order (built-in modules, plugin files, entry points): whether\n"
-        "it loaded, its tasks, verifiers and trigger functions, and for one that did not load, the\n"
-        "error with its traceback. This process loads the plugins itself, as `tasks add` does.",
-        handler=cmd_plugins, json="the list of sources",
-    )
+    add_command(commands, "plugins", "loaded plugin files, what each declares, load errors", handler=cmd_plugins,
+                json="the list of sources")
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
+    """Every plugin source in load order (built-in modules, plugin files, entry points): whether
+    it loaded, its tasks, verifiers and trigger functions, and for one that did not load, the
+    error with its traceback. This process loads the plugins itself, as `tasks add` does."""
     with open_engine(args) as engine:
         sources = engine.plugins()
         if args.json:

@@ -34,12 +34,6 @@ if TYPE_CHECKING:
 STATUSES = ("pending", "executing", "success", "failure", "partial", "stopped", "internal_error")
 MAX_LIMIT = 2**63 - 1  # the store's largest integer
 
-_QUEUED_NOTE = (
-    "A queued job runs when an engine on the same store (`kzconsole engine`, or a console) has a\n"
-    "free slot; while none runs on the store, it waits. `tasks run ID` runs it here instead."
-)
-
-
 def register(commands: Any) -> None:
     tasks = add_command(
         commands, "tasks", "jobs: add, start, run, stop, show, list, ...",
@@ -51,23 +45,11 @@ def register(commands: Any) -> None:
     )
     ts = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
 
-    h = add_command(
-        ts, "help", "the catalog of tasks",
-        "The catalog: each task (CATEGORY ACTION) with its description; for a CATEGORY, or one\n"
-        "task, also its doc, the input it expects and its mandatory and optional columns.",
-        handler=cmd_help, json="{category: {action: {description, doc, expected_content, mandatory, optional}}}",
-    )
+    h = add_command(ts, "help", "the catalog of tasks", handler=cmd_help, json=_HELP_JSON)
     h.add_argument("category", metavar="CATEGORY", nargs="?", help="only this category")
     h.add_argument("action", metavar="ACTION", nargs="?", help="only this task of the category")
 
-    a = add_command(
-        ts, "add", "create a pending job (checks the input first)",
-        "Check the input and create a pending job; print its id. The checks: valid CSV (or JSON),\n"
-        "the task's mandatory columns, and no empty mandatory cell. When one fails, nothing is\n"
-        "stored, every problem is reported (with --json, as {\"errors\": {...}}) and the exit code\n"
-        "is 2. A pending job waits for `tasks start ID` (or --run).",
-        handler=cmd_add, json="the job's record",
-    )
+    a = add_command(ts, "add", "create a pending job (checks the input first)", handler=cmd_add, json="the job's record")
     a.add_argument("category", metavar="CATEGORY")
     a.add_argument("action", metavar="ACTION")
     a.add_argument("--input", metavar="FILE", help="the input: a CSV or JSON file, or - for stdin")
@@ -82,58 +64,28 @@ def register(commands: Any) -> None:
                    help="the pause after each row, in ms (default: tasks.wait_after_row_ms)")
     a.add_argument("--run", action="store_true", help="run it now, in this process, as `tasks run` does")
 
-    add_command(
-        ts, "start", "queue a pending job for an engine", "Queue a pending job. " + _QUEUED_NOTE,
-        handler=cmd_start, job_id=True, json="the job's record",
-    )
-    add_command(
-        ts, "stop", "stop a job",
-        "Stop a job. A pending job is stopped at once; a running one stops before its next row,\n"
-        "in whichever engine runs it, and ends `stopped` with its output so far.",
-        handler=cmd_stop, job_id=True, json="the job's record",
-    )
-    add_command(
-        ts, "restart", "a new job with the same task and input, queued",
-        "Create a new job with the same task, input and accounts, queue it as `tasks start` does,\n"
-        "and print its id; the old job is left as it is. " + _QUEUED_NOTE,
-        handler=cmd_restart, job_id=True, json="the new job's record",
-    )
-    add_command(
-        ts, "remove", "delete a job that is not running, with its files",
-        "Delete a job that is not running, with its stored input, output and log.",
-        handler=cmd_remove, job_id=True, json="the removed job's record",
-    )
-    add_command(
-        ts, "run", "run a job in this process until it ends",
-        "Run a pending job in this process until it ends, with a progress bar on stderr when it\n"
-        "is a terminal, and print the final record. Ctrl-C stops the job (it ends `stopped`, its\n"
-        "output so far kept). Exit 0 when it ends `success`, 1 otherwise.",
-        handler=cmd_run, job_id=True, json="the final record",
-    )
-    s = add_command(
-        ts, "set", "change the pause of a pending or running job",
-        "Change the pause after each row of a pending or running job; a running job uses it from\n"
-        "its next row.",
-        handler=cmd_set, job_id=True, json="the job's record",
-    )
-    s.add_argument("--wait-ms", type=wait_ms, required=True, metavar="N", help="the pause after each row, in ms")
+    record = "the job's record"
+    add_command(ts, "start", "queue a pending job for an engine", handler=cmd_start, job_id=True, json=record)
+    add_command(ts, "stop", "stop a job", handler=cmd_stop, job_id=True, json=record)
+    restart = add_command(ts, "restart", "a new job with the same task and input, queued", handler=cmd_restart,
+                          job_id=True, json="the new job's record")
+    restart.add_argument("--failed-only", action="store_true",
+                         help="only the rows that failed, of a finished job with failed rows")
+    add_command(ts, "remove", "delete a job that is not running, with its files", handler=cmd_remove,
+                job_id=True, json="the removed job's record")
+    add_command(ts, "run", "run a job in this process until it ends", handler=cmd_run, job_id=True,
+                json="the final record")
+    pause = add_command(ts, "set", "change the pause of a pending or running job", handler=cmd_set, job_id=True,
+                        json=record)
+    pause.add_argument("--wait-ms", type=wait_ms, required=True, metavar="N", help="the pause after each row, in ms")
+    show = add_command(ts, "show", "one job", handler=cmd_show, job_id=True, json="the record")
+    show.add_argument("--account", metavar="ID", type=account_id, help="only if it belongs to this account")
 
-    sh = add_command(
-        ts, "show", "one job",
-        "One job's record: ids, accounts, task, status, counts, times, node and note. For a\n"
-        "pending job, whether it is queued (`tasks start`) or not. With --json: the record of\n"
-        "`tasks list --json` plus `queued_at` (seconds, or null when not queued).",
-        handler=cmd_show, job_id=True, json="the record",
-    )
-    sh.add_argument("--account", metavar="ID", type=account_id, help="only if it belongs to this account")
-
-    ls = add_command(
-        ts, "list", "jobs, newest first", "Jobs, newest first, one line each.", handler=cmd_list, json="a list of records",
-    )
-    ls.add_argument("--account", metavar="ID", type=account_id, help="only this account's jobs")
-    ls.add_argument("--status", metavar="STATUS", action="append", choices=STATUSES,
-                    help="only jobs with this status (repeatable): " + ", ".join(STATUSES))
-    ls.add_argument("--limit", type=whole_number(1), metavar="N", help="at most N jobs (the newest)")
+    listing = add_command(ts, "list", "jobs, newest first", handler=cmd_list, json="a list of records")
+    listing.add_argument("--account", metavar="ID", type=account_id, help="only this account's jobs")
+    listing.add_argument("--status", metavar="STATUS", action="append", choices=STATUSES,
+                         help="only jobs with this status (repeatable): " + ", ".join(STATUSES))
+    listing.add_argument("--limit", type=whole_number(1), metavar="N", help="at most N jobs (the newest)")
 
     for kind, summary in (("input", "the stored input CSV"), ("output", "the output CSV (so far, for a running job)")):
         f = add_command(
@@ -144,6 +96,9 @@ def register(commands: Any) -> None:
         f.add_argument("-o", "--output", metavar="FILE",
                        help=f"write it to FILE (replaced if it exists); in a folder, as task_{_SAVE_PREFIX[kind]}.ID.csv")
         f.set_defaults(kind=kind)
+
+
+_HELP_JSON = "{category: {action: {description, doc, expected_content, mandatory, optional}}}"
 
 
 # ------------------------------------------------------------------------------- printing
@@ -183,16 +138,19 @@ def _print_job_table(rows: Any) -> None:
     out.write("".join(lines))
 
 
-def _show_document(job: Any) -> dict[str, Any]:
+def _show_document(job: Any, waiting: str | None) -> dict[str, Any]:
     doc = job.public()
     doc["queued_at"] = None if job.queued_at is None else int(job.queued_at)
+    doc["waiting"] = waiting
     return doc
 
 
-def _print_job(job: Any) -> None:
-    rec = _show_document(job)
+def _print_job(job: Any, waiting: str | None = None) -> None:
+    rec = _show_document(job, waiting)
     if job.status.value == "pending":
         rec["status"] = "pending, queued for an engine" if job.queued_at is not None else "pending, not queued"
+    if waiting is None:
+        del rec["waiting"]
     width = max(len(k) for k in rec)
     for key, value in rec.items():
         if key in ("created", "start_timestamp", "end_timestamp", "queued_at") and value is not None:
@@ -312,6 +270,8 @@ def _looks_like_json(head: bytes) -> bool:
 
 
 def cmd_help(args: argparse.Namespace) -> int:
+    """The catalog: each task (CATEGORY ACTION) with its description; for a CATEGORY, or one
+    task, also its doc, the input it expects and its mandatory and optional columns."""
     with open_engine(args) as engine:
         doc = engine.help(args.category, args.action)  # already narrowed to what was asked
     if args.json:
@@ -333,6 +293,10 @@ def cmd_help(args: argparse.Namespace) -> int:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
+    """Check the input and create a pending job; print its id. The checks: valid CSV (or JSON),
+    the task's mandatory columns, and no empty mandatory cell. When one fails, nothing is
+    stored, every problem is reported (with --json, as {"errors": {...}}) and the exit code
+    is 2. A pending job waits for `tasks start ID` (or --run)."""
     from kzconsole.engine import JobRejected
 
     source, head = _input_source(args.input)
@@ -358,44 +322,69 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    """Run a pending job in this process until it ends, with a progress bar on stderr when it
+    is a terminal, and print the final record. Ctrl-C stops the job (it ends `stopped`, its
+    output so far kept). Exit 0 when it ends `success`, 1 otherwise."""
     with open_engine(args) as engine:
         return _run_foreground(engine, args.id, args.json)
 
 
-def _change(args: argparse.Namespace, operation: Callable[[Engine], JobRecord], text: Callable[[JobRecord], str]) -> int:
+_Text = Callable[["Engine", "JobRecord"], str]
+
+
+def _change(args: argparse.Namespace, operation: Callable[[Engine], JobRecord], text: _Text) -> int:
     """Run one operation on a job and print its record (``--json``) or one line about it."""
     with open_engine(args) as engine:
         job = operation(engine)
-    if args.json:
+        line = None if args.json else text(engine, job)
+    if line is None:
         print_json(job.public())
     else:
-        sys.stdout.write(text(job) + "\n")
+        sys.stdout.write(line + "\n")
     return EXIT_OK
 
 
+def _queued(engine: Engine, job: JobRecord) -> str:
+    """``ID queued``, and why it waits when nothing may run it soon (no engine on the store)."""
+    reason = engine.wait_reason(job)
+    return f"{job.id} {_state(job)}" + (f": {reason}" if reason else "")
+
+
 def cmd_start(args: argparse.Namespace) -> int:
-    return _change(args, lambda engine: engine.start_job(args.id), lambda job: f"{job.id} {_state(job)}")
+    """Queue a pending job. A queued job runs when an engine on the same store (`kzconsole
+    engine`, or a console) has a free slot; while none runs on the store, it waits (the command
+    says so). `tasks run ID` runs it here instead."""
+    return _change(args, lambda engine: engine.start_job(args.id), _queued)
 
 
 def cmd_stop(args: argparse.Namespace) -> int:
+    """Stop a job. A pending job is stopped at once; a running one stops before its next row,
+    in whichever engine runs it, and ends `stopped` with its output so far."""
     return _change(
         args, lambda engine: engine.stop_job(args.id),
-        lambda job: f"{job.id} {'stop requested' if job.status.value == 'executing' else _state(job)}",
+        lambda _, job: f"{job.id} {'stop requested' if job.status.value == 'executing' else _state(job)}",
     )
 
 
 def cmd_restart(args: argparse.Namespace) -> int:
-    return _change(args, lambda engine: engine.restart_job(args.id), lambda job: job.id)
+    """Create a new job with the same task, input and accounts, queue it as `tasks start` does,
+    and print its id; the old job is left as it is. With --failed-only, the new job's input is
+    only the input rows that failed (fix the cause, then replay exactly what failed)."""
+    # The new id alone on the line: scripts read it (`new=$(kzconsole tasks restart ID)`).
+    return _change(args, lambda engine: engine.restart_job(args.id, failed_only=args.failed_only), lambda _, job: job.id)
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    return _change(args, lambda engine: engine.remove_job(args.id), lambda job: f"{job.id} removed")
+    """Delete a job that is not running, with its stored input, output and log."""
+    return _change(args, lambda engine: engine.remove_job(args.id), lambda _, job: f"{job.id} removed")
 
 
 def cmd_set(args: argparse.Namespace) -> int:
+    """Change the pause after each row of a pending or running job; a running job uses it from
+    its next row."""
     return _change(
         args, lambda engine: engine.set_wait(args.id, args.wait_ms),
-        lambda job: f"{job.id} {_state(job)}, pause {job.wait_after_row_ms} ms",
+        lambda _, job: f"{job.id} {_state(job)}, pause {job.wait_after_row_ms} ms",
     )
 
 
@@ -406,16 +395,22 @@ def _state(job: Any) -> str:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
+    """One job's record: ids, accounts, task, status, counts, times, node and note. For a
+    pending job, whether it is queued (`tasks start`) or not, and why a queued one waits.
+    With --json: the record of `tasks list --json` plus `queued_at` (seconds, or null when
+    not queued) and `waiting` (why a queued job has not run, or null)."""
     with open_engine(args) as engine:
         job = _job_for(engine, args.id, args.account)
+        waiting = engine.wait_reason(job)
     if args.json:
-        print_json(_show_document(job))
+        print_json(_show_document(job, waiting))
     else:
-        _print_job(job)
+        _print_job(job, waiting)
     return EXIT_OK
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """Jobs, newest first, one line each."""
     limit = None if args.limit is None else min(args.limit, MAX_LIMIT)  # "at most N" still holds
     with open_engine(args) as engine:
         if args.json:

@@ -14,29 +14,16 @@ from typing import Any, Mapping
 
 from kzconsole.cli.common import EXIT_NOT_SUCCESS, EXIT_OK, add_command, add_json, err, open_engine, print_json, utc_time
 
-HISTORY_SHOWN = 100  # firings listed by `kzconsole triggers`, newest first
+HISTORY_SHOWN = 100  # firings listed by `kzconsole triggers`, newest first (its help says 100)
 FIRE_NAMES = ("minutely", "hourly", "daily", "databases")
 
 
 def register(commands: Any) -> None:
-    tr = add_command(
-        commands, "triggers", "trigger schedules and history; `triggers run NAME` fires one now",
-        "Each trigger (minutely, hourly, daily, the database pass `databases`, and the database\n"
-        "kinds) with its bound functions, its next firing (UTC) and its last firing, then the\n"
-        f"history of firings, newest first (the last {HISTORY_SHOWN}). A firing is `ok`, `failed`\n"
-        "(a bound function raised), `skipped` (the previous one still ran) or `running` (not ended\n"
-        "yet: `ended` is null).",
-        handler=cmd_triggers, json='{"triggers": [...], "history": [...]}',
-    )
+    tr = add_command(commands, "triggers", "trigger schedules and history; `triggers run NAME` fires one now",
+                     handler=cmd_triggers, json='{"triggers": [...], "history": [...]}')
     actions = tr.add_subparsers(dest="triggers_command", metavar="ACTION")
-    run = add_command(
-        actions, "run", "fire minutely, hourly, daily or databases now, in the foreground",
-        "Fire a trigger now, in this process, and print the firing record when it ends; its log\n"
-        "(and what its functions print) goes to stderr. `databases` runs a whole database pass.\n"
-        "Exit 0 when the firing ran, even if a bound function raised (the record says which);\n"
-        "1 when it was skipped because the previous firing of that trigger still runs.",
-        handler=cmd_triggers_run,
-    )
+    run = add_command(actions, "run", "fire minutely, hourly, daily or databases now, in the foreground",
+                      handler=cmd_triggers_run)
     run.add_argument("name", metavar="NAME", choices=FIRE_NAMES, help="one of " + ", ".join(FIRE_NAMES))
     # SUPPRESS: `triggers --json run NAME` keeps the --json given before the subcommand.
     add_json(run, "the firing record", default=argparse.SUPPRESS)
@@ -65,6 +52,11 @@ def describe_firing(f: Mapping[str, Any]) -> list[str]:
 
 
 def cmd_triggers(args: argparse.Namespace) -> int:
+    """Each trigger (minutely, hourly, daily, the database pass `databases`, and the database
+    kinds) with its bound functions, its next firing (UTC) and its last firing, then the
+    history of firings, newest first (the last 100). A firing is `ok`, `failed` (a bound
+    function raised), `skipped` (the previous one still ran) or `running` (not ended yet:
+    `ended` is null)."""
     with open_engine(args) as engine:
         schedule = engine.trigger_schedule()
         history = [f.public() for f in engine.firings(limit=HISTORY_SHOWN)]
@@ -108,6 +100,10 @@ class _StderrLog(logging.Handler):
 
 
 def cmd_triggers_run(args: argparse.Namespace) -> int:
+    """Fire a trigger now, in this process, and print the firing record when it ends; its log
+    (and what its functions print) goes to stderr. `databases` runs a whole database pass.
+    Exit 0 when the firing ran, even if a bound function raised (the record says which); 1 when
+    it was skipped because the previous firing of that trigger still runs."""
     with open_engine(args) as engine:
         engine.plugins()  # plugins load first, so their load messages stay out of the firing's log
         # The whole log (the firing's, the plugins' own loggers, their prints) goes to stderr
@@ -123,6 +119,7 @@ def cmd_triggers_run(args: argparse.Namespace) -> int:
         finally:
             root.removeHandler(handler)
             root.setLevel(previous_level)
+    assert firing is not None  # wait=True returns the ended (or skipped) firing
     record = firing.public()
     if getattr(args, "json", False):
         print_json(record)

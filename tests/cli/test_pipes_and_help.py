@@ -82,16 +82,21 @@ def test_show_says_whether_a_pending_job_is_queued(cli, tmp_path):
     src.write_text("col1,col2\na,b\n")
     job = cli.json("tasks", "add", "skel", "id2", "--input", str(src))
     shown = cli.json("tasks", "show", job["id"])
-    assert shown["status"] == "pending" and shown["queued_at"] is None
+    assert shown["status"] == "pending" and shown["queued_at"] is None and shown["waiting"] is None
     assert "pending, not queued" in cli("tasks", "show", job["id"]).stdout.decode()
-    assert cli("tasks", "start", job["id"]).stdout.decode().startswith(f"{job['id']} queued")
+    # No engine runs on this store: the command says nothing will run it.
+    started = cli("tasks", "start", job["id"])
+    assert started.stdout.decode().startswith(f"{job['id']} queued: no engine is running on this store")
+    assert started.stderr == b""
     shown = cli.json("tasks", "show", job["id"])
     assert shown["status"] == "pending" and isinstance(shown["queued_at"], int)
+    assert shown["waiting"].startswith("no engine is running on this store")
     text = cli("tasks", "show", job["id"]).stdout.decode()
     assert "pending, queued for an engine" in text and "queued_at" in text
+    assert "waiting " in text and "kzconsole engine" in text
     # The other keys are the record's, as `tasks list --json` gives it.
     listed = cli.json("tasks", "list")[0]
-    assert {k: v for k, v in shown.items() if k != "queued_at"} == listed
+    assert {k: v for k, v in shown.items() if k not in ("queued_at", "waiting")} == listed
 
 
 def test_store_url_relative_to_the_config_file(cli, tmp_path):
