@@ -43,7 +43,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
+from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord
 from kzconsole.engine.store.query import InvalidQuery, JobQuery, JobRows
 
 __all__ = [
@@ -57,7 +57,6 @@ __all__ = [
     "ApiKey",
     "FILE_KINDS",
     "CHANGE_KINDS",
-    "status_values",
     "check_kind",
     "copy_stream",
 ]
@@ -351,15 +350,6 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def status_values(status: str | JobStatus | Iterable[str | JobStatus] | None) -> list[str] | None:
-    """Normalise a status filter to a list of plain strings (None: no filter)."""
-    if status is None:
-        return None
-    if isinstance(status, (str, JobStatus)):
-        return [str(status)]
-    return [str(s) for s in status]
 
 
 def check_kind(kind: str) -> None:
