@@ -6,7 +6,8 @@ same run), with medians and ratios, and whether its target is met. Takes 2 to 2.
     .venv/bin/python bench/run.py --only rows,jobs --json results.json
 
 Targets: rows (1: row throughput, 2: memory), jobs (3: job throughput against huey), startup
-(4: tasks list), console (4: first paint, 5: console under load), reload (6: hot reload, from
+(4: tasks list), console (4: first paint, 5: console under load), query (issue 13.11: every filter
+and sort of the jobs list at 100,000 jobs; 11.6: prefix lookups), reload (6: hot reload, from
 bench/bench_reload.py), api (issue 14: the REST API's requests/s against a bare endpoint, and its
 memory through a 1 GB upload and download, from bench/bench_api.py). The job benchmark needs
 huey (`.venv/bin/pip install huey`); without it that figure is reported as pending. See bench/README.md and docs/performance.md.
@@ -28,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Result  # noqa: E402
 
-ALL = ("rows", "jobs", "startup", "console", "reload", "api")
+ALL = ("rows", "jobs", "startup", "console", "query", "reload", "api")
 
 
 def log(text: str) -> None:
@@ -85,6 +86,10 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
 
         return bench_console.run(jobs=100_000, rows=200_000, repeats=2 if quick else 3,
                                  presses=20 if quick else 30, log=log)
+    if name == "query":
+        import bench_query
+
+        return bench_query.run(jobs=100_000, repeats=3 if quick else 5, log=log)
     if name == "reload":
         return bench_reload(10 if quick else 20)
     if name == "api":

@@ -27,6 +27,7 @@ from kzconsole.engine.events import (
 from kzconsole.engine.intake import InputReport
 from kzconsole.engine.models import Firing, JobRecord, JobStatus
 from kzconsole.engine.store import ApiKey, Store, StoreChange, StoreError
+from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery, JobRows
 
 __all__ = [
     "Engine",
@@ -57,6 +58,10 @@ __all__ = [
     "StoreChange",
     "StoreError",
     "ApiKey",
+    "JobQuery",
+    "JobRows",
+    "InvalidQuery",
+    "SORTS",
 ]
 
 

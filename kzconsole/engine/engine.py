@@ -13,7 +13,7 @@ import os
 import re
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Sequence
 
 from kzconsole.engine.arguments import check_account_id, check_wait_ms
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
@@ -22,9 +22,10 @@ from kzconsole.engine.events import CatalogChanged, EngineLogged, EventBus, Stor
 from kzconsole.engine.hosts import new_node_id
 from kzconsole.engine.intake import InputReport, private_dir
 from kzconsole.engine.lifecycle import JobLifecycle
-from kzconsole.engine.models import Firing, JobRecord, JobStatus
+from kzconsole.engine.models import PUBLIC_JOB_KEYS, Firing, JobRecord, JobStatus
 from kzconsole.engine.runtime import EngineRuntime
 from kzconsole.engine.store import Store, StoreChange, open_store
+from kzconsole.engine.store.query import JobQuery, JobRows
 from kzconsole.plugin import TaskSpec
 
 # The catalog, loader, input checks, runner and scheduler are imported where they are first used:
@@ -456,42 +457,49 @@ class Engine:
             raise JobNotFound(f"no job {job_id}")
         return job
 
+    # ------------------------------------------------------------------ job queries
+    # Every listing is one JobQuery (kzconsole.engine.JobQuery; store/query.py says what each
+    # field means). Each method takes a query, or its fields as keywords, or a query and fields
+    # that change it: list_jobs(status="pending", limit=10), list_jobs(query, offset=64).
+
     def find_job(self, prefix: str) -> JobRecord:
-        """A job by id; the console and the command line also accept a unique id prefix (>= 6)."""
+        """A job by id; the console and the command line also accept a unique id prefix (>= 6),
+        found by a range of the id index (two rows at most: one, or "ambiguous")."""
         if not _JOB_ID_OR_PREFIX.fullmatch(prefix):  # what users type never reaches a path
             raise JobNotFound(f"no job {prefix}")
         job = self.store.get_job(prefix)
         if job is not None:
             return job
-        matches = self.store.list_jobs(id_prefix=prefix, limit=2)
+        matches = self.store.list_jobs(JobQuery(id_prefix=prefix, limit=2))
         if len(matches) == 1:
             return matches[0]
         if len(matches) > 1:
-            count = self.store.count_jobs(id_prefix=prefix)
+            count = self.store.count_jobs(JobQuery(id_prefix=prefix))
             raise JobNotFound(f"job id prefix {prefix} is ambiguous ({count} jobs)")
         raise JobNotFound(f"no job {prefix}")
 
-    def list_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None,
-                  limit: int | None = None, offset: int = 0, task: str | None = None,
-                  id_prefix: str | None = None) -> list[JobRecord]:
-        """Jobs newest first; ``task`` is a piece of ``category/action`` (case-insensitive)."""
-        return self.store.list_jobs(account_id=account_id, status=status, limit=limit, offset=offset,
-                                    task=task, id_prefix=id_prefix)
+    def list_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> list[JobRecord]:
+        """The jobs the query selects, in its order and page (default: every job, newest first).
+        Raises InvalidQuery (a ValueError) for a bad field: an unknown status, sort or position."""
+        return self.store.list_jobs(self._job_query(query, fields))
 
-    def iter_job_rows(self, columns: Sequence[str], *, account_id: str | None = None,
-                      status: str | Iterable[str] | None = None, limit: int | None = None,
-                      offset: int = 0) -> Iterator[tuple[Any, ...]]:
-        """The values of ``columns`` (JobRecord field names, ``id`` and ``created`` among them) for
-        the jobs ``list_jobs`` returns, in its order, streamed (``tasks list``)."""
-        rows = getattr(self.store, "iter_job_rows", None)
-        if rows is not None:
-            return rows(columns, account_id=account_id, status=status, limit=limit, offset=offset)
-        jobs = self.list_jobs(account_id=account_id, status=status, limit=limit, offset=offset)
-        return (tuple(getattr(job, c).value if c == "status" else getattr(job, c) for c in columns) for job in jobs)
+    def count_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> int:
+        """How many jobs the query's filters match (its order and page do not count)."""
+        return self.store.count_jobs(self._job_query(query, fields))
 
-    def count_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None,
-                   task: str | None = None, id_prefix: str | None = None) -> int:
-        return self.store.count_jobs(account_id=account_id, status=status, task=task, id_prefix=id_prefix)
+    def iter_jobs(self, query: JobQuery | None = None, columns: Sequence[str] = PUBLIC_JOB_KEYS, /,
+                  **fields: Any) -> JobRows:
+        """The jobs ``list_jobs`` returns as tuples of ``columns`` (JobRecord field names, default
+        the public record's keys; ``status`` as its string), streamed in constant memory: for
+        listings of every job (``tasks list``, the API unpaged). Use ``with``, or read to the end."""
+        return self.store.iter_jobs(self._job_query(query, fields), columns)
+
+    def _job_query(self, query: JobQuery | None, fields: dict[str, Any]) -> JobQuery:
+        query = JobQuery.of(query, **fields)
+        if query.now is None and query.is_live:
+            # Durations are measured on the clock the engine stamps jobs with.
+            query = query.replace(now=self.clock.time())
+        return query
 
     def start_job(self, job_id: str) -> JobRecord:
         """Queue a pending job; a running engine on the same store picks it up."""

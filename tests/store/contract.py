@@ -8,6 +8,7 @@ backend: a PostgreSQL store runs this file unchanged.
 from __future__ import annotations
 
 import io
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import pytest
 
 from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus
 from kzconsole.engine.store.base import FILE_KINDS, ApiKey, Fenced, Store, StoreError
+from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery
 
 NOW = 1_764_320_400.0
 
@@ -73,7 +75,367 @@ def _claim_until_empty(
         results.put((node, f"{type(exc).__name__}: {exc}"))
 
 
-class StoreContract:
+# =============================================================== job queries (owner: query)
+#
+# list_jobs / count_jobs / iter_jobs with a JobQuery (kzconsole/engine/store/query.py): filters,
+# every sort in both directions, keyset paging, streaming. Each answer is checked against the
+# query's own Python meaning (JobQuery.matches and JobQuery.position), so a backend's SQL and the
+# Python that the console uses for changed records can never drift apart.
+
+QUERY_NOW = NOW + 10_000.0
+
+
+def _query_jobs() -> list[JobRecord]:
+    """A store's worth of jobs with every case a query meets: ties on created, mixed case, no file
+    name, unknown totals, never started, running (live: started, not ended), finished."""
+    rng = random.Random(20251128)
+    tasks = [("numbers", "normalize"), ("Numbers", "dedupe"), ("skel", "id2"), ("skel", "ID2x"), ("cdrs", "dump")]
+    accounts = ["a" * 32, "b" * 31 + "c", "0123456789abcdef" * 2, "acct-Mixed"]
+    statuses = list(JobStatus)
+    jobs = []
+    for n in range(160):
+        status = statuses[n % len(statuses)]
+        start = None if status is JobStatus.PENDING and n % 3 else NOW + n + rng.choice([0.25, 1.5, 7.0])
+        end = None if status in (JobStatus.PENDING, JobStatus.EXECUTING) or start is None else (
+            start + rng.choice([0.0, 0.5, 3.0, 120.0]))
+        total = rng.choice([None, 0, 10, 250])
+        success = rng.randint(0, 40)
+        failure = rng.choice([0, 0, 1, 7])
+        category, action = tasks[n % len(tasks)]
+        prefix = "cafe" if n % 11 == 0 else ""
+        jobs.append(make_job(
+            (prefix + f"{rng.getrandbits(128):032x}")[:32],
+            account_id=accounts[n % len(accounts)],
+            category=category,
+            action=action,
+            file_name=rng.choice([None, f"In-{n}.csv", f"batch_{n % 7}.CSV", "numbers.csv"]),
+            status=status,
+            created=NOW + (n // 3),  # three jobs share each creation time
+            start_timestamp=start,
+            end_timestamp=end,
+            total_count=total,
+            success_count=success,
+            failure_count=failure,
+            queued_at=NOW if status is JobStatus.PENDING and n % 2 else None,
+        ))
+    return jobs
+
+
+def _reference(jobs: list[JobRecord], query: JobQuery) -> list[JobRecord]:
+    """What the store must answer, from the query's Python meaning."""
+    now = QUERY_NOW if query.now is None else query.now
+    found = [job for job in jobs if query.matches(job)]
+    found.sort(key=lambda job: query.position(job, now), reverse=query.descending)
+    if query.after is not None:
+        after = tuple(query.after)
+        if query.descending:
+            found = [job for job in found if query.position(job, now) < after]
+        else:
+            found = [job for job in found if query.position(job, now) > after]
+    found = found[query.offset:]
+    return found if query.limit is None else found[:query.limit]
+
+
+class JobQueryContract:
+    """The job query part of the contract (mixed into StoreContract)."""
+
+    @pytest.fixture
+    def query_jobs(self, store: Store) -> list[JobRecord]:
+        jobs = _query_jobs()
+        for job in jobs:
+            store.create_job(job)
+        return jobs
+
+    def _check(self, store: Store, jobs: list[JobRecord], query: JobQuery) -> None:
+        expected = ids(_reference(jobs, query))
+        assert ids(store.list_jobs(query)) == expected, query
+        with store.iter_jobs(query, ("id",)) as rows:
+            assert [row[0] for row in rows] == expected, query
+        assert store.count_jobs(query) == len(_reference(jobs, query.filter_only)), query
+
+    # ------------------------------------------------------------------ filters
+
+    def test_query_default_lists_every_job_newest_first(self, store: Store, query_jobs: list[JobRecord]) -> None:
+        newest_first = sorted(query_jobs, key=lambda job: (job.created, job.id), reverse=True)
+        assert ids(store.list_jobs(JobQuery())) == ids(newest_first)
+        assert ids(store.list_jobs()) == ids(newest_first)
+        assert store.count_jobs(JobQuery()) == len(query_jobs) == store.count_jobs()
+
+    def test_query_keywords_build_or_change_the_query(self, store: Store, query_jobs: list[JobRecord]) -> None:
+        query = JobQuery(status=["failure", "partial"], sort="task")
+        assert ids(store.list_jobs(status=["failure", "partial"], sort="task")) == ids(store.list_jobs(query))
+        assert ids(store.list_jobs(query, limit=3, offset=2)) == ids(store.list_jobs(query))[2:5]
+        assert store.count_jobs(query, account_id="a" * 32) == len(
+            [j for j in query_jobs if j.status.value in ("failure", "partial") and j.account_id == "a" * 32])
+
+    def test_query_structured_filters(self, store: Store, query_jobs: list[JobRecord]) -> None:
+        for query in (
+            JobQuery(account_id="a" * 32),
+            JobQuery(status="executing"),
+            JobQuery(status=JobStatus.SUCCESS),
+            JobQuery(status=["success", "failure", "stopped"]),
+            JobQuery(status=[]),
+            JobQuery(task="numbers/"),
+            JobQuery(task="ID2"),
+            JobQuery(task="nothing like it"),
+            JobQuery(id_prefix="CAFE"),
+            JobQuery(id_prefix="cafe", status=["pending", "success"]),
+            JobQuery(account_part="MIXED"),
+            JobQuery(account_part="bbbc"),
+            JobQuery(account_id="acct-Mixed", task="skel", status=["pending", "executing", "success"]),
+        ):
+            self._check(store, query_jobs, query)
+        assert store.list_jobs(JobQuery(status=[])) == []
+        assert store.count_jobs(JobQuery(status=[])) == 0
+        assert {job.status for job in store.list_jobs(JobQuery(task="DeDuPe"))} == {
+            job.status for job in query_jobs if job.action == "dedupe"}
+
+    def test_query_words_search_the_jobs_text(self, store: Store, query_jobs: list[JobRecord]) -> None:
+        named = next(job for job in query_jobs if (job.file_name or "").startswith("In-"))
+        in_file = store.list_jobs(JobQuery(words=[named.file_name.upper()]))
+        assert [job.file_name for job in in_file] == [named.file_name]
+        # Each word is a piece of the text: id, task, account or file name, any case.
+        for words in (["numbers"], ["NUMBERS", "in-"], "skel/id2 acct", ["cafe"], ["numbers", "batch_3"],
+                      ["aaaa", "dump"], ["normalize", "nothing like it"], ["/"], ["success"]):
+            self._check(store, query_jobs, JobQuery(words=words))
+        both = store.list_jobs(JobQuery(words="skel MIXED"))
+        assert both and all(job.category == "skel" and job.account_id == "acct-Mixed" for job in both)
+        assert store.list_jobs(JobQuery(words=["executing"])) == []  # a status is not text: status= says it
+
+    def test_query_regular_expression(self, store: Store, query_jobs: list[JobRecord]) -> None:
+        for regex in (r"^cafe", r"DUMP|dedupe", r"\.csv$", r"numbers/(normalize|dedupe) ", r"skel/id2 ",
+                      r"^[0-9a-f]{3}[0-3]", r"batch_[0-2]\.csv", r"acct-mixed", r"\D{5}-\d+"):
+            self._check(store, query_jobs, JobQuery(regex=regex))
+        upper = store.list_jobs(JobQuery(regex="ACCT-MIXED"))
+        assert upper and all(job.account_id == "acct-Mixed" for job in upper)
+
+    def test_query_invert_keeps_what_the_words_do_not_match(
+        self, store: Store, query_jobs: list[JobRecord]
+    ) -> None:
+        for query in (
+            JobQuery(words=["numbers"], invert=True),
+            JobQuery(regex="skel|cdrs", invert=True),
+            JobQuery(words=["csv"], regex="^cafe", invert=True),
+            JobQuery(words=["numbers"], invert=True, status="success", account_id="a" * 32),
+            JobQuery(invert=True),  # nothing to invert: every job
+        ):
+            self._check(store, query_jobs, query)
+        kept = store.list_jobs(JobQuery(words=["numbers"], invert=True, status="pending"))
+        assert kept and all(job.status is JobStatus.PENDING and "numbers" not in job.task_name.lower()
+                            and "numbers" not in (job.file_name or "").lower() for job in kept)
+
+    # ------------------------------------------------------------------- sorts
+
+    @pytest.mark.parametrize("sort", sorted(SORTS))
+    def test_query_every_sort_both_ways(self, store: Store, query_jobs: list[JobRecord], sort: str) -> None:
+        for descending in (True, False):
+            query = JobQuery(sort=sort, descending=descending, now=QUERY_NOW)
+            self._check(store, query_jobs, query)
+            forward = ids(store.list_jobs(query))
+            backward = ids(store.list_jobs(query.replace(descending=not descending)))
+            assert forward == list(reversed(backward)), f"{sort}: one direction is the other reversed"
+            self._check(store, query_jobs, query.replace(status=["failure", "executing"]))
+            self._check(store, query_jobs, query.replace(words=["skel"], after=None))
+
+    def test_query_sort_keys_mean_what_the_columns_show(self, store: Store) -> None:
+        # Three jobs whose every column differs in a known way.
+        store.create_job(make_job("01", category="b", action="x", account_id="acct-2", file_name=None,
+                                  status=JobStatus.SUCCESS, created=NOW, start_timestamp=NOW + 1,
+                                  end_timestamp=NOW + 11, total_count=100, success_count=100))
+        store.create_job(make_job("02", category="a", action="z", account_id="acct-3", file_name="z.csv",
+                                  status=JobStatus.EXECUTING, created=NOW + 1, start_timestamp=NOW + 2,
+                                  total_count=None, success_count=30, failure_count=10))
+        store.create_job(make_job("03", category="a", action="y", account_id="acct-1", file_name="a.csv",
+                                  status=JobStatus.FAILURE, created=NOW + 2, start_timestamp=NOW + 3,
+                                  end_timestamp=NOW + 4, total_count=50, success_count=0, failure_count=50))
+        now = NOW + 42  # job 02 has run 40 s: 1 row/s
+        expect = {  # descending
+            "created": ["03", "02", "01"],
+            "id": ["03", "02", "01"],
+            "status": ["02", "03", "01"],  # running first, then failed, then succeeded
+            "task": ["01", "02", "03"],  # b/x, a/z, a/y
+            "account": ["02", "01", "03"],
+            "file": ["02", "03", "01"],  # z.csv, a.csv, none
+            "success": ["01", "02", "03"],
+            "failure": ["03", "02", "01"],
+            "total": ["01", "03", "02"],  # unknown total last
+            "progress": ["03", "01", "02"],  # 1.0 and 1.0 (a tie: the newer first), unknown total last
+            "started": ["03", "02", "01"],
+            "duration": ["02", "01", "03"],  # 40 s (running, to now), 10 s, 1 s
+            "rate": ["03", "01", "02"],  # 50/s, 10/s, 1/s
+        }
+        for sort, order in expect.items():
+            assert ids(store.list_jobs(JobQuery(sort=sort, descending=True, now=now))) == order, sort
+            assert ids(store.list_jobs(JobQuery(sort=sort, descending=False, now=now))) == order[::-1], sort
+        # The live duration moves with now: at NOW + 5 job 02 has run 3 s, less than 01's 10 s.
+        assert ids(store.list_jobs(JobQuery(sort="duration", now=NOW + 5))) == ["01", "02", "03"]
+
+    def test_query_natural_directions(self) -> None:
+        assert JobQuery().descending and JobQuery(sort="status").descending and JobQuery(sort="rate").descending
+        assert not JobQuery(sort="task").descending and not JobQuery(sort="account").descending
+
+    # ------------------------------------------------------------------- paging
+
+    @pytest.mark.parametrize("sort", ["created", "task", "status", "duration", "rate", "id", "file"])
+    def test_query_keyset_pages_cover_the_listing(self, store: Store, query_jobs: list[JobRecord], sort: str) -> None:
+        for descending in (True, False):
+            for narrowing in ({}, {"status": ["success", "pending"]}, {"words": ["csv"]}):
+                query = JobQuery(sort=sort, descending=descending, now=QUERY_NOW, **narrowing)
+                everything = ids(store.list_jobs(query))
+                seen: list[str] = []
+                page = query.replace(limit=7)
+                for _ in range(len(everything) // 7 + 1):  # a wrong position must fail, not loop
+                    rows = store.list_jobs(page)
+                    seen.extend(ids(rows))
+                    if len(rows) < 7:
+                        break
+                    page = page.next_page(rows[-1])
+                assert seen == everything, (sort, descending, narrowing)
+
+    def test_query_keyset_paging_is_stable_while_jobs_are_added(self, store: Store) -> None:
+        for n in range(10):
+            store.create_job(make_job(f"old{n}", created=NOW + n))
+        first = store.list_jobs(JobQuery(limit=4))
+        assert ids(first) == ["old9", "old8", "old7", "old6"]
+        for n in range(5):
+            store.create_job(make_job(f"new{n}", created=NOW + 100 + n))
+        page = JobQuery(limit=4).next_page(first[-1])
+        assert ids(store.list_jobs(page)) == ["old5", "old4", "old3", "old2"]
+        # The opaque form of the same position (the REST API's next_start_key).
+        token = JobQuery(limit=4).page_token(first[-1])
+        assert ids(store.list_jobs(JobQuery(limit=4).resume(token))) == ["old5", "old4", "old3", "old2"]
+
+    def test_query_offset_and_limit(self, store: Store, query_jobs: list[JobRecord]) -> None:
+        everything = ids(store.list_jobs(JobQuery(sort="task")))
+        assert ids(store.list_jobs(JobQuery(sort="task", limit=5))) == everything[:5]
+        assert ids(store.list_jobs(JobQuery(sort="task", limit=5, offset=150))) == everything[150:155]
+        assert ids(store.list_jobs(JobQuery(sort="task", offset=155))) == everything[155:]
+        assert store.list_jobs(JobQuery(limit=0)) == []
+        assert store.list_jobs(JobQuery(offset=len(everything))) == []
+        first = store.list_jobs(JobQuery(sort="task", limit=5))
+        assert ids(store.list_jobs(JobQuery(sort="task", limit=5, offset=5))) == ids(
+            store.list_jobs(JobQuery(sort="task", limit=5).next_page(first[-1])))
+
+    def test_query_deep_pages_of_every_order(self, store: Store) -> None:
+        # Deep enough that a backend may read a page from the other end (SQLite does past 1,000).
+        rng = random.Random(3)
+        jobs = []
+        for n in range(2100):
+            status = rng.choice(list(JobStatus))
+            start = None if status is JobStatus.PENDING else NOW + n
+            end = None if status in (JobStatus.PENDING, JobStatus.EXECUTING) else NOW + n + rng.randint(0, 99)
+            job = make_job(f"d{n:05d}", status=status, created=NOW + n // 2, start_timestamp=start,
+                           end_timestamp=end, success_count=rng.randint(0, 9), failure_count=rng.randint(0, 3),
+                           category=rng.choice(["a", "b"]), file_name=f"f{n % 13}.csv")
+            jobs.append(job)
+            store.create_job(job)
+        for sort in ("rate", "duration", "failure", "task", "status", "created"):
+            for descending in (True, False):
+                for narrowing in ({}, {"words": ["f1"]}, {"status": ["success", "executing", "stopped"]}):
+                    query = JobQuery(sort=sort, descending=descending, now=NOW + 5000, **narrowing)
+                    total = store.count_jobs(query)
+                    for offset, limit in ((1001, 64), (total // 2 + 3, 50), (total - 10, 64), (total - 64, None),
+                                          (total + 5, 10)):
+                        self._check(store, jobs, query.replace(offset=max(0, offset), limit=limit))
+
+    def test_query_random_queries_agree_with_their_meaning(
+        self, store: Store, query_jobs: list[JobRecord]
+    ) -> None:
+        rng = random.Random(7)
+        pieces = ["numbers", "skel", "id2", "csv", "cafe", "aaa", "in-1", "batch", "dump", "mixed", "/", "0"]
+        regexes = [r"^cafe", r"(dump|dedupe)", r"\.csv$", r"[0-9]{2}\.", r"^.{10}a", r"skel/id2 p", r"a+b"]
+        for _ in range(150):
+            fields: dict[str, Any] = {"sort": rng.choice(sorted(SORTS)), "descending": rng.random() < 0.5,
+                                      "now": QUERY_NOW}
+            if rng.random() < 0.3:
+                fields["status"] = rng.sample([s.value for s in JobStatus], rng.randint(0, 3))
+            if rng.random() < 0.2:
+                fields["account_id"] = rng.choice(["a" * 32, "acct-Mixed", "nobody"])
+            if rng.random() < 0.2:
+                fields["task"] = rng.choice(["numbers", "SKEL/", "dump", "x"])
+            if rng.random() < 0.1:
+                fields["id_prefix"] = rng.choice(["cafe", "c", "0", "f"])
+            if rng.random() < 0.1:
+                fields["account_part"] = rng.choice(["aaa", "MIX", "89ab"])
+            if rng.random() < 0.3:
+                fields["words"] = rng.sample(pieces, rng.randint(1, 2))
+            if rng.random() < 0.2:
+                fields["regex"] = rng.choice(regexes)
+            fields["invert"] = rng.random() < 0.2
+            if rng.random() < 0.3:
+                fields["limit"] = rng.randint(0, 20)
+            if rng.random() < 0.2:
+                fields["offset"] = rng.randint(0, 30)
+            query = JobQuery(**fields)
+            if rng.random() < 0.3:
+                anchor = rng.choice(query_jobs)
+                query = query.replace(after=query.position(anchor))
+            self._check(store, query_jobs, query)
+
+    # --------------------------------------------------------------- streaming
+
+    def test_iter_jobs_gives_plain_tuples_in_list_order(self, store: Store, query_jobs: list[JobRecord]) -> None:
+        columns = ("id", "status", "created", "stop_requested", "total_count", "file_name")
+        query = JobQuery(sort="duration", now=QUERY_NOW, status=["executing", "success", "pending"])
+        with store.iter_jobs(query, columns) as rows:
+            got = list(rows)
+        expected = store.list_jobs(query)
+        assert [row[0] for row in got] == ids(expected)
+        for row, job in zip(got, expected):
+            assert row == (job.id, job.status.value, job.created, job.stop_requested, job.total_count, job.file_name)
+            assert type(row[1]) is str and type(row[3]) is bool
+        with store.iter_jobs(JobQuery(status=[]), ["id"]) as rows:
+            assert list(rows) == []
+
+    def test_iter_jobs_streams_and_can_stop_early(self, store: Store) -> None:
+        for n in range(3000):
+            store.create_job(make_job(f"s{n:05d}", created=NOW + n))
+        rows = store.iter_jobs(JobQuery(), ["id"])
+        assert next(rows) == ("s02999",)
+        assert [row[0] for _, row in zip(range(4999), rows)][-1] == "s00000"  # the rest, once
+        rows.close()
+        with store.iter_jobs(JobQuery(), ["id"]) as rows:
+            assert next(rows) == ("s02999",)
+        # Stopping early let go of the listing: the store goes on as before.
+        store.create_job(make_job("after", created=NOW + 10_000))
+        assert ids(store.list_jobs(JobQuery(limit=1))) == ["after"]
+
+    def test_iter_jobs_checks_its_arguments_at_once(self, store: Store) -> None:
+        with pytest.raises(InvalidQuery, match="not a JobRecord field"):
+            store.iter_jobs(JobQuery(), ["id", "no_such_column"])
+        with pytest.raises(InvalidQuery, match="columns"):
+            store.iter_jobs(JobQuery(), "id")
+        with pytest.raises(InvalidQuery, match="unknown status"):
+            store.iter_jobs(None, ["id"], status="bogus")
+
+    def test_iter_jobs_after_close_raises_a_store_error(self, store_factory: Callable[[], Store]) -> None:
+        other = store_factory()
+        for n in range(10_000):
+            other.create_job(make_job(f"c{n:05d}", created=NOW + n))
+        rows = other.iter_jobs(JobQuery(), ["id"])
+        assert next(rows) == ("c09999",)
+        other.close()
+        with pytest.raises(StoreError):
+            for _ in rows:
+                pass
+        rows.close()  # quietly
+        with pytest.raises(StoreError):
+            other.iter_jobs(JobQuery(), ["id"])
+
+    # ---------------------------------------------------------------- prefixes
+
+    def test_query_id_prefix_with_a_limit_of_two(self, store: Store) -> None:
+        for job_id in ("abcdef01", "abcdef02", "abcdee99", "abcdeg00", "abcdeF55", "abcdeg"):
+            store.create_job(make_job(job_id))
+        assert sorted(ids(store.list_jobs(JobQuery(id_prefix="abcdef")))) == ["abcdef01", "abcdef02"]
+        assert len(store.list_jobs(JobQuery(id_prefix="abcdef", limit=2))) == 2
+        assert ids(store.list_jobs(JobQuery(id_prefix="ABCDEF0", limit=2, sort="id"))) == ["abcdef01", "abcdef02"]
+        assert ids(store.list_jobs(JobQuery(id_prefix="abcdee", limit=2))) == ["abcdee99"]
+        assert store.list_jobs(JobQuery(id_prefix="abcdf", limit=2)) == []
+        assert store.count_jobs(JobQuery(id_prefix="abcde")) == 6
+
+
+class StoreContract(JobQueryContract):
     """Contract tests. Subclass as ``class TestXStore(StoreContract)`` with the fixtures."""
 
     # ------------------------------------------------------------------ jobs: basics

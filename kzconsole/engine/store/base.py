@@ -39,21 +39,24 @@ learns what the others changed, and which jobs, without re-reading everything.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus
+from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord
+from kzconsole.engine.store.query import InvalidQuery, JobQuery, JobRows
 
 __all__ = [
     "Store",
     "StoreError",
+    "InvalidQuery",
+    "JobQuery",
+    "JobRows",
     "Fenced",
     "StoreChange",
     "ApiKey",
     "FILE_KINDS",
     "CHANGE_KINDS",
-    "status_values",
     "check_kind",
     "copy_stream",
 ]
@@ -143,31 +146,29 @@ class Store(abc.ABC):
     def get_job(self, job_id: str) -> JobRecord | None:
         """The job, or None."""
 
-    @abc.abstractmethod
-    def list_jobs(
-        self,
-        *,
-        account_id: str | None = None,
-        status: str | Iterable[str] | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        task: str | None = None,
-        id_prefix: str | None = None,
-    ) -> list[JobRecord]:
-        """Jobs newest first (by ``created`` descending, then ``id`` descending), optionally
-        narrowed to an account, one or several statuses, a ``task`` (a piece of
-        ``category/action``, case-insensitive) and an ``id_prefix``, paged by ``limit``/``offset``."""
+    # ----------------------------------------------------- jobs: queries (store/query.py)
 
     @abc.abstractmethod
-    def count_jobs(
-        self,
-        *,
-        account_id: str | None = None,
-        status: str | Iterable[str] | None = None,
-        task: str | None = None,
-        id_prefix: str | None = None,
-    ) -> int:
-        """How many jobs :meth:`list_jobs` would return without a limit."""
+    def list_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> list[JobRecord]:
+        """The jobs ``query`` selects, in its order, its page (see :class:`JobQuery`: filters,
+        sort, ``after``/``offset``/``limit``). ``fields`` build the query, or change the one given:
+        ``list_jobs(status="pending", limit=10)``. By default: every job, newest first (``created``
+        descending, then ``id`` descending). Raises :class:`InvalidQuery` for a bad field."""
+
+    @abc.abstractmethod
+    def count_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> int:
+        """How many jobs the query's filters match (its order and paging do not count)."""
+
+    @abc.abstractmethod
+    def iter_jobs(
+        self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /, **fields: Any
+    ) -> JobRows:
+        """The jobs :meth:`list_jobs` would return, as plain tuples of ``columns`` (JobRecord field
+        names; ``status`` as its string, flags as bools), streamed: read in batches as the rows are
+        consumed, in constant memory, however many jobs there are (``tasks list``, the API's
+        unpaged listing). Bad arguments raise at once, not at the first row. Close the returned
+        :class:`JobRows` (``with store.iter_jobs(...) as rows:``) when not reading it to its end;
+        closing the store ends it too (the next row raises :class:`StoreError`)."""
 
     @abc.abstractmethod
     def update_job(
@@ -344,20 +345,11 @@ class Store(abc.ABC):
     def close(self) -> None:
         """Release connections. Safe to call twice."""
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def status_values(status: str | JobStatus | Iterable[str | JobStatus] | None) -> list[str] | None:
-    """Normalise a status filter to a list of plain strings (None: no filter)."""
-    if status is None:
-        return None
-    if isinstance(status, (str, JobStatus)):
-        return [str(status)]
-    return [str(s) for s in status]
 
 
 def check_kind(kind: str) -> None:

@@ -64,7 +64,16 @@ from kzconsole.engine.store.base import (
     StoreChange,
     StoreError,
     check_kind,
-    status_values,
+)
+from kzconsole.engine.store.query import (
+    Dialect,
+    JobQuery,
+    JobRows,
+    Statement,
+    check_columns,
+    count_statement,
+    rows_from_records,
+    select_statement,
 )
 
 __all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "redact_url"]
@@ -399,6 +408,27 @@ class _Tx:
 # ------------------------------------------------------------------------------------- store
 
 
+class _PostgresDialect(Dialect):
+    """store/query.py's SQL for PostgreSQL (owner: query): its placeholders, strpos, its own
+    regular expressions (``~*``: POSIX ARE, the common syntax of both backends), LIMIT NULL for no
+    limit, and rows found again by id. The planner has statistics: no index is named."""
+
+    placeholder = "%s"
+    row_key = "id"
+
+    def contains(self, haystack: str, piece: str) -> tuple[str, list[Any]]:
+        return "strpos(" + haystack + ", lower(%s)) > 0", [piece]
+
+    def regex(self, text: str, pattern: str) -> tuple[str, list[Any]]:
+        return text + " ~* %s", [pattern]
+
+    def id_prefix(self, prefix: str) -> tuple[str, list[Any]]:
+        return "starts_with(id, %s)", [prefix]
+
+    def limit(self, limit: int | None, offset: int) -> tuple[str, list[Any]]:
+        return " LIMIT %s OFFSET %s", [limit, offset]
+
+
 class PostgresStore(Store):
     """A :class:`Store` in a PostgreSQL database. ``timeout`` bounds how long one call keeps
     retrying transient failures (a server restarting, a dropped connection) before it gives up
@@ -424,6 +454,8 @@ class PostgresStore(Store):
         except BaseException:
             self.close()
             raise
+
+    dialect: Dialect = _PostgresDialect()
 
     def __repr__(self) -> str:
         return f"PostgresStore({self.display!r})"
@@ -645,101 +677,60 @@ class PostgresStore(Store):
 
         return self._run(f"reading job {job_id!r}", select)
 
-    @staticmethod
-    def _filter(account_id: str | None, status: str | Iterable[str] | None, task: str | None,
-                id_prefix: str | None) -> tuple[str, list[Any]] | None:
-        clauses: list[str] = []
-        params: list[Any] = []
-        if account_id is not None:
-            clauses.append("account_id = %s")
-            params.append(account_id)
-        statuses = status_values(status)
-        if statuses is not None:
-            if not statuses:
-                return None
-            clauses.append("status = ANY(%s)")
-            params.append(list(dict.fromkeys(statuses)))
-        if task:
-            clauses.append("strpos(lower(category || '/' || action), %s) > 0")
-            params.append(task.lower())
-        if id_prefix:
-            clauses.append("starts_with(id, %s)")
-            params.append(id_prefix.lower())
-        return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+    # ---- job queries (owner: query): store/query.py's SQL in PostgreSQL's dialect.
 
-    def list_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None,
-                  limit: int | None = None, offset: int = 0, task: str | None = None,
-                  id_prefix: str | None = None) -> list[JobRecord]:
-        if limit is not None and limit < 0:
-            raise ValueError(f"list_jobs: limit must be >= 0, not {limit}")
-        if offset < 0:
-            raise ValueError(f"list_jobs: offset must be >= 0, not {offset}")
-        where = self._filter(account_id, status, task, id_prefix)
-        if where is None or limit == 0:
+    def _statement(self, query: JobQuery, columns: Sequence[str]) -> Statement | None:
+        now = query.now if query.now is not None or not query.is_live else self.now()
+        return select_statement(query, columns, self.dialect, now=0.0 if now is None else now)
+
+    def list_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> list[JobRecord]:
+        statement = self._statement(JobQuery.of(query, **fields), JOB_FIELDS)
+        if statement is None:
             return []
-        clause, params = where
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs{clause} ORDER BY created DESC, id DESC LIMIT %s OFFSET %s"
-        params = [*params, limit, offset]
+        sql, params, extra = statement.sql, statement.params, statement.extra
 
         def select(tx: _Tx) -> list[JobRecord]:
-            return [_job_from_row(row) for row in tx.execute(sql, params).fetchall()]
+            rows = tx.execute(sql, params).fetchall()
+            return [_job_from_row(row[:-extra] if extra else row) for row in rows]
 
         return self._run("listing jobs", select)
 
-    def iter_job_rows(self, columns: Sequence[str], *, account_id: str | None = None,
-                      status: str | Iterable[str] | None = None, limit: int | None = None,
-                      offset: int = 0, batch: int = 4096) -> Iterator[tuple[Any, ...]]:
-        """The raw column values (``status`` as its string) of the jobs ``list_jobs`` would
-        return, in the same order, read in keyset-paged batches (no connection is held between
-        batches, and the rows are never all in memory)."""
-        names = list(columns)
-        for name in names:
-            if name not in _JOB_FIELD_SET:
-                raise ValueError(f"iter_job_rows: {name!r} is not a JobRecord field")
-        if "id" not in names or "created" not in names:
-            raise ValueError("iter_job_rows: columns must include id and created")
-        where = self._filter(account_id, status, None, None)
-        if where is None or limit == 0:
-            return
-        clause, params = where
-        created_at, id_at = names.index("created"), names.index("id")
-        selected = ", ".join(names)
-        left = limit
-        after: tuple[float, str] | None = None
-        while left is None or left > 0:
-            size = batch if left is None else min(batch, left)
-            if after is None:
-                sql = f"SELECT {selected} FROM jobs{clause} ORDER BY created DESC, id DESC LIMIT %s OFFSET %s"
-                args = [*params, size, offset]
-            else:
-                keyset = "(created, id) < (%s, %s)"
-                sql = (f"SELECT {selected} FROM jobs{clause + ' AND ' if clause else ' WHERE '}{keyset}"
-                       " ORDER BY created DESC, id DESC LIMIT %s")
-                args = [*params, after[0], after[1], size]
-
-            def select(tx: _Tx, sql: str = sql, args: list[Any] = args) -> list[tuple[Any, ...]]:
-                return tx.execute(sql, args).fetchall()
-
-            rows = self._run("listing jobs", select)
-            yield from rows
-            if len(rows) < size:
-                return
-            after = (rows[-1][created_at], rows[-1][id_at])
-            if left is not None:
-                left -= len(rows)
-
-    def count_jobs(self, *, account_id: str | None = None, status: str | Iterable[str] | None = None,
-                   task: str | None = None, id_prefix: str | None = None) -> int:
-        where = self._filter(account_id, status, task, id_prefix)
-        if where is None:
+    def count_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> int:
+        statement = count_statement(JobQuery.of(query, **fields), self.dialect)
+        if statement is None:
             return 0
-        clause, params = where
+        sql, params = statement.sql, statement.params
 
         def count(tx: _Tx) -> int:
-            row = tx.execute(f"SELECT count(*) FROM jobs{clause}", params).fetchone()
+            row = tx.execute(sql, params).fetchone()
             return int(row[0]) if row else 0
 
         return self._run("counting jobs", count)
+
+    def iter_jobs(self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /,
+                  **fields: Any) -> JobRows:
+        query = JobQuery.of(query, **fields)
+        names = check_columns(columns)
+        self._check_open()
+        if query.now is None and query.is_live:
+            query = query.replace(now=self.now())  # one clock for every batch
+        return JobRows(self._batches(query, names))
+
+    def _batches(self, query: JobQuery, names: tuple[str, ...],
+                 batch: int = 4096) -> Iterator[tuple[Any, ...]]:
+        """Keyset-paged batches of records: no connection is held between them, and the rows are
+        never all in memory."""
+        left = query.limit
+        page = query
+        while left is None or left > 0:
+            size = batch if left is None else min(batch, left)
+            jobs = self.list_jobs(page.replace(limit=size))
+            yield from rows_from_records(jobs, names)
+            if len(jobs) < size:
+                return
+            page = page.next_page(jobs[-1])
+            if left is not None:
+                left -= len(jobs)
 
     def update_job(self, job_id: str, changes: Mapping[str, Any], *,
                    expect: Mapping[str, Any] | None = None) -> JobRecord | None:

@@ -42,7 +42,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
 from kzconsole.engine.store.base import (
@@ -52,7 +52,16 @@ from kzconsole.engine.store.base import (
     StoreChange,
     StoreError,
     check_kind,
-    status_values,
+)
+from kzconsole.engine.store.query import (
+    Dialect,
+    JobQuery,
+    JobRows,
+    Statement,
+    check_columns,
+    count_statement,
+    regexp_match,
+    select_statement,
 )
 
 __all__ = ["SQLiteStore", "MIGRATIONS", "SCHEMA_VERSION"]
@@ -171,6 +180,30 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         """,
         "CREATE INDEX api_tokens_key ON api_tokens (key_id)",
         "CREATE INDEX api_tokens_expires ON api_tokens (expires)",
+    ),
+    # 4 (owner: query): job queries (store/query.py): indexes for the orders of the jobs list and
+    # one holding the text that words and regular expressions search, so that filters and sorts
+    # read an index, not every job. What an index costs each job counts as much (the engine writes a job three times
+    # or more, and job throughput is measured): the text, task, account and file never change, so
+    # their entries are written once. The status, counts and times of a running job change at every
+    # checkpoint: their orders read jobs_settled, the finished jobs' fixed values (partial: a job
+    # enters it once, when it finishes), and sort the pending and running ones apart.
+    # The expressions are store/query.py's, character for character: SQLite uses an index on an
+    # expression, or a partial one, only for the same expression (tests/store/test_sqlite_query.py).
+    # Keys end with (created, id) in one direction, so one index serves both directions.
+    (
+        "DROP INDEX jobs_account_created",
+        "CREATE INDEX jobs_account ON jobs (account_id, created, id)",
+        (
+            "CREATE INDEX jobs_text ON jobs (created, id, account_id, lower(category || '/' || action),"
+            " lower(id || ' ' || category || '/' || action || ' ' || account_id || ' ' || coalesce(file_name, '')))"
+        ),
+        "CREATE INDEX jobs_task ON jobs (category, action, created, id)",
+        "CREATE INDEX jobs_file ON jobs (coalesce(file_name, ''), created, id)",
+        (
+            "CREATE INDEX jobs_settled ON jobs (created, id, status, account_id, success_count, failure_count,"
+            " total_count, start_timestamp, end_timestamp) WHERE status NOT IN ('pending', 'executing')"
+        ),
     ),
 )
 
@@ -304,38 +337,51 @@ def _firing_from_row(row: tuple[Any, ...]) -> Firing:
     )
 
 
-def _narrowing(task: str | None, id_prefix: str | None) -> tuple[list[str], list[Any]]:
-    """Clauses for the filters no index serves: they are checked while the (created, id) index is
-    walked, in C, which is what makes a console filter by task answer at once with 100,000 jobs."""
-    clauses: list[str] = []
-    params: list[Any] = []
-    if task:
-        clauses.append("instr(lower(category || '/' || action), ?) > 0")
-        params.append(task.lower())
-    if id_prefix:
-        clauses.append("substr(id, 1, ?) = ?")
-        params.extend([len(id_prefix), id_prefix.lower()])
-    return clauses, params
+# -------------------------------------------------------------------------------- job queries
+
+_STREAM_BATCH = 4096  # rows fetched at a time by iter_jobs: constant memory, few round trips
+_FLIP_AFTER = 1000  # offsets past which a sorted order is read from its nearer end
 
 
-def _status_filter(
-    account_id: str | None,
-    status: str | Iterable[str] | None,
-    task: str | None = None,
-    id_prefix: str | None = None,
-) -> tuple[str, list[Any]] | None:
-    """A WHERE clause for list/count, or None if the filter can match nothing."""
-    clauses, params = _narrowing(task, id_prefix)
-    if account_id is not None:
-        clauses.append("account_id = ?")
-        params.append(account_id)
-    statuses = status_values(status)
-    if statuses is not None:
-        if not statuses:
-            return None
-        clauses.append(f"status IN ({', '.join('?' * len(statuses))})")
-        params.extend(statuses)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+class _SQLiteDialect(Dialect):
+    """SQLite's side of store/query.py. The planner has no statistics here (no ANALYZE: they go
+    stale, and plans would change under the operator), so it cannot tell a status that 60% of the
+    jobs have from one that five have; the index to read is named instead, for a bounded worst case:
+    one walk of one index, never the text built job by job."""
+
+    # The index walked by each order but created's and id's (jobs_created, the primary key).
+    SORT_INDEX: ClassVar[Mapping[str, str]] = {"task": "jobs_task", "account": "jobs_account", "file": "jobs_file"}
+
+    def sorts(self, query: JobQuery) -> bool:
+        """Whether the order is sorted rather than walked (so a deep page costs what it skips)."""
+        return query.order.live_keys is not None or (query.has_text_filter and query.sort != "created")
+
+    def source(self, query: JobQuery, *, branch: str) -> str:
+        if branch in ("unsettled", "status") or query.id_prefix is not None:
+            return "jobs"  # a handful of pending and running jobs; one status; a range of ids
+        if query.has_text_filter:
+            # Words, pieces and regular expressions read the text from jobs_text (with the
+            # account): 5x faster than building it from each row.
+            return "jobs INDEXED BY jobs_text"
+        if branch == "settled":
+            return "jobs INDEXED BY jobs_settled"  # narrow: what the counts and times are made of
+        if branch == "all" and query.status is not None:
+            index = self.SORT_INDEX.get(query.sort)
+            if index is not None:
+                # Walk the order, checking each job's status: looking the status up in its index
+                # would sort every job of a common status (all the successes) before the first page.
+                return f"jobs INDEXED BY {index}"
+        return "jobs"
+
+
+_SQLITE = _SQLiteDialect()
+
+
+def _with_flags(row: tuple[Any, ...], flags: Sequence[int]) -> tuple[Any, ...]:
+    values = list(row)
+    for i in flags:
+        values[i] = bool(values[i])
+    return tuple(values)
 
 
 def _api_key_from_row(row: tuple[Any, ...]) -> ApiKey:
@@ -394,6 +440,8 @@ class SQLiteStore(Store):
     held by another process before it gives up with :class:`StoreError`. ``clock`` is the store's
     clock (:meth:`now`): the host's, unless a test injects its own."""
 
+    dialect: Dialect = _SQLITE  # how store/query.py's SQL is written for this backend
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -411,6 +459,7 @@ class SQLiteStore(Store):
         # (thread, connection): close() closes them all; a dead thread's one is closed on the next
         # connect, so short-lived runner threads do not leak file descriptors.
         self._conns: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._streams: set[sqlite3.Connection] = set()  # iter_jobs' own connections
         self._pid = os.getpid()
         self._closed = False
         self._prepare_file()
@@ -451,6 +500,7 @@ class SQLiteStore(Store):
         )
         try:
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.create_function("kz_regexp", 2, regexp_match, deterministic=True)
         except sqlite3.Error:
             conn.close()
             raise
@@ -466,6 +516,7 @@ class SQLiteStore(Store):
             self.origin = _new_origin()
             self._local = threading.local()
             self._conns = []
+            self._streams = set()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -616,127 +667,84 @@ class SQLiteStore(Store):
 
         return self._run(f"reading job {job_id!r}", select)
 
-    def list_jobs(
-        self,
-        *,
-        account_id: str | None = None,
-        status: str | Iterable[str] | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        task: str | None = None,
-        id_prefix: str | None = None,
-    ) -> list[JobRecord]:
-        query = self._list_query(_JOB_COLUMNS, account_id, status, limit, offset, task, id_prefix)
-        if query is None:
+    # The job query part (store/query.py builds the SQL; _SQLITE steers it to the indexes).
+
+    def list_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> list[JobRecord]:
+        query = JobQuery.of(query, **fields)
+        flipped = None
+        if query.offset > _FLIP_AFTER and self.dialect.sorts(query):
+            # A deep page of a sorted order costs what it skips: read it from the nearer end.
+            flipped = query.from_the_end(self.count_jobs(query))
+        statement = select_statement(flipped or query, JOB_FIELDS, self.dialect, now=self.now())
+        if statement is None:
             return []
-        sql, params = query
+        sql, params, extra = statement.sql, statement.params, statement.extra
 
         def select(conn: sqlite3.Connection) -> list[JobRecord]:
-            return [_job_from_row(row) for row in conn.execute(sql, params).fetchall()]
+            rows = conn.execute(sql, params).fetchall()
+            if extra:
+                rows = [row[:-extra] for row in rows]
+            if flipped is not None:
+                rows.reverse()
+            return [_job_from_row(row) for row in rows]
 
         return self._run("listing jobs", select)
 
-    def iter_job_rows(
-        self,
-        columns: Sequence[str],
-        *,
-        account_id: str | None = None,
-        status: str | Iterable[str] | None = None,
-        limit: int | None = None,
-        offset: int = 0,
-        batch: int = 4096,
-    ) -> Iterator[tuple[Any, ...]]:
-        """The raw column values (``status`` as its string, flags as 0/1) of the jobs
-        ``list_jobs`` would return, in the same order, read in batches from one statement.
-
-        For listings of every job (``tasks list`` with 100,000 jobs): no JobRecord is built per
-        row and the rows are never all in memory. ``columns`` must include ``id`` and ``created``
-        (the order's keys). Not retried on a lock: it only reads, and WAL readers do not wait.
-        """
-        names = list(columns)
-        for name in names:
-            if name not in _JOB_FIELD_SET:
-                raise ValueError(f"iter_job_rows: {name!r} is not a JobRecord field")
-        if "id" not in names or "created" not in names:
-            raise ValueError("iter_job_rows: columns must include id and created")
-        query = self._list_query(", ".join(names), account_id, status, limit, offset)
-        if query is None:
-            return
-        sql, params = query
-        try:
-            cursor = self._conn().execute(sql, params)
-            try:
-                while True:
-                    rows = cursor.fetchmany(batch)
-                    if not rows:
-                        return
-                    yield from rows
-            finally:
-                cursor.close()
-        except sqlite3.Error as exc:
-            raise self._error(exc, "listing jobs") from exc
-
-    @staticmethod
-    def _list_query(
-        columns: str,
-        account_id: str | None,
-        status: str | Iterable[str] | None,
-        limit: int | None,
-        offset: int,
-        task: str | None = None,
-        id_prefix: str | None = None,
-    ) -> tuple[str, list[Any]] | None:
-        """list_jobs' statement selecting ``columns``; None if it can match nothing."""
-        if limit is not None and limit < 0:
-            raise ValueError(f"list_jobs: limit must be >= 0, not {limit}")
-        if offset < 0:
-            raise ValueError(f"list_jobs: offset must be >= 0, not {offset}")
-        statuses = status_values(status)
-        if limit == 0 or (statuses is not None and not statuses):
-            return None
-        order = " ORDER BY created DESC, id DESC LIMIT ? OFFSET ?"
-        page = [-1 if limit is None else limit, offset]
-        if statuses is not None and len(set(statuses)) > 1:
-            # One ordered index walk per status, merged (SQLite's MERGE (UNION ALL)): a single
-            # "status IN (...)" would sort every matching row before applying LIMIT.
-            branches = []
-            params: list[Any] = []
-            narrow, narrow_params = _narrowing(task, id_prefix)
-            for one in dict.fromkeys(statuses):
-                branch = f"SELECT {columns} FROM jobs WHERE status = ?"
-                params.append(one)
-                if account_id is not None:
-                    branch += " AND account_id = ?"
-                    params.append(account_id)
-                for clause in narrow:
-                    branch += f" AND {clause}"
-                params.extend(narrow_params)
-                branches.append(branch)
-            sql = " UNION ALL ".join(branches) + order
-            params.extend(page)
-        else:
-            clause, params = _status_filter(account_id, statuses, task, id_prefix) or ("", [])
-            sql = f"SELECT {columns} FROM jobs{clause}{order}"
-            params = [*params, *page]
-        return sql, params
-
-    def count_jobs(
-        self,
-        *,
-        account_id: str | None = None,
-        status: str | Iterable[str] | None = None,
-        task: str | None = None,
-        id_prefix: str | None = None,
-    ) -> int:
-        where = _status_filter(account_id, status, task, id_prefix)
-        if where is None:
+    def count_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> int:
+        statement = count_statement(JobQuery.of(query, **fields), self.dialect)
+        if statement is None:
             return 0
-        clause, params = where
+        sql, params = statement.sql, statement.params
 
         def count(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(f"SELECT count(*) FROM jobs{clause}", params).fetchone()[0])
+            return int(conn.execute(sql, params).fetchone()[0])
 
         return self._run("counting jobs", count)
+
+    def iter_jobs(self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /,
+                  **fields: Any) -> JobRows:
+        query = JobQuery.of(query, **fields)
+        names = check_columns(columns)
+        statement = select_statement(query, names, self.dialect, now=self.now())
+        if self._closed:
+            raise StoreError(f"the store {self.path} is closed")
+        return JobRows(self._stream(statement, names))
+
+    def _stream(self, statement: Statement | None, names: tuple[str, ...]) -> Iterator[tuple[Any, ...]]:
+        """The rows of one statement on a connection of their own: the consumer may be slow, or
+        move between threads (a web server's), and must not hold the thread's connection."""
+        if statement is None:
+            return
+        flags = [i for i, name in enumerate(names) if name in _BOOL_FIELDS]
+        extra = statement.extra
+        try:
+            conn = self._connect()
+        except sqlite3.Error as exc:
+            raise self._error(exc, "listing jobs") from exc
+        with self._lock:
+            self._streams.add(conn)
+        try:
+            cursor = conn.execute(statement.sql, statement.params)
+            while True:
+                rows = cursor.fetchmany(_STREAM_BATCH)
+                if not rows:
+                    return
+                if extra:
+                    rows = [row[:-extra] for row in rows]
+                if flags:
+                    rows = [_with_flags(row, flags) for row in rows]
+                yield from rows
+        except sqlite3.Error as exc:
+            if self._closed:
+                raise StoreError(f"the store {self.path} was closed while listing jobs") from exc
+            raise self._error(exc, "listing jobs") from exc
+        finally:
+            with self._lock:
+                self._streams.discard(conn)
+            try:
+                conn.close()
+            except sqlite3.Error:
+                pass  # closed by close() already
 
     def update_job(
         self, job_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
@@ -1259,9 +1267,10 @@ class SQLiteStore(Store):
         with self._lock:
             self._closed = True
             conns, self._conns = self._conns, []
+            streams, self._streams = list(self._streams), set()
         if self._pid != os.getpid():
             return  # forked copy: the connections belong to the parent
-        for _thread, conn in conns:
+        for conn in [*(c for _thread, c in conns), *streams]:
             try:
                 conn.close()
             except sqlite3.Error:
