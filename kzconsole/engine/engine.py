@@ -407,10 +407,10 @@ class Engine:
         input_name = os.path.basename(os.fspath(input)) if isinstance(input, (str, os.PathLike)) else None
         # The input is checked (and converted, for JSON) into a private file of this process, then
         # handed to the store with the record: a rejected input never reaches the store.
-        checked = private_dir(self.data_dir / "incoming") / f"{job_id}.csv"
+        checked = private_dir(self.data_dir / "incoming") / f"{job_id}.csv" if input is not None else None
         try:
             try:
-                report = check_job_input(spec, input, checked, fmt=fmt)
+                report = check_job_input(spec, input, checked or Path(os.devnull), fmt=fmt)
             except OSError as exc:
                 raise EngineError(f"cannot read the input {input_name or '-'}: {exc.strerror or exc}") from exc
             if report.errors:
@@ -432,15 +432,17 @@ class Engine:
                 queued=start,
             )
             if has_input:
+                assert checked is not None
                 with open(checked, "rb") as f:
                     self.lifecycle.create(job, f)
             else:
                 self.lifecycle.create(job)
         finally:
-            try:
-                checked.unlink()
-            except FileNotFoundError:
-                pass
+            if checked is not None:
+                try:
+                    checked.unlink()
+                except FileNotFoundError:
+                    pass
         self._queued(start)
         return job
 
