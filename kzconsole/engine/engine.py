@@ -560,27 +560,37 @@ class Engine:
             data = stream.read()
         return data, start + len(data)
 
+    # Deprecated: paths of the SQLite store's files, for a console that still reads them by path.
+    # They move the file out of the database (see SQLiteStore.file_path); gone once nothing calls
+    # them. Everything else reads the streams above.
+
     def job_dir(self, job_id: str) -> Path:
-        """Deprecated (the SQLite store's folder of a job): use :meth:`open_input`,
-        :meth:`open_output` and :meth:`read_log`."""
+        """Deprecated: the SQLite store's folder of a job."""
         if not _JOB_ID.fullmatch(job_id):  # never a path: a job id is 32 hex characters
             raise ValueError(f"not a job id: {job_id!r}")
         return self.data_dir / "jobs" / job_id
 
+    def _local_path(self, job: JobRecord, kind: str) -> Path | None:
+        self.job_dir(job.id)
+        file_path = getattr(self.store, "file_path", None)  # SQLite only: see above
+        if file_path is None:
+            return None
+        path: Path = file_path(job.id, kind)
+        return path if path.exists() else None
+
     def input_path(self, job: JobRecord) -> Path | None:
-        """Deprecated (SQLite only): use :meth:`open_input`."""
-        return self.job_dir(job.id) / "in.csv" if job.input_path else None
+        """Deprecated: use :meth:`open_input`."""
+        return self._local_path(job, "input") if job.input_path else None
 
     def output_path(self, job: JobRecord) -> Path | None:
-        """Deprecated (SQLite only): use :meth:`open_output`."""
+        """Deprecated: use :meth:`open_output`."""
         if job.output_path:
             return Path(job.output_path)
-        default = self.job_dir(job.id) / "out.csv"
-        return default if default.exists() else None
+        return self._local_path(job, "output")
 
     def log_path(self, job: JobRecord) -> Path:
-        """Deprecated (SQLite only): use :meth:`read_log`."""
-        return self.job_dir(job.id) / "job.log"
+        """Deprecated: use :meth:`read_log`."""
+        return self._local_path(job, "log") or self.job_dir(job.id) / "job.log"
 
     # ------------------------------------------------------------ running
 

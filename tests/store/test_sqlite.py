@@ -403,3 +403,14 @@ def test_files_of_a_store_made_before_job_files_are_read_and_appended(store: SQL
     assert (folder / "out.csv").read_bytes() == b"h\nr1\nr2\n"
     with store.open_file("old", "log") as f:  # type: ignore[union-attr]
         assert f.read() == b"started\n"
+
+
+def test_file_path_moves_a_file_out_of_the_database_for_the_deprecated_facade(store: SQLiteStore, db_path: Path) -> None:
+    store.create_job(make_job("j1"))
+    store.append_file("j1", "log", b"one\n")
+    path = store.file_path("j1", "log")
+    assert path == db_path.parent / "jobs" / "j1" / "job.log" and path.read_bytes() == b"one\n"
+    store.append_file("j1", "log", b"two\n")  # later appends go there: a tail by path sees them
+    assert path.read_bytes() == b"one\ntwo\n"
+    with store.open_file("j1", "log") as f:  # type: ignore[union-attr]
+        assert f.read() == b"one\ntwo\n"
