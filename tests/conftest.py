@@ -82,3 +82,16 @@ def write_csv(path: Path, rows: list[list[str]]) -> Path:
 def read_csv(path: Path) -> list[list[str]]:
     with open(path, newline="", encoding="utf-8") as f:
         return list(csv.reader(f))
+
+
+def output_csv(engine, job) -> list[list[str]]:
+    """A job's output, read through the engine facade (wherever the store keeps it)."""
+    stream = engine.open_output(job)
+    assert stream is not None, f"job {job.id} has no output"
+    with stream:
+        return list(csv.reader(io.TextIOWrapper(stream, encoding="utf-8", newline="")))
+
+
+def log_text(engine, job) -> str:
+    """A job's log, read through the engine facade."""
+    return engine.read_log(job)[0].decode("utf-8")

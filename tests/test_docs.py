@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from kzconsole.engine import JobStatus
-from tests.conftest import read_csv
+from tests.conftest import read_csv, output_csv
 
 DOC = Path(__file__).parent.parent / "docs" / "plugins.md"
 
@@ -28,7 +28,7 @@ def test_guide_examples_load_and_run(engine_factory, plugin_dir, tmp_path):
     def run(action, with_input=True):
         job = engine.add_job("hello", action, input=people if with_input else None)
         final = engine.run_job(job.id)
-        return final, read_csv(engine.output_path(final))
+        return final, output_csv(engine, final)
 
     final, out = run("greet")
     assert out[:3] == [["name", "greeting", "error"], ["Ada", "Hello Dr Ada", ""], ["Linus", "Hello Linus", ""]]

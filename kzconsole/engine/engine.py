@@ -408,10 +408,10 @@ class Engine:
         input_name = os.path.basename(os.fspath(input)) if isinstance(input, (str, os.PathLike)) else None
         # The input is checked (and converted, for JSON) into a private file of this process, then
         # handed to the store with the record: a rejected input never reaches the store.
-        checked = private_dir(self.data_dir / "incoming") / f"{job_id}.csv"
+        checked = private_dir(self.data_dir / "incoming") / f"{job_id}.csv" if input is not None else None
         try:
             try:
-                report = check_job_input(spec, input, checked, fmt=fmt)
+                report = check_job_input(spec, input, checked or Path(os.devnull), fmt=fmt)
             except OSError as exc:
                 raise EngineError(f"cannot read the input {input_name or '-'}: {exc.strerror or exc}") from exc
             if report.errors:
@@ -433,15 +433,17 @@ class Engine:
                 queued=start,
             )
             if has_input:
+                assert checked is not None
                 with open(checked, "rb") as f:
                     self.lifecycle.create(job, f)
             else:
                 self.lifecycle.create(job)
         finally:
-            try:
-                checked.unlink()
-            except FileNotFoundError:
-                pass
+            if checked is not None:
+                try:
+                    checked.unlink()
+                except FileNotFoundError:
+                    pass
         self._queued(start)
         return job
 
@@ -566,27 +568,37 @@ class Engine:
             data = stream.read()
         return data, start + len(data)
 
+    # Deprecated: paths of the SQLite store's files, for a console that still reads them by path.
+    # They move the file out of the database (see SQLiteStore.file_path); gone once nothing calls
+    # them. Everything else reads the streams above.
+
     def job_dir(self, job_id: str) -> Path:
-        """Deprecated (the SQLite store's folder of a job): use :meth:`open_input`,
-        :meth:`open_output` and :meth:`read_log`."""
+        """Deprecated: the SQLite store's folder of a job."""
         if not _JOB_ID.fullmatch(job_id):  # never a path: a job id is 32 hex characters
             raise ValueError(f"not a job id: {job_id!r}")
         return self.data_dir / "jobs" / job_id
 
+    def _local_path(self, job: JobRecord, kind: str) -> Path | None:
+        self.job_dir(job.id)
+        file_path = getattr(self.store, "file_path", None)  # SQLite only: see above
+        if file_path is None:
+            return None
+        path: Path = file_path(job.id, kind)
+        return path if path.exists() else None
+
     def input_path(self, job: JobRecord) -> Path | None:
-        """Deprecated (SQLite only): use :meth:`open_input`."""
-        return self.job_dir(job.id) / "in.csv" if job.input_path else None
+        """Deprecated: use :meth:`open_input`."""
+        return self._local_path(job, "input") if job.input_path else None
 
     def output_path(self, job: JobRecord) -> Path | None:
-        """Deprecated (SQLite only): use :meth:`open_output`."""
+        """Deprecated: use :meth:`open_output`."""
         if job.output_path:
             return Path(job.output_path)
-        default = self.job_dir(job.id) / "out.csv"
-        return default if default.exists() else None
+        return self._local_path(job, "output")
 
     def log_path(self, job: JobRecord) -> Path:
-        """Deprecated (SQLite only): use :meth:`read_log`."""
-        return self.job_dir(job.id) / "job.log"
+        """Deprecated: use :meth:`read_log`."""
+        return self._local_path(job, "log") or self.job_dir(job.id) / "job.log"
 
     # ------------------------------------------------------------ running
 

@@ -32,7 +32,7 @@ from kzconsole.engine.control import JobControl
 from kzconsole.engine.events import EventBus
 from kzconsole.engine.lifecycle import JobLifecycle
 from kzconsole.engine.models import JobRecord
-from kzconsole.engine.runner import JobRun
+from kzconsole.engine.runner import JobRun, NextClaim
 from kzconsole.engine.store.base import Store, StoreChange
 
 __all__ = ["Executor", "ClaimHook"]
@@ -132,9 +132,10 @@ class Executor:
 
     # ----------------------------------------------------------------- running
 
-    def run(self, job: JobRecord, control: JobControl) -> JobRecord | None:
+    def run(self, job: JobRecord, control: JobControl, next_claim: NextClaim | None = None) -> JobRecord | None:
         """Run a registered job to its end in this thread; the final record, or None when the
-        job was taken from this engine or left for the next one (shutdown)."""
+        job was taken from this engine or left for the next one (shutdown). ``next_claim``: the
+        run's last step may claim the thread's next job (see :class:`NextClaim`)."""
         spec = self.catalog.task(job.category, job.action)
         if spec is None:
             return self.lifecycle.fail(job, f"task {job.category}/{job.action} is not in the catalog")
@@ -150,6 +151,7 @@ class Executor:
             fallback_dir=self.fallback_dir,
             progress_every=self.progress_every,
             clock=self.clock,
+            next_claim=next_claim,
         )
         with self._context():
             return run.run()

@@ -27,6 +27,7 @@ by another engine), and the run then stops without writing anything more.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -37,6 +38,9 @@ from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
 from kzconsole.engine.store.base import Store
 
 __all__ = ["JobLifecycle", "Progress"]
+
+# What a run appends to its job's files with a step: kind -> (offset to cut at or None, bytes).
+Appends = Mapping[str, tuple["int | None", bytes]]
 
 _EXECUTING = JobStatus.EXECUTING.value
 _PENDING = JobStatus.PENDING.value
@@ -226,16 +230,48 @@ class JobLifecycle:
             expect=self._mine(job),
         ))
 
-    def checkpoint(self, job: JobRecord, progress: Progress, *, finishing: bool = False) -> JobRecord | None:
-        """Persist a run's progress (contract 4.3). The returned record is the job as stored:
-        a stop or a pause change asked by another process since is in it."""
+    def _save(
+        self,
+        job: JobRecord,
+        changes: dict[str, Any],
+        appends: Appends | None,
+        *,
+        sync: bool = False,
+        claim_next: Mapping[str, Any] | None = None,
+    ) -> tuple[JobRecord | None, list[JobRecord]]:
+        updated, claimed = self.store.save_job(
+            job.id, changes, expect=self._mine(job), appends=appends, claim=job.claim, sync=sync,
+            claim_next=claim_next,
+        )
+        self._changed(updated)
+        for other in claimed:
+            self.events.emit(JobChanged(other))
+        return updated, claimed
+
+    def checkpoint(
+        self, job: JobRecord, progress: Progress, *, finishing: bool = False, appends: Appends | None = None
+    ) -> JobRecord | None:
+        """Persist a run's progress (contract 4.3), with what it appends to the job's files
+        (``appends``: kind -> (offset, bytes)) in the same step. The returned record is the job as
+        stored: a stop or a pause change asked by another process since is in it."""
         changes = progress.changes()
         if finishing:
             changes["finishing"] = True
-        return self._changed(self.store.update_job(job.id, changes, expect=self._mine(job)))
+        return self._save(job, changes, appends)[0]
 
-    def finish(self, job: JobRecord, status: JobStatus, progress: Progress, error: str | None) -> JobRecord | None:
-        """The end of a run: its final status and counts."""
+    def finish(
+        self,
+        job: JobRecord,
+        status: JobStatus,
+        progress: Progress,
+        error: str | None,
+        *,
+        appends: Appends | None = None,
+        claim_next: Mapping[str, Any] | None = None,
+    ) -> tuple[JobRecord | None, list[JobRecord]]:
+        """The end of a run: its final status and counts (its last appends made durable); with
+        ``claim_next`` (``claim_queued``'s keyword arguments) the next queued job is claimed in
+        the same step. Returns (the final record or None, the jobs claimed)."""
         changes = progress.changes()
         changes.update({
             "status": status.value,
@@ -245,8 +281,11 @@ class JobLifecycle:
             "finishing": False,
             "stop_requested": False,
         })
-        return self._changed(self.store.update_job(job.id, changes, expect=self._mine(job)))
+        return self._save(job, changes, appends, sync=True, claim_next=claim_next)
 
-    def release(self, job: JobRecord) -> JobRecord | None:
-        """Graceful shutdown: the job stays executing with no owner, for the next engine."""
-        return self._changed(self.store.update_job(job.id, {"owner": None}, expect=self._mine(job)))
+    def release(self, job: JobRecord, progress: Progress, *, appends: Appends | None = None) -> JobRecord | None:
+        """Graceful shutdown: the run's progress is persisted and the job stays executing with no
+        owner, for the next engine."""
+        changes = progress.changes()
+        changes["owner"] = None
+        return self._save(job, changes, appends, sync=True)[0]

@@ -75,6 +75,22 @@ class JobLogHandler(logging.Handler):
         except Exception:  # noqa: BLE001 - logging must never raise into a plugin
             self.handleError(record)
 
+    def take(self) -> bytes:
+        """The lines kept so far, handed to the caller to store (with a checkpoint)."""
+        with self.lock:  # type: ignore[union-attr]
+            data = b"".join(self._pending)
+            self._pending.clear()
+            self._pending_bytes = 0
+            self._last_flush = self._monotonic()
+        return data
+
+    def put_back(self, data: bytes) -> None:
+        """Lines :meth:`take` gave that could not be stored: kept for the next flush, first."""
+        if data:
+            with self.lock:  # type: ignore[union-attr]
+                self._pending.insert(0, data)
+                self._pending_bytes += len(data)
+
     def flush(self) -> None:
         """Append the lines kept so far to the job's log in the store."""
         with self._flush_lock:
@@ -121,6 +137,12 @@ def job_logger(
 def flush_job_logger(logger: logging.Logger) -> None:
     for handler in logger.handlers:
         handler.flush()
+
+
+def job_log_handler(logger: logging.Logger) -> JobLogHandler:
+    """The store handler of a logger made by :func:`job_logger`."""
+    (handler,) = (h for h in logger.handlers if isinstance(h, JobLogHandler))
+    return handler
 
 
 def close_job_logger(logger: logging.Logger) -> None:

@@ -58,6 +58,7 @@ class OutputSink:
         # The row loop appends input rows here itself (they are plain by construction).
         self.rows: list[list[Any] | tuple[Any, ...]] = []
         self._batch = CsvBatchWriter()
+        self._unstored = b""  # rendered by pending(), not yet known to be stored
         self.path: Path | None = None  # the fallback file, once writing goes there
         self._file: Any = None
         if fallback is not None:
@@ -101,12 +102,31 @@ class OutputSink:
         if len(self.rows) >= self.BATCH_ROWS:
             self.flush()
 
+    def pending(self) -> tuple[int, bytes] | None:
+        """The rows not stored yet, rendered, for the caller to store with a checkpoint: (the
+        offset they go at, their bytes); :meth:`stored` once they are. None when there is nothing
+        to store, or writing goes to the local fallback (then they are written there now)."""
+        if self._file is not None:
+            self.flush()
+            return None
+        if not self.rows:
+            return None
+        data = self._batch.render(self.rows).encode("utf-8")
+        self.rows.clear()
+        self._unstored = data
+        return self.offset, data
+
+    def stored(self) -> None:
+        """What :meth:`pending` gave is in the store."""
+        self.offset += len(self._unstored)
+        self._unstored = b""
+
     def flush(self, *, sync: bool = False) -> int:
         """Store the buffered rows; return the output's length in bytes. ``sync``: make it
         durable (the job's end)."""
-        data = b""
+        data, self._unstored = self._unstored, b""  # what pending() gave that was not stored
         if self.rows:
-            data = self._batch.render(self.rows).encode("utf-8")
+            data += self._batch.render(self.rows).encode("utf-8")
             self.rows.clear()
         if self._file is not None:
             self._write_local(data, sync)
@@ -170,12 +190,13 @@ class OutputSink:
                 _write_all(dest, chunk)
                 remaining -= len(chunk)
 
-    def close(self) -> int:
-        offset = self.flush(sync=True)
+    def close_local(self) -> None:
+        """Finish the local fallback file, if writing went there (its rows, its fsync): the run's
+        last step stores what remains with the record otherwise."""
         if self._file is not None:
+            self.flush(sync=True)
             self._file.close()
             self._file = None
-        return offset
 
 
 def _write_all(f: Any, data: bytes) -> None:

@@ -24,7 +24,8 @@ import json
 import logging
 import operator
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Mapping
+from typing import Any, Callable, Iterator, Protocol
 
 from kzconsole.engine.cells import exception_text
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
@@ -32,7 +33,13 @@ from kzconsole.engine.control import JobControl
 from kzconsole.engine.csvio import iter_records
 from kzconsole.engine.events import EventBus, JobLogged, JobProgressed
 from kzconsole.engine.lifecycle import JobLifecycle, Progress
-from kzconsole.engine.logs import bound_to_job, close_job_logger, flush_job_logger, job_logger
+from kzconsole.engine.logs import (
+    bound_to_job,
+    close_job_logger,
+    flush_job_logger,
+    job_log_handler,
+    job_logger,
+)
 from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
 from kzconsole.engine.output import OutputSink, RunAbandoned, RunFailed
 from kzconsole.engine.results import CSV, FINISH, KEEP, NOINPUT, Header, Outcome, Raised, interpret
@@ -42,6 +49,18 @@ from kzconsole.plugin import INIT, OK, Context, TaskSpec
 __all__ = ["JobRun", "resolve_output_header"]
 
 log = logging.getLogger("kzconsole.engine.runner")
+
+class NextClaim(Protocol):
+    """How a run's last step may also claim the next queued job for its thread (the scheduler's
+    job threads): entered around that step, it gives ``claim_queued``'s keyword arguments (None:
+    claim nothing, the engine is stopping) and is told what was claimed, before it is left."""
+
+    def __enter__(self) -> Mapping[str, Any] | None: ...
+
+    def __exit__(self, *exc: object) -> None: ...
+
+    def claimed(self, jobs: list[JobRecord]) -> None: ...
+
 
 CHECKPOINT_S = 1.0  # contract 4.3: counts are persisted at least this often
 TICK_S = 0.2  # progress events at most this often
@@ -105,8 +124,10 @@ class JobRun:
         fallback_dir: str,
         progress_every: int = 1000,
         clock: Clock = SYSTEM_CLOCK,
+        next_claim: NextClaim | None = None,
     ) -> None:
         self.job = job
+        self.next_claim = next_claim
         self.spec = spec
         self.verifiers = verifiers
         self.lifecycle = lifecycle
@@ -476,10 +497,14 @@ class JobRun:
                 keep += len(line)
         self._failed_offset = keep
 
+    def _failed_bytes(self) -> bytes:
+        return "".join(f"{n}\n" for n in self._failed).encode("ascii")
+
     def _store_failed(self) -> None:
+        """The failed rows on their own (when a step could not store them with the record)."""
         if not self._failed:
             return
-        data = "".join(f"{n}\n" for n in self._failed).encode("ascii")
+        data = self._failed_bytes()
         try:
             self._failed_offset = self.store.append_file(
                 self.job.id, "failed", data, offset=self._failed_offset, claim=self.job.claim
@@ -574,12 +599,49 @@ class JobRun:
             note=self.note,
         )
 
+    def _step(self, save: Callable[[Progress, dict[str, tuple[int | None, bytes]]], Any], *, final: bool = False) -> Any:
+        """One step of the run (a checkpoint, the release, the end), stored with everything the
+        run has not stored yet (output rows, failed rows, log lines) in one store call. When the
+        store cannot take that step whole (an output it cannot write: contract 4.3's fallback),
+        it is stored part by part, the output through the sink's fallback."""
+        sink = self.sink
+        output = sink.pending() if sink is not None else None
+        offset = (output[0] + len(output[1]) if output else sink.offset) if sink is not None else None
+        progress = self._progress(offset)  # before the log is taken: it may log a warning
+        appends: dict[str, tuple[int | None, bytes]] = {}
+        if output:
+            appends["output"] = output
+        elif final and sink is not None and sink.path is None:
+            appends["output"] = (sink.offset, b"")  # the last step makes the stored output durable
+        if self._failed:
+            appends["failed"] = (self._failed_offset, self._failed_bytes())
+        handler = job_log_handler(self.logger)
+        lines = handler.take()
+        if lines:
+            appends["log"] = (None, lines)
+        try:
+            result = save(progress, appends)
+        except Fenced:
+            raise RunAbandoned() from None
+        except StoreError as exc:
+            log.warning("job %s: storing a step in one write failed (%s); storing it part by part", self.job.id, exc)
+            handler.put_back(lines)
+            if sink is not None:
+                offset = sink.flush()  # falls back to the local file if the store cannot take it
+            self._store_failed()
+            flush_job_logger(self.logger)
+            return save(self._progress(offset), {})
+        if output:
+            assert sink is not None
+            sink.stored()
+        if "failed" in appends:
+            self._failed_offset += len(appends["failed"][1])
+            self._failed.clear()
+        return result
+
     def _checkpoint(self, *, finishing: bool = False) -> None:
-        assert self.sink is not None
-        offset = self.sink.flush()
-        self._store_failed()
-        flush_job_logger(self.logger)
-        updated = self.lifecycle.checkpoint(self.job, self._progress(offset), finishing=finishing)
+        updated = self._step(lambda progress, appends: self.lifecycle.checkpoint(
+            self.job, progress, finishing=finishing, appends=appends))
         if updated is None:
             raise RunAbandoned()
         self._last_ckpt_rows = self.rows_done
@@ -602,38 +664,48 @@ class JobRun:
 
     def _leave_for_resume(self) -> JobRecord | None:
         """Graceful engine shutdown: persist everything and release the job for the next engine."""
-        self._checkpoint()
+        self._state_for_checkpoint()  # a state that cannot be saved shows here
         if not self.resumable:
             reason = "the engine shut down and this job cannot be resumed (its state does not survive a JSON round trip)"
             if self.spec.is_generator:
                 reason = "the engine shut down and this job cannot be resumed (a generator task)"
             return self._finalize(JobStatus.INTERNAL_ERROR, reason)
-        assert self.sink is not None
-        self.sink.close()
         self.logger.info("engine shutting down: the job will resume at row %d", self.rows_done + 1)
-        flush_job_logger(self.logger)
-        self.lifecycle.release(self.job)
+        if self.sink is not None:
+            self.sink.close_local()
+        self._step(lambda progress, appends: self.lifecycle.release(self.job, progress, appends=appends),
+                   final=True)
         return None
 
     def _finalize(self, status: JobStatus, error: str | None) -> JobRecord | None:
-        offset = None
         if self.sink is not None:
             try:
-                offset = self.sink.close()
-                self._store_failed()
+                self.sink.close_local()
             except RunFailed as exc:
                 status, error = JobStatus.INTERNAL_ERROR, str(exc)
-            except RunAbandoned:
-                self.logger.warning("the job was removed or taken over by another engine; stopping")
-                return None
-        progress = self._progress(offset)
         self.logger.info(
             "finished: %s (%d succeeded, %d failed%s)",
             status.value, self.success, self.failure,
             f" of {self.job.total_count}" if self.job.total_count is not None else "",
         )
-        flush_job_logger(self.logger)
-        updated = self.lifecycle.finish(self.job, status, progress, error)
+        next_claim = self.next_claim
+
+        def finish(progress: Progress, appends: dict[str, tuple[int | None, bytes]]) -> JobRecord | None:
+            if next_claim is None:
+                return self.lifecycle.finish(self.job, status, progress, error, appends=appends)[0]
+            with next_claim as claim_next:
+                updated, claimed = self.lifecycle.finish(
+                    self.job, status, progress, error, appends=appends, claim_next=claim_next)
+                next_claim.claimed(claimed)
+            return updated
+
+        try:
+            updated = self._step(finish, final=True)
+        except RunAbandoned:
+            self.logger.warning("the job was removed or taken over by another engine; stopping")
+            return None
+        except RunFailed as exc:  # the output could be stored nowhere
+            updated = self.lifecycle.finish(self.job, JobStatus.INTERNAL_ERROR, self._progress(None), str(exc))[0]
         if updated is None:
             self.logger.warning("the job was removed while it ran; its final state is not stored")
             return None

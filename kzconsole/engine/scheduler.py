@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from typing import Any
 
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.control import JobControl
@@ -181,13 +182,21 @@ class Scheduler:
         """Run a job; then, while jobs are queued, claim the next one and run it in this same
         thread. Why: with one new thread per job, the scheduler's pass, the thread's start (which
         waits for the GIL) and the run's set-up were the whole cost of a tiny job. The thread keeps
-        its slot from one job to the next, so max_running holds."""
+        its slot from one job to the next, so max_running holds. The next job is claimed in the
+        same store write as the end of the previous one (:class:`_Handoff`) when it can be."""
         me = threading.current_thread()
         while True:
+            handoff = _Handoff(self, job.id, me)
             try:
-                self.executor.run(job, control)
+                self.executor.run(job, control, next_claim=handoff)
             except Exception:  # noqa: BLE001 - a run handles its own errors; this is a last resort
                 log.exception("job %s: runner crashed", job.id)
+            if handoff.next is not None:
+                job, control = handoff.next
+                continue
+            if handoff.tried:  # the queue was empty when the job ended: free the slot
+                self.executor.release(job.id)
+                break
             try:
                 following = self._claim_following(job.id)
             except Exception:  # noqa: BLE001 - a store error must not leave this slot taken
@@ -222,6 +231,23 @@ class Scheduler:
         thread.name = f"job-{job.id[:8]}"
         return job, control
 
+    def _handoff_claim(self, handoff: _Handoff) -> dict[str, Any] | None:
+        """Entered (with _claim_lock held) around a job thread's last store step."""
+        if self._stopping.is_set():
+            return None
+        self.executor.hook("claiming", None)
+        return {"node": self.node, "limit": 1}
+
+    def _handed_over(self, handoff: _Handoff, jobs: list[JobRecord]) -> None:
+        handoff.tried = True
+        if not jobs:
+            return
+        job = jobs[0]
+        self.executor.hook("claimed", job.id)
+        control = self.executor.adopt(job, thread=handoff.thread, replacing=handoff.finished_id)
+        handoff.thread.name = f"job-{job.id[:8]}"
+        handoff.next = (job, control)
+
     def join_idle(self, timeout: float) -> bool:
         """Wait until no job runs here (tests)."""
         deadline = self.clock.monotonic() + timeout
@@ -232,3 +258,30 @@ class Scheduler:
                 if thread is not None:
                     thread.join(0.05)
         return True
+
+
+class _Handoff:
+    """A job thread's claim of its next job, made in the last store step of the job it ends (see
+    :class:`kzconsole.engine.runner.NextClaim`): one write instead of two per job. Entered, it
+    holds the scheduler's claim lock, so that stop() cannot miss what it claims."""
+
+    def __init__(self, scheduler: Scheduler, finished_id: str, thread: threading.Thread) -> None:
+        self.scheduler = scheduler
+        self.finished_id = finished_id
+        self.thread = thread
+        self.tried = False
+        self.next: tuple[JobRecord, JobControl] | None = None
+
+    def __enter__(self) -> dict[str, Any] | None:
+        self.scheduler._claim_lock.acquire()
+        try:
+            return self.scheduler._handoff_claim(self)
+        except BaseException:
+            self.scheduler._claim_lock.release()
+            raise
+
+    def claimed(self, jobs: list[JobRecord]) -> None:
+        self.scheduler._handed_over(self, jobs)
+
+    def __exit__(self, *exc: object) -> None:
+        self.scheduler._claim_lock.release()

@@ -200,9 +200,8 @@ def test_ctrl_c_on_tasks_run_stops_the_job(cli, tmp_path):
     cmd = [sys.executable, "-m", "kzconsole", "--data-dir", str(cli.data), "tasks", "add", "skel", "id2",
            "--input", str(src), "--wait-ms", "50", "--run", "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env, cwd=cli.cwd)
-    log_dir = cli.data / "jobs"
     deadline = time.monotonic() + 30
-    while not any(p.name == "job.log" and "started" in p.read_text() for p in log_dir.glob("*/job.log")):
+    while not any(j["status"] == "executing" and j["success_count"] for j in cli.json("tasks", "list")):
         assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.05)
     proc.send_signal(signal.SIGINT)

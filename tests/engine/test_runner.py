@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from kzconsole.engine import JobControl, JobProgressed, JobStatus
-from tests.conftest import read_csv, write_csv
+from tests.conftest import read_csv, write_csv, output_csv, log_text
 
 CASES_PLUGIN = '''
 import sys
@@ -61,7 +61,7 @@ def run_cases(engine_factory, plugin_dir, tmp_path, cases, **kw):
     src = write_csv(tmp_path / "in.csv", [["case", "a"]] + [[c, "av"] for c in cases])
     job = engine.add_job("t", "cases", input=src)
     final = engine.run_job(job.id)
-    return engine, final, read_csv(engine.output_path(final))
+    return engine, final, output_csv(engine, final)
 
 
 def test_every_csv_return_value(engine_factory, plugin_dir, tmp_path):
@@ -170,7 +170,7 @@ def go(ctx, it, row):
     ])
     job = engine.add_job("v", "go", input=src)
     final = engine.run_job(job.id)
-    out = read_csv(engine.output_path(final))
+    out = output_csv(engine, final)
     assert out[0] == ["e164", "account_id", "error"]
     assert out[1:] == [
         ["+1415", "0", ""],
@@ -213,7 +213,7 @@ def noinput(ctx, it): return Next(STOP, "only error")
     def header(action, with_input=True):
         job = engine.add_job("h", action, input=src if with_input else None)
         final = engine.run_job(job.id)
-        return read_csv(engine.output_path(final))
+        return output_csv(engine, final)
 
     assert header("declared") == [["X", "error", "Y"], ["", "e", ""]]
     assert header("callable") == [["C", "error"], ["c", ""]]
@@ -222,7 +222,7 @@ def noinput(ctx, it): return Next(STOP, "only error")
     assert header("nofields") == [["a", "zz", "error"], ["1", "2", ""]]
     assert header("noinput", with_input=False) == [["error"], ["only error"]]
     raising = next(j for j in engine.list_jobs() if j.action == "raising")
-    log = engine.log_path(raising).read_text()
+    log = log_text(engine, raising)
     assert "no header today" in log
 
 
@@ -261,7 +261,7 @@ def run_noinput(engine_factory, plugin_dir, steps, action="script"):
     mod["SCRIPT"][account] = steps
     job = engine.add_job("n", action, account_id=account)
     final = engine.run_job(job.id)
-    return final, read_csv(engine.output_path(final))
+    return final, output_csv(engine, final)
 
 
 def test_noinput_return_values(engine_factory, plugin_dir):
@@ -349,7 +349,7 @@ def test_finish_hook(engine_factory, plugin_dir, tmp_path):
     def run(action, with_input=True):
         job = engine.add_job("f", action, input=src if with_input else None)
         final = engine.run_job(job.id)
-        return final, read_csv(engine.output_path(final))
+        return final, output_csv(engine, final)
 
     final, out = run("sum")
     assert out == [["k", "v", "error"], ["total", "3", ""]]  # state from before the STOP row
@@ -407,7 +407,7 @@ def test_operator_stop_keeps_output_and_counts(engine_factory, plugin_dir, tmp_p
     assert final.status is JobStatus.STOPPED
     assert final.error == "stopped by operator"
     assert (final.success_count, final.failure_count) == (2, 0)
-    assert read_csv(engine.output_path(final)) == [["n", "error"], ["1", ""], ["2", ""]]
+    assert output_csv(engine, final) == [["n", "error"], ["1", ""], ["2", ""]]
 
 
 def test_pause_is_interrupted_by_stop_and_changeable(engine_factory, plugin_dir, tmp_path):
@@ -457,6 +457,6 @@ def talk(ctx, it, row):
     src = write_csv(tmp_path / "in.csv", [["a"], ["x"]])
     job = engine.add_job("p", "talk", input=src)
     final = engine.run_job(job.id)
-    log = engine.log_path(final).read_text()
+    log = log_text(engine, final)
     assert "hello from x" in log and "no newline at the end" in log
     assert "hello from" not in capsys.readouterr().out

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kzconsole.engine import Engine, InvalidJobState, JobChanged, JobStatus
-from tests.conftest import make_settings, read_csv, write_csv
+from tests.conftest import make_settings, read_csv, write_csv, output_csv
 
 GATED = '''
 import threading
@@ -117,7 +117,7 @@ def test_stop_from_another_process_and_set_wait(engine_factory, tmp_path, gated,
         finished.wait(job.id)
         final = other.get_job(job.id)
         assert final.status is JobStatus.STOPPED and final.success_count == 1
-        assert read_csv(other.output_path(final)) == [["n", "error"]]  # Next(state) writes nothing
+        assert output_csv(other, final) == [["n", "error"]]  # Next(state) writes nothing
     finally:
         other.close()
 
@@ -171,7 +171,7 @@ def test_noinput_job_through_the_scheduler(engine_factory):
     finished.wait(job.id)
     final = engine.get_job(job.id)
     assert (final.status, final.success_count, final.output_rows) == (JobStatus.SUCCESS, 10, 10)
-    assert read_csv(engine.output_path(final))[1:3] == [["1", ""], ["2", ""]]
+    assert output_csv(engine, final)[1:3] == [["1", ""], ["2", ""]]
 
 
 def test_reload_plugins_drops_deleted_files(engine_factory, plugin_dir):

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import output_csv
+
 from kzconsole.engine.catalog import Catalog
 from kzconsole.engine.loader import Loader
 from kzconsole.engine.watcher import PluginWatcher, is_plugin_file
@@ -303,5 +305,5 @@ def test_a_running_job_finishes_with_the_code_it_started_with(engine_factory, pl
     second = engine.add_job("w", "which", start=True)
     with cond:
         assert cond.wait_for(lambda: second.id in finished, TIMEOUT * 2)
-    assert "v1" in engine.output_path(finished[first.id]).read_text()
-    assert "v2" in engine.output_path(finished[second.id]).read_text()
+    assert "v1" in str(output_csv(engine, finished[first.id]))
+    assert "v2" in str(output_csv(engine, finished[second.id]))

@@ -12,7 +12,7 @@ import pytest
 from kzconsole.demo import DEMO_ACCOUNTS, account_db, create_databases, demo_database_names
 from kzconsole.engine import Engine, JobStatus
 from kzconsole.engine.databases import classify
-from tests.conftest import make_settings, read_csv, write_csv
+from tests.conftest import make_settings, read_csv, write_csv, output_csv, log_text
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BLOATED_ACCOUNT = account_db(DEMO_ACCOUNTS[0])
@@ -56,7 +56,7 @@ def db_file(root: Path, name: str) -> Path:
 def run(engine: Engine, action: str, source: Path | None = None):
     job = engine.add_job("databases", action, input=source)
     final = engine.run_job(job.id)
-    return final, read_csv(engine.output_path(final))
+    return final, output_csv(engine, final)
 
 
 # --- list ----------------------------------------------------------------------------------------
@@ -129,7 +129,7 @@ def test_compact_example(make_engine, dbdir):
     assert rows["ratedeck"][-1] == "bad field(s): force"
     assert rows["no_such_db"][-1] == "no database named 'no_such_db' in the configured source"
     assert (final.success_count, final.failure_count, final.status) == (4, 2, JobStatus.PARTIAL)
-    log = engine.log_path(final).read_text()
+    log = log_text(engine, final)
     assert f"compacted {BLOATED_ACCOUNT}: before_disk={sizes[BLOATED_ACCOUNT]}" in log
 
 

@@ -10,7 +10,7 @@ import pytest
 from kzconsole.engine import Engine, JobStatus
 from kzconsole.engine.clock import FakeClock
 from kzconsole.engine.models import PUBLIC_JOB_KEYS
-from tests.conftest import make_settings, read_csv
+from tests.conftest import make_settings, read_csv, output_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DAY = 86400
@@ -51,7 +51,7 @@ def test_export_writes_every_record(make_engine):
     stopped = engine.stop_job(engine.add_job("numbers", "summarize", input=EXAMPLES / "numbers_summarize.csv").id)
     job = engine.add_job("jobs", "export")
     final = engine.run_job(job.id)
-    out = read_csv(engine.output_path(final))
+    out = output_csv(engine, final)
 
     assert out[0] == list(PUBLIC_JOB_KEYS)  # the record's keys; `error` is one of them
     exported = {row[0]: row for row in out[1:]}
@@ -79,15 +79,16 @@ def test_daily_removes_finished_jobs_older_than_the_retention(make_engine):
     clock.advance(1 * DAY + 1)  # `old` ended 30 days and 1 s ago
 
     for job in (old, old_failed, recent):
-        assert engine.job_dir(job.id).exists()
+        assert engine.open_output(job) is not None
     firing = engine.fire_trigger("daily")
     assert firing.status == "ok", firing
     assert "kzconsole.plugins.jobs:remove_old_jobs" in [f["function"] for f in firing.functions]
 
     left = {j.id for j in engine.list_jobs()}
     assert left == {old_pending.id, recent.id}  # a pending job is never removed, however old
-    assert not engine.job_dir(old.id).exists() and not engine.job_dir(old_failed.id).exists()
-    assert engine.job_dir(recent.id).exists()
+    # Removed with their files.
+    assert engine.store.open_file(old.id, "output") is None and engine.store.open_file(old_failed.id, "log") is None
+    assert engine.open_output(recent) is not None
 
 
 def test_retention_option(make_engine):
@@ -99,7 +100,7 @@ def test_retention_option(make_engine):
     assert engine.list_jobs() != []
     clock.advance(20)
     engine.fire_trigger("daily")
-    assert engine.list_jobs() == [] and not engine.job_dir(job.id).exists()
+    assert engine.list_jobs() == [] and engine.store.open_file(job.id, "output") is None
 
 
 def test_retention_zero_keeps_everything(make_engine):

@@ -11,7 +11,7 @@ import pytest
 from kzconsole.engine import Engine, JobRejected, JobStatus
 from kzconsole.engine.clock import Clock
 from kzconsole.engine import JobControl
-from tests.conftest import make_settings, read_csv, write_csv
+from tests.conftest import make_settings, read_csv, write_csv, output_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -36,7 +36,7 @@ def make_engine(tmp_path):
 def run(engine: Engine, action: str, source: Path, **kw):
     job = engine.add_job("numbers", action, input=source, **kw)
     final = engine.run_job(job.id)
-    return final, read_csv(engine.output_path(final))
+    return final, output_csv(engine, final)
 
 
 def by_number(out: list[list[str]]) -> dict[str, dict[str, str]]:
@@ -190,7 +190,7 @@ def run_resumed(make_engine, action: str, source: Path, cut: int) -> tuple:
     assert done.wait(20), "the job was not resumed"
     final = second.get_job(job.id)
     assert final.node == second.node
-    return final, read_csv(second.output_path(final))
+    return final, output_csv(second, final)
 
 
 @pytest.mark.parametrize("cut", [1, 4, 6])

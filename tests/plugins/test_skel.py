@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from kzconsole.engine import JobStatus
-from tests.conftest import read_csv, write_csv
+from tests.conftest import read_csv, write_csv, output_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -15,7 +15,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 def run(engine, action, source=None):
     job = engine.add_job("skel", action, input=source)
     final = engine.run_job(job.id)
-    return final, read_csv(engine.output_path(final))
+    return final, output_csv(engine, final)
 
 
 def test_id2_example(engine_factory):

@@ -105,11 +105,18 @@ def expected_rows(action: str, upto: int) -> list[list[str]]:
     return [["n", "error"]] + [[str(i), ""] for i in range(1, upto + 1)]  # tick
 
 
-def output_file(site: Site, job: JobRecord) -> Path:
+def stored_output(site: Site, job: JobRecord) -> bytes:
+    """The job's output as the store holds it (or its local fallback)."""
     if job.output_path:
-        p = Path(job.output_path)
-        return p if p.is_absolute() else site.data / p
-    return site.data / "jobs" / job.id / "out.csv"
+        return Path(job.output_path).read_bytes()
+    store = site.store()
+    try:
+        stream = store.open_file(job.id, "output")
+        assert stream is not None, "no stored output"
+        with stream:
+            return stream.read()
+    finally:
+        store.close()
 
 
 def check_checkpoint(site: Site, job: JobRecord, action: str) -> None:
@@ -119,7 +126,7 @@ def check_checkpoint(site: Site, job: JobRecord, action: str) -> None:
     assert job.failure_count == 0 and job.output_rows == job.rows_done, job
     if job.rows_done == 0 and job.output_offset == 0:
         return
-    data = output_file(site, job).read_bytes()
+    data = stored_output(site, job)
     assert len(data) >= job.output_offset, "the output is shorter than its checkpoint"
     assert parse(data[: job.output_offset]) == expected_rows(action, job.rows_done)
 
@@ -178,7 +185,8 @@ def test_sigkill_mid_job_then_resume_exactly_once(tmp_path, engines):
         check_final(site, final, "copy", total)
         repeats = check_side_effects(site, {job_id: ("copy", total)})
         assert repeats[job_id] >= 0
-        log = (site.data / "jobs" / job_id / "job.log").read_text()
+        with store.open_file(job_id, "log") as stream:
+            log = stream.read().decode()
         assert f"resumed by {final.node} at row {left.rows_done + 1}" in log
         assert second.terminate() == 0, second.log()
     finally:

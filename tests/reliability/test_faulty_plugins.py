@@ -16,7 +16,7 @@ import time
 import pytest
 
 from kzconsole.engine import JobProgressed, JobRejected, JobStatus
-from tests.conftest import read_csv, write_csv
+from tests.conftest import read_csv, write_csv, output_csv, log_text
 from tests.reliability.conftest import Finished, wait_until
 
 FAULTY = '''
@@ -200,8 +200,7 @@ def run(engine, finished, tmp_path, action, rows=None, *, category="f", column="
     job = engine.add_job(category, action, input=src)
     engine.start_job(job.id)
     final = finished.wait(job.id, timeout)
-    out = engine.output_path(final)
-    return final, (read_csv(out) if out is not None else None)
+    return final, (output_csv(engine, final) if engine.open_output(final) is not None else None)
 
 
 def assert_engine_healthy(engine, finished, tmp_path):
@@ -231,7 +230,7 @@ def test_header_callable_failure_uses_the_default_header(started, tmp_path, acti
     final, out = run(engine, finished, tmp_path, action, ["1", "2"])
     assert final.status is JobStatus.SUCCESS and final.error is None
     assert out == [["n", "error"], ["1", ""], ["2", ""]]
-    log = engine.log_path(final).read_text()
+    log = log_text(engine, final)
     needle = {"header": "header boom", "wrongheader": "output_header returned", "exitheader": "SystemExit: 2"}
     assert needle[action] in log
 
@@ -250,7 +249,7 @@ def test_state_that_cannot_be_saved_does_not_hurt_a_job_that_is_not_interrupted(
     engine, finished, _ = started
     final, out = run(engine, finished, tmp_path, "oddstate", ["1", "2"])
     assert (final.status, final.success_count, final.error) == (JobStatus.SUCCESS, 2, None)
-    assert "cannot be resumed after a crash" in engine.log_path(final).read_text()
+    assert "cannot be resumed after a crash" in log_text(engine, final)
 
 
 def test_raising_in_every_row_is_failure(started, tmp_path):
@@ -312,7 +311,7 @@ def test_endless_generator_is_stopped_by_the_operator(started, tmp_path):
     engine.stop_job(job.id)
     final = finished.wait(job.id)
     assert (final.status, final.error) == (JobStatus.STOPPED, "stopped by operator")
-    out = read_csv(engine.output_path(final))
+    out = output_csv(engine, final)
     assert out[0] == ["v", "error"]
     assert [int(r[0]) for r in out[1:]] == list(range(1, final.success_count + 1))
     assert final.output_rows == final.success_count >= 20
@@ -341,7 +340,7 @@ def test_stop_of_a_blocked_row_is_reported_as_stopping(started, tmp_path):
     assert (final.status, final.error) == (JobStatus.STOPPED, "stopped by operator")
     # The blocked row finished and counts; no row after it ran.
     assert (final.success_count, final.failure_count) == (2, 0)
-    assert read_csv(engine.output_path(final)) == [["n", "error"], ["1", ""], ["2", ""]]
+    assert output_csv(engine, final) == [["n", "error"], ["1", ""], ["2", ""]]
     assert any(ev.job_id == job.id and ev.stopping for ev in events)
 
 
@@ -354,7 +353,7 @@ def test_prints_go_to_the_job_log(started, tmp_path):
     install_stream_router()
     final, out = run(engine, finished, tmp_path, "print", ["1", "2"])
     assert final.status is JobStatus.SUCCESS
-    log = engine.log_path(final).read_text()
+    log = log_text(engine, final)
     for line in ("stdout line 1", "stderr line 1", "stdout line 2", "stderr line 2"):
         assert line in log
 
@@ -402,7 +401,12 @@ def test_cli_json_stays_valid_when_a_plugin_prints(site, tmp_path):
     record = json.loads(proc.stdout)  # nothing else on stdout
     assert record["status"] == "success" and record["success_count"] == 2
     assert b"stdout line" not in proc.stderr and b"stderr line" not in proc.stderr
-    log = (site.data / "jobs" / record["id"] / "job.log").read_text()
+    store = site.store()
+    try:
+        with store.open_file(record["id"], "log") as stream:
+            log = stream.read().decode()
+    finally:
+        store.close()
     for line in ("stdout line 1 {not json", "stderr line 2", "log line 2"):
         assert line in log
     # Every other --json command stays valid too, although the plugin prints when it is loaded.

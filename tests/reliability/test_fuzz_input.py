@@ -222,7 +222,8 @@ def test_valid_csv_round_trips(harness, doc, as_file):
     assert job.file_name == (f"input-{harness.n}.csv" if as_file else None)
     assert harness.run(job) == doc.expected_rows()
     # The stored input is the file as given, byte for byte.
-    assert harness.engine.input_path(job).read_bytes() == doc.data()
+    with harness.engine.open_input(job) as stored:
+        assert stored.read() == doc.data()
 
 
 @FUZZ

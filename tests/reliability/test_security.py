@@ -147,16 +147,18 @@ def test_data_dir_0700_and_job_files_0600_whatever_the_umask(tmp_path, plugin_di
     try:
         engine = Engine(make_settings(tmp_path, plugin_dir.path))
         try:
-            src = write_csv(tmp_path / "in.csv", [["n"], ["1"]])
+            # Large enough for its files to live beside the database, not in it.
+            src = write_csv(tmp_path / "in.csv", [["n"]] + [[str(i) * 20] for i in range(5000)])
             csv_job = engine.run_job(engine.add_job("sec", "ok", input=src).id)
             noinput = engine.run_job(engine.add_job("skel", "count").id)
             assert csv_job.status is JobStatus.SUCCESS and noinput.status is JobStatus.SUCCESS
             data = engine.data_dir
             assert stat.S_IMODE(data.stat().st_mode) == 0o700
-            files = [engine.input_path(csv_job), engine.output_path(csv_job), engine.log_path(csv_job),
-                     engine.output_path(noinput), engine.log_path(noinput)]
+            folder = data / "jobs" / csv_job.id
+            files = [folder / "in.csv", folder / "out.csv"]
             files += [p for p in data.iterdir() if p.name.startswith("kzconsole.db")]
-            assert len(files) >= 6
+            assert len(files) >= 3
+            assert stat.S_IMODE(folder.stat().st_mode) == 0o700
             for path in files:
                 assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
             # Nothing under the data dir is open to group or others.

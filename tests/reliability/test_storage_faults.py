@@ -26,6 +26,7 @@ from kzconsole.engine import JobStatus
 from kzconsole.engine.store import sqlite as sqlite_mod
 from kzconsole.engine.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from kzconsole.engine.models import JobRecord
+from kzconsole.engine.store.base import Store
 from tests.conftest import read_csv, write_csv
 from tests.reliability.conftest import Finished, Site, subprocess_env
 
@@ -54,6 +55,10 @@ class FaultyStore(SQLiteStore):
 
     room: int | None = None
     err = errno.ENOSPC
+
+    # A job's steps store their output through append_file (the interface's default), so the
+    # fault applies to them too.
+    save_job = Store.save_job
 
     def append_file(self, job_id, kind, data, **options):
         if kind != "output" or self.room is None or len(data) <= self.room:
@@ -139,17 +144,19 @@ def test_output_unwritable_mid_job_continues_in_the_fallback(plugin_dir, tmp_pat
                            f"{os.strerror(err)})")
     # The fallback holds the whole output, what was written before included, nothing twice.
     assert read_csv(fallback) == expected_output()
-    assert final.output_path == str(fallback) and engine.output_path(final) == fallback
+    assert final.output_path == str(fallback)
+    with engine.open_output(final) as output:  # the facade reads the fallback
+        assert output.read() == fallback.read_bytes()
     assert final.output_offset == fallback.stat().st_size
     assert (fallback.stat().st_mode & 0o777) == 0o600
     assert cli_output(tmp_path, job.id) == fallback.read_bytes()
     assert "could not be written" in engine.read_log(final)[0].decode()
 
 
-def test_output_unwritable_when_the_job_starts(engine_factory, plugin_dir, tmp_path):
-    engine, src = make_engine(engine_factory, plugin_dir, tmp_path)
+def test_output_unwritable_when_the_job_starts(plugin_dir, tmp_path, faulty_disk):
+    engine, src = make_faulty_engine(faulty_disk, plugin_dir, tmp_path)
     job = engine.add_job("s", "copy", input=src)
-    (engine.job_dir(job.id) / "out.csv").mkdir()  # not a file: cannot be opened for writing
+    faulty_disk.fail(room=0, err=errno.EACCES)  # not even the header can be stored
     final = engine.run_job(job.id)
     fallback = tmp_path / "fallback" / f"task_out.{job.id}.csv"
     assert final.status is JobStatus.SUCCESS
@@ -502,9 +509,8 @@ def test_output_shorter_than_its_checkpoint_is_not_resumed_into_garbage(engine_f
     stopper.join(15)
     left = engine.get_job(job.id)
     assert left.status is JobStatus.EXECUTING and left.owner is None and left.output_offset > 0
-    out = engine.output_path(left)  # a machine crash lost the end of the stored file
-    with open(out, "r+b") as f:
-        f.truncate(left.output_offset // 2)
+    # A machine crash lost the end of the stored output.
+    engine.store.append_file(job.id, "output", b"", offset=left.output_offset // 2)
 
     second = engine_factory(send_progress_after_processed=25)
     finished = Finished(second)
@@ -512,4 +518,5 @@ def test_output_shorter_than_its_checkpoint_is_not_resumed_into_garbage(engine_f
     final = finished.wait(job.id)
     assert final.status is JobStatus.INTERNAL_ERROR
     assert final.error.startswith(f"cannot resume: the stored output holds {left.output_offset // 2} bytes")
-    assert b"\x00" not in out.read_bytes()
+    with second.open_output(final) as output:
+        assert b"\x00" not in output.read()

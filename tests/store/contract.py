@@ -883,6 +883,39 @@ class StoreContract(JobQueryContract):
         with store.open_file("j1", "log") as f:  # type: ignore[union-attr]
             assert f.read() == b"one\ntwo\n"
 
+    def test_save_job_appends_updates_and_claims_the_next(self, store: Store) -> None:
+        store.create_job(make_job("a", queued_at=NOW))
+        store.create_job(make_job("b", queued_at=NOW + 1))
+        (job,) = store.claim_queued("e1", 1, NOW)
+        updated, claimed = store.save_job(
+            "a",
+            {"status": JobStatus.SUCCESS, "rows_done": 3, "output_offset": 9, "owner": None},
+            expect={"status": "executing", "claim": job.claim},
+            appends={"output": (0, b"h\nr1\nr2\n"), "log": (None, b"done\n"), "failed": (0, b"2\n")},
+            claim=job.claim,
+            sync=True,
+            claim_next={"node": "e1", "limit": 1, "now": NOW + 5},
+        )
+        assert updated is not None and updated.status is JobStatus.SUCCESS and updated.rows_done == 3
+        assert ids(claimed) == ["b"] and claimed[0].owner == "e1" and claimed[0].start_timestamp == NOW + 5
+        for kind, expected in (("output", b"h\nr1\nr2\n"), ("log", b"done\n"), ("failed", b"2\n")):
+            with store.open_file("a", kind) as f:  # type: ignore[union-attr]
+                assert f.read() == expected
+        # A step that does not match changes nothing but what it appended (a checkpoint of a job
+        # removed meanwhile is refused by its claim first).
+        assert store.save_job("a", {"rows_done": 4}, expect={"status": "executing"})[0] is None
+        assert store.get_job("a").rows_done == 3  # type: ignore[union-attr]
+
+    def test_save_job_is_fenced_by_the_claim(self, store: Store) -> None:
+        store.create_job(make_job("a", queued_at=NOW))
+        (job,) = store.claim_queued("e1", 1, NOW)
+        store.update_job("a", {"claim": job.claim + 1}, expect={"claim": job.claim})
+        with pytest.raises(Fenced):
+            store.save_job("a", {"rows_done": 1}, expect={"claim": job.claim},
+                           appends={"output": (0, b"late\n")}, claim=job.claim)
+        assert store.file_size("a", "output") is None
+        assert store.get_job("a").rows_done == 0  # type: ignore[union-attr]
+
     # ---------------------------------------------------------------- changes feed
 
     def test_changes_of_another_handle_name_it_and_the_job(

@@ -4,6 +4,7 @@ versions, corrupt files, WAL, lock waits)."""
 from __future__ import annotations
 
 import functools
+import io
 import sqlite3
 import stat
 import threading
@@ -366,3 +367,53 @@ def test_a_version_1_store_keeps_its_jobs_and_gains_api_keys(db_path: Path) -> N
         assert store.get_job("j1") == make_job("j1", file_name=None)
         store.add_api_key(ApiKey("k1", "acct-a", None, False, NOW, "h"))
         assert [k.id for k in store.api_keys()] == ["k1"]
+
+
+# ------------------------------------------------------------------------------ job files
+
+
+def test_small_files_live_in_the_database_and_large_ones_beside_it(store: SQLiteStore, db_path: Path) -> None:
+    from kzconsole.engine.store.sqlite_files import INLINE_MAX
+
+    store.create_job(make_job("j1"), input=io.BytesIO(b"n\n1\n"))
+    store.append_file("j1", "output", b"h\n")
+    store.append_file("j1", "log", b"line\n")
+    folder = db_path.parent / "jobs" / "j1"
+    assert not folder.exists()  # a small job costs no folder and no inode
+    big = b"x" * (INLINE_MAX - 1) + b"\n"
+    assert store.append_file("j1", "output", big) == 2 + len(big)  # grown past the limit: moved out
+    assert (folder / "out.csv").read_bytes() == b"h\n" + big
+    assert mode(folder) == 0o700 and mode(folder / "out.csv") == 0o600
+    assert store.append_file("j1", "output", b"tail\n", offset=2) == 7  # then appended there
+    with store.open_file("j1", "output") as f:  # type: ignore[union-attr]
+        assert f.read() == b"h\ntail\n"
+    with store.open_file("j1", "input") as f:  # type: ignore[union-attr]
+        assert f.read() == b"n\n1\n"
+    store.create_job(make_job("j2"), input=io.BytesIO(big * 2))
+    assert (db_path.parent / "jobs" / "j2" / "in.csv").read_bytes() == big * 2
+    store.delete_job("j1")
+    assert not folder.exists() and store.open_file("j1", "log") is None
+
+
+def test_files_of_a_store_made_before_job_files_are_read_and_appended(store: SQLiteStore, db_path: Path) -> None:
+    store.create_job(make_job("old"))
+    folder = db_path.parent / "jobs" / "old"
+    folder.mkdir(parents=True)
+    (folder / "out.csv").write_bytes(b"h\nr1\n")
+    (folder / "job.log").write_bytes(b"started\n")
+    assert store.file_size("old", "output") == 5
+    assert store.append_file("old", "output", b"r2\n", offset=5) == 8
+    assert (folder / "out.csv").read_bytes() == b"h\nr1\nr2\n"
+    with store.open_file("old", "log") as f:  # type: ignore[union-attr]
+        assert f.read() == b"started\n"
+
+
+def test_file_path_moves_a_file_out_of_the_database_for_the_deprecated_facade(store: SQLiteStore, db_path: Path) -> None:
+    store.create_job(make_job("j1"))
+    store.append_file("j1", "log", b"one\n")
+    path = store.file_path("j1", "log")
+    assert path == db_path.parent / "jobs" / "j1" / "job.log" and path.read_bytes() == b"one\n"
+    store.append_file("j1", "log", b"two\n")  # later appends go there: a tail by path sees them
+    assert path.read_bytes() == b"one\ntwo\n"
+    with store.open_file("j1", "log") as f:  # type: ignore[union-attr]
+        assert f.read() == b"one\ntwo\n"

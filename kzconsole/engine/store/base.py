@@ -192,6 +192,34 @@ class Store(abc.ABC):
         ``claim`` incremented. Two engines calling this at once never get the same job. Returns the
         claimed records."""
 
+    def save_job(
+        self,
+        job_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect: Mapping[str, Any],
+        appends: Mapping[str, tuple[int | None, bytes]] | None = None,
+        claim: int | None = None,
+        sync: bool = False,
+        claim_next: Mapping[str, Any] | None = None,
+    ) -> tuple[JobRecord | None, list[JobRecord]]:
+        """One step of a running job (a checkpoint, its end), in as few writes as the backend
+        can make it: append to the job's files (``appends``: kind -> (offset, data), each as
+        :meth:`append_file` with ``claim`` and ``sync``: Fenced, with nothing changed, when the
+        claim is gone); then apply ``changes`` if the record matches ``expect``, as
+        :meth:`update_job`; then, with ``claim_next`` (the keyword arguments of
+        :meth:`claim_queued`), claim the next queued jobs. Returns (the updated record, or None
+        when it did not match; the jobs claimed).
+
+        This default calls those methods in turn. A backend may override it to do all of it in
+        one transaction (the SQLite store does: it is most of a tiny job's cost); the outcome must
+        be the same, but for atomicity."""
+        for kind, (offset, data) in (appends or {}).items():
+            self.append_file(job_id, kind, data, offset=offset, claim=claim, sync=sync)
+        updated = self.update_job(job_id, changes, expect=expect)
+        claimed = self.claim_queued(**claim_next) if claim_next else []
+        return updated, claimed
+
     @abc.abstractmethod
     def jobs_in_status(self, status: str, *, owner: str | None = None) -> list[JobRecord]:
         """Every job in ``status`` (optionally only those owned by ``owner``), oldest first."""

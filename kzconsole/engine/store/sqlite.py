@@ -10,15 +10,18 @@ A command line, a console and an engine may use the file at once, so:
 - each thread has its own connection (SQLite connections are not meant to be shared between
   threads mid-transaction).
 
-A job's files (contract: input, output, log, failed rows) are ordinary files in a folder per job,
-``<folder of the db file>/jobs/<id>/`` (``in.csv``, ``out.csv``, ``job.log``, ``failed.txt``), made
-private (0700 folders, 0600 files). Writes to them are fenced by holding the write lock while the
-job's ``claim`` is checked and the bytes are written, so no takeover can slip in between.
+A job's files (input, output, log, failed rows) are kept by :mod:`.sqlite_files`: small ones as
+rows of this database (written in the same transaction as the record they go with), larger ones
+in ``<folder of the db file>/jobs/<id>/``. Writes to them are fenced by holding the write lock
+while the job's ``claim`` is checked and the bytes are written, so no takeover can slip in
+between. :meth:`SQLiteStore.save_job` makes a job's step (its appends, its record, the next job's
+claim) one transaction.
 
 The changes feed is a table (``changes``) that every write transaction about a job, a firing or an
-engine adds a row to; its ``seq`` (AUTOINCREMENT: never reused, increasing in commit order) is the
-feed's position. Readers poll ``PRAGMA data_version`` (a few microseconds, no I/O) and read the
-table only when another connection committed. The oldest rows are pruned as new ones come.
+engine adds a row to; its ``seq`` (the rowid: pruning never removes the newest row, so a new one is
+always the largest yet, in commit order) is the feed's position. Readers poll ``PRAGMA
+data_version`` (a few microseconds, no I/O) and read the table only when another connection
+committed. The oldest rows are pruned as new ones come.
 
 The schema is versioned with ``PRAGMA user_version``: :data:`MIGRATIONS` is the ordered list of
 steps, and ``len(MIGRATIONS)`` is the version this code writes. A file from a newer kzconsole is
@@ -27,16 +30,11 @@ refused rather than touched.
 
 from __future__ import annotations
 
-import errno
-import io
 import json
 import operator
 import os
 import random
-import re
-import shutil
 import sqlite3
-import stat
 import threading
 import time
 import uuid
@@ -63,6 +61,8 @@ from kzconsole.engine.store.query import (
     regexp_match,
     select_statement,
 )
+from kzconsole.engine.store.sqlite_files import MIGRATION as FILES_MIGRATION
+from kzconsole.engine.store.sqlite_files import JobFiles
 
 __all__ = ["SQLiteStore", "MIGRATIONS", "SCHEMA_VERSION"]
 
@@ -205,6 +205,20 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             " total_count, start_timestamp, end_timestamp) WHERE status NOT IN ('pending', 'executing')"
         ),
     ),
+    # 5: small job files in the database (see sqlite_files); the changes feed without
+    # AUTOINCREMENT (its sqlite_sequence row was one more page written by every commit). Readers
+    # holding a position of the old table get a `reset` (their position is past the new one).
+    FILES_MIGRATION + (
+        "DROP TABLE changes",
+        """
+        CREATE TABLE changes (
+            seq    INTEGER PRIMARY KEY,
+            kind   TEXT NOT NULL,
+            job_id TEXT,
+            origin TEXT NOT NULL
+        )
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -212,10 +226,6 @@ SCHEMA_VERSION = len(MIGRATIONS)
 _JOB_COLUMNS = ", ".join(JOB_FIELDS)
 _BOOL_FIELDS = frozenset({"stop_requested", "resumable", "finishing"})
 
-# A job's files, by kind, in its folder.
-_FILE_NAMES = {"input": "in.csv", "output": "out.csv", "log": "job.log", "failed": "failed.txt"}
-# Ids that may name a folder (the engine's are 32 hex characters; tests use short names).
-_SAFE_ID = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]{0,127}")
 # The changes feed keeps about this many rows; a reader further behind gets a `reset`.
 _CHANGES_KEPT = 50_000
 _PRUNE_EVERY = 1024
@@ -401,40 +411,6 @@ def _new_origin() -> str:
     return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
-def _write_all(fd: int, data: bytes | memoryview) -> None:
-    """os.write until all of ``data`` is written (a disk filling up takes part of a write first)."""
-    view = memoryview(data)
-    while view:
-        n = os.write(fd, view)
-        if n <= 0:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
-        view = view[n:]
-
-
-def _copy_into(src: BinaryIO, fd: int) -> None:
-    """Copy a stream to its end into an open file descriptor, in constant memory: in the kernel
-    (sendfile) when the stream is a regular file, else through a 1 MiB buffer."""
-    try:
-        src_fd = src.fileno()
-        regular = stat.S_ISREG(os.fstat(src_fd).st_mode)
-        position = src.tell() if regular else 0
-    except (AttributeError, OSError, ValueError, io.UnsupportedOperation):
-        regular = False
-    if regular:
-        while True:
-            sent = os.sendfile(fd, src_fd, position, 1 << 24)
-            if sent == 0:
-                break
-            position += sent
-        src.seek(position)
-        return
-    while True:
-        chunk = src.read(1 << 20)
-        if not chunk:
-            return
-        _write_all(fd, chunk)
-
-
 class SQLiteStore(Store):
     """A :class:`Store` in one SQLite file. ``timeout`` bounds how long one call waits for a lock
     held by another process before it gives up with :class:`StoreError`. ``clock`` is the store's
@@ -450,7 +426,7 @@ class SQLiteStore(Store):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path).expanduser().absolute()
-        self.files_dir = self.path.parent / "jobs"
+        self.files = JobFiles(self.path.parent, f"store {self.path}")
         self.timeout = timeout
         self.origin = _new_origin()
         self._clock = clock
@@ -635,23 +611,23 @@ class SQLiteStore(Store):
             raise TypeError(f"create_job expects a JobRecord, not {type(job).__name__}")
         values = _job_values(job)
         sql = f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * len(JOB_FIELDS))})"
-        part: Path | None = None
+        staged = None
         if input is not None:
-            # The (possibly long) copy happens before the transaction: the write lock is held
-            # only for the insert and the rename that makes the input the job's.
-            part = self._store_part(job.id, "input", input)
+            # The (possibly long) read happens before the transaction: the write lock is held
+            # only for the insert and what makes the input the job's.
+            staged = self.files.stage(job.id, "input", input)
 
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(sql, values)
             self._change(conn, "job", job.id)
-            if part is not None:
-                os.replace(part, self._file_path(job.id, "input"))
+            if staged is not None:
+                self.files.install(conn, job.id, "input", staged)
 
         try:
             self._run(f"creating job {job.id!r}", insert, write=True)
         except BaseException as exc:
-            if part is not None:
-                self._discard(part)
+            if staged is not None:
+                staged.discard()
             cause = exc.__cause__ if isinstance(exc, StoreError) else None
             if isinstance(cause, sqlite3.IntegrityError) and "jobs.id" in str(cause):
                 raise StoreError(f"job {job.id!r} already exists in {self.path}") from cause
@@ -746,9 +722,10 @@ class SQLiteStore(Store):
             except sqlite3.Error:
                 pass  # closed by close() already
 
-    def update_job(
-        self, job_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
-    ) -> JobRecord | None:
+    @staticmethod
+    def _update_statement(
+        job_id: str, changes: Mapping[str, Any], expect: Mapping[str, Any] | None
+    ) -> tuple[str, list[Any]]:
         # The statement depends only on which fields change and which are expected (and which
         # of those are expected NULL): the engine uses a handful of shapes, a few times a job.
         shape = (tuple(changes), tuple((field, value is None) for field, value in (expect or {}).items()))
@@ -765,21 +742,61 @@ class SQLiteStore(Store):
             if len(_UPDATE_SQL) < 512:
                 _UPDATE_SQL[shape] = sql
         if changes:
-            params = [_encode(field, value) for field, value in changes.items()] + where_params
-        else:
-            params = where_params
+            return sql, [_encode(field, value) for field, value in changes.items()] + where_params
+        return sql, where_params
+
+    def _update(self, conn: sqlite3.Connection, job_id: str, changes: Mapping[str, Any],
+                statement: tuple[str, list[Any]]) -> JobRecord | None:
+        row = conn.execute(*statement).fetchone()
+        if row is None:
+            return None
+        if changes:
+            self._change(conn, "job", job_id)
+        return _job_from_row(row)
+
+    def update_job(
+        self, job_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> JobRecord | None:
+        statement = self._update_statement(job_id, changes, expect)
 
         def update(conn: sqlite3.Connection) -> JobRecord | None:
-            row = conn.execute(sql, params).fetchone()
-            if row is None:
-                return None
-            if changes:
-                self._change(conn, "job", job_id)
-            return _job_from_row(row)
+            return self._update(conn, job_id, changes, statement)
 
         if not changes:
             return self._run(f"reading job {job_id!r}", update)
         return self._run(f"updating job {job_id!r}", update, write=True)
+
+    def save_job(
+        self,
+        job_id: str,
+        changes: Mapping[str, Any],
+        *,
+        expect: Mapping[str, Any],
+        appends: Mapping[str, tuple[int | None, bytes]] | None = None,
+        claim: int | None = None,
+        sync: bool = False,
+        claim_next: Mapping[str, Any] | None = None,
+    ) -> tuple[JobRecord | None, list[JobRecord]]:
+        # One write transaction for the whole step: the appends (small files are rows of this
+        # same database), the record, and the next job's claim. Three commits fewer per job.
+        statement = self._update_statement(job_id, changes, expect)
+        for kind in appends or {}:
+            self.files.path(job_id, kind)
+        claiming = self._claim_statement(**claim_next) if claim_next else None
+        written: set[str] = set()
+
+        def save(conn: sqlite3.Connection) -> tuple[JobRecord | None, list[JobRecord]]:
+            if appends:
+                self._fence(conn, job_id, next(iter(appends)), claim)
+                for kind, (offset, data) in appends.items():
+                    if kind not in written:  # a retried transaction must not append twice
+                        self._append(conn, job_id, kind, data, offset, sync)
+                        written.add(kind)
+            updated = self._update(conn, job_id, changes, statement)
+            claimed = self._claim(conn, *claiming) if claiming is not None else []
+            return updated, claimed
+
+        return self._run(f"saving job {job_id!r}", save, write=True)
 
     def delete_job(
         self, job_id: str, *, expect: Mapping[str, Any] | None = None
@@ -792,6 +809,7 @@ class SQLiteStore(Store):
             row = conn.execute(sql, params).fetchone()
             if row is None:
                 return None
+            self.files.delete_rows(conn, job_id)
             self._change(conn, "deleted", job_id)
             return _job_from_row(row)
 
@@ -799,47 +817,62 @@ class SQLiteStore(Store):
         if removed is not None:
             # After the commit: a record never outlives its files' removal, only the other way
             # round (a folder left by a crash here holds nothing anyone can reach).
-            folder = self._job_folder(job_id)
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+            self.files.remove_folder(job_id)
         return removed
+
+    def _claim_statement(
+        self, node: str, limit: int, now: float | None = None
+    ) -> tuple[str, int, float]:
+        return node, limit, self.now() if now is None else now
+
+    def _claim(self, conn: sqlite3.Connection, node: str, limit: int, now: float) -> list[JobRecord]:
+        """claim_queued inside a write transaction: no other writer runs in between, so no job
+        is claimed twice."""
+        if limit <= 0:
+            return []
+        ids = [
+            row[0]
+            for row in conn.execute(
+                # Without statistics the planner prefers jobs_status_created and sorts every
+                # pending job; the queue index is the right one. The literal 'pending' (not a
+                # parameter) is what lets SQLite use that partial index at all.
+                "SELECT id FROM jobs INDEXED BY jobs_queue"
+                " WHERE status = 'pending' AND queued_at IS NOT NULL"
+                " ORDER BY queued_at, id LIMIT ?",
+                (limit,),
+            )
+        ]
+        if not ids:
+            return []
+        rows = conn.execute(
+            f"UPDATE jobs SET status = ?, owner = ?, node = ?, start_timestamp = ?,"
+            f" claim = claim + 1 WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {_JOB_COLUMNS}",
+            (JobStatus.EXECUTING.value, node, node, now, *ids),
+        ).fetchall()
+        jobs = [_job_from_row(row) for row in rows]
+        for job in jobs:
+            self._change(conn, "job", job.id)
+        # RETURNING gives no order guarantee.
+        jobs.sort(key=lambda job: (job.queued_at, job.id))
+        return jobs
+
+    def _queue_empty(self) -> bool:
+        def peek(conn: sqlite3.Connection) -> bool:
+            return conn.execute(
+                "SELECT 1 FROM jobs INDEXED BY jobs_queue"
+                " WHERE status = 'pending' AND queued_at IS NOT NULL LIMIT 1"
+            ).fetchone() is None
+
+        return self._run("looking at the queue", peek)
 
     def claim_queued(self, node: str, limit: int, now: float | None = None) -> list[JobRecord]:
         if limit <= 0:
             return []
-        if now is None:
-            now = self.now()
-
-        def claim(conn: sqlite3.Connection) -> list[JobRecord]:
-            # Select and update in one IMMEDIATE transaction: no other writer runs in between,
-            # so no job is claimed twice.
-            ids = [
-                row[0]
-                for row in conn.execute(
-                    # Without statistics the planner prefers jobs_status_created and sorts every
-                    # pending job; the queue index is the right one. The literal 'pending' (not a
-                    # parameter) is what lets SQLite use that partial index at all.
-                    "SELECT id FROM jobs INDEXED BY jobs_queue"
-                    " WHERE status = 'pending' AND queued_at IS NOT NULL"
-                    " ORDER BY queued_at, id LIMIT ?",
-                    (limit,),
-                )
-            ]
-            if not ids:
-                return []
-            rows = conn.execute(
-                f"UPDATE jobs SET status = ?, owner = ?, node = ?, start_timestamp = ?,"
-                f" claim = claim + 1 WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {_JOB_COLUMNS}",
-                (JobStatus.EXECUTING.value, node, node, now, *ids),
-            ).fetchall()
-            jobs = [_job_from_row(row) for row in rows]
-            for job in jobs:
-                self._change(conn, "job", job.id)
-            # RETURNING gives no order guarantee.
-            jobs.sort(key=lambda job: (job.queued_at, job.id))
-            return jobs
-
-        return self._run("claiming queued jobs", claim, write=True)
+        # A read first (WAL readers take no lock): an empty queue costs no write transaction.
+        if self._queue_empty():
+            return []
+        claiming = self._claim_statement(node, limit, now)
+        return self._run("claiming queued jobs", lambda conn: self._claim(conn, *claiming), write=True)
 
     def jobs_in_status(self, status: str, *, owner: str | None = None) -> list[JobRecord]:
         sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ?"
@@ -856,63 +889,19 @@ class SQLiteStore(Store):
 
     # ------------------------------------------------------------- job files
 
-    def _job_folder(self, job_id: str) -> Path | None:
-        """The job's folder (whether or not it exists); None for an id that cannot name one."""
-        if not _SAFE_ID.fullmatch(job_id):
-            return None
-        return self.files_dir / job_id
+    def _fence(self, conn: sqlite3.Connection, job_id: str, kind: str, claim: int | None) -> None:
+        row = conn.execute("SELECT claim FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        if claim is not None and (row is None or row[0] != claim):
+            raise Fenced(f"job {job_id!r} is no longer claim {claim} (taken over or removed)")
+        if row is None:
+            raise StoreError(f"store {self.path}: no job {job_id!r} to append a {kind} to")
 
-    def _file_path(self, job_id: str, kind: str) -> Path:
-        check_kind(kind)
-        folder = self._job_folder(job_id)
-        if folder is None:
-            raise StoreError(f"store {self.path}: {job_id!r} cannot be a job id with files")
-        return folder / _FILE_NAMES[kind]
-
-    def _make_folder(self, folder: Path) -> None:
-        try:
-            os.mkdir(folder, 0o700)
-        except FileExistsError:
-            pass
-        except FileNotFoundError:  # the jobs folder itself: made on the first file
-            os.makedirs(folder.parent, 0o700, exist_ok=True)
-            os.mkdir(folder, 0o700)
-
-    def _open_for_write(self, path: Path) -> int:
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-        except FileNotFoundError:
-            self._make_folder(path.parent)
-            return os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-
-    def _store_part(self, job_id: str, kind: str, src: BinaryIO) -> Path:
-        """Copy ``src`` into a private temporary file in the job's folder (fsynced)."""
-        target = self._file_path(job_id, kind)
-        part = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-        try:
-            fd = self._open_for_write(part)
-        except OSError as exc:
-            raise StoreError(f"store {self.path}: storing the {kind} of job {job_id!r} failed: {exc}") from exc
-        try:
-            _copy_into(src, fd)
-            os.fsync(fd)
-        except BaseException:
-            os.close(fd)
-            self._discard(part)
-            raise
-        os.close(fd)
-        return part
-
-    @staticmethod
-    def _discard(part: Path) -> None:
-        try:
-            part.unlink()
-        except OSError:
-            pass
-        try:
-            part.parent.rmdir()  # only if the part was all there was
-        except OSError:
-            pass
+    def _append(
+        self, conn: sqlite3.Connection, job_id: str, kind: str, data: bytes, offset: int | None, sync: bool
+    ) -> int:
+        if kind == "log" and data:
+            self._change(conn, "log", job_id)
+        return self.files.append(conn, job_id, kind, data, offset, sync)
 
     def append_file(
         self,
@@ -924,78 +913,44 @@ class SQLiteStore(Store):
         claim: int | None = None,
         sync: bool = False,
     ) -> int:
-        path = self._file_path(job_id, kind)
+        self.files.path(job_id, kind)  # a bad kind or id fails before the transaction
         written: list[int] = []  # set once the bytes are in: a retried transaction must not append twice
 
         def append(conn: sqlite3.Connection) -> int:
-            row = conn.execute("SELECT claim FROM jobs WHERE id = ?", (job_id,)).fetchone()
-            if claim is not None and (row is None or row[0] != claim):
-                raise Fenced(f"job {job_id!r} is no longer claim {claim} (taken over or removed)")
-            if row is None:
-                raise StoreError(f"store {self.path}: no job {job_id!r} to append a {kind} to")
-            if written:
-                return written[0]
-            if kind == "log" and data:
-                self._change(conn, "log", job_id)
-            try:
-                fd = self._open_for_write(path)
-                try:
-                    size = os.fstat(fd).st_size
-                    if offset is not None:
-                        if offset > size:
-                            raise StoreError(
-                                f"store {self.path}: the {kind} of job {job_id!r} holds {size} bytes,"
-                                f" fewer than the {offset} expected"
-                            )
-                        if offset < size:
-                            os.ftruncate(fd, offset)
-                        size = offset
-                    if data:
-                        os.lseek(fd, size, os.SEEK_SET)
-                        _write_all(fd, data)
-                        size += len(data)
-                    if sync:
-                        os.fsync(fd)
-                finally:
-                    os.close(fd)
-            except OSError as exc:
-                raise StoreError(
-                    f"store {self.path}: writing the {kind} of job {job_id!r} failed:"
-                    f" {exc.strerror or exc}"
-                ) from exc
-            written.append(size)
-            return size
+            self._fence(conn, job_id, kind, claim)
+            if not written:
+                written.append(self._append(conn, job_id, kind, data, offset, sync))
+            return written[0]
 
         # A write transaction holds the write lock: a claim cannot change between the check and
-        # the write. Without a change row to insert (output appends) nothing is written to the
-        # database, so the commit costs no I/O.
+        # the write.
         return self._run(f"appending to the {kind} of job {job_id!r}", append, write=True)
 
     def open_file(self, job_id: str, kind: str) -> BinaryIO | None:
-        try:
-            return open(self._file_path(job_id, kind), "rb")
-        except FileNotFoundError:
-            return None
-        except StoreError:
-            return None
-        except OSError as exc:
-            raise StoreError(f"store {self.path}: reading the {kind} of job {job_id!r} failed: {exc}") from exc
+        return self._run(f"reading the {kind} of job {job_id!r}", lambda conn: self.files.open(conn, job_id, kind))
+
+    def file_path(self, job_id: str, kind: str) -> Path:
+        """SQLite only, and only for the deprecated ``Engine.input_path/output_path/log_path``
+        (a console that still reads files by path): the file's path in the job's folder, moved
+        there from the database if it was kept in it (later appends go there too). Not part of
+        the Store interface: nothing new may use it."""
+        self.files.path(job_id, kind)
+
+        def move(conn: sqlite3.Connection) -> Path:
+            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
+                return self.files.path(job_id, kind)
+            return self.files.move_out(conn, job_id, kind)
+
+        return self._run(f"moving the {kind} of job {job_id!r} to its folder", move, write=True)
 
     def file_size(self, job_id: str, kind: str) -> int | None:
-        try:
-            return self._file_path(job_id, kind).stat().st_size
-        except FileNotFoundError:
-            return None
-        except StoreError:
-            return None
-        except OSError as exc:
-            raise StoreError(f"store {self.path}: reading the {kind} of job {job_id!r} failed: {exc}") from exc
+        return self._run(f"reading the {kind} of job {job_id!r}", lambda conn: self.files.size(conn, job_id, kind))
 
     # ---------------------------------------------------------- changes feed
 
     def _position(self, conn: sqlite3.Connection) -> int:
-        row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
-        return int(row[0]) if row else 0
+        row = conn.execute("SELECT max(seq) FROM changes").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
 
     def changes(self, after: int | None) -> tuple[int, list[StoreChange]]:
         def read(conn: sqlite3.Connection) -> tuple[int, list[StoreChange]]:
