@@ -174,9 +174,11 @@ def _list_time(ts: float) -> str:
     return f"{prefix}{seconds % 60:02d}"
 
 
-def _json_line(row: tuple[Any, ...]) -> str:
-    """One job of ``tasks list --json`` (``JobRecord.public()``), as json.dumps writes it, at the
-    speed of a text line (json.dumps of a dict per job took three times the whole text listing)."""
+def _json_line(row: tuple[Any, ...], _js: Callable[[str], str] = json.encoder.encode_basestring) -> str:
+    """One job of ``tasks list --json`` (``JobRecord.public()``), as json.dumps writes it, at
+    nearly the speed of a text line (json.dumps of a dict per job took three times the whole text
+    listing). ``_js`` is the C function json.dumps(ensure_ascii=False) writes a string with; counts
+    are the store's integers as they are, times are whole seconds as in ``public()``."""
     (job_id, account, auth, category, action, file_name, status, created, started, ended, total,
      ok, failed, node, output_rows, wait_ms, error) = row
     return (
@@ -185,14 +187,13 @@ def _json_line(row: tuple[Any, ...]) -> str:
         f'"file_name": {"null" if file_name is None else _js(file_name)}, "status": {_js(status)}, '
         f'"created": {int(created)}, "start_timestamp": {"null" if started is None else int(started)}, '
         f'"end_timestamp": {"null" if ended is None else int(ended)}, '
-        f'"total_count": {"null" if total is None else int(total)}, "success_count": {int(ok)}, '
-        f'"failure_count": {int(failed)}, "node": {"null" if node is None else _js(node)}, '
-        f'"output_rows": {int(output_rows)}, "wait_after_row_ms": {int(wait_ms)}, '
+        f'"total_count": {"null" if total is None else total}, "success_count": {ok}, '
+        f'"failure_count": {failed}, "node": {"null" if node is None else _js(node)}, '
+        f'"output_rows": {output_rows}, "wait_after_row_ms": {wait_ms}, '
         f'"error": {"null" if error is None else _js(error)}}}'
     )
 
 
-_js = json.encoder.encode_basestring  # in C: what json.dumps(ensure_ascii=False) writes a string with
 
 
 def _show_document(job: Any, waiting: str | None) -> dict[str, Any]:
