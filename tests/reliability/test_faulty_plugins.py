@@ -16,7 +16,7 @@ import time
 import pytest
 
 from kzconsole.engine import JobProgressed, JobRejected, JobStatus
-from tests.conftest import read_csv, write_csv, output_csv, log_text
+from tests.conftest import write_csv, output_csv, log_text
 from tests.reliability.conftest import Finished, wait_until
 
 FAULTY = '''
