@@ -49,7 +49,6 @@ from kzconsole.engine.store.base import (
     Store,
     StoreChange,
     StoreError,
-    check_kind,
 )
 from kzconsole.engine.store.query import (
     Dialect,
