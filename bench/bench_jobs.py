@@ -7,7 +7,9 @@ Each side runs in a fresh subprocess (alternating), producer and workers in that
   plugin watcher and triggers on), then ``add_job("bench", "tiny", start=True)`` 2,000 times from
   the main thread; the clock stops when the 2,000th job has finished (its ``JobChanged`` event).
   A tiny job is one call returning ``Next(STOP, OK)``: one success, then the job ends. Each job
-  still gets its row in the store, its folder, its log file and its (header-only) output.
+  still gets its record, its (header-only) output and its two log lines, all in the store (on
+  SQLite small files are rows of the database: no folder, no inode), in two write transactions:
+  its creation, and its end, which also claims the next queued job.
 - huey: ``SqliteHuey`` with a thread consumer (``create_consumer(workers=W)``), 2,000 calls of a
   task returning ``True`` (so its result is stored too); the clock stops when the 2,000th task has
   run. Measured with 1 worker and with 4 (the engine's max_running); the better is the baseline.

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 
 from kzconsole.engine import JobStatus
-from tests.conftest import read_csv, output_csv
+from tests.conftest import output_csv
 
 DOC = Path(__file__).parent.parent / "docs" / "plugins.md"
 

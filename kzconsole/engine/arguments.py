@@ -36,3 +36,18 @@ def check_wait_ms(value: object) -> int:
     raise ValueError(
         f"expected a whole number of milliseconds from 0 to {MAX_WAIT_MS} (a day), got {value!r}"
     )
+
+
+def check_job_arguments(**values: object) -> None:
+    """Refuse a bad account id (any keyword but ``wait_ms``) or pause (``wait_ms``) before anything
+    is stored: EngineError naming the argument. None values are not given, so not checked."""
+    from kzconsole.engine.errors import EngineError
+
+    for name, value in values.items():
+        if value is None:
+            continue
+        check = check_wait_ms if name == "wait_ms" else check_account_id
+        try:
+            check(value)
+        except ValueError as exc:
+            raise EngineError(f"{name}: {exc}") from None

@@ -1,18 +1,11 @@
-"""CSV and JSON input and CSV output (contract 3.1, 3.2, 3.3 and 4.4).
+"""Checking CSV and JSON input when a job is created (contract 3.1, 3.2, 3.3).
 
-Three jobs, three speeds:
-
-- `check_input` runs once when a job is created. It copies the source (a path or a binary stream
-  such as stdin) to a temporary file and streams that copy through Python's `csv` module, so a
-  1 GB file is checked in constant memory and at the `csv` module's speed, and only a valid input is
-  ever left at the destination. Error details (which line an invalid byte or an unclosed quote is
-  on) are worked out on the error path only, by re-reading that copy.
-- `iter_records` runs for every job and is on the hot path: a bare `csv.reader` and one dict
-  comprehension per row. It trusts the file, because `check_input` accepted it.
-- `CsvRowWriter` writes every output row of every job, also on the hot path.
-
-Nothing here knows about tasks, jobs or the store: callers pass the mandatory column names in and
-turn an `InputCheck` into the contract's `errors` object.
+`check_input` copies the source (a path or a binary stream such as stdin) to a temporary file and
+streams that copy through Python's `csv` module, so a 1 GB file is checked in constant memory and at
+the `csv` module's speed, and only a valid input is ever left at the destination. Error details
+(which line an invalid byte or an unclosed quote is on) are worked out on the error path only, by
+re-reading that copy. Reading a stored input is `kzconsole.engine.records`; writing output,
+`kzconsole.engine.csvout`. Nothing here knows about tasks, jobs or the store.
 """
 
 from __future__ import annotations
@@ -21,32 +14,20 @@ import codecs
 import csv
 import io
 import json
-import numbers
 import operator
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from itertools import chain, islice
+from itertools import islice
 from typing import Any, BinaryIO
 
-from kzconsole.engine.cells import safe_text
+from kzconsole.engine.csvout import CsvRowWriter
 
-__all__ = [
-    "InputFormatError",
-    "InputCheck",
-    "check_input",
-    "iter_records",
-    "CsvRowWriter",
-    "CsvBatchWriter",
-    "plain_row",
-    "csv_text",
-    "sniff_format",
-    "FIELD_SIZE_LIMIT",
-    "MAX_LISTED_LINES",
-]
+__all__ = ["InputFormatError", "InputCheck", "check_input", "sniff_format", "FIELD_SIZE_LIMIT",
+           "MAX_LISTED_LINES"]
 
 #: Longest cell accepted, in characters. Python's default (128 KiB) is far too small for real
 #: inputs (a JSON blob in a cell, a long note); an unbounded one would let a quote that is never
@@ -512,172 +493,3 @@ def _json_rows(records: list[Any]) -> tuple[list[str], list[dict[str, str | None
     if not columns:
         raise InputFormatError(None, "no header: the records have no keys")
     return list(columns), rows
-
-
-# --------------------------------------------------------------------------------------------
-# Reading a stored input while a job runs
-
-
-def iter_records(
-    path: str | os.PathLike[str] | BinaryIO, *, skip: int = 0
-) -> tuple[list[str], Iterator[dict[str, str | None]]]:
-    """The header and the data rows of a stored input (a file `check_input` accepted), given as
-    a path or a binary stream (the store's reader; closed with the iterator).
-
-    Rows are dicts column -> value, an empty cell being None. Blank lines are skipped, and so are
-    the first `skip` data rows (to resume a job). The file is closed when the iterator is exhausted,
-    closed, or garbage-collected. Raises `InputFormatError(None, "no header")` for a file with no
-    records; other damage is not looked for (the file was checked when it was stored).
-    """
-    records = _records(path if hasattr(path, "read") else os.fspath(path), skip)  # type: ignore[arg-type]
-    # Run the generator up to its first yield: the header is read eagerly, and a started generator
-    # runs its `finally` (closing the file) when it is garbage-collected, even if never iterated.
-    header: list[str] = next(records)  # type: ignore[assignment]
-    return header, records  # type: ignore[return-value]
-
-
-def _records(path: str | BinaryIO, skip: int) -> Iterator[Any]:
-    if isinstance(path, str):
-        f = open(path, newline="", encoding="utf-8-sig")
-    else:
-        f = io.TextIOWrapper(path, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
-    try:
-        reader = csv.reader(f, strict=True)
-        for row in reader:
-            if row:
-                header = [name.strip() for name in row]
-                break
-        else:
-            raise InputFormatError(None, "no header")
-        yield header
-        if skip > 0:
-            for row in reader:
-                if row:
-                    skip -= 1
-                    if not skip:
-                        break
-        for row in reader:
-            if row:
-                # dict(zip()) runs in C; most rows have no empty cell to turn into None.
-                if "" in row:
-                    yield {k: v or None for k, v in zip(header, row)}
-                else:
-                    yield dict(zip(header, row))
-    finally:
-        f.close()
-
-
-# --------------------------------------------------------------------------------------------
-# Writing output
-
-
-class _Sink:
-    __slots__ = ("write",)
-
-    def __init__(self, write: Callable[[str], object]) -> None:
-        self.write = write
-
-
-# Cell types csv.writer already renders as the contract wants (None empty, str as is, int, float
-# and bool by str()); a row of only these goes straight through.
-_PLAIN = frozenset((str, type(None), int, float, bool))
-_all_plain = _PLAIN.issuperset
-
-
-class CsvRowWriter:
-    """Writes rows as contract 4.4 says: `\\n` line ends, None as an empty cell, a cell quoted
-    when it holds `,` `"` `\\r` or `\\n`, and a row whose only cell is empty as `""`.
-
-    Cells: str as is, int/float/bool (any `numbers.Number`) by `str()`, anything else by `repr()`.
-    `write` receives exactly one string per row.
-    """
-
-    __slots__ = ("_writerow",)
-
-    def __init__(self, write: Callable[[str], object]) -> None:
-        # csv.writer quotes a cell holding any character of the line terminator, but with "\n" as
-        # terminator a lone "\r" would go out unquoted and read back as a line break. So rows are
-        # produced with "\r\n" (which makes both characters force quoting) and the sink swaps the
-        # terminator for "\n": one slice per row, measured cheaper than scanning cells for "\r".
-        def swap(line: str) -> object:
-            return write(line[:-2] + "\n")
-
-        self._writerow = csv.writer(_Sink(swap), lineterminator="\r\n").writerow
-
-    def writerow(self, cells: Sequence[object]) -> None:
-        """Write one row (a list or tuple of cells). An empty row is a ValueError."""
-        if cells and _all_plain(map(type, cells)):
-            self._writerow(cells)
-        else:
-            self._writerow(_render_cells(cells))
-
-
-def _render_cells(cells: Iterable[object]) -> list[object]:
-    rendered: list[object] = []
-    for cell in cells:
-        if cell is None or type(cell) in _PLAIN or isinstance(cell, str):
-            rendered.append(cell)  # a str subclass is written as its text, like a str
-        elif isinstance(cell, numbers.Number):
-            rendered.append(safe_text(str, cell))  # csv.writer would use repr() for float subclasses
-        else:
-            rendered.append(safe_text(repr, cell))
-    if not rendered:
-        raise ValueError("cannot write a row with no cells")
-    return rendered
-
-
-def plain_row(cells: Sequence[object]) -> list[object]:
-    """A new list of the cells, each one `csv.writer` renders as `CsvRowWriter` would (see
-    `CsvBatchWriter`). An empty row is a ValueError."""
-    if cells and _all_plain(map(type, cells)):
-        return list(cells)  # a copy: the caller may reuse its list before the batch is written
-    return _render_cells(cells)
-
-
-class CsvBatchWriter:
-    """Renders a batch of rows exactly as `CsvRowWriter` writes them, about twice as fast.
-
-    Cells should be str, None, int, float or bool already (`plain_row` makes a row so): one C-level
-    pass over the batch checks that, and a batch holding another type has its rows rendered by
-    `plain_row` first (so an object is written by `repr()` when its batch is written, not when its
-    row was added). The batch goes through one `csv.writer.writerows` call with `\\n` line ends,
-    so no Python code runs per row. The one difference from `CsvRowWriter` is a lone `\\r` in a
-    cell, which csv.writer only quotes when `\\r` is in the line terminator; so a batch whose text
-    holds any `\\r` (rare: it needs a cell with a carriage return) is rendered again, row by row,
-    by a `CsvRowWriter`. Not thread-safe: one per output.
-    """
-
-    __slots__ = ("_parts", "_writerows", "_exact")
-
-    def __init__(self) -> None:
-        self._parts: list[str] = []
-        self._writerows = csv.writer(_Sink(self._parts.append), lineterminator="\n").writerows
-        self._exact = CsvRowWriter(self._parts.append)
-
-    def render(self, rows: Sequence[Sequence[object]]) -> str:
-        """The rows as CSV text (contract 4.4). Rows must not be empty (`plain_row` refuses them)."""
-        parts = self._parts
-        if not _all_plain(map(type, chain.from_iterable(rows))):
-            rows = [plain_row(row) for row in rows]
-        try:
-            self._writerows(rows)
-            text = "".join(parts)
-        finally:
-            parts.clear()
-        if "\r" not in text:
-            return text
-        try:
-            for row in rows:
-                self._exact.writerow(row)
-            return "".join(parts)
-        finally:
-            parts.clear()
-
-
-def csv_text(rows: Iterable[Sequence[object]]) -> str:
-    """The rows rendered as `CsvRowWriter` writes them (for small outputs and tests)."""
-    buffer = io.StringIO()
-    writer = CsvRowWriter(buffer.write)
-    for row in rows:
-        writer.writerow(row)
-    return buffer.getvalue()

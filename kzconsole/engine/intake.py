@@ -15,10 +15,12 @@ from itertools import islice
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from kzconsole.engine.errors import EngineError, JobRejected
+from kzconsole.engine.lifecycle import JobLifecycle
 from kzconsole.engine.models import JobRecord, JobStatus
 from kzconsole.plugin import TaskSpec
 
-__all__ = ["InputReport", "check_job_input", "new_job", "safe_file_name", "private_dir", "new_job_id"]
+__all__ = ["InputReport", "check_job_input", "new_job", "safe_file_name", "private_dir", "new_job_id", "take_in"]
 
 
 @dataclass(frozen=True)
@@ -147,3 +149,55 @@ def new_job(
         input_path=f"jobs/{job_id}/in.csv" if has_input else None,
         queued_at=created if queued else None,
     )
+
+
+def take_in(
+    spec: TaskSpec,
+    lifecycle: JobLifecycle,
+    *,
+    input: str | os.PathLike[str] | BinaryIO | None,
+    fmt: str | None,
+    file_name: str | None,
+    account_id: str,
+    auth_account_id: str,
+    wait_ms: int,
+    queued: bool,
+    incoming: Path,
+) -> JobRecord:
+    """``Engine.add_job``: check ``input`` for ``spec`` and create the job (JobRejected, storing
+    nothing, when a check fails). The input is checked (and converted, for JSON) into a private
+    file of this process under ``incoming``, then handed to the store with the record."""
+    job_id = new_job_id()
+    input_name = os.path.basename(os.fspath(input)) if isinstance(input, (str, os.PathLike)) else None
+    checked = private_dir(incoming) / f"{job_id}.csv" if input is not None else None
+    try:
+        try:
+            report = check_job_input(spec, input, checked or Path(os.devnull), fmt=fmt)
+        except OSError as exc:
+            raise EngineError(f"cannot read the input {input_name or '-'}: {exc.strerror or exc}") from exc
+        if report.errors:
+            raise JobRejected(report.errors)
+        has_input = report.header is not None
+        job = new_job(
+            job_id, spec.category, spec.action,
+            account_id=account_id,
+            auth_account_id=auth_account_id,
+            file_name=(safe_file_name(file_name) or safe_file_name(report.file_name)
+                       or (input_name if has_input else None)) or None,
+            total=report.total_rows,
+            has_input=has_input,
+            wait_ms=wait_ms,
+            created=lifecycle.clock.time(),
+            queued=queued,
+        )
+        if has_input:
+            assert checked is not None
+            with open(checked, "rb") as f:
+                return lifecycle.create(job, f)
+        return lifecycle.create(job)
+    finally:
+        if checked is not None:
+            try:
+                checked.unlink()
+            except FileNotFoundError:
+                pass

@@ -14,7 +14,7 @@ import os
 from pathlib import Path
 from typing import Any, Callable
 
-from kzconsole.engine.csvio import CsvBatchWriter, plain_row
+from kzconsole.engine.csvout import CsvBatchWriter, plain_row
 from kzconsole.engine.store.base import Fenced, Store, StoreError
 
 __all__ = ["OutputSink", "RunAbandoned", "RunFailed"]

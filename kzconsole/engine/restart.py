@@ -10,7 +10,7 @@ import tempfile
 from typing import BinaryIO, Iterator
 
 from kzconsole.engine.clock import Clock
-from kzconsole.engine.csvio import CsvRowWriter
+from kzconsole.engine.csvout import CsvRowWriter
 from kzconsole.engine.errors import EngineError, InvalidJobState
 from kzconsole.engine.intake import new_job, new_job_id
 from kzconsole.engine.lifecycle import JobLifecycle

@@ -13,15 +13,16 @@ it, and the tests check both agree.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from kzconsole.engine.cells import exception_text, invalid_return
-from kzconsole.plugin import OK, STOP, Next
+from kzconsole.plugin import OK, STOP, Next, TaskSpec
 
 __all__ = ["CSV", "NOINPUT", "FINISH", "Header", "Outcome", "Raised", "KEEP", "interpret",
-           "LIST_OF_ROWS_IN_CSV"]
+           "LIST_OF_ROWS_IN_CSV", "resolve_output_header"]
 
 CSV = "csv"  # a CSV task's function, for one input row
 NOINPUT = "noinput"  # a noinput task's function (or one value its generator yielded)
@@ -243,3 +244,31 @@ def _finish(result: Any, header: Header) -> Outcome:
             rows.append(header.error_row(f"finish: {invalid_return(r if r is not None else result)}"))
             failure += 1
     return Outcome(tuple(rows), failure=failure)
+
+
+def resolve_output_header(spec: TaskSpec, input_header: list[str] | None, logger: logging.Logger) -> list[str]:
+    """Contract 2.5."""
+    header: Any = spec.output_header
+    if callable(header):
+        try:
+            header = header()
+        except BaseException as exc:  # noqa: BLE001 - sys.exit() in a plugin must not end the job thread
+            logger.warning("output_header raised %s; using the default header", exception_text(exc))
+            header = None
+        if not (
+            isinstance(header, (list, tuple)) and header and all(isinstance(c, str) for c in header)
+        ):
+            if header is not None:
+                logger.warning("output_header returned %r; using the default header", header)
+            header = None
+    if header:
+        columns = list(header)
+    elif spec.is_noinput:
+        columns = []
+    elif spec.fields:
+        columns = list(spec.fields)
+    else:
+        columns = list(input_header or [])
+    if "error" not in columns:
+        columns.append("error")
+    return columns

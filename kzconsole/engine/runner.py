@@ -1,17 +1,17 @@
 """The row loop: runs one claimed job (CSV or noinput) to its end, in the calling thread.
 
-What a return value means is :func:`kzconsole.engine.results.interpret` (contract 2.3); where the
-rows go is :class:`kzconsole.engine.output.OutputSink` (4.3, 4.4); every change of the job's record
-is a :class:`kzconsole.engine.lifecycle.JobLifecycle` method. This module is the loop between
-them: verifiers (2.4), the output header (2.5), the pause, stops, shutdowns, ticks and checkpoints.
+What a return value means is :func:`kzconsole.engine.results.interpret` (contract 2.3); which
+cells are invalid, :mod:`kzconsole.engine.verify` (2.4); where the rows go,
+:class:`kzconsole.engine.output.OutputSink` (4.3, 4.4); how a step is stored,
+:mod:`kzconsole.engine.steps`. This module is the loop between them: the pause, stops, shutdowns,
+ticks and checkpoints.
 
 Durability comes from checkpoints: every ``send_progress_after_processed`` rows and at least once a
-second (pauses included) the output is stored and the record gets, in one compare-and-set update
-expecting this run's ``claim``, the counts, the number of input rows whose outcome is in the output
-(``rows_done``), the output's length in bytes (``output_offset``) and the iterator state. A resumed
-run cuts the output back to that length, skips that many input rows and restores the state, so
-every input row gets exactly one outcome. The numbers of the input rows that failed go to the job's
-``failed`` file at the same checkpoints, cut back the same way on a resume.
+second (pauses included) the record gets, in one compare-and-set update expecting this run's
+``claim``, the counts, the number of input rows whose outcome is stored (``rows_done``), the
+output's length (``output_offset``) and the iterator state. A resumed run cuts the output back to
+that length, skips that many input rows and restores the state: every input row gets exactly one
+outcome.
 
 A checkpoint reads the record it gets back: a stop or a pause change asked by another process lands
 at the next checkpoint at the latest, so within a second (plus the current row) of being asked,
@@ -20,17 +20,15 @@ whether or not the executor heard of it sooner.
 
 from __future__ import annotations
 
-import json
 import logging
 import operator
 import time
-from collections.abc import Mapping
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator
 
 from kzconsole.engine.cells import exception_text
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
-from kzconsole.engine.control import JobControl
-from kzconsole.engine.csvio import iter_records
+from kzconsole.engine.control import JobControl, pause
+from kzconsole.engine.records import iter_records
 from kzconsole.engine.events import EventBus, JobLogged, JobProgressed
 from kzconsole.engine.lifecycle import JobLifecycle, Progress
 from kzconsole.engine.logs import (
@@ -42,70 +40,18 @@ from kzconsole.engine.logs import (
 )
 from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
 from kzconsole.engine.output import OutputSink, RunAbandoned, RunFailed
-from kzconsole.engine.results import CSV, FINISH, KEEP, NOINPUT, Header, Outcome, Raised, interpret
-from kzconsole.engine.store.base import Fenced, Store, StoreError
+from kzconsole.engine.results import CSV, FINISH, KEEP, NOINPUT, Header, Outcome, Raised, interpret, resolve_output_header
+from kzconsole.engine.steps import NextClaim, RunSteps, state_from_json, state_json
+from kzconsole.engine.verify import row_check
+from kzconsole.engine.store.base import Store, StoreError
 from kzconsole.plugin import INIT, OK, Context, TaskSpec
 
 __all__ = ["JobRun", "resolve_output_header"]
 
 log = logging.getLogger("kzconsole.engine.runner")
 
-class NextClaim(Protocol):
-    """How a run's last step may also claim the next queued job for its thread (the scheduler's
-    job threads): entered around that step, it gives ``claim_queued``'s keyword arguments (None:
-    claim nothing, the engine is stopping) and is told what was claimed, before it is left."""
-
-    def __enter__(self) -> Mapping[str, Any] | None: ...
-
-    def __exit__(self, *exc: object) -> None: ...
-
-    def claimed(self, jobs: list[JobRecord]) -> None: ...
-
-
 CHECKPOINT_S = 1.0  # contract 4.3: counts are persisted at least this often
 TICK_S = 0.2  # progress events at most this often
-
-
-def _state_json(it: Any) -> str | None:
-    """The iterator state as JSON if it survives a round trip, else raise ValueError."""
-    if it is INIT:
-        return None
-    text = json.dumps(it)
-    if json.loads(text) != it:
-        raise ValueError(f"it does not survive a JSON round trip: {it!r:.200}")
-    return text
-
-
-def _state_from_json(text: str | None) -> Any:
-    return INIT if text is None else json.loads(text)
-
-
-def resolve_output_header(spec: TaskSpec, input_header: list[str] | None, logger: logging.Logger) -> list[str]:
-    """Contract 2.5."""
-    header: Any = spec.output_header
-    if callable(header):
-        try:
-            header = header()
-        except BaseException as exc:  # noqa: BLE001 - sys.exit() in a plugin must not end the job thread
-            logger.warning("output_header raised %s; using the default header", exception_text(exc))
-            header = None
-        if not (
-            isinstance(header, (list, tuple)) and header and all(isinstance(c, str) for c in header)
-        ):
-            if header is not None:
-                logger.warning("output_header returned %r; using the default header", header)
-            header = None
-    if header:
-        columns = list(header)
-    elif spec.is_noinput:
-        columns = []
-    elif spec.fields:
-        columns = list(spec.fields)
-    else:
-        columns = list(input_header or [])
-    if "error" not in columns:
-        columns.append("error")
-    return columns
 
 
 class JobRun:
@@ -149,8 +95,6 @@ class JobRun:
         self.header = Header(["error"])
         self._rows: Iterator[dict[str, Any]] | None = None  # the input reader (closed at the end)
         self._rows_complete = False  # the input ran out (CSV): a stop after that changes nothing
-        self._failed: list[int] = []  # failed input rows not stored yet (1-based data rows)
-        self._failed_offset = 0  # bytes of the `failed` file that belong to this run's rows
         self._last_ckpt_rows = self.rows_done
         self._last_ckpt_time = 0.0
         self._next_tick = 0.0
@@ -158,6 +102,9 @@ class JobRun:
         self._rate_time = 0.0
         self._rate = 0.0
         self.logger = job_logger(job.id, store, job.claim, self._log_line)
+        self._log = job_log_handler(self.logger)
+        self.steps = RunSteps(job, lifecycle=lifecycle, store=store, logger=self.logger,
+                              log_handler=self._log, progress=self._progress)
 
     def _log_line(self, line: str) -> None:
         self.events.emit(JobLogged(self.job.id, line))
@@ -188,10 +135,10 @@ class JobRun:
             stop_event=self.control.stop,
         )
         try:
-            self.it = _state_from_json(job.state) if resumed else INIT
+            self.it = state_from_json(job.state) if resumed else INIT
             input_header = self._open_input() if not self.spec.is_noinput else None
             self.header = Header(resolve_output_header(self.spec, input_header, self.logger))
-            self.sink = OutputSink(
+            self.sink = self.steps.sink = OutputSink(
                 self.store,
                 job.id,
                 job.claim,
@@ -201,14 +148,12 @@ class JobRun:
                 on_fallback=self._on_fallback,
             )
             if resumed:
-                self._resume_failed()
-                self.logger.info(
-                    "resumed by %s at row %d (%d succeeded, %d failed so far)",
-                    self.node, job.rows_done + 1, self.success, self.failure,
-                )
+                self.steps.resume_failed()
+                self._log.note("INFO", f"resumed by {self.node} at row {job.rows_done + 1}"
+                                       f" ({self.success} succeeded, {self.failure} failed so far)")
             else:
                 self.sink.write(self.header.columns)
-                self.logger.info("started by %s", self.node)
+                self._log.note("INFO", f"started by {self.node}")
             now = self.clock.monotonic()
             self._last_ckpt_time = self._rate_time = now
             stopped = False
@@ -268,11 +213,8 @@ class JobRun:
         keys = header.keys
         width = header.width
         pad_fields = [f for f in spec.fields if f not in input_header]
-        mandatory = spec.mandatory
-        verifiers = self.verifiers
-        check_cols = [c for c in input_header if c in verifiers]
-        verify_needed = bool(check_cols or mandatory)
-        order = {c: i for i, c in enumerate(input_header)}
+        bad_fields = row_check(input_header, spec.mandatory, self.verifiers)
+        failed = self.steps.failed
         sink = self.sink
         assert sink is not None
         # The hot path (a row that returned OK) appends the input row's cells to the sink's batch
@@ -312,30 +254,10 @@ class JobRun:
                     return stop_set()
                 for f in pad_fields:
                     row[f] = None
-                bad: list[str] | None = None
-                if verify_needed:
-                    for col in mandatory:
-                        if row.get(col) is None:
-                            bad = [col]
-                            break
-                    for col in check_cols:
-                        value = row[col]
-                        if value is None:
-                            continue
-                        try:
-                            valid = verifiers[col](value)
-                        except BaseException:  # noqa: BLE001 - fail closed, also on sys.exit()
-                            valid = False
-                        if not valid:
-                            if bad is None:
-                                bad = []
-                            if col not in bad:
-                                bad.append(col)
-                    if bad is not None:
-                        bad.sort(key=lambda c: order.get(c, len(order)))
+                bad = bad_fields(row) if bad_fields is not None else None
                 if bad is not None:
                     self.failure += 1
-                    self._failed.append(done + 1)
+                    failed.append(done + 1)
                     self._write(header.input_row(row, "bad field(s): " + ", ".join(bad)))
                 else:
                     control.row_started = monotonic()
@@ -360,7 +282,7 @@ class JobRun:
                         if outcome.warning is not None:
                             self.logger.warning("row %d %s", done + 1, outcome.warning)
                         if outcome.failure:
-                            self._failed.append(done + 1)
+                            failed.append(done + 1)
                         self._apply(outcome)
                         if outcome.state is not KEEP:
                             it = outcome.state
@@ -481,68 +403,12 @@ class JobRun:
             self.logger.warning("%s", outcome.warning)
         self._apply(outcome)
 
-    # ------------------------------------------------------- failed rows
-
-    def _resume_failed(self) -> None:
-        """Keep the failed rows the last checkpoint counted; what a crash left after is cut at the
-        next append (the numbers are in increasing order)."""
-        stream = self.store.open_file(self.job.id, "failed")
-        if stream is None:
-            return
-        keep = 0
-        with stream:
-            for line in stream:
-                if not line.endswith(b"\n") or int(line) > self.job.rows_done:
-                    break
-                keep += len(line)
-        self._failed_offset = keep
-
-    def _failed_bytes(self) -> bytes:
-        return "".join(f"{n}\n" for n in self._failed).encode("ascii")
-
-    def _store_failed(self) -> None:
-        """The failed rows on their own (when a step could not store them with the record)."""
-        if not self._failed:
-            return
-        data = self._failed_bytes()
-        try:
-            self._failed_offset = self.store.append_file(
-                self.job.id, "failed", data, offset=self._failed_offset, claim=self.job.claim
-            )
-        except Fenced:
-            raise RunAbandoned() from None
-        except StoreError as exc:
-            # Only `restart --failed-only` needs it: the job goes on without it.
-            self.logger.warning("the list of failed rows could not be stored: %s", exc)
-        self._failed.clear()
-
     # ------------------------------------------------- pause, ticks, state
 
     def _pause(self, wait_ms: int) -> None:
-        control = self.control
-        control.wakeup.clear()
-        if control.stop.is_set() or control.shutdown.is_set():
-            return
-        clock = self.clock
-        deadline = clock.monotonic() + wait_ms / 1000.0
-        while True:
-            now = clock.monotonic()
-            remaining = deadline - now
-            if remaining <= 0:
-                return
-            # A long pause still checkpoints once a second: a stop asked elsewhere lands on time.
-            checkpoint_in = self._last_ckpt_time + CHECKPOINT_S - now
-            if checkpoint_in <= 0:
-                self._checkpoint()
-                if control.stop.is_set() or control.shutdown.is_set():
-                    return
-                continue
-            if clock.wait(control.wakeup, min(remaining, checkpoint_in)):
-                if control.stop.is_set() or control.shutdown.is_set():
-                    return
-                control.wakeup.clear()
-                # the pause may have been changed: recompute from the new value
-                deadline = min(deadline, clock.monotonic() + control.wait_after_row_ms / 1000.0)
+        # A long pause still checkpoints once a second: a stop asked elsewhere lands on time.
+        pause(self.control, self.clock, wait_ms, checkpoint_at=lambda: self._last_ckpt_time + CHECKPOINT_S,
+              checkpoint=self._checkpoint)
 
     def _tick(self, now: float) -> None:
         """At most 5 times a second: progress event; at least once a second: checkpoint."""
@@ -580,7 +446,7 @@ class JobRun:
         if not self.resumable:
             return None
         try:
-            return _state_json(self.it)
+            return state_json(self.it)
         except Exception as exc:  # noqa: BLE001 - TypeError, ValueError, RecursionError, a broken __eq__
             self.resumable = False
             self.logger.warning("this job cannot be resumed after a crash: %s", exc)
@@ -595,55 +461,12 @@ class JobRun:
             output_offset=offset,
             state=self._state_for_checkpoint(),
             resumable=self.resumable,
-            output_path=self._output_location(),
+            output_path=None if self.sink is None or self.sink.path is None else str(self.sink.path),
             note=self.note,
         )
 
-    def _step(self, save: Callable[[Progress, dict[str, tuple[int | None, bytes]]], Any], *, final: bool = False) -> Any:
-        """One step of the run (a checkpoint, the release, the end), stored with everything the
-        run has not stored yet (output rows, failed rows, log lines) in one store call. When the
-        store cannot take that step whole (an output it cannot write: contract 4.3's fallback),
-        it is stored part by part, the output through the sink's fallback."""
-        sink = self.sink
-        output = sink.pending() if sink is not None else None
-        offset = (output[0] + len(output[1]) if output else sink.offset) if sink is not None else None
-        progress = self._progress(offset)  # before the log is taken: it may log a warning
-        appends: dict[str, tuple[int | None, bytes]] = {}
-        if output:
-            appends["output"] = output
-        elif final and sink is not None and sink.path is None:
-            appends["output"] = (sink.offset, b"")  # the last step makes the stored output durable
-        if self._failed:
-            appends["failed"] = (self._failed_offset, self._failed_bytes())
-        handler = job_log_handler(self.logger)
-        lines = handler.take()
-        if lines:
-            appends["log"] = (None, lines)
-        try:
-            result = save(progress, appends)
-        except Fenced:
-            raise RunAbandoned() from None
-        except StoreError as exc:
-            log.warning("job %s: storing a step in one write failed (%s); storing it part by part", self.job.id, exc)
-            handler.put_back(lines)
-            if sink is not None:
-                offset = sink.flush()  # falls back to the local file if the store cannot take it
-            self._store_failed()
-            flush_job_logger(self.logger)
-            return save(self._progress(offset), {})
-        if output:
-            assert sink is not None
-            sink.stored()
-        if "failed" in appends:
-            self._failed_offset += len(appends["failed"][1])
-            self._failed.clear()
-        return result
-
     def _checkpoint(self, *, finishing: bool = False) -> None:
-        updated = self._step(lambda progress, appends: self.lifecycle.checkpoint(
-            self.job, progress, finishing=finishing, appends=appends))
-        if updated is None:
-            raise RunAbandoned()
+        updated = self.steps.checkpoint(finishing=finishing)
         self._last_ckpt_rows = self.rows_done
         self._last_ckpt_time = self.clock.monotonic()
         # What other processes asked since (a stop, a new pause) is in the record we got back:
@@ -653,10 +476,6 @@ class JobRun:
             control.request_stop()
         if updated.wait_after_row_ms != control.wait_after_row_ms:
             control.set_wait(updated.wait_after_row_ms)
-
-    def _output_location(self) -> str | None:
-        path = self.sink.path if self.sink is not None else None
-        return None if path is None else str(path)
 
     def _on_fallback(self, target: Any, reason: str) -> None:
         self.note = f"output written to {target} (the output location could not be written: {reason})"
@@ -671,43 +490,11 @@ class JobRun:
                 reason = "the engine shut down and this job cannot be resumed (a generator task)"
             return self._finalize(JobStatus.INTERNAL_ERROR, reason)
         self.logger.info("engine shutting down: the job will resume at row %d", self.rows_done + 1)
-        if self.sink is not None:
-            self.sink.close_local()
-        self._step(lambda progress, appends: self.lifecycle.release(self.job, progress, appends=appends),
-                   final=True)
+        self.steps.release()
         return None
 
     def _finalize(self, status: JobStatus, error: str | None) -> JobRecord | None:
-        if self.sink is not None:
-            try:
-                self.sink.close_local()
-            except RunFailed as exc:
-                status, error = JobStatus.INTERNAL_ERROR, str(exc)
-        self.logger.info(
-            "finished: %s (%d succeeded, %d failed%s)",
-            status.value, self.success, self.failure,
-            f" of {self.job.total_count}" if self.job.total_count is not None else "",
-        )
-        next_claim = self.next_claim
-
-        def finish(progress: Progress, appends: dict[str, tuple[int | None, bytes]]) -> JobRecord | None:
-            if next_claim is None:
-                return self.lifecycle.finish(self.job, status, progress, error, appends=appends)[0]
-            with next_claim as claim_next:
-                updated, claimed = self.lifecycle.finish(
-                    self.job, status, progress, error, appends=appends, claim_next=claim_next)
-                next_claim.claimed(claimed)
-            return updated
-
-        try:
-            updated = self._step(finish, final=True)
-        except RunAbandoned:
-            self.logger.warning("the job was removed or taken over by another engine; stopping")
-            return None
-        except RunFailed as exc:  # the output could be stored nowhere
-            updated = self.lifecycle.finish(self.job, JobStatus.INTERNAL_ERROR, self._progress(None), str(exc))[0]
-        if updated is None:
-            self.logger.warning("the job was removed while it ran; its final state is not stored")
-            return None
-        self._emit_progress()
+        updated = self.steps.finish(status, error, self.next_claim)
+        if updated is not None:
+            self._emit_progress()
         return updated

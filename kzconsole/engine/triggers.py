@@ -42,12 +42,12 @@ from kzconsole.engine.catalog import Catalog
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.cron import FIRE_NAMES, PASS, PERIODS, boundary_at, next_boundary, seconds_until
 from kzconsole.engine.events import EventBus, TriggerFired
-from kzconsole.engine.firing import Result, label_of, labels_of, run_cron, run_pass
-from kzconsole.engine.logs import bound_to_job, install_stream_router
+from kzconsole.engine.firing import Result, labels_of, run_cron, run_pass
+from kzconsole.engine.logs import install_stream_router
 from kzconsole.engine.models import Firing
 from kzconsole.engine.leases import Lease, dead_owners
 from kzconsole.engine.store.base import Store, StoreError
-from kzconsole.plugin import CRON_TRIGGERS, DATABASE_TRIGGERS, Database, TriggerSpec
+from kzconsole.plugin import CRON_TRIGGERS, DATABASE_TRIGGERS, Database
 
 __all__ = [
     "PERIODS",
@@ -57,8 +57,6 @@ __all__ = [
     "next_boundary",
     "boundary_at",
     "TriggerEngine",
-    "schedule",
-    "fire",
 ]
 
 log = logging.getLogger("kzconsole.triggers")
@@ -275,59 +273,6 @@ class TriggerEngine:
             if name == PASS or name in DATABASE_TRIGGERS:
                 return None if self._pass_running else self._pass_due
         raise ValueError(f"unknown trigger {name!r}")
-
-    def schedule(self, *, enabled: bool = True) -> list[dict[str, Any]]:
-        """The ``triggers`` list of ``kzconsole triggers --json``: ``minutely``, ``hourly``,
-        ``daily``, ``databases`` (the pass: every database-bound function), then each database
-        kind, each with its bound functions (``source:function``, load order), ``next_fire`` (Unix
-        seconds, or null when triggers are disabled or a pass is running) and its ``last`` firing
-        (the last pass for the database kinds). A trigger engine that is not running (a command
-        line's) tells when the engines on the store will fire."""
-        labels = labels_of(self.catalog)
-        running = self.running
-        now = self.clock.time()
-
-        def last(trigger: str) -> dict[str, Any] | None:
-            found = self.store.list_firings(trigger=trigger, limit=1)
-            return found[0].public() if found else None
-
-        def functions(kind: str) -> list[str]:
-            return [label_of(labels, spec) for spec in self.catalog.triggers(kind)]
-
-        out: list[dict[str, Any]] = []
-        for name in CRON_TRIGGERS:
-            if not enabled:
-                nxt = None
-            else:
-                nxt = self.next_fire(name) if running else next_boundary(name, now)
-            out.append({"name": name, "functions": functions(name), "next_fire": nxt, "last": last(name)})
-        if not enabled:
-            next_pass = None
-        else:
-            next_pass = self.next_fire(PASS) if running else self._stored_next_pass(self.store.now())
-        last_pass = last(PASS)
-        every = list(dict.fromkeys(label for kind in DATABASE_TRIGGERS for label in functions(kind)))
-        out.append({"name": PASS, "functions": every, "next_fire": next_pass, "last": last_pass})
-        for kind in DATABASE_TRIGGERS:
-            out.append({"name": kind, "functions": functions(kind), "next_fire": next_pass, "last": last_pass})
-        return out
-
-    def _stored_next_pass(self, now: float) -> float | None:
-        """When the next database pass is due, as a process that does not run triggers sees it:
-        one interval after the end of the last pass or the start of the oldest live engine,
-        whichever is later; None when a pass runs now or no engine will run one."""
-        last_end: float | None = None
-        for firing in self.store.list_firings(trigger=PASS, limit=20):
-            if firing.status == "running":
-                return None
-            if firing.status != "skipped" and firing.ended is not None:
-                last_end = firing.ended
-                break
-        alive = [lease.started for lease in self.store.engines() if lease.expires >= now]
-        if alive:
-            basis = min(alive) if last_end is None else max(last_end, min(alive))
-            return basis + self.interval
-        return None if last_end is None else last_end + self.interval
 
     def prune(self, now: float | None = None) -> int:
         """Forget finished firings older than ``history_days``."""

@@ -23,14 +23,13 @@ from hypothesis import strategies as st
 
 from kzconsole.engine import csvio
 from kzconsole.engine.csvio import (
-    CsvRowWriter,
     InputCheck,
     InputFormatError,
     check_input,
-    csv_text,
-    iter_records,
     sniff_format,
 )
+from kzconsole.engine.csvout import CsvRowWriter, csv_text
+from kzconsole.engine.records import iter_records
 
 # ------------------------------------------------------------------------------------------
 # helpers

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from kzconsole.engine import JobControl, JobProgressed, JobStatus
-from tests.conftest import read_csv, write_csv, output_csv, log_text
+from tests.conftest import write_csv, output_csv, log_text
 
 CASES_PLUGIN = '''
 import sys

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kzconsole.engine import Engine, InvalidJobState, JobChanged, JobStatus
-from tests.conftest import make_settings, read_csv, write_csv, output_csv
+from tests.conftest import make_settings, write_csv, output_csv
 
 GATED = '''
 import threading
@@ -89,10 +89,8 @@ def test_a_start_from_another_process_is_noticed(engine_factory, tmp_path, gated
     other = Engine(make_settings(tmp_path, plugin_dir.path))
     try:
         job = other.add_job("g", "quick", input=gated)
-        t0 = time.monotonic()
-        other.start_job(job.id)
-        finished.wait(job.id, timeout=10)
-        assert time.monotonic() - t0 < 2.0  # picked up within the poll interval (0.2 s), plus the run
+        other.start_job(job.id)  # nothing in this process tells the engine: the changes feed does
+        finished.wait(job.id)
     finally:
         other.close()
 

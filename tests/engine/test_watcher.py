@@ -244,16 +244,18 @@ def test_a_directory_moved_away_unloads_and_coming_back_reloads(watched, tmp_pat
     w.wait(lambda: w.description() == "version v2", "the folder coming back")
 
 
-def test_stop_is_quick_and_clean(tmp_path):
+def test_stop_ends_the_thread(tmp_path):
     directory = tmp_path / "p"
     directory.mkdir()
+    before = set(threading.enumerate())
     watcher = PluginWatcher(Loader(Catalog()), [directory])
     watcher.start()
     assert watcher.watching.wait(TIMEOUT)
-    started = time.monotonic()
-    watcher.stop()
-    assert time.monotonic() - started < 1.0
-    assert not watcher.running
+    (thread,) = set(threading.enumerate()) - before
+    # The stop event interrupts watchfiles' wait: the thread ends, it is not left behind (how
+    # soon is bench/bench_reload.py's business, not a test's).
+    watcher.stop(timeout=TIMEOUT)
+    assert not thread.is_alive() and not watcher.running
 
 
 # --- with an engine: running jobs keep their code --------------------------------------------

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import types
 from argparse import Namespace
-from pathlib import Path
 
 from kzconsole.demo import demo_database_names, run_demo
 from kzconsole.engine.databases import classify

@@ -10,7 +10,7 @@ import pytest
 from kzconsole.engine import Engine, JobStatus
 from kzconsole.engine.clock import FakeClock
 from kzconsole.engine.models import PUBLIC_JOB_KEYS
-from tests.conftest import make_settings, read_csv, output_csv
+from tests.conftest import make_settings, output_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 DAY = 86400

@@ -11,7 +11,7 @@ import pytest
 from kzconsole.engine import Engine, JobRejected, JobStatus
 from kzconsole.engine.clock import Clock
 from kzconsole.engine import JobControl
-from tests.conftest import make_settings, read_csv, write_csv, output_csv
+from tests.conftest import make_settings, write_csv, output_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from kzconsole.engine import Engine, JobStatus
+from kzconsole.engine import JobStatus
 from tests.reliability.conftest import Site, wait_until
 
 PLUGIN = '''

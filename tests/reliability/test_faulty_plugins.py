@@ -16,7 +16,7 @@ import time
 import pytest
 
 from kzconsole.engine import JobProgressed, JobRejected, JobStatus
-from tests.conftest import read_csv, write_csv, output_csv, log_text
+from tests.conftest import write_csv, output_csv, log_text
 from tests.reliability.conftest import Finished, wait_until
 
 FAULTY = '''
@@ -364,9 +364,10 @@ def test_leaked_threads_do_not_hold_the_engine(started, tmp_path):
     assert final.status is JobStatus.SUCCESS
     assert all(t.is_alive() for t in mod["LEAKED"])
     assert_engine_healthy(engine, finished, tmp_path)
-    began = time.monotonic()
     assert engine.stop(timeout=5) == []
-    assert time.monotonic() - began < 2
+    # The leaked threads wait for LEAK_GATE, which only this test sets: stop() returned while they
+    # live, so it did not wait for them.
+    assert all(t.is_alive() for t in mod["LEAKED"])
 
 
 # ----------------------------------------------------------------- through the command line
@@ -386,10 +387,10 @@ def print_(ctx, it, row):
     ctx.log.info("log line %s", row["n"])
     return None
 
-@task("p", "leak", description="Leaks threads that live for a minute", mandatory=["n"])
+@task("p", "leak", description="Leaks threads that never end", mandatory=["n"])
 def leak(ctx, it, row):
-    threading.Thread(target=threading.Event().wait, args=(60,)).start()  # daemon, like its creator
-    threading.Thread(target=threading.Event().wait, args=(60,), daemon=False).start()
+    threading.Thread(target=threading.Event().wait).start()  # daemon, like its creator
+    threading.Thread(target=threading.Event().wait, daemon=False).start()
     return None
 '''
 
@@ -418,10 +419,9 @@ def test_cli_json_stays_valid_when_a_plugin_prints(site, tmp_path):
 def test_cli_exits_although_a_plugin_leaked_a_thread(site, tmp_path):
     site.plugin("p.py", CLI_PLUGIN)
     src = write_csv(tmp_path / "in.csv", [["n"], ["1"]])
-    began = time.monotonic()
+    # The leaked threads never end: the command ends at all only if it does not wait for them.
     proc = site.cli("tasks", "add", "p", "leak", "--input", str(src), "--run", "--json", timeout=50)
     assert json.loads(proc.stdout)["status"] == "success"
-    assert time.monotonic() - began < 20, "the command waited for the plugin's thread"
     assert b"a plugin left a thread running" in proc.stderr
 
 
@@ -434,6 +434,5 @@ def test_engine_stops_although_a_plugin_leaked_a_thread(site, engines, tmp_path)
     site.cli("tasks", "start", job["id"])
     wait_until(lambda: site.cli_json("tasks", "show", job["id"])["status"] == "success",
                what="the job to succeed")
-    began = time.monotonic()
+    # The leaked threads never end: the engine exits at all only if it does not wait for them.
     assert engine.terminate(timeout=20) == 0, engine.log()
-    assert time.monotonic() - began < 15, "the engine waited for the plugin's thread"

@@ -220,17 +220,19 @@ def test_resume_after_the_fallback_keeps_every_row_once(engine_factory, plugin_d
 # ---------------------------------------------------------------------------------- the store
 
 
-def hold_write_lock(db: Path, seconds: float) -> subprocess.Popen:
-    """Another process holding the store's write lock (BEGIN IMMEDIATE) for ``seconds``."""
+def hold_write_lock(db: Path, seconds: float | None) -> subprocess.Popen:
+    """Another process holding the store's write lock (BEGIN IMMEDIATE) for ``seconds``, or (None)
+    until a line is written to its stdin."""
+    wait = "sys.stdin.readline()" if seconds is None else f"time.sleep({seconds})"
     code = (
         "import sqlite3, sys, time\n"
         f"c = sqlite3.connect({str(db)!r}, isolation_level=None)\n"
         "c.execute('BEGIN IMMEDIATE')\n"
         "print('locked', flush=True)\n"
-        f"time.sleep({seconds})\n"
+        f"{wait}\n"
         "c.execute('COMMIT')\n"
     )
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stdin=subprocess.PIPE)
     assert proc.stdout.readline() == b"locked\n"
     return proc
 
@@ -240,19 +242,27 @@ def locked_store_commands(tmp_path: Path, seconds: float) -> None:
     site.plugin("s.py", PLUGIN)
     src = write_csv(tmp_path / "in.csv", [["n"], ["1"]])
     site.cli("tasks", "list")  # creates the store
-    locker = hold_write_lock(site.data / "kzconsole.db", seconds)
+    locker = hold_write_lock(site.data / "kzconsole.db", None)  # held until we say
     try:
-        began = time.monotonic()
-        # Reading is not blocked by a writer (WAL).
+        # Reading is not blocked by a writer (WAL): the listing ends while the lock is held.
         assert site.cli_json("tasks", "list") == []
-        assert time.monotonic() - began < seconds
-        add = site.cli("tasks", "add", "s", "copy", "--input", str(src), "--json")
-        waited = time.monotonic() - began
-        assert waited >= seconds * 0.8, "the add did not wait for the lock"
+        add = subprocess.Popen(site.argv("tasks", "add", "s", "copy", "--input", str(src), "--json"),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=site.env, cwd=site.root)
+        try:
+            add.wait(seconds)  # it cannot end while the lock is held, however long that is
+        except subprocess.TimeoutExpired:
+            pass
+        assert add.poll() is None, "the add did not wait for the lock"
+        locker.stdin.write(b"release\n")
+        locker.stdin.close()
+        out, err = add.communicate(timeout=120)
     finally:
-        locker.wait(seconds + 30)
-    assert b"locked" not in add.stderr.lower() and add.stderr == b""
-    job_id = __import__("json").loads(add.stdout)["id"]
+        if locker.poll() is None and not locker.stdin.closed:
+            locker.stdin.close()
+        locker.wait(30)
+    assert add.returncode == 0, err
+    assert b"locked" not in err.lower() and err == b""
+    job_id = __import__("json").loads(out)["id"]
     assert site.cli_json("tasks", "show", job_id)["status"] == "pending"
 
 

@@ -49,7 +49,6 @@ from kzconsole.engine.store.base import (
     Store,
     StoreChange,
     StoreError,
-    check_kind,
 )
 from kzconsole.engine.store.query import (
     Dialect,
@@ -781,7 +780,7 @@ class SQLiteStore(Store):
         # same database), the record, and the next job's claim. Three commits fewer per job.
         statement = self._update_statement(job_id, changes, expect)
         for kind in appends or {}:
-            self.files.path(job_id, kind)
+            self.files.check(job_id, kind)
         claiming = self._claim_statement(**claim_next) if claim_next else None
         written: set[str] = set()
 
@@ -913,7 +912,7 @@ class SQLiteStore(Store):
         claim: int | None = None,
         sync: bool = False,
     ) -> int:
-        self.files.path(job_id, kind)  # a bad kind or id fails before the transaction
+        self.files.check(job_id, kind)  # a bad kind or id fails before the transaction
         written: list[int] = []  # set once the bytes are in: a retried transaction must not append twice
 
         def append(conn: sqlite3.Connection) -> int:
