@@ -65,6 +65,7 @@ class EngineBridge:
         self._fired = 0
         self._store_changed = False
         self._store_ids: set[str] | None = set()  # None: changes whose jobs are unknown
+        self._store_kinds: set[str] = set()
         self._catalog_changed = False
         self._engine_logged = 0
 
@@ -113,11 +114,11 @@ class EngineBridge:
                 self._live.pop(event.job_id, None)
             elif isinstance(event, StoreChanged):
                 self._store_changed = True
-                ids = getattr(event, "job_ids", None)
-                if ids is None or self._store_ids is None:
-                    self._store_ids = None
+                self._store_kinds.update(event.kinds)
+                if "reset" in event.kinds or self._store_ids is None:
+                    self._store_ids = None  # could not be told apart: re-read everything
                 else:
-                    self._store_ids.update(ids)
+                    self._store_ids.update(event.job_ids)
             elif isinstance(event, CatalogChanged):
                 self._catalog_changed = True
             elif isinstance(event, TriggerFired):
@@ -148,6 +149,7 @@ class EngineBridge:
                 fired=self._fired,
                 store_changed=self._store_changed,
                 store_job_ids=None if self._store_ids is None else frozenset(self._store_ids),
+                store_kinds=frozenset(self._store_kinds),
                 catalog_changed=self._catalog_changed,
                 engine_logged=self._engine_logged,
             )

@@ -32,6 +32,7 @@ class EngineBatch:
     fired: int = 0  # trigger firings recorded (the Triggers view re-reads the schedule)
     store_changed: bool = False  # another process changed the store: re-read what you show
     store_job_ids: frozenset[str] | None = frozenset()  # the jobs it changed (None: unknown, any)
+    store_kinds: frozenset[str] = frozenset()  # what it changed: job, deleted, log, firing, engine, plugin
     catalog_changed: bool = False
     engine_logged: int = 0  # engine log records recorded (read them with bridge.log_since)
 

@@ -273,7 +273,8 @@ class TriggersScreen(ConsoleScreen):
 
     def on_engine_updated(self, message: EngineUpdated) -> None:
         batch = message.batch
-        if batch.fired or batch.catalog_changed:
+        # A firing recorded here or by another engine on the store, or a plugin (un)loaded.
+        if batch.fired or batch.catalog_changed or {"firing", "reset"} & batch.store_kinds:
             self.refresh_schedule()
 
     # ------------------------------------------------------------------ data
@@ -565,7 +566,7 @@ class TriggerHistoryModal(ModalScreen[None]):
         self._reload()
 
     def on_engine_updated(self, message: EngineUpdated) -> None:
-        if message.batch.fired:
+        if message.batch.fired or {"firing", "reset"} & message.batch.store_kinds:
             self._reload()
 
     def _reload(self) -> None:
