@@ -395,6 +395,8 @@ class CsvTable(ScrollView, can_focus=True):
 
     def action_column(self, step: int) -> None:
         header = self.data.header or []
+        if step > 0 and not self.hidden_columns()[1]:
+            return  # the last column is already on screen
         column = max(0, min(max(0, len(header) - 1), self.column + step))
         if column != self.column:
             self.column = column
@@ -405,7 +407,13 @@ class CsvTable(ScrollView, can_focus=True):
         self.action_column(-self.column)
 
     def action_last_column(self) -> None:
-        self.action_column(len(self.data.header or []))
+        """Scroll right until the last column is on screen."""
+        for _ in range(len(self.data.header or [])):
+            if not self.hidden_columns()[1]:
+                break
+            self.column += 1
+            self._layout_key = None
+        self.refresh()
 
     def action_open_row(self) -> None:
         if self.index_at(self.cursor) is not None:
@@ -421,16 +429,27 @@ class CsvTable(ScrollView, can_focus=True):
 
     # ---------------------------------------------------------------- layout
 
-    def _layout(self) -> list[int]:
-        """Widths of the data columns from ``self.column`` on, fitted to the header and the rows
-        on screen; the last one that fits takes what is left of the line."""
+    def order(self) -> list[int]:
+        """The data columns in display order: with only the failed rows, their error comes first."""
+        header = self.data.header or []
+        columns = list(range(len(header)))
+        error = self.data.error_col
+        if self.failed_only and error is not None:
+            columns.remove(error)
+            columns.insert(0, error)
+        return columns
+
+    def _layout(self) -> list[tuple[int, int]]:
+        """(column, width) for the columns shown, from ``self.column`` on in display order, fitted
+        to the header and the rows on screen; when every one fits, the last takes what is left of
+        the line; when not, the last one is cut at the edge."""
         top = int(self.scroll_offset.y)
         key = (top, self.size.width, self.column, self.failed_only, self.row_count, len(self.data.header or ()))
         if key == self._layout_key:
             return self._widths
         header = self.data.header or []
-        columns = range(self.column, len(header))
-        widths = {c: max(MIN_WIDTH, cell_len(header[c])) for c in columns}
+        columns = self.order()[self.column:]
+        widths = {c: max(MIN_WIDTH, cell_len(header[c]) + 2) for c in columns}  # + room for an arrow
         for position in range(top, min(self.row_count, top + self._page)):
             index = self.index_at(position)
             if index is None:
@@ -440,22 +459,29 @@ class CsvTable(ScrollView, can_focus=True):
                 if c < len(row):
                     widths[c] = max(widths[c], cell_len(cell_text(row[c])))
         room = self.size.width - self._number_width() - 1
-        out: list[int] = []
-        for c in columns:
+        out: list[tuple[int, int]] = []
+        for n, c in enumerate(columns):
             want = widths[c]
-            capped = min(want, MAX_WIDTH)
+            # The error of a failed row may take the whole line: it is what the operator reads.
+            cap = room if (self.failed_only and n == 0 and c == self.data.error_col) else MAX_WIDTH
+            capped = min(want, cap)
             if capped + 1 > room:
-                out.append(max(MIN_WIDTH, room - 1))  # the last one, cut at the edge
+                out.append((c, max(MIN_WIDTH, room - 1)))
                 break
-            out.append(capped)
+            out.append((c, capped))
             room -= capped + 1
         if out and len(out) == len(columns) and room > 0:
-            # Every column fits: the last one may take the room left (the error, in an output).
-            last = columns[-1]
-            out[-1] = min(widths[last], out[-1] + room)
+            last, w = out[-1]
+            out[-1] = (last, min(widths[last], w + room))
         self._layout_key = key
         self._widths = out
         return out
+
+    def hidden_columns(self) -> tuple[int, int]:
+        """How many columns are left of the screen and right of it."""
+        total = len(self.data.header or [])
+        shown = len(self._layout())
+        return self.column, max(0, total - self.column - shown)
 
     # ---------------------------------------------------------------- paint
 
@@ -469,11 +495,18 @@ class CsvTable(ScrollView, can_focus=True):
             if y == 0:
                 return self._note(data.problem or self.empty_note, width)
             return Strip.blank(width, self.rich_style)
-        widths = self._layout()
+        layout = self._layout()
         if y == 0:
             style = self.rich_style + self.get_component_rich_style("csv-table--header")
-            head = data.header[self.column:self.column + len(widths)]
-            return self._strip("#", head, widths, style, None, width)
+            left, right = self.hidden_columns()
+            g = glyphs.G
+            titles = [data.header[c] for c, _ in layout]
+            if right and titles:
+                # More columns to the right: say so where they would be (right arrow moves there).
+                c, w = layout[-1]
+                titles[-1] = crop(titles[-1], max(0, w - 2)).ljust(max(0, w - 2)) + " " + g.more_right
+            number = (g.more_left + "#") if left else "#"
+            return self._strip(number, titles, [w for _, w in layout], style, None, width)
         position = int(self.scroll_offset.y) + y - 1
         index = self.index_at(position)
         if index is None:
@@ -490,9 +523,9 @@ class CsvTable(ScrollView, can_focus=True):
         style = self.rich_style
         if position == self.cursor:
             style = style + self.get_component_rich_style("csv-table--cursor")
-        cells = row[self.column:self.column + len(widths)]
-        error_at = data.error_col - self.column if data.error_col is not None else None
-        return self._strip(str(index + 1), cells, widths, style, error_at, width)
+        cells = [row[c] if c < len(row) else "" for c, _ in layout]
+        error_at = next((n for n, (c, _) in enumerate(layout) if c == data.error_col), None)
+        return self._strip(str(index + 1), cells, [w for _, w in layout], style, error_at, width)
 
     def _strip(self, number: str, cells: Sequence[str], widths: Sequence[int], style: Style,
                error_at: int | None, width: int) -> Strip:

@@ -43,14 +43,16 @@ class Glyphs:
     arrow: str  # "and then", in breadcrumbs
     sort_up: str
     sort_down: str
+    more_left: str  # columns hidden to the left
+    more_right: str  # columns hidden to the right
 
 
 UNICODE = Glyphs(ok="✔", failed="✖", partial="◐", queued="◷", pending="·", executing="▶", stopped="■",
                  warning="⚠", newline="⏎", ellipsis="…", engine_on="●", bar_done="█", bar_failed="█",
-                 bar_todo="░", marked="●", arrow="›", sort_up="▲", sort_down="▼")
+                 bar_todo="░", marked="●", arrow="›", sort_up="▲", sort_down="▼", more_left="←", more_right="→")
 ASCII = Glyphs(ok="+", failed="x", partial="~", queued="o", pending=".", executing=">", stopped="#",
                warning="!", newline="|", ellipsis="~", engine_on="*", bar_done="=", bar_failed="x",
-               bar_todo=".", marked="*", arrow=">", sort_up="^", sort_down="v")
+               bar_todo=".", marked="*", arrow=">", sort_up="^", sort_down="v", more_left="<", more_right=">")
 
 G: Glyphs = UNICODE
 

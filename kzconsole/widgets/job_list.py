@@ -80,8 +80,8 @@ def counts_title() -> str:
 COLUMNS: tuple[Column, ...] = (
     Column("id", "ID", 8, 100, sort_key="I"),
     Column("status", "STATUS", 11, 90, sort_key="S"),
-    Column("task", "TASK", 12, 80, grow=18, sort_key="T"),
-    Column("bar", "PROGRESS", 14, 70, sort_key="P"),
+    Column("task", "TASK", 17, 80, grow=13, sort_key="T"),
+    Column("bar", "PROGRESS", 10, 70, grow=4, sort_key="P"),
     Column("counts", "", 17, 60, sort_key="X"),
     Column("duration", "TIME", 7, 50, right=True, sort_key="D"),
     Column("rate", "RATE", 7, 40, right=True, sort_key="R"),
@@ -96,7 +96,7 @@ def layout_columns(width: int) -> list[tuple[Column, int]]:
     """The columns that fit in ``width`` (one space between them, the mark cell first), in display
     order, with widths."""
     chosen: list[Column] = []
-    used = MARK_WIDTH - 1
+    used = MARK_WIDTH
     for col in sorted(COLUMNS, key=lambda c: -c.priority):
         if used + 1 + col.width <= width:
             chosen.append(col)

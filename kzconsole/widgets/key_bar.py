@@ -14,20 +14,16 @@ from typing import Any
 from rich.text import Text
 from textual.binding import Binding
 
+from kzconsole.widgets import glyphs
 from kzconsole.widgets.lines import Lines
 
 HELP_KEY = "question_mark"
 
 
 def key_label(app: Any, binding: Binding) -> str:
-    display = binding.key_display or app.get_key_display(binding)
-    return {"enter": "⏎" if not _ascii() else "enter"}.get(display.lower(), display)
-
-
-def _ascii() -> bool:
-    from kzconsole.widgets import glyphs
-
-    return glyphs.ascii_mode()
+    if binding.key == "enter":
+        return "enter" if glyphs.ascii_mode() else "⏎"
+    return binding.key_display or app.get_key_display(binding)
 
 
 def own_actions(node: Any) -> set[str]:
