@@ -29,7 +29,7 @@ from typing import Any, Callable, Iterable
 from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider, SearchIcon
 from textual.driver import Driver
 from textual.reactive import var
 from textual.screen import ModalScreen, Screen
@@ -171,6 +171,14 @@ class ConsoleCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
+class ConsolePalette(CommandPalette):
+    """Textual's command palette, with a search prompt every terminal can draw (its magnifying
+    glass emoji is missing from the Linux console's font)."""
+
+    def on_mount(self) -> None:
+        self.query_one(SearchIcon).icon = ">"
+
+
 def _ascii_driver(base: type[Driver]) -> type[Driver]:
     class AsciiDriver(base):  # type: ignore[valid-type, misc]
         """Writes plain ASCII: the terminal's locale is not UTF-8 (or ``--ascii``)."""
@@ -241,7 +249,7 @@ class KzConsoleApp(JobActions, App[int]):
         self._message_serial = 0
         self._message_timer: Timer | None = None
         self._elsewhere = 0  # jobs executing in the store that this engine does not run
-        self._elsewhere_read = -1.0
+        self._elsewhere_read: float | None = None
         self.engine_summary = self._summary()
 
     def get_driver_class(self) -> type[Driver]:
@@ -254,6 +262,8 @@ class KzConsoleApp(JobActions, App[int]):
         if self._initial_theme:
             self.theme = self._initial_theme
         self.bridge.attach()
+        self._count_elsewhere(True)
+        self.engine_summary = self._summary()
         hz = max(1, int(getattr(getattr(self.settings, "console", None), "refresh_hz", 10) or 10))
         self.set_interval(1 / hz, self._drain)
         if self.start_engine:
@@ -311,7 +321,8 @@ class KzConsoleApp(JobActions, App[int]):
         # The store's count of executing jobs, read when jobs changed (at most once a second) or
         # every ten seconds (a job can end in a process that died without telling anyone).
         now = self.clock.monotonic()
-        if not (touched and now - self._elsewhere_read >= 1.0) and now - self._elsewhere_read < 10.0:
+        last = self._elsewhere_read
+        if last is not None and not (touched and now - last >= 1.0) and now - last < 10.0:
             return
         self._elsewhere_read = now
         try:
@@ -456,6 +467,10 @@ class KzConsoleApp(JobActions, App[int]):
             ),
             answered,
         )
+
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(ConsolePalette(id="--command-palette"))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):

@@ -26,6 +26,7 @@ from kzconsole.screens.confirm import ConfirmModal
 from kzconsole.screens.job_actions import open_stream
 from kzconsole.widgets import glyphs
 from kzconsole.widgets.csv_table import CsvData, CsvTable, cell_text
+from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
 from kzconsole.widgets.message_line import MessageLine
 from kzconsole.widgets.path_input import PathInput
@@ -79,7 +80,7 @@ class CsvViewScreen(ConsoleScreen):
         yield Lines("", id="about")
         yield CsvTable(self.data, empty_note="(empty)")
         yield MessageLine()
-        yield Footer(compact=True, show_command_palette=False)
+        yield KeyBar()
 
     def on_mount(self) -> None:
         self.query_one(CsvTable).focus()

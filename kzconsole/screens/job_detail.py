@@ -67,8 +67,8 @@ class JobDetailScreen(ConsoleScreen):
         Binding("w", "save", "Save", tooltip="save a copy of the output to a file"),
         Binding("i", "input", "Input", tooltip="view the stored input"),
         Binding("o", "output", "Output", show=False, tooltip="the output tab"),
-        Binding("plus", "pause(1)", "Pause +", key_display="+", tooltip="longer pause after each row"),
-        Binding("minus", "pause(-1)", "Pause -", key_display="-", tooltip="shorter pause after each row"),
+        Binding("plus", "pause(1)", "Slower", key_display="+", tooltip="longer pause after each row"),
+        Binding("minus", "pause(-1)", "Faster", key_display="-", tooltip="shorter pause after each row"),
     ]
 
     def __init__(self, job: JobRecord) -> None:

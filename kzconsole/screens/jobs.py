@@ -91,8 +91,8 @@ class JobsScreen(ConsoleScreen):
         Binding("i", "input", "Input", tooltip="view the stored input as a table"),
         Binding("slash", "filter", "Filter", key_display="/", tooltip="filter: a status, task:, account:, id:, file:, /regex/, any text; ! first inverts"),
         *_sort_bindings(),
-        Binding("plus", "pause(1)", "Pause +", key_display="+", tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"),
-        Binding("minus", "pause(-1)", "Pause -", key_display="-", tooltip="shorter pause after each row"),
+        Binding("plus", "pause(1)", "Slower", key_display="+", tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"),
+        Binding("minus", "pause(-1)", "Faster", key_display="-", tooltip="shorter pause after each row"),
         Binding("escape", "clear", "Clear filter", show=False, tooltip="clear the filter; then the marks"),
         Binding("q", "app.back", "Quit", tooltip="quit the console (asks first while jobs run here)"),
     ]

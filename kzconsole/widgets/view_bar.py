@@ -43,25 +43,33 @@ class ViewBar(Lines):
             self.detail = detail
             self.update()
 
-    def content_for(self, width: int) -> Text:
-        compact = width < 90
+    def _left(self, width: int, labels: int | None) -> Text:
+        """The brand, the views (inactive ones' labels cut to ``labels`` characters, or left out
+        when 0; None: in full) and the breadcrumb."""
         left = Text(no_wrap=True, overflow="crop")
-        left.append(" kz " if compact else " kzconsole ", self.get_component_rich_style("view-bar--brand"))
+        left.append(" kz " if width < 90 else " kzconsole ", self.get_component_rich_style("view-bar--brand"))
         for key, mode, label in VIEWS:
-            shown = label if not compact or mode == self.active else label[:3]
             if mode == self.active:
-                left.append(f" {key} {shown} ", self.get_component_rich_style("view-bar--active"))
-            else:
-                left.append(f" {key}", self.get_component_rich_style("view-bar--key"))
-                left.append(f" {shown} ")
+                left.append(f" {key} {label} ", self.get_component_rich_style("view-bar--active"))
+                continue
+            left.append(f" {key}", self.get_component_rich_style("view-bar--key"))
+            shown = label if labels is None else label[:labels]
+            left.append(f" {shown} " if shown else " ")
         if self.detail:
             left.append(f" {self.detail}")
+        return left
+
+    def content_for(self, width: int) -> Text:
         status, warn = getattr(self.app, "engine_summary", ("", False))
-        if not status:
-            return left
-        # The engine's state always shows in full; what is on the left gives way.
-        right = Text(f" {status} ", style=self.get_component_rich_style("view-bar--warn" if warn else "view-bar--status"))
+        right = Text(f" {status} " if status else "",
+                     style=self.get_component_rich_style("view-bar--warn" if warn else "view-bar--status"))
         room = max(0, width - right.cell_len)
+        # The engine's state and where the operator is always show in full: the other views'
+        # labels give way first (their number keys stay).
+        for labels in (None, 3, 0):
+            left = self._left(width, labels)
+            if left.cell_len <= room:
+                break
         if left.cell_len > room:
             left.truncate(room)
         left.append(" " * (room - left.cell_len))
