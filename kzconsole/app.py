@@ -245,6 +245,7 @@ class KzConsoleApp(JobActions, App[int]):
         self._initial_theme = theme
         self._notified: set[str] = set()
         self.history = History()
+        self._arriving: Place | None = None
         self.message_log: deque[ConsoleMessage] = deque(maxlen=200)  # the latest messages, newest last
         self._message_serial = 0
         self._message_timer: Timer | None = None
@@ -360,6 +361,10 @@ class KzConsoleApp(JobActions, App[int]):
         for screen in self.visible_screens():
             screen.post_message(EngineUpdated(batch))
 
+    def already_told(self, job: JobRecord) -> None:
+        """The operator was told this job ended (their own action said so): no second message."""
+        self._notified.add(f"{job.id}:{job.status.value}")
+
     def _notify_finished(self, job: JobRecord) -> None:
         key = f"{job.id}:{job.status.value}"
         if key in self._notified:
@@ -406,7 +411,13 @@ class KzConsoleApp(JobActions, App[int]):
     # ------------------------------------------------------------ navigation
 
     def visited(self, screen: ConsoleScreen) -> None:
-        self.history.visit(screen.place())
+        place = screen.place()
+        if self._arriving is not None:
+            # On the way to a place of the history: the screens shown on the way are not visits.
+            if place == self._arriving:
+                self._arriving = None
+            return
+        self.history.visit(place)
 
     def action_history(self, step: int) -> None:
         if isinstance(self.screen, ModalScreen):
@@ -419,16 +430,26 @@ class KzConsoleApp(JobActions, App[int]):
         self._go(place)
 
     def _go(self, place: Place) -> None:
+        self._arriving = place
+        self.set_timer(1.0, partial(self._arrived, place))  # in case it is never shown (a deleted job)
         kind = place[0]
         mode = place[1] if kind == "view" else "jobs"
         if self.current_mode != mode:
             self.switch_mode(mode)
+        current = self.screen
+        if isinstance(current, ConsoleScreen) and current.place() == place:
+            self._arriving = None
+            return  # already there (the job view kept in the jobs view, say)
         while len(self.screen_stack) > 1:
             self.pop_screen()
         if kind == "job":
             self.open_job(place[1])
         elif kind == "file":
             self.view_file(place[1], place[2])
+
+    def _arrived(self, place: Place) -> None:
+        if self._arriving == place:
+            self._arriving = None
 
     def action_view(self, mode: str) -> None:
         if mode not in self.MODES:

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -184,15 +183,18 @@ class RowModal(ModalScreen[None]):
         box.border_title = f"{self.title_text}: row {index + 1:,} ({self.position + 1:,} of {table.row_count:,} {of})"
         header = data.header or []
         row = data.row(index)
-        grid = Table.grid(padding=(0, 2))
-        grid.add_column(style="bold", no_wrap=True)
-        grid.add_column(overflow="fold")
+        # Each column's name, then its value in full, wrapped to the width (a Rich table cut long
+        # values here).
+        text = Text()
         for i in range(max(len(header), len(row))):
             name = header[i] if i < len(header) else f"(column {i + 1})"
             value = row[i] if i < len(row) else ""
-            style = "bold red" if i == data.error_col and value else ""
-            grid.add_row(name, Text(value if value else "(empty)", style=style or ("dim" if not value else "")))
-        self.query_one("#row", Static).update(grid)
+            text.append(f"{name}\n", style="bold")
+            if not value:
+                text.append("(empty)\n", style="dim")
+            else:
+                text.append(value + "\n", style="bold red" if i == data.error_col else "")
+        self.query_one("#row", Static).update(text)
         box.scroll_home(animate=False)
 
     def action_step(self, step: int) -> None:

@@ -160,6 +160,8 @@ class JobActions:
         except EngineError as exc:
             self.notify(str(exc), title="cannot stop", severity="error")
             return None
+        if updated.status is JobStatus.STOPPED:
+            self.already_told(updated)  # stopped at once: this message says it all
         verb = "stopped" if updated.status is JobStatus.STOPPED else "stopping before its next row"
         log.info("job %s %s stop asked by the operator", job.id, job.task_name)
         self.notify(f"job {job.id[:8]} {verb}")

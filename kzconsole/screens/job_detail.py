@@ -42,10 +42,6 @@ _STATUS_STYLE = {
 }
 
 
-def plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
 class JobDetailScreen(ConsoleScreen):
     VIEW_NAME = "Job"
 
@@ -102,6 +98,7 @@ class JobDetailScreen(ConsoleScreen):
 
     def on_mount(self) -> None:
         self.watch(self.query_one(CsvTable), "follow", lambda _follow: self._label_tabs(), init=False)
+        self.query_one(LogTail).focus()  # the log tab shows first: its keys (g, G, scrolling) work at once
         self._show()
         self._poll_log()
         self._read_output(force=True)
@@ -155,7 +152,7 @@ class JobDetailScreen(ConsoleScreen):
         table.add_row("created", fmt.full_time(job.created), "started", fmt.full_time(job.start_timestamp))
         ended = fmt.full_time(job.end_timestamp)
         table.add_row("ended", ended, "time", fmt.duration(fmt.job_elapsed(job, now)))
-        table.add_row("node", job.node or "-", "output", plural(job.output_rows, "row"))
+        table.add_row("node", job.node or "-", "output", fmt.plural(job.output_rows, "row"))
         if self._wait_reason:
             table.add_row("waiting", Text(self._wait_reason, style="bold"), "", "")
         if job.error:
@@ -208,7 +205,7 @@ class JobDetailScreen(ConsoleScreen):
         log = self.query_one(LogTail)
         label = "Log (l)"
         if log.dropped:
-            label += f" {glyphs.G.arrow} the last {plural(log.keep, 'line')} of {log.lines_read:,}"
+            label += f" {glyphs.G.arrow} the last {fmt.plural(log.keep, 'line')} of {log.lines_read:,}"
         tabs.get_tab("log").label = label
         table = self.query_one(CsvTable)
         out = "Output (t)"

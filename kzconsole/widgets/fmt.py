@@ -62,6 +62,11 @@ def compact_number(n: int | float | None) -> str:
     return f"{a // 1_000_000_000}G"
 
 
+def plural(n: int, word: str) -> str:
+    """``1 row``, ``2 rows``, ``1,000 rows``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
 def grouped(n: int | None) -> str:
     return "-" if n is None else f"{n:,}"
 

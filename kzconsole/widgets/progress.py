@@ -58,7 +58,8 @@ class JobProgress(Lines):
             else:
                 parts.append(("STOPPING before the next row", 10))
         parts += [(f"{g.ok} {success:,} ok", 9), (f"{g.failed} {failure:,} failed", 9)]
-        parts.append((f"{done:,} of {total:,} rows" if total is not None else f"{done:,} calls (no input)", 8))
+        parts.append((f"{done:,} of {fmt.plural(total, 'row')}" if total is not None
+                      else f"{fmt.plural(done, 'call')} (no input)", 8))
         rate = fmt.job_rate(job, self.live, self.now)
         running = state in ("executing", "stopping")
         if running and total and rate:

@@ -83,7 +83,7 @@ async def test_the_modal_shows_what_is_wrong_before_creating_and_creates_nothing
         await wait_for(pilot, lambda: modal.task_info is not None, what="the task pre-filled")
         modal.query_one("#file").value = str(bad)
         await wait_for(pilot, lambda: "missing mandatory column(s): col2" in screen_text(app))
-        assert "other" in screen_text(app)  # the preview shows the file as it is
+        await wait_for(pilot, lambda: "other" in screen_text(app), what="the preview")  # the file as it is
         modal.query_one("#file").value = str(empty_values)
         await wait_for(pilot, lambda: "empty mandatory value(s) on line(s) 3, 4" in screen_text(app))
         await pilot.press("ctrl+n")  # create anyway: the engine rejects it, the modal says why
