@@ -15,7 +15,6 @@ running jobs, and the engine's recent log records (the Logs view reads them with
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
 from typing import Callable
 
@@ -41,19 +40,17 @@ LogRecord = tuple[float, str, str, str]  # (created, level, logger, message)
 
 
 class EngineBridge:
-    def __init__(self, engine: Engine, *, monotonic: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._unsubscribe: Callable[[], None] | None = None
         self._reset()
-        # Survive drains: the latest counts of jobs still running, with when they arrived, so a
-        # screen shown later paints live numbers at once instead of waiting for the next event.
-        self._live: dict[str, tuple[JobProgressed, float]] = {}
+        # Survive drains: the latest counts of jobs still running, so a screen shown later paints
+        # live numbers at once instead of waiting for the next event.
+        self._live: dict[str, JobProgressed] = {}
         self._log: deque[tuple[int, LogRecord]] = deque(maxlen=LOG_RECORDS)
         self._log_seq = 0
         self._executing: set[str] = set()  # jobs seen executing (to tell when one starts)
-        self._since: dict[str, float] = {}  # job id -> when it was seen starting (monotonic)
 
     def _reset(self) -> None:
         self._progress: dict[str, JobProgressed] = {}
@@ -86,7 +83,7 @@ class EngineBridge:
         with self._lock:
             if isinstance(event, JobProgressed):
                 self._progress[event.job_id] = event
-                self._live[event.job_id] = (event, self._monotonic())
+                self._live[event.job_id] = event
             elif isinstance(event, JobLogged):
                 self._logged.add(event.job_id)
             elif isinstance(event, JobChanged):
@@ -97,10 +94,8 @@ class EngineBridge:
                 if job.status is JobStatus.EXECUTING and job.id not in self._executing:
                     self._executing.add(job.id)
                     self._started.append(job)
-                    self._since[job.id] = self._monotonic()
                 if job.status.is_finished:
                     self._executing.discard(job.id)
-                    self._since.pop(job.id, None)
                     self._live.pop(job.id, None)
                     self._progress.pop(job.id, None)
                     if previous is None or not previous.status.is_finished:
@@ -108,7 +103,6 @@ class EngineBridge:
             elif isinstance(event, JobDeleted):
                 self._deleted.add(event.job_id)
                 self._executing.discard(event.job_id)
-                self._since.pop(event.job_id, None)
                 self._changed.pop(event.job_id, None)
                 self._progress.pop(event.job_id, None)
                 self._live.pop(event.job_id, None)
@@ -158,22 +152,7 @@ class EngineBridge:
 
     def live_progress(self, job_id: str) -> JobProgressed | None:
         with self._lock:
-            entry = self._live.get(job_id)
-        return entry[0] if entry is not None else None
-
-    def row_seconds(self, job_id: str) -> float | None:
-        """How long the current row of a job run by this process has been running, at least (None
-        when another process runs it). While a row hangs no progress arrives, so the time since
-        the last one counts: rows that complete report progress several times a second."""
-        with self._lock:
-            entry = self._live.get(job_id)
-            started = self._since.get(job_id)
-        now = self._monotonic()
-        if entry is None:
-            # No row finished yet: the first one has run since the job started.
-            return None if started is None else max(0.0, now - started)
-        event, received = entry
-        return event.row_seconds + max(0.0, now - received)
+            return self._live.get(job_id)
 
     def log_since(self, seq: int) -> tuple[int, list[LogRecord]]:
         """The engine's log records after sequence number ``seq``: (last number, records)."""

@@ -188,9 +188,7 @@ class JobActions:
         self.run_worker(work, thread=True, group="job-restart")
 
     def _restart(self: "KzConsoleApp", job: JobRecord, failed_only: bool) -> JobRecord:
-        if failed_only:
-            return self.engine.restart_job(job.id, failed_only=True)  # type: ignore[call-arg]
-        return self.engine.restart_job(job.id)
+        return self.engine.restart_job(job.id, failed_only=failed_only)
 
     def _restarted(self: "KzConsoleApp", old: JobRecord, job: JobRecord, open_it: bool, failed_only: bool) -> None:
         from kzconsole.screens.job_detail import JobDetailScreen

@@ -59,6 +59,7 @@ class JobDetailScreen(ConsoleScreen):
         Binding("s", "start", "Start", tooltip="start the job if it is pending"),
         Binding("x", "stop", "Stop", tooltip="stop: a pending job at once, a running one before its next row"),
         Binding("r", "restart", "Restart", tooltip="a new job with the same task and input, queued; opens it"),
+        Binding("F", "restart_failed", "Re-run failed", tooltip="a new job of the failed rows only (same task and accounts), queued; opens it"),
         Binding("d", "delete", "Delete", tooltip="delete the job and its files (asks first)"),
         Binding("w", "save", "Save", tooltip="save a copy of the output to a file"),
         Binding("i", "input", "Input", tooltip="view the stored input"),
@@ -99,6 +100,7 @@ class JobDetailScreen(ConsoleScreen):
     def on_mount(self) -> None:
         self.watch(self.query_one(CsvTable), "follow", lambda _follow: self._label_tabs(), init=False)
         self.query_one(LogTail).focus()  # the log tab shows first: its keys (g, G, scrolling) work at once
+        self._refresh_wait()
         self._show()
         self._poll_log()
         self._read_output(force=True)
@@ -124,12 +126,23 @@ class JobDetailScreen(ConsoleScreen):
             return
         self._show()
 
+    def _refresh_wait(self) -> None:
+        """Why a started job has not run yet (every slot taken, no engine, its task nowhere)."""
+        job = self.job
+        reason = None
+        if fmt.display_status(job) == "queued":
+            try:
+                reason = self.engine.wait_reason(job)
+            except Exception:  # noqa: BLE001 - a store error must not break the view
+                reason = None
+        self._wait_reason = reason
+
     def _show(self) -> None:
         job = self.job
         bridge = self.console.bridge
         live = bridge.live_progress(job.id) if job.status is JobStatus.EXECUTING else None
         now = self.app.clock.time()
-        row_seconds = bridge.row_seconds(job.id) if job.stop_requested else None
+        row_seconds = self.engine.row_seconds(job.id) if job.stop_requested else None
         self.query_one(JobProgress).show(job, live, now, row_seconds)
         self.query_one("#record", Lines).update(self._record_table(job, now))
         state = (job.status, job.queued_at is None, job.stop_requested, job.failure_count > 0)
@@ -187,6 +200,7 @@ class JobDetailScreen(ConsoleScreen):
             return  # a finished job's view has nothing that moves
         if not self.console.bridge.live_progress(self.job.id):
             # Run by another process (or not started): no progress events come here.
+            self._refresh_wait()
             self._refresh_record()
             self._poll_log()
             self._read_output()

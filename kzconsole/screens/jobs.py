@@ -83,6 +83,7 @@ class JobsScreen(ConsoleScreen):
         Binding("s", "start", "Start", tooltip="start a pending job (it waits for a free slot); the marked jobs if any"),
         Binding("x", "stop", "Stop", tooltip="stop: a pending job at once, a running one before its next row; the marked jobs if any"),
         Binding("r", "restart", "Restart", tooltip="a new job with the same task, input and accounts, queued; the marked jobs if any"),
+        Binding("F", "restart_failed", "Re-run failed", tooltip="a new job of the failed rows only (same task and accounts), queued; the marked jobs if any"),
         Binding("d", "delete", "Delete", tooltip="delete the job and its files (asks first); the marked jobs if any"),
         Binding("space", "mark", "Mark", tooltip="mark or unmark the highlighted job for start, stop, restart, delete"),
         Binding("asterisk", "mark_all", "Mark all", key_display="*", tooltip="mark every job the filter matches (again: unmark them)"),
@@ -115,6 +116,7 @@ class JobsScreen(ConsoleScreen):
         self._rescan_timer: Timer | None = None
         self._binding_state: tuple[Any, ...] | None = None
         self._marking = False
+        self._wait: tuple[str, str | None] | None = None  # (job id, why the highlighted job waits)
 
     # ------------------------------------------------------------- layout
 
@@ -306,7 +308,10 @@ class JobsScreen(ConsoleScreen):
             job = job_list.row(index)
             if job is not None and job.status is JobStatus.EXECUTING:
                 job_list.refresh_row(index)
-        if self._scanning:
+        if self._wait is not None and self._wait[1]:
+            self._refresh_wait()
+            self._update_status()
+        elif self._scanning:
             self._update_status()
 
     def _update_status(self) -> None:
@@ -326,13 +331,16 @@ class JobsScreen(ConsoleScreen):
         job = job_list.highlighted
         if job is not None:
             parts.append((job.id, 7))
-            parts.append((job.task_name, 5))
+            parts.append((job.task_name, 4))
             if not job.status.is_finished:
                 live = self.console.bridge.live_progress(job.id)
                 wait = live.wait_after_row_ms if live is not None and job.status is JobStatus.EXECUTING else job.wait_after_row_ms
-                parts.append((f"pause {wait} ms", 3))
+                parts.append((f"pause {wait} ms", 6))
             if job.error:
-                parts.append((job.error, 4))
+                parts.append((job.error, 3))
+            if self._wait is not None and self._wait[0] == job.id and self._wait[1]:
+                # The reason's first clause here; the job view says it all.
+                parts.append((f"waiting: {self._wait[1].split(':')[0]}", 5))
         width = max(10, self.query_one("#status", Lines).size.width or self.app.size.width - 2)
         self.query_one("#status", Lines).update(Text(fmt.fit_parts(parts, width), no_wrap=True))
 
@@ -340,8 +348,21 @@ class JobsScreen(ConsoleScreen):
         self._update_status()
 
     def on_job_list_highlighted(self, message: JobList.Highlighted) -> None:
+        self._refresh_wait()
         self._update_status()
         self._refresh_bindings_if_needed()
+
+    def _refresh_wait(self) -> None:
+        """Why the highlighted job waits, when it was started and has not run (read at most once a
+        second: it asks the store about the engines)."""
+        job = self._job()
+        reason = None
+        if job is not None and fmt.display_status(job) == "queued":
+            try:
+                reason = self.engine.wait_reason(job)
+            except Exception:  # noqa: BLE001 - a store error must not break the list
+                reason = None
+        self._wait = (job.id, reason) if job is not None else None
 
     def on_job_list_reloaded(self, message: JobList.Reloaded) -> None:
         self._update_status()

@@ -2,7 +2,7 @@
 contract 3.3 and a preview *before* anything is created, set the accounts and the pause, then create
 (or create and start).
 
-The checks run ``Engine.check_input_file`` in a worker thread (it stores nothing), on every change
+The checks run ``Engine.check_input`` in a worker thread (it stores nothing), on every change
 of the task or the file (debounced); the job itself is created by ``Engine.add_job``, which checks
 again (the file may change in between) and stores the input. The other fields (accounts, pause)
 are checked as they are typed, and a line about them goes away as soon as it is corrected. A path
@@ -306,8 +306,8 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         total = 0
         preview: list[list[str]] = []
         try:
-            errors, header, total, preview = self.engine.check_input_file(task.category, task.action, path,
-                                                                           preview=PREVIEW_ROWS)
+            report = self.engine.check_input(task.category, task.action, path, preview=PREVIEW_ROWS)
+            errors, header, total, preview = report.errors, report.header, report.total_rows or 0, report.preview
         except JobRejected as exc:
             errors = {"csv": {"line": None, "message": describe_errors(exc.errors)}}
         except OSError as exc:

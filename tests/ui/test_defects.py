@@ -167,8 +167,9 @@ async def test_the_logs_view_shows_job_lines_wraps_and_colours_errors(tmp_path):
         screen = await shown(pilot, app, LogsScreen)
         lines = screen.shown_lines
         await wait_for(pilot, lambda: any("END" in line for line in lines()), what="the error line")
-        assert any(f"job {job.id} skel/id2 started" in line for line in lines())
-        assert any(job.id[:8] in line and "finished: success" in line for line in lines())
+        await wait_for(pilot, lambda: any(f"job {job.id} skel/id2 started" in line for line in lines()), what="start")
+        await wait_for(pilot, lambda: any(job.id[:8] in line and "finished: success" in line for line in lines()),
+                       what="the end")
         view = screen.query_one(LogView)
         assert view.line_count > len(lines())  # the long line wrapped
         assert "END" in screen_text(app)  # its end is on screen, not cut at the edge
@@ -433,3 +434,58 @@ async def test_back_and_forward_through_the_places_visited(tmp_path):
         await pilot.press("right_square_bracket", "right_square_bracket")
         await wait_for(pilot, lambda: said(app, "no later place"))
         assert app.current_mode == "triggers"
+
+
+# ---------------------------------------------------------------------------- re-run the failed rows
+
+
+async def test_F_re_runs_only_the_failed_rows_from_the_job_view_and_the_list(tmp_path, plugin_dir):
+    plugin_dir.write("flaky.py", """
+        from kzconsole.plugin import task
+
+        @task("flaky", "row", description="Fails every fourth row", mandatory=["n"])
+        def row(ctx, it, row):
+            if int(row["n"]) % 4 == 0:
+                raise ValueError("a fourth row")
+            return None
+    """)
+    settings = ui_settings(tmp_path, plugin_dir.path)
+    rows = [["n"]] + [[str(i)] for i in range(20)]
+    async with running_console(settings) as (app, pilot):
+        job = app.engine.add_job("flaky", "row", input=write_csv(tmp_path / "in.csv", rows), start=True)
+        await wait_for(pilot, lambda: app.engine.get_job(job.id).status is JobStatus.PARTIAL, what="the job")
+        assert app.engine.get_job(job.id).failure_count == 5
+        app.open_job(job.id)
+        await shown(pilot, app, JobDetailScreen)
+        await pilot.press("F")
+        await wait_for(pilot, lambda: said(app, job.id[:8], "5 failed rows re-run as job"), what="the re-run")
+        again = next(j for j in app.engine.list_jobs() if j.id != job.id)
+        assert again.total_count == 5 and again.task_name == "flaky/row"
+        screen = await shown(pilot, app, JobDetailScreen)
+        assert screen.job.id == again.id  # opened
+        await pilot.press("q")
+        await shown(pilot, app, JobsScreen)
+        job_list = app.screen.query_one(JobList)
+        await wait_for(pilot, lambda: job_list.total == 2)
+        while job_list.highlighted.id != job.id:
+            await pilot.press("down")
+        await pilot.press("F")
+        await wait_for(pilot, lambda: app.engine.count_jobs() == 3, what="the second re-run")
+
+
+# ---------------------------------------------------------------------------- why is it waiting?
+
+
+async def test_a_started_job_that_does_not_run_says_why(tmp_path):
+    settings = ui_settings(tmp_path)
+    engine = Engine(settings, clock=FakeClock())
+    engine.store.create_job(make_job(1, queued_at=1.0))
+    async with running_console(settings, start_engine=False, engine=engine) as (app, pilot):
+        reason = app.engine.wait_reason(app.engine.get_job(job_id(1)))
+        assert reason
+        first = reason.split(":")[0]
+        await wait_for(pilot, lambda: f"waiting: {first}" in screen_text(app), what="the list's line")
+        await pilot.press("enter")
+        await shown(pilot, app, JobDetailScreen)
+        await wait_for(pilot, lambda: "waiting" in screen_text(app) and reason[:30] in screen_text(app),
+                       what="the job view's record")
