@@ -335,12 +335,12 @@ class JobsScreen(ConsoleScreen):
             if not job.status.is_finished:
                 live = self.console.bridge.live_progress(job.id)
                 wait = live.wait_after_row_ms if live is not None and job.status is JobStatus.EXECUTING else job.wait_after_row_ms
-                parts.append((f"pause {wait} ms", 6))
+                parts.append((f"pause {wait} ms", 5))
             if job.error:
                 parts.append((job.error, 3))
             if self._wait is not None and self._wait[0] == job.id and self._wait[1]:
                 # The reason's first clause here; the job view says it all.
-                parts.append((f"waiting: {self._wait[1].split(':')[0]}", 5))
+                parts.append((f"waiting: {self._wait[1].split(':')[0]}", 6))
         width = max(10, self.query_one("#status", Lines).size.width or self.app.size.width - 2)
         self.query_one("#status", Lines).update(Text(fmt.fit_parts(parts, width), no_wrap=True))
 

@@ -247,7 +247,8 @@ async def test_plus_and_minus_change_the_pause(tmp_path):
     settings = ui_settings(tmp_path)
     engine = Engine(settings, clock=FakeClock())
     seed_jobs(engine)
-    async with running_console(settings, start_engine=False, engine=engine) as (app, pilot):
+    # 120 columns: the line under the list has room for the pause beside why the job waits.
+    async with running_console(settings, start_engine=False, engine=engine, size=(120, 30)) as (app, pilot):
         await pilot.press("down")  # job 7, pending with a pause of 0
         assert _list(app).highlighted.id == job_id(7)
         await pilot.press("plus")
