@@ -298,7 +298,9 @@ class CsvTable(ScrollView, can_focus=True):
         self.cursor = 0  # position in the rows shown (all, or the failed ones)
         self.column = 0  # first data column shown
         self._layout_key: Any = None
-        self._widths: list[int] = []
+        self._widths: list[tuple[int, int]] = []
+        self._known_rows = 0  # rows at the last resize (those below the screen paint nothing)
+        self._size_stale = False  # rows came that the virtual size does not count yet
 
     # ---------------------------------------------------------------- data
 
@@ -326,16 +328,26 @@ class CsvTable(ScrollView, can_focus=True):
         return max(3, len(str(len(self.data))))
 
     def update_size(self) -> None:
+        self._size_stale = False
+        self._known_rows = self.row_count
         self.virtual_size = Size(self.size.width, self.row_count + 1)
 
     def appended(self) -> None:
-        """Call after ``data.read_more()`` added rows: resize; at the end when following."""
+        """Call after ``data.read_more()`` added rows: resize; at the end when following. Rows
+        added below the screen repaint nothing (a running job's output grows every second)."""
+        top = int(self.scroll_offset.y)
+        if not self.follow and self._known_rows - top >= self._page:
+            # Nothing on screen changes; a new virtual size would repaint the whole table (and its
+            # scrollbar) every second: it is taken when the cursor moves.
+            self._size_stale = True
+            return
         self.update_size()
-        self._layout_key = None
         if self.follow and self.row_count:
             self.cursor = self.row_count - 1
             self._scroll_to_cursor()
+        self._layout_key = None
         self.refresh()
+
 
     def watch_failed_only(self) -> None:
         self.cursor = 0
@@ -358,6 +370,8 @@ class CsvTable(ScrollView, can_focus=True):
             self.scroll_to(y=self.cursor - self._page + 1, animate=False, immediate=True)
 
     def move_cursor(self, position: int) -> None:
+        if self._size_stale:
+            self.update_size()
         if not self.row_count:
             return
         old = self.cursor

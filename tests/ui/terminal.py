@@ -77,7 +77,15 @@ class Terminal:
     def press(self, *keys: str) -> None:
         for key in keys:
             os.write(self.fd, KEYS.get(key, key).encode())
-            time.sleep(0.05)  # a person's typing, and Textual's escape-sequence timeout
+            # A person's typing; after a lone escape, more than the terminal's escape-sequence
+            # timeout, or the next key reads as alt+key.
+            time.sleep(0.3 if key == "escape" else 0.05)
+
+    def resize(self, cols: int, rows: int) -> None:
+        """Change the terminal's size, as a window resize does (the console repaints everything)."""
+        fcntl.ioctl(self.fd, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+        os.kill(self.pid, signal.SIGWINCH)
+        self.size = (cols, rows)
 
     # ----------------------------------------------------------------- output
 
