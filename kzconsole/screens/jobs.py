@@ -287,12 +287,19 @@ class JobsScreen(ConsoleScreen):
         for job_id in batch.deleted:
             self.marked.pop(job_id, None)
         if batch.jobs_touched:
-            if isinstance(job_list.source, MemorySource):
-                for job in batch.changed.values():
+            moved = bool(batch.deleted or batch.store_changed)
+            for job in batch.changed.values():
+                before = job_list.cached(job.id)
+                if before is None or fmt.display_status(before) != fmt.display_status(job):
+                    moved = True  # a new job, or one that may change place or leave the filter
+                if isinstance(job_list.source, MemorySource):
                     job_list.source.replace(job)
-                    job_list.update_record(job)
-            # Counts checkpointed by running jobs alone do not change who matches.
-            self._reload(quiet=not (batch.changed or batch.deleted))
+                job_list.update_record(job)
+            # A checkpoint of a job run here changes its counts, not its place: repainting its row
+            # is enough (re-reading 100,000 jobs' count for it took a share of the jobs' speed).
+            if moved:
+                self._reload(quiet=not (batch.deleted or any(
+                    job_list.cached(j.id) is None for j in batch.changed.values())))
         if batch.progress:
             job_list.refresh_jobs(frozenset(batch.progress))
             highlighted = job_list.highlighted

@@ -290,6 +290,14 @@ class JobList(ScrollView, can_focus=True):
             self._blocks[block_no] = block
         return block[pos] if pos < len(block) else None
 
+    def cached(self, job_id: str) -> JobRecord | None:
+        """The record of a job in the rows read, if it is there."""
+        for block in self._blocks.values():
+            for record in block:
+                if record.id == job_id:
+                    return record
+        return None
+
     def update_record(self, job: JobRecord) -> bool:
         """Replace a cached record in place (same position); True if it is cached."""
         for block_no, block in self._blocks.items():
