@@ -1,8 +1,8 @@
 """The jobs view (``1``, the first screen): every job, newest first, live.
 
 The list pages from the store (see :mod:`kzconsole.widgets.job_list`); what it lists is the filter
-and the sort in force (:mod:`kzconsole.screens.job_sources`). A filter or sort the store cannot
-answer is read once in a worker thread and listed from memory, read again as jobs change.
+and the sort in force, as one store query (:mod:`kzconsole.screens.job_sources`): the store filters
+and sorts 100,000 jobs with its indexes, and the list reads only the rows on screen.
 
 Jobs can be marked (``space``; ``*`` marks every job the filter matches): start, stop, restart and
 delete then act on the marked jobs, after one confirmation that says how many.
@@ -24,31 +24,18 @@ from kzconsole.engine import JobRecord, JobStatus
 from kzconsole.messages import EngineUpdated
 from kzconsole.screens.base import ConsoleScreen
 from kzconsole.screens.job_actions import next_pause, why_not  # noqa: F401 - next_pause: tests use it here
-from kzconsole.screens.job_sources import (
-    SORT_COLUMNS,
-    FilterError,
-    JobFilter,
-    Sort,
-    parse_filter,
-    scan_narrowing,
-    sort_records,
-    store_source,
-)
+from kzconsole.screens.job_sources import SORT_COLUMNS, FilterError, JobFilter, QuerySource, Sort, parse_filter
 from kzconsole.widgets import fmt, glyphs
-from kzconsole.widgets.job_list import COLUMNS, JobList, JobSource, MemorySource
+from kzconsole.widgets.job_list import COLUMNS, JobList, JobSource
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
 from kzconsole.widgets.message_line import MessageLine
 from kzconsole.widgets.view_bar import ViewBar
 
-SCAN_PAGE = 2000
 RELOAD_EVERY_S = 0.3  # at most this often a live list re-reads the store
 # When only another process wrote (mostly running jobs' checkpoints, at most one a second each),
 # re-read this seldom: stored counts move no faster, and jobs run here are shown live by the bridge.
 RELOAD_QUIET_S = 1.0
-RESCAN_EVERY_S = 1.5
-RESCAN_DUTY = 5  # a rescan waits at least this many times the last scan's duration (<= 20% of a core)
-RESCAN_QUIET_S = 10.0  # when only counts moved (another process wrote), rescan this seldom
 MARK_PAGE = 5000
 
 JOB_ACTIONS = {"open", "start", "stop", "restart", "restart_failed", "delete", "output", "input", "pause"}
@@ -107,13 +94,6 @@ class JobsScreen(ConsoleScreen):
         self._reload_timer: Timer | None = None
         self._reload_due = 0.0
         self._filter_timer: Timer | None = None
-        self._scan_generation = 0
-        self._scanning = False
-        self._scanned = 0
-        self._last_scan = 0.0
-        self._scan_seconds = 0.0
-        self._rescan_pending = False
-        self._rescan_timer: Timer | None = None
         self._binding_state: tuple[Any, ...] | None = None
         self._marking = False
         self._wait: tuple[str, str | None] | None = None  # (job id, why the highlighted job waits)
@@ -136,10 +116,6 @@ class JobsScreen(ConsoleScreen):
     def job_list(self) -> JobList:
         return self.query_one(JobList)
 
-    @property
-    def scanning(self) -> bool:
-        """A filter or sort the store cannot answer is being read (the list fills when done)."""
-        return self._scanning
 
     def on_mount(self) -> None:
         self.job_list.reload()
@@ -155,102 +131,18 @@ class JobsScreen(ConsoleScreen):
     # -------------------------------------------------------------- data
 
     def _make_source(self) -> JobSource:
-        source = store_source(self.engine, self.filter, self.sort)
-        return source if source is not None else MemorySource([])  # filled by the scan
+        # Durations and rates of running jobs are measured to one moment, so pages stay in order.
+        return QuerySource(self.engine, self.filter.query(self.sort, now=self.app.clock.time()))
 
     def _apply_query(self) -> None:
-        source = self._make_source()
         job_list = self.job_list
         job_list.empty_note = None if self.filter.empty else "  the filter matched no job (escape clears it)"
         job_list.set_sort(self.sort.column, self.sort.descending)
-        job_list.set_source(source)
-        if isinstance(source, MemorySource):
-            self._start_scan()
-        self._update_status()
-
-    def _start_scan(self) -> None:
-        self._scan_generation += 1
-        self._scanning = True
-        self._scanned = 0
-        self.job_list.empty_note = f"  filtering{glyphs.G.ellipsis}"
-        self._last_scan = time.monotonic()
-        self.run_worker(self._scan(self._scan_generation, self.filter, self.sort), thread=True,
-                        exclusive=True, group="jobs-scan")
-        self._update_status()
-
-    def _scan(self, generation: int, job_filter: JobFilter, sort: Sort):
-        def work() -> None:
-            """Read every job the store narrows to, keep the matches (a worker thread)."""
-            worker = get_current_worker()
-            engine = self.engine
-            narrowing = scan_narrowing(job_filter)
-            found: list[JobRecord] = []
-            offset = 0
-            started = last_shown = time.monotonic()
-            # A first scan in the natural order shows what it found so far (newest first is a prefix
-            # of the result); a rescan keeps the previous result on screen until the new one is complete.
-            show_partial = sort == Sort() and not self._shown_records()
-            while not worker.is_cancelled:
-                page = engine.list_jobs(limit=SCAN_PAGE, offset=offset, **narrowing)
-                found.extend(job for job in page if job_filter.matches(job))
-                offset += len(page)
-                self._scanned = offset
-                if len(page) < SCAN_PAGE:
-                    break
-                if show_partial and time.monotonic() - last_shown > 0.3:
-                    last_shown = time.monotonic()
-                    self.app.call_from_thread(self._scan_partial, generation, list(found))
-            if worker.is_cancelled:
-                return
-            if sort != Sort():
-                sort_records(found, sort, self.app.clock.time())
-            self._scan_seconds = time.monotonic() - started
-            self.app.call_from_thread(self._scan_done, generation, found)
-
-        return work
-
-    def _shown_records(self) -> bool:
-        source = self.job_list.source
-        return isinstance(source, MemorySource) and bool(source.records)
-
-    def _scan_partial(self, generation: int, found: list[JobRecord]) -> None:
-        source = self.job_list.source
-        if generation == self._scan_generation and isinstance(source, MemorySource):
-            source.records = found
-            self.job_list.reload()
-
-    def _scan_done(self, generation: int, found: list[JobRecord]) -> None:
-        if generation != self._scan_generation:
-            return
-        self._scanning = False
-        self.job_list.empty_note = None if self.filter.empty else "  the filter matched no job (escape clears it)"
-        if self._rescan_pending:
-            self._rescan_pending = False
-            self.call_later(self._reload)
-        source = self.job_list.source
-        if isinstance(source, MemorySource):
-            source.records = found
-            self.job_list.reload()
+        job_list.set_source(self._make_source())
         self._update_status()
 
     def _reload(self, force: bool = False, *, quiet: bool = False) -> None:
-        """Re-read the list, at most every RELOAD_EVERY_S (events come in bursts).
-
-        A scanned list is scanned again at most every RESCAN_EVERY_S, and never more often than
-        RESCAN_DUTY times its own duration: with 100,000 jobs and a filter the store cannot answer,
-        running jobs must not keep a core busy re-reading the store.
-        """
-        if isinstance(self.job_list.source, MemorySource):
-            every = max(RESCAN_QUIET_S if quiet else RESCAN_EVERY_S, self._scan_seconds * RESCAN_DUTY)
-            if self._scanning:
-                self._rescan_pending = True
-                return
-            if force or time.monotonic() - self._last_scan >= every:
-                self._start_scan()
-            elif self._rescan_timer is None:
-                delay = every - (time.monotonic() - self._last_scan)
-                self._rescan_timer = self.set_timer(max(0.05, delay), self._rescan_now)
-            return
+        """Re-read the list, at most every RELOAD_EVERY_S (events come in bursts)."""
         every = RELOAD_QUIET_S if quiet else RELOAD_EVERY_S
         elapsed = time.monotonic() - self._last_reload
         if force or elapsed >= every:
@@ -272,15 +164,6 @@ class JobsScreen(ConsoleScreen):
         self.job_list.reload()
         self._refresh_bindings_if_needed()
 
-    def _rescan_now(self) -> None:
-        self._rescan_timer = None
-        if not self.shown:
-            return
-        if self._scanning:
-            self._rescan_pending = True
-        else:
-            self._start_scan()
-
     def on_engine_updated(self, message: EngineUpdated) -> None:
         batch = message.batch
         job_list = self.job_list
@@ -292,8 +175,6 @@ class JobsScreen(ConsoleScreen):
                 before = job_list.cached(job.id)
                 if before is None or fmt.display_status(before) != fmt.display_status(job):
                     moved = True  # a new job, or one that may change place or leave the filter
-                if isinstance(job_list.source, MemorySource):
-                    job_list.source.replace(job)
                 job_list.update_record(job)
             # A checkpoint of a job run here changes its counts, not its place: repainting its row
             # is enough (re-reading 100,000 jobs' count for it took a share of the jobs' speed).
@@ -318,18 +199,13 @@ class JobsScreen(ConsoleScreen):
         if self._wait is not None and self._wait[1]:
             self._refresh_wait()
             self._update_status()
-        elif self._scanning:
-            self._update_status()
 
     def _update_status(self) -> None:
         job_list = self.job_list
         g = glyphs.G
         parts: list[tuple[str, int]] = []
-        if self._scanning:
-            parts.append((f"filtering{g.ellipsis} {self._scanned:,} jobs read", 9))
-        else:
-            n = job_list.total
-            parts.append((f"{n:,} job{'s' if n != 1 else ''}", 9))
+        n = job_list.total
+        parts.append((f"{n:,} job{'s' if n != 1 else ''}", 9))
         if self.marked:
             parts.append((f"{len(self.marked):,} marked", 9))
         if not self.filter.empty:
@@ -427,6 +303,13 @@ class JobsScreen(ConsoleScreen):
         if new == self.filter:
             return
         self.filter = new
+        self._apply_query()
+
+    def show(self, text: str = "", sort: Sort | None = None) -> None:
+        """List what ``text`` (a filter as typed) matches in the order ``sort`` (default: newest
+        first), at once (the benchmark's entry; typing debounces)."""
+        self.filter = parse_filter(text)
+        self.sort = sort or Sort()
         self._apply_query()
 
     def action_clear(self) -> None:

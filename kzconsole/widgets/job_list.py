@@ -42,25 +42,6 @@ class JobSource(Protocol):
     def page(self, offset: int, limit: int) -> Sequence[JobRecord]: ...
 
 
-class MemorySource:
-    """Records already in memory (the result of a filter or sort read once from the store)."""
-
-    def __init__(self, records: Sequence[JobRecord]) -> None:
-        self.records = list(records)
-
-    def count(self) -> int:
-        return len(self.records)
-
-    def page(self, offset: int, limit: int) -> Sequence[JobRecord]:
-        return self.records[offset:offset + limit]
-
-    def replace(self, record: JobRecord) -> None:
-        for i, r in enumerate(self.records):
-            if r.id == record.id:
-                self.records[i] = record
-                return
-
-
 @dataclass(frozen=True)
 class Column:
     key: str

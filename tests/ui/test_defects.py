@@ -248,8 +248,7 @@ async def test_the_output_follows_a_running_job_and_the_log_says_what_it_keeps(t
     settings = ui_settings(tmp_path)
     engine = Engine(settings)
     done = engine.add_job("skel", "id2", input=write_csv(tmp_path / "one.csv", [["col1", "col2"], ["a", "b"]]))
-    long_log = engine.job_dir(done.id) / "job.log"
-    long_log.write_text("".join(f"line {n}\n" for n in range(6000)))
+    engine.store.append_file(done.id, "log", "".join(f"line {n}\n" for n in range(6000)).encode())
     async with running_console(settings, engine=engine) as (app, pilot):
         job = app.engine.add_job("skel", "id2", input=_slow_csv(tmp_path, 400), wait_ms=20, start=True)
         app.open_job(job.id)
@@ -402,7 +401,7 @@ async def test_regular_expressions_and_inverted_filters(tmp_path):
         job_list = app.screen.query_one(JobList)
         box = app.screen.query_one("#filter")
         await pilot.press("slash")
-        box.value = "/^numbers/e16./"
+        box.value = "re:numbers/e16."
         await wait_for(pilot, lambda: job_list.total == 1 and job_list.highlighted.id == job_id(3))
         box.value = "!skel"
         await wait_for(pilot, lambda: job_list.total == 1 and job_list.highlighted.id == job_id(3))
