@@ -18,7 +18,6 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.timer import Timer
 from textual.widgets import Input
-from textual.worker import get_current_worker
 
 from kzconsole.engine import JobRecord, JobStatus
 from kzconsole.messages import EngineUpdated
@@ -77,7 +76,10 @@ class JobsScreen(ConsoleScreen):
         Binding("u", "unmark", "Unmark", show=False, tooltip="unmark every job"),
         Binding("o", "output", "Output", tooltip="view the output (so far) as a table; w saves it"),
         Binding("i", "input", "Input", tooltip="view the stored input as a table"),
-        Binding("slash", "filter", "Filter", key_display="/", tooltip="filter: a status, task:, account:, id:, file:, /regex/, any text; ! first inverts"),
+        # priority, and the focus moved at once: the keys typed right after "/" (already queued, over
+        # SSH) must land in the filter box, not run the list's keys (n opened the new-job dialog).
+        Binding("slash", "filter", "Filter", key_display="/", priority=True,
+                tooltip="filter: a status, task:, account:, id:, file:, /regex/, any text; ! first inverts"),
         *_sort_bindings(),
         Binding("plus", "pause(1)", "Slower", key_display="+", tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"),
         Binding("minus", "pause(-1)", "Faster", key_display="-", tooltip="shorter pause after each row"),
@@ -202,7 +204,6 @@ class JobsScreen(ConsoleScreen):
 
     def _update_status(self) -> None:
         job_list = self.job_list
-        g = glyphs.G
         parts: list[tuple[str, int]] = []
         n = job_list.total
         parts.append((f"{n:,} job{'s' if n != 1 else ''}", 9))
@@ -267,7 +268,7 @@ class JobsScreen(ConsoleScreen):
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.add_class("-shown")
-        box.focus()
+        self.set_focus(box)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "filter":
@@ -405,6 +406,8 @@ class JobsScreen(ConsoleScreen):
         return self.job_list.highlighted
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "filter" and isinstance(self.focused, Input):
+            return False  # "/" is typed into the box (a regular expression has them)
         if action not in JOB_ACTIONS:
             return True
         if self.marked and action in BULK_ACTIONS:

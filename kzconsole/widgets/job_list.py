@@ -13,7 +13,7 @@ sort in force.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Protocol, Sequence
+from typing import Callable, ClassVar, Protocol, Sequence
 
 from rich.segment import Segment
 from rich.style import Style

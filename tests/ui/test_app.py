@@ -28,7 +28,6 @@ from tests.conftest import write_csv
 from tests.ui.conftest import (
     job_id,
     make_job,
-    messages,
     running_console,
     said,
     screen_text,

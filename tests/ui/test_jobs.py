@@ -324,7 +324,6 @@ async def test_sort_by_any_column_and_back(tmp_path):
     seed_jobs(engine)
     async with running_console(settings, start_engine=False, engine=engine) as (app, pilot):
         job_list = _list(app)
-        screen = app.screen
 
         async def sorted_by(key: str):
             await pilot.press(key)
