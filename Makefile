@@ -8,23 +8,30 @@ DEVSTAMP := $(VENV)/.installed-dev
 
 .PHONY: run test bench soak demo clean
 
+# pip and setuptools warn about things that are no concern of whoever runs `make run` (a deprecated
+# licence table, editable installs): their output goes to $(LOG), shown only when an install fails.
+LOG := $(VENV)/install.log
+QUIETLY = >> $(LOG) 2>&1 || { cat $(LOG); echo "make: the install failed (see $(LOG))"; exit 1; }
+
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
+	@echo "make: creating $(VENV) (once)"
+	@$(PYTHON) -m venv $(VENV)
+	@$(BIN)/python -m pip install --quiet --upgrade pip $(QUIETLY)
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e .
-	touch $@
+	@echo "make: installing kzconsole into $(VENV)"
+	@$(BIN)/python -m pip install --quiet -e . $(QUIETLY)
+	@touch $@
 
 $(DEVSTAMP): pyproject.toml $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
-	touch $@
+	@$(BIN)/python -m pip install --quiet -e '.[dev]' $(QUIETLY)
+	@touch $@
 
 run: $(STAMP)
-	$(BIN)/kzconsole $(ARGS)
+	@$(BIN)/kzconsole $(ARGS)
 
 demo: $(STAMP)
-	$(BIN)/kzconsole demo
+	@$(BIN)/kzconsole demo
 
 test: $(DEVSTAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

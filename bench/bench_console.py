@@ -1,5 +1,6 @@
 """Targets 4 (console first paint) and 5 (console under load), with the console's real app
-(``kzconsole.app.KzConsoleApp``) driven headless by Textual's ``run_test``.
+(``kzconsole.app.KzConsoleApp``) driven headless by Textual's ``run_test``; and issue 13's figures:
+what the console sends a terminal (13.1) and how long a filter or a sort takes at 100,000 jobs (13.11).
 
 Each measurement runs in a fresh subprocess, so imports are counted as a user would see them:
 
@@ -11,6 +12,14 @@ Each measurement runs in a fresh subprocess, so imports are counted as a user wo
   (key ``down``) 30 times, each press timed until the key was handled and the screen refreshed.
   The engine's throughput (rows of the 8 jobs / time until all finished) is compared with the
   same 8 jobs run by an Engine with no console in another subprocess.
+- **terminal bytes** (13.1): the console runs on a pseudo-terminal of 100x30 with Textual's real
+  driver (tests/ui/terminal.py; the bytes ``tmux pipe-pane`` would record), on a store with one
+  job running slowly: bytes per second on each view, idle and live, beside one full repaint of the
+  screen per second (the size of the console's first paint), the cost of a view that repaints all.
+- **filter and sort** (13.11): with 100,000 jobs, from a filter (or sort key) given to the jobs view
+  until the list shows its result: a free word, a piece of an account, a regular expression, an
+  inverted status, sorts by task, account and failures; beside the plain status filter the store
+  answers from its index.
 
     python bench/bench_console.py [--jobs 100000] [--rows 100000]
 """
@@ -154,15 +163,14 @@ def child_load(data_dir: Path, plugins: Path, src: Path, rows: int, with_console
                     app.call_after_refresh(lambda f=painted: f.done() or f.set_result(time.perf_counter()))
                     t1 = await asyncio.wait_for(painted, 10)  # the screen update showing the move
                     latencies.append(t1 - t0)
-                    scheduler = app.engine.scheduler
-                    running.append(scheduler.running_count() if scheduler else 0)
+                    running.append(app.engine.running_count())
                     await pilot.pause(0.02)  # a person does not press keys in a tight burst
                 return latencies, running
 
             result["idle_latencies"], _ = await presses_timed(presses)
             _, done, state = _start_jobs(app.engine, src, 8)
             deadline = time.perf_counter() + 30
-            while (app.engine.scheduler.running_count() if app.engine.scheduler else 0) < 8:
+            while app.engine.running_count() < 8:
                 if time.perf_counter() > deadline:
                     raise RuntimeError("the 8 jobs did not start")
                 await pilot.pause(0.01)
@@ -175,6 +183,111 @@ def child_load(data_dir: Path, plugins: Path, src: Path, rows: int, with_console
 
     asyncio.run(main())
     return result
+
+
+def child_filter(data_dir: Path, plugins: Path) -> dict:
+    """Seconds from a filter (or sort) given to the jobs view until its result is listed."""
+    from kzconsole.app import KzConsoleApp
+    from kzconsole.screens.job_sources import SORT_COLUMNS, Sort
+    from kzconsole.widgets.job_list import JobList
+
+    settings = _settings(data_dir, plugins)
+    app = KzConsoleApp(settings, start_engine=False)
+    cases = [("status", "failure"), ("word", "import"), ("account part", "account:000a"),
+             ("regex", "re:numbers/(dedupe|e164)"), ("inverted", "!success"),
+             ("sort task", "T"), ("sort account", "A"), ("sort failures", "X")]
+    result: dict = {}
+
+    async def main() -> None:
+        async with app.run_test(size=SIZE) as pilot:
+            screen = app.screen
+            job_list = screen.query_one(JobList)
+            await pilot.pause()
+            for name, what in cases:
+                screen.show("")
+                await pilot.pause()
+                t0 = time.perf_counter()
+                if what in ("T", "A", "X"):
+                    column = {"T": "task", "A": "account", "X": "counts"}[what]
+                    screen.show("", Sort(column, SORT_COLUMNS[column].descending))
+                else:
+                    screen.show(what)
+                job_list.render_lines(job_list.region.reset_offset)  # the first page painted
+                result[name] = time.perf_counter() - t0
+                result[name + " rows"] = job_list.total
+
+    asyncio.run(main())
+    return result
+
+
+def terminal_bytes(ws: Workspace, log=print, seconds: float = 5.0) -> list[Result]:
+    """Bytes per second the console sends a 100x30 terminal, per view (13.1)."""
+    sys.path.insert(0, str(HERE.parent.parent))
+    from tests.ui.terminal import Terminal
+
+    from kzconsole.engine import Engine
+
+    data_dir = ws.data_dir("terminal")
+    config = ws.root / "terminal.toml"
+    config.write_text("[plugins]\nreload = false\n")
+    env = dict(__import__("os").environ, KZCONSOLE_CONFIG=str(config), TZ="UTC", LANG="C.UTF-8")
+    engine = Engine(_settings(data_dir, ws.plugins))
+    src = ws.root / "terminal.csv"
+    write_csv(src, 20)
+    done = [engine.add_job("bench", "ok", input=src, wait_ms=0) for _ in range(5)]
+    for job in done:
+        engine.run_job(job.id)
+    slow_src = ws.root / "terminal-slow.csv"
+    write_csv(slow_src, 100_000)
+    slow = engine.add_job("bench", "ok", input=slow_src, wait_ms=100, start=True)
+    engine.close()
+    out: list[Result] = []
+    term = Terminal([PYTHON, "-m", "kzconsole", "--data-dir", str(data_dir), "--plugins", str(ws.plugins)],
+                    size=(100, 30), env=env)
+    try:
+        term.wait_for("1 running", timeout=60)
+        # The baseline: one full repaint of the screen (a resize repaints everything), per second.
+        time.sleep(1.0)
+        start = time.monotonic()
+        term.resize(100, 31)
+        time.sleep(1.0)
+        term.resize(100, 30)
+        time.sleep(1.0)
+        full = len(term.received(start)) / 2
+
+        def measure(label: str) -> float:
+            time.sleep(2.0)  # the view's own first paint is not part of it
+            rate = term.measure(seconds) / seconds
+            log(f"  terminal 100x30, {label}: {rate:,.0f} bytes/s (a full repaint each second: {full:,.0f} bytes/s)")
+            return rate
+
+        rates = {"jobs list, 1 job running": measure("jobs list, 1 job running")}
+        term.press(":", *f"job {slow.id[:8]}", "enter")
+        term.wait_for("pause 100 ms")
+        rates["job view of the running job"] = measure("job view of the running job")
+        term.press("t")
+        rates["its output tab"] = measure("its output tab")
+        term.press("escape", ":", *f"job {done[0].id[:8]}", "enter")
+        term.wait_for(done[0].id)
+        rates["job view of a finished job"] = measure("job view of a finished job")
+        for key, view in (("3", "triggers view (countdown)"), ("2", "catalog"), ("4", "plugins"), ("5", "logs")):
+            term.press(key)
+            rates[view] = measure(view)
+        term.press("1", "escape", "g", "x")  # stop the slow job: then nothing moves
+        term.wait_for("stopped")
+        time.sleep(7.0)  # the message line's "stopped" expires (6 s): that is a change
+        rates["jobs list, nothing running"] = measure("jobs list, nothing running")
+    finally:
+        term.close()
+    for label, rate in rates.items():
+        goal, met = "", None
+        if label == "job view of the running job":
+            goal, met = "< 5 KiB/s at 100x30", rate < 5 * 1024
+        elif label in ("job view of a finished job", "jobs list, nothing running", "catalog", "plugins"):
+            goal, met = "0 bytes/s (nothing changes)", rate == 0
+        out.append(Result("13.1 terminal output", label, rate, "bytes/s", baseline=full,
+                          baseline_name="a full repaint each second", goal=goal, met=met))
+    return out
 
 
 def _seeded(ws: Workspace, template: Path | None, name: str) -> Path:
@@ -247,6 +360,21 @@ def run(jobs: int = 100_000, rows: int = 200_000, repeats: int = 3, presses: int
             "rows/s", baseline=plain["rows_per_second"], baseline_name="same jobs, no console",
             goal="drop <= 20% (ratio >= 0.8)", met=ratio >= 0.8,
         ))
+
+        timings = _child(["--child", "filter", "--data", str(_seeded(ws, template, "filter")), "--plugins",
+                          str(ws.plugins)])
+        base = timings["status"]
+        for name in ("word", "account part", "regex", "inverted", "sort task", "sort account", "sort failures"):
+            log(f"  {jobs:,} jobs, {name}: {timings[name] * 1000:.0f} ms ({timings[name + ' rows']:,} rows); "
+                f"status filter {base * 1000:.0f} ms")
+            results.append(Result("13.11 filter and sort", f"{name}, {jobs:,} jobs", timings[name] * 1000, "ms",
+                                  baseline=base * 1000, baseline_name="status filter (the store's index)",
+                                  goal="< 300 ms", met=timings[name] < 0.3))
+        try:
+            results.extend(terminal_bytes(ws, log))
+        except Exception as exc:  # noqa: BLE001 - no pty here: the other figures stand
+            results.append(Result("13.1 terminal output", "pending: no pseudo-terminal", None, "bytes/s",
+                                  note=f"{type(exc).__name__}: {exc}"))
     return results
 
 
@@ -256,13 +384,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rows", type=int, default=200_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--presses", type=int, default=30)
-    ap.add_argument("--child", choices=["paint", "load", "load-console"], help=argparse.SUPPRESS)
+    ap.add_argument("--child", choices=["paint", "load", "load-console", "filter"], help=argparse.SUPPRESS)
     ap.add_argument("--data", help=argparse.SUPPRESS)
     ap.add_argument("--plugins", help=argparse.SUPPRESS)
     ap.add_argument("--src", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.child == "paint":
         print(json.dumps(child_paint(Path(args.data), Path(args.plugins))))
+        return 0
+    if args.child == "filter":
+        print(json.dumps(child_filter(Path(args.data), Path(args.plugins))))
         return 0
     if args.child in ("load", "load-console"):
         print(json.dumps(child_load(Path(args.data), Path(args.plugins), Path(args.src), args.rows,

@@ -2,12 +2,17 @@
 
 Views are Textual *modes*, each with its own screen stack, so a job opened in the jobs view is still
 open after a look at the catalog: ``1`` jobs, ``2`` catalog, ``3`` triggers, ``4`` plugins, ``5`` logs,
-or the ``:`` command line. ``q`` goes back, and quits from the jobs view.
+or the ``:`` command line. ``q`` goes back, and quits from the jobs view; ``[`` and ``]`` go back and
+forward through the places visited, as k9s does.
 
 Threads: the engine starts in a plain thread after the first paint (loading plugins may take a
 moment) and is stopped by :func:`run_console` after ``app.run()`` returns, never on the UI thread
 (joining job threads from the event loop can deadlock). Engine events reach the screens only
-through :class:`~kzconsole.bridge.EngineBridge`, drained ``console.refresh_hz`` times a second.
+through :class:`~kzconsole.bridge.EngineBridge`, drained ``console.refresh_hz`` times a second and
+handed to the screens that are on screen; the others catch up when they are shown.
+
+One place for what every view shows about the console itself: ``engine_summary`` (the engine's
+state, in every view's top line) and ``message`` (the message line, fed by :meth:`notify`).
 """
 
 from __future__ import annotations
@@ -16,28 +21,33 @@ import importlib
 import logging
 import sys
 import threading
+from collections import deque
+from dataclasses import replace
 from functools import partial
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
-from textual import work
+from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.command import DiscoveryHit, Hit, Hits, Provider
-from textual.screen import Screen
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider, SearchIcon
+from textual.driver import Driver
+from textual.reactive import var
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
 from textual.widgets import Footer, Static
 
 from kzconsole.bridge import EngineBridge
-from kzconsole.engine import Engine, EngineError, JobRecord, JobStatus
+from kzconsole.engine import Engine, JobNotFound, JobRecord, JobStatus
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
-from kzconsole.messages import EngineStarted, EngineUpdated
+from kzconsole.messages import ConsoleNotified, EngineStarted, EngineUpdated
+from kzconsole.screens.base import ConsoleScreen, Place
 from kzconsole.screens.command_line import COMMANDS, CommandLineModal, resolve
-from kzconsole.screens.confirm import ConfirmModal
-from kzconsole.screens.csv_view import CsvViewScreen, SaveFileModal
 from kzconsole.screens.help import HelpScreen
-from kzconsole.screens.job_detail import JobDetailScreen
-from kzconsole.screens.jobs import JobsScreen, next_pause
-from kzconsole.screens.new_job import NewJobModal, NewJobResult
+from kzconsole.widgets.key_bar import own_actions
+from kzconsole.screens.job_actions import JobActions
+from kzconsole.screens.jobs import JobsScreen
+from kzconsole.widgets import glyphs
+from kzconsole.widgets.message_line import ConsoleMessage, MessageLine
 from kzconsole.widgets.view_bar import VIEWS, ViewBar
 
 log = logging.getLogger("kzconsole.console")
@@ -51,23 +61,26 @@ LAZY_VIEWS: dict[str, tuple[str, str]] = {
 }
 VIEW_LABELS = {mode: label for _key, mode, label in VIEWS}
 DEFAULT_THEME = "ansi-dark"  # the terminal's own 16 colours and background
+MESSAGE_SECONDS = {"information": 6.0, "warning": 10.0, "error": 20.0}
+HISTORY_SIZE = 50
 
 
-class PlaceholderView(Screen):
+class PlaceholderView(ConsoleScreen):
     """Stands in for a view whose module is not there (yet): the console still starts."""
 
     BINDINGS = [Binding("escape", "app.back", "Back")]
 
     def __init__(self, mode: str, reason: str) -> None:
         super().__init__()
-        self.mode = mode
+        self.MODE = mode
         self.reason = reason
         self.VIEW_NAME = VIEW_LABELS.get(mode, mode)
 
     def compose(self) -> ComposeResult:
-        yield ViewBar(self.mode)
-        yield Static(f"The {VIEW_LABELS.get(self.mode, self.mode)} view is not available: {self.reason}",
+        yield ViewBar(self.MODE)
+        yield Static(f"The {VIEW_LABELS.get(self.MODE, self.MODE)} view is not available: {self.reason}",
                      id="placeholder")
+        yield MessageLine()
         yield Footer(compact=True, show_command_palette=False)
 
 
@@ -76,23 +89,42 @@ def _lazy_view(mode: str) -> Callable[[], Screen]:
         module_name, class_name = LAZY_VIEWS[mode]
         try:
             module = importlib.import_module(module_name)
-            screen = getattr(module, class_name)()
+            screen: Screen = getattr(module, class_name)()
         except Exception as exc:  # noqa: BLE001 - a missing or broken view must not kill the console
             log.exception("cannot open the %s view", mode)
             return PlaceholderView(mode, f"{type(exc).__name__}: {exc}")
-        # Every view gets the same top line (views, engine state); the view itself stays as written.
-        own_compose = screen.compose
-
-        def compose() -> ComposeResult:
-            yield ViewBar(mode)
-            yield from own_compose()
-
-        screen.compose = compose  # type: ignore[method-assign]
-        if not hasattr(screen, "VIEW_NAME"):
-            screen.VIEW_NAME = VIEW_LABELS.get(mode, mode)  # type: ignore[attr-defined]
         return screen
 
     return make
+
+
+class History:
+    """The places visited (views, job views, file viewers), for ``[`` and ``]``."""
+
+    def __init__(self, size: int = HISTORY_SIZE) -> None:
+        self.places: list[Place] = []
+        self.index = -1
+        self.size = size
+
+    @property
+    def current(self) -> Place | None:
+        return self.places[self.index] if 0 <= self.index < len(self.places) else None
+
+    def visit(self, place: Place) -> None:
+        if place == self.current:
+            return  # shown again (back from a dialog, or reached through [ / ])
+        del self.places[self.index + 1:]
+        self.places.append(place)
+        if len(self.places) > self.size:
+            del self.places[0]
+        self.index = len(self.places) - 1
+
+    def move(self, step: int) -> Place | None:
+        target = self.index + step
+        if not 0 <= target < len(self.places):
+            return None
+        self.index = target
+        return self.places[target]
 
 
 class ConsoleCommands(Provider):
@@ -108,10 +140,11 @@ class ConsoleCommands(Provider):
         out.append(("Job: new job…", "create a job from a task and an input file (key n)", app.open_new_job))
         view = getattr(screen, "VIEW_NAME", type(screen).__name__)
         seen = set()
-        for key, active in screen.active_bindings.items():
+        for _key, active in screen.active_bindings.items():
             binding = active.binding
-            if not binding.description or binding.system or active.node is app or not active.enabled:
-                continue
+            if (not binding.description or binding.system or active.node is app or not active.enabled
+                    or binding.action not in own_actions(active.node)):
+                continue  # Textual's generic keys (focus next, copy...) are not the console's
             ident = (binding.action, id(active.node))
             if ident in seen:
                 continue
@@ -122,6 +155,7 @@ class ConsoleCommands(Provider):
         out.append(("Console: keys of this view", "key ?", app.action_help))
         out.append(("Console: command line", "key : (jobs, catalog, job ID, q…)", app.action_command_line))
         out.append(("Console: back", "key q / escape", app.action_back))
+        out.append(("Console: history back / forward", "keys [ and ]", partial(app.action_history, -1)))
         out.append(("Console: quit", "stop the embedded engine and leave", app.action_quit_console))
         return out
 
@@ -137,7 +171,25 @@ class ConsoleCommands(Provider):
                 yield Hit(score, matcher.highlight(title), callback, help=help_text)
 
 
-class KzConsoleApp(App[int]):
+class ConsolePalette(CommandPalette):
+    """Textual's command palette, with a search prompt every terminal can draw (its magnifying
+    glass emoji is missing from the Linux console's font)."""
+
+    def on_mount(self) -> None:
+        self.query_one(SearchIcon).icon = ">"
+
+
+def _ascii_driver(base: type[Driver]) -> type[Driver]:
+    class AsciiDriver(base):  # type: ignore[valid-type, misc]
+        """Writes plain ASCII: the terminal's locale is not UTF-8 (or ``--ascii``)."""
+
+        def write(self, data: str) -> None:
+            super().write(glyphs.to_ascii(data))
+
+    return AsciiDriver
+
+
+class KzConsoleApp(JobActions, App[int]):
     TITLE = "kzconsole"
     CSS_PATH = "app.tcss"
     ENABLE_COMMAND_PALETTE = True
@@ -149,6 +201,10 @@ class KzConsoleApp(App[int]):
         Binding("q", "back", "Back", tooltip="back; from the jobs view, quit"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="the keys of this view"),
         Binding("colon", "command_line", "Cmd", key_display=":", tooltip="command line: :jobs :catalog :triggers :plugins :logs :job ID :new :q"),
+        Binding("left_square_bracket", "history(-1)", "History back", key_display="[", show=False,
+                tooltip="back to the previous place visited (view, job, file)"),
+        Binding("right_square_bracket", "history(1)", "History forward", key_display="]", show=False,
+                tooltip="forward again, after ["),
         Binding("1", "view('jobs')", "Jobs", show=False),
         Binding("2", "view('catalog')", "Catalog", show=False),
         Binding("3", "view('triggers')", "Triggers", show=False),
@@ -158,6 +214,11 @@ class KzConsoleApp(App[int]):
         Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True),
     ]
 
+    # What every view's top line says about the engine: (text, needs attention).
+    engine_summary: var[tuple[str, bool]] = var(("engine off", True))
+    # The message line of every view (None: empty).
+    message: var[ConsoleMessage | None] = var(None)
+
     def __init__(
         self,
         settings: Any,
@@ -166,7 +227,11 @@ class KzConsoleApp(App[int]):
         clock: Clock | None = None,
         start_engine: bool = True,
         theme: str | None = DEFAULT_THEME,
+        ascii: bool | None = None,
     ) -> None:
+        # Before any widget exists: the symbols are read when the first screen paints.
+        self.ascii = (not glyphs.locale_is_utf8()) if ascii is None else ascii
+        glyphs.use_ascii(self.ascii)
         super().__init__()
         self.settings = settings
         self.clock: Clock = clock or (engine.clock if engine is not None else SYSTEM_CLOCK)
@@ -179,7 +244,18 @@ class KzConsoleApp(App[int]):
         self.engine_error: str | None = None
         self._initial_theme = theme
         self._notified: set[str] = set()
-        self._status_cache = ("", False)
+        self.history = History()
+        self._arriving: Place | None = None
+        self.message_log: deque[ConsoleMessage] = deque(maxlen=200)  # the latest messages, newest last
+        self._message_serial = 0
+        self._message_timer: Timer | None = None
+        self._elsewhere = 0  # jobs executing in the store that this engine does not run
+        self._elsewhere_read: float | None = None
+        self.engine_summary = self._summary()
+
+    def get_driver_class(self) -> type[Driver]:
+        base = super().get_driver_class()
+        return _ascii_driver(base) if self.ascii else base
 
     # ------------------------------------------------------------ lifecycle
 
@@ -187,10 +263,13 @@ class KzConsoleApp(App[int]):
         if self._initial_theme:
             self.theme = self._initial_theme
         self.bridge.attach()
+        self._count_elsewhere(True)
+        self.engine_summary = self._summary()
         hz = max(1, int(getattr(getattr(self.settings, "console", None), "refresh_hz", 10) or 10))
         self.set_interval(1 / hz, self._drain)
         if self.start_engine:
             self.engine_state = "starting"
+            self.engine_summary = self._summary()
             self.call_after_refresh(self._start_engine)
 
     def _start_engine(self) -> None:
@@ -211,10 +290,10 @@ class KzConsoleApp(App[int]):
         if message.error:
             self.engine_state = "failed"
             self.engine_error = message.error
-            self.notify(message.error, title="The engine did not start", severity="error", timeout=15)
+            self.notify(message.error, title="The engine did not start", severity="error")
         else:
             self.engine_state = "running"
-        self._refresh_status()
+        self.engine_summary = self._summary()
 
     def on_unmount(self) -> None:
         self.bridge.detach()
@@ -223,39 +302,68 @@ class KzConsoleApp(App[int]):
     def engine_running(self) -> bool:
         return self.engine_state == "running"
 
-    def engine_status(self) -> tuple[str, bool]:
-        """The engine's state for the view bar: (text, needs attention)."""
+    def _summary(self) -> tuple[str, bool]:
+        """The engine's state for every view's top line, from the engine itself (never from a
+        screen's copy): off, starting, failed, or running with how many jobs it runs, and how many
+        run elsewhere on the same store."""
         state = self.engine_state
+        dot = glyphs.G.engine_on
+        elsewhere = f" {glyphs.G.pending} {self._elsewhere} elsewhere" if self._elsewhere else ""
         if state == "running":
-            scheduler = self.engine.scheduler
-            running = scheduler.running_count() if scheduler is not None else 0
-            return (f"engine ● {running} running" if running else "engine ● idle"), False
+            running = self.engine.running_count()
+            return (f"engine {dot} {running} running" if running else f"engine {dot} idle") + elsewhere, False
         if state == "starting":
-            return "engine starting…", False
+            return f"engine starting{glyphs.G.ellipsis}", False
         if state == "failed":
             return "engine FAILED", True
-        return "engine off", True
+        return "engine off" + elsewhere, True
 
-    def _refresh_status(self) -> None:
-        status = self.engine_status()
-        if status != self._status_cache:
-            self._status_cache = status
-            for bar in self.screen.query(ViewBar):
-                bar.refresh()
+    def _count_elsewhere(self, touched: bool) -> None:
+        # The store's count of executing jobs, read when jobs changed (at most once a second) or
+        # every ten seconds (a job can end in a process that died without telling anyone).
+        now = self.clock.monotonic()
+        last = self._elsewhere_read
+        if last is not None and not (touched and now - last >= 1.0) and now - last < 10.0:
+            return
+        self._elsewhere_read = now
+        try:
+            executing = self.engine.count_jobs(status="executing")
+        except Exception:  # noqa: BLE001 - the indicator must never break the console
+            log.debug("cannot count executing jobs", exc_info=True)
+            return
+        self._elsewhere = max(0, executing - self.engine.running_count())
 
     # ------------------------------------------------------------ engine news
 
+    def visible_screens(self) -> list[Screen]:
+        """The screens on screen now: the top one, and those a dialog lets show through."""
+        stack = self.screen_stack
+        if not stack:
+            return []
+        visible = [stack[-1]]
+        for screen in reversed(stack[:-1]):
+            if not isinstance(visible[-1], ModalScreen):
+                break
+            visible.append(screen)
+        return visible
+
     def _drain(self) -> None:
         batch = self.bridge.drain()
-        self._refresh_status()
+        self._count_elsewhere(batch is not None and batch.jobs_touched)
+        self.engine_summary = self._summary()
         if batch is None:
             return
+        for job in batch.started:
+            log.info("job %s %s started on %s", job.id, job.task_name, job.node or "this engine")
         for job in batch.finished:
             self._notify_finished(job)
-        message_for = EngineUpdated
-        # Every screen of the current stack: a modal's background stays live.
-        for screen in self.screen_stack:
-            screen.post_message(message_for(batch))
+        # Only the screens on screen: a hidden one catches up when shown (on_screen_resume).
+        for screen in self.visible_screens():
+            screen.post_message(EngineUpdated(batch))
+
+    def already_told(self, job: JobRecord) -> None:
+        """The operator was told this job ended (their own action said so): no second message."""
+        self._notified.add(f"{job.id}:{job.status.value}")
 
     def _notify_finished(self, job: JobRecord) -> None:
         key = f"{job.id}:{job.status.value}"
@@ -263,7 +371,8 @@ class KzConsoleApp(App[int]):
             return
         self._notified.add(key)
         status = job.status
-        counts = f"✔ {job.success_count:,} ✖ {job.failure_count:,}"
+        g = glyphs.G
+        counts = f"{g.ok} {job.success_count:,} {g.failed} {job.failure_count:,}"
         if status is JobStatus.SUCCESS:
             severity, text = "information", f"finished: success ({counts})"
         elif status is JobStatus.PARTIAL:
@@ -274,10 +383,73 @@ class KzConsoleApp(App[int]):
             severity, text = "information", f"stopped ({counts})"
         else:
             severity, text = "error", f"internal error: {job.error or 'see its log'}"
-        self.notify(f"{job.task_name} {text}", title=f"Job {job.id[:8]}", severity=severity,
-                    timeout=8 if severity == "information" else 15)
+        self.notify(f"job {job.id[:8]} {job.task_name} {text}", severity=severity)
+
+    # ---------------------------------------------------------- the message line
+
+    def notify(self, message: str, *, title: str = "", severity: str = "information",
+               timeout: float | None = None, markup: bool = True) -> None:
+        """The message line instead of stacked toasts. Thread-safe, as Textual's notify is."""
+        self.post_message(ConsoleNotified(ConsoleMessage(str(message), severity, title), timeout))
+
+    def on_console_notified(self, event: ConsoleNotified) -> None:
+        self._message_serial += 1
+        message = replace(event.message, serial=self._message_serial)
+        self.message = message
+        self.message_log.append(message)
+        level = {"warning": logging.WARNING, "error": logging.ERROR}.get(message.severity, logging.INFO)
+        log.log(level, "%s", message.line())  # the Logs view keeps the older messages
+        if self._message_timer is not None:
+            self._message_timer.stop()
+        seconds = event.timeout or MESSAGE_SECONDS.get(message.severity, 6.0)
+        self._message_timer = self.set_timer(seconds, partial(self._expire_message, message))
+
+    def _expire_message(self, message: ConsoleMessage) -> None:
+        if self.message is message:
+            self.message = None
 
     # ------------------------------------------------------------ navigation
+
+    def visited(self, screen: ConsoleScreen) -> None:
+        place = screen.place()
+        if self._arriving is not None:
+            # On the way to a place of the history: the screens shown on the way are not visits.
+            if place == self._arriving:
+                self._arriving = None
+            return
+        self.history.visit(place)
+
+    def action_history(self, step: int) -> None:
+        if isinstance(self.screen, ModalScreen):
+            return
+        place = self.history.move(step)
+        if place is None:
+            self.notify("no earlier place in the history ([ goes back, ] forward)" if step < 0
+                        else "no later place in the history (] goes forward after [)", severity="warning")
+            return
+        self._go(place)
+
+    def _go(self, place: Place) -> None:
+        self._arriving = place
+        self.set_timer(1.0, partial(self._arrived, place))  # in case it is never shown (a deleted job)
+        kind = place[0]
+        mode = place[1] if kind == "view" else "jobs"
+        if self.current_mode != mode:
+            self.switch_mode(mode)
+        current = self.screen
+        if isinstance(current, ConsoleScreen) and current.place() == place:
+            self._arriving = None
+            return  # already there (the job view kept in the jobs view, say)
+        while len(self.screen_stack) > 1:
+            self.pop_screen()
+        if kind == "job":
+            self.open_job(place[1])
+        elif kind == "file":
+            self.view_file(place[1], place[2])
+
+    def _arrived(self, place: Place) -> None:
+        if self._arriving == place:
+            self._arriving = None
 
     def action_view(self, mode: str) -> None:
         if mode not in self.MODES:
@@ -294,17 +466,18 @@ class KzConsoleApp(App[int]):
             self.action_quit_console()
 
     def action_quit_console(self) -> None:
-        scheduler = self.engine.scheduler
-        running = scheduler.running_count() if scheduler is not None and self.engine_running else 0
+        running = self.engine.running_count()
         if not running:
             self.exit(0)
             return
-        if isinstance(self.screen, ConfirmModal):
+        if isinstance(self.screen, ModalScreen) and getattr(self.screen, "title_text", "") == "Quit?":
             return
 
         def answered(yes: bool | None) -> None:
             if yes:
                 self.exit(0)
+
+        from kzconsole.screens.confirm import ConfirmModal
 
         self.push_screen(
             ConfirmModal(
@@ -315,6 +488,10 @@ class KzConsoleApp(App[int]):
             ),
             answered,
         )
+
+    def action_command_palette(self) -> None:
+        if self.use_command_palette and not CommandPalette.is_open(self):
+            self.push_screen(ConsolePalette(id="--command-palette"))
 
     def action_help(self) -> None:
         if isinstance(self.screen, HelpScreen):
@@ -342,147 +519,31 @@ class KzConsoleApp(App[int]):
         elif command == "job":
             if not arg:
                 self.notify("usage: :job ID (an id prefix of 6+ characters works)", severity="warning")
-            else:
-                self.open_job(arg)
+                return
+            self.open_job(arg)
         elif command == "new":
             category, _, action = arg.partition("/")
             self.open_new_job(category or None, action or None)
 
-    # ------------------------------------------------------------ jobs
+    async def run_action(self, action: Any, default_namespace: Any = None, namespaces: Any = None) -> bool:
+        """A key shown dimmed (it does not apply here) says why on the message line instead of
+        doing nothing: the view's ``why_disabled`` tells."""
+        if isinstance(action, str) and default_namespace is not None:
+            target, name, params = parse_action(action)
+            why = getattr(default_namespace, "why_disabled", None)
+            if not target and why is not None and default_namespace.check_action(name, params) is None:
+                reason = why(name, params)
+                if reason:
+                    self.notify(reason, severity="warning")
+                    return True
+        return await super().run_action(action, default_namespace, namespaces)
 
-    def _find(self, job_id: str) -> JobRecord | None:
+    def find(self, job_id: str) -> JobRecord | None:
         try:
             return self.engine.find_job(job_id)
-        except EngineError as exc:
+        except JobNotFound as exc:
             self.notify(str(exc), severity="error")
             return None
-
-    def open_job(self, job_id: str) -> None:
-        job_id = job_id.strip().lower()
-        if len(job_id) < 6:
-            self.notify("give at least 6 characters of the job id", severity="warning")
-            return
-        job = self._find(job_id)
-        if job is None:
-            return
-        if self.current_mode != "jobs":
-            self.switch_mode("jobs")
-        self.push_screen(JobDetailScreen(job))
-
-    def open_new_job(self, category: str | None = None, action: str | None = None) -> None:
-        """The new-job modal, pre-filled with a task (the catalog's ``n``)."""
-
-        def created(result: NewJobResult | None) -> None:
-            if result is None:
-                return
-            how = "created and queued to start" if result.started else "created (pending: s starts it)"
-            self.notify(f"Job {result.job_id[:8]} {how}", timeout=5)
-            if self.current_mode != "jobs":
-                self.switch_mode("jobs")
-            jobs = self.screen
-            if isinstance(jobs, JobsScreen):
-                jobs.select_job(result.job_id)
-
-        self.push_screen(NewJobModal(category, action), created)
-
-    def change_pause(self, job_id: str, step: int) -> JobRecord | None:
-        job = self._find(job_id)
-        if job is None:
-            return None
-        if job.status.is_finished:
-            self.notify(f"Job {job.id[:8]} is finished: its pause no longer matters", severity="warning")
-            return None
-        live = self.bridge.live_progress(job.id)
-        current = live.wait_after_row_ms if live is not None and job.status is JobStatus.EXECUTING else job.wait_after_row_ms
-        new = next_pause(current, step)
-        try:
-            updated = self.engine.set_wait(job.id, new)
-        except EngineError as exc:
-            self.notify(str(exc), title="Cannot change the pause", severity="error")
-            return None
-        self.notify(f"Job {job.id[:8]}: pause {current} → {new} ms after each row", timeout=3)
-        return updated
-
-    @work(thread=True, group="job-restart")
-    def restart_job(self, job_id: str, open_it: bool = False) -> None:
-        try:
-            job = self.engine.restart_job(job_id)
-        except EngineError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Cannot restart", severity="error")
-            return
-        self.call_from_thread(self._restarted, job_id, job, open_it)
-
-    def _restarted(self, old_id: str, job: JobRecord, open_it: bool) -> None:
-        self.notify(f"Job {old_id[:8]} restarted as job {job.id[:8]} (queued)", timeout=5)
-        if open_it and isinstance(self.screen, JobDetailScreen):
-            self.pop_screen()
-            self.push_screen(JobDetailScreen(job))
-
-    def delete_job(self, job: JobRecord) -> None:
-        if job.status is JobStatus.EXECUTING:
-            self.notify(f"Job {job.id[:8]} is running: stop it first (x)", severity="warning")
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self._delete(job.id)
-
-        self.push_screen(
-            ConfirmModal(
-                f"Delete job {job.id[:8]} ({job.task_name}, {job.status.value})?\n"
-                "Its record, input, output and log are removed for good.",
-                title="Delete job", yes="Delete", no="Keep",
-            ),
-            answered,
-        )
-
-    @work(thread=True, group="job-delete")
-    def _delete(self, job_id: str) -> None:
-        try:
-            self.engine.remove_job(job_id)
-        except EngineError as exc:
-            self.call_from_thread(self.notify, str(exc), title="Cannot delete", severity="error")
-            return
-        self.call_from_thread(self._deleted, job_id)
-
-    def _deleted(self, job_id: str) -> None:
-        self.notify(f"Job {job_id[:8]} deleted", timeout=3)
-        screen = self.screen
-        if isinstance(screen, JobDetailScreen) and screen.job.id == job_id:
-            self.pop_screen()
-
-    def view_output(self, job_id: str) -> None:
-        job = self._find(job_id)
-        if job is None:
-            return
-        path = self.engine.output_path(job)
-        if path is None or not Path(path).exists():
-            self.notify(f"Job {job.id[:8]} has no output yet", severity="warning")
-            return
-        self.push_screen(CsvViewScreen(Path(path), title=f"output of job {job.id[:8]}",
-                                       save_name=f"task_out.{job.id}.csv", is_output=True,
-                                       growing=not job.status.is_finished))
-
-    def view_input(self, job_id: str) -> None:
-        job = self._find(job_id)
-        if job is None:
-            return
-        path = self.engine.input_path(job)
-        if path is None or not Path(path).exists():
-            self.notify(f"Job {job.id[:8]} has no input (a noinput task)", severity="warning")
-            return
-        self.push_screen(CsvViewScreen(Path(path), title=f"input of job {job.id[:8]}",
-                                       save_name=f"task_in.{job.id}.csv", is_output=False))
-
-    def save_output(self, job_id: str) -> None:
-        job = self._find(job_id)
-        if job is None:
-            return
-        path = self.engine.output_path(job)
-        if path is None or not Path(path).exists():
-            self.notify(f"Job {job.id[:8]} has no output yet", severity="warning")
-            return
-        self.push_screen(SaveFileModal(Path(path), f"task_out.{job.id}.csv"))
 
     def get_system_commands(self, screen: Screen) -> Iterable[Any]:
         # Keep Textual's own (theme, keys, screenshot...) but drop its quit: ours asks first.
@@ -491,9 +552,9 @@ class KzConsoleApp(App[int]):
                 yield command
 
 
-def run_console(settings: Any, *, clock: Clock | None = None) -> int:
+def run_console(settings: Any, *, clock: Clock | None = None, ascii: bool | None = None) -> int:
     """``kzconsole`` / ``kzconsole tui``: run the console until the operator quits; stop the engine."""
-    app = KzConsoleApp(settings, clock=clock)
+    app = KzConsoleApp(settings, clock=clock, ascii=ascii)
     try:
         app.run()
     finally:
@@ -503,11 +564,10 @@ def run_console(settings: Any, *, clock: Clock | None = None) -> int:
         from kzconsole.engine.logs import install_stream_router
 
         install_stream_router()
-        scheduler = engine.scheduler
-        running = scheduler.running_count() if scheduler is not None else 0
+        running = engine.running_count()
         if running:
             sys.__stderr__.write(f"kzconsole: stopping the engine; {running} running job(s) will resume "
-                                 "when an engine next opens this store…\n")
+                                 "when an engine next opens this store...\n")
             sys.__stderr__.flush()
         stuck = engine.stop()
         if stuck:

@@ -173,21 +173,30 @@ def create_demo(data_dir: Path, *, config: str | None = None, plugins: list[str]
 
 
 def run_demo(args: Any) -> int:
-    """``kzconsole demo [--no-tui] [--dir DIR]``."""
-    target = getattr(args, "dir", None)
+    """``kzconsole demo [--no-tui] [--dir DIR] [--ascii]``; the global ``--data-dir`` works as ``--dir``.
+    Without either, the demo lives in a temporary folder that is removed when the console exits."""
+    target = getattr(args, "dir", None) or getattr(args, "data_dir", None)
     data_dir = Path(target).expanduser().resolve() if target else Path(tempfile.mkdtemp(prefix="kzconsole-demo-"))
     if target and data_dir.exists() and any(data_dir.iterdir()):
         sys.stderr.write(f"kzconsole: demo: {data_dir} is not empty; give an empty or new folder\n")
         return 2
-    settings = create_demo(data_dir, config=getattr(args, "config", None), plugins=getattr(args, "plugins", None))
-    if getattr(args, "no_tui", False):
-        print(data_dir)
-        return 0
+    throwaway = not target and not getattr(args, "no_tui", False)
     try:
-        from kzconsole.app import run_console
-    except ImportError:
-        print(data_dir)
-        sys.stderr.write("kzconsole: demo: the console is not available in this build; the demo data dir is above\n")
-        return 0
-    sys.stderr.write(f"kzconsole demo: data dir {data_dir}\n")
-    return run_console(settings)
+        settings = create_demo(data_dir, config=getattr(args, "config", None), plugins=getattr(args, "plugins", None))
+        if getattr(args, "no_tui", False):
+            print(data_dir)
+            return 0
+        try:
+            from kzconsole.app import run_console
+        except ImportError:
+            print(data_dir)
+            throwaway = False
+            sys.stderr.write("kzconsole: demo: the console is not available in this build; the demo data dir is above\n")
+            return 0
+        sys.stderr.write(f"kzconsole demo: data dir {data_dir}\n")
+        return run_console(settings, ascii=getattr(args, "ascii", None))
+    finally:
+        if throwaway:
+            import shutil
+
+            shutil.rmtree(data_dir, ignore_errors=True)

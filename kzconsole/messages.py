@@ -5,29 +5,36 @@ records the latest state per job, and the app drains it a few times a second int
 :class:`EngineUpdated` message carrying an immutable :class:`EngineBatch`. A flood of engine events
 therefore costs the UI one message per tick, whatever the number of jobs or rows.
 
-This module imports neither the engine nor the bridge: the payload is plain data.
+The payload is plain data: the engine's records and events, which are immutable.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from textual.message import Message
+
+if TYPE_CHECKING:
+    from kzconsole.engine import JobProgressed, JobRecord
 
 
 @dataclass(frozen=True)
 class EngineBatch:
     """What happened in the engine since the previous tick (latest state per job)."""
 
-    progress: dict[str, Any] = field(default_factory=dict)  # job id -> JobProgressed (latest)
-    changed: dict[str, Any] = field(default_factory=dict)  # job id -> JobRecord (latest)
+    progress: dict[str, JobProgressed] = field(default_factory=dict)  # job id -> the latest
+    changed: dict[str, JobRecord] = field(default_factory=dict)  # job id -> the latest record
     deleted: frozenset[str] = frozenset()
     logged: frozenset[str] = frozenset()  # job ids with new log lines (read them from the file)
-    finished: tuple[Any, ...] = ()  # JobRecords that reached a final status, in order
-    fired: tuple[Any, ...] = ()  # trigger Firings
-    store_changed: bool = False  # another connection changed the store: re-read what you show
+    started: tuple[JobRecord, ...] = ()  # jobs that began executing, in order
+    finished: tuple[JobRecord, ...] = ()  # jobs that reached a final status, in order
+    fired: int = 0  # trigger firings recorded (the Triggers view re-reads the schedule)
+    store_changed: bool = False  # another process changed the store: re-read what you show
+    store_job_ids: frozenset[str] | None = frozenset()  # the jobs it changed (None: unknown, any)
+    store_kinds: frozenset[str] = frozenset()  # what it changed: job, deleted, log, firing, engine, plugin
     catalog_changed: bool = False
+    engine_logged: int = 0  # engine log records recorded (read them with bridge.log_since)
 
     @property
     def jobs_touched(self) -> bool:
@@ -37,9 +44,16 @@ class EngineBatch:
     @property
     def empty(self) -> bool:
         return not (
-            self.progress or self.changed or self.deleted or self.logged or self.finished
-            or self.fired or self.store_changed or self.catalog_changed
+            self.progress or self.changed or self.deleted or self.logged or self.started
+            or self.finished or self.fired or self.store_changed or self.catalog_changed
+            or self.engine_logged
         )
+
+    def store_touched(self, job_id: str) -> bool:
+        """Whether another process changed this job (or changed jobs it did not name)."""
+        if not self.store_changed:
+            return False
+        return self.store_job_ids is None or job_id in self.store_job_ids
 
 
 class EngineUpdated(Message):
@@ -56,3 +70,12 @@ class EngineStarted(Message):
     def __init__(self, error: str | None = None) -> None:
         super().__init__()
         self.error = error
+
+
+class ConsoleNotified(Message):
+    """A message for the message line (posted by ``KzConsoleApp.notify``, from any thread)."""
+
+    def __init__(self, message: Any, timeout: float | None = None) -> None:
+        super().__init__()
+        self.message = message  # a kzconsole.widgets.message_line.ConsoleMessage
+        self.timeout = timeout

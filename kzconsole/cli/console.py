@@ -13,13 +13,21 @@ from kzconsole.cli.common import EXIT_OK, add_command, open_engine, settings
 
 
 def register(commands: Any) -> None:
-    add_command(commands, "tui", "the full-screen console with the engine embedded (the default)", handler=cmd_tui)
+    tui = add_command(commands, "tui", "the full-screen console with the engine embedded (the default)", handler=cmd_tui)
+    _ascii_option(tui)
 
     add_command(commands, "engine", "run the engine in the foreground until SIGINT/SIGTERM", handler=cmd_engine)
 
     demo = add_command(commands, "demo", "open the console on a throwaway data dir full of examples", handler=cmd_demo)
     demo.add_argument("--no-tui", action="store_true", help="only create the demo data dir and print its path")
     demo.add_argument("--dir", metavar="DIR", help="create the demo there instead of a temporary folder")
+    _ascii_option(demo)
+
+
+def _ascii_option(parser: argparse.ArgumentParser) -> None:
+    # console: plain ASCII symbols and borders (also when the locale is not UTF-8)
+    parser.add_argument("--ascii", action="store_true", default=None,
+                        help="draw plain ASCII (the default when the locale is not UTF-8)")
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -28,7 +36,7 @@ def cmd_tui(args: argparse.Namespace) -> int:
     `kzconsole engine`. `kzconsole` alone does the same."""
     from kzconsole.app import run_console
 
-    return run_console(settings(args))
+    return run_console(settings(args), ascii=getattr(args, "ascii", None))
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

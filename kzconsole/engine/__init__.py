@@ -3,6 +3,8 @@
 The console and the command line use only the names exported here.
 """
 
+from typing import TYPE_CHECKING
+
 from kzconsole.engine.arguments import MAX_WAIT_MS, check_account_id, check_wait_ms
 from kzconsole.engine.engine import Engine
 from kzconsole.engine.errors import (
@@ -29,6 +31,9 @@ from kzconsole.engine.models import Firing, JobRecord, JobStatus
 from kzconsole.engine.store import ApiKey, Store, StoreChange, StoreError
 from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery, JobRows
 
+if TYPE_CHECKING:  # console: the type of Engine.plugins() items, for the Plugins view
+    from kzconsole.engine.catalog import PluginSource
+
 __all__ = [
     "Engine",
     "EngineError",
@@ -54,6 +59,7 @@ __all__ = [
     "JobStatus",
     "JobControl",
     "InputReport",
+    "PluginSource",
     "Store",
     "StoreChange",
     "StoreError",
@@ -71,4 +77,8 @@ def __getattr__(name: str):
         from kzconsole.engine.control import JobControl
 
         return JobControl
+    if name == "PluginSource":  # console: loaded with the catalog, not at import
+        from kzconsole.engine.catalog import PluginSource
+
+        return PluginSource
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -6,8 +6,8 @@ the new-job dialog for the selected task.
 
 The catalog is read through the engine facade only. Building the view calls plugin code
 (``output_header`` may be a callable) and the very first read may load every plugin, so it runs in
-a thread worker; afterwards the screen polls the catalog's version (one attribute read) once a
-second and rebuilds when a plugin was loaded, reloaded or removed.
+a thread worker; afterwards the view rebuilds when the engine says the catalog changed (a plugin was
+loaded, reloaded or removed), or, hidden meanwhile, when it is shown again with a new version.
 """
 
 from __future__ import annotations
@@ -22,12 +22,18 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import Footer, Static, Tree
+from textual.widgets import Static, Tree
+
+from kzconsole.messages import EngineUpdated
+from kzconsole.plugin import TaskSpec
+from kzconsole.screens.base import ConsoleScreen
+from kzconsole.widgets.key_bar import KeyBar
+from kzconsole.widgets.lines import Lines
+from kzconsole.widgets.message_line import MessageLine
+from kzconsole.widgets.row_table import KeyTree
+from kzconsole.widgets.view_bar import ViewBar
 
 __all__ = ["CatalogScreen", "TaskView", "describe_task", "effective_header"]
-
-POLL_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -55,7 +61,7 @@ class TaskView:
         return self.expected_content is None
 
 
-def effective_header(spec: Any) -> tuple[tuple[str, ...], str]:
+def effective_header(spec: TaskSpec) -> tuple[tuple[str, ...], str]:
     """The output header a job of ``spec`` will write (contract 2.5), and a note on where it
     came from. Calls a callable ``output_header``; anything it raises is reported, not raised."""
     declared = spec.output_header
@@ -91,7 +97,7 @@ def effective_header(spec: Any) -> tuple[tuple[str, ...], str]:
     return header, note
 
 
-def describe_task(spec: Any, verifiers: dict[str, Any]) -> TaskView:
+def describe_task(spec: TaskSpec, verifiers: dict[str, Any]) -> TaskView:
     header, note = effective_header(spec)
     return TaskView(
         category=spec.category,
@@ -112,13 +118,16 @@ def _join(items: tuple[str, ...], empty: str = "(none)") -> str:
     return ", ".join(items) if items else empty
 
 
-class CatalogScreen(Screen):
+class CatalogScreen(ConsoleScreen):
     """Categories and actions, and the details of the selected task."""
 
+    VIEW_NAME = "Catalog"
+    MODE = "catalog"
+
     BINDINGS = [
-        Binding("n", "new_job", "New job"),
-        Binding("e", "expand_all", "Expand all", show=False),
-        Binding("c", "collapse_all", "Collapse all", show=False),
+        Binding("n", "new_job", "New job", tooltip="a new job for the highlighted task (the dialog, pre-filled)"),
+        Binding("e", "expand_all", "Expand all", tooltip="open every category"),
+        Binding("c", "collapse_all", "Collapse all", tooltip="close every category"),
     ]
 
     DEFAULT_CSS = """
@@ -137,6 +146,10 @@ class CatalogScreen(Screen):
         max-width: 44;
         border-right: solid $primary-darken-2;
     }
+    /* The tree's guides in the theme's muted text colour: ANSI black vanished on a black terminal. */
+    CatalogScreen #catalog-tree > .tree--guides { color: $text-muted; }
+    CatalogScreen #catalog-tree > .tree--guides-hover { color: $text-muted; }
+    CatalogScreen #catalog-tree > .tree--guides-selected { color: $accent; }
     CatalogScreen #catalog-details-pane {
         width: 1fr;
         padding: 0 1;
@@ -162,41 +175,40 @@ class CatalogScreen(Screen):
         self._tasks: dict[tuple[str, str], TaskView] = {}
         self._error: str | None = None
         self._selected: tuple[str, str | None] | None = None
+        self._stale = False  # the catalog changed while a load ran: load again after it
 
     # ------------------------------------------------------------------ layout
 
     def compose(self) -> ComposeResult:
-        yield Static("Catalog  (loading plugins...)", id="catalog-title")
+        yield ViewBar("catalog")
+        yield Lines("Catalog  (loading plugins...)", id="catalog-title")
         with Horizontal(id="catalog-body"):
-            tree: Tree[tuple[str, str | None]] = Tree("catalog", id="catalog-tree")
+            tree = KeyTree("catalog", id="catalog-tree")
             tree.show_root = False
             tree.guide_depth = 2
             yield tree
             with VerticalScroll(id="catalog-details-pane"):
                 yield Static("", id="catalog-details")
-        yield Footer()
-
-    @property
-    def engine(self) -> Any:
-        return self.app.engine  # type: ignore[attr-defined]
+        yield MessageLine()
+        yield KeyBar()
 
     def on_mount(self) -> None:
-        self.set_interval(POLL_SECONDS, self._poll)
         self._load()
 
     def on_screen_resume(self) -> None:
-        self._poll()
+        self._catch_up()
+
+    def on_engine_updated(self, message: EngineUpdated) -> None:
+        if message.batch.catalog_changed:
+            self._catch_up()
 
     # ------------------------------------------------------------------ data
 
-    def _poll(self) -> None:
+    def _catch_up(self) -> None:
+        """Load again if the catalog changed since the last load (or the last load failed)."""
         if self._loading:
+            self._stale = True
             return
-        if self._version is None:
-            self._load()
-            return
-        if not self.is_current:
-            return  # a hidden screen catches up when it is shown again (on_screen_resume)
         try:
             version = self.engine.catalog.version
         except Exception:  # noqa: BLE001 - the next load reports it
@@ -227,6 +239,9 @@ class CatalogScreen(Screen):
 
     def on_catalog_screen_loaded(self, message: Loaded) -> None:
         self._loading = False
+        if self._stale:
+            self._stale = False
+            self.call_later(self._catch_up)
         if message.error is not None:
             self._error = message.error
             self._version = -1  # retry on the next version change (or poll)
@@ -282,7 +297,7 @@ class CatalogScreen(Screen):
         self._show_details()
 
     def _move_cursor(self, node: Any) -> None:
-        tree = self.query_one("#catalog-tree", Tree)
+        tree = self.query_one("#catalog-tree", KeyTree)
         tree.move_cursor(node, animate=False)
 
     def on_tree_node_highlighted(self, event: Tree.NodeHighlighted) -> None:
@@ -291,7 +306,7 @@ class CatalogScreen(Screen):
             self._show_details()
 
     def _update_title(self) -> None:
-        title = self.query_one("#catalog-title", Static)
+        title = self.query_one("#catalog-title", Lines)
         if self._error is not None:
             title.update(Text(f"Catalog  (cannot read the catalog: {self._error})"))
             return
@@ -387,11 +402,7 @@ class CatalogScreen(Screen):
         if view is None:
             self.notify("Select a task (an action under a category) first.", severity="warning")
             return
-        opener = getattr(self.app, "open_new_job", None)
-        if opener is None:
-            self.notify(f"New job for {view.name}: the new-job dialog is not available here.")
-            return
-        opener(view.category, view.action)
+        self.console.open_new_job(view.category, view.action)
 
     def action_expand_all(self) -> None:
         self.query_one("#catalog-tree", Tree).root.expand_all()

@@ -12,11 +12,14 @@ from textual.containers import VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
+from kzconsole.widgets.key_bar import own_actions
+
+# What no binding of the view says (the command line, back, history and quit are bindings: listed).
 GLOBAL_NOTES = [
-    (":", "command line: :jobs :catalog :triggers :plugins :logs :job ID :new :q"),
     ("ctrl+p", "command palette: every action, searchable"),
-    ("q, escape", "back; q on the jobs view quits"),
+    ("escape", "back (never quits; on the jobs view it clears the filter, then the marks)"),
     ("tab, shift+tab", "move between the parts of a view"),
+    ("ctrl+q, ctrl+c", "quit (asks first while jobs run here)"),
 ]
 
 
@@ -27,7 +30,7 @@ def bindings_of(screen: Screen) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     for _key, active in screen.active_bindings.items():
         binding = active.binding
-        if not binding.description or binding.system or binding.action not in _own_actions(active.node):
+        if not binding.description or binding.system or binding.action not in own_actions(active.node):
             continue
         if active.node is screen:
             where = "view"
@@ -44,17 +47,6 @@ def bindings_of(screen: Screen) -> list[tuple[str, str, str]]:
     order = {"view": 0}
     rows.sort(key=lambda r: (order.get(r[0], 1 if r[0] != "console" else 2)))
     return rows
-
-
-def _own_actions(node: Any) -> set[str]:
-    """Actions bound by the console's own classes (not Textual's generic focus/copy/scroll keys)."""
-    actions: set[str] = set()
-    for cls in type(node).__mro__:
-        if cls.__module__.startswith("kzconsole"):
-            for binding in cls.__dict__.get("BINDINGS", ()):
-                if isinstance(binding, Binding):
-                    actions.add(binding.action)
-    return actions
 
 
 def _keys_for(screen: Screen, binding: Any) -> list[str]:

@@ -1,217 +1,123 @@
 """The jobs view (``1``, the first screen): every job, newest first, live.
 
-The list pages from the store (see :mod:`kzconsole.widgets.job_list`). A filter or a sort the store
-can answer (status, an exact account id, newest/oldest first, running first) keeps paging from the
-store; anything else (a piece of a task name, an id prefix, a word in a file name, sort by task)
-scans the store once in a worker thread and lists the matches from memory.
+The list pages from the store (see :mod:`kzconsole.widgets.job_list`); what it lists is the filter
+and the sort in force, as one store query (:mod:`kzconsole.screens.job_sources`): the store filters
+and sorts 100,000 jobs with its indexes, and the list reads only the rows on screen.
+
+Jobs can be marked (``space``; ``*`` marks every job the filter matches): start, stop, restart and
+delete then act on the marked jobs, after one confirmation that says how many.
 """
 
 from __future__ import annotations
 
-import re
 import time
-from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
-from textual import work
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
-from textual.worker import get_current_worker
+from textual.widgets import Input
 
-from kzconsole.engine import EngineError, JobRecord, JobStatus
+from kzconsole.engine import JobRecord, JobStatus
 from kzconsole.messages import EngineUpdated
-from kzconsole.widgets.job_list import GroupedSource, JobList, JobSource, MemorySource, StoreSource
+from kzconsole.screens.base import ConsoleScreen
+from kzconsole.screens.job_actions import next_pause, why_not  # noqa: F401 - next_pause: tests use it here
+from kzconsole.screens.job_sources import SORT_COLUMNS, FilterError, JobFilter, QuerySource, Sort, parse_filter
+from kzconsole.widgets import fmt, glyphs
+from kzconsole.widgets.job_list import COLUMNS, JobList, JobSource
+from kzconsole.widgets.key_bar import KeyBar
+from kzconsole.widgets.lines import Lines
+from kzconsole.widgets.message_line import MessageLine
 from kzconsole.widgets.view_bar import ViewBar
 
-STATUSES = [s.value for s in JobStatus]
-STATUS_ALIASES = {
-    "running": ["executing"], "run": ["executing"], "active": ["executing", "pending"],
-    "failed": ["failure"], "fail": ["failure"], "ok": ["success"], "done": [s.value for s in JobStatus if s.is_finished],
-    "finished": [s.value for s in JobStatus if s.is_finished], "error": ["internal_error"],
-    "errors": ["internal_error"], "queued": ["pending"], "waiting": ["pending"],
-}
-# Sorted by status, the jobs that need attention come first.
-STATUS_ORDER = ["executing", "pending", "internal_error", "failure", "partial", "stopped", "success"]
-SORTS = ("newest", "oldest", "status", "task", "account")
-SORT_LABELS = {"newest": "newest first", "oldest": "oldest first", "status": "running first",
-               "task": "by task", "account": "by account"}
-PAUSE_STEPS = [0, 10, 25, 50, 100, 250, 500, 1000, 2000, 5000, 10000]
-_HEX32 = re.compile(r"^[0-9a-f]{32}$")
-SCAN_PAGE = 2000
 RELOAD_EVERY_S = 0.3  # at most this often a live list re-reads the store
-# When only another connection wrote (mostly running jobs' checkpoints, at most one a second each),
+# When only another process wrote (mostly running jobs' checkpoints, at most one a second each),
 # re-read this seldom: stored counts move no faster, and jobs run here are shown live by the bridge.
-# Re-reading 100,000 jobs' count five times a second took a quarter of 8 running jobs' speed.
 RELOAD_QUIET_S = 1.0
-RESCAN_EVERY_S = 1.5
-RESCAN_DUTY = 5  # a rescan waits at least this many times the last scan's duration (<= 20% of a core)
-RESCAN_QUIET_S = 10.0  # when only counts moved (another connection wrote), rescan this seldom
+MARK_PAGE = 5000
+
+JOB_ACTIONS = {"open", "start", "stop", "restart", "restart_failed", "delete", "output", "input", "pause"}
+BULK_ACTIONS = {"start", "stop", "restart", "restart_failed", "delete"}
 
 
-@dataclass(frozen=True)
-class JobFilter:
-    """A parsed filter: every term must match (terms are separated by spaces).
-
-    ``executing`` / ``status:exec,pend``: status (a prefix of a status name, or running, failed,
-    done, ...); ``account:ID``; ``task:skel/id``; ``id:0f3a``; anything else matches a piece of the id,
-    task, account or file name.
-    """
-
-    text: str = ""
-    statuses: tuple[str, ...] | None = None
-    account: str | None = None  # a whole account id: the store answers
-    account_part: str | None = None
-    task: str | None = None
-    id_prefix: str | None = None
-    words: tuple[str, ...] = field(default_factory=tuple)
-
-    @property
-    def store_only(self) -> bool:
-        """The store answers it (status, whole account, task piece, id prefix): paged, no scan."""
-        return self.account_part is None and not self.words
-
-    def matches(self, job: Any) -> bool:
-        if self.statuses is not None and job.status.value not in self.statuses:
-            return False
-        if self.account is not None and job.account_id != self.account:
-            return False
-        if self.account_part is not None and self.account_part not in job.account_id.lower():
-            return False
-        if self.task is not None and self.task not in job.task_name.lower():
-            return False
-        if self.id_prefix is not None and not job.id.startswith(self.id_prefix):
-            return False
-        for word in self.words:
-            if not (word in job.id or word in job.task_name.lower() or word in job.account_id.lower()
-                    or (job.file_name and word in job.file_name.lower())):
-                return False
-        return True
-
-    def describe(self) -> str:
-        return self.text.strip()
+def _sort_bindings() -> list[Binding]:
+    out = []
+    for col in COLUMNS:
+        spec = SORT_COLUMNS[col.key]
+        out.append(Binding(col.sort_key, f"sort('{col.key}')", "Sort" if col.key == "status" else f"Sort by {spec.label}",
+                           show=col.key == "status",
+                           tooltip=f"sort by {spec.label}; again: the other way" + (
+                               " (shift + the column's letter: I S T P X D R C A N)" if col.key == "status" else "")))
+    return out
 
 
-def _statuses_for(word: str) -> list[str] | None:
-    if word in STATUS_ALIASES:
-        return STATUS_ALIASES[word]
-    found = [s for s in STATUSES if s.startswith(word)]
-    return found or None
-
-
-def parse_filter(text: str) -> JobFilter:
-    statuses: set[str] | None = None
-    account = account_part = task = id_prefix = None
-    words: list[str] = []
-    for raw in text.lower().split():
-        key, sep, value = raw.partition(":")
-        if sep and key in ("status", "s", "state"):
-            found: set[str] = set()
-            for part in value.split(","):
-                found.update(_statuses_for(part) or [] if part else [])
-            statuses = (statuses or set()) | found if found else (statuses or set())
-        elif sep and key in ("account", "acct", "a"):
-            if _HEX32.match(value):
-                account = value
-            else:
-                account_part = value
-        elif sep and key in ("task", "t"):
-            task = value
-        elif sep and key == "id":
-            id_prefix = value
-        elif raw in STATUSES or raw in STATUS_ALIASES or (len(raw) >= 3 and _statuses_for(raw)):
-            # A status, an alias, or the start of one (so typing "stop" already finds "stopped").
-            statuses = (statuses or set()) | set(_statuses_for(raw) or [])
-        else:
-            words.append(raw)
-    return JobFilter(
-        text=text,
-        statuses=tuple(sorted(statuses)) if statuses is not None else None,
-        account=account, account_part=account_part, task=task, id_prefix=id_prefix, words=tuple(words),
-    )
-
-
-def _sort_key(sort: str) -> Callable[[Any], Any]:
-    if sort == "oldest":
-        return lambda j: (j.created, j.id)
-    if sort == "status":
-        rank = {s: i for i, s in enumerate(STATUS_ORDER)}
-        return lambda j: (rank.get(j.status.value, 99), -j.created, _neg(j.id))
-    if sort == "task":
-        return lambda j: (j.task_name, -j.created)
-    if sort == "account":
-        return lambda j: (j.account_id, -j.created)
-    return lambda j: (-j.created, _neg(j.id))
-
-
-def _neg(job_id: str) -> str:
-    # Newest first ties on `created` are broken by id descending, as the store does.
-    return "".join(chr(0x10FFFF - ord(c)) for c in job_id)
-
-
-class JobsScreen(Screen):
+class JobsScreen(ConsoleScreen):
     VIEW_NAME = "Jobs"
+    MODE = "jobs"
 
     DEFAULT_CSS = """
     JobsScreen #filter { display: none; background: $panel; }
     JobsScreen #filter.-shown { display: block; }
-    JobsScreen #status { height: 1; padding: 0 1; background: $panel; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
+    JobsScreen #filter.-error { color: $error; }
+    JobsScreen #status { height: 1; padding: 0 1; background: $panel; color: $text-muted; }
     """
 
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="open the job view: record, live progress, log, output"),
         Binding("n", "new", "New", tooltip="create a job: task, input file, checks, accounts, pause"),
-        Binding("s", "start", "Start", tooltip="start a pending job (it waits for a free slot)"),
-        Binding("x", "stop", "Stop", tooltip="stop: a pending job at once, a running one before its next row"),
-        Binding("d", "delete", "Delete", tooltip="delete the job and its files (asks first)"),
+        Binding("s", "start", "Start", tooltip="start a pending job (it waits for a free slot); the marked jobs if any"),
+        Binding("x", "stop", "Stop", tooltip="stop: a pending job at once, a running one before its next row; the marked jobs if any"),
+        Binding("r", "restart", "Restart", tooltip="a new job with the same task, input and accounts, queued; the marked jobs if any"),
+        Binding("F", "restart_failed", "Re-run failed", tooltip="a new job of the failed rows only (same task and accounts), queued; the marked jobs if any"),
+        Binding("d", "delete", "Delete", tooltip="delete the job and its files (asks first); the marked jobs if any"),
+        Binding("space", "mark", "Mark", tooltip="mark or unmark the highlighted job for start, stop, restart, delete"),
+        Binding("asterisk", "mark_all", "Mark all", key_display="*", tooltip="mark every job the filter matches (again: unmark them)"),
+        Binding("u", "unmark", "Unmark", show=False, tooltip="unmark every job"),
         Binding("o", "output", "Output", tooltip="view the output (so far) as a table; w saves it"),
-        Binding("r", "restart", "Restart", show=False, tooltip="a new job with the same task, input and accounts, queued"),
-        Binding("i", "input", "Input", show=False, tooltip="view the stored input as a table"),
-        Binding("plus", "pause(1)", "Longer pause", key_display="+", show=False, tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"),
-        Binding("minus", "pause(-1)", "Shorter pause", key_display="-", show=False, tooltip="shorter pause after each row"),
-        Binding("slash", "filter", "Filter", key_display="/", tooltip="filter: a status, task:, account:, id:, or any text"),
-        Binding("S", "sort", "Sort", tooltip="sort: newest, oldest, running first, by task, by account"),
-        Binding("escape", "clear_filter", "Clear filter", show=False, tooltip="clear the filter"),
+        Binding("i", "input", "Input", tooltip="view the stored input as a table"),
+        # priority, and the focus moved at once: the keys typed right after "/" (already queued, over
+        # SSH) must land in the filter box, not run the list's keys (n opened the new-job dialog).
+        Binding("slash", "filter", "Filter", key_display="/", priority=True,
+                tooltip="filter: a status, task:, account:, id:, file:, /regex/, any text; ! first inverts"),
+        *_sort_bindings(),
+        Binding("plus", "pause(1)", "Slower", key_display="+", tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"),
+        Binding("minus", "pause(-1)", "Faster", key_display="-", tooltip="shorter pause after each row"),
+        Binding("escape", "clear", "Clear filter", show=False, tooltip="clear the filter; then the marks"),
+        Binding("q", "app.back", "Quit", tooltip="quit the console (asks first while jobs run here)"),
     ]
 
     def __init__(self) -> None:
         super().__init__()
         self.filter = JobFilter()
-        self.sort = "newest"
+        self.sort = Sort()
+        self.marked: dict[str, str] = {}  # job id -> its status when marked (for the question)
         self._last_reload = 0.0
         self._reload_timer: Timer | None = None
         self._reload_due = 0.0
         self._filter_timer: Timer | None = None
-        self._scan_generation = 0
-        self._scanning = False
-        self._scanned = 0
-        self._last_scan = 0.0
-        self._scan_seconds = 0.0
-        self._rescan_pending = False
-        self._rescan_timer: Timer | None = None
-        self._status_text = ""
         self._binding_state: tuple[Any, ...] | None = None
-
-    @property
-    def engine(self) -> Any:
-        return self.app.engine
+        self._marking = False
+        self._wait: tuple[str, str | None] | None = None  # (job id, why the highlighted job waits)
 
     # ------------------------------------------------------------- layout
 
     def compose(self) -> ComposeResult:
         yield ViewBar("jobs")
-        yield Input(placeholder="filter: status (executing, failed, done...), task:, account:, id:, or any text",
+        yield Input(placeholder="filter: a status (failed, done...), task:, account:, id:, file:, /regex/, text; ! first: the others",
                     id="filter", compact=True)
-        yield JobList(self._make_source(), now=self.app.clock.time, live=self.app.bridge.live_progress,
-                      id="jobs")
-        yield Static("", id="status")
-        yield Footer(compact=True, show_command_palette=False)
+        job_list = JobList(self._make_source(), now=self.app.clock.time, live=self.console.bridge.live_progress,
+                           marked=self.marked.__contains__, id="jobs")
+        job_list.set_sort(self.sort.column, self.sort.descending)
+        yield job_list
+        yield Lines("", id="status")
+        yield MessageLine()
+        yield KeyBar()
 
     @property
     def job_list(self) -> JobList:
         return self.query_one(JobList)
+
 
     def on_mount(self) -> None:
         self.job_list.reload()
@@ -227,105 +133,18 @@ class JobsScreen(Screen):
     # -------------------------------------------------------------- data
 
     def _make_source(self) -> JobSource:
-        f = self.filter
-        if not f.store_only or self.sort in ("task", "account"):
-            return MemorySource([])  # filled by the scan
-        statuses = list(f.statuses) if f.statuses is not None else None
-        if self.sort == "status":
-            order = [s for s in STATUS_ORDER if statuses is None or s in statuses]
-            return GroupedSource([StoreSource(self.engine, statuses=[s], account_id=f.account, task=f.task,
-                                              id_prefix=f.id_prefix) for s in order])
-        return StoreSource(self.engine, statuses=statuses, account_id=f.account, task=f.task,
-                           id_prefix=f.id_prefix, oldest_first=self.sort == "oldest")
+        # Durations and rates of running jobs are measured to one moment, so pages stay in order.
+        return QuerySource(self.engine, self.filter.query(self.sort, now=self.app.clock.time()))
 
     def _apply_query(self) -> None:
-        source = self._make_source()
-        self.job_list.set_source(source)
-        if isinstance(source, MemorySource):
-            self._start_scan()
-        self._update_status()
-
-    def _start_scan(self) -> None:
-        self._scan_generation += 1
-        self._scanning = True
-        self._scanned = 0
-        self.job_list.empty_note = "  filtering…"
-        self._last_scan = time.monotonic()
-        self._scan(self._scan_generation, self.filter, self.sort)
-        self._update_status()
-
-    @work(thread=True, exclusive=True, group="jobs-scan")
-    def _scan(self, generation: int, job_filter: JobFilter, sort: str) -> None:
-        """Read every job the store narrows to, keep the matches (a worker thread)."""
-        worker = get_current_worker()
-        engine = self.engine
-        statuses = list(job_filter.statuses) if job_filter.statuses is not None else None
-        found: list[JobRecord] = []
-        offset = 0
-        started = last_shown = time.monotonic()
-        # A first scan in the natural order shows what it found so far (newest first is a prefix of
-        # the result); a rescan keeps the previous result on screen until the new one is complete.
-        show_partial = sort == "newest" and not self._shown_records()
-        while not worker.is_cancelled:
-            page = engine.list_jobs(status=statuses, account_id=job_filter.account, limit=SCAN_PAGE, offset=offset)
-            found.extend(job for job in page if job_filter.matches(job))
-            offset += len(page)
-            self._scanned = offset
-            if len(page) < SCAN_PAGE:
-                break
-            if show_partial and time.monotonic() - last_shown > 0.3:
-                last_shown = time.monotonic()
-                self.app.call_from_thread(self._scan_partial, generation, list(found))
-        if worker.is_cancelled:
-            return
-        if sort != "newest":
-            found.sort(key=_sort_key(sort))
-        self._scan_seconds = time.monotonic() - started
-        self.app.call_from_thread(self._scan_done, generation, found)
-
-    def _shown_records(self) -> bool:
-        source = self.job_list.source
-        return isinstance(source, MemorySource) and bool(source.records)
-
-    def _scan_partial(self, generation: int, found: list[JobRecord]) -> None:
-        source = self.job_list.source
-        if generation == self._scan_generation and isinstance(source, MemorySource):
-            source.records = found
-            self.job_list.reload()
-            self._update_status()
-
-    def _scan_done(self, generation: int, found: list[JobRecord]) -> None:
-        if generation != self._scan_generation:
-            return
-        self._scanning = False
-        self.job_list.empty_note = None
-        if self._rescan_pending:
-            self._rescan_pending = False
-            self.call_later(self._reload)
-        source = self.job_list.source
-        if isinstance(source, MemorySource):
-            source.records = found
-            self.job_list.reload()
+        job_list = self.job_list
+        job_list.empty_note = None if self.filter.empty else "  the filter matched no job (escape clears it)"
+        job_list.set_sort(self.sort.column, self.sort.descending)
+        job_list.set_source(self._make_source())
         self._update_status()
 
     def _reload(self, force: bool = False, *, quiet: bool = False) -> None:
-        """Re-read the list, at most every RELOAD_EVERY_S (events come in bursts).
-
-        A scanned list is scanned again at most every RESCAN_EVERY_S, and never more often than
-        RESCAN_DUTY times its own duration: with 100,000 jobs and a filter the store cannot answer,
-        running jobs must not keep a core busy re-reading the store.
-        """
-        if isinstance(self.job_list.source, MemorySource):
-            every = max(RESCAN_QUIET_S if quiet else RESCAN_EVERY_S, self._scan_seconds * RESCAN_DUTY)
-            if self._scanning:
-                self._rescan_pending = True
-                return
-            if force or time.monotonic() - self._last_scan >= every:
-                self._start_scan()
-            elif self._rescan_timer is None:
-                delay = every - (time.monotonic() - self._last_scan)
-                self._rescan_timer = self.set_timer(max(0.05, delay), self._rescan_now)
-            return
+        """Re-read the list, at most every RELOAD_EVERY_S (events come in bursts)."""
         every = RELOAD_QUIET_S if quiet else RELOAD_EVERY_S
         elapsed = time.monotonic() - self._last_reload
         if force or elapsed >= every:
@@ -341,30 +160,29 @@ class JobsScreen(Screen):
 
     def _reload_now(self) -> None:
         self._reload_timer = None
+        if not self.shown:
+            return  # on_screen_resume reloads
         self._last_reload = time.monotonic()
         self.job_list.reload()
-        self._update_status()
         self._refresh_bindings_if_needed()
-
-    def _rescan_now(self) -> None:
-        self._rescan_timer = None
-        if self._scanning:
-            self._rescan_pending = True
-        else:
-            self._start_scan()
 
     def on_engine_updated(self, message: EngineUpdated) -> None:
         batch = message.batch
         job_list = self.job_list
+        for job_id in batch.deleted:
+            self.marked.pop(job_id, None)
         if batch.jobs_touched:
-            if isinstance(job_list.source, MemorySource):
-                for job in batch.changed.values():
-                    job_list.source.replace(job)
-                    job_list.update_record(job)
-                # Counts checkpointed by running jobs alone do not change who matches.
-                self._reload(quiet=not (batch.changed or batch.deleted))
-            else:
-                self._reload(quiet=not (batch.changed or batch.deleted))
+            moved = bool(batch.deleted or batch.store_changed)
+            for job in batch.changed.values():
+                before = job_list.cached(job.id)
+                if before is None or fmt.display_status(before) != fmt.display_status(job):
+                    moved = True  # a new job, or one that may change place or leave the filter
+                job_list.update_record(job)
+            # A checkpoint of a job run here changes its counts, not its place: repainting its row
+            # is enough (re-reading 100,000 jobs' count for it took a share of the jobs' speed).
+            if moved:
+                self._reload(quiet=not (batch.deleted or any(
+                    job_list.cached(j.id) is None for j in batch.changed.values())))
         if batch.progress:
             job_list.refresh_jobs(frozenset(batch.progress))
             highlighted = job_list.highlighted
@@ -373,62 +191,84 @@ class JobsScreen(Screen):
 
     def _tick_running(self) -> None:
         # Durations and rates move every second even when no event arrives.
+        if not self.shown:
+            return
         job_list = self.job_list
         for index in job_list.visible_range():
             job = job_list.row(index)
             if job is not None and job.status is JobStatus.EXECUTING:
                 job_list.refresh_row(index)
-        if self._scanning:
+        if self._wait is not None and self._wait[1]:
+            self._refresh_wait()
             self._update_status()
 
     def _update_status(self) -> None:
         job_list = self.job_list
-        parts = []
-        if self._scanning:
-            parts.append(f"filtering… {self._scanned:,} jobs read")
-        else:
-            n = job_list.total
-            parts.append(f"{n:,} job{'s' if n != 1 else ''}")
-        if self.filter.describe():
-            parts.append(f"filter: {self.filter.describe()}")
-        parts.append(f"sort: {SORT_LABELS[self.sort]}")
+        parts: list[tuple[str, int]] = []
+        n = job_list.total
+        parts.append((f"{n:,} job{'s' if n != 1 else ''}", 9))
+        if self.marked:
+            parts.append((f"{len(self.marked):,} marked", 9))
+        if not self.filter.empty:
+            parts.append((f"filter: {self.filter.describe()}", 8))
+        parts.append((f"sort: {self.sort.describe()}", 2))
         job = job_list.highlighted
         if job is not None:
-            live = self.app.bridge.live_progress(job.id)
-            wait = live.wait_after_row_ms if live is not None and job.status is JobStatus.EXECUTING else job.wait_after_row_ms
-            detail = f"{job.id[:12]} {job.task_name}"
+            parts.append((job.id, 7))
+            parts.append((job.task_name, 4))
             if not job.status.is_finished:
-                detail += f" · pause {wait} ms"
+                live = self.console.bridge.live_progress(job.id)
+                wait = live.wait_after_row_ms if live is not None and job.status is JobStatus.EXECUTING else job.wait_after_row_ms
+                parts.append((f"pause {wait} ms", 5))
             if job.error:
-                detail += f" · {job.error}"
-            parts.append(detail)
-        text = " · ".join(parts)
-        if text != self._status_text:
-            self._status_text = text
-            self.query_one("#status", Static).update(text)
+                parts.append((job.error, 3))
+            if self._wait is not None and self._wait[0] == job.id and self._wait[1]:
+                # The reason's first clause here; the job view says it all.
+                parts.append((f"waiting: {self._wait[1].split(':')[0]}", 6))
+        width = max(10, self.query_one("#status", Lines).size.width or self.app.size.width - 2)
+        self.query_one("#status", Lines).update(Text(fmt.fit_parts(parts, width), no_wrap=True))
+
+    def on_resize(self) -> None:
+        self._update_status()
 
     def on_job_list_highlighted(self, message: JobList.Highlighted) -> None:
+        self._refresh_wait()
         self._update_status()
         self._refresh_bindings_if_needed()
+
+    def _refresh_wait(self) -> None:
+        """Why the highlighted job waits, when it was started and has not run (read at most once a
+        second: it asks the store about the engines)."""
+        job = self._job()
+        reason = None
+        if job is not None and fmt.display_status(job) == "queued":
+            try:
+                reason = self.engine.wait_reason(job)
+            except Exception:  # noqa: BLE001 - a store error must not break the list
+                reason = None
+        self._wait = (job.id, reason) if job is not None else None
+
+    def on_job_list_reloaded(self, message: JobList.Reloaded) -> None:
+        self._update_status()
 
     def _refresh_bindings_if_needed(self) -> None:
         # The footer rebuilds its keys on refresh_bindings: only when what applies has changed.
         job = self._job()
-        state = None if job is None else (job.status, job.queued_at is None, job.stop_requested,
-                                          bool(job.input_path))
+        state = (bool(self.marked),) + (() if job is None else (job.status, job.queued_at is None, job.stop_requested,
+                                                                 job.is_noinput, job.failure_count > 0))
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
 
     def on_job_list_selected(self, message: JobList.Selected) -> None:
-        self.app.open_job(message.job.id)
+        self.console.open_job(message.job.id)
 
     # ------------------------------------------------------------- filter
 
     def action_filter(self) -> None:
         box = self.query_one("#filter", Input)
         box.add_class("-shown")
-        box.focus()
+        self.set_focus(box)
 
     def on_input_changed(self, event: Input.Changed) -> None:
         if event.input.id != "filter":
@@ -453,31 +293,112 @@ class JobsScreen(Screen):
 
     def set_filter(self, text: str) -> None:
         self._filter_timer = None
-        new = parse_filter(text)
+        box = self.query_one("#filter", Input)
+        try:
+            new = parse_filter(text)
+        except FilterError as exc:
+            box.add_class("-error")
+            self.notify(f"filter not applied: {exc}", severity="error")
+            return
+        box.remove_class("-error")
         if new == self.filter:
             return
         self.filter = new
         self._apply_query()
 
-    def action_clear_filter(self) -> None:
+    def show(self, text: str = "", sort: Sort | None = None) -> None:
+        """List what ``text`` (a filter as typed) matches in the order ``sort`` (default: newest
+        first), at once (the benchmark's entry; typing debounces)."""
+        self.filter = parse_filter(text)
+        self.sort = sort or Sort()
+        self._apply_query()
+
+    def action_clear(self) -> None:
+        """escape: in the filter box, clear the filter and go back to the list; on the list, clear
+        the filter, else the marks. Never quits: a habit of pressing escape to get back is safe."""
         box = self.query_one("#filter", Input)
-        if box.has_focus:
-            # First escape leaves the filter box, keeping the filter.
-            if not box.value.strip():
-                box.remove_class("-shown")
+        if box.has_focus or not self.filter.empty:
+            if self._filter_timer is not None:
+                self._filter_timer.stop()
+                self._filter_timer = None
+            box.value = ""
+            box.remove_class("-shown", "-error")
+            self.set_filter("")
             self.job_list.focus()
             return
-        if self.filter.describe():
-            box.value = ""
-            box.remove_class("-shown")
-            self.set_filter("")
-        # Without a filter, escape does nothing here: a habit of pressing escape to "get back"
-        # must never quit the console (q does).
+        if self.marked:
+            self.action_unmark()
 
-    def action_sort(self) -> None:
-        self.sort = SORTS[(SORTS.index(self.sort) + 1) % len(SORTS)]
+    def action_sort(self, column: str) -> None:
+        spec = SORT_COLUMNS[column]
+        if self.sort.column == column:
+            self.sort = Sort(column, not self.sort.descending)
+        else:
+            self.sort = Sort(column, spec.descending)
         self._apply_query()
-        self.notify(f"Sorted {SORT_LABELS[self.sort]}", timeout=2)
+        self.notify(f"sorted by {self.sort.describe()}")
+
+    # ------------------------------------------------------------- marks
+
+    def action_mark(self) -> None:
+        job = self._job()
+        if job is None:
+            return
+        if self.marked.pop(job.id, None) is None:
+            self.marked[job.id] = job.status.value
+        self.job_list.refresh_row(self.job_list.cursor)
+        self.job_list.action_cursor_down()
+        self._marks_changed()
+
+    def action_unmark(self) -> None:
+        if not self.marked:
+            self.notify("no job is marked (space marks the highlighted job, * every job the filter matches)")
+            return
+        n = len(self.marked)
+        self.marked.clear()
+        self.job_list.refresh()
+        self.notify(f"unmarked {n:,} job{'s' if n != 1 else ''}")
+        self._marks_changed()
+
+    def action_mark_all(self) -> None:
+        if self._marking:
+            return
+        job_list = self.job_list
+        if job_list.total and len(self.marked) >= job_list.total and self._all_shown_marked():
+            self.action_unmark()
+            return
+        self._marking = True
+        source = job_list.source
+        self.notify(f"marking the {job_list.total:,} jobs the filter matches{glyphs.G.ellipsis}")
+        self.run_worker(lambda: self._mark_all(source), thread=True, group="jobs-mark", exclusive=True)
+
+    def _all_shown_marked(self) -> bool:
+        job_list = self.job_list
+        return all(job.id in self.marked for job in (job_list.row(i) for i in range(min(job_list.total, 64))) if job)
+
+    def _mark_all(self, source: JobSource) -> None:
+        found: dict[str, str] = {}
+        total = source.count()
+        offset = 0
+        while offset < total:
+            page = source.page(offset, MARK_PAGE)
+            if not page:
+                break
+            found.update((job.id, job.status.value) for job in page)
+            offset += len(page)
+        self.app.call_from_thread(self._marked_all, found)
+
+    def _marked_all(self, found: dict[str, str]) -> None:
+        self._marking = False
+        self.marked.update(found)
+        self.job_list.refresh()
+        self.notify(f"marked {len(found):,} jobs matching the filter ({len(self.marked):,} marked in all; "
+                    "s x r d act on them, u unmarks)")
+        self._marks_changed()
+
+    def _marks_changed(self) -> None:
+        self._update_status()
+        self._refresh_bindings_if_needed()
 
     # ------------------------------------------------------------- actions
 
@@ -485,86 +406,97 @@ class JobsScreen(Screen):
         return self.job_list.highlighted
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        job = self._job()
-        needs_job = {"open", "start", "stop", "restart", "delete", "output", "input", "pause"}
-        if action not in needs_job:
+        if action == "filter" and isinstance(self.focused, Input):
+            return False  # "/" is typed into the box (a regular expression has them)
+        if action not in JOB_ACTIONS:
             return True
-        if job is None:
+        if self.marked and action in BULK_ACTIONS:
+            return True
+        return None if self.why_disabled(action, parameters) else True
+
+    def why_disabled(self, action: str, parameters: tuple[object, ...]) -> str | None:
+        """Why a dimmed key does nothing here (said on the message line when it is pressed)."""
+        if action not in JOB_ACTIONS:
             return None
-        status = job.status
-        if action == "start":
-            return True if status is JobStatus.PENDING and job.queued_at is None else None
-        if action == "stop":
-            return True if not status.is_finished and not job.stop_requested else None
-        if action == "delete":
-            return True if status is not JobStatus.EXECUTING else None
-        if action == "pause":
-            return True if not status.is_finished else None
-        if action == "input":
-            return True if job.input_path else None
+        if self.marked and action in BULK_ACTIONS:
+            return None
+        job = self._job()
+        if job is None:
+            return "no job is highlighted" + ("" if self.filter.empty else " (the filter matches none)")
+        reason = why_not(action, job)
+        return None if reason is None else f"job {job.id[:8]}: {reason}"
+
+    def _act(self, action: str) -> bool:
+        """Act on the marked jobs if any (True), else leave it to the caller (False)."""
+        if not self.marked:
+            return False
+        self.console.act_on_marked(action, dict(self.marked), done=self._bulk_done)
         return True
 
-    def _engine_call(self, what: str, fn: Callable[[], Any]) -> Any:
-        try:
-            return fn()
-        except EngineError as exc:
-            self.notify(str(exc), title=f"Cannot {what}", severity="error")
-        return None
+    def _bulk_done(self) -> None:
+        self.marked.clear()
+        self.job_list.refresh()
+        self._marks_changed()
+        self._reload(force=True)
 
     def action_open(self) -> None:
         job = self._job()
         if job is not None:
-            self.app.open_job(job.id)
+            self.console.open_job(job.id)
 
     def action_new(self) -> None:
-        self.app.open_new_job()
+        self.console.open_new_job()
 
     def action_start(self) -> None:
-        job = self._job()
-        if job is None:
+        if self._act("start"):
             return
-        if self._engine_call("start", lambda: self.engine.start_job(job.id)) is not None:
-            self.notify(f"Job {job.id[:8]} queued to start", timeout=3)
-            if not self.app.engine_running:
-                self.notify("The engine is not running here: another engine on this store will run it.",
-                            severity="warning")
-        self._reload(force=True)
+        job = self._job()
+        if job is not None and self.console.start_one(job) is not None:
+            self._reload(force=True)
 
     def action_stop(self) -> None:
-        job = self._job()
-        if job is None:
+        if self._act("stop"):
             return
-        updated = self._engine_call("stop", lambda: self.engine.stop_job(job.id))
-        if updated is not None:
-            verb = "stopped" if updated.status is JobStatus.STOPPED else "stopping before its next row"
-            self.notify(f"Job {job.id[:8]} {verb}", timeout=3)
-        self._reload(force=True)
+        job = self._job()
+        if job is not None and self.console.stop_one(job) is not None:
+            self._reload(force=True)
 
     def action_restart(self) -> None:
+        if self._act("restart"):
+            return
         job = self._job()
         if job is not None:
-            self.app.restart_job(job.id)
+            self.console.restart_job(job.id)
+
+    def action_restart_failed(self) -> None:
+        if self._act("restart_failed"):
+            return
+        job = self._job()
+        if job is not None:
+            self.console.restart_job(job.id, failed_only=True)
 
     def action_delete(self) -> None:
+        if self._act("delete"):
+            return
         job = self._job()
         if job is not None:
-            self.app.delete_job(job)
+            self.console.delete_job(job)
 
     def action_output(self) -> None:
         job = self._job()
         if job is not None:
-            self.app.view_output(job.id)
+            self.console.view_file(job.id, "output")
 
     def action_input(self) -> None:
         job = self._job()
         if job is not None:
-            self.app.view_input(job.id)
+            self.console.view_file(job.id, "input")
 
     def action_pause(self, step: int) -> None:
         job = self._job()
         if job is None:
             return
-        self.app.change_pause(job.id, step)
+        self.console.change_pause(job.id, step)
         self._reload(force=True)
         self._update_status()
 
@@ -577,11 +509,3 @@ class JobsScreen(Screen):
             if job is not None and job.id == job_id:
                 job_list.move_to(index)
                 return
-
-
-def next_pause(current: int, step: int) -> int:
-    """The next pause on the PAUSE_STEPS scale, up (step > 0) or down."""
-    if step > 0:
-        return next((p for p in PAUSE_STEPS if p > current), max(current, PAUSE_STEPS[-1]) * 2)
-    lower = [p for p in PAUSE_STEPS if p < current]
-    return lower[-1] if lower else 0

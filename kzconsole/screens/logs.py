@@ -1,9 +1,10 @@
-"""The Logs view: the engine's own log, tailing, with a level filter and an incremental search.
+"""The Logs view: the engine's own log and the console's (jobs started, stopped, restarted, created,
+deleted; every message of the message line), tailing, with a level filter and a search.
 
-The engine keeps its recent records in ``engine.log_buffer`` (a ring with sequence numbers); this
-screen polls it ten times a second, keeps its own bounded copy of the records (so a filter change
-re-renders without asking the engine again) and appends the new lines that pass the filter to a
-``Log`` widget in one batched ``write_lines`` call. ``RichLog`` is several times slower.
+Records arrive as the engine's ``EngineLogged`` events; the bridge keeps the recent ones with
+sequence numbers, and this view asks it for those after the last it showed: when told something
+was logged, and when shown again after being hidden. It keeps its own bounded copy (so a filter
+change re-renders without asking again). Lines wrap to the width; warnings and errors have colour.
 """
 
 from __future__ import annotations
@@ -11,22 +12,27 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Any, Iterable
+from typing import Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.screen import Screen
-from textual.widgets import Footer, Input, Log, Static
+from textual.widgets import Input, Static
+
+from kzconsole.messages import EngineUpdated
+from kzconsole.screens.base import ConsoleScreen
+from kzconsole.widgets.key_bar import KeyBar
+from kzconsole.widgets.lines import Lines
+from kzconsole.widgets.log_view import LogView
+from kzconsole.widgets.message_line import MessageLine
+from kzconsole.widgets.view_bar import ViewBar
 
 __all__ = ["LogsScreen", "LEVELS", "format_record"]
 
-POLL_SECONDS = 0.1
 KEEP_RECORDS = 10_000
-MAX_LINES = 10_000
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
-Record = tuple[float, str, str, str]  # (created, level, logger, message), as LogBuffer.since gives
+Record = tuple[float, str, str, str]  # (created, level, logger, message)
 
 
 def _level_number(name: str) -> int:
@@ -47,19 +53,22 @@ def format_record(record: Record) -> str:
     return line
 
 
-class LogsScreen(Screen):
-    """The engine's log, tailing; ``l`` changes the minimum level, ``/`` searches."""
+class LogsScreen(ConsoleScreen):
+    """The engine's log, tailing; ``l`` / ``L`` change the minimum level, ``/`` searches."""
+
+    VIEW_NAME = "Logs"
+    MODE = "logs"
 
     BINDINGS = [
-        Binding("l", "next_level", "Level"),
-        Binding("L", "previous_level", "Level down", show=False),
+        Binding("l", "level(1)", "Level up", tooltip="show fewer records: raise the minimum level (DEBUG, INFO, WARNING, ERROR)"),
+        Binding("L", "level(-1)", "Level down", tooltip="show more records: lower the minimum level"),
         # priority: the focus must move to the search box when "/" is read, before the keys
         # typed after it (already queued) are handed to the log; check_action lets "/" through
         # to any input that has the focus (the search box itself, or one the app shows).
-        Binding("slash", "search", "Search", priority=True),
-        Binding("escape", "clear_search", "Clear search", show=False),
-        Binding("f", "toggle_follow", "Follow"),
-        Binding("c", "clear", "Clear view"),
+        Binding("slash", "search", "Search", key_display="/", priority=True, tooltip="search as you type (enter keeps it, escape clears it)"),
+        Binding("escape", "clear_search", "Clear search", show=False, tooltip="clear the search"),
+        Binding("f", "toggle_follow", "Follow", tooltip="follow new lines, or stop to read (G follows again)"),
+        Binding("c", "clear", "Clear view", tooltip="forget the records shown here (the engine's log is untouched)"),
     ]
 
     DEFAULT_CSS = """
@@ -69,16 +78,13 @@ class LogsScreen(Screen):
         text-style: bold;
         background: $panel;
     }
-    LogsScreen #logs-log {
-        height: 1fr;
-    }
     LogsScreen #logs-note {
         height: 1fr;
         padding: 1 2;
     }
     LogsScreen #logs-search {
         dock: bottom;
-        height: 3;
+        height: 1;
         display: none;
     }
     LogsScreen.searching #logs-search {
@@ -90,16 +96,14 @@ class LogsScreen(Screen):
         super().__init__()
         self._records: deque[Record] = deque(maxlen=KEEP_RECORDS)
         self._seq = 0
-        self._buffer: Any = None
         self._level = "INFO"
         self._search = ""
         self._shown = 0
-        self._follow = True
-        self._no_engine = False
 
     def compose(self) -> ComposeResult:
-        yield Static("Logs", id="logs-title")
-        yield Log(id="logs-log", max_lines=MAX_LINES, highlight=False, auto_scroll=True)
+        yield ViewBar("logs")
+        yield Lines("Logs", id="logs-title")
+        yield LogView(id="logs-log", max_lines=KEEP_RECORDS)
         note = Static(
             Text(
                 "The engine is not started here, so there is no engine log to show.\n"
@@ -109,12 +113,9 @@ class LogsScreen(Screen):
         )
         note.display = False
         yield note
-        yield Input(placeholder="search the log (enter: keep, escape: clear)", id="logs-search")
-        yield Footer()
-
-    @property
-    def engine(self) -> Any:
-        return self.app.engine  # type: ignore[attr-defined]
+        yield Input(placeholder="search the log (enter: keep, escape: clear)", id="logs-search", compact=True)
+        yield MessageLine()
+        yield KeyBar()
 
     @property
     def level(self) -> str:
@@ -125,50 +126,34 @@ class LogsScreen(Screen):
         return self._search
 
     @property
-    def log_widget(self) -> Log:
-        return self.query_one("#logs-log", Log)
+    def log_widget(self) -> LogView:
+        return self.query_one("#logs-log", LogView)
 
     def on_mount(self) -> None:
-        self.set_interval(POLL_SECONDS, self.poll)
+        self.watch(self.log_widget, "follow", lambda _follow: self._update_title(), init=False)
         self.poll()
         self.set_focus(self.log_widget)
 
     def on_screen_resume(self) -> None:
         self.poll()
 
+    def on_engine_updated(self, message: EngineUpdated) -> None:
+        if message.batch.engine_logged:
+            self.poll()
+
     # ------------------------------------------------------------------ data
 
     def poll(self) -> None:
-        """Fetch the records logged since the last poll and show those that pass the filter."""
-        buffer = getattr(self.engine, "log_buffer", None)
-        if buffer is None:
-            if not self._no_engine:
-                self._no_engine = True
-                self.query_one("#logs-note").display = True
-                self.log_widget.display = False
-                self._update_title()
-            return
-        if self._no_engine:
-            self._no_engine = False
-            self.query_one("#logs-note").display = False
-            self.log_widget.display = True
-        if buffer is not self._buffer:
-            # A new engine run means a new buffer whose numbering restarts.
-            self._buffer = buffer
-            self._seq = 0
-        try:
-            last, items = buffer.since(self._seq)
-        except Exception as exc:  # noqa: BLE001 - the view must survive a broken buffer
-            self.query_one("#logs-title", Static).update(Text(f"Logs  cannot read the engine log: {exc}"))
-            return
+        """Show the records logged since the last call that pass the filter."""
+        self.query_one("#logs-note").display = not self.console.engine_running and not self._records
+        last, items = self.console.bridge.log_since(self._seq)
         self._seq = last
-        if not items:
-            return
-        self._records.extend(items)
-        self._write(items)
+        if items:
+            self._records.extend(items)
+            self._write(items)
         self._update_title()
 
-    def _filtered(self, records: Iterable[Record]) -> list[str]:
+    def _filtered(self, records: Iterable[Record]) -> list[tuple[str, str]]:
         floor = _level_number(self._level)
         needle = self._search.lower()
         lines = []
@@ -179,39 +164,37 @@ class LogsScreen(Screen):
             # The full logger name counts too: the line shows it without "kzconsole.".
             if needle and needle not in line.lower() and needle not in record[2].lower():
                 continue
-            lines.append(line)
+            lines.append((record[1], line))
         return lines
 
     def _write(self, records: Iterable[Record]) -> None:
         lines = self._filtered(records)
         if lines:
             self._shown += len(lines)
-            self.log_widget.write_lines(lines, scroll_end=True if self._follow else False)
+            self.log_widget.write(lines)
 
     def _rerender(self) -> None:
         log = self.log_widget
         log.clear()
         self._shown = 0
         self._write(self._records)
-        if self._follow:
-            log.scroll_end(animate=False)
         self._update_title()
 
     def _update_title(self) -> None:
         title = Text("Logs")
-        if self._no_engine:
-            title.append("  (the engine is not running)")
+        if not self.console.engine_running and not self._records:
+            title.append("  (the engine is not running here)")
         else:
             title.append(f"  level >= {self._level}")
             if self._search:
                 title.append(f'  search "{self._search}"')
-            title.append(f"  {self._shown} of {len(self._records)} records")
-            title.append("  following" if self._follow else "  paused (f: follow)")
-        self.query_one("#logs-title", Static).update(title)
+            title.append(f"  {self._shown:,} of {len(self._records):,} records")
+            title.append("  following" if self.log_widget.follow else "  paused (f or G: follow)")
+        self.query_one("#logs-title", Lines).update(title)
 
     def shown_lines(self) -> list[str]:
-        """What the log widget holds now (for tests and the command palette)."""
-        return list(self.log_widget.lines)
+        """The lines the view holds now (for tests and the command palette)."""
+        return self.log_widget.plain_lines()
 
     # ------------------------------------------------------------------ actions
 
@@ -225,13 +208,14 @@ class LogsScreen(Screen):
         self._search = text
         self._rerender()
 
-    def action_next_level(self) -> None:
-        self.set_level(LEVELS[(LEVELS.index(self._level) + 1) % len(LEVELS)])
-        self.notify(f"Showing {self._level} and above.", timeout=2)
-
-    def action_previous_level(self) -> None:
-        self.set_level(LEVELS[(LEVELS.index(self._level) - 1) % len(LEVELS)])
-        self.notify(f"Showing {self._level} and above.", timeout=2)
+    def action_level(self, step: int) -> None:
+        index = LEVELS.index(self._level) + step
+        if not 0 <= index < len(LEVELS):
+            edge = "the highest" if step > 0 else "the lowest"
+            self.notify(f"the level is already {self._level}, {edge} ({' < '.join(LEVELS)})", severity="warning")
+            return
+        self.set_level(LEVELS[index])
+        self.notify(f"showing {self._level} and above")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "search" and isinstance(self.focused, Input):
@@ -264,10 +248,9 @@ class LogsScreen(Screen):
             self.set_focus(self.log_widget)
 
     def action_toggle_follow(self) -> None:
-        self._follow = not self._follow
         log = self.log_widget
-        log.auto_scroll = self._follow
-        if self._follow:
+        log.follow = not log.follow
+        if log.follow:
             log.scroll_end(animate=False)
         self._update_title()
 

@@ -2,21 +2,20 @@
 contract 3.3 and a preview *before* anything is created, set the accounts and the pause, then create
 (or create and start).
 
-The checks run :func:`kzconsole.engine.csvio.check_input` in a worker thread into a throw-away
-folder, on every change of the task or the file (debounced); the job itself is created by
-``Engine.add_job``, which checks again (the file may change in between) and stores the input.
+The checks run ``Engine.check_input`` in a worker thread (it stores nothing), on every change
+of the task or the file (debounced); the job itself is created by ``Engine.add_job``, which checks
+again (the file may change in between) and stores the input. The other fields (accounts, pause)
+are checked as they are typed, and a line about them goes away as soon as it is corrected. A path
+being typed that names nothing yet is a hint, not an error.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import re
-import tempfile
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
 from rich.text import Text
 from textual import on, work
@@ -28,9 +27,14 @@ from textual.timer import Timer
 from textual.widgets import Button, DirectoryTree, Input, Label, Select, Static
 
 from kzconsole.engine import EngineError, JobRejected, describe_errors
-from kzconsole.engine.csvio import check_input, sniff_format
+from kzconsole.widgets import glyphs
 from kzconsole.widgets.csv_table import CsvData, CsvTable
-from kzconsole.widgets.path_input import PathInput
+from kzconsole.widgets.path_input import PathInput, path_matches
+
+if TYPE_CHECKING:
+    from kzconsole.engine import Engine
+
+Check = tuple[bool | None, str]  # (passed; None: a hint, neither), the sentence
 
 _HEX32 = re.compile(r"[0-9a-f]{32}")
 PREVIEW_ROWS = 5
@@ -68,11 +72,11 @@ def tasks_from_help(help_doc: dict[str, Any]) -> list[TaskInfo]:
 
 
 def check_lines(task: TaskInfo | None, path: str, errors: dict[str, Any], header: list[str] | None,
-                total: int) -> list[tuple[bool, str]]:
+                total: int) -> list[Check]:
     """The checks as (ok, sentence) lines, in the contract's order."""
     if task is None:
         return [(False, "pick a task")]
-    lines: list[tuple[bool, str]] = []
+    lines: list[Check] = []
     if task.noinput:
         if path:
             lines.append((False, "this task takes no input: clear the file field"))
@@ -103,15 +107,6 @@ def check_lines(task: TaskInfo | None, path: str, errors: dict[str, Any], header
             if unused:
                 lines.append((True, "columns the task does not declare (passed along): " + ", ".join(unused)))
     return lines
-
-
-def preview_rows(path: str, limit: int = PREVIEW_ROWS) -> list[list[str]]:
-    """The header and the first rows of a CSV file, read leniently (the checks report damage)."""
-    try:
-        with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-            return [row for row in islice(csv.reader(f), limit + 1)]
-    except (OSError, csv.Error):
-        return []
 
 
 class NewJobModal(ModalScreen[NewJobResult | None]):
@@ -158,10 +153,11 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         self._check_timer: Timer | None = None
         self._checked: tuple[int, bool] = (0, False)  # (generation, passed)
         self._busy = False
+        self._file_lines: list[Check] = []
 
     @property
-    def engine(self) -> Any:
-        return self.app.engine
+    def engine(self) -> "Engine":
+        return self.app.engine  # type: ignore[attr-defined, no-any-return]
 
     def compose(self) -> ComposeResult:
         settings = self.engine.settings
@@ -249,6 +245,16 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         event.stop()
         self._schedule_check(0.3)
 
+    @on(Input.Changed, "#account, #auth, #pause")
+    def _field_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._render_checks()
+
+    def on_path_input_matches(self, event: PathInput.Matches) -> None:
+        shown = ", ".join(event.matches[:6]) + (f", ... ({len(event.matches)} in all)" if len(event.matches) > 6 else "")
+        self._file_lines = [(None, f"several names match: {shown}; type more, then tab")]
+        self._render_checks()
+
     def _schedule_check(self, delay: float) -> None:
         self._generation += 1
         self._checked = (self._generation, False)
@@ -275,14 +281,22 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
             self._checked = (generation, task is not None and (task.noinput != bool(path)))
             return
         if os.path.isdir(path):
-            self._show_checks([(False, f"{path} is a folder: pick a file (tab completes, ctrl+o browses)")])
+            self._show_checks([(None, f"{path} is a folder: pick a file in it (tab completes, ctrl+o browses)")])
             self._show_preview([])
             return
         if not os.path.exists(path):
-            self._show_checks([(False, f"no such file: {path}")])
+            # Probably still being typed: say what would match, not that it is wrong.
+            raw = self.query_one("#file", Input).value.strip()
+            matches = path_matches(raw, suffixes=INPUT_SUFFIXES)
+            if matches:
+                shown = ", ".join(matches[:4]) + (", ..." if len(matches) > 4 else "")
+                hint = f"{len(matches)} name{'s' if len(matches) != 1 else ''} start{'s' if len(matches) == 1 else ''} so: {shown} (tab completes)"
+            else:
+                hint = f"nothing named {raw} (yet); tab completes a path, ctrl+o browses"
+            self._show_checks([(None, hint)])
             self._show_preview([])
             return
-        self._show_checks([(True, "checking…")])
+        self._show_checks([(None, f"checking{glyphs.G.ellipsis}")])
         self._check_file(generation, task, path)
 
     @work(thread=True, exclusive=True, group="new-job-check")
@@ -292,14 +306,10 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         total = 0
         preview: list[list[str]] = []
         try:
-            with tempfile.TemporaryDirectory(prefix="kzconsole-check-") as tmp:
-                dest = os.path.join(tmp, "in.csv")
-                check = check_input(path, dest, fmt=sniff_format(path, None), mandatory=task.mandatory)
-                errors, header, total = dict(check.errors), check.header, check.total_rows
-                # A JSON file is previewed as the CSV it becomes; a rejected CSV as it is.
-                source = dest if os.path.exists(dest) else (path if sniff_format(path, None) == "csv" else None)
-                if source is not None:
-                    preview = preview_rows(source)
+            report = self.engine.check_input(task.category, task.action, path, preview=PREVIEW_ROWS)
+            errors, header, total, preview = report.errors, report.header, report.total_rows or 0, report.preview
+        except JobRejected as exc:
+            errors = {"csv": {"line": None, "message": describe_errors(exc.errors)}}
         except OSError as exc:
             errors = {"csv": {"line": None, "message": f"cannot read {path}: {exc.strerror or exc}"}}
         except Exception as exc:  # noqa: BLE001 - a check must never kill the modal
@@ -308,7 +318,7 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         passed = not errors and header is not None
         self.app.call_from_thread(self._checked_file, generation, lines, preview, passed)
 
-    def _checked_file(self, generation: int, lines: list[tuple[bool, str]], preview: list[list[str]],
+    def _checked_file(self, generation: int, lines: list[Check], preview: list[list[str]],
                       passed: bool) -> None:
         if generation != self._generation:
             return  # the task or the file changed meanwhile
@@ -316,23 +326,45 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         self._show_checks(lines)
         self._show_preview(preview)
 
-    def _show_checks(self, lines: Iterable[tuple[bool, str]]) -> None:
+    def _show_checks(self, lines: Iterable[Check]) -> None:
+        """The file's checks (kept until the task or the file changes)."""
+        self._file_lines = list(lines)
+        self._render_checks()
+
+    def _render_checks(self, extra: Iterable[Check] = ()) -> None:
+        g = glyphs.G
         text = Text()
+        lines = self._file_lines + [(False, problem) for problem in self._field_problems()] + list(extra)
         for n, (ok, sentence) in enumerate(lines):
             if n:
                 text.append("\n")
-            text.append("✔ " if ok else "✖ ", style="green" if ok else "bold red")
+            if ok is None:
+                text.append(f"{g.pending} ", style="dim")
+                text.append(sentence, style="dim")
+                continue
+            text.append(f"{g.ok} " if ok else f"{g.failed} ", style="green" if ok else "bold red")
             text.append(sentence)
         self.query_one("#checks", Static).update(text)
 
+    def _field_problems(self) -> list[str]:
+        """What is wrong with the accounts and the pause as typed now."""
+        if not self.is_mounted:
+            return []
+        problems = []
+        for label, field_id in (("account", "#account"), ("auth account", "#auth")):
+            if not _HEX32.fullmatch(self.query_one(field_id, Input).value.strip()):
+                problems.append(f"the {label} must be an account id: 32 lowercase hex characters")
+        raw_pause = self.query_one("#pause", Input).value.strip()
+        try:
+            if int(raw_pause) < 0:
+                problems.append("the pause must be >= 0 ms")
+        except ValueError:
+            problems.append("the pause must be a whole number of milliseconds")
+        return problems
+
     def _show_preview(self, rows: list[list[str]]) -> None:
         table = self.query_one("#preview", CsvTable)
-        data = CsvData(None)
-        if rows:
-            data.header = [h.strip() for h in rows[0]]
-            data.error_col = None
-            data.rows = rows[1:]
-            data._measure()
+        data = CsvData.from_rows(rows[0], rows[1:]) if rows else CsvData(None)
         table.set_data(data)
         table.set_class(bool(rows), "-shown")
 
@@ -372,33 +404,25 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
     def action_cancel(self) -> None:
         self.dismiss(None)
 
-    def _form(self) -> dict[str, Any] | str:
+    def _form(self) -> dict[str, Any] | None:
+        """The fields as the engine takes them; None while one is wrong (the checks say which)."""
         task = self.task_info
-        if task is None:
-            return "pick a task first"
-        account = self.query_one("#account", Input).value.strip()
-        auth = self.query_one("#auth", Input).value.strip()
-        for label, value in (("account", account), ("auth account", auth)):
-            if not _HEX32.fullmatch(value):
-                return f"the {label} must be an account id: 32 lowercase hex characters"
-        raw_pause = self.query_one("#pause", Input).value.strip()
-        try:
-            pause = int(raw_pause)
-        except ValueError:
-            return "the pause must be a whole number of milliseconds"
-        if pause < 0:
-            return "the pause must be >= 0 ms"
-        return {"task": task, "path": self._path(), "account": account, "auth": auth, "pause": pause}
+        if task is None or self._field_problems():
+            return None
+        return {"task": task, "path": self._path(), "account": self.query_one("#account", Input).value.strip(),
+                "auth": self.query_one("#auth", Input).value.strip(),
+                "pause": int(self.query_one("#pause", Input).value.strip())}
 
     def action_create(self, start: bool) -> None:
         if self._busy:
             return
         form = self._form()
-        if isinstance(form, str):
-            self._show_checks([(False, form)])
+        if form is None:
+            self._render_checks([(False, "not created: pick a task first" if self.task_info is None
+                                  else "not created: correct the line(s) above")])
             return
         self._busy = True
-        self._show_checks([(True, "creating…")])
+        self._render_checks([(None, f"creating{glyphs.G.ellipsis}")])
         self._create(form, start)
 
     @work(thread=True, exclusive=True, group="new-job-create")
@@ -425,7 +449,7 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
             return
         self.app.call_from_thread(self.dismiss, NewJobResult(job.id, start))
 
-    def _create_failed(self, lines: list[tuple[bool, str]]) -> None:
+    def _create_failed(self, lines: list[Check]) -> None:
         self._busy = False
         self._show_checks([(False, "not created:")] + lines)
 

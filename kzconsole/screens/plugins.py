@@ -2,15 +2,15 @@
 declares, when it was loaded, and why it failed to load, with the traceback.
 
 ``r`` reloads the plugin directories (``engine.reload_plugins()``, in a thread worker: it runs
-plugin code). The list follows the catalog's version, polled once a second, so a hot reload by the
-watcher shows up without a key press.
+plugin code). The list follows the engine's catalog-changed events, so a hot reload by the watcher
+shows up without a key press; hidden meanwhile, the view catches up when shown again.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
@@ -19,27 +19,33 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
+from kzconsole.messages import EngineUpdated
+from kzconsole.screens.base import ConsoleScreen
 from kzconsole.widgets.fmt import add_fitted_columns, short_time
+from kzconsole.widgets.key_bar import KeyBar
+from kzconsole.widgets.lines import Lines
+from kzconsole.widgets.message_line import MessageLine
 from kzconsole.widgets.row_table import row_table
+from kzconsole.widgets.view_bar import ViewBar
+
+if TYPE_CHECKING:
+    from kzconsole.engine import PluginSource
 
 __all__ = ["PluginsScreen", "plugin_status"]
-
-POLL_SECONDS = 1.0
 
 STATUS_STYLE = {"ok": "green", "FAILED": "bold red", "STALE": "bold yellow"}
 
 
-def plugin_status(source: Any) -> str:
+def plugin_status(source: "PluginSource") -> str:
     """``ok``; ``FAILED`` (not loaded); ``STALE`` (a reload failed, the previous version serves)."""
     if source.error is None:
         return "ok" if source.loaded else "FAILED"
     return "STALE" if source.loaded else "FAILED"
 
 
-def _short_source(source: Any) -> str:
+def _short_source(source: "PluginSource") -> str:
     if source.kind == "file":
         return os.path.basename(source.source)
     if source.kind == "builtin" and source.source.startswith("kzconsole.plugins."):
@@ -50,11 +56,14 @@ def _short_source(source: Any) -> str:
 PluginTable = row_table("Details")
 
 
-class PluginsScreen(Screen):
+class PluginsScreen(ConsoleScreen):
     """Plugin sources, their declarations and load errors."""
 
+    VIEW_NAME = "Plugins"
+    MODE = "plugins"
+
     BINDINGS = [
-        Binding("r", "reload", "Reload"),
+        Binding("r", "reload", "Reload", tooltip="load every plugin directory again now"),
         Binding("enter", "focus_details", "Details", show=False),  # the table shows it (see PluginTable)
         Binding("escape", "focus_table", "Back to list", show=False),
     ]
@@ -91,7 +100,7 @@ class PluginsScreen(Screen):
     )
 
     class Loaded(Message):
-        def __init__(self, version: int | None, sources: tuple[Any, ...], error: str | None) -> None:
+        def __init__(self, version: int | None, sources: tuple["PluginSource", ...], error: str | None) -> None:
             super().__init__()
             self.version = version
             self.sources = sources
@@ -104,43 +113,42 @@ class PluginsScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._sources: list[Any] = []
+        self._sources: list[PluginSource] = []
         self._version: int | None = None
         self._loading = False
         self._reloading = False
         self._error: str | None = None
         self._first = True
         self._report_next = False  # notify the outcome of a reload once its result is loaded
+        self._stale = False  # the catalog changed while a load ran: load again after it
 
     def compose(self) -> ComposeResult:
-        yield Static("Plugins  (loading...)", id="plugins-title")
+        yield ViewBar("plugins")
+        yield Lines("Plugins  (loading...)", id="plugins-title")
         yield PluginTable(id="plugins-table", cursor_type="row")
         with VerticalScroll(id="plugins-details-pane"):
             yield Static("", id="plugins-details")
-        yield Footer()
-
-    @property
-    def engine(self) -> Any:
-        return self.app.engine  # type: ignore[attr-defined]
+        yield MessageLine()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         add_fitted_columns(table, self.COLUMNS, self.app.size.width, minimum=12, maximum=70)
-        self.set_interval(POLL_SECONDS, self._poll)
         self._load()
 
     def on_screen_resume(self) -> None:
-        self._poll()
+        self._catch_up()
+
+    def on_engine_updated(self, message: EngineUpdated) -> None:
+        if message.batch.catalog_changed:
+            self._catch_up()
 
     # ------------------------------------------------------------------ data
 
-    def _poll(self) -> None:
+    def _catch_up(self) -> None:
+        """Load again if the catalog changed since the last load (or the last load failed)."""
         if self._loading:
-            return
-        if self._version is None:
-            self._load()
-            return
-        if not self.is_current:
+            self._stale = True
             return
         try:
             version = self.engine.catalog.version
@@ -165,6 +173,9 @@ class PluginsScreen(Screen):
 
     def on_plugins_screen_loaded(self, message: Loaded) -> None:
         self._loading = False
+        if self._stale:
+            self._stale = False
+            self.call_later(self._catch_up)
         if message.error is not None:
             self._error = message.error
             self._version = -1
@@ -237,9 +248,9 @@ class PluginsScreen(Screen):
             title.append(f", {broken} with load errors" if broken else ", no load errors")
             if self._reloading:
                 title.append("  (reloading...)")
-        self.query_one("#plugins-title", Static).update(title)
+        self.query_one("#plugins-title", Lines).update(title)
 
-    def selected_plugin(self) -> Any | None:
+    def selected_plugin(self) -> "PluginSource | None":
         table = self.query_one(DataTable)
         if table.row_count == 0:
             return None
@@ -265,7 +276,7 @@ class PluginsScreen(Screen):
             return
         details.update(self._details(src))
 
-    def _details(self, src: Any) -> Table:
+    def _details(self, src: "PluginSource") -> Table:
         now = self._now()
         status = plugin_status(src)
         out = Table.grid()

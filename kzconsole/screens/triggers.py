@@ -3,8 +3,10 @@ its last firing went. ``enter`` opens the firing history, ``f`` fires the trigge
 
 Data comes from ``engine.trigger_schedule()`` (the ``triggers --json`` "triggers" list) and
 ``engine.firings()``; both read the store, so they run in thread workers and report back with
-messages. The countdown is recomputed every second from ``engine.clock`` (injected, so a test can
-freeze it) without going back to the store.
+messages. They are read again when the engine says a trigger fired or the catalog changed, and a
+few seconds after a countdown ran out (another engine on the store may have fired it). The
+countdown is recomputed every second from ``engine.clock`` (injected, so a test can freeze it)
+without going back to the store, and only its cells are repainted.
 """
 
 from __future__ import annotations
@@ -19,11 +21,17 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
+from kzconsole.messages import EngineUpdated
+from kzconsole.screens.base import ConsoleScreen
 from kzconsole.widgets.fmt import add_fitted_columns, short_time
+from kzconsole.widgets.key_bar import KeyBar
+from kzconsole.widgets.lines import Lines
+from kzconsole.widgets.message_line import MessageLine
 from kzconsole.widgets.row_table import row_table
+from kzconsole.widgets.view_bar import ViewBar
 
 __all__ = [
     "TriggersScreen",
@@ -36,7 +44,8 @@ __all__ = [
     "short_function",
 ]
 
-POLL_SECONDS = 1.0
+TICK_SECONDS = 1.0  # the countdown
+DUE_RELOAD_SECONDS = 3.0  # after a countdown ran out, read the schedule again this much later
 HISTORY_LIMIT = 200
 
 # Database triggers are fired together by one database pass (contract 2.6, `triggers run databases`).
@@ -175,15 +184,19 @@ def firing_details(firing: dict[str, Any], now: float) -> Table:
 
 
 TriggerTable = row_table("History")
+HistoryTable = row_table("Details")
 
 
 
-class TriggersScreen(Screen):
+class TriggersScreen(ConsoleScreen):
     """Every trigger: bound functions, countdown to the next firing, the last firing."""
+
+    VIEW_NAME = "Triggers"
+    MODE = "triggers"
 
     BINDINGS = [
         Binding("enter", "history", "History", show=False),  # the table shows it (see TriggerTable)
-        Binding("f", "fire", "Fire now"),
+        Binding("f", "fire", "Fire now", tooltip="fire the highlighted trigger now, in the background"),
     ]
 
     DEFAULT_CSS = """
@@ -234,41 +247,51 @@ class TriggersScreen(Screen):
         self._loaded_once = False
         self._cells: dict[tuple[str, str], str] = {}  # what each cell shows, to skip no-op updates
         self._functions_width = 20
+        self._reread = False  # a re-read was asked while one ran
+        self._due_reload: float | None = None  # when to re-read after a countdown ran out
 
     def compose(self) -> ComposeResult:
-        yield Static("Triggers", id="triggers-title")
+        yield ViewBar("triggers")
+        yield Lines("Triggers", id="triggers-title")
         table: DataTable[Any] = TriggerTable(id="triggers-table", cursor_type="row")
         yield table
         with VerticalScroll(id="triggers-details-pane"):
-            yield Static("", id="triggers-details")
-        yield Footer()
-
-    @property
-    def engine(self) -> Any:
-        return self.app.engine  # type: ignore[attr-defined]
+            yield Lines("", id="triggers-details")
+        yield MessageLine()
+        yield KeyBar()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         self._functions_width = add_fitted_columns(
             table, self.COLUMNS, self.app.size.width, minimum=14, maximum=60
         )
-        self.set_interval(POLL_SECONDS, self._tick)
+        self.set_interval(TICK_SECONDS, self._tick)
         self.refresh_schedule()
 
     def on_screen_resume(self) -> None:
         self.refresh_schedule()
 
+    def on_engine_updated(self, message: EngineUpdated) -> None:
+        batch = message.batch
+        # A firing recorded here or by another engine on the store, or a plugin (un)loaded.
+        if batch.fired or batch.catalog_changed or {"firing", "reset"} & batch.store_kinds:
+            self.refresh_schedule()
+
     # ------------------------------------------------------------------ data
 
     def _tick(self) -> None:
-        if not self.is_current:
+        if not self.shown:
             return  # hidden: on_screen_resume catches up
+        now = self._now()
+        if self._due_reload is not None and now >= self._due_reload:
+            self._due_reload = None
+            self.refresh_schedule()
         self._render_rows()
-        self.refresh_schedule()
 
     def refresh_schedule(self) -> None:
-        """Re-read the schedule in a worker (no-op while a read is in flight)."""
+        """Re-read the schedule in a worker (once more after the one in flight, if any)."""
         if self._loading:
+            self._reread = True
             return
         self._loading = True
         self._load_worker()
@@ -286,6 +309,9 @@ class TriggersScreen(Screen):
 
     def on_triggers_screen_loaded(self, message: Loaded) -> None:
         self._loading = False
+        if self._reread:
+            self._reread = False
+            self.call_later(self.refresh_schedule)
         self._loaded_once = True
         self._error = message.error
         if message.error is None:
@@ -326,7 +352,7 @@ class TriggersScreen(Screen):
         }
 
     def _render_rows(self) -> None:
-        table = self.query_one(DataTable)
+        table = self.query_one("#triggers-table", TriggerTable)
         now = self._now()
         names = list(self._rows)
         existing = [str(k.value) for k in table.rows]
@@ -348,7 +374,7 @@ class TriggersScreen(Screen):
                 cells = self._cells_for(self._rows[name], now)
                 for key, value in cells.items():
                     if self._cells.get((name, key)) != str(value):
-                        table.update_cell(name, key, value)
+                        table.set_cell(name, key, value)
                         self._cells[(name, key)] = str(value)
         self._update_title(now)
         self._show_details(now)
@@ -367,7 +393,10 @@ class TriggersScreen(Screen):
             if upcoming:
                 when, name = min(upcoming)
                 title.append(f"; next: {name} in {format_countdown(when - now)}")
-        self.query_one("#triggers-title", Static).update(title)
+        upcoming_due = [r["next_fire"] for r in self._rows.values() if r.get("next_fire") is not None]
+        if upcoming_due and self._due_reload is None and min(upcoming_due) <= now:
+            self._due_reload = now + DUE_RELOAD_SECONDS
+        self.query_one("#triggers-title", Lines).update(title)
 
     def selected_trigger(self) -> str | None:
         table = self.query_one(DataTable)
@@ -381,7 +410,7 @@ class TriggersScreen(Screen):
 
     def _show_details(self, now: float | None = None) -> None:
         now = self._now() if now is None else now
-        details = self.query_one("#triggers-details", Static)
+        details = self.query_one("#triggers-details", Lines)
         name = self.selected_trigger()
         if name is None or name not in self._rows:
             if self._error is not None:
@@ -522,7 +551,7 @@ class TriggerHistoryModal(ModalScreen[None]):
     def compose(self) -> ComposeResult:
         with Vertical(id="history-box"):
             yield Static(f"History of {self.trigger} (loading...)", id="history-title")
-            yield DataTable(id="history-table", cursor_type="row")
+            yield HistoryTable(id="history-table", cursor_type="row")
             with VerticalScroll(id="history-details-pane"):
                 yield Static("", id="history-details")
             yield Footer()
@@ -534,8 +563,11 @@ class TriggerHistoryModal(ModalScreen[None]):
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
         add_fitted_columns(table, self.COLUMNS, self.app.size.width, minimum=12, maximum=80, margin=4)
-        self.set_interval(2.0, self._reload)
         self._reload()
+
+    def on_engine_updated(self, message: EngineUpdated) -> None:
+        if message.batch.fired or {"firing", "reset"} & message.batch.store_kinds:
+            self._reload()
 
     def _reload(self) -> None:
         if self._loading:

@@ -10,17 +10,19 @@ from __future__ import annotations
 import time
 from typing import Any
 
-# status value -> (symbol, short label, style class suffix)
+from kzconsole.widgets import glyphs
+
+# status value -> (the Glyphs attribute of its symbol, short label)
 STATUS_LOOK: dict[str, tuple[str, str]] = {
-    "pending": ("·", "pending"),
-    "queued": ("◷", "queued"),
-    "executing": ("▶", "executing"),
-    "stopping": ("■", "stopping"),
-    "success": ("✔", "success"),
-    "failure": ("✖", "failure"),
-    "partial": ("◐", "partial"),
-    "stopped": ("■", "stopped"),
-    "internal_error": ("⚠", "int_error"),
+    "pending": ("pending", "pending"),
+    "queued": ("queued", "queued"),
+    "executing": ("executing", "executing"),
+    "stopping": ("stopped", "stopping"),
+    "success": ("ok", "success"),
+    "failure": ("failed", "failure"),
+    "partial": ("partial", "partial"),
+    "stopped": ("stopped", "stopped"),
+    "internal_error": ("warning", "int_error"),
 }
 
 # What the operator sees as the job's state: the stored status, refined by the bookkeeping the
@@ -35,19 +37,34 @@ def display_status(job: Any) -> str:
 
 
 def status_label(state: str) -> str:
-    symbol, label = STATUS_LOOK.get(state, ("?", state))
+    glyph, label = STATUS_LOOK.get(state, ("", state))
+    symbol = getattr(glyphs.G, glyph, "?") if glyph else "?"
     return f"{symbol} {label}"
 
 
 def compact_number(n: int | float | None) -> str:
+    """At most 4 characters below a billion: 999, 2.5k, 25k, 999k, 1.2M, 12M (rounded down, so
+    a count never shows more than was done)."""
     if n is None:
         return "-"
     n = int(n)
-    if abs(n) < 10_000:
+    a = abs(n)
+    if a < 1000:
         return str(n)
-    if abs(n) < 1_000_000:
-        return f"{n / 1000:.1f}k" if abs(n) < 100_000 else f"{n // 1000}k"
-    return f"{n / 1_000_000:.1f}M"
+    if a < 10_000:
+        return f"{a // 100 / 10:.1f}k"
+    if a < 1_000_000:
+        return f"{a // 1000}k"
+    if a < 10_000_000:
+        return f"{a // 100_000 / 10:.1f}M"
+    if a < 1_000_000_000:
+        return f"{a // 1_000_000}M"
+    return f"{a // 1_000_000_000}G"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 row``, ``2 rows``, ``1,000 rows``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
 
 
 def grouped(n: int | None) -> str:
@@ -94,15 +111,19 @@ def full_time(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
-def bar(fraction: float | None, width: int) -> str:
-    """A bar of full blocks on light shade; an unknown total gives a light bar."""
-    if width <= 0:
-        return ""
-    if fraction is None:
-        return "░" * width
-    fraction = min(1.0, max(0.0, fraction))
+def bar_cells(success: int, failure: int, total: int | None, done: int, finished: bool,
+              width: int) -> tuple[int, int, int] | None:
+    """How many cells of a ``width``-cell bar are done (ok), failed and to do; None when the
+    total is unknown and the job has not finished (an indeterminate bar)."""
+    if total:
+        fraction = min(1.0, done / total)
+    elif finished or total == 0:
+        fraction = 1.0
+    else:
+        return None
     full = int(round(fraction * width))
-    return "█" * full + "░" * (width - full)
+    bad = min(full, max(1, int(round(full * failure / done)))) if done and failure else 0
+    return full - bad, bad, width - full
 
 
 def job_elapsed(job: Any, now: float) -> float | None:
@@ -127,6 +148,20 @@ def job_rate(job: Any, live: Any | None, now: float) -> float | None:
     if not elapsed or not done:
         return None
     return done / elapsed
+
+
+def fit_parts(parts: list[tuple[str, int]], width: int, sep: str = " · ") -> str:
+    """Join ``(text, priority)`` parts with ``sep`` in their order, leaving out the lowest
+    priorities until the line fits ``width``; a part is never cut in the middle, except the one
+    left when even it alone does not fit."""
+    kept = [p for p in parts if p[0]]
+    while len(kept) > 1 and len(sep.join(t for t, _ in kept)) > width:
+        lowest = min(range(len(kept)), key=lambda i: (kept[i][1], -i))
+        del kept[lowest]
+    line = sep.join(t for t, _ in kept)
+    if len(line) > width:
+        line = line[: max(0, width - 1)] + glyphs.G.ellipsis if width > 0 else ""
+    return line
 
 
 def add_fitted_columns(

@@ -1,22 +1,23 @@
 """The job list: a virtual list that pages its rows from the store and paints only visible lines.
 
 A ``DataTable`` measures every cell before its first paint (15 s at 100,000 jobs here), so this is
-a line-API :class:`~textual.scroll_view.ScrollView`: it knows how many jobs there are
-(``count_jobs``), fetches the blocks of rows it is about to paint (``list_jobs`` with
-``limit``/``offset``), and keeps a few blocks cached. Live progress is painted over the cached
-records without touching the store, one line at a time.
+a line-API :class:`~textual.scroll_view.ScrollView`: it knows how many jobs there are, fetches the
+blocks of rows it is about to paint, and keeps a few blocks cached. Live progress is painted over
+the cached records without touching the store, and only the cells that changed are sent to the
+terminal: each row painted is kept, and a repaint of a row compares the new one with it.
 
 Where the rows come from is a :class:`JobSource`; the jobs screen picks one for the filter and the
-sort in force (the store itself when it can answer, a scan otherwise).
+sort in force.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar, Protocol, Sequence
+from typing import Callable, ClassVar, Protocol, Sequence
 
 from rich.segment import Segment
 from rich.style import Style
+from textual import events
 from textual.binding import Binding, BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
@@ -24,7 +25,10 @@ from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from kzconsole.widgets import fmt
+from kzconsole.engine import JobProgressed, JobRecord
+from kzconsole.widgets import fmt, glyphs
+from kzconsole.widgets.csv_table import fit
+from kzconsole.widgets.lines import changed_span
 
 BLOCK = 64  # rows fetched per store query
 MAX_BLOCKS = 48  # cached blocks (about 3,000 records) before the cache is emptied
@@ -35,79 +39,7 @@ class JobSource(Protocol):
 
     def count(self) -> int: ...
 
-    def page(self, offset: int, limit: int) -> Sequence[Any]: ...
-
-
-class StoreSource:
-    """Jobs straight from the store, newest (or oldest) first, narrowed by status, account, a piece
-    of the task name and an id prefix."""
-
-    def __init__(self, engine: Any, *, statuses: Sequence[str] | None = None,
-                 account_id: str | None = None, task: str | None = None, id_prefix: str | None = None,
-                 oldest_first: bool = False) -> None:
-        self.engine = engine
-        self.statuses = list(statuses) if statuses else None
-        self.narrowing = {"account_id": account_id, "task": task, "id_prefix": id_prefix}
-        self.oldest_first = oldest_first
-        self._total = 0
-
-    def count(self) -> int:
-        self._total = self.engine.count_jobs(status=self.statuses, **self.narrowing)
-        return self._total
-
-    def page(self, offset: int, limit: int) -> Sequence[Any]:
-        if not self.oldest_first:
-            return self.engine.list_jobs(status=self.statuses, limit=limit, offset=offset, **self.narrowing)
-        # Oldest first is the newest-first order read from its end.
-        start = max(0, self._total - offset - limit)
-        size = max(0, min(limit, self._total - offset))
-        rows = self.engine.list_jobs(status=self.statuses, limit=size, offset=start, **self.narrowing)
-        return list(reversed(rows))
-
-
-class GroupedSource:
-    """Several store sources one after the other (the sort by status: running jobs first)."""
-
-    def __init__(self, parts: Sequence[StoreSource]) -> None:
-        self.parts = list(parts)
-        self._counts: list[int] = [0] * len(self.parts)
-
-    def count(self) -> int:
-        self._counts = [part.count() for part in self.parts]
-        return sum(self._counts)
-
-    def page(self, offset: int, limit: int) -> Sequence[Any]:
-        out: list[Any] = []
-        for part, size in zip(self.parts, self._counts):
-            if limit <= 0:
-                break
-            if offset >= size:
-                offset -= size
-                continue
-            rows = part.page(offset, min(limit, size - offset))
-            out.extend(rows)
-            limit -= len(rows)
-            offset = 0
-        return out
-
-
-class MemorySource:
-    """Records already in memory (the result of a filter the store cannot answer)."""
-
-    def __init__(self, records: Sequence[Any]) -> None:
-        self.records = list(records)
-
-    def count(self) -> int:
-        return len(self.records)
-
-    def page(self, offset: int, limit: int) -> Sequence[Any]:
-        return self.records[offset:offset + limit]
-
-    def replace(self, record: Any) -> None:
-        for i, r in enumerate(self.records):
-            if r.id == record.id:
-                self.records[i] = record
-                return
+    def page(self, offset: int, limit: int) -> Sequence[JobRecord]: ...
 
 
 @dataclass(frozen=True)
@@ -118,26 +50,34 @@ class Column:
     priority: int  # higher stays longer when the terminal is narrow
     grow: int = 0  # extra cells it may take when there is room
     right: bool = False
+    sort_key: str = ""  # the key (shift+letter) that sorts by it
+
+
+def counts_title() -> str:
+    g = glyphs.G
+    return f"{g.ok} {g.failed} /TOTAL"
 
 
 COLUMNS: tuple[Column, ...] = (
-    Column("id", "ID", 8, 100),
-    Column("status", "STATUS", 11, 90),
-    Column("task", "TASK", 12, 80, grow=18),
-    Column("bar", "PROGRESS", 14, 70),
-    Column("counts", "✔ ✖ /TOTAL", 16, 60),
-    Column("duration", "TIME", 7, 50, right=True),
-    Column("rate", "RATE", 7, 40, right=True),
-    Column("start", "STARTED", 11, 30),
-    Column("account", "ACCOUNT", 8, 20),
-    Column("file", "FILE", 10, 10, grow=20),
+    Column("id", "ID", 8, 100, sort_key="I"),
+    Column("status", "STATUS", 11, 90, sort_key="S"),
+    Column("task", "TASK", 17, 80, grow=13, sort_key="T"),
+    Column("bar", "PROGRESS", 10, 70, grow=4, sort_key="P"),
+    Column("counts", "", 17, 60, sort_key="X"),
+    Column("duration", "TIME", 7, 50, right=True, sort_key="D"),
+    Column("rate", "RATE", 7, 40, right=True, sort_key="R"),
+    Column("start", "STARTED", 11, 30, sort_key="C"),
+    Column("account", "ACCOUNT", 8, 20, sort_key="A"),
+    Column("file", "FILE", 10, 10, grow=20, sort_key="N"),
 )
+MARK_WIDTH = 1  # the mark of a job marked for a bulk action, before its id
 
 
 def layout_columns(width: int) -> list[tuple[Column, int]]:
-    """The columns that fit in ``width`` (one space between them), in display order, with widths."""
+    """The columns that fit in ``width`` (one space between them, the mark cell first), in display
+    order, with widths."""
     chosen: list[Column] = []
-    used = -1
+    used = MARK_WIDTH
     for col in sorted(COLUMNS, key=lambda c: -c.priority):
         if used + 1 + col.width <= width:
             chosen.append(col)
@@ -152,12 +92,6 @@ def layout_columns(width: int) -> list[tuple[Column, int]]:
     return [(col, widths[col.key]) for col in COLUMNS if col in chosen]
 
 
-def _fit(text: str, width: int, right: bool = False) -> str:
-    if len(text) > width:
-        return text[: max(0, width - 1)] + "…" if width > 1 else text[:width]
-    return text.rjust(width) if right else text.ljust(width)
-
-
 class JobList(ScrollView, can_focus=True):
     """The jobs, one per line, with a header line; a cursor row; pages rows on demand."""
 
@@ -167,15 +101,17 @@ class JobList(ScrollView, can_focus=True):
         Binding("up,k", "cursor_up", "Up", show=False),
         Binding("down,j", "cursor_down", "Down", show=False),
         Binding("pageup,ctrl+b", "page_up", "Page up", show=False),
-        Binding("pagedown,ctrl+f,space", "page_down", "Page down", show=False),
+        Binding("pagedown,ctrl+f", "page_down", "Page down", show=False),
         Binding("home,g", "first", "First", show=False),
         Binding("end,G", "last", "Last", show=False),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {
         "job-list--header",
+        "job-list--sorted",
         "job-list--cursor",
         "job-list--cursor-blurred",
+        "job-list--marked",
         "job-list--dim",
         "job-list--plain",
         "job-list--bar-done",
@@ -195,12 +131,14 @@ class JobList(ScrollView, can_focus=True):
     DEFAULT_CSS = """
     JobList {
         height: 1fr;
-        overflow-x: hidden;
-        scrollbar-size-vertical: 1;
+        overflow: hidden hidden;
+        scrollbar-size: 0 0;
     }
     JobList > .job-list--header { text-style: bold underline; }
+    JobList > .job-list--sorted { text-style: bold underline reverse; }
     JobList > .job-list--cursor { background: $block-cursor-background; color: $block-cursor-foreground; text-style: bold; }
     JobList > .job-list--cursor-blurred { text-style: reverse; }
+    JobList > .job-list--marked { color: $accent; text-style: bold; }
     JobList > .job-list--dim { color: $text-muted; }
     JobList > .job-list--plain { color: $foreground; }
     JobList > .job-list--bar-done { color: $success; }
@@ -220,23 +158,32 @@ class JobList(ScrollView, can_focus=True):
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
 
     class Highlighted(Message):
-        def __init__(self, job_list: "JobList", job: Any | None) -> None:
+        def __init__(self, job_list: "JobList", job: JobRecord | None) -> None:
             super().__init__()
             self.job_list = job_list
             self.job = job
 
     class Selected(Message):
-        def __init__(self, job_list: "JobList", job: Any) -> None:
+        def __init__(self, job_list: "JobList", job: JobRecord) -> None:
             super().__init__()
             self.job_list = job_list
             self.job = job
+
+    class Reloaded(Message):
+        """The list read its source again: ``total`` rows (what the count line says)."""
+
+        def __init__(self, job_list: "JobList", total: int) -> None:
+            super().__init__()
+            self.job_list = job_list
+            self.total = total
 
     def __init__(
         self,
         source: JobSource,
         *,
         now: Callable[[], float],
-        live: Callable[[str], Any | None] = lambda job_id: None,
+        live: Callable[[str], JobProgressed | None] = lambda job_id: None,
+        marked: Callable[[str], bool] = lambda job_id: False,
         name: str | None = None,
         id: str | None = None,
         classes: str | None = None,
@@ -245,11 +192,16 @@ class JobList(ScrollView, can_focus=True):
         self.source = source
         self.now = now
         self.live = live
+        self.marked = marked
         self.total = 0
-        self._blocks: dict[int, list[Any]] = {}
+        self.sort_column: str | None = None  # the column key the list is sorted by (header mark)
+        self.sort_descending = False
+        self._blocks: dict[int, list[JobRecord]] = {}
         self._layout: list[tuple[Column, int]] = []
         self._layout_width = -1
         self._highlighted_id: str | None = None
+        self._painted: dict[int, Strip] = {}  # row index -> what its line shows now
+        self._pending: dict[int, Strip] = {}  # row index -> what its next paint shows
         self.loaded = False
         self.empty_note: str | None = None  # what an empty list says (None: the default)
 
@@ -262,20 +214,22 @@ class JobList(ScrollView, can_focus=True):
             self.scroll_to(y=0, animate=False)
         self.reload()
 
+    def set_sort(self, column: str | None, descending: bool) -> None:
+        if (column, descending) != (self.sort_column, self.sort_descending):
+            self.sort_column, self.sort_descending = column, descending
+            self.refresh(Region(0, 0, self.size.width, 1))
+
     def reload(self) -> None:
-        """Re-read the count and the visible rows; repaint only the lines that changed.
+        """Re-read the count and the visible rows; repaint only the cells that changed.
 
         The cursor stays on the same job when it is still near where it was, else on the same line.
-        A live list reloads a few times a second while jobs run: repainting 40 unchanged lines each
-        time would cost the UI thread (and a slow SSH link) for nothing.
         """
         previous = self._highlighted_id
-        before = {i: self._cached(i) for i in self.visible_range()}
         old_total = self.total
         self.total = self.source.count()
         self._blocks.clear()
         self.loaded = True
-        if self.total != old_total or self.virtual_size.height != self.total + 1:
+        if self.virtual_size.height != self.total + 1:
             self.virtual_size = Size(self.size.width, self.total + 1)
         cursor = min(self.cursor, max(0, self.total - 1))
         if previous is not None and self.total:
@@ -284,23 +238,20 @@ class JobList(ScrollView, can_focus=True):
                 if job.id == previous:
                     cursor = i
                     break
-        moved = cursor != self.cursor
         self.set_reactive(JobList.cursor, cursor)
+        top = int(self.scroll_offset.y)
         self._scroll_cursor_into_view()
-        if moved or self.total != old_total or not before:
+        if int(self.scroll_offset.y) != top:
             self.refresh()
         else:
-            for index in self.visible_range():
-                if self.row(index) != before.get(index):
-                    self.refresh_row(index)
+            for index in range(top, top + max(0, self.size.height - 1)):
+                self.refresh_row(index)
+            if self.total != old_total and (self.total == 0 or old_total == 0):
+                self.refresh()  # the empty list's note comes or goes
         self._announce()
+        self.post_message(self.Reloaded(self, self.total))
 
-    def _cached(self, index: int) -> Any | None:
-        block = self._blocks.get(index // BLOCK)
-        pos = index % BLOCK
-        return block[pos] if block is not None and pos < len(block) else None
-
-    def _rows(self, start: int, count: int) -> list[Any]:
+    def _rows(self, start: int, count: int) -> list[JobRecord]:
         out = []
         for i in range(start, start + count):
             job = self.row(i)
@@ -308,7 +259,7 @@ class JobList(ScrollView, can_focus=True):
                 out.append(job)
         return out
 
-    def row(self, index: int) -> Any | None:
+    def row(self, index: int) -> JobRecord | None:
         if index < 0 or index >= self.total:
             return None
         block_no, pos = divmod(index, BLOCK)
@@ -320,7 +271,15 @@ class JobList(ScrollView, can_focus=True):
             self._blocks[block_no] = block
         return block[pos] if pos < len(block) else None
 
-    def update_record(self, job: Any) -> bool:
+    def cached(self, job_id: str) -> JobRecord | None:
+        """The record of a job in the rows read, if it is there."""
+        for block in self._blocks.values():
+            for record in block:
+                if record.id == job_id:
+                    return record
+        return None
+
+    def update_record(self, job: JobRecord) -> bool:
         """Replace a cached record in place (same position); True if it is cached."""
         for block_no, block in self._blocks.items():
             for pos, cached in enumerate(block):
@@ -342,13 +301,20 @@ class JobList(ScrollView, can_focus=True):
                 self.refresh_row(index)
 
     def refresh_row(self, index: int) -> None:
+        """Repaint the cells of a row that changed (nothing when it looks the same)."""
         top = int(self.scroll_offset.y)
         y = index - top + 1
-        if 1 <= y < self.size.height:
-            self.refresh(Region(0, y, self.size.width, 1))
+        if not 1 <= y < self.size.height or self._layout_width != self.size.width:
+            return
+        strip = self._line(index, self.size.width)
+        span = changed_span(self._painted.get(index), strip)
+        if span is None:
+            return
+        self._pending[index] = strip
+        self.refresh(Region(span[0], y, span[1] - span[0], 1))
 
     @property
-    def highlighted(self) -> Any | None:
+    def highlighted(self) -> JobRecord | None:
         return self.row(self.cursor)
 
     # ---------------------------------------------------------- cursor
@@ -362,9 +328,13 @@ class JobList(ScrollView, can_focus=True):
             self.scroll_to(y=self.cursor - rows + 1, animate=False, immediate=True)
 
     def watch_cursor(self, old: int, new: int) -> None:
+        top = int(self.scroll_offset.y)
         self._scroll_cursor_into_view()
-        self.refresh_row(old)
-        self.refresh_row(new)
+        if int(self.scroll_offset.y) != top:
+            self.refresh()
+        else:
+            self.refresh_row(old)
+            self.refresh_row(new)
         self._announce()
 
     def _announce(self) -> None:
@@ -401,13 +371,22 @@ class JobList(ScrollView, can_focus=True):
         if job is not None:
             self.post_message(self.Selected(self, job))
 
-    def _on_click(self, event: Any) -> None:
-        y = event.y
-        if y >= 1:
-            self.move_to(int(self.scroll_offset.y) + y - 1)
+    def _on_click(self, event: events.Click) -> None:
+        if event.y >= 1:
+            self.move_to(int(self.scroll_offset.y) + event.y - 1)
+
+    def _on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        event.stop()
+        self.move_to(self.cursor + 3)
+
+    def _on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        event.stop()
+        self.move_to(self.cursor - 3)
 
     def on_resize(self) -> None:
         self.virtual_size = Size(self.size.width, self.total + 1)
+        self._painted.clear()
+        self._pending.clear()
         self._scroll_cursor_into_view()
 
     def on_focus(self) -> None:
@@ -416,31 +395,57 @@ class JobList(ScrollView, can_focus=True):
     def on_blur(self) -> None:
         self.refresh_row(self.cursor)
 
+    def notify_style_update(self) -> None:
+        self._painted.clear()
+        self._pending.clear()
+        super().notify_style_update()
+
     # ------------------------------------------------------------ paint
 
-    def render_line(self, y: int) -> Strip:
-        width = self.size.width
+    def _ensure_layout(self, width: int) -> None:
         if width != self._layout_width:
             self._layout = layout_columns(width)
             self._layout_width = width
+            self._painted.clear()
+            self._pending.clear()
+
+    def render_line(self, y: int) -> Strip:
+        width = self.size.width
+        self._ensure_layout(width)
         if y == 0:
             return self._header_strip(width)
         index = int(self.scroll_offset.y) + y - 1
+        strip = self._pending.pop(index, None)
+        if strip is None:
+            strip = self._line(index, width)
+        self._painted[index] = strip
+        return strip
+
+    def _line(self, index: int, width: int) -> Strip:
         job = self.row(index)
         if job is None:
             if index == 0 and self.loaded and self.total == 0:
-                note = self.empty_note or "  no jobs here (n creates one, / filters)"
-                return Strip([Segment(_fit(note, width),
-                                      self.get_component_rich_style("job-list--dim"))], width)
+                note = self.empty_note or "  no jobs yet (n creates one)"
+                return Strip([Segment(fit(note, width), self.rich_style + self.get_component_rich_style("job-list--dim"))], width)
             return Strip.blank(width, self.rich_style)
         return self._row_strip(job, index, width)
 
     def _header_strip(self, width: int) -> Strip:
         style = self.rich_style + self.get_component_rich_style("job-list--header")
-        text = " ".join(_fit(col.title, w, col.right) for col, w in self._layout)
-        return Strip([Segment(_fit(text, width), style)], width)
+        sorted_style = self.rich_style + self.get_component_rich_style("job-list--sorted")
+        g = glyphs.G
+        segments = [Segment(" " * MARK_WIDTH, style)]
+        for col, w in self._layout:
+            segments.append(Segment(" ", style))
+            title = col.title or counts_title()
+            if col.key == self.sort_column:
+                title = f"{title}{g.sort_down if self.sort_descending else g.sort_up}"
+                segments.append(Segment(fit(title, w) if not col.right else title.rjust(w)[-w:], sorted_style))
+            else:
+                segments.append(Segment(fit(title, w) if not col.right else title.rjust(w)[-w:], style))
+        return Strip(segments).crop_extend(0, width, style)
 
-    def _row_strip(self, job: Any, index: int, width: int) -> Strip:
+    def _row_strip(self, job: JobRecord, index: int, width: int) -> Strip:
         base = self.rich_style
         on_cursor = index == self.cursor
         if on_cursor:
@@ -451,21 +456,24 @@ class JobList(ScrollView, can_focus=True):
             # Colours stay off the cursor line: on its inverted background they would be unreadable.
             return base if on_cursor else base + self.get_component_rich_style(component, partial=True)
 
+        g = glyphs.G
+        marked = self.marked(job.id)
         live = self.live(job.id)
         now = self.now()
         success, failure, total, done = fmt.live_counts(job, live)
         state = fmt.display_status(job)
-        segments: list[Segment] = []
-        for n, (col, w) in enumerate(self._layout):
-            if n:
-                segments.append(Segment(" ", base))
+        segments: list[Segment] = [Segment(g.marked if marked else " ", tint("job-list--marked"))]
+        for col, w in self._layout:
+            segments.append(Segment(" ", base))
             key = col.key
             if key == "bar":
-                segments.extend(self._bar_segments(success, failure, total, done, state, w, tint))
+                segments.extend(self._bar_segments(success, failure, total, done, job.status.is_finished, w, tint))
                 continue
             style = base
             if key == "id":
                 text = job.id[:8]
+                if marked:
+                    style = tint("job-list--marked")
             elif key == "status":
                 text = fmt.status_label(state)
                 style = tint(f"job-list--{state}")
@@ -473,13 +481,17 @@ class JobList(ScrollView, can_focus=True):
                 text = job.task_name
             elif key == "counts":
                 tot = "" if total is None else f" /{fmt.compact_number(total)}"
-                text = f"✔{fmt.compact_number(success)} ✖{fmt.compact_number(failure)}{tot}"
+                text = f"{g.ok}{fmt.compact_number(success)} {g.failed}{fmt.compact_number(failure)}{tot}"
                 if failure:
                     style = tint("job-list--failure")
             elif key == "duration":
                 text = fmt.duration(fmt.job_elapsed(job, now))
+                if job.start_timestamp is None:
+                    style = tint("job-list--dim")
             elif key == "rate":
                 text = fmt.rate(fmt.job_rate(job, live, now)) if job.start_timestamp else "-"
+                if job.start_timestamp is None:
+                    style = tint("job-list--dim")
             elif key == "start":
                 text = fmt.short_time(job.start_timestamp or job.created, now)
                 if job.start_timestamp is None:
@@ -490,33 +502,21 @@ class JobList(ScrollView, can_focus=True):
                 text = job.file_name or "-"
             else:  # pragma: no cover - every column is handled above
                 text = ""
-            segments.append(Segment(_fit(text, w, col.right), style))
-        used = sum(seg.cell_length for seg in segments)
-        if used < width:
-            segments.append(Segment(" " * (width - used), base))
-        return Strip(segments, width)
+            segments.append(Segment(text.rjust(w)[-w:] if col.right else fit(text, w), style))
+        return Strip(segments).crop_extend(0, width, base)
 
-    def _bar_segments(self, success: int, failure: int, total: int | None, done: int, state: str,
+    def _bar_segments(self, success: int, failure: int, total: int | None, done: int, finished: bool,
                       width: int, tint: Callable[[str], Style]) -> list[Segment]:
-        label_w = 4
-        bar_w = max(1, width - label_w - 1)
-        if total:
-            fraction = min(1.0, done / total)
-            label = f"{int(fraction * 100):>3}%"
-        elif state in ("success", "failure", "partial") or total == 0:
-            fraction, label = 1.0, "    "
-        else:
-            fraction, label = None, "    "
-        if fraction is None:
-            return [Segment("░" * bar_w, tint("job-list--bar-todo")), Segment(" " + label, tint("job-list--plain"))]
-        full = int(round(fraction * bar_w))
-        bad = 0
-        if done and failure:
-            bad = min(full, max(1, int(round(full * failure / done))))
-        good = full - bad
+        g = glyphs.G
+        bar_w = max(1, width - 5)
+        cells = fmt.bar_cells(success, failure, total, done, finished, bar_w)
+        label = f"{int(min(1.0, done / total) * 100):>3}%" if total else "    "
+        if cells is None:
+            return [Segment(g.bar_todo * bar_w, tint("job-list--bar-todo")), Segment(" " + label, tint("job-list--plain"))]
+        good, bad, todo = cells
         return [
-            Segment("█" * good, tint("job-list--bar-done")),
-            Segment("█" * bad, tint("job-list--bar-failed")),
-            Segment("░" * (bar_w - full), tint("job-list--bar-todo")),
+            Segment(g.bar_done * good, tint("job-list--bar-done")),
+            Segment(g.bar_failed * bad, tint("job-list--bar-failed")),
+            Segment(g.bar_todo * todo, tint("job-list--bar-todo")),
             Segment(" " + label, tint("job-list--plain")),
         ]

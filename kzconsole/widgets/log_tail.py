@@ -1,20 +1,25 @@
-"""A job's log tail: the end of its log file, then what is appended to it.
+"""A job's log tail: the end of its log, then what is appended to it (``tail -f``).
 
-The file is the single source: it holds the plugin's ``ctx.log`` lines, its prints and the engine's
-own lines about the job, including those written before the view opened or by another process.
-``JobLogged`` events only tell *when* to read (the screen calls :meth:`LogTail.poll`), so a line is
-never shown twice nor missed, however events and reads interleave.
+The log is read through the engine (``Engine.read_log(job, start)``, which gives the bytes from an
+offset and the offset to ask next time), never by path. It is the single source: it holds the
+plugin's ``ctx.log`` lines, its prints and the engine's own lines about the job, including those
+written before the view opened or by another process. ``JobLogged`` events only tell *when* to read,
+so a line is never shown twice nor missed, however events and reads interleave.
+
+The view keeps the last ``max_lines`` lines and says so (``dropped``); ``g`` goes to the first line
+kept, ``G`` to the end, following again.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
+from typing import Callable
 
+from textual.binding import Binding
 from textual.widgets import Log
 
-TAIL_BYTES = 256 * 1024  # how far back the first read goes
 MAX_LINES = 5_000
+
+LogReader = Callable[[int], tuple[bytes, int]]  # offset -> (bytes from it, next offset)
 
 
 class LogTail(Log):
@@ -22,56 +27,63 @@ class LogTail(Log):
     LogTail { height: 1fr; }
     """
 
-    def __init__(self, path: Path | None = None, *, max_lines: int = MAX_LINES,
+    BINDINGS = [
+        Binding("home,g", "top", "First line", show=False, tooltip="the first line kept (stops following)"),
+        Binding("end,G", "follow", "Follow", show=False, tooltip="the last line, and follow new ones (tail -f)"),
+    ]
+
+    def __init__(self, reader: LogReader | None = None, *, max_lines: int = MAX_LINES,
                  id: str | None = None, classes: str | None = None) -> None:
-        super().__init__(max_lines=max_lines, auto_scroll=True, id=id, classes=classes)
-        self.path = path
+        super().__init__(max_lines=max_lines, auto_scroll=True, highlight=False, id=id, classes=classes)
+        self.reader = reader
+        self.keep = max_lines
         self._offset = 0
         self._partial = b""
-        self._inode: int | None = None
         self.lines_read = 0
 
-    def set_path(self, path: Path | None) -> None:
-        self.path = path
-        self._offset = 0
-        self._partial = b""
-        self._inode = None
-        self.clear()
-        self.poll()
+    @property
+    def dropped(self) -> int:
+        """Lines read but no longer kept (the log is longer than ``max_lines``)."""
+        return max(0, self.lines_read - self.keep)
+
+    @property
+    def following(self) -> bool:
+        return self.auto_scroll
 
     def poll(self) -> int:
-        """Append whatever the file gained since the last call; return how many lines."""
-        if self.path is None:
+        """Append whatever the log gained since the last call; return how many lines."""
+        if self.reader is None:
             return 0
         try:
-            st = os.stat(self.path)
+            data, self._offset = self.reader(self._offset)
         except OSError:
             return 0
-        if self._inode is not None and (st.st_ino != self._inode or st.st_size < self._offset):
-            # Replaced or truncated (a restarted job writes a new file): start again.
-            self._offset, self._partial = 0, b""
-            self.clear()
-        self._inode = st.st_ino
-        if st.st_size == self._offset:
+        if not data:
             return 0
-        first = self._offset == 0 and not self.lines_read
-        try:
-            with open(self.path, "rb") as f:
-                start = self._offset
-                if first and st.st_size > TAIL_BYTES:
-                    start = st.st_size - TAIL_BYTES
-                f.seek(start)
-                data = f.read(max(0, st.st_size - start))
-        except OSError:
-            return 0
-        self._offset = start + len(data)
-        if first and start > 0:
-            data = data.split(b"\n", 1)[1] if b"\n" in data else b""  # drop the cut first line
         data = self._partial + data
         *complete, self._partial = data.split(b"\n")
         if not complete:
             return 0
+        if len(complete) > self.keep:
+            self.lines_read += len(complete) - self.keep
+            complete = complete[-self.keep:]
         lines = [line.decode("utf-8", "replace").rstrip("\r") for line in complete]
         self.write_lines(lines)
         self.lines_read += len(lines)
         return len(lines)
+
+    def action_top(self) -> None:
+        self.auto_scroll = False
+        self.scroll_home(animate=False)
+
+    def action_follow(self) -> None:
+        self.auto_scroll = True
+        self.scroll_end(animate=False)
+
+    def action_scroll_up(self) -> None:
+        self.auto_scroll = False
+        super().action_scroll_up()
+
+    def action_page_up(self) -> None:
+        self.auto_scroll = False
+        super().action_page_up()

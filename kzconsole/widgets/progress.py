@@ -1,19 +1,22 @@
-"""A job's live progress: a bar with success and failure parts, throughput, ETA, and the stop state."""
+"""A job's live progress: a bar with success and failure parts, throughput, ETA, and the stop state.
+
+Shown a few times a second while a job runs; as a :class:`~kzconsole.widgets.lines.Lines` it sends
+the terminal only the digits and bar cells that moved.
+"""
 
 from __future__ import annotations
 
-from typing import Any
-
 from rich.text import Text
-from textual.widget import Widget
 
-from kzconsole.widgets import fmt
+from kzconsole.engine import JobProgressed, JobRecord
+from kzconsole.widgets import fmt, glyphs
+from kzconsole.widgets.lines import Lines
 
 
-class JobProgress(Widget):
+class JobProgress(Lines):
     """Two lines: the bar with its percentage, then counts, rows/s, ETA and the pause.
 
-    The screen sets :meth:`show` on each tick; nothing here reads the engine.
+    The screen calls :meth:`show`; nothing here reads the engine.
     """
 
     DEFAULT_CSS = """
@@ -29,74 +32,78 @@ class JobProgress(Widget):
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
-        self.job: Any | None = None
-        self.live: Any | None = None
+        self.job: JobRecord | None = None
+        self.live: JobProgressed | None = None
         self.now: float = 0.0
         self.row_seconds: float | None = None
 
-    def show(self, job: Any, live: Any | None, now: float, row_seconds: float | None = None) -> None:
+    def show(self, job: JobRecord, live: JobProgressed | None, now: float, row_seconds: float | None = None) -> None:
         self.job, self.live, self.now, self.row_seconds = job, live, now, row_seconds
-        self.refresh()
+        self.update()
 
-    def stats(self) -> str:
-        """The second line as plain text (also used by tests). A pending stop comes first, so a
-        narrow terminal never cuts it off."""
+    def stats_parts(self) -> list[tuple[str, int]]:
+        """The second line's parts, with how much each matters when the line is narrow: a pending
+        stop first (never left out), then the counts, rows, ETA, rate and the pause."""
         job = self.job
         if job is None:
-            return ""
+            return []
+        g = glyphs.G
         success, failure, total, done = fmt.live_counts(job, self.live)
         state = fmt.display_status(job)
-        parts = []
+        parts: list[tuple[str, int]] = []
         if state == "stopping":
             row = self.row_seconds
-            if row is None and self.live is not None and self.live.stopping:
-                row = self.live.row_seconds or None
             if row is not None:
-                parts.append(f"STOPPING: the current row has run {row:.1f}s")
+                parts.append((f"STOPPING: the current row has run {row:.1f}s", 10))
             else:
-                parts.append("STOPPING before the next row")
-        parts += [f"✔ {success:,} ok", f"✖ {failure:,} failed"]
-        parts.append(f"{done:,} of {total:,} rows" if total is not None else f"{done:,} calls (no input)")
+                parts.append(("STOPPING before the next row", 10))
+        parts += [(f"{g.ok} {success:,} ok", 9), (f"{g.failed} {failure:,} failed", 9)]
+        parts.append((f"{done:,} of {fmt.plural(total, 'row')}" if total is not None
+                      else f"{fmt.plural(done, 'call')} (no input)", 8))
         rate = fmt.job_rate(job, self.live, self.now)
+        running = state in ("executing", "stopping")
+        if running and total and rate:
+            parts.append((f"ETA {fmt.duration(max(0, total - done) / rate)}", 6))
         if job.start_timestamp is not None and rate:
-            parts.append(fmt.rate(rate))
-        if state in ("executing", "stopping"):
-            if total and rate:
-                parts.append(f"ETA {fmt.duration(max(0, total - done) / rate)}")
+            parts.append((fmt.rate(rate), 5))
+        if running:
             wait = self.live.wait_after_row_ms if self.live is not None else job.wait_after_row_ms
-            parts.append(f"pause {wait} ms")
+            parts.append((f"pause {wait} ms", 3))
         elif state in ("pending", "queued"):
-            parts.append(f"pause {job.wait_after_row_ms} ms")
-        return " · ".join(parts)
+            parts.append((f"pause {job.wait_after_row_ms} ms", 3))
+        return parts
 
-    def render(self) -> Text:
+    def stats(self, width: int = 10_000) -> str:
+        """The second line as plain text (also used by tests)."""
+        return fmt.fit_parts(self.stats_parts(), width)
+
+    def content_for(self, width: int) -> Text:
         job = self.job
         if job is None:
             return Text("")
-        width = max(10, self.content_size.width)
+        g = glyphs.G
         success, failure, total, done = fmt.live_counts(job, self.live)
         label_w = 6
         bar_w = max(1, width - label_w)
-        text = Text(no_wrap=True, overflow="ellipsis")
+        text = Text(no_wrap=True, overflow="crop")
         if total:
-            fraction = min(1.0, done / total)
-            label = f" {fraction * 100:4.0f}%"
+            label = f" {min(1.0, done / total) * 100:4.0f}%"
         elif job.status.is_finished:
-            fraction, label = 1.0, "  done"
+            label = "  done"
         else:
-            fraction, label = None, "   ..."
-        if fraction is None:
-            text.append("░" * bar_w, self.get_component_rich_style("job-progress--todo"))
+            label = "   ..."
+        cells = fmt.bar_cells(success, failure, total, done, job.status.is_finished, bar_w)
+        if cells is None:
+            text.append(g.bar_todo * bar_w, self.get_component_rich_style("job-progress--todo"))
         else:
-            full = int(round(fraction * bar_w))
-            bad = min(full, max(1, int(round(full * failure / done)))) if done and failure else 0
-            text.append("█" * (full - bad), self.get_component_rich_style("job-progress--done"))
-            text.append("█" * bad, self.get_component_rich_style("job-progress--failed"))
-            text.append("░" * (bar_w - full), self.get_component_rich_style("job-progress--todo"))
+            good, bad, todo = cells
+            text.append(g.bar_done * good, self.get_component_rich_style("job-progress--done"))
+            text.append(g.bar_failed * bad, self.get_component_rich_style("job-progress--failed"))
+            text.append(g.bar_todo * todo, self.get_component_rich_style("job-progress--todo"))
         text.append(label)
         text.append("\n")
-        stats = self.stats()
-        if fmt.display_status(job) == "stopping":
+        stats = self.stats(width)
+        if fmt.display_status(job) == "stopping" and stats.startswith("STOPPING"):
             head, sep, tail = stats.partition(" · ")
             text.append(head, self.get_component_rich_style("job-progress--stopping"))
             text.append(sep + tail)

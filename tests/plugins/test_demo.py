@@ -55,8 +55,9 @@ def test_demo_refuses_a_folder_that_is_not_empty(tmp_path):
 def test_demo_opens_the_console_on_its_data_dir(tmp_path, monkeypatch):
     seen = {}
 
-    def run_console(settings, *, clock=None):
+    def run_console(settings, *, clock=None, ascii=None):
         seen["settings"] = settings
+        seen["ascii"] = ascii
         return 0
 
     monkeypatch.setitem(sys.modules, "kzconsole.app", types.SimpleNamespace(run_console=run_console))
@@ -67,3 +68,21 @@ def test_demo_opens_the_console_on_its_data_dir(tmp_path, monkeypatch):
     assert settings.data_dir == target.resolve()
     assert settings.store_url == f"sqlite:///{target.resolve() / 'kzconsole.db'}"
     assert settings.databases_path == target.resolve() / "databases"
+
+
+def test_demo_takes_the_global_data_dir_and_removes_its_own_temporary_folder(tmp_path, monkeypatch):
+    """Issue 13.14: `kzconsole --data-dir D demo` ignored D, and a demo in a temporary folder left
+    it behind after the console."""
+    import tempfile
+
+    seen = []
+    monkeypatch.setitem(sys.modules, "kzconsole.app", types.SimpleNamespace(
+        run_console=lambda settings, **kw: seen.append((settings.data_dir, kw.get("ascii"))) or 0))
+    target = tmp_path / "mine"
+    assert run_demo(Namespace(no_tui=False, dir=None, config=None, data_dir=str(target), plugins=[], ascii=True)) == 0
+    assert seen[-1] == (target.resolve(), True) and (target / "kzconsole.db").exists()  # kept: the operator's
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    assert run_demo(Namespace(no_tui=False, dir=None, config=None, data_dir=None, plugins=[])) == 0
+    used = seen[-1][0]
+    assert str(used).startswith(str(tmp_path / "tmp")) and not used.exists()  # removed after the console

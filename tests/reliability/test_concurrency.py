@@ -116,7 +116,7 @@ class Reader(threading.Thread):
                 await pilot.pause(0.05)
                 self.reads += 1
                 self.shown = max(self.shown, app.screen.query_one(JobList).total)
-            errors = [n.message for n in app._notifications if n.severity == "error"]
+            errors = [m.line() for m in app.message_log if m.severity == "error"]
             self.errors.extend(errors)
 
     def close(self) -> None:

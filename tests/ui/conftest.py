@@ -142,3 +142,13 @@ async def shown(pilot, app, screen_type: type) -> Any:
         pilot, lambda: isinstance(app.screen, screen_type) and app.screen.is_mounted and app.screen,
         what=f"{screen_type.__name__} to show",
     )
+
+
+def messages(app) -> list[str]:
+    """The message line's messages so far, oldest first, as the line shows them."""
+    return [message.line() for message in app.message_log]
+
+
+def said(app, *words: str) -> bool:
+    """Whether a message so far holds every one of ``words``."""
+    return any(all(word in line for word in words) for line in messages(app))

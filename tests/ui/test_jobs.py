@@ -3,9 +3,6 @@ delete with confirmation, the job view's log and output, the pause keys, and 100
 
 from __future__ import annotations
 
-import sqlite3
-import time
-
 import pytest
 
 from kzconsole.engine import Engine, JobStatus
@@ -24,6 +21,7 @@ from tests.ui.conftest import (
     job_id,
     make_job,
     running_console,
+    said,
     screen_text,
     seed_jobs,
     shown,
@@ -71,7 +69,7 @@ async def test_create_a_job_from_a_csv_through_the_modal_and_watch_it_finish(tmp
         await wait_for(pilot, lambda: app.engine.get_job(job.id).status is JobStatus.SUCCESS, what="success")
         # The list shows it finished, and a notification said so.
         await wait_for(pilot, lambda: "✔ success" in screen_text(app), what="the list to show success")
-        assert any(job.id[:8] in (n.title or "") and "success" in n.message for n in app._notifications)
+        await wait_for(pilot, lambda: said(app, job.id[:8], "finished: success"), what="the message")
         assert "✔20 ✖0 /20" in screen_text(app)
 
 
@@ -85,17 +83,49 @@ async def test_the_modal_shows_what_is_wrong_before_creating_and_creates_nothing
         await wait_for(pilot, lambda: modal.task_info is not None, what="the task pre-filled")
         modal.query_one("#file").value = str(bad)
         await wait_for(pilot, lambda: "missing mandatory column(s): col2" in screen_text(app))
-        assert "other" in screen_text(app)  # the preview shows the file as it is
+        await wait_for(pilot, lambda: "other" in screen_text(app), what="the preview")  # the file as it is
         modal.query_one("#file").value = str(empty_values)
         await wait_for(pilot, lambda: "empty mandatory value(s) on line(s) 3, 4" in screen_text(app))
         await pilot.press("ctrl+n")  # create anyway: the engine rejects it, the modal says why
         await wait_for(pilot, lambda: "not created" in screen_text(app))
         assert isinstance(app.screen, NewJobModal)
         assert app.engine.count_jobs() == 0
-        modal.query_one("#file").value = str(tmp_path / "nope.csv")
-        await wait_for(pilot, lambda: "no such file" in screen_text(app))
         await pilot.press("escape")
         assert isinstance(app.screen, JobsScreen)
+
+
+async def test_the_modal_corrects_itself_as_the_operator_types(tmp_path):
+    """Issue 13.10: a wrong pause is said while it is wrong, and no longer once corrected; a path
+    still being typed is a hint, not an error."""
+    settings = ui_settings(tmp_path)
+    folder = tmp_path / "examples"
+    folder.mkdir()
+    write_csv(folder / "data.csv", [["col1", "col2"], ["a", "b"]])
+    async with running_console(settings, start_engine=False) as (app, pilot):
+        app.open_new_job("skel", "id2")
+        modal = await shown(pilot, app, NewJobModal)
+        await wait_for(pilot, lambda: modal.task_info is not None, what="the task pre-filled")
+        box = modal.query_one("#file")
+        box.value = str(folder / "d")
+        await wait_for(pilot, lambda: "1 name starts so: data.csv" in screen_text(app), what="the hint")
+        assert "✖" not in str(modal.query_one("#checks").render())  # typing is not an error
+        box.value = str(folder / "nothing-like-it")
+        await wait_for(pilot, lambda: "nothing named" in screen_text(app), what="the other hint")
+        assert "✖" not in str(modal.query_one("#checks").render())
+        box.value = str(folder / "data.csv")
+        await wait_for(pilot, lambda: "1 data row" in screen_text(app), what="the checks")
+        pause = modal.query_one("#pause")
+        pause.value = "abc"
+        await wait_for(pilot, lambda: "the pause must be a whole number" in screen_text(app))
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: "not created: correct the line(s) above" in screen_text(app))
+        assert app.engine.count_jobs() == 0
+        pause.value = "25"
+        await wait_for(pilot, lambda: "the pause must be" not in screen_text(app), what="the line to go")
+        assert "not created" not in screen_text(app)
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: app.engine.count_jobs() == 1, what="the job")
+        assert app.engine.list_jobs()[0].wait_after_row_ms == 25
 
 
 async def test_path_completion_and_the_file_browser(tmp_path):
@@ -111,10 +141,8 @@ async def test_path_completion_and_the_file_browser(tmp_path):
         box.value = str(tmp_path / "in")
         box.cursor_position = len(box.value)
         await _type(pilot, "p")
-        await pilot.pause(0.1)
         await pilot.press("tab")  # completes the folder
         assert box.value == str(folder) + "/"
-        await pilot.pause(0.1)
         await pilot.press("tab")  # the only file in it
         assert box.value == str(folder / "only.csv")
         await wait_for(pilot, lambda: "1 data row" in screen_text(app))
@@ -124,6 +152,26 @@ async def test_path_completion_and_the_file_browser(tmp_path):
         await pilot.press("down", "enter")  # the first entry is only.csv
         await wait_for(pilot, lambda: isinstance(app.screen, NewJobModal))
         assert box.value == str(folder / "only.csv")
+
+
+async def test_completion_never_picks_one_of_several_matches(tmp_path):
+    """Issue 13.4: inp + tab made the name of a script when the operator meant the inputs/ folder."""
+    settings = ui_settings(tmp_path)
+    (tmp_path / "inputs").mkdir()
+    (tmp_path / "inport.csv").write_text("col1,col2\na,b\n")
+    async with running_console(settings, start_engine=False) as (app, pilot):
+        app.open_new_job("skel", "id2")
+        modal = await shown(pilot, app, NewJobModal)
+        box = modal.query_one("#file")
+        box.focus()
+        box.value = str(tmp_path / "in")
+        box.cursor_position = len(box.value)
+        await pilot.press("tab")  # what both share
+        assert box.value == str(tmp_path / "inp")
+        await pilot.press("tab")  # nothing more they share: say which, pick none
+        assert box.value == str(tmp_path / "inp")
+        await wait_for(pilot, lambda: "several names match: inport.csv, inputs/" in screen_text(app))
+        assert box.has_focus
 
 
 # ------------------------------------------------------------------ stop, delete, pause
@@ -199,7 +247,8 @@ async def test_plus_and_minus_change_the_pause(tmp_path):
     settings = ui_settings(tmp_path)
     engine = Engine(settings, clock=FakeClock())
     seed_jobs(engine)
-    async with running_console(settings, start_engine=False, engine=engine) as (app, pilot):
+    # 120 columns: the line under the list has room for the pause beside why the job waits.
+    async with running_console(settings, start_engine=False, engine=engine, size=(120, 30)) as (app, pilot):
         await pilot.press("down")  # job 7, pending with a pause of 0
         assert _list(app).highlighted.id == job_id(7)
         await pilot.press("plus")
@@ -208,10 +257,10 @@ async def test_plus_and_minus_change_the_pause(tmp_path):
         assert app.engine.get_job(job_id(7)).wait_after_row_ms == 50
         await pilot.press("minus")
         assert app.engine.get_job(job_id(7)).wait_after_row_ms == 25
-        await pilot.pause(0.4)
-        assert "pause 25 ms" in screen_text(app)
-        await pilot.press("G", "plus")  # a finished job has no pause to change
+        await wait_for(pilot, lambda: "pause 25 ms" in screen_text(app), what="the status line")
+        await pilot.press("G", "plus")  # a finished job has no pause to change: the key says why
         assert app.engine.get_job(job_id(1)).wait_after_row_ms == 0
+        await wait_for(pilot, lambda: said(app, "its pause no longer matters"), what="why")
 
 
 def test_pause_steps():
@@ -225,13 +274,13 @@ def test_pause_steps():
 
 def test_filter_parsing():
     f = parse_filter("executing skel")
-    assert f.statuses == ("executing",) and f.words == ("skel",) and not f.store_only
+    assert f.statuses == ("executing",) and f.words == ("skel",)
     f = parse_filter("status:fail,part account:" + ACCOUNT)
-    assert f.statuses == ("failure", "partial") and f.account == ACCOUNT and f.store_only
+    assert f.statuses == ("failure", "partial") and f.account == ACCOUNT
     f = parse_filter("done")
     assert set(f.statuses) == {"success", "failure", "partial", "stopped", "internal_error"}
     f = parse_filter("task:e164 id:0000")
-    assert f.task == "e164" and f.id_prefix == "0000" and f.store_only  # the store answers these
+    assert f.task == "e164" and f.id_prefix == "0000"
     assert parse_filter("account:0123").account_part == "0123"
     assert parse_filter("stop").statuses == ("stopped",) and parse_filter("exe").statuses == ("executing",)
     assert parse_filter("st").words == ("st",)  # too short to mean a status: a piece of an id or name
@@ -268,22 +317,37 @@ async def test_filter_is_incremental_by_status_task_account_and_id(tmp_path):
         await wait_for(pilot, lambda: job_list.total == 1 and job_list.highlighted.id == job_id(6))
 
 
-async def test_sort_cycles_through_orders(tmp_path):
+async def test_sort_by_any_column_and_back(tmp_path):
+    """Issue 13: shift + the column's letter sorts by it (k9s); again, the other way."""
     settings = ui_settings(tmp_path)
     engine = Engine(settings, clock=FakeClock())
     seed_jobs(engine)
     async with running_console(settings, start_engine=False, engine=engine) as (app, pilot):
         job_list = _list(app)
-        assert job_list.row(0).id == job_id(8)
-        await pilot.press("S")  # oldest first
-        assert job_list.row(0).id == job_id(1) and job_list.row(7).id == job_id(8)
-        await pilot.press("S")  # running first
-        assert job_list.row(0).id == job_id(6)
-        assert [job_list.row(i).status.value for i in range(3)] == ["executing", "pending", "pending"]
-        await pilot.press("S")  # by task: a scan
-        await wait_for(pilot, lambda: job_list.total == 8 and job_list.row(0).task_name == "numbers/e164")
-        await pilot.press("S", "S")
-        assert job_list.row(0).id == job_id(8)
+
+        async def sorted_by(key: str):
+            await pilot.press(key)
+            await wait_for(pilot, lambda: job_list.total == 8, what=f"sort {key}")
+            return [job_list.row(i) for i in range(8)]
+
+        assert job_list.row(0).id == job_id(8)  # newest first
+        rows = await sorted_by("C")  # created: again, so oldest first
+        assert [j.id for j in rows] == [job_id(n) for n in range(1, 9)]
+        rows = await sorted_by("S")  # status: running first
+        assert rows[0].status.value == "executing"
+        rows = await sorted_by("T")  # task, ascending
+        assert rows[0].task_name == "numbers/e164" and rows[-1].task_name == "skel/id2"
+        rows = await sorted_by("T")  # descending
+        assert rows[0].task_name == "skel/id2" and rows[-1].task_name == "numbers/e164"
+        rows = await sorted_by("X")  # failures, most first
+        assert rows[0].id == job_id(3) and rows[1].id == job_id(2)
+        rows = await sorted_by("D")  # time taken, longest first: job 6 runs (120 s) on the fake clock
+        assert rows[0].id == job_id(6)
+        assert "TIME▼" in screen_text(app)  # the header marks the column and the direction
+        rows = await sorted_by("P")  # progress, furthest first
+        assert rows[0].processed == rows[0].total_count and {j.processed for j in rows[-3:]} == {0}
+        rows = await sorted_by("A")  # account ascending: OTHER_ACCOUNT (fedc...) last
+        assert rows[-1].id == job_id(6)
 
 
 # ------------------------------------------------------------------ job view and files
@@ -300,13 +364,13 @@ async def test_the_job_view_shows_the_log_and_the_output(tmp_path):
         assert log.line_count == 3 and "row 7 looked odd" in screen_text(app)
         await pilot.press("t")
         table = screen.query_one(CsvTable)
-        await wait_for(pilot, lambda: len(table.data.rows) == 100)
+        await wait_for(pilot, lambda: len(table.data) == 100)
         assert "Col1" in screen_text(app) and "a0" in screen_text(app)
         await pilot.press("escape")
         await pilot.press("up", "enter")  # job 2: partial, 10 failed rows
         screen = await shown(pilot, app, JobDetailScreen)
         table = screen.query_one(CsvTable)
-        await wait_for(pilot, lambda: len(table.data.rows) == 100)
+        await wait_for(pilot, lambda: len(table.data) == 100)
         await pilot.press("f")
         assert table.failed_only and table.row_count == 10
         assert "bad field(s): col2" in screen_text(app)
@@ -324,11 +388,11 @@ async def test_the_log_tail_follows_lines_written_while_the_view_is_open(tmp_pat
         await wait_for(pilot, lambda: screen.job.status is JobStatus.SUCCESS, what="the job to finish")
         log = screen.query_one(LogTail)
         await wait_for(pilot, lambda: log.line_count >= 1, what="log lines")
-        text = app.engine.log_path(job).read_text().splitlines()
-        assert log.line_count == len(text)  # every line once, none twice
+        data, _ = app.engine.read_log(job)
+        assert log.line_count == len(data.decode().splitlines())  # every line once, none twice
         await pilot.press("t")
         table = screen.query_one(CsvTable)
-        await wait_for(pilot, lambda: len(table.data.rows) == 30, what="the output")
+        await wait_for(pilot, lambda: len(table.data) == 30, what="the output")
 
 
 async def test_output_and_input_viewers_and_saving(tmp_path):
@@ -338,7 +402,7 @@ async def test_output_and_input_viewers_and_saving(tmp_path):
     async with running_console(settings, start_engine=False, engine=engine) as (app, pilot):
         await pilot.press("G", "o")
         viewer = await shown(pilot, app, CsvViewScreen)
-        await wait_for(pilot, lambda: len(viewer.data.rows) == 100)
+        await wait_for(pilot, lambda: len(viewer.data) == 100)
         assert "100 rows" in screen_text(app)
         await pilot.press("w")
         await wait_for(pilot, lambda: "Save a copy" in screen_text(app))
@@ -358,117 +422,74 @@ async def test_output_and_input_viewers_and_saving(tmp_path):
         assert isinstance(app.screen, JobsScreen)
 
 
-# ------------------------------------------------------------------ 100,000 jobs
+# ------------------------------------------------------------------ many jobs
 
 
-def _insert_many(engine: Engine, n: int) -> None:
-    """Insert n jobs in one transaction, through the store's own connection (the fast way)."""
-    from kzconsole.engine.store import sqlite as sqlite_store
-
-    store = engine.store
-    rows = []
+def _create_many(engine: Engine, n: int) -> None:
+    """n finished jobs through the store's public interface (the 100,000-job figures are the
+    benchmark's: bench/bench_console.py)."""
     for i in range(n):
-        job = make_job(i + 100, status=JobStatus.SUCCESS if i % 7 else JobStatus.FAILURE,
-                       created=1_700_000_000.0 + i, start_timestamp=1_700_000_000.0 + i,
-                       end_timestamp=1_700_000_010.0 + i, success_count=100 if i % 7 else 0,
-                       failure_count=0 if i % 7 else 100, action=("id2", "id1", "count")[i % 3])
-        rows.append(sqlite_store._job_values(job))
-    columns = sqlite_store._JOB_COLUMNS
-    marks = ", ".join("?" * len(columns.split(",")))
-    conn: sqlite3.Connection = store._conn()
-    conn.execute("BEGIN")  # the store's connections autocommit: one transaction, not 100,000
-    try:
-        conn.executemany(f"INSERT INTO jobs ({columns}) VALUES ({marks})", rows)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
+        engine.store.create_job(make_job(
+            i + 100, status=JobStatus.SUCCESS if i % 7 else JobStatus.FAILURE, created=1_700_000_000.0 + i,
+            start_timestamp=1_700_000_000.0 + i, end_timestamp=1_700_000_010.0 + i,
+            success_count=100 if i % 7 else 0, failure_count=0 if i % 7 else 100,
+            action=("id2", "id1", "count")[i % 3]))
 
 
-async def test_100000_jobs_first_paint_and_a_key_press_stay_fast(tmp_path):
-    from textual.geometry import Region
-
+async def test_a_long_list_pages_from_the_store_as_the_cursor_moves(tmp_path):
     settings = ui_settings(tmp_path)
     engine = Engine(settings, clock=FakeClock())
-    _insert_many(engine, 100_000)
-    started = time.perf_counter()
+    _create_many(engine, 3000)
     async with running_console(settings, start_engine=False, engine=engine, size=(120, 40)) as (app, pilot):
-        app_up = time.perf_counter() - started
         job_list = _list(app)
-        assert job_list.total == 100_000
-        region = Region(0, 0, job_list.size.width, job_list.size.height)
-
-        def paint() -> None:
-            # What a repaint costs the list: every visible line, rows fetched as needed.
-            job_list.render_lines(region)
-
-        work: dict[str, float] = {}
-        t = time.perf_counter()
-        job_list.reload()  # count + forget the cache: the first paint's store work
-        paint()
-        work["first paint"] = time.perf_counter() - t
-        for name, action in (("down", job_list.action_cursor_down), ("page down", job_list.action_page_down),
-                             ("end", job_list.action_last), ("home", job_list.action_first)):
-            t = time.perf_counter()
-            action()
-            paint()
-            work[name] = time.perf_counter() - t
-        # The same keys end to end through Pilot (includes Pilot's own waits: an upper bound).
-        wall: dict[str, float] = {}
-        for key in ("down", "pagedown", "end", "home", "S"):
-            t = time.perf_counter()
-            await pilot.press(key)
-            await pilot.pause()
-            wall[key] = time.perf_counter() - t
-        assert job_list.cursor == 0
-        print(f"\n100,000 jobs: app up {app_up * 1000:.0f} ms; list work: "
-              + ", ".join(f"{k} {v * 1000:.1f} ms" for k, v in work.items())
-              + "; through Pilot: " + ", ".join(f"{k} {v * 1000:.0f} ms" for k, v in wall.items()))
-        # Generous bounds (shared CI machines); the benchmark holds the precise figures.
-        assert app_up < 5.0
-        assert max(work.values()) < 0.1 * 3
-        assert max(wall.values()) < 1.5
+        assert job_list.total == 3000
+        newest, oldest = job_id(3099), job_id(100)
+        assert job_list.highlighted.id == newest and newest[:8] in screen_text(app)
+        await pilot.press("down", "pagedown")
+        assert job_list.cursor == 1 + job_list.size.height - 2
+        await pilot.press("end")
+        assert job_list.highlighted.id == oldest and oldest[:8] in screen_text(app)
+        await pilot.press("home")
+        assert job_list.cursor == 0 and newest[:8] in screen_text(app)
+        assert "3,000 jobs" in screen_text(app)
 
 
 ROWS = 40_000
 
 
-async def _key_latency(app, key: str, moved) -> float:
-    """Time from a key reaching the app to its effect (Pilot.press waits for the whole process to go
-    idle, which never happens while 8 jobs run flat out: it would measure the jobs, not the UI)."""
+async def _key(app, key: str, moved) -> None:
+    """A key straight to the app, as a terminal sends it (Pilot.press waits for the whole process to
+    go idle, which never happens while 8 jobs run flat out), then wait for its effect."""
     import asyncio
 
     from textual import events
 
-    started = time.perf_counter()
     app._driver.send_message(events.Key(key, None))
-    while not moved():
+    for _ in range(5000):
+        if moved():
+            return
         await asyncio.sleep(0.002)
-        assert time.perf_counter() - started < 10, f"{key} had no effect"
-    return time.perf_counter() - started
+    raise AssertionError(f"{key} had no effect")
 
 
 async def test_the_console_keeps_up_with_8_jobs_at_full_speed(tmp_path):
+    """Keys are handled while 8 jobs run flat out, and the list ends showing them all done (the
+    speed figures are the benchmark's: bench/bench_console.py)."""
     settings = ui_settings(tmp_path, max_running=8)
     src = write_csv(tmp_path / "in.csv", [["col1", "col2"]] + [[f"a{i}", f"b{i}"] for i in range(ROWS)])
     async with running_console(settings, size=(120, 40)) as (app, pilot):
         jobs = [app.engine.add_job("skel", "id2", input=src, wait_ms=0) for _ in range(8)]
         job_list = _list(app)
         await wait_for(pilot, lambda: job_list.total == 8)
-        started = time.perf_counter()
         for job in jobs:
             app.engine.start_job(job.id)
-        latencies = []
-        while any(not app.engine.get_job(j.id).status.is_finished for j in jobs):
+        await wait_for(pilot, lambda: app.engine.running_count() > 0, what="the jobs to start")
+        presses = 0
+        while app.engine.running_count() and presses < 200:
             before = job_list.cursor
-            key = "down" if before == 0 else "up"
-            latencies.append(await _key_latency(app, key, lambda: job_list.cursor != before))
-            assert time.perf_counter() - started < 60, "the jobs did not finish"
-        elapsed = time.perf_counter() - started
-        assert all(app.engine.get_job(j.id).status is JobStatus.SUCCESS for j in jobs)
+            await _key(app, "down" if before == 0 else "up", lambda: job_list.cursor != before)
+            presses += 1
+        assert presses >= 1
+        await wait_for(pilot, lambda: all(app.engine.get_job(j.id).status is JobStatus.SUCCESS for j in jobs),
+                       timeout=120, what="the jobs to finish")
         await wait_for(pilot, lambda: screen_text(app).count("✔ success") == 8, what="the list to catch up")
-        latencies.sort()
-        print(f"\n8 jobs x {ROWS:,} rows at full speed in the console: {8 * ROWS / elapsed:,.0f} rows/s; "
-              f"{len(latencies)} key presses meanwhile, median {latencies[len(latencies) // 2] * 1000:.0f} ms, "
-              f"max {latencies[-1] * 1000:.0f} ms")
-        assert len(latencies) >= 3 and latencies[len(latencies) // 2] < 0.5

@@ -1,5 +1,5 @@
-"""Pilot tests of the Catalog, Triggers, Plugins and Logs screens, each alone in a harness app
-(tests/ui/screens_harness.py) over an Engine on a private data dir.
+"""Pilot tests of the Catalog, Triggers, Plugins and Logs views, in the console over an Engine on a
+private data dir.
 
 Deterministic: no sleeps; the tests wait for conditions (worker results arrive as messages) with
 ``pilot.pause()`` in a bounded loop, and the trigger countdown runs on a FakeClock.
@@ -7,22 +7,21 @@ Deterministic: no sleeps; the tests wait for conditions (worker results arrive a
 
 from __future__ import annotations
 
-import io
 import logging
 import time
-from typing import Any, Callable
+from contextlib import asynccontextmanager
+from typing import Any, AsyncIterator, Callable
 
 import pytest
-from rich.console import Console
 
+from kzconsole.app import KzConsoleApp
 from kzconsole.engine import Engine
 from kzconsole.engine.clock import FakeClock
 from kzconsole.screens.catalog import CatalogScreen
 from kzconsole.screens.logs import LogsScreen
 from kzconsole.screens.plugins import PluginsScreen
 from kzconsole.screens.triggers import TriggerHistoryModal, TriggersScreen, format_countdown
-from tests.conftest import make_settings
-from tests.ui.screens_harness import ScreensHarness
+from tests.ui.conftest import screen_text, ui_settings
 
 
 @pytest.fixture
@@ -45,7 +44,7 @@ def make_engine(tmp_path, plugin_dir):
     engines: list[Engine] = []
 
     def make(**kwargs: Any) -> Engine:
-        engine = Engine(make_settings(tmp_path, plugin_dir.path), **kwargs)
+        engine = Engine(ui_settings(tmp_path, plugin_dir.path), **kwargs)
         engines.append(engine)
         return engine
 
@@ -63,13 +62,14 @@ async def wait_for(pilot: Any, condition: Callable[[], Any], what: str, tries: i
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def screen_text(app: Any) -> str:
-    """Everything on the screen as plain text, as a person reads it (what export_screenshot
-    draws, without the SVG)."""
-    console = Console(width=app.size.width, height=app.size.height, file=io.StringIO(),
-                      record=True, legacy_windows=False)
-    console.print(app.screen._compositor.render_update(full=True, screen_stack=app._background_screens))
-    return console.export_text()
+@asynccontextmanager
+async def console_on(engine: Engine, view: str, size: tuple[int, int]) -> AsyncIterator[tuple[Any, Any]]:
+    """The console over ``engine`` (not started unless the test started it), on ``view``."""
+    app = KzConsoleApp(engine.settings, engine=engine, clock=engine.clock, start_engine=False)
+    async with app.run_test(size=size) as pilot:
+        app.action_view(view)
+        await wait_for(pilot, lambda: app.current_mode == view and app.screen.is_mounted, f"the {view} view")
+        yield app, pilot
 
 
 # ---------------------------------------------------------------------------------- catalog
@@ -77,8 +77,7 @@ def screen_text(app: Any) -> str:
 
 @pytest.mark.anyio
 async def test_catalog_shows_skel_id2_details(make_engine):
-    app = ScreensHarness(make_engine(), "catalog")
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with console_on(make_engine(), "catalog", (100, 30)) as (app, pilot):
         screen = app.screen
         assert isinstance(screen, CatalogScreen)
         await wait_for(pilot, lambda: screen.selected_task() is not None, "the catalog to load")
@@ -100,9 +99,12 @@ async def test_catalog_shows_skel_id2_details(make_engine):
         assert "Col1, Col2, error" in text  # output header, error added by the engine
         assert "skel.py:" in text  # where the plugin declares it
         assert "col2" in screen.selected_task().verified
-        # n opens the new-job dialog for it (the harness records the call).
+        # n opens the new-job dialog for it.
         await pilot.press("n")
-        assert app.new_job_calls == [("skel", "id2")]
+        from kzconsole.screens.new_job import NewJobModal
+
+        await wait_for(pilot, lambda: isinstance(app.screen, NewJobModal) and app.screen.task_info is not None
+                       and app.screen.task_info.name == "skel/id2", "the dialog, pre-filled")
 
 
 @pytest.mark.anyio
@@ -120,8 +122,7 @@ async def test_catalog_noinput_task_and_callable_header(make_engine, plugin_dir)
             return None
         """,
     )
-    app = ScreensHarness(make_engine(), "catalog")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with console_on(make_engine(), "catalog", (80, 24)) as (app, pilot):
         screen = app.screen
         await wait_for(pilot, lambda: ("zcat", "noin") in screen._tasks, "the plugin's task")
         for _ in range(40):
@@ -139,8 +140,7 @@ async def test_catalog_noinput_task_and_callable_header(make_engine, plugin_dir)
 @pytest.mark.anyio
 async def test_catalog_follows_a_reload(make_engine, plugin_dir):
     engine = make_engine()
-    app = ScreensHarness(engine, "catalog")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with console_on(engine, "catalog", (80, 24)) as (app, pilot):
         screen = app.screen
         await wait_for(pilot, lambda: screen.selected_task() is not None, "the catalog to load")
         plugin_dir.write(
@@ -153,7 +153,7 @@ async def test_catalog_follows_a_reload(make_engine, plugin_dir):
                 return None
             """,
         )
-        engine.reload_plugins()  # the version changes; the 1 s poll picks it up
+        engine.reload_plugins()  # the engine says the catalog changed; the view follows
         await wait_for(pilot, lambda: ("late", "one") in screen._tasks, "the new task", tries=600)
 
 
@@ -172,8 +172,7 @@ def x(ctx, it, row)
 @pytest.mark.anyio
 async def test_plugins_shows_the_traceback_of_a_syntax_error(make_engine, plugin_dir):
     plugin_dir.write("broken.py", BROKEN)
-    app = ScreensHarness(make_engine(), "plugins")
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with console_on(make_engine(), "plugins", (100, 30)) as (app, pilot):
         screen = app.screen
         assert isinstance(screen, PluginsScreen)
         await wait_for(pilot, lambda: screen.selected_plugin() is not None, "the plugins to load")
@@ -194,8 +193,7 @@ async def test_plugins_shows_the_traceback_of_a_syntax_error(make_engine, plugin
 
 @pytest.mark.anyio
 async def test_plugins_reload_picks_up_a_new_file(make_engine, plugin_dir):
-    app = ScreensHarness(make_engine(), "plugins")
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with console_on(make_engine(), "plugins", (100, 30)) as (app, pilot):
         screen = app.screen
         await wait_for(pilot, lambda: screen.selected_plugin() is not None, "the plugins to load")
         assert not any(s.source.endswith("fresh.py") for s in screen._sources)
@@ -233,8 +231,7 @@ async def test_plugins_reload_picks_up_a_new_file(make_engine, plugin_dir):
 
 @pytest.mark.anyio
 async def test_logs_without_engine_shows_a_note(make_engine):
-    app = ScreensHarness(make_engine(), "logs")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with console_on(make_engine(), "logs", (80, 24)) as (app, pilot):
         await pilot.pause()
         assert "not started" in screen_text(app)
 
@@ -245,8 +242,7 @@ async def test_logs_tail_level_filter_and_search(make_engine):
     engine.start(run_jobs=False, watch=False, triggers=False)
     log = logging.getLogger("kzconsole.test.screens")
     log.setLevel(logging.DEBUG)
-    app = ScreensHarness(engine, "logs")
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with console_on(engine, "logs", (100, 30)) as (app, pilot):
         screen = app.screen
         assert isinstance(screen, LogsScreen)
         log.info("alpha line for the tail")
@@ -267,7 +263,10 @@ async def test_logs_tail_level_filter_and_search(make_engine):
         await pilot.press("l")
         assert screen.level == "ERROR"
         assert not has("bravo") and has("charlie")
-        await pilot.press("l")  # wraps to DEBUG: everything again
+        await pilot.press("l")  # no wrap around to DEBUG: it says ERROR is the highest
+        assert screen.level == "ERROR"
+        await wait_for(pilot, lambda: "already ERROR" in screen_text(app), "why")
+        await pilot.press("L", "L", "L")  # down to DEBUG: everything again
         assert screen.level == "DEBUG"
         assert has("alpha") and has("bravo")
 
@@ -358,8 +357,7 @@ async def test_triggers_fixed_data_and_countdown(make_engine, monkeypatch):
         return [f for f in history if trigger in (None, "hourly")]
 
     monkeypatch.setattr(engine, "firings", firings)
-    app = ScreensHarness(engine, "triggers")
-    async with app.run_test(size=(100, 30)) as pilot:
+    async with console_on(engine, "triggers", (100, 30)) as (app, pilot):
         screen = app.screen
         assert isinstance(screen, TriggersScreen)
         await wait_for(pilot, lambda: screen.selected_trigger() is not None, "the schedule")
@@ -422,8 +420,7 @@ async def test_triggers_without_trigger_engine(make_engine, monkeypatch):
         raise ImportError("No module named 'kzconsole.engine.triggers'")
 
     monkeypatch.setattr(engine, "trigger_schedule", missing)
-    app = ScreensHarness(engine, "triggers")
-    async with app.run_test(size=(80, 24)) as pilot:
+    async with console_on(engine, "triggers", (80, 24)) as (app, pilot):
         screen = app.screen
         await wait_for(pilot, lambda: screen._loaded_once, "the schedule read")
         await pilot.pause()

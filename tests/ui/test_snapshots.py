@@ -87,7 +87,7 @@ def test_job_view_failed_rows(snap_compare, snap_app):
     async def run_before(pilot) -> None:
         await pilot.press("G", "up", "enter")
         await _settle(pilot, lambda: pilot.app.screen.query("CsvTable")
-                      and len(pilot.app.screen.query_one("CsvTable").data.rows) == 100)
+                      and len(pilot.app.screen.query_one("CsvTable").data) == 100)
         await pilot.press("f")
 
     assert snap_compare(snap_app(), terminal_size=(120, 40), run_before=run_before)
@@ -112,7 +112,7 @@ def test_output_viewer(snap_compare, snap_app, size):
     async def run_before(pilot) -> None:
         await pilot.press("G", "up", "o")
         await _settle(pilot, lambda: pilot.app.screen.query("CsvTable")
-                      and len(pilot.app.screen.query_one("CsvTable").data.rows) == 100)
+                      and len(pilot.app.screen.query_one("CsvTable").data) == 100)
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run_before)
 

@@ -1,0 +1,116 @@
+"""The console's symbols, and their plain ASCII fallback.
+
+With a UTF-8 locale the console draws ``✔ ✖ ◐ ◷ ⚠ ▶ ■`` and block bars; a terminal in another
+locale (``LANG=C``, an old serial console) shows those as garbage, so the console then draws plain
+ASCII, as it does with ``--ascii``. Two layers:
+
+- the console's own symbols come from :data:`G`, switched by :func:`use_ascii` before the first
+  paint (statuses keep their one-cell width, so columns line up in both modes);
+- everything else on the screen (Textual's borders, scrollbars, tree guides, a plugin's text) goes
+  through :func:`to_ascii` on its way to the terminal (see ``KzConsoleApp.get_driver_class``):
+  box-drawing and block characters become ``+ - | #``, anything else not ASCII becomes ``?``,
+  one per cell, so the layout never shifts.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from dataclasses import dataclass
+from typing import Mapping
+
+from rich.cells import cell_len
+
+
+@dataclass(frozen=True)
+class Glyphs:
+    ok: str
+    failed: str
+    partial: str
+    queued: str
+    pending: str
+    executing: str
+    stopped: str
+    warning: str
+    newline: str  # a line break inside a CSV cell
+    ellipsis: str
+    engine_on: str
+    bar_done: str
+    bar_failed: str
+    bar_todo: str
+    marked: str  # a job marked for a bulk action
+    arrow: str  # "and then", in breadcrumbs
+    sort_up: str
+    sort_down: str
+    more_left: str  # columns hidden to the left
+    more_right: str  # columns hidden to the right
+
+
+UNICODE = Glyphs(ok="✔", failed="✖", partial="◐", queued="◷", pending="·", executing="▶", stopped="■",
+                 warning="⚠", newline="⏎", ellipsis="…", engine_on="●", bar_done="█", bar_failed="█",
+                 bar_todo="░", marked="●", arrow="›", sort_up="▲", sort_down="▼", more_left="←", more_right="→")
+ASCII = Glyphs(ok="+", failed="x", partial="~", queued="o", pending=".", executing=">", stopped="#",
+               warning="!", newline="|", ellipsis="~", engine_on="*", bar_done="=", bar_failed="x",
+               bar_todo=".", marked="*", arrow=">", sort_up="^", sort_down="v", more_left="<", more_right=">")
+
+G: Glyphs = UNICODE
+
+
+def use_ascii(on: bool) -> None:
+    """Switch the console's symbols (call before the first paint)."""
+    global G
+    G = ASCII if on else UNICODE
+
+
+def ascii_mode() -> bool:
+    return G is ASCII
+
+
+def locale_is_utf8(environ: Mapping[str, str] | None = None) -> bool:
+    """Whether the user's locale says the terminal takes UTF-8 (``LC_ALL``, else ``LC_CTYPE``,
+    else ``LANG``). Python itself sets ``LC_CTYPE=C.UTF-8`` at start-up when the locale is C
+    (PEP 538, which also turns on its UTF-8 mode): that value says nothing about the terminal."""
+    env = os.environ if environ is None else environ
+    coerced = bool(sys.flags.utf8_mode) and "PYTHONUTF8" not in env and "utf8" not in sys._xoptions
+    for name in ("LC_ALL", "LC_CTYPE", "LANG"):
+        value = env.get(name)
+        if not value:
+            continue
+        if name == "LC_CTYPE" and coerced and value.lower() in ("c.utf-8", "c.utf8"):
+            continue
+        value = value.lower()
+        return "utf-8" in value or "utf8" in value
+    return False
+
+
+_BOX = {
+    # light, heavy, double and rounded box drawing; the scrollbar's and the tabs' lines
+    **{c: "-" for c in "─━═╌╍┄┅┈┉╼╾"},
+    **{c: "|" for c in "│┃║╎╏┆┇┊┋╽╿"},
+    **{c: "+" for c in "┌┐└┘├┤┬┴┼╭╮╯╰┏┓┗┛┣┫┳┻╋╔╗╚╝╠╣╦╩╬┍┎┑┒┕┖┙┚┝┞┟┠┡┢┥┦┧┨┩┪┭┮┯┰┱┲┵┶┷┸┹┺┽┾┿╀╁╂╃╄╅╆╇╈╉╊╒╓╕╖╘╙╛╜╞╟╡╢╤╥╧╨╪╫"},
+    # blocks and shades
+    **{c: "#" for c in "█▉▊▋▌▍▎▏▐▀▄▖▗▘▙▚▛▜▝▞▟▓"},
+    **{c: " " for c in "▁▂▃▔"},
+    **{c: "#" for c in "▅▆▇"},
+    "▒": ":", "░": ".",
+    # the console's symbols (see ASCII) and Textual's
+    "✔": "+", "✓": "+", "✖": "x", "✗": "x", "◐": "~", "◷": "o", "·": ".", "▶": ">", "■": "#",
+    "⚠": "!", "⏎": "|", "…": "~", "●": "*", "›": ">", "‹": "<", "▸": ">", "▾": "v", "▲": "^",
+    "▼": "v", "◀": "<", "►": ">", "→": ">", "←": "<", "↑": "^", "↓": "v", "•": "*", "—": "-",
+    "–": "-", "“": '"', "”": '"', "‘": "'", "’": "'", "×": "x", "⌫": "<", "⏵": ">", "⏷": "v",
+}
+_TABLE = str.maketrans(_BOX)
+_NOT_ASCII = re.compile(r"[^\x00-\x7f]")
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    return "?" * max(0, cell_len(match.group()))
+
+
+def to_ascii(text: str) -> str:
+    """``text`` with every character outside ASCII replaced, cell for cell (escape sequences
+    are ASCII and pass through)."""
+    if text.isascii():
+        return text
+    return _NOT_ASCII.sub(_placeholder, text.translate(_TABLE))
