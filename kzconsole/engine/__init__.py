@@ -54,6 +54,7 @@ __all__ = [
     "JobStatus",
     "JobControl",
     "InputReport",
+    "copy_stores",
     "Store",
     "StoreChange",
     "StoreError",
@@ -71,4 +72,8 @@ def __getattr__(name: str):
         from kzconsole.engine.control import JobControl
 
         return JobControl
+    if name == "copy_stores":  # `kzconsole store copy` (contract 9)
+        from kzconsole.engine.store.copy import copy_stores
+
+        return copy_stores
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

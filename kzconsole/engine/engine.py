@@ -19,7 +19,7 @@ from kzconsole.engine.arguments import check_account_id, check_wait_ms
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.errors import EngineError, InvalidJobState, JobNotFound, JobRejected, describe_errors
 from kzconsole.engine.events import CatalogChanged, EngineLogged, EventBus, StoreChanged
-from kzconsole.engine.hosts import new_node_id
+from kzconsole.engine.hosts import new_node_id, node_name
 from kzconsole.engine.intake import InputReport, private_dir
 from kzconsole.engine.lifecycle import JobLifecycle
 from kzconsole.engine.models import PUBLIC_JOB_KEYS, Firing, JobRecord, JobStatus
@@ -80,7 +80,10 @@ class Engine:
         self.data_dir = Path(settings.data_dir)
         private_dir(self.data_dir)
         self.events = EventBus()
-        self.node = node or new_node_id()
+        # The node name (contract 9: --node, engine.node, else the host name) is what jobs record
+        # as their `node`; the engine id, unique to this process, owns the jobs it runs.
+        self.node_name = node_name(getattr(getattr(settings, "engine", None), "node", None))
+        self.node = node or new_node_id(self.node_name)
         self.runtime = EngineRuntime(self)
         self._store = store
         self._lifecycle: JobLifecycle | None = None
@@ -110,7 +113,8 @@ class Engine:
         """The one owner of a job's state (every status and counter change goes through it)."""
         lifecycle = self._lifecycle
         if lifecycle is None or lifecycle.store is not self.store:
-            lifecycle = self._lifecycle = JobLifecycle(self.store, self.events, self.clock, self.node)
+            lifecycle = self._lifecycle = JobLifecycle(self.store, self.events, self.clock, self.node,
+                                                             self.node_name)
         return lifecycle
 
     @property
@@ -317,6 +321,22 @@ class Engine:
             loader.load_directory(directory)
 
     # ------------------------------------------------------------- triggers
+
+    # ------------------------------------------------ nodes (contract 9; owner: pg)
+
+    @property
+    def store_display(self) -> str:
+        """The store's URL without a password (for logs and messages)."""
+        from kzconsole.engine.store.base import redact_url
+
+        return redact_url(self.settings.store_url)
+
+    def nodes(self) -> list[Any]:
+        """Every engine on the store, alive or dead (:class:`~kzconsole.engine.nodes.NodeInfo`),
+        with what was resumed elsewhere when one died."""
+        from kzconsole.engine.nodes import list_nodes
+
+        return list_nodes(self.store)
 
     def trigger_schedule(self) -> list[dict[str, Any]]:
         """Each trigger with its bound functions, next firing and last firing (the
@@ -647,7 +667,7 @@ class Engine:
                 job,
                 lifecycle=self.lifecycle,
                 executor=executor,
-                lease=Lease(self.store, self.node, self.clock),
+                lease=Lease(self.store, self.node, self.clock, name=self.node_name),
                 control=control,
                 on_started=on_started,
             )

@@ -11,7 +11,9 @@ from rich.text import Text
 from textual.widget import Widget
 
 VIEWS = (("1", "jobs", "Jobs"), ("2", "catalog", "Catalog"), ("3", "triggers", "Triggers"),
-         ("4", "plugins", "Plugins"), ("5", "logs", "Logs"))
+         ("4", "plugins", "Plugins"), ("5", "logs", "Logs"), ("6", "nodes", "Nodes"))
+# Listed in the bar on a cluster store (or when shown); key 6 opens it on any store.
+CLUSTER_VIEWS = frozenset({"nodes"})
 
 
 class ViewBar(Widget):
@@ -42,7 +44,10 @@ class ViewBar(Widget):
         compact = width < 90
         left = Text(no_wrap=True, overflow="ellipsis")
         left.append(" kz " if compact else " kzconsole ", self.get_component_rich_style("view-bar--brand"))
+        cluster = bool(getattr(self.app, "on_cluster_store", lambda: False)())
         for key, mode, label in VIEWS:
+            if mode in CLUSTER_VIEWS and not cluster and mode != self.active:
+                continue
             shown = label if not compact or mode == self.active else label[:3]
             if mode == self.active:
                 left.append(f" {key} {shown} ", self.get_component_rich_style("view-bar--active"))

@@ -1,0 +1,103 @@
+"""``kzconsole nodes`` and ``kzconsole store copy``: the engines on the store, and moving a store's
+jobs into another (contract 9)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from kzconsole.cli.common import EXIT_OK, EXIT_USAGE, add_command, add_json, err, local_time, open_engine, print_json
+
+
+def register(commands: Any) -> None:
+    p = add_command(
+        commands, "nodes", "every engine on the store, alive or dead (a cluster's nodes)",
+        "Every engine on the store (on a PostgreSQL store, every node of the cluster): its node\n"
+        "name, host, process id, version, when it started, its last heartbeat on the store's\n"
+        "clock, the jobs it runs and its slots (tasks.max_running), alive or dead, and for a dead\n"
+        "one the jobs other engines resumed. An engine that stopped gracefully is not listed.",
+    )
+    add_json(p, "a list of engines")
+    p.set_defaults(handler=cmd_nodes)
+
+    store = add_command(commands, "store", "store maintenance: `store copy FROM_URL TO_URL`")
+    sub = store.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
+    c = sub.add_parser(
+        "copy", help="copy every job, its files and the trigger history into another store",
+        description="Copy every job (its record, input, output, log), and the trigger history,\n"
+        "from the store FROM_URL into the store TO_URL (e.g. a node's SQLite store into the\n"
+        "cluster's PostgreSQL). Jobs the target already has are never overwritten: they are\n"
+        "reported, and the exit code is 2. Stop the engines on FROM_URL first.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    c.add_argument("from_url", metavar="FROM_URL", help="sqlite:///PATH or postgresql://...")
+    c.add_argument("to_url", metavar="TO_URL", help="sqlite:///PATH or postgresql://...")
+    add_json(c, "the counts")
+    c.set_defaults(handler=cmd_store_copy)
+
+
+def _age(now: float, ts: float) -> str:
+    seconds = max(0, int(now - ts))
+    if seconds < 120:
+        return f"{seconds} s ago"
+    if seconds < 7200:
+        return f"{seconds // 60} min ago"
+    return f"{seconds // 3600} h ago"
+
+
+def cmd_nodes(args: argparse.Namespace) -> int:
+    import time
+
+    with open_engine(args) as engine:
+        nodes = engine.nodes()
+        if args.json:
+            print_json([n.public() for n in nodes])
+            return EXIT_OK
+        w = sys.stdout.write
+        if not nodes:
+            w("no engine on this store\n")
+            return EXIT_OK
+        now = time.time()
+        w(f"{'NODE':20} {'STATE':5} {'HOST':16} {'PID':>7} {'VERSION':8} {'STARTED':19} "
+          f"{'HEARTBEAT':12} {'RUNNING':>7}\n")
+        for n in nodes:
+            w(f"{n.name[:20]:20} {'alive' if n.alive else 'DEAD':5} {n.host[:16]:16} {n.pid:>7} "
+              f"{n.version[:8]:8} {local_time(n.started):19} {_age(now, n.last_heartbeat):12} "
+              f"{n.running:>3}/{n.slots:<3}\n")
+            for t in n.resumed_elsewhere:
+                what = "resumed" if t.outcome == "resumed" else "ended internal_error"
+                w(f"    job {t.job_id} {what} by {t.to_name} at row {t.rows_done + 1}"
+                  f" ({local_time(t.at)})\n")
+        return EXIT_OK
+
+
+def cmd_store_copy(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from kzconsole.config import resolve_store_url
+    from kzconsole.engine import copy_stores
+
+    urls = []
+    for name, value in (("FROM_URL", args.from_url), ("TO_URL", args.to_url)):
+        try:
+            urls.append(resolve_store_url(value, Path.cwd()))
+        except ValueError as exc:
+            err(f"kzconsole: {name}: {exc}")
+            return EXIT_USAGE
+
+    def progress(what: str, count: int) -> None:
+        if what == "jobs" and count % 500 == 0 and sys.stderr.isatty():
+            sys.stderr.write(f"\r{count} jobs copied")
+
+    report = copy_stores(urls[0], urls[1], progress=progress)
+    if args.json:
+        print_json(dict(report))
+    else:
+        sys.stdout.write(f"copied {report['jobs']} job(s) ({report['bytes']} bytes of files) and"
+                         f" {report['firings']} trigger firing(s)\n")
+    if report["skipped"]:
+        err(f"kzconsole: {report['skipped']} job(s) exist in {args.to_url} and were not overwritten"
+            f" (e.g. {', '.join(report['skipped_ids'][:5])})")
+        return EXIT_USAGE
+    return EXIT_OK
