@@ -25,8 +25,8 @@ def register(commands: Any) -> None:
     sub = store.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
     c = sub.add_parser(
         "copy", help="copy every job, its files and the trigger history into another store",
-        description="Copy every job (its record, input, output, log), and the trigger history,\n"
-        "from the store FROM_URL into the store TO_URL (e.g. a node's SQLite store into the\n"
+        description="Copy every job (its record, input, output, log), the trigger history and the\n"
+        "API keys from the store FROM_URL into the store TO_URL (e.g. a node's SQLite store into the\n"
         "cluster's PostgreSQL). Jobs the target already has are never overwritten: they are\n"
         "reported, and the exit code is 2. Stop the engines on FROM_URL first.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -94,8 +94,8 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
     if args.json:
         print_json(dict(report))
     else:
-        sys.stdout.write(f"copied {report['jobs']} job(s) ({report['bytes']} bytes of files) and"
-                         f" {report['firings']} trigger firing(s)\n")
+        sys.stdout.write(f"copied {report['jobs']} job(s) ({report['bytes']} bytes of files),"
+                         f" {report['firings']} trigger firing(s) and {report['api_keys']} API key(s)\n")
     if report["skipped"]:
         err(f"kzconsole: {report['skipped']} job(s) exist in {args.to_url} and were not overwritten"
             f" (e.g. {', '.join(report['skipped_ids'][:5])})")

@@ -58,7 +58,7 @@ class NodeInfo:
 
 def list_nodes(store: Store, *, takeovers_per_node: int = 20) -> list[NodeInfo]:
     """Every engine lease on ``store``: alive ones first, then by node name and start."""
-    from kzconsole.engine.scheduler import LEASE_TTL, dead_owners
+    from kzconsole.engine.leases import LEASE_TTL, dead_owners
 
     leases = store.engines()
     now = store.now()

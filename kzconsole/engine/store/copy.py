@@ -26,7 +26,7 @@ PAGE = 500
 
 class CopyReport(dict):  # type: ignore[type-arg]
     """Counts of what was copied: ``jobs``, ``skipped`` (already in the target), ``bytes``,
-    ``firings``; and ``skipped_ids`` (the first few skipped)."""
+    ``firings``, ``api_keys``; and ``skipped_ids`` (the first few skipped)."""
 
 
 def _copy_stream(target: Store, job_id: str, kind: str, stream: BinaryIO) -> int:
@@ -79,7 +79,7 @@ def _is_duplicate(exc: StoreError) -> bool:
 
 def copy_store(source: Store, target: Store, *,
                progress: Callable[[str, int], None] | None = None) -> CopyReport:
-    report = CopyReport(jobs=0, skipped=0, bytes=0, firings=0, skipped_ids=[])
+    report = CopyReport(jobs=0, skipped=0, bytes=0, firings=0, api_keys=0, skipped_ids=[])
     offset = 0
     while True:
         page = source.list_jobs(limit=PAGE, offset=offset)
@@ -103,6 +103,12 @@ def copy_store(source: Store, target: Store, *,
     for firing in reversed(source.list_firings(limit=10**9)):
         target.record_firing(firing)
         report["firings"] += 1
+    # API keys (by hash only: the keys themselves were never stored). Tokens are not copied: they
+    # expire within the hour, and a client logs in again.
+    for key in source.api_keys():
+        if target.api_key(key.id) is None and target.api_key_by_hash(key.key_hash) is None:
+            target.add_api_key(key)
+            report["api_keys"] += 1
     if progress is not None:
         progress("done", report["jobs"])
     return report
