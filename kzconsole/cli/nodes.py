@@ -7,34 +7,18 @@ import argparse
 import sys
 from typing import Any
 
-from kzconsole.cli.common import EXIT_OK, EXIT_USAGE, add_command, add_json, err, local_time, open_engine, print_json
+from kzconsole.cli.common import EXIT_OK, EXIT_USAGE, add_command, err, local_time, open_engine, print_json
 
 
 def register(commands: Any) -> None:
-    p = add_command(
-        commands, "nodes", "every engine on the store, alive or dead (a cluster's nodes)",
-        "Every engine on the store (on a PostgreSQL store, every node of the cluster): its node\n"
-        "name, host, process id, version, when it started, its last heartbeat on the store's\n"
-        "clock, the jobs it runs and its slots (tasks.max_running), alive or dead, and for a dead\n"
-        "one the jobs other engines resumed. An engine that stopped gracefully is not listed.",
-    )
-    add_json(p, "a list of engines")
-    p.set_defaults(handler=cmd_nodes)
-
+    add_command(commands, "nodes", "every engine on the store, alive or dead (a cluster's nodes)",
+                handler=cmd_nodes, json="a list of engines")
     store = add_command(commands, "store", "store maintenance: `store copy FROM_URL TO_URL`")
     sub = store.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
-    c = sub.add_parser(
-        "copy", help="copy every job, its files and the trigger history into another store",
-        description="Copy every job (its record, input, output, log), the trigger history and the\n"
-        "API keys from the store FROM_URL into the store TO_URL (e.g. a node's SQLite store into the\n"
-        "cluster's PostgreSQL). Jobs the target already has are never overwritten: they are\n"
-        "reported, and the exit code is 2. Stop the engines on FROM_URL first.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    c.add_argument("from_url", metavar="FROM_URL", help="sqlite:///PATH or postgresql://...")
-    c.add_argument("to_url", metavar="TO_URL", help="sqlite:///PATH or postgresql://...")
-    add_json(c, "the counts")
-    c.set_defaults(handler=cmd_store_copy)
+    copy = add_command(sub, "copy", "copy every job, its files, the trigger history and the API keys"
+                       " into another store", handler=cmd_store_copy, json="the counts")
+    copy.add_argument("from_url", metavar="FROM_URL", help="sqlite:///PATH or postgresql://...")
+    copy.add_argument("to_url", metavar="TO_URL", help="sqlite:///PATH or postgresql://...")
 
 
 def _age(now: float, ts: float) -> str:
@@ -47,6 +31,10 @@ def _age(now: float, ts: float) -> str:
 
 
 def cmd_nodes(args: argparse.Namespace) -> int:
+    """Every engine on the store (on a PostgreSQL store, every node of the cluster): its node
+    name, host, process id, version, when it started, its last heartbeat on the store's clock,
+    the jobs it runs and its slots (tasks.max_running), alive or dead, and for a dead one the
+    jobs other engines resumed. An engine that stopped gracefully is not listed."""
     import time
 
     with open_engine(args) as engine:
@@ -73,6 +61,10 @@ def cmd_nodes(args: argparse.Namespace) -> int:
 
 
 def cmd_store_copy(args: argparse.Namespace) -> int:
+    """Copy every job (its record, input, output, log), the trigger history and the API keys
+    from the store FROM_URL into the store TO_URL (e.g. a node's SQLite store into the
+    cluster's PostgreSQL). Jobs the target already has are never overwritten: they are
+    reported, and the exit code is 2. Stop the engines on FROM_URL first."""
     from pathlib import Path
 
     from kzconsole.config import resolve_store_url
