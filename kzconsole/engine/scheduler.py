@@ -282,7 +282,8 @@ class Scheduler:
         if self._stopping.is_set():
             return None
         self.executor.hook("claiming", None)
-        return {"node": self.node, "limit": 1}
+        return {"node": self.node, "limit": 1, "name": self.node_name, "tasks": self._own_tasks(),
+                "served": self._served}
 
     def _handed_over(self, handoff: _Handoff, jobs: list[JobRecord]) -> None:
         handoff.tried = True
