@@ -21,15 +21,6 @@ def register(commands: Any) -> None:
     copy.add_argument("to_url", metavar="TO_URL", help="sqlite:///PATH or postgresql://...")
 
 
-def _age(now: float, ts: float) -> str:
-    seconds = max(0, int(now - ts))
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    return f"{seconds // 3600} h ago"
-
-
 def cmd_nodes(args: argparse.Namespace) -> int:
     """Every engine on the store (on a PostgreSQL store, every node of the cluster): its node
     name, host, process id, version, when it started, its last heartbeat on the store's clock,
@@ -51,7 +42,7 @@ def cmd_nodes(args: argparse.Namespace) -> int:
           f"{'HEARTBEAT':12} {'RUNNING':>7}\n")
         for n in nodes:
             w(f"{n.name[:20]:20} {'alive' if n.alive else 'DEAD':5} {n.host[:16]:16} {n.pid:>7} "
-              f"{n.version[:8]:8} {local_time(n.started):19} {_age(now, n.last_heartbeat):12} "
+              f"{n.version[:8]:8} {local_time(n.started):19} {n.heartbeat_age(now):12} "
               f"{n.running:>3}/{n.slots:<3}\n")
             for t in n.resumed_elsewhere:
                 what = "resumed" if t.outcome == "resumed" else "ended internal_error"

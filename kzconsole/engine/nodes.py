@@ -35,6 +35,15 @@ class NodeInfo:
     tasks: tuple[str, ...]
     resumed_elsewhere: tuple[Takeover, ...]  # its jobs other engines took over (newest first)
 
+    def heartbeat_age(self, now: float) -> str:
+        """How long ago its last heartbeat was: ``12 s ago``, ``3 min ago``, ``5 h ago``."""
+        seconds = max(0, int(now - self.last_heartbeat))
+        if seconds < 120:
+            return f"{seconds} s ago"
+        if seconds < 7200:
+            return f"{seconds // 60} min ago"
+        return f"{seconds // 3600} h ago"
+
     def public(self) -> dict[str, Any]:
         return {
             "node": self.name,

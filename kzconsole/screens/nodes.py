@@ -31,22 +31,13 @@ POLL_SECONDS = 1.0
 NodeTable = row_table("Details")
 
 
-def _age(now: float, ts: float) -> str:
-    seconds = max(0, int(now - ts))
-    if seconds < 120:
-        return f"{seconds} s ago"
-    if seconds < 7200:
-        return f"{seconds // 60} min ago"
-    return f"{seconds // 3600} h ago"
-
-
 def node_rows(nodes: list[Any], now: float) -> list[tuple[Any, ...]]:
     """The table's cells for ``nodes`` (NodeInfo records)."""
     rows = []
     for n in nodes:
         state = Text("alive", style="green") if n.alive else Text("DEAD", style="bold red")
         rows.append((n.name, state, n.host, str(n.pid), n.version, short_time(n.started, now),
-                     _age(now, n.last_heartbeat), f"{n.running}/{n.slots}",
+                     n.heartbeat_age(now), f"{n.running}/{n.slots}",
                      str(len(n.resumed_elsewhere)) if not n.alive else ""))
     return rows
 
