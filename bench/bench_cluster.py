@@ -10,8 +10,8 @@ operator runs it), each measurement on a fresh database of its own:
 - ``cluster-rows``: one 1,000,000-row CSV job (``kzconsole tasks add bench ok --run``, the whole
   process) on PostgreSQL against the same job on SQLite, with each process's peak RSS.
   Goal: rows/s ratio >= 0.8, RSS < 100 MB.
-- ``cluster-scale``: 1, 2 and 4 ``kzconsole engine`` processes on one store, working 16 jobs
-  of 150 rows each whose rows wait 2 ms on I/O (``time.sleep``). Goal: N engines >= 0.8 x N times
+- ``cluster-scale``: 1, 2 and 4 ``kzconsole engine`` processes on one store, working 32 jobs
+  of 200 rows each (2 slots per engine) whose rows wait 2 ms on I/O (``time.sleep``). Goal: N engines >= 0.8 x N times
   the rows/s of one.
 
     python bench/bench_cluster.py [--only jobs,rows,scale] [--repeats K] [--rows N]
@@ -216,7 +216,7 @@ def _scale_once(server: PostgresServer, ws: Workspace, engines: int, jobs: int, 
     plugins = root / "plugins"
     plugins.mkdir()
     (plugins / "io_plugin.py").write_text(IO_PLUGIN)
-    config = _config(root / "kz.toml", url, max_running=4, wait_after_row_ms=0)
+    config = _config(root / "kz.toml", url, max_running=2, wait_after_row_ms=0)
     src = root / "in.csv"
     write_csv(src, rows)
     env = child_env()
@@ -226,20 +226,18 @@ def _scale_once(server: PostgresServer, ws: Workspace, engines: int, jobs: int, 
                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
              for n in range(engines)]
     try:
-        ids = []
-        for _ in range(jobs):
-            out = subprocess.run([*base, "--data-dir", str(root / "cli"), "tasks", "add", "bench", "io",
-                                  "--input", str(src), "--wait-ms", "0", "--json"],
-                                 env=env, capture_output=True, text=True, check=True)
-            ids.append(json.loads(out.stdout)["id"])
-        from kzconsole.engine.store.postgres import PostgresStore
+        from kzconsole.config import load_settings
+        from kzconsole.engine import Engine
 
-        with PostgresStore(url) as store:
-            while len(store.engines()) < engines:
+        settings = load_settings(str(config), data_dir=str(root / "cli"), extra_plugin_paths=[str(plugins)])
+        with Engine(settings) as cli:  # adds and starts the jobs, as `tasks add` / `tasks start` do
+            ids = [cli.add_job("bench", "io", input=str(src)).id for _ in range(jobs)]
+            store = cli.store
+            while len([lease for lease in store.engines() if lease.tasks]) < engines:
                 time.sleep(0.05)
             start = time.perf_counter()
-            subprocess.run([*base, "--data-dir", str(root / "cli"), "tasks", "start", *ids],
-                           env=env, capture_output=True, check=True)
+            for job_id in ids:
+                cli.start_job(job_id)
             while store.count_jobs(status=["success", "failure", "partial", "stopped",
                                            "internal_error"]) < jobs:
                 time.sleep(0.02)
@@ -260,7 +258,7 @@ def _scale_once(server: PostgresServer, ws: Workspace, engines: int, jobs: int, 
 
 
 def bench_scale(server: PostgresServer, ws: Workspace, repeats: int, log) -> list[Result]:
-    jobs, rows = 16, 150
+    jobs, rows = 32, 200
     rates: dict[int, list[float]] = {1: [], 2: [], 4: []}
     for i in range(repeats):
         for n in rates:

@@ -9,8 +9,10 @@ Targets: rows (1: row throughput, 2: memory), jobs (3: job throughput against hu
 (4: tasks list), console (4: first paint, 5: console under load), query (issue 13.11: every filter
 and sort of the jobs list at 100,000 jobs; 11.6: prefix lookups), reload (6: hot reload, from
 bench/bench_reload.py), api (issue 14: the REST API's requests/s against a bare endpoint, and its
-memory through a 1 GB upload and download, from bench/bench_api.py). The job benchmark needs
-huey (`.venv/bin/pip install huey`); without it that figure is reported as pending. See bench/README.md and docs/performance.md.
+memory through a 1 GB upload and download, from bench/bench_api.py), cluster (issue 12: the
+PostgreSQL store against procrastinate and SQLite, and 1/2/4 engines, from bench/bench_cluster.py).
+The job benchmark needs huey (`.venv/bin/pip install huey`); without it that figure is reported as
+pending. See bench/README.md and docs/performance.md.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import Result  # noqa: E402
 
-ALL = ("rows", "jobs", "startup", "console", "query", "reload", "api")
+ALL = ("rows", "jobs", "startup", "console", "query", "reload", "api", "cluster")
 
 
 def log(text: str) -> None:
@@ -97,6 +99,12 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
 
         return bench_api.run(jobs=100_000, requests=2000 if quick else 4000, repeats=1 if quick else 3,
                              gigabytes=0.2 if quick else 1.0, log=log)
+    if name == "cluster":
+        # Issue 12: PostgreSQL against procrastinate (jobs), against SQLite (rows, RSS), and 1/2/4
+        # engines (bench/bench_cluster.py; needs Debian's PostgreSQL server, as the tests do).
+        import bench_cluster
+
+        return bench_cluster.run(jobs=2000, rows=1_000_000, repeats=2 if quick else 3, log=log)
     raise ValueError(name)
 
 

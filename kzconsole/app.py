@@ -58,6 +58,7 @@ LAZY_VIEWS: dict[str, tuple[str, str]] = {
     "triggers": ("kzconsole.screens.triggers", "TriggersScreen"),
     "plugins": ("kzconsole.screens.plugins", "PluginsScreen"),
     "logs": ("kzconsole.screens.logs", "LogsScreen"),
+    "nodes": ("kzconsole.screens.nodes", "NodesScreen"),  # contract 9 (owner: pg)
 }
 VIEW_LABELS = {mode: label for _key, mode, label in VIEWS}
 DEFAULT_THEME = "ansi-dark"  # the terminal's own 16 colours and background
@@ -210,6 +211,7 @@ class KzConsoleApp(JobActions, App[int]):
         Binding("3", "view('triggers')", "Triggers", show=False),
         Binding("4", "view('plugins')", "Plugins", show=False),
         Binding("5", "view('logs')", "Logs", show=False),
+        Binding("6", "view('nodes')", "Nodes", show=False),
         Binding("ctrl+c", "quit_console", "Quit", show=False, priority=True),
         Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True),
     ]
@@ -301,6 +303,10 @@ class KzConsoleApp(JobActions, App[int]):
     @property
     def engine_running(self) -> bool:
         return self.engine_state == "running"
+
+    def on_cluster_store(self) -> bool:
+        """Whether the store is shared by a cluster of nodes (the view bar lists Nodes then)."""
+        return self.engine.store_display.startswith(("postgresql:", "postgres:"))
 
     def _summary(self) -> tuple[str, bool]:
         """The engine's state for every view's top line, from the engine itself (never from a
@@ -510,7 +516,7 @@ class KzConsoleApp(JobActions, App[int]):
         if command is None:
             self.notify(f"unknown command :{line.strip()}; try " + ", ".join(f":{c}" for c in COMMANDS),
                         severity="warning")
-        elif command in ("jobs", "catalog", "triggers", "plugins", "logs"):
+        elif command in ("jobs", "catalog", "triggers", "plugins", "logs", "nodes"):
             self.action_view(command)
         elif command == "quit":
             self.action_quit_console()

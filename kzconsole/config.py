@@ -41,6 +41,7 @@ __all__ = [
     "TasksSettings",
     "PluginsSettings",
     "StoreSettings",
+    "EngineSettings",
     "AccountsSettings",
     "TriggersSettings",
     "DatabasesSettings",
@@ -58,6 +59,7 @@ __all__ = [
     "resolve_store_url",
     "STORE_URL_SCHEMES",
     "example_config_text",
+    "check_node_name",
     "write_example_config",
 ]
 
@@ -117,6 +119,12 @@ class StoreSettings:
 
 
 @dataclass(frozen=True)
+class EngineSettings:
+    # This node's name in a cluster (job records' `node`, `kzconsole nodes`); None: the host name.
+    node: str | None = None
+
+
+@dataclass(frozen=True)
 class AccountsSettings:
     account_id: str = DEFAULT_ACCOUNT_ID
     auth_account_id: str = DEFAULT_ACCOUNT_ID
@@ -165,6 +173,7 @@ class Settings:
     tasks: TasksSettings = field(default_factory=TasksSettings)
     plugins: PluginsSettings = field(default_factory=PluginsSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
+    engine: EngineSettings = field(default_factory=EngineSettings)
     accounts: AccountsSettings = field(default_factory=AccountsSettings)
     triggers: TriggersSettings = field(default_factory=TriggersSettings)
     databases: DatabasesSettings = field(default_factory=DatabasesSettings)
@@ -383,6 +392,25 @@ def _choice(*options: str) -> _Checker:
     return check
 
 
+_NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def _node_name(value: Any, base: Path) -> str:
+    """A node name (``engine.node``, ``--node``): letters, digits, ``.``, ``_`` and ``-``, at most
+    63 characters, as host names go."""
+    if not isinstance(value, str) or not _NODE_NAME.fullmatch(value):
+        raise _Invalid(f"expected a node name (letters, digits, '.', '_', '-'; at most 63), got {_show(value)}")
+    return value
+
+
+def check_node_name(value: str) -> str:
+    """``value`` if it is a valid node name, else ValueError saying what is expected."""
+    try:
+        return _node_name(value, Path.cwd())
+    except _Invalid as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _account_id(value: Any, base: Path) -> str:
     from kzconsole.engine import check_account_id  # the engine's rule, for every caller
 
@@ -425,8 +453,25 @@ def _sqlite_url(value: str, base: Path) -> str:
     return prefix + str(path)
 
 
+def _postgresql_url(value: str, base: Path) -> str:
+    """``postgresql://[USER[:PASSWORD]@][HOST][:PORT]/DATABASE[?PARAM=VALUE...]``: the cluster
+    store (contract 9), any libpq URL (``?host=/run/postgresql`` for a Unix socket)."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises on a port that is not a number
+    except ValueError as exc:
+        raise _Invalid(f"not a PostgreSQL URL ({exc})") from None
+    if parts.scheme not in ("postgresql", "postgres") or any(c.isspace() for c in value):
+        raise _Invalid("expected postgresql://USER@HOST:PORT/DATABASE")
+    return value
+
+
 STORE_URL_SCHEMES: dict[str, _Checker] = {
     "sqlite": _sqlite_url,
+    "postgresql": _postgresql_url,  # the cluster store (owner: pg)
+    "postgres": _postgresql_url,
 }
 
 
@@ -498,6 +543,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Checker]]] = {
         },
     ),
     "store": (StoreSettings, {"url": _store_url}),
+    "engine": (EngineSettings, {"node": _node_name}),
     "accounts": (AccountsSettings, {"account_id": _account_id, "auth_account_id": _account_id}),
     "triggers": (
         TriggersSettings,
@@ -737,6 +783,11 @@ strict_permissions = true
 # sqlite:////absolute/path.db (four slashes) or sqlite:///relative.db (relative to the folder of
 # this file; ~ is the home folder). Default: sqlite:///<data dir>/kzconsole.db.
 # url = "sqlite:////var/lib/kzconsole/kzconsole.db"
+
+[engine]
+# This node's name in a cluster of nodes sharing one store (contract 9): what a job record's
+# `node` and `kzconsole nodes` show. `--node NAME` overrides it. Default: the host name.
+# node = "kazoo-1"
 
 [accounts]
 # The account a job belongs to, and the account whose credentials created it, used when a

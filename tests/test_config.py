@@ -20,6 +20,7 @@ from kzconsole.config import (
     ApiSettings,
     ConsoleSettings,
     DatabasesSettings,
+    EngineSettings,
     PluginsSettings,
     Settings,
     StoreSettings,
@@ -39,6 +40,7 @@ EXAMPLE_FILE = REPO_ROOT / "config.example.toml"
 SECTIONS = {
     "tasks": TasksSettings,
     "plugins": PluginsSettings,
+    "engine": EngineSettings,
     "store": StoreSettings,
     "accounts": AccountsSettings,
     "triggers": TriggersSettings,
@@ -95,6 +97,7 @@ def test_example_yields_exactly_the_defaults(tmp_path, env):
     assert settings.tasks == TasksSettings(500, 1000, 4, tempfile.gettempdir())
     assert settings.plugins == PluginsSettings((), True, True)
     assert settings.store.url is None
+    assert settings.engine == EngineSettings(None)  # the host name
     assert settings.accounts == AccountsSettings(DEFAULT_ACCOUNT_ID, DEFAULT_ACCOUNT_ID)
     assert re.fullmatch(r"[0-9a-f]{32}", DEFAULT_ACCOUNT_ID)
     assert settings.triggers == TriggersSettings(True, 86400, 30)
@@ -311,7 +314,8 @@ def test_unknown_key(tmp_path, env, text, key, message):
         ("[tasks]\nwait_after_row_ms = -1", "tasks.wait_after_row_ms", "expected an integer from 0 to 86400000, got -1"),
         # Unbounded, it overflowed the store's integers (issue 11.3).
         ("[tasks]\nwait_after_row_ms = 99999999999999999", "tasks.wait_after_row_ms", "from 0 to 86400000"),
-        ("[store]\nurl = 'postgres://x'", "store.url", "unsupported store URL 'postgres://x': the stores are 'sqlite://...'"),
+        ("[store]\nurl = 'mysql://x'", "store.url", "unsupported store URL 'mysql://x': the stores are 'sqlite://...' or 'postgresql://...' or 'postgres://...'"),
+        ("[store]\nurl = 'postgresql://kz@db:port/kz'", "store.url", "not a PostgreSQL URL"),
         ("[store]\nurl = 'sqlite://'", "store.url", "expected sqlite:///PATH"),
         ("[store]\nurl = 'sqlite:///'", "store.url", "expected sqlite:///PATH"),
         ("[accounts]\naccount_id = '0123456789ABCDEF0123456789ABCDEF'", "accounts.account_id", "in lower case"),

@@ -11,6 +11,7 @@ from kzconsole.cli.common import (
     CliError,
     add_command,
     add_json,
+    add_node_option,
     open_engine,
     print_json,
     settings,
@@ -27,6 +28,7 @@ def register(commands: Any) -> None:
     serve.add_argument("--listen", metavar="HOST:PORT",
                        help="where to listen (default: api.listen, 127.0.0.1:8000; port 0: any free one)")
     serve.add_argument("--no-engine", action="store_true", help="serve the store only; another process runs the jobs")
+    add_node_option(serve)  # contract 9 (owner: pg)
     serve.set_defaults(handler=cmd_serve)
 
     keys = add_command(

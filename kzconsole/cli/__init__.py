@@ -23,7 +23,7 @@ import sys
 import threading
 from typing import Sequence
 
-from kzconsole.cli import configure, console, plugins, tasks, triggers
+from kzconsole.cli import configure, console, nodes, plugins, tasks, triggers
 from kzconsole.cli.common import EXIT_OK, EXIT_USAGE, CliError, Parser, UsageError, err, print_json, wants_json
 
 __all__ = ["main", "build_parser"]
@@ -31,7 +31,7 @@ __all__ = ["main", "build_parser"]
 from kzconsole.api import commands as api_commands  # noqa: E402 - serve, api-keys (owner: api)
 
 # In the order `kzconsole --help` lists them.
-COMMAND_MODULES = (console, tasks, plugins, triggers, api_commands, configure)
+COMMAND_MODULES = (console, tasks, plugins, triggers, nodes, api_commands, configure)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -182,10 +182,29 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 # ---------------------------------------------------------------------------- the engine
 
 
+def node_option(text: str) -> str:
+    """``--node NAME`` (contract 9)."""
+    from kzconsole.config import check_node_name
+
+    try:
+        return check_node_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_node_option(parser: argparse.ArgumentParser) -> None:
+    """``--node NAME`` for the commands that run an engine (engine, tui, serve)."""
+    parser.add_argument("--node", metavar="NAME", type=node_option,
+                        help="this node's name in a cluster (default: engine.node, else the host name)")
+
+
 def settings(args: argparse.Namespace) -> Settings:
     from kzconsole.config import load_settings
 
-    return load_settings(args.config, data_dir=args.data_dir, extra_plugin_paths=args.plugins)
+    loaded = load_settings(args.config, data_dir=args.data_dir, extra_plugin_paths=args.plugins)
+    if getattr(args, "node", None):
+        loaded = loaded.with_overrides(engine={"node": args.node})
+    return loaded
 
 
 def open_engine(args: argparse.Namespace) -> Engine:

@@ -9,14 +9,17 @@ import sys
 import threading
 from typing import Any
 
-from kzconsole.cli.common import EXIT_OK, add_command, open_engine, settings
+from kzconsole.cli.common import EXIT_OK, add_command, add_node_option, open_engine, settings
 
 
 def register(commands: Any) -> None:
     tui = add_command(commands, "tui", "the full-screen console with the engine embedded (the default)", handler=cmd_tui)
     _ascii_option(tui)
+    add_node_option(tui)
 
-    add_command(commands, "engine", "run the engine in the foreground until SIGINT/SIGTERM", handler=cmd_engine)
+    engine = add_command(commands, "engine", "run the engine in the foreground until SIGINT/SIGTERM",
+                         handler=cmd_engine)
+    add_node_option(engine)
 
     demo = add_command(commands, "demo", "open the console on a throwaway data dir full of examples", handler=cmd_demo)
     demo.add_argument("--no-tui", action="store_true", help="only create the demo data dir and print its path")
@@ -69,8 +72,9 @@ def cmd_engine(args: argparse.Namespace) -> int:
     try:
         engine.start()
         log.info(
-            "engine %s running on %s (max %d jobs); Ctrl-C to stop",
-            engine.node, engine.settings.store_url, engine.settings.tasks.max_running,
+            "engine %s (node %s) running on %s (max %d jobs); Ctrl-C to stop",
+            engine.node, engine.node_name, engine.store_display,
+            engine.settings.tasks.max_running,
         )
         while not stop.wait(1.0):
             pass

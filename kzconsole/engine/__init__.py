@@ -60,6 +60,7 @@ __all__ = [
     "JobControl",
     "InputReport",
     "PluginSource",
+    "copy_stores",
     "Store",
     "StoreChange",
     "StoreError",
@@ -81,4 +82,8 @@ def __getattr__(name: str):
         from kzconsole.engine.catalog import PluginSource
 
         return PluginSource
+    if name == "copy_stores":  # `kzconsole store copy` (contract 9)
+        from kzconsole.engine.store.copy import copy_stores
+
+        return copy_stores
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -73,6 +73,22 @@ class Engine(EngineParts, DeprecatedPaths):
 
     # ------------------------------------------------------------- triggers
 
+    # ------------------------------------------------ nodes (contract 9; owner: pg)
+
+    @property
+    def store_display(self) -> str:
+        """The store's URL without a password (for logs and messages)."""
+        from kzconsole.engine.store.base import redact_url
+
+        return redact_url(self.settings.store_url)
+
+    def nodes(self) -> list[Any]:
+        """Every engine on the store, alive or dead (:class:`~kzconsole.engine.nodes.NodeInfo`),
+        with what was resumed elsewhere when one died."""
+        from kzconsole.engine.nodes import list_nodes
+
+        return list_nodes(self.store)
+
     def trigger_schedule(self) -> list[dict[str, Any]]:
         """Each trigger with its bound functions, next firing and last firing (the
         ``triggers --json`` "triggers" list)."""
@@ -341,7 +357,7 @@ class Engine(EngineParts, DeprecatedPaths):
                 job,
                 lifecycle=self.lifecycle,
                 executor=executor,
-                lease=Lease(self.store, self.node, self.clock),
+                lease=Lease(self.store, self.node, self.clock, name=self.node_name),
                 control=control,
                 on_started=on_started,
             )

@@ -75,6 +75,9 @@ class Executor:
         self._lock = threading.Lock()
         self._running: dict[str, _Running] = {}
         self._unseen: dict[str, float] = {}
+        # Appended to "task C/A is not in the catalog" once this engine saw another one alive:
+        # on a cluster such a job was claimed because no live engine has its task (contract 9).
+        self.missing_task_note = ""
 
     def hook(self, step: str, job_id: str | None) -> None:
         if self._hook is not None:
@@ -138,7 +141,8 @@ class Executor:
         run's last step may claim the thread's next job (see :class:`NextClaim`)."""
         spec = self.catalog.task(job.category, job.action)
         if spec is None:
-            return self.lifecycle.fail(job, f"task {job.category}/{job.action} is not in the catalog")
+            return self.lifecycle.fail(
+                job, f"task {job.category}/{job.action} is not in the catalog{self.missing_task_note}")
         self.hook("running", job.id)
         run = JobRun(
             job,

@@ -7,9 +7,16 @@ import socket
 import uuid
 
 
-def new_node_id() -> str:
-    """A name unique to this engine process: ``<host>:<pid>:<random>``."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+def node_name(configured: str | None = None) -> str:
+    """This node's name (contract 9): ``--node`` / ``engine.node`` when given, else the host name."""
+    return configured or socket.gethostname()
+
+
+def new_node_id(name: str | None = None) -> str:
+    """An id unique to this engine process: ``<node name>:<pid>:<random>`` (the owner of the jobs
+    it runs, the key of its lease). Unique even when a node's engine restarts under the same
+    name, so the restarted engine never mistakes the dead one's jobs for its own."""
+    return f"{node_name(name)}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
 def pid_alive(pid: int) -> bool:

@@ -15,8 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Callable
+from typing import Any, Callable
 
+from kzconsole import __version__
 from kzconsole.engine.clock import Clock
 from kzconsole.engine.hosts import pid_alive
 from kzconsole.engine.models import EngineLease
@@ -32,11 +33,16 @@ STALL_S = 3 * HEARTBEAT_S
 
 
 class Lease:
-    """This engine's lease: renewed by whoever drives it (the scheduler loop or a heartbeat thread)."""
+    """This engine's lease: renewed by whoever drives it (the scheduler loop or a heartbeat thread).
+    ``name`` is the node name and ``info`` what else ``kzconsole nodes`` shows (slots, running,
+    tasks), read at each renewal."""
 
-    def __init__(self, store: Store, node: str, clock: Clock) -> None:
+    def __init__(self, store: Store, node: str, clock: Clock, *, name: str = "",
+                 info: Callable[[], dict[str, Any]] | None = None) -> None:
         self.store = store
         self.node = node
+        self.name = name
+        self.info = info
         self.clock = clock
         self.host = socket.gethostname()
         self.started = clock.time()
@@ -49,18 +55,19 @@ class Lease:
         if force or now >= self._next:
             # Expiry on the store's clock: every engine judges leases on that one clock.
             stored_now = self.store.now()
-            self.store.heartbeat(
-                EngineLease(self.node, self.host, os.getpid(), self.started, stored_now + LEASE_TTL)
-            )
+            self.store.heartbeat(self._lease(stored_now + LEASE_TTL))
             done = self.clock.time()
             if done - now > HEARTBEAT_S:  # the write waited (a locked store): renew from now
-                self.store.heartbeat(
-                    EngineLease(self.node, self.host, os.getpid(), self.started, self.store.now() + LEASE_TTL)
-                )
+                self.store.heartbeat(self._lease(self.store.now() + LEASE_TTL))
             if self._last_ok is not None and done - self._last_ok > STALL_S:
                 self.stalled_at = done
             self._last_ok = done
             self._next = now + HEARTBEAT_S
+
+    def _lease(self, expires: float) -> EngineLease:
+        extra = self.info() if self.info is not None else {}
+        return EngineLease(self.node, self.host, os.getpid(), self.started, expires, name=self.name,
+                           version=__version__, **extra)
 
     def trusts_expiry(self, now: float) -> bool:
         """Whether other engines' expired leases mean they are dead. Not for LEASE_TTL after we
@@ -77,16 +84,18 @@ class Lease:
 
 
 def dead_owners(
-    store: Store, now: float, host: str, *, trust_expiry: bool = True
+    store: Store, now: float, host: str, *, trust_expiry: bool = True,
+    leases: list[EngineLease] | None = None,
 ) -> Callable[[str | None], bool]:
     """A predicate telling whether a job owner is dead (see the module docstring). With
-    ``trust_expiry`` False an expired lease alone does not make its engine dead."""
-    leases = {lease.node: lease for lease in store.engines()}
+    ``trust_expiry`` False an expired lease alone does not make its engine dead. ``leases``:
+    ``store.engines()`` when the caller has just read them."""
+    by_node = {lease.node: lease for lease in (store.engines() if leases is None else leases)}
 
     def is_dead(owner: str | None) -> bool:
         if owner is None:
             return True
-        lease = leases.get(owner)
+        lease = by_node.get(owner)
         if lease is None:
             return True
         if lease.host == host and not pid_alive(lease.pid):

@@ -79,11 +79,13 @@ class Progress:
 class JobLifecycle:
     """Job state changes over one store, for the engine ``node``, announced on ``events``."""
 
-    def __init__(self, store: Store, events: EventBus, clock: Clock, node: str) -> None:
+    def __init__(self, store: Store, events: EventBus, clock: Clock, node: str,
+                 node_name: str | None = None) -> None:
         self.store = store
         self.events = events
         self.clock = clock
-        self.node = node
+        self.node = node  # the engine's id: the owner of the jobs it runs
+        self.node_name = node_name or node  # what those jobs record as their `node` (contract 9)
 
     def _changed(self, job: JobRecord | None) -> JobRecord | None:
         if job is not None:
@@ -178,9 +180,13 @@ class JobLifecycle:
 
     # ------------------------------------------------------------- the engine
 
-    def claim_queued(self, limit: int) -> list[JobRecord]:
-        """Take up to ``limit`` queued jobs for this engine, in start order."""
-        claimed = self.store.claim_queued(self.node, limit, self.clock.time())
+    def claim_queued(self, limit: int, *, tasks: Collection[str] | None = None,
+                     served: Collection[str] | None = None) -> list[JobRecord]:
+        """Take up to ``limit`` queued jobs for this engine, in start order: those whose task is
+        in ``tasks`` (the engine's catalog), and those whose task no live engine has (``served``:
+        the tasks of every live engine), to end them (contract 9)."""
+        claimed = self.store.claim_queued(self.node, limit, self.clock.time(), name=self.node_name,
+                                          tasks=tasks, served=served)
         for job in claimed:
             self.events.emit(JobChanged(job))
         return claimed
@@ -191,7 +197,7 @@ class JobLifecycle:
             self._refuse_unless_pending(job, f" on {job.node}")
             updated = self.store.update_job(
                 job.id,
-                {"status": _EXECUTING, "owner": self.node, "node": self.node,
+                {"status": _EXECUTING, "owner": self.node, "node": self.node_name,
                  "start_timestamp": self.clock.time(), "queued_at": None, "claim": job.claim + 1},
                 expect={"status": _PENDING, "claim": job.claim},
             )
@@ -203,7 +209,7 @@ class JobLifecycle:
         """Resume here an executing job whose engine is dead (None: another engine was first)."""
         return self._changed(self.store.update_job(
             job.id,
-            {"owner": self.node, "node": self.node, "claim": job.claim + 1},
+            {"owner": self.node, "node": self.node_name, "claim": job.claim + 1},
             expect={"status": _EXECUTING, "owner": job.owner, "claim": job.claim},
         ))
 

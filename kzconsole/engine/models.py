@@ -17,6 +17,7 @@ __all__ = [
     "JobStatus",
     "JobRecord",
     "EngineLease",
+    "Takeover",
     "TaskSpec",
     "VerifierSpec",
     "TriggerSpec",
@@ -144,13 +145,36 @@ JOB_FIELDS = tuple(f.name for f in dataclasses.fields(JobRecord))
 
 @dataclass(frozen=True)
 class EngineLease:
-    """An engine's heartbeat in the store: how other engines tell that it is alive."""
+    """An engine's heartbeat in the store: how other engines tell that it is alive, and what
+    ``kzconsole nodes`` shows about it (contract 9)."""
 
-    node: str  # unique per engine process: "<host>:<pid>:<random>"
+    node: str  # unique per engine process: "<node name>:<pid>:<random>" (jobs' owner)
     host: str
     pid: int
     started: float
-    expires: float  # the engine is dead once now > expires (it renews every second)
+    expires: float  # the engine is dead once the store's now() > expires (it renews every second)
+    name: str = ""  # the node name (--node, engine.node, else the host name): jobs' `node`
+    version: str = ""  # kzconsole's version
+    slots: int = 0  # tasks.max_running
+    running: int = 0  # jobs it ran at its last heartbeat
+    tasks: tuple[str, ...] = ()  # "category/action" of every task in its catalog
+
+    @property
+    def node_name(self) -> str:
+        return self.name or self.node
+
+
+@dataclass(frozen=True)
+class Takeover:
+    """A job one engine resumed (or ended ``internal_error``) after the engine running it died."""
+
+    job_id: str
+    from_engine: str | None  # the dead engine's id (None: a job released at shutdown)
+    to_engine: str
+    to_name: str  # the node name of the engine that took it
+    at: float  # on the store's clock
+    rows_done: int  # where it resumed
+    outcome: str  # "resumed" | "internal_error"
 
 
 @dataclass(frozen=True)

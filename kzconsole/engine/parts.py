@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Self
 
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.events import CatalogChanged, EngineLogged, EventBus, StoreChanged
-from kzconsole.engine.hosts import new_node_id
+from kzconsole.engine.hosts import new_node_id, node_name
 from kzconsole.engine.intake import private_dir
 from kzconsole.engine.lifecycle import JobLifecycle
 from kzconsole.engine.runtime import EngineRuntime
@@ -50,7 +50,10 @@ class EngineParts:
         self.data_dir = Path(settings.data_dir)
         private_dir(self.data_dir)
         self.events = EventBus()
-        self.node = node or new_node_id()
+        # The node name (contract 9: --node, engine.node, else the host name) is what jobs record
+        # as their `node`; the engine id, unique to this process, owns the jobs it runs.
+        self.node_name = node_name(getattr(getattr(settings, "engine", None), "node", None))
+        self.node = node or new_node_id(self.node_name)
         self.runtime = EngineRuntime(self)
         self._store = store
         self._lifecycle: JobLifecycle | None = None
@@ -80,7 +83,8 @@ class EngineParts:
         """The one owner of a job's state (every status and counter change goes through it)."""
         lifecycle = self._lifecycle
         if lifecycle is None or lifecycle.store is not self.store:
-            lifecycle = self._lifecycle = JobLifecycle(self.store, self.events, self.clock, self.node)
+            lifecycle = self._lifecycle = JobLifecycle(self.store, self.events, self.clock, self.node,
+                                                             self.node_name)
         return lifecycle
 
     @property

@@ -19,7 +19,7 @@ from kzconsole.engine.control import JobControl
 from kzconsole.engine.executor import Executor
 from kzconsole.engine.leases import Lease, dead_owners
 from kzconsole.engine.lifecycle import JobLifecycle
-from kzconsole.engine.models import JobRecord, JobStatus
+from kzconsole.engine.models import EngineLease, JobRecord, JobStatus, Takeover
 from kzconsole.engine.store.base import Store, StoreError
 
 __all__ = ["Scheduler", "POLL_S", "ORPHAN_SCAN_S"]
@@ -50,9 +50,13 @@ class Scheduler:
         self.lifecycle = lifecycle
         self.executor = executor
         self.node = lifecycle.node
+        self.node_name = lifecycle.node_name
         self.max_running = max_running
         self.clock = clock
-        self.lease = lease or Lease(store, self.node, clock)
+        self.lease = lease or Lease(store, self.node, clock, name=self.node_name, info=self._lease_info)
+        # The tasks of every live engine (contract 9: a job whose task none of them has ends
+        # internal_error), refreshed with the orphan scan.
+        self._served: set[str] | None = None
         self._claim_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
@@ -131,7 +135,7 @@ class Scheduler:
                 if self._stopping.is_set():
                     return
                 self.executor.hook("claiming", None)
-                claimed = self.lifecycle.claim_queued(free)
+                claimed = self._claim(free)
                 for job in claimed:
                     self._launch(job)
 
@@ -141,19 +145,60 @@ class Scheduler:
     def control(self, job_id: str) -> JobControl | None:
         return self.executor.control(job_id)
 
+    # ------------------------------------------------------- cluster (owner: pg)
+
+    def _own_tasks(self) -> set[str]:
+        return {f"{spec.category}/{spec.action}" for spec in self.executor.catalog.tasks()}
+
+    def _lease_info(self) -> dict[str, object]:
+        """What ``kzconsole nodes`` shows besides the lease itself."""
+        return {"slots": self.max_running, "running": self.running_count(),
+                "tasks": tuple(sorted(self._own_tasks()))}
+
+    def _refresh_served(self, leases: list[EngineLease], now: float) -> None:
+        alive = [lease for lease in leases if lease.expires >= now]
+        served = self._own_tasks()
+        for lease in alive:
+            served.update(lease.tasks)
+        self._served = served
+        if any(lease.node != self.node for lease in alive):
+            # Once another engine was seen this is a cluster: contract 9's message, not 4.2's.
+            self.executor.missing_task_note = " of any live engine"
+
+    def _claim(self, limit: int) -> list[JobRecord]:
+        """Queued jobs whose task this engine has (and those no live engine has, to end them)."""
+        return self.lifecycle.claim_queued(limit, tasks=self._own_tasks(), served=self._served)
+
+    def _record_takeover(self, job: JobRecord, outcome: str) -> None:
+        """What ``kzconsole nodes`` shows as resumed elsewhere when an engine died."""
+        try:
+            self.store.record_takeover(Takeover(
+                job_id=job.id, from_engine=job.owner, to_engine=self.node, to_name=self.node_name,
+                at=self.store.now(), rows_done=job.rows_done, outcome=outcome))
+        except StoreError:
+            log.exception("could not record the takeover of job %s", job.id)
+
     def _resume_orphans(self, now: float) -> None:
+        leases = self.store.engines()
+        store_now = self.store.now()
+        self._refresh_served(leases, store_now)
         executing = self.store.jobs_in_status(JobStatus.EXECUTING.value)
         if not executing:
             return
         is_dead = dead_owners(
-            self.store, self.store.now(), self.lease.host, trust_expiry=self.lease.trusts_expiry(now)
+            self.store, store_now, self.lease.host, trust_expiry=self.lease.trusts_expiry(now),
+            leases=leases,
         )
+        own = self._own_tasks()
         for job in executing:
             if job.owner == self.node or not is_dead(job.owner):
                 continue
+            if job.task_name not in own and self._served is not None and job.task_name in self._served:
+                continue  # a live engine that has its task takes it over
             if not job.resumable:
                 if self.lifecycle.fail_orphan(job, NOT_RESUMABLE) is not None:
                     log.warning("job %s: %s", job.id, NOT_RESUMABLE)
+                    self._record_takeover(job, "internal_error")
                 continue
             if self.running_count() >= self.max_running:
                 return
@@ -164,6 +209,7 @@ class Scheduler:
                 claimed = self.lifecycle.take_over(job)
                 if claimed is not None:
                     log.info("resuming job %s left by %s at row %d", job.id, job.owner, job.rows_done + 1)
+                    self._record_takeover(job, "resumed")
                     self._launch(claimed)
 
     # ------------------------------------------------------------ launch
@@ -218,7 +264,7 @@ class Scheduler:
             if not self._stopping.is_set():
                 self.executor.hook("claiming", None)
                 try:
-                    claimed = self.lifecycle.claim_queued(1)
+                    claimed = self._claim(1)
                 except Exception:  # noqa: BLE001 - the scheduler's pass retries
                     log.exception("claiming the next queued job failed")
                     claimed = []
@@ -236,7 +282,8 @@ class Scheduler:
         if self._stopping.is_set():
             return None
         self.executor.hook("claiming", None)
-        return {"node": self.node, "limit": 1}
+        return {"node": self.node, "limit": 1, "name": self.node_name, "tasks": self._own_tasks(),
+                "served": self._served}
 
     def _handed_over(self, handoff: _Handoff, jobs: list[JobRecord]) -> None:
         handoff.tried = True

@@ -370,7 +370,9 @@ class TriggerEngine:
         return firing, thread
 
     def _is_dead(self, now: float) -> Callable[[str | None], bool]:
-        return dead_owners(self.store, now, self.lease.host, trust_expiry=self.lease.trusts_expiry(now))
+        # Leases are judged on the store's clock (contract 9); the stall rule on this engine's own.
+        return dead_owners(self.store, self.store.now(), self.lease.host,
+                           trust_expiry=self.lease.trusts_expiry(now))
 
     def _is_local(self, firing: Firing) -> bool:
         with _LOCAL_LOCK:

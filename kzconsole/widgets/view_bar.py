@@ -13,7 +13,9 @@ from rich.text import Text
 from kzconsole.widgets.lines import Lines
 
 VIEWS = (("1", "jobs", "Jobs"), ("2", "catalog", "Catalog"), ("3", "triggers", "Triggers"),
-         ("4", "plugins", "Plugins"), ("5", "logs", "Logs"))
+         ("4", "plugins", "Plugins"), ("5", "logs", "Logs"), ("6", "nodes", "Nodes"))
+# Listed in the bar on a cluster store (or when shown); key 6 opens it on any store.
+CLUSTER_VIEWS = frozenset({"nodes"})
 
 
 class ViewBar(Lines):
@@ -45,10 +47,13 @@ class ViewBar(Lines):
 
     def _left(self, width: int, labels: int | None) -> Text:
         """The brand, the views (inactive ones' labels cut to ``labels`` characters, or left out
-        when 0; None: in full) and the breadcrumb."""
+        when 0; None: in full) and the breadcrumb. Nodes is listed on a cluster store only."""
         left = Text(no_wrap=True, overflow="crop")
         left.append(" kz " if width < 90 else " kzconsole ", self.get_component_rich_style("view-bar--brand"))
+        cluster = bool(getattr(self.app, "on_cluster_store", lambda: False)())
         for key, mode, label in VIEWS:
+            if mode in CLUSTER_VIEWS and not cluster and mode != self.active:
+                continue
             if mode == self.active:
                 left.append(f" {key} {label} ", self.get_component_rich_style("view-bar--active"))
                 continue

@@ -81,7 +81,9 @@ class Server:
                 str(self.data), *args]
 
     def start(self) -> Server:
-        args = ["serve", "--listen", "127.0.0.1:0"] + ([] if self.engine else ["--no-engine"])
+        # Each server its own node name (contract 9: jobs record the node that ran them).
+        args = ["serve", "--listen", "127.0.0.1:0", "--node", self.root.name] + (
+            [] if self.engine else ["--no-engine"])
         self.proc = subprocess.Popen(self.command(*args), stdin=subprocess.DEVNULL,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
         threading.Thread(target=self._drain, daemon=True).start()

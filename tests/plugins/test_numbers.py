@@ -189,7 +189,7 @@ def run_resumed(make_engine, action: str, source: Path, cut: int) -> tuple:
     second.start(watch=False, triggers=False)  # its scheduler resumes the orphan
     assert done.wait(20), "the job was not resumed"
     final = second.get_job(job.id)
-    assert final.node == second.node
+    assert final.node == second.node_name
     return final, output_csv(second, final)
 
 

@@ -118,7 +118,8 @@ class EngineProcess:
     def __init__(self, site: Site, name: str) -> None:
         self.log_path = site.root / f"{name}.{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()
-        self.proc = subprocess.Popen(site.argv("engine"), stdout=self._log, stderr=subprocess.STDOUT,
+        # Each engine its own node name, so a job's `node` tells which one ran it (contract 9).
+        self.proc = subprocess.Popen(site.argv("engine", "--node", name), stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=site.root, env=site.env)
 
     @property

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus
+from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus, Takeover
 from kzconsole.engine.store.base import FILE_KINDS, ApiKey, Fenced, Store, StoreError
 from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery
 
@@ -1002,6 +1002,52 @@ class StoreContract(JobQueryContract):
         store.remove_engine("unknown")  # no error
         store.remove_engine("g:2:b")
         assert store.engines() == []
+
+    # ------------------------------------------------------ nodes (contract 9; owner: pg)
+
+    def test_a_lease_says_what_kzconsole_nodes_shows(self, store: Store) -> None:
+        lease = EngineLease(node="kz-1:12:ab", host="h1", pid=12, started=NOW, expires=NOW + 10,
+                            name="kz-1", version="1.2", slots=4, running=3,
+                            tasks=("skel/id2", "numbers/classify"))
+        store.heartbeat(lease)
+        assert store.engines() == [lease]
+        assert store.engines()[0].tasks == ("skel/id2", "numbers/classify")
+        store.heartbeat(EngineLease(node="kz-1:12:ab", host="h1", pid=12, started=NOW,
+                                    expires=NOW + 11, name="kz-1", running=0))
+        (renewed,) = store.engines()
+        assert (renewed.running, renewed.tasks, renewed.expires) == (0, (), NOW + 11)
+
+    def test_claim_names_the_node_and_owner(self, store: Store) -> None:
+        store.create_job(make_job("q", queued_at=NOW))
+        (job,) = store.claim_queued("kz-1:12:ab", 1, NOW, name="kz-1")
+        assert (job.owner, job.node) == ("kz-1:12:ab", "kz-1")
+
+    def test_claim_only_the_tasks_the_engine_has(self, store: Store) -> None:
+        store.create_job(make_job("a", category="skel", action="id2", queued_at=NOW))
+        store.create_job(make_job("b", category="numbers", action="classify", queued_at=NOW + 1))
+        store.create_job(make_job("c", category="gone", action="away", queued_at=NOW + 2))
+        store.create_job(make_job("d", category="skel", action="id2", queued_at=NOW + 3))
+        assert store.claim_queued("e1", 5, NOW, tasks=[]) == []
+        assert ids(store.claim_queued("e1", 5, NOW, tasks=["numbers/classify"])) == ["b"]
+        # A task no live engine serves is claimed too (to be ended internal_error), others not.
+        assert ids(store.claim_queued("e2", 5, NOW, tasks=["x/y"],
+                                      served=["x/y", "skel/id2", "numbers/classify"])) == ["c"]
+        assert ids(store.claim_queued("e2", 1, NOW, tasks=["skel/id2"])) == ["a"]
+        assert ids(store.claim_queued("e2", 5, NOW)) == ["d"]
+
+    def test_takeovers_newest_first(self, store: Store) -> None:
+        first = Takeover(job_id="j1", from_engine="kz-1:1:a", to_engine="kz-2:2:b", to_name="kz-2",
+                         at=NOW, rows_done=5, outcome="resumed")
+        second = Takeover(job_id="j2", from_engine="kz-1:1:a", to_engine="kz-3:3:c", to_name="kz-3",
+                          at=NOW + 1, rows_done=0, outcome="internal_error")
+        other = Takeover(job_id="j3", from_engine="kz-9:9:z", to_engine="kz-2:2:b", to_name="kz-2",
+                         at=NOW + 2, rows_done=1, outcome="resumed")
+        for takeover in (first, second, other):
+            store.record_takeover(takeover)
+        assert store.takeovers() == [other, second, first]
+        assert store.takeovers(from_engine="kz-1:1:a") == [second, first]
+        assert store.takeovers(limit=1) == [other]
+        assert store.takeovers(from_engine="nobody") == []
 
     # --------------------------------------------------------------- triggers
 

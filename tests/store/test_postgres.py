@@ -17,14 +17,8 @@ import pytest
 
 from kzconsole.engine.models import JOB_FIELDS, JobStatus
 from kzconsole.engine.store import open_store
-from kzconsole.engine.store.base import Fenced, StoreError
-from kzconsole.engine.store.postgres import (
-    CHUNK,
-    MIGRATIONS,
-    SCHEMA_VERSION,
-    PostgresStore,
-    redact_url,
-)
+from kzconsole.engine.store.base import Fenced, StoreError, redact_url
+from kzconsole.engine.store.postgres import CHUNK, MIGRATIONS, SCHEMA_VERSION, PostgresStore
 from tests.pgserver import PORT, PostgresServer
 from tests.store.contract import NOW, StoreContract, ids, make_job
 
@@ -482,3 +476,19 @@ def test_a_reader_behind_pruned_changes_is_told_to_reset(store: PostgresStore) -
     store.create_job(make_job("j2"))
     _, found = store.changes(after)
     assert [(c.kind, c.job_id) for c in found] == [("job", "j2")]
+
+
+def test_migrates_a_version_1_database(pg_url: str) -> None:
+    with raw(pg_url) as conn:
+        conn.execute("CREATE TABLE kz_schema (version integer NOT NULL)")
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("INSERT INTO kz_schema VALUES (1)")
+        conn.execute("INSERT INTO jobs (id, account_id, auth_account_id, category, action, status, created)"
+                     " VALUES ('j1', 'a', 'a', 'c', 'x', 'pending', 1)")
+        conn.execute("INSERT INTO engines (node, host, pid, started, expires) VALUES ('e', 'h', 1, 0, 1)")
+    with PostgresStore(pg_url) as store:
+        assert store.schema_version() == SCHEMA_VERSION
+        assert store.get_job("j1") is not None
+        (lease,) = store.engines()
+        assert (lease.name, lease.tasks, lease.slots) == ("", (), 0)

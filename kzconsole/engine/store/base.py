@@ -39,11 +39,12 @@ learns what the others changed, and which jobs, without re-reading everything.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
+from urllib.parse import urlsplit, urlunsplit
 
-from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord
+from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, Takeover
 from kzconsole.engine.store.query import InvalidQuery, JobQuery, JobRows
 
 __all__ = [
@@ -58,6 +59,7 @@ __all__ = [
     "FILE_KINDS",
     "CHANGE_KINDS",
     "check_kind",
+    "redact_url",
     "copy_stream",
 ]
 
@@ -185,12 +187,27 @@ class Store(abc.ABC):
         None (nothing deleted)."""
 
     @abc.abstractmethod
-    def claim_queued(self, node: str, limit: int, now: float | None = None) -> list[JobRecord]:
+    def claim_queued(
+        self,
+        node: str,
+        limit: int,
+        now: float | None = None,
+        *,
+        name: str | None = None,
+        tasks: Collection[str] | None = None,
+        served: Collection[str] | None = None,
+    ) -> list[JobRecord]:
         """Atomically take up to ``limit`` jobs that are ``pending`` with ``queued_at`` set, in
-        ``queued_at`` order (then ``id``), and mark them ``executing`` with ``owner`` = ``node`` =
-        ``node``, ``start_timestamp`` = ``now`` (default: :meth:`now`), ``queued_at`` kept, and
-        ``claim`` incremented. Two engines calling this at once never get the same job. Returns the
-        claimed records."""
+        ``queued_at`` order (then ``id``), and mark them ``executing`` with ``owner`` = ``node``
+        (the claiming engine's id), ``node`` = ``name`` (its node name; default ``node``),
+        ``start_timestamp`` = ``now`` (default: :meth:`now`), ``queued_at`` kept, and ``claim``
+        incremented. Two engines calling this at once never get the same job. Returns the
+        claimed records.
+
+        ``tasks`` (``"category/action"`` names; None: any) narrows the claim to the jobs whose
+        task the engine has; with ``served`` (the tasks of every live engine), jobs whose task is
+        in none of them are claimed too, so that the claiming engine ends them ``internal_error``
+        instead of leaving them queued for ever (contract 9)."""
 
     def save_job(
         self,
@@ -273,6 +290,15 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def engines(self) -> list[EngineLease]:
         """Every engine lease, alive or expired."""
+
+    @abc.abstractmethod
+    def record_takeover(self, takeover: Takeover) -> None:
+        """Record that an engine resumed (or ended) a job a dead engine left (``kzconsole
+        nodes`` shows what was resumed elsewhere when an engine died)."""
+
+    @abc.abstractmethod
+    def takeovers(self, *, from_engine: str | None = None, limit: int = 100) -> list[Takeover]:
+        """Takeovers newest first (by ``at`` descending), optionally of one dead engine's jobs."""
 
     # --------------------------------------------------------------- triggers
 
@@ -378,6 +404,19 @@ class Store(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password, for messages and logs."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "postgresql://..."
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + ":***"
+    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
 
 
 def check_kind(kind: str) -> None:

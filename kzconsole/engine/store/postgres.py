@@ -50,13 +50,12 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, TypeVar
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
+from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus, Takeover
 from kzconsole.engine.store.base import (
     ApiKey,
     Fenced,
@@ -64,6 +63,7 @@ from kzconsole.engine.store.base import (
     StoreChange,
     StoreError,
     check_kind,
+    redact_url,
 )
 from kzconsole.engine.store.query import (
     Dialect,
@@ -234,6 +234,97 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX api_tokens_key ON api_tokens (key_id)",
         "CREATE INDEX api_tokens_expires ON api_tokens (expires)",
     ),
+    # 3: what `kzconsole nodes` shows about each engine is never NULL; takeovers name the engines
+    # by id and the taker's node name (nothing wrote takeovers before this step).
+    (
+        "UPDATE engines SET name = coalesce(name, ''), version = coalesce(version, ''),"
+        " slots = coalesce(slots, 0), running = coalesce(running, 0), tasks = coalesce(tasks, '{}')",
+        "ALTER TABLE engines ALTER COLUMN name SET DEFAULT '', ALTER COLUMN name SET NOT NULL,"
+        " ALTER COLUMN version SET DEFAULT '', ALTER COLUMN version SET NOT NULL,"
+        " ALTER COLUMN slots SET DEFAULT 0, ALTER COLUMN slots SET NOT NULL,"
+        " ALTER COLUMN running SET DEFAULT 0, ALTER COLUMN running SET NOT NULL,"
+        " ALTER COLUMN tasks SET DEFAULT '{}', ALTER COLUMN tasks SET NOT NULL",
+        "DROP TABLE takeovers",
+        """
+        CREATE TABLE takeovers (
+            id          bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            job_id      text NOT NULL,
+            from_engine text,
+            to_engine   text NOT NULL,
+            to_name     text NOT NULL,
+            at          double precision NOT NULL,
+            rows_done   bigint NOT NULL,
+            outcome     text NOT NULL
+        )
+        """,
+        "CREATE INDEX takeovers_at ON takeovers (at DESC, id DESC)",
+        "CREATE INDEX takeovers_from ON takeovers (from_engine, at DESC)",
+    ),
+    # 4: appends in one round trip: fence, cut back, write, size and change record on the server.
+    (
+        r"""
+        CREATE OR REPLACE FUNCTION kz_append(p_job text, p_kind text, p_data bytea, p_offset bigint,
+                                             p_claim bigint, p_origin text, p_request text)
+        RETURNS bigint LANGUAGE plpgsql AS $$
+        DECLARE
+            v_claim bigint;
+            v_size bigint;
+            v_at integer := 0;
+            v_len integer := length(p_data);
+        BEGIN
+            -- FOR SHARE: a takeover (an UPDATE of the claim) waits for this write, and vice versa.
+            SELECT claim INTO v_claim FROM jobs WHERE id = p_job FOR SHARE;
+            IF NOT FOUND THEN
+                IF p_claim IS NOT NULL THEN
+                    RAISE EXCEPTION 'job % was removed', p_job USING ERRCODE = 'KZF01';
+                END IF;
+                RAISE EXCEPTION 'no job %', p_job USING ERRCODE = 'KZN01';
+            END IF;
+            IF p_claim IS NOT NULL AND v_claim <> p_claim THEN
+                RAISE EXCEPTION 'job % was taken over by another engine (claim %, not %)',
+                    p_job, v_claim, p_claim USING ERRCODE = 'KZF01';
+            END IF;
+            INSERT INTO job_files (job_id, kind, size) VALUES (p_job, p_kind, 0)
+                ON CONFLICT (job_id, kind) DO UPDATE SET size = job_files.size
+                RETURNING size INTO v_size;
+            IF p_offset IS NOT NULL AND p_offset > v_size THEN
+                RAISE EXCEPTION 'cannot append to the % of job % at %: it holds only % bytes',
+                    p_kind, p_job, p_offset, v_size USING ERRCODE = 'KZS01';
+            END IF;
+            IF p_offset IS NOT NULL AND p_offset < v_size THEN
+                DELETE FROM file_chunks WHERE job_id = p_job AND kind = p_kind AND start >= p_offset;
+                UPDATE file_chunks SET data = substring(data FROM 1 FOR (p_offset - start)::int)
+                    WHERE job_id = p_job AND kind = p_kind AND start = (SELECT max(start)
+                    FROM file_chunks WHERE job_id = p_job AND kind = p_kind)
+                    AND start + length(data) > p_offset;
+                v_size := p_offset;
+            END IF;
+            IF v_len > 0 AND v_len < 4096 THEN
+                -- A small append (a log line) grows a small last chunk.
+                UPDATE file_chunks SET data = data || p_data
+                    WHERE job_id = p_job AND kind = p_kind AND start = (SELECT max(start)
+                    FROM file_chunks WHERE job_id = p_job AND kind = p_kind)
+                    AND length(data) < 65536 AND start + length(data) = v_size;
+                IF FOUND THEN
+                    v_at := v_len;
+                END IF;
+            END IF;
+            WHILE v_at < v_len LOOP
+                INSERT INTO file_chunks (job_id, kind, start, data)
+                    VALUES (p_job, p_kind, v_size + v_at, substring(p_data FROM v_at + 1 FOR 1048576));
+                v_at := v_at + 1048576;
+            END LOOP;
+            UPDATE job_files SET size = v_size + v_len WHERE job_id = p_job AND kind = p_kind;
+            IF p_kind = 'log' THEN
+                INSERT INTO changes (tx, at, kind, job_id, origin, request)
+                    VALUES (pg_current_xact_id()::text::bigint, extract(epoch FROM clock_timestamp()),
+                            'log', p_job, p_origin, p_request);
+            END IF;
+            RETURN v_size + v_len;
+        END
+        $$
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -246,6 +337,7 @@ CHUNK = 1 << 20  # bytes per stored chunk (and per read of a stream being stored
 SMALL_CHUNK = 64 * 1024
 
 NOTIFY_CHANNEL = "kzconsole_changes"
+IDLE_IN_TRANSACTION_MS = 5000
 CHANGES_KEPT_S = 3600.0  # changes older than this are pruned (a reader that far behind re-reads)
 WAIT_POLL_S = 0.2  # wait_changes re-checks this often even without a notification
 
@@ -259,6 +351,7 @@ _STATUS_INDEX = JOB_FIELDS.index("status")
 _FIRING_COLUMNS = "id, trigger, key, node, started, ended, status, reason, functions, databases"
 _LEASE_FIELDS = tuple(EngineLease.__dataclass_fields__)  # type: ignore[attr-defined]
 _LEASE_COLUMNS = ", ".join(_LEASE_FIELDS)
+_TAKEOVER_COLUMNS = "job_id, from_engine, to_engine, to_name, at, rows_done, outcome"
 
 # SQLSTATE classes and codes worth a retry: the same statement will work once the server is back,
 # the lock holder is gone or a snapshot is fresh.
@@ -271,21 +364,8 @@ _TRANSIENT_SQLSTATES = frozenset({
     "57P02",  # crash_shutdown
     "57P03",  # cannot_connect_now (starting up, shutting down, in recovery)
     "57P05",  # idle_session_timeout
-    "25P03",  # idle_in_transaction_session_timeout
+    "25P03",  # idle_in_transaction_session_timeout (this process was frozen mid-transaction)
 })
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "postgresql://..."
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
 
 
 class PoolTimeout(Exception):
@@ -778,21 +858,20 @@ class PostgresStore(Store):
         return self._run(f"deleting job {job_id!r}", delete, write=True, exactly_once=True)
 
     def claim_queued(self, node: str, limit: int, now: float | None = None, *,
-                     owner: str | None = None, tasks: Iterable[str] | None = None) -> list[JobRecord]:
-        """See :meth:`Store.claim_queued`. ``owner`` (default ``node``) is the engine holding the
-        claims; ``tasks`` (``"category/action"`` names) narrows the claim to the jobs whose task
-        this engine has."""
+                     name: str | None = None, tasks: Collection[str] | None = None,
+                     served: Collection[str] | None = None) -> list[JobRecord]:
         if limit <= 0:
             return []
-        owner = owner or node
+        owner = node
         task_filter = ""
         params: list[Any] = []
         if tasks is not None:
-            names = sorted(set(tasks))
-            if not names:
-                return []
-            task_filter = " AND category || '/' || action = ANY(%s)"
-            params.append(names)
+            task_filter = " AND (category || '/' || action = ANY(%s)"
+            params.append(sorted(set(tasks)))
+            if served is not None:
+                task_filter += " OR NOT category || '/' || action = ANY(%s)"
+                params.append(sorted(set(served)))
+            task_filter += ")"
         started = "%s" if now is not None else "extract(epoch FROM clock_timestamp())"
         sql = (
             "WITH head AS (SELECT id FROM jobs WHERE status = 'pending' AND queued_at IS NOT NULL"
@@ -804,7 +883,7 @@ class PostgresStore(Store):
         sql = (f"WITH claimed AS ({sql}),"
                f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', claimed.id, %s, %s FROM claimed)"
                f" SELECT * FROM claimed")
-        params = [*params, limit, owner, node, *([now] if now is not None else [])]
+        params = [*params, limit, owner, name or node, *([now] if now is not None else [])]
 
         def claim(tx: _Tx) -> list[JobRecord]:
             jobs = [_job_from_row(row) for row in tx.execute(sql, [*params, tx.origin, tx.request])]
@@ -872,6 +951,23 @@ class PostgresStore(Store):
         if offset is not None and offset < 0:
             raise ValueError(f"append_file: offset must be >= 0, not {offset}")
         data = bytes(data)
+        if offset is not None or kind == "log":
+            # One statement (the server's kz_append): with an offset it is idempotent; a log
+            # append records its change with the request token, so a lost answer is looked up.
+            def append_one(tx: _Tx) -> int:
+                row = tx.execute("SELECT kz_append(%s, %s, %s, %s, %s, %s, %s)",
+                                 (job_id, kind, data, offset, claim, tx.origin, tx.request)).fetchone()
+                assert row is not None
+                return int(row[0])
+
+            def replay(tx: _Tx) -> int:
+                return self.file_size(job_id, kind) or 0
+
+            try:
+                return self._run(f"writing the {kind} of job {job_id!r}", append_one,
+                                 replay=replay if offset is None else None)
+            except StoreError as exc:
+                raise self._append_error(exc, job_id) from exc.__cause__
 
         def append(tx: _Tx) -> int:
             self._fence(tx, job_id, claim)
@@ -903,6 +999,16 @@ class PostgresStore(Store):
         # With an offset the append is idempotent (cut back, then write): a retry is harmless.
         return self._run(f"writing the {kind} of job {job_id!r}", append, write=True,
                          exactly_once=offset is None)
+
+    def _append_error(self, exc: StoreError, job_id: str) -> StoreError:
+        """kz_append's own errors as the interface names them."""
+        code = getattr(exc.__cause__, "sqlstate", None)
+        message = (getattr(getattr(exc.__cause__, "diag", None), "message_primary", None) or str(exc))
+        if code == "KZF01":
+            return Fenced(message)
+        if code in ("KZN01", "KZS01"):
+            return StoreError(f"store {self.display}: {message}")
+        return exc
 
     @staticmethod
     def _truncate(tx: _Tx, job_id: str, kind: str, offset: int) -> None:
@@ -1040,7 +1146,7 @@ class PostgresStore(Store):
     # ---------------------------------------------------------------- engines
 
     def heartbeat(self, lease: EngineLease) -> None:
-        values = [getattr(lease, field) for field in _LEASE_FIELDS]
+        values = [list(v) if isinstance(v, tuple) else v for v in (getattr(lease, f) for f in _LEASE_FIELDS)]
         updates = ", ".join(f"{field} = excluded.{field}" for field in _LEASE_FIELDS if field != "node")
         # One statement; a new lease is news (an `engine` change), a renewal is not. (xmax = 0 is
         # how PostgreSQL tells an inserted row from an updated one in RETURNING.)
@@ -1071,9 +1177,35 @@ class PostgresStore(Store):
     def engines(self) -> list[EngineLease]:
         def select(tx: _Tx) -> list[EngineLease]:
             rows = tx.execute(f"SELECT {_LEASE_COLUMNS} FROM engines ORDER BY started, node").fetchall()
-            return [EngineLease(*row) for row in rows]
+            return [EngineLease(*(tuple(v) if isinstance(v, list) else v for v in row)) for row in rows]
 
         return self._run("listing engines", select)
+
+    def record_takeover(self, takeover: Takeover) -> None:
+        def insert(tx: _Tx) -> None:
+            tx.execute(f"INSERT INTO takeovers ({_TAKEOVER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
+                       (takeover.job_id, takeover.from_engine, takeover.to_engine, takeover.to_name,
+                        takeover.at, takeover.rows_done, takeover.outcome))
+            tx.change("engine")
+
+        self._run(f"recording the takeover of job {takeover.job_id!r}", insert, write=True,
+                  exactly_once=True)
+
+    def takeovers(self, *, from_engine: str | None = None, limit: int = 100) -> list[Takeover]:
+        if limit <= 0:
+            return []
+        sql = f"SELECT {_TAKEOVER_COLUMNS} FROM takeovers"
+        params: list[Any] = []
+        if from_engine is not None:
+            sql += " WHERE from_engine = %s"
+            params.append(from_engine)
+        sql += " ORDER BY at DESC, id DESC LIMIT %s"
+        params.append(limit)
+
+        def select(tx: _Tx) -> list[Takeover]:
+            return [Takeover(*row) for row in tx.execute(sql, params).fetchall()]
+
+        return self._run("listing takeovers", select)
 
     # --------------------------------------------------------------- triggers
 
@@ -1286,6 +1418,10 @@ class _Pool:
             if conn is None or conn.closed:
                 conn = psycopg.connect(self._url, autocommit=True,
                                        connect_timeout=max(1, round(min(timeout, self._connect_timeout))))
+                # A process frozen (or cut off) inside one of our transactions must not hold its
+                # row locks for ever: every engine's takeover of its jobs would wait on them.
+                # The store's transactions are a few statements, never idle in between.
+                conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
             return conn
         except BaseException:
             self._slots.release()
@@ -1335,13 +1471,19 @@ class _Pool:
 
 class _ChunkReader(io.RawIOBase):
     """A seekable raw reader of one stored file; each read borrows a connection briefly, so a
-    reader left open (a console tailing a log) holds nothing on the server."""
+    reader left open (a console tailing a log) holds nothing on the server.
+
+    It reads ahead a chunk at a time: a text reader above it asks for 8 KiB at a time (and
+    BufferedReader.read1 passes such small reads straight through), which would otherwise be a
+    query per 8 KiB."""
 
     def __init__(self, store: PostgresStore, job_id: str, kind: str) -> None:
         self._store = store
         self._job_id = job_id
         self._kind = kind
         self._pos = 0
+        self._ahead = b""  # the bytes stored from _ahead_at on, as last read
+        self._ahead_at = 0
 
     def readable(self) -> bool:
         return True
@@ -1359,6 +1501,7 @@ class _ChunkReader(io.RawIOBase):
             target = self._pos + offset
         elif whence == io.SEEK_END:
             target = (self._store.file_size(self._job_id, self._kind) or 0) + offset
+            self._ahead = b""  # the file may have grown or been cut back: read it afresh
         else:
             raise ValueError(f"invalid whence {whence}")
         if target < 0:
@@ -1368,7 +1511,12 @@ class _ChunkReader(io.RawIOBase):
 
     def readinto(self, buffer: Any) -> int:
         view = memoryview(buffer).cast("B")
-        data = self._store._read_at(self._job_id, self._kind, self._pos, len(view))
+        start = self._pos - self._ahead_at
+        if not 0 <= start < len(self._ahead):
+            self._ahead = self._store._read_at(self._job_id, self._kind, self._pos, max(len(view), CHUNK))
+            self._ahead_at = self._pos
+            start = 0
+        data = self._ahead[start:start + len(view)]
         view[: len(data)] = data
         self._pos += len(data)
         return len(data)

@@ -38,11 +38,11 @@ import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
-from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus
+from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus, Takeover
 from kzconsole.engine.store.base import (
     ApiKey,
     Fenced,
@@ -218,6 +218,28 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )
         """,
     ),
+    # 6: what `kzconsole nodes` shows about each engine, and the jobs taken over from dead ones.
+    (
+        "ALTER TABLE engines ADD COLUMN name TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE engines ADD COLUMN version TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE engines ADD COLUMN slots INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE engines ADD COLUMN running INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE engines ADD COLUMN tasks TEXT NOT NULL DEFAULT '[]'",
+        """
+        CREATE TABLE takeovers (
+            id          INTEGER PRIMARY KEY AUTOINCREMENT,
+            job_id      TEXT NOT NULL,
+            from_engine TEXT,
+            to_engine   TEXT NOT NULL,
+            to_name     TEXT NOT NULL,
+            at          REAL NOT NULL,
+            rows_done   INTEGER NOT NULL,
+            outcome     TEXT NOT NULL
+        )
+        """,
+        "CREATE INDEX takeovers_at ON takeovers (at DESC, id DESC)",
+        "CREATE INDEX takeovers_from ON takeovers (from_engine, at DESC)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -231,7 +253,8 @@ _PRUNE_EVERY = 1024
 # How often wait_changes looks at PRAGMA data_version.
 _WAIT_POLL_S = 0.02
 _FIRING_COLUMNS = "id, trigger, key, node, started, ended, status, reason, functions, databases"
-_ENGINE_COLUMNS = "node, host, pid, started, expires"
+_ENGINE_COLUMNS = "node, host, pid, started, expires, name, version, slots, running, tasks"
+_TAKEOVER_COLUMNS = "job_id, from_engine, to_engine, to_name, at, rows_done, outcome"
 _API_KEY_COLUMNS = "id, account_id, name, superadmin, created, key_hash"
 
 # SQLite's own wait for a lock, per attempt. Shorter than the overall deadline so the retry loop
@@ -396,6 +419,30 @@ def _with_flags(row: tuple[Any, ...], flags: Sequence[int]) -> tuple[Any, ...]:
 def _api_key_from_row(row: tuple[Any, ...]) -> ApiKey:
     key_id, account_id, name, superadmin, created, key_hash = row
     return ApiKey(key_id, account_id, name, bool(superadmin), created, key_hash)
+
+
+def _task_filter(tasks: Collection[str] | None, served: Collection[str] | None) -> tuple[str, list[Any]] | None:
+    """claim_queued's narrowing to an engine's tasks (and to the tasks no live engine serves);
+    None when it can match nothing. (No empty IN list: with one, SQLite finds no plan for the
+    forced queue index.)"""
+    if tasks is None:
+        return "", []
+    task = "category || '/' || action"
+    mine = sorted(set(tasks))
+    known = None if served is None else sorted(set(served))
+    clauses: list[str] = []
+    params: list[Any] = []
+    if mine:
+        clauses.append(f"{task} IN ({', '.join('?' * len(mine))})")
+        params.extend(mine)
+    if known is not None:
+        if not known:
+            return "", []  # no engine serves anything: every queued job is an orphan
+        clauses.append(f"{task} NOT IN ({', '.join('?' * len(known))})")
+        params.extend(known)
+    if not clauses:
+        return None
+    return f" AND ({' OR '.join(clauses)})", params
 
 
 # ------------------------------------------------------------------------------------- store
@@ -820,15 +867,18 @@ class SQLiteStore(Store):
         return removed
 
     def _claim_statement(
-        self, node: str, limit: int, now: float | None = None
-    ) -> tuple[str, int, float]:
-        return node, limit, self.now() if now is None else now
+        self, node: str, limit: int, now: float | None = None, *, name: str | None = None,
+        tasks: Collection[str] | None = None, served: Collection[str] | None = None,
+    ) -> tuple[str, int, float, str, tuple[str, list[Any]] | None]:
+        return node, limit, self.now() if now is None else now, name or node, _task_filter(tasks, served)
 
-    def _claim(self, conn: sqlite3.Connection, node: str, limit: int, now: float) -> list[JobRecord]:
+    def _claim(self, conn: sqlite3.Connection, node: str, limit: int, now: float, name: str,
+               narrowing: tuple[str, list[Any]] | None) -> list[JobRecord]:
         """claim_queued inside a write transaction: no other writer runs in between, so no job
-        is claimed twice."""
-        if limit <= 0:
+        is claimed twice. ``narrowing``: _task_filter's (None: nothing can match)."""
+        if limit <= 0 or narrowing is None:
             return []
+        narrow, narrow_params = narrowing
         ids = [
             row[0]
             for row in conn.execute(
@@ -836,9 +886,9 @@ class SQLiteStore(Store):
                 # pending job; the queue index is the right one. The literal 'pending' (not a
                 # parameter) is what lets SQLite use that partial index at all.
                 "SELECT id FROM jobs INDEXED BY jobs_queue"
-                " WHERE status = 'pending' AND queued_at IS NOT NULL"
+                f" WHERE status = 'pending' AND queued_at IS NOT NULL{narrow}"
                 " ORDER BY queued_at, id LIMIT ?",
-                (limit,),
+                (*narrow_params, limit),
             )
         ]
         if not ids:
@@ -846,7 +896,7 @@ class SQLiteStore(Store):
         rows = conn.execute(
             f"UPDATE jobs SET status = ?, owner = ?, node = ?, start_timestamp = ?,"
             f" claim = claim + 1 WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {_JOB_COLUMNS}",
-            (JobStatus.EXECUTING.value, node, node, now, *ids),
+            (JobStatus.EXECUTING.value, node, name, now, *ids),
         ).fetchall()
         jobs = [_job_from_row(row) for row in rows]
         for job in jobs:
@@ -864,13 +914,22 @@ class SQLiteStore(Store):
 
         return self._run("looking at the queue", peek)
 
-    def claim_queued(self, node: str, limit: int, now: float | None = None) -> list[JobRecord]:
+    def claim_queued(
+        self,
+        node: str,
+        limit: int,
+        now: float | None = None,
+        *,
+        name: str | None = None,
+        tasks: Collection[str] | None = None,
+        served: Collection[str] | None = None,
+    ) -> list[JobRecord]:
         if limit <= 0:
             return []
         # A read first (WAL readers take no lock): an empty queue costs no write transaction.
         if self._queue_empty():
             return []
-        claiming = self._claim_statement(node, limit, now)
+        claiming = self._claim_statement(node, limit, now, name=name, tasks=tasks, served=served)
         return self._run("claiming queued jobs", lambda conn: self._claim(conn, *claiming), write=True)
 
     def jobs_in_status(self, status: str, *, owner: str | None = None) -> list[JobRecord]:
@@ -996,15 +1055,19 @@ class SQLiteStore(Store):
     # ---------------------------------------------------------------- engines
 
     def heartbeat(self, lease: EngineLease) -> None:
+        values = (lease.host, lease.pid, lease.started, lease.expires, lease.name, lease.version,
+                  lease.slots, lease.running, json.dumps(list(lease.tasks)))
+
         def upsert(conn: sqlite3.Connection) -> None:
             renewed = conn.execute(
-                "UPDATE engines SET host = ?, pid = ?, started = ?, expires = ? WHERE node = ?",
-                (lease.host, lease.pid, lease.started, lease.expires, lease.node),
+                "UPDATE engines SET host = ?, pid = ?, started = ?, expires = ?, name = ?,"
+                " version = ?, slots = ?, running = ?, tasks = ? WHERE node = ?",
+                (*values, lease.node),
             ).rowcount
             if not renewed:
                 conn.execute(
-                    f"INSERT INTO engines ({_ENGINE_COLUMNS}) VALUES (?, ?, ?, ?, ?)",
-                    (lease.node, lease.host, lease.pid, lease.started, lease.expires),
+                    f"INSERT INTO engines ({_ENGINE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (lease.node, *values),
                 )
                 self._change(conn, "engine", None)
 
@@ -1022,9 +1085,36 @@ class SQLiteStore(Store):
             rows = conn.execute(
                 f"SELECT {_ENGINE_COLUMNS} FROM engines ORDER BY started, node"
             ).fetchall()
-            return [EngineLease(*row) for row in rows]
+            return [EngineLease(*row[:9], tasks=tuple(json.loads(row[9]))) for row in rows]
 
         return self._run("listing engines", select)
+
+    def record_takeover(self, takeover: Takeover) -> None:
+        def insert(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                f"INSERT INTO takeovers ({_TAKEOVER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (takeover.job_id, takeover.from_engine, takeover.to_engine, takeover.to_name,
+                 takeover.at, takeover.rows_done, takeover.outcome),
+            )
+            self._change(conn, "engine", None)
+
+        self._run(f"recording the takeover of job {takeover.job_id!r}", insert, write=True)
+
+    def takeovers(self, *, from_engine: str | None = None, limit: int = 100) -> list[Takeover]:
+        if limit <= 0:
+            return []
+        sql = f"SELECT {_TAKEOVER_COLUMNS} FROM takeovers"
+        params: list[Any] = []
+        if from_engine is not None:
+            sql += " WHERE from_engine = ?"
+            params.append(from_engine)
+        sql += " ORDER BY at DESC, id DESC LIMIT ?"
+        params.append(limit)
+
+        def select(conn: sqlite3.Connection) -> list[Takeover]:
+            return [Takeover(*row) for row in conn.execute(sql, params).fetchall()]
+
+        return self._run("listing takeovers", select)
 
     # --------------------------------------------------------------- triggers
 
