@@ -165,29 +165,24 @@ class Catalog:
         """Messages for each task or verifier of ``candidate`` that ANOTHER loaded source already
         declares, naming both places (file:line). Its own previous version does not count: a
         reload of the same source replaces it."""
-        tasks: dict[tuple[str, str], tuple[TaskSpec, str]] = {}
-        verifiers: dict[tuple[str, str], tuple[VerifierSpec, str]] = {}
+        # One declaration per key: ("task", category, action) or ("verifier", category, field).
+        declared: dict[tuple[str, str, str], tuple[TaskSpec | VerifierSpec, str]] = {}
+
+        def keyed(src: PluginSource) -> list[tuple[tuple[str, str, str], TaskSpec | VerifierSpec]]:
+            return ([(("task", t.category, t.action), t) for t in src.tasks]
+                    + [(("verifier", v.category, v.field), v) for v in src.verifiers])
+
         for src in self._snapshot.sources:
-            if not src.loaded or src.source == candidate.source:
-                continue
-            for spec in src.tasks:
-                tasks.setdefault((spec.category, spec.action), (spec, src.source))
-            for vspec in src.verifiers:
-                verifiers.setdefault((vspec.category, vspec.field), (vspec, src.source))
+            if src.loaded and src.source != candidate.source:
+                for key, spec in keyed(src):
+                    declared.setdefault(key, (spec, src.source))
         messages = []
-        for spec in candidate.tasks:
-            if (spec.category, spec.action) in tasks:
-                other, owner = tasks[(spec.category, spec.action)]
+        for key, spec in keyed(candidate):
+            if key in declared:
+                other, owner = declared[key]
                 messages.append(
-                    f"task {spec.name} declared at {spec.where} is already declared at "
+                    f"{key[0]} {spec.name} declared at {spec.where} is already declared at "
                     f"{other.where} (plugin {owner})"
-                )
-        for vspec in candidate.verifiers:
-            if (vspec.category, vspec.field) in verifiers:
-                otherv, owner = verifiers[(vspec.category, vspec.field)]
-                messages.append(
-                    f"verifier {vspec.name} declared at {vspec.where} is already declared at "
-                    f"{otherv.where} (plugin {owner})"
                 )
         return messages
 

@@ -210,9 +210,9 @@ def install_stream_router() -> None:
     """Route job threads' prints to their logs (idempotent)."""
     with _install_lock:
         if not isinstance(sys.stdout, _StreamRouter) and sys.stdout is not None:
-            sys.stdout = _StreamRouter(sys.stdout, logging.INFO)  # type: ignore[assignment]
+            sys.stdout = _StreamRouter(sys.stdout, logging.INFO)  # type: ignore[assignment,arg-type]
         if not isinstance(sys.stderr, _StreamRouter) and sys.stderr is not None:
-            sys.stderr = _StreamRouter(sys.stderr, logging.WARNING)  # type: ignore[assignment]
+            sys.stderr = _StreamRouter(sys.stderr, logging.WARNING)  # type: ignore[assignment,arg-type]
 
 
 class bound_to_job:

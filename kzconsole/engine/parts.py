@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any, Self, cast
 
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.events import CatalogChanged, EngineLogged, EventBus, StoreChanged
@@ -23,6 +23,7 @@ from kzconsole.engine.store import Store, StoreChange, open_store
 # tasks list` or `show` never needs them, and the command line must start fast.
 if TYPE_CHECKING:
     from kzconsole.engine.catalog import Catalog
+    from kzconsole.engine.engine import Engine
     from kzconsole.engine.executor import ClaimHook, Executor
     from kzconsole.engine.loader import Loader
     from kzconsole.engine.scheduler import Scheduler
@@ -54,7 +55,8 @@ class EngineParts:
         # as their `node`; the engine id, unique to this process, owns the jobs it runs.
         self.node_name = node_name(getattr(getattr(settings, "engine", None), "node", None))
         self.node = node or new_node_id(self.node_name)
-        self.runtime = EngineRuntime(self)
+        # EngineParts is only ever the base of the Engine facade, whose methods the runtime uses.
+        self.runtime = EngineRuntime(cast("Engine", self))
         self._store = store
         self._lifecycle: JobLifecycle | None = None
         self._catalog: Catalog | None = None

@@ -8,21 +8,32 @@ each answer their own plugins: their own data dir, options, databases and jobs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from kzconsole import plugin as _plugin_api
+from kzconsole.engine.clock import Clock
+from kzconsole.engine.models import JobRecord
 from kzconsole.plugin import Database
 
-if TYPE_CHECKING:
-    from kzconsole.engine.engine import Engine
-
 __all__ = ["EngineRuntime"]
+
+
+class _Host(Protocol):
+    """What of its engine a runtime uses (the Engine facade)."""
+
+    settings: Any
+    clock: Clock
+    data_dir: Path
+
+    def list_jobs(self, *, status: Any = None) -> list[JobRecord]: ...
+
+    def remove_job(self, job_id: str) -> Any: ...
 
 
 class EngineRuntime(_plugin_api.Runtime):
     """The services of one engine."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: _Host) -> None:
         self._engine = engine
 
     def bound(self) -> Any:

@@ -445,7 +445,7 @@ class TriggerEngine:
 
             final = dataclasses.replace(
                 firing, ended=ended, status=status, reason=reason,
-                functions=tuple(functions), databases=tuple(databases),
+                functions=tuple(dict(f) for f in functions), databases=tuple(dict(d) for d in databases),
             )
         with _LOCAL_LOCK:
             _LOCAL_RUNNING.discard(firing.id)
