@@ -29,7 +29,7 @@ async def test_the_nodes_view_lists_every_engine_alive_or_dead(tmp_path: Path, p
         await wait_for(pilot, lambda: len(screen.nodes) == 2, what="both engines")
         assert [(n.name, n.alive) for n in screen.nodes] == [("node-b", True), ("node-a", False)]
         # The bar names the Nodes view on a cluster store.
-        assert "6 Nodes" in str(app.screen.query_one("ViewBar").render())
+        assert "6 Nodes" in app.screen.query_one("ViewBar").content_for(120).plain
         await pilot.press("down")
         details = app.screen.query_one("#nodes-detail-text")
         await wait_for(pilot, lambda: "resumed by node-b at row 18" in str(details.render()),
