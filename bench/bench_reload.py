@@ -153,7 +153,7 @@ def kzconsole_reload(root: Path, saves: int, idle_s: float) -> tuple[list[float]
     engine.events.subscribe(lambda ev: changed.set() if isinstance(ev, CatalogChanged) else None)
     engine.start(run_jobs=False, triggers=False)
     try:
-        [watcher] = [s for s in engine._extra if isinstance(s, PluginWatcher)]
+        [watcher] = [s for s in engine.services if isinstance(s, PluginWatcher)]
         if not watcher.watching.wait(5):
             raise SystemExit("the plugin watcher never started")
         samples = []

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Sequence
 from kzconsole.engine.arguments import check_job_arguments
 from kzconsole.engine.errors import EngineError, InvalidJobState, JobNotFound, JobRejected, describe_errors
 from kzconsole.engine.intake import InputReport
-from kzconsole.engine.legacy import DeprecatedPaths
 from kzconsole.engine.models import PUBLIC_JOB_KEYS, Firing, JobRecord
 from kzconsole.engine.parts import EngineParts
 from kzconsole.engine.store.query import JobQuery, JobRows
@@ -38,7 +37,7 @@ _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _JOB_ID_OR_PREFIX = re.compile(r"[0-9a-f]{6,32}")
 
 
-class Engine(EngineParts, DeprecatedPaths):
+class Engine(EngineParts):
     """Jobs, plugins and triggers over one store.
 
     ``Engine(settings)`` is cheap: plugins load on first use of :attr:`catalog`, and nothing runs

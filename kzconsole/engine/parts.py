@@ -168,6 +168,12 @@ class EngineParts:
             service.start()
             self._extra.append(service)
 
+    @property
+    def services(self) -> tuple[Any, ...]:
+        """The background services running since :meth:`start` (the plugin watcher, the trigger
+        engine), in the order they started."""
+        return tuple(self._extra)
+
     def _on_log_record(self, created: float, level: str, logger: str, message: str) -> None:
         self.events.emit(EngineLogged(created, level, logger, message))
 

@@ -13,6 +13,7 @@ loaded, reloaded or removed), or, hidden meanwhile, when it is shown again with 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from rich.table import Table
@@ -319,6 +320,11 @@ class CatalogScreen(ConsoleScreen):
         )
 
     # ------------------------------------------------------------------ details
+
+    @property
+    def tasks(self) -> Mapping[tuple[str, str], TaskView]:
+        """The tasks the view shows, by (category, action), as of its last load."""
+        return self._tasks
 
     def selected_task(self) -> TaskView | None:
         """The highlighted task (None when a category, or nothing, is highlighted)."""

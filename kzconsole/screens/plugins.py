@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -249,6 +250,16 @@ class PluginsScreen(ConsoleScreen):
             if self._reloading:
                 title.append("  (reloading...)")
         self.query_one("#plugins-title", Lines).update(title)
+
+    @property
+    def sources(self) -> Sequence[PluginSource]:
+        """The plugin sources the view shows, as of its last load."""
+        return self._sources
+
+    @property
+    def reloading(self) -> bool:
+        """Whether a reload asked from this view is still running."""
+        return self._reloading
 
     def selected_plugin(self) -> "PluginSource | None":
         table = self.query_one(DataTable)

@@ -12,6 +12,7 @@ without going back to the store, and only its cells are repainted.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
@@ -398,6 +399,11 @@ class TriggersScreen(ConsoleScreen):
             self._due_reload = now + DUE_RELOAD_SECONDS
         self.query_one("#triggers-title", Lines).update(title)
 
+    @property
+    def loaded(self) -> bool:
+        """Whether the schedule has been read at least once (the table may still be empty)."""
+        return self._loaded_once
+
     def selected_trigger(self) -> str | None:
         table = self.query_one(DataTable)
         if table.row_count == 0:
@@ -555,6 +561,11 @@ class TriggerHistoryModal(ModalScreen[None]):
             with VerticalScroll(id="history-details-pane"):
                 yield Static("", id="history-details")
             yield Footer()
+
+    @property
+    def firings(self) -> Sequence[dict[str, Any]]:
+        """The firings the history shows, newest first, as of its last load."""
+        return self._firings
 
     @property
     def engine(self) -> Any:

@@ -379,7 +379,9 @@ SORTED = sorted(DBS, key=lambda d: d.name)
 
 def test_pass_interval_counts_from_the_end_of_the_previous_pass(engines, store):
     seen = []
-    te = engines(catalog_with(("account", lambda db: seen.append(db.name))), dbs=SORTED, interval=600)
+    listing = [lambda: SORTED]  # what the database source does, changed as the test goes
+    te = engines(catalog_with(("account", lambda db: seen.append(db.name))), dbs=lambda: listing[0](),
+                 interval=600)
     clock = te.clock
     run_step(te, T0 + 599)
     assert seen == []
@@ -391,7 +393,7 @@ def test_pass_interval_counts_from_the_end_of_the_previous_pass(engines, store):
         clock.advance(100)
         return SORTED
 
-    te._list_databases = slow_listing
+    listing[0] = slow_listing
     te.step(T0 + 600)
     assert te.wait_idle(10)
     assert seen == ["account/00/00/0000000000000000000000000000", "account/ab/cd/0123456789abcdef0123456789ab"]
@@ -401,7 +403,7 @@ def test_pass_interval_counts_from_the_end_of_the_previous_pass(engines, store):
     assert te.next_fire("databases") == T0 + 1300
     run_step(te, T0 + 1299)
     assert len(store.list_firings(trigger="databases")) == 1
-    te._list_databases = lambda: SORTED
+    listing[0] = lambda: SORTED
     run_step(te, T0 + 1300)
     assert len(store.list_firings(trigger="databases")) == 2
 
@@ -420,8 +422,7 @@ def test_pass_visits_databases_in_name_order_by_kind_and_survives_failures(engin
     catalog = catalog_with(("account", per_account))
     for kind in ("account", "account_mod", "system", "other"):  # @trigger("all_dbs")
         install(catalog, (kind, everything), source=f"/plugins/all_{kind}.py")
-    te = engines(catalog, dbs=DBS)  # the source answers unsorted: the pass sorts
-    te._list_databases = lambda: SORTED
+    te = engines(catalog, dbs=SORTED)  # the source (list_databases) answers in name order
     firing = te.fire("databases")
     names = [v[1] for v in visits]
     assert names == [
@@ -504,7 +505,7 @@ def test_stopping_the_engine_ends_a_pass_between_databases(engines, store):
     worker = threading.Thread(target=lambda: done.append(te.fire("databases")))
     worker.start()
     assert entered.wait(5)
-    te._stop.set()  # what stop() does first
+    te.stop(timeout=0)  # asked while the first database's function runs (it is not waited for)
     gate.set()
     worker.join(10)
     [firing] = done
@@ -577,7 +578,7 @@ def test_engine_start_runs_the_trigger_engine(tmp_path, plugin_dir):
         engine.start(run_jobs=False, watch=False)
         from kzconsole.engine.triggers import TriggerEngine
 
-        [te] = [s for s in engine._extra if isinstance(s, TriggerEngine)]
+        [te] = [s for s in engine.services if isinstance(s, TriggerEngine)]
         assert te.running and te.own_lease
         assert [lease.node for lease in engine.store.engines()] == [engine.node]
         firing = engine.fire_trigger("minutely")  # through the running trigger engine

@@ -294,7 +294,7 @@ def test_a_running_job_finishes_with_the_code_it_started_with(engine_factory, pl
     engine.events.subscribe(on_event)
     reloaded = threading.Event()
     engine.start(triggers=False)
-    [watcher] = [s for s in engine._extra if isinstance(s, Watcher)]
+    [watcher] = [s for s in engine.services if isinstance(s, Watcher)]
     assert watcher.watching.wait(TIMEOUT)
     first = engine.add_job("w", "which", start=True)
     assert gate.entered.wait(TIMEOUT)

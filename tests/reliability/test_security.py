@@ -196,7 +196,7 @@ def test_file_name_is_sanitised(tmp_path, plugin_dir, given, kept):
         assert job.file_name == kept
         final = engine.run_job(job.id)
         created = files_under(tmp_path) - before
-        job_dir = engine.job_dir(job.id)
+        job_dir = engine.data_dir / "jobs" / job.id  # where a SQLite store keeps a job's larger files
         incoming = engine.data_dir / "incoming"  # where an input is checked; emptied after
         assert not any(incoming.iterdir())
         for path in created:
@@ -221,8 +221,8 @@ def test_job_ids_are_validated_before_they_become_paths(tmp_path, plugin_dir):
                 engine.find_job(bad)
             with pytest.raises(JobNotFound, match="no job"):
                 engine.get_job(bad)
-            with pytest.raises(ValueError):
-                engine.job_dir(bad)
+            # Nor does the store open a file by it (a path-like id names no job's files).
+            assert engine.store.open_file(bad, "input") is None
 
 
 def test_command_line_refuses_path_like_job_ids(tmp_path):

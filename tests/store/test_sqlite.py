@@ -82,7 +82,7 @@ def test_wal_and_synchronous_normal(store: SQLiteStore, db_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     finally:
         conn.close()
-    own = store._conn()
+    own = store.connection()
     assert own.execute("PRAGMA synchronous").fetchone()[0] == 1  # NORMAL
     assert own.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
 
@@ -200,7 +200,7 @@ def test_queries_use_indexes_with_100k_jobs(store: SQLiteStore, db_path: Path) -
         conn.close()
 
     # Record the SQL the store really runs (with values expanded), to check its query plans.
-    conn = store._conn()
+    conn = store.connection()
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
 
@@ -318,25 +318,29 @@ def test_gives_up_with_a_clear_error_after_the_timeout(db_path: Path, store: SQL
 
 def test_one_connection_per_thread_and_dead_threads_are_released(store: SQLiteStore) -> None:
     store.create_job(make_job("j1"))
-    seen: list[int] = []
+    seen: list[sqlite3.Connection] = []
 
     def read() -> None:
         assert store.get_job("j1") is not None
-        seen.append(id(store._conn()))
+        seen.append(store.connection())
 
     for _ in range(5):
         thread = threading.Thread(target=read)
         thread.start()
         thread.join()
-    assert id(store._conn()) not in seen
-    # Each new thread's connect closed the connections of threads that had ended.
-    assert len(store._conns) <= 2
+    assert all(store.connection() is not conn for conn in seen)
+    assert len({id(conn) for conn in seen}) == 5
+    # Each new thread's connect closed the connections of threads that had ended (the last one's
+    # is closed by the next connect, or by close()).
+    for conn in seen[:-1]:
+        with pytest.raises(sqlite3.ProgrammingError):
+            conn.execute("SELECT 1")
 
 
 def test_close_closes_every_threads_connection(db_path: Path) -> None:
     store = SQLiteStore(db_path)
-    conns: list[sqlite3.Connection] = [store._conn()]
-    thread = threading.Thread(target=lambda: conns.append(store._conn()))
+    conns: list[sqlite3.Connection] = [store.connection()]
+    thread = threading.Thread(target=lambda: conns.append(store.connection()))
     thread.start()
     thread.join()
     store.close()
@@ -406,14 +410,3 @@ def test_files_of_a_store_made_before_job_files_are_read_and_appended(store: SQL
     assert (folder / "out.csv").read_bytes() == b"h\nr1\nr2\n"
     with store.open_file("old", "log") as f:  # type: ignore[union-attr]
         assert f.read() == b"started\n"
-
-
-def test_file_path_moves_a_file_out_of_the_database_for_the_deprecated_facade(store: SQLiteStore, db_path: Path) -> None:
-    store.create_job(make_job("j1"))
-    store.append_file("j1", "log", b"one\n")
-    path = store.file_path("j1", "log")
-    assert path == db_path.parent / "jobs" / "j1" / "job.log" and path.read_bytes() == b"one\n"
-    store.append_file("j1", "log", b"two\n")  # later appends go there: a tail by path sees them
-    assert path.read_bytes() == b"one\ntwo\n"
-    with store.open_file("j1", "log") as f:  # type: ignore[union-attr]
-        assert f.read() == b"one\ntwo\n"

@@ -5,6 +5,7 @@ Time is UTC for every UI test (snapshots print times); the anyio plugin runs asy
 
 from __future__ import annotations
 
+import io
 import os
 import time
 from contextlib import asynccontextmanager
@@ -59,7 +60,8 @@ def make_job(n: int, **fields: Any):
 
 
 def seed_jobs(engine) -> list[Any]:
-    """A fixed set of jobs in every status, with files for the first one (the job view)."""
+    """A fixed set of jobs in every status, with files for the first two (the job view), stored
+    through the store's interface as an engine would."""
     from kzconsole.engine import JobStatus
 
     jobs = [
@@ -78,23 +80,21 @@ def seed_jobs(engine) -> list[Any]:
         make_job(7, status=JobStatus.PENDING, queued_at=T0 - 30),
         make_job(8, status=JobStatus.PENDING, total_count=None, file_name=None, category="skel", action="count"),
     ]
+    first_input = "col1,col2\n" + "".join(f"a{i},b{i}\n" for i in range(100))
     for job in jobs:
-        engine.store.create_job(job)
-    first = engine.job_dir(job_id(1))
-    first.mkdir(parents=True, exist_ok=True)
-    (first / "in.csv").write_text("col1,col2\n" + "".join(f"a{i},b{i}\n" for i in range(100)))
-    (first / "out.csv").write_text("Col1,Col2,error\n" + "".join(f"a{i},b{i},\n" for i in range(100)))
-    (first / "job.log").write_text(
+        engine.store.create_job(job, input=io.BytesIO(first_input.encode()) if job.id == job_id(1) else None)
+    store = engine.store
+    store.append_file(job_id(1), "output",
+                      ("Col1,Col2,error\n" + "".join(f"a{i},b{i},\n" for i in range(100))).encode())
+    store.append_file(job_id(1), "log", (
         "2025-11-28 08:10:00 INFO    job started: skel/id2, 100 rows\n"
         "2025-11-28 08:10:05 WARNING row 7 looked odd\n"
         "2025-11-28 08:10:10 INFO    job finished: success\n"
-    )
-    second = engine.job_dir(job_id(2))
-    second.mkdir(parents=True, exist_ok=True)
-    (second / "out.csv").write_text(
+    ).encode())
+    store.append_file(job_id(2), "output", (
         "Col1,Col2,error\n"
         + "".join(f"a{i},b{i},{'bad field(s): col2' if i % 10 == 3 else ''}\n" for i in range(100))
-    )
+    ).encode())
     return jobs
 
 
@@ -132,6 +132,8 @@ async def running_console(settings, *, start_engine: bool = True, size=(100, 30)
 
 def screen_text(app) -> str:
     """What the terminal shows, as plain text (one line per row)."""
+    # Textual has no public way to read the screen as text (export_screenshot draws the same
+    # compositor's strips as SVG): the compositor is the one place they can be read from.
     strips = app.screen._compositor.render_strips()
     return "\n".join("".join(segment.text for segment in strip).rstrip() for strip in strips)
 

@@ -72,9 +72,8 @@ async def test_a_failed_rows_error_can_be_read_in_full(tmp_path):
     settings = ui_settings(tmp_path)
     engine = Engine(settings, clock=FakeClock())
     seed_jobs(engine)
-    out = engine.job_dir(job_id(2)) / "out.csv"
-    out.write_text("Col1,Col2,error\n" + "".join(
-        f"a{i},b{i},{LONG_ERROR if i == 3 else ''}\n" for i in range(100)))
+    engine.store.append_file(job_id(2), "output", offset=0, data=("Col1,Col2,error\n" + "".join(
+        f"a{i},b{i},{LONG_ERROR if i == 3 else ''}\n" for i in range(100))).encode())
     async with running_console(settings, start_engine=False, engine=engine, size=(80, 24)) as (app, pilot):
         await pilot.press("G", "up", "enter")
         screen = await shown(pilot, app, JobDetailScreen)

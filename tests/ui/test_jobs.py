@@ -233,7 +233,7 @@ async def test_delete_asks_first(tmp_path):
         await pilot.press("d")
         await pilot.press("y")
         await wait_for(pilot, lambda: app.engine.count_jobs() == 7, what="the delete")
-        assert not app.engine.job_dir(job_id(1)).exists()
+        assert all(app.engine.store.file_size(job_id(1), kind) is None for kind in ("input", "output", "log"))
         await wait_for(pilot, lambda: "00000001" not in screen_text(app))
         # A running job is not deleted: the key says why.
         await pilot.press("g")
@@ -464,7 +464,7 @@ async def _key(app, key: str, moved) -> None:
 
     from textual import events
 
-    app._driver.send_message(events.Key(key, None))
+    app.post_message(events.Key(key, None))
     for _ in range(5000):
         if moved():
             return

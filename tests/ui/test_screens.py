@@ -124,7 +124,7 @@ async def test_catalog_noinput_task_and_callable_header(make_engine, plugin_dir)
     )
     async with console_on(make_engine(), "catalog", (80, 24)) as (app, pilot):
         screen = app.screen
-        await wait_for(pilot, lambda: ("zcat", "noin") in screen._tasks, "the plugin's task")
+        await wait_for(pilot, lambda: ("zcat", "noin") in screen.tasks, "the plugin's task")
         for _ in range(40):
             task = screen.selected_task()
             if task is not None and task.name == "zcat/noin":
@@ -154,7 +154,7 @@ async def test_catalog_follows_a_reload(make_engine, plugin_dir):
             """,
         )
         engine.reload_plugins()  # the engine says the catalog changed; the view follows
-        await wait_for(pilot, lambda: ("late", "one") in screen._tasks, "the new task", tries=600)
+        await wait_for(pilot, lambda: ("late", "one") in screen.tasks, "the new task", tries=600)
 
 
 # ---------------------------------------------------------------------------------- plugins
@@ -196,7 +196,7 @@ async def test_plugins_reload_picks_up_a_new_file(make_engine, plugin_dir):
     async with console_on(make_engine(), "plugins", (100, 30)) as (app, pilot):
         screen = app.screen
         await wait_for(pilot, lambda: screen.selected_plugin() is not None, "the plugins to load")
-        assert not any(s.source.endswith("fresh.py") for s in screen._sources)
+        assert not any(s.source.endswith("fresh.py") for s in screen.sources)
         plugin_dir.write(
             "fresh.py",
             """
@@ -213,12 +213,12 @@ async def test_plugins_reload_picks_up_a_new_file(make_engine, plugin_dir):
         )
         await pilot.press("r")
         await wait_for(
-            pilot, lambda: any(s.source.endswith("fresh.py") for s in screen._sources), "the reloaded list"
+            pilot, lambda: any(s.source.endswith("fresh.py") for s in screen.sources), "the reloaded list"
         )
-        await wait_for(pilot, lambda: not screen._reloading, "the reload to end")
-        fresh = next(s for s in screen._sources if s.source.endswith("fresh.py"))
+        await wait_for(pilot, lambda: not screen.reloading, "the reload to end")
+        fresh = next(s for s in screen.sources if s.source.endswith("fresh.py"))
         assert fresh.loaded and [t.name for t in fresh.tasks] == ["fresh/a"]
-        screen.query_one("DataTable").move_cursor(row=screen._sources.index(fresh))
+        screen.query_one("DataTable").move_cursor(row=screen.sources.index(fresh))
         await pilot.pause()
         text = screen_text(app)
         assert "fresh.py" in text
@@ -392,7 +392,7 @@ async def test_triggers_fixed_data_and_countdown(make_engine, monkeypatch):
         await pilot.press("enter")
         await wait_for(pilot, lambda: isinstance(app.screen, TriggerHistoryModal), "the history")
         modal = app.screen
-        await wait_for(pilot, lambda: len(modal._firings) == 2, "the firings")
+        await wait_for(pilot, lambda: len(modal.firings) == 2, "the firings")
         assert ("hourly", 200) in asked
         text = screen_text(app)
         assert "History of hourly: 2 firings" in text
@@ -422,7 +422,7 @@ async def test_triggers_without_trigger_engine(make_engine, monkeypatch):
     monkeypatch.setattr(engine, "trigger_schedule", missing)
     async with console_on(engine, "triggers", (80, 24)) as (app, pilot):
         screen = app.screen
-        await wait_for(pilot, lambda: screen._loaded_once, "the schedule read")
+        await wait_for(pilot, lambda: screen.loaded, "the schedule read")
         await pilot.pause()
         assert screen.query_one("DataTable").row_count == 0
         assert "not available" in screen_text(app)

@@ -554,6 +554,12 @@ class SQLiteStore(Store):
                 self._conns = alive
         return conn
 
+    def connection(self) -> sqlite3.Connection:
+        """This thread's connection (SQLite only, not part of the Store interface): for reading its
+        settings or tracing the statements the store runs. Writes made through it bypass the
+        changes feed."""
+        return self._conn()
+
     def _error(self, exc: BaseException, doing: str) -> StoreError:
         if isinstance(exc, sqlite3.Error) and _is_not_a_database(exc):
             return StoreError(
@@ -986,20 +992,6 @@ class SQLiteStore(Store):
 
     def open_file(self, job_id: str, kind: str) -> BinaryIO | None:
         return self._run(f"reading the {kind} of job {job_id!r}", lambda conn: self.files.open(conn, job_id, kind))
-
-    def file_path(self, job_id: str, kind: str) -> Path:
-        """SQLite only, and only for the deprecated ``Engine.input_path/output_path/log_path``
-        (a console that still reads files by path): the file's path in the job's folder, moved
-        there from the database if it was kept in it (later appends go there too). Not part of
-        the Store interface: nothing new may use it."""
-        self.files.path(job_id, kind)
-
-        def move(conn: sqlite3.Connection) -> Path:
-            if conn.execute("SELECT 1 FROM jobs WHERE id = ?", (job_id,)).fetchone() is None:
-                return self.files.path(job_id, kind)
-            return self.files.move_out(conn, job_id, kind)
-
-        return self._run(f"moving the {kind} of job {job_id!r} to its folder", move, write=True)
 
     def file_size(self, job_id: str, kind: str) -> int | None:
         return self._run(f"reading the {kind} of job {job_id!r}", lambda conn: self.files.size(conn, job_id, kind))

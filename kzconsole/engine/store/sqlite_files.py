@@ -289,16 +289,6 @@ class JobFiles:
         except OSError as exc:
             raise self._error("reading", kind, job_id, exc) from exc
 
-    def move_out(self, conn: sqlite3.Connection, job_id: str, kind: str) -> Path:
-        """Move a file kept in the database to the job's folder (the rest of its appends go
-        there); its path. In a write transaction."""
-        path = self.path(job_id, kind)
-        inline, current = self._row(conn, job_id, kind)
-        if inline and current is not None:
-            self._write_file(job_id, kind, current, None, False, truncate=True)
-            conn.execute("INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES (?, ?, NULL)", (job_id, kind))
-        return path
-
     # ------------------------------------------------------------------ removal
 
     def delete_rows(self, conn: sqlite3.Connection, job_id: str) -> None:
