@@ -3,6 +3,8 @@ store side is the job query section of tests/store/contract.py)."""
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from kzconsole.engine.models import JobStatus
@@ -122,7 +124,8 @@ def test_page_tokens_are_opaque_and_checked() -> None:
     assert token.isascii() and "=" not in token and "/" not in token and "+" not in token
     resumed = query.resume(token)
     assert resumed.after == (NOW + 7, "j7") and resumed.account_id == "acct-a"
-    for bad in ("", "not base64!", "bm90IGpzb24", "W10", "x" * 5000):
+    too_deep = base64.urlsafe_b64encode(b"[" * 1400).decode()  # a crafted key: nested past the parser's depth
+    for bad in ("", "not base64!", "bm90IGpzb24", "W10", "x" * 5000, too_deep):
         with pytest.raises(InvalidQuery, match="start_key: not a key this server gave"):
             query.resume(bad)
     with pytest.raises(InvalidQuery, match="start_key: a key of another order"):

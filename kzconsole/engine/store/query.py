@@ -523,7 +523,7 @@ class JobQuery:
         try:
             raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
             doc = json.loads(raw)
-        except (binascii.Error, ValueError, UnicodeDecodeError):
+        except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):  # "[[[[...": too deep
             raise bad from None
         if not (isinstance(doc, list) and len(doc) == 5 and doc[0] == 1 and isinstance(doc[4], list)):
             raise bad
