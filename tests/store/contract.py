@@ -384,6 +384,9 @@ class JobQueryContract:
         for row, job in zip(got, expected):
             assert row == (job.id, job.status.value, job.created, job.stop_requested, job.total_count, job.file_name)
             assert type(row[1]) is str and type(row[3]) is bool
+        # A bounded page (SQLite reads one at once, for the API's listing) gives the same rows.
+        with store.iter_jobs(query.replace(limit=3), columns) as rows:
+            assert list(rows) == got[:3]
         with store.iter_jobs(JobQuery(status=[]), ["id"]) as rows:
             assert list(rows) == []
 
