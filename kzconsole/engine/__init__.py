@@ -27,7 +27,7 @@ from kzconsole.engine.events import (
     TriggerFired,
 )
 from kzconsole.engine.intake import InputReport
-from kzconsole.engine.models import Firing, JobRecord, JobStatus
+from kzconsole.engine.models import PUBLIC_JOB_KEYS, Firing, JobRecord, JobStatus
 from kzconsole.engine.store import ApiKey, Store, StoreChange, StoreError
 from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery, JobRows
 
@@ -57,6 +57,7 @@ __all__ = [
     "Firing",
     "JobRecord",
     "JobStatus",
+    "PUBLIC_JOB_KEYS",
     "JobControl",
     "InputReport",
     "PluginSource",
