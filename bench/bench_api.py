@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -207,6 +208,12 @@ def run(*, jobs: int = 100_000, requests: int = 4000, repeats: int = 3, gigabyte
     with Workspace("kzbench-api-") as ws:
         data = ws.data_dir("api")
         seeded = seed_jobs(data, jobs)
+        # The seeded jobs ran (their records say so) but wrote no output; give their records the
+        # output length a finished job has, so that their rows carry csvs ["in.csv", "out.csv"]
+        # as in a store of real jobs (which the listing tells from the record, opening no file).
+        with sqlite3.connect(data / "kzconsole.db", isolation_level=None) as conn:
+            conn.execute("UPDATE jobs SET output_offset = 100 + total_count * 40")
+        conn.close()
         log(f"  seeded {jobs:,} jobs in {seeded:.1f} s")
         server = Serve(data, ws.plugins)
         bare = Bare(ws.root)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 
@@ -317,7 +318,93 @@ def test_paging_250_jobs(shared_server: Server, account: str) -> None:
         body = everything.json()
         assert body["page_size"] == 250 and [t["id"] for t in body["data"]] == seen
         assert "next_start_key" not in body
-        for bad in ({"start_key": "garbage!"}, {"start_key": "bzE6eA"}, {"page_size": "0"},
-                    {"page_size": "ten"}):
+        too_deep = base64.urlsafe_b64encode(b"[" * 1400).decode()  # nested past the JSON parser's depth
+        for bad in ({"start_key": "garbage!"}, {"start_key": "bzE6eA"}, {"start_key": too_deep},
+                    {"page_size": "0"}, {"page_size": "ten"}):
             data = error(client.get(f"/v2/accounts/{account}/tasks", params=bad), 400, "validation error")
             assert list(data) == [next(iter(bad))]
+
+
+def _pages(client: httpx.Client, account: str, page_size: int, between=None) -> list[list[str]]:
+    """Every page of the account's listing, following next_start_key; ``between(n)`` runs after
+    the n-th page is read."""
+    pages: list[list[str]] = []
+    params: dict[str, str] = {"page_size": str(page_size)}
+    while True:
+        body = client.get(f"/v2/accounts/{account}/tasks", params=params).json()
+        pages.append([task["id"] for task in body["data"]])
+        if between is not None:
+            between(len(pages))
+        if "next_start_key" not in body:
+            return pages
+        params = {"page_size": str(page_size), "start_key": body["next_start_key"]}
+
+
+def test_paging_is_stable_while_jobs_are_created_and_removed(shared_server: Server, account: str) -> None:
+    """next_start_key is a position in the listing, not an offset: jobs created or removed between
+    two pages put no job on two pages and leave none off (with an offset, each job created before
+    the next page would repeat one, each removed would skip one)."""
+    prefix = base("account", account)
+    with shared_server.login(account) as client:
+        made = [created(client, prefix, None, action="count")["id"] for _ in range(120)]
+        newest_first = list(reversed(made))
+        added: list[str] = []
+        removed: list[str] = []
+
+        def between(n: int) -> None:
+            if n == 1:  # after the first page: 7 new jobs, 3 of the first page's removed
+                added.extend(created(client, prefix, None, action="count")["id"] for _ in range(7))
+                for job_id in newest_first[10:13]:
+                    assert client.delete(f"{prefix}/tasks/{job_id}").status_code == 200
+                    removed.append(job_id)
+            if n == 2:  # after the second: 3 of the third page's removed, 2 more created
+                for job_id in newest_first[100:103]:
+                    assert client.delete(f"{prefix}/tasks/{job_id}").status_code == 200
+                    removed.append(job_id)
+                added.extend(created(client, prefix, None, action="count")["id"] for _ in range(2))
+
+        pages = _pages(client, account, 50, between)
+        seen = [job_id for page in pages for job_id in page]
+        assert len(seen) == len(set(seen))  # none repeated
+        assert not set(added) & set(seen[50:])  # jobs newer than the first page never show later
+        # Every job that existed throughout is there, in order; the removed ones of later pages not.
+        assert seen == [j for j in newest_first if j not in removed[3:]]
+        assert [len(page) for page in pages] == [50, 50, 17]
+        # A fresh listing starts with the new jobs and holds every job once.
+        again = [job_id for page in _pages(client, account, 50) for job_id in page]
+        assert again == [j for j in reversed([*made, *added]) if j not in removed]
+
+
+def test_listing_rows_are_the_jobs_as_get_shows_them(shared_server: Server, account: str) -> None:
+    """A listing row is the job as GET shows it, csvs included (the listing tells csvs from the
+    records: in.csv with input rows, out.csv once output is stored)."""
+    prefix = base("account", account)
+    with shared_server.login(account) as client:
+        pending_csv = created(client, prefix)["id"]
+        pending_noinput = created(client, prefix, None, action="count")["id"]
+        done_csv = created(client, prefix)["id"]
+        done_noinput = created(client, prefix, None, action="count")["id"]
+        held = created(client, prefix, b"n\n1\nhold\n3\n", category="apitest", action="hold")["id"]
+        for job_id in (done_csv, done_noinput):
+            assert client.patch(f"{prefix}/tasks/{job_id}").status_code == 200
+            wait_for(client, f"{prefix}/tasks/{job_id}", lambda t: t["status"] in FINISHED)
+        assert client.patch(f"{prefix}/tasks/{held}").status_code == 200
+        wait_for(client, f"{prefix}/tasks/{held}", lambda t: t["status"] == "executing" and t.get("success_count") == 1)
+        try:
+            listing = client.get(f"/v2/accounts/{account}/tasks").json()["data"]
+            one_by_one = {job_id: client.get(f"{prefix}/tasks/{job_id}").json()["data"]["_read_only"]
+                          for job_id in (pending_csv, pending_noinput, done_csv, done_noinput, held)}
+            rows = {row["id"]: row for row in listing}
+            for job_id, job in one_by_one.items():
+                assert rows[job_id] == job
+            assert rows[pending_csv]["csvs"] == ["in.csv"]
+            assert "csvs" not in rows[pending_noinput]
+            assert rows[done_csv]["csvs"] == ["in.csv", "out.csv"]
+            assert rows[done_noinput]["csvs"] == ["out.csv"]
+            assert rows[held]["csvs"] == ["in.csv", "out.csv"]  # a running job's output so far
+            for job_id, row in rows.items():
+                for name in row.get("csvs", []):
+                    answer = client.get(f"{prefix}/tasks/{job_id}", params={"csv_name": name, "accept": "csv"})
+                    assert answer.status_code == 200, (job_id, name)
+        finally:
+            client.patch(f"{prefix}/tasks/{held}/stop")
