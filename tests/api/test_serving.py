@@ -7,7 +7,6 @@ import signal
 import threading
 
 import httpx
-import pytest
 
 from tests.api.conftest import ACCOUNT, FINISHED, Server, wait_for
 from tests.api.test_endpoints import CSV, created, error
@@ -194,10 +193,6 @@ def test_two_nodes_on_a_postgresql_store(make_server, pg_url) -> None:
     """Contract 8.1 and 9: serve on every node of a cluster store gives the same answers; a key
     made on one node, and its tokens, work on the other; a job made on one runs and downloads
     through the other."""
-    from kzconsole.config import STORE_URL_SCHEMES
-
-    if "postgresql" not in STORE_URL_SCHEMES:
-        pytest.skip("store.url does not take postgresql:// URLs yet (the config part of the pg work)")
     first = make_server("a", store_url=pg_url)
     second = make_server("b", store_url=pg_url, engine=False)
     key = second.add_key(ACCOUNT)
