@@ -320,6 +320,11 @@ class Api:
         self._issued = 0
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kzconsole-api")
 
+    def close(self) -> None:
+        """Once the server stopped: let the worker threads go (they are not daemons, and a thread
+        left alive at exit reads as a plugin's to the command line)."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
     async def run(self, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)`` in a worker thread, awaited."""
         return await asyncio.get_running_loop().run_in_executor(self._executor, functools.partial(fn, *args))
@@ -823,9 +828,9 @@ class Cors:
         await self.app(scope, receive, send_with_cors)
 
 
-def build_app(engine: Engine, settings: Any) -> ASGIApp:
-    """The ASGI application serving ``engine`` (started or not: ``--no-engine`` serves the store)."""
-    api = Api(engine, settings)
+def build_app(api: Api) -> ASGIApp:
+    """The ASGI application serving ``api``'s engine (started or not: ``--no-engine`` serves the
+    store)."""
     routes = [Route(path, _Endpoint(api, verbs)) for path, verbs in ROUTES]
 
     async def not_found(scope: Scope, receive: Receive, send: Send) -> None:
@@ -835,7 +840,7 @@ def build_app(engine: Engine, settings: Any) -> ASGIApp:
         await api.envelope.error(call, err)(scope, receive, send)
 
     router = Router(routes=routes, default=not_found)
-    return Cors(_Errors(router, api), tuple(settings.api.cors_origins))
+    return Cors(_Errors(router, api), tuple(api.settings.cors_origins))
 
 
 class _Errors:

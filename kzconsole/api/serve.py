@@ -133,7 +133,7 @@ def make_server(app: Any, *, tls_cert: str | None = None, tls_key: str | None = 
 
 
 def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | None = None) -> int:
-    from kzconsole.api.app import build_app
+    from kzconsole.api.app import Api, build_app
     from kzconsole.engine import Engine
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
@@ -142,6 +142,7 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
         check_tls(settings.api.tls_cert, settings.api.tls_key)
     sock = bind(listen or settings.api.listen)
     engine = Engine(settings, node=node)
+    api = None
     try:
         engine.catalog  # plugins load now, not in the first request
         if run_engine:
@@ -149,8 +150,8 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
         host, port = sock.getsockname()[:2]
         scheme = "https" if settings.api.tls_cert else "http"
         shown = f"[{host}]" if ":" in host else host
-        server = make_server(build_app(engine, settings), tls_cert=settings.api.tls_cert,
-                             tls_key=settings.api.tls_key)
+        api = Api(engine, settings)
+        server = make_server(build_app(api), tls_cert=settings.api.tls_cert, tls_key=settings.api.tls_key)
 
         def on_signal(signum: int, frame: Any) -> None:
             server.should_exit = True
@@ -166,6 +167,8 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
         server.run(sockets=[sock])
     finally:
         sock.close()
+        if api is not None:
+            api.close()
         stuck = engine.stop()
         if stuck:
             log.warning("jobs still inside a row at exit (they resume from their last checkpoint): %s",

@@ -106,6 +106,15 @@ def test_no_engine_serves_the_store_and_an_engine_process_runs_the_jobs(make_ser
             assert engine.wait(30) == 0
 
 
+def test_sigterm_ends_serve_cleanly(make_server) -> None:
+    """No thread of the server's own is left at exit (the command line would blame a plugin)."""
+    server = make_server()
+    with server.login(ACCOUNT) as client:
+        assert client.get(f"/v2/accounts/{ACCOUNT}/tasks").status_code == 200
+    assert server.stop(signal.SIGTERM) == 0
+    assert not [line for line in server.stderr if "left a thread running" in line], server.stderr
+
+
 def test_sigterm_is_graceful_and_the_job_resumes(make_server) -> None:
     server = make_server()
     with server.login(ACCOUNT) as client:
