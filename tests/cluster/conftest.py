@@ -46,11 +46,20 @@ def pause():
     time.sleep(float(os.environ.get("KZ_ROW_S", "0")))
 
 
+def hold(n):
+    """Row KZ_HOLD_AT (and every row after it) waits while the file KZ_HOLD exists: a node a test
+    kills or freezes mid-job is still mid-job then, however slowly the machine runs."""
+    at, path = os.environ.get("KZ_HOLD_AT"), os.environ.get("KZ_HOLD")
+    while at and path and int(n) >= int(at) and os.path.exists(path):
+        time.sleep(0.01)
+
+
 @task("cl", "plain", description="one output row per input row", mandatory=["n"],
       output_header=["n", "error"])
 def plain(ctx, it, row):
     started = time.time()
     pause()
+    hold(row["n"])
     record(ctx, row["n"], started)
     return [row["n"]]
 
@@ -171,6 +180,14 @@ class Node:
         return job_id
 
     # ------------------------------------------------------------------ the engine process
+
+    def hold_at(self, row: int) -> Path:
+        """From ``row`` on, this node's ``cl plain`` rows wait until the returned file is removed
+        (call before :meth:`start`)."""
+        gate = self.root / "hold"
+        gate.touch()
+        self.env.update(KZ_HOLD_AT=str(row), KZ_HOLD=str(gate))
+        return gate
 
     def start(self, **env: str) -> "Node":
         self.env.update(env)

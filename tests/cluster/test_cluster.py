@@ -70,7 +70,9 @@ def _running_on(cluster: Cluster, job_id: str, node: str, rows_done: int) -> boo
 
 
 def test_kill_9_an_engine_mid_job_another_resumes_it_rows_exactly_once(cluster: Cluster) -> None:
-    a = cluster.node("node-a").start(KZ_ROW_S="0.01")
+    a = cluster.node("node-a")
+    a.hold_at(100)  # node-b's start may take longer than the whole job: node-a must be mid-job at the kill
+    a.start(KZ_ROW_S="0.01")
     cli = cluster.node("console")
     job_id = cli.add("cl", "plain", 300)
     wait_until(lambda: _running_on(cluster, job_id, "node-a", 40), 60, "node-a to be mid-job")
@@ -91,7 +93,9 @@ def test_kill_9_an_engine_mid_job_another_resumes_it_rows_exactly_once(cluster: 
 
 
 def test_an_engine_frozen_past_its_lease_writes_nothing_more_about_the_job(cluster: Cluster) -> None:
-    a = cluster.node("node-a").start(KZ_ROW_S="0.02")
+    a = cluster.node("node-a")
+    gate = a.hold_at(60)  # still mid-job when frozen, however long node-b takes to start
+    a.start(KZ_ROW_S="0.02")
     cli = cluster.node("console")
     job_id = cli.add("cl", "plain", 400)
     wait_until(lambda: _running_on(cluster, job_id, "node-a", 20), 60, "node-a to be mid-job")
@@ -103,6 +107,7 @@ def test_an_engine_frozen_past_its_lease_writes_nothing_more_about_the_job(clust
                60, "node-b to take the job over")
     taken = cluster.store.get_job(job_id)
     assert taken is not None and taken.claim >= 2
+    gate.unlink()  # node-a's held row returns when it wakes: what it writes then is fenced
     a.signal(signal.SIGCONT)
     final = cluster.wait_finished([job_id])[job_id]
     assert final.status is JobStatus.SUCCESS and final.node == "node-b", cluster.logs()

@@ -241,36 +241,61 @@ async def test_a_dimmed_key_says_why(tmp_path):
 # ---------------------------------------------------------------------------- 13.12 follow
 
 
-async def test_the_output_follows_a_running_job_and_the_log_says_what_it_keeps(tmp_path):
+GATED_PLUGIN = """
+import threading
+from kzconsole.plugin import task
+
+GATE = threading.Semaphore(0)
+
+@task("gated", "rows", description="each row waits until the test lets it through", mandatory=["col1"])
+def rows(ctx, it, row):
+    GATE.acquire(timeout=60)
+    return None
+"""
+
+
+async def test_the_output_follows_a_running_job_and_the_log_says_what_it_keeps(tmp_path, plugin_dir):
     """13.12: G did not stay at the end as rows arrived; the log tab kept the last 5,000 lines
     without saying so; g did nothing there."""
-    settings = ui_settings(tmp_path)
+    plugin_dir.write("gated.py", GATED_PLUGIN)
+    # A checkpoint (the output stored) after every row: the rows let through are all readable.
+    settings = ui_settings(tmp_path, plugin_dir.path, send_progress_after_processed=1)
     engine = Engine(settings)
     done = engine.add_job("skel", "id2", input=write_csv(tmp_path / "one.csv", [["col1", "col2"], ["a", "b"]]))
     engine.store.append_file(done.id, "log", "".join(f"line {n}\n" for n in range(6000)).encode())
-    async with running_console(settings, engine=engine) as (app, pilot):
-        job = app.engine.add_job("skel", "id2", input=_slow_csv(tmp_path, 400), wait_ms=20, start=True)
-        app.open_job(job.id)
-        screen = await shown(pilot, app, JobDetailScreen)
-        await pilot.press("t")
-        table = screen.query_one(CsvTable)
-        await wait_for(pilot, lambda: table.row_count > 5, what="some output")
-        await pilot.press("G")
-        seen = table.row_count
-        await wait_for(pilot, lambda: table.row_count > seen + 20, what="more output")
-        assert table.cursor == table.row_count - 1  # still at the end
-        assert "following (G)" in screen_text(app)
-        await pilot.press("x")
-        await pilot.press("q")
-        app.open_job(done.id)
-        screen = await shown(pilot, app, JobDetailScreen)
-        log = screen.query_one(LogTail)
-        await wait_for(pilot, lambda: log.lines_read == 6000, what="the log")
-        assert "the last 5,000 lines of 6,000" in screen_text(app)
-        await pilot.press("g")
-        assert log.scroll_offset.y == 0 and not log.following
-        await pilot.press("G")
-        assert log.following
+    # The job's rows go through only when the test says: it is still running, rows still
+    # arriving, whatever the machine's load.
+    gate = engine.catalog.task("gated", "rows").function.__globals__["GATE"]
+    try:
+        async with running_console(settings, engine=engine) as (app, pilot):
+            job = app.engine.add_job("gated", "rows", input=_slow_csv(tmp_path, 400), wait_ms=0, start=True)
+            app.open_job(job.id)
+            screen = await shown(pilot, app, JobDetailScreen)
+            await pilot.press("t")
+            table = screen.query_one(CsvTable)
+            gate.release(10)
+            await wait_for(pilot, lambda: table.row_count == 10, what="some output")
+            await pilot.press("G")
+            gate.release(30)
+            # The rows are read in a worker thread (row_count moves there); the table takes them
+            # in, and moves its cursor, in the UI thread a moment later.
+            await wait_for(pilot, lambda: table.row_count == 40 and table.cursor == 39, what="the cursor at the end")
+            assert "following (G)" in screen_text(app)
+            await pilot.press("x")
+            gate.release(400)
+            await wait_for(pilot, lambda: app.engine.get_job(job.id).status.is_finished, what="the job stopped")
+            await pilot.press("q")
+            app.open_job(done.id)
+            screen = await shown(pilot, app, JobDetailScreen)
+            log = screen.query_one(LogTail)
+            await wait_for(pilot, lambda: log.lines_read == 6000, what="the log")
+            assert "the last 5,000 lines of 6,000" in screen_text(app)
+            await pilot.press("g")
+            await wait_for(pilot, lambda: log.scroll_offset.y == 0 and not log.following, what="the top")
+            await pilot.press("G")
+            await wait_for(pilot, lambda: log.following, what="following the log")
+    finally:
+        gate.release(400)
 
 
 # ---------------------------------------------------------------------------- 13.13 messages
