@@ -43,23 +43,20 @@ from __future__ import annotations
 import contextlib
 import io
 import itertools
-import json
 import logging
 import os
 import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from typing import Any, BinaryIO, TypeVar
 
 import psycopg
 
-from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus, Takeover
+from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord
 from kzconsole.engine.store.base import (
-    ApiKey,
     Fenced,
-    Store,
     StoreChange,
     StoreError,
     check_kind,
@@ -71,10 +68,10 @@ from kzconsole.engine.store.query import (
     JobRows,
     Statement,
     check_columns,
-    count_statement,
     rows_from_records,
     select_statement,
 )
+from kzconsole.engine.store.sql import JOB_COLUMNS, NewerSchema, SQLStore, check_fields, job_from_row
 
 __all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "redact_url"]
 
@@ -329,9 +326,6 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-# The API keys' columns in ApiKey's field order (the table's own order differs).
-_API_KEY_COLUMNS = "id, account_id, name, superadmin, created, key_hash"
-
 CHUNK = 1 << 20  # bytes per stored chunk (and per read of a stream being stored)
 # Appends smaller than this grow the last chunk instead of adding one (logs come a line at a time).
 SMALL_CHUNK = 64 * 1024
@@ -343,15 +337,10 @@ WAIT_POLL_S = 0.2  # wait_changes re-checks this often even without a notificati
 
 _LOCK_MIGRATE = 0x6B7A_0001  # pg_advisory_xact_lock key: one node migrates at a time
 
-_JOB_COLUMNS = ", ".join(JOB_FIELDS)
 _CHANGE_INSERT = "INSERT INTO changes (tx, at, kind, job_id, origin, request)"
 _CHANGE_VALUES = "pg_current_xact_id()::text::bigint, extract(epoch FROM clock_timestamp())"
-_JOB_FIELD_SET = frozenset(JOB_FIELDS)
-_STATUS_INDEX = JOB_FIELDS.index("status")
-_FIRING_COLUMNS = "id, trigger, key, node, started, ended, status, reason, functions, databases"
 _LEASE_FIELDS = tuple(EngineLease.__dataclass_fields__)  # type: ignore[attr-defined]
 _LEASE_COLUMNS = ", ".join(_LEASE_FIELDS)
-_TAKEOVER_COLUMNS = "job_id, from_engine, to_engine, to_name, at, rows_done, outcome"
 
 # SQLSTATE classes and codes worth a retry: the same statement will work once the server is back,
 # the lock holder is gone or a snapshot is fresh.
@@ -392,69 +381,9 @@ def _is_connection_loss(exc: BaseException) -> bool:
     return sqlstate is None or sqlstate.startswith("08") or sqlstate in {"57P01", "57P02"}
 
 
-# ------------------------------------------------------------------------------ value mapping
-
-
-def _encode(field: str, value: Any) -> Any:
-    if value is None:
-        return None
-    if field == "status":
-        return JobStatus(value).value  # validates too: an unknown status must not reach the table
-    if isinstance(value, JobStatus):
-        return value.value
-    return value
-
-
-def _job_values(job: JobRecord) -> list[Any]:
-    values = [getattr(job, field) for field in JOB_FIELDS]
-    values[_STATUS_INDEX] = JobStatus(values[_STATUS_INDEX]).value
-    return values
-
-
-def _job_from_row(row: Sequence[Any]) -> JobRecord:
-    values = list(row)
-    values[_STATUS_INDEX] = JobStatus(values[_STATUS_INDEX])
-    return JobRecord(*values)
-
-
-def _check_fields(names: Iterable[str], what: str, *, allow_id: bool) -> None:
-    for name in names:
-        if name not in _JOB_FIELD_SET or (name == "id" and not allow_id):
-            raise ValueError(f"{what}: {name!r} is not a JobRecord field that can be used here")
-
-
-def _where(job_id: str, expect: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
-    clauses = ["id = %s"]
-    params: list[Any] = [job_id]
-    for field, value in (expect or {}).items():
-        if value is None:
-            clauses.append(f"{field} IS NULL")
-        else:
-            clauses.append(f"{field} = %s")
-            params.append(_encode(field, value))
-    return " AND ".join(clauses), params
-
-
-def _json_list(items: Iterable[Mapping[str, Any]]) -> str:
-    # default=str: a stray non-JSON value (an exception object) must not lose the whole firing.
-    return json.dumps([dict(item) for item in items], default=str)
-
-
-def _firing_from_row(row: Sequence[Any]) -> Firing:
-    fid, trigger, key, node, started, ended, status, reason, functions, databases = row
-    return Firing(id=int(fid), trigger=trigger, key=key, node=node, started=started, ended=ended,
-                  status=status, reason=reason, functions=tuple(json.loads(functions)),
-                  databases=tuple(json.loads(databases)))
-
-
 def _wakes_engines(changes: Mapping[str, Any]) -> bool:
     """Whether an engine should hear about this write at once (a queued job, a stop asked)."""
     return changes.get("queued_at") is not None or bool(changes.get("stop_requested"))
-
-
-class _NewerSchema(Exception):
-    def __init__(self, version: int) -> None:
-        self.version = version
 
 
 class _Tx:
@@ -509,7 +438,7 @@ class _PostgresDialect(Dialect):
         return " LIMIT %s OFFSET %s", [limit, offset]
 
 
-class PostgresStore(Store):
+class PostgresStore(SQLStore):
     """A :class:`Store` in a PostgreSQL database. ``timeout`` bounds how long one call keeps
     retrying transient failures (a server restarting, a dropped connection) before it gives up
     with :class:`StoreError`."""
@@ -560,6 +489,15 @@ class PostgresStore(Store):
             self._pid = os.getpid()
             self._listener = None
             self._pool = self._make_pool()
+
+    def _record(self, handle: _Tx, kind: str, job_id: str | None = None) -> None:
+        handle.change(kind, job_id)
+
+    def _now_sql(self) -> tuple[str, list[Any]]:
+        return "extract(epoch FROM clock_timestamp())", []
+
+    def _is_duplicate(self, exc: BaseException | None) -> bool:
+        return isinstance(exc, psycopg.errors.UniqueViolation)
 
     def _error(self, exc: BaseException, doing: str) -> StoreError:
         message = str(exc).strip() or type(exc).__name__
@@ -653,15 +591,8 @@ class PostgresStore(Store):
             found = tx.execute("SELECT version FROM kz_schema").fetchone()
             return int(found[0]) if found else 0
 
-        def check(version: int) -> None:
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.display}: schema version {version} is newer than this kzconsole"
-                    f" supports ({SCHEMA_VERSION}); upgrade kzconsole or use another store"
-                )
-
         version = self._run("reading the schema version", read_version)
-        check(version)
+        self._check_schema(version, SCHEMA_VERSION)
         if version == SCHEMA_VERSION:
             return
 
@@ -673,7 +604,7 @@ class PostgresStore(Store):
                 with tx.conn.transaction():
                     current = read_version(tx)  # another node may have migrated since we looked
                     if current > SCHEMA_VERSION:
-                        raise _NewerSchema(current)
+                        raise NewerSchema(current)
                     if current == SCHEMA_VERSION:
                         return
                     if current == 0:
@@ -689,8 +620,8 @@ class PostgresStore(Store):
 
         try:
             self._run("migrating the schema", migrate)
-        except _NewerSchema as exc:
-            check(exc.version)
+        except NewerSchema as exc:
+            self._check_schema(exc.version, SCHEMA_VERSION)
 
     def schema_version(self) -> int:
         def read(tx: _Tx) -> int:
@@ -715,8 +646,8 @@ class PostgresStore(Store):
     def create_job(self, job: JobRecord, input: BinaryIO | None = None) -> None:
         if not isinstance(job, JobRecord):
             raise TypeError(f"create_job expects a JobRecord, not {type(job).__name__}")
-        values = _job_values(job)
-        sql = (f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join(['%s'] * len(JOB_FIELDS))})"
+        values = self.job_values(job)
+        sql = (f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join(['%s'] * len(JOB_FIELDS))})"
                " ON CONFLICT (id) DO NOTHING RETURNING id")
         start: int | None = None
         if input is not None:
@@ -748,17 +679,6 @@ class PostgresStore(Store):
                              " dropped while its input was stored, and the input cannot be read"
                              " again; nothing was stored") from None
 
-    def get_job(self, job_id: str) -> JobRecord | None:
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s"
-
-        def select(tx: _Tx) -> JobRecord | None:
-            row = tx.execute(sql, (job_id,)).fetchone()
-            return _job_from_row(row) if row else None
-
-        return self._run(f"reading job {job_id!r}", select)
-
-    # ---- job queries (owner: query): store/query.py's SQL in PostgreSQL's dialect.
-
     def _statement(self, query: JobQuery, columns: Sequence[str]) -> Statement | None:
         now = query.now if query.now is not None or not query.is_live else self.now()
         return select_statement(query, columns, self.dialect, now=0.0 if now is None else now)
@@ -771,21 +691,9 @@ class PostgresStore(Store):
 
         def select(tx: _Tx) -> list[JobRecord]:
             rows = tx.execute(sql, params).fetchall()
-            return [_job_from_row(row[:-extra] if extra else row) for row in rows]
+            return [job_from_row(row[:-extra] if extra else row) for row in rows]
 
         return self._run("listing jobs", select)
-
-    def count_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> int:
-        statement = count_statement(JobQuery.of(query, **fields), self.dialect)
-        if statement is None:
-            return 0
-        sql, params = statement.sql, statement.params
-
-        def count(tx: _Tx) -> int:
-            row = tx.execute(sql, params).fetchone()
-            return int(row[0]) if row else 0
-
-        return self._run("counting jobs", count)
 
     def iter_jobs(self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /,
                   **fields: Any) -> JobRows:
@@ -814,46 +722,46 @@ class PostgresStore(Store):
 
     def update_job(self, job_id: str, changes: Mapping[str, Any], *,
                    expect: Mapping[str, Any] | None = None) -> JobRecord | None:
-        _check_fields(changes, "update_job changes", allow_id=False)
-        _check_fields(expect or {}, "update_job expect", allow_id=True)
-        where, where_params = _where(job_id, expect)
+        check_fields(changes, "update_job changes", allow_id=False)
+        check_fields(expect or {}, "update_job expect", allow_id=True)
+        where, where_params = self._where(job_id, expect)
         if not changes:
-            sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}"
+            sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}"
 
             def match(tx: _Tx) -> JobRecord | None:
                 row = tx.execute(sql, where_params).fetchone()
-                return _job_from_row(row) if row else None
+                return job_from_row(row) if row else None
 
             return self._run(f"reading job {job_id!r}", match)
         assignments = ", ".join(f"{field} = %s" for field in changes)
         notify = f", pg_notify('{NOTIFY_CHANNEL}', '')" if _wakes_engines(changes) else ""
         # One statement: the update and its change record commit together in one round trip.
-        sql = (f"WITH u AS (UPDATE jobs SET {assignments} WHERE {where} RETURNING {_JOB_COLUMNS}),"
+        sql = (f"WITH u AS (UPDATE jobs SET {assignments} WHERE {where} RETURNING {JOB_COLUMNS}),"
                f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', u.id, %s, %s FROM u)"
-               f" SELECT {_JOB_COLUMNS}{notify} FROM u")
-        params = [*(_encode(field, value) for field, value in changes.items()), *where_params]
+               f" SELECT {JOB_COLUMNS}{notify} FROM u")
+        params = [*(self._encode(field, value) for field, value in changes.items()), *where_params]
 
         def update(tx: _Tx) -> JobRecord | None:
             row = tx.execute(sql, [*params, tx.origin, tx.request]).fetchone()
-            return _job_from_row(row[: len(JOB_FIELDS)]) if row else None
+            return job_from_row(row[: len(JOB_FIELDS)]) if row else None
 
         def replay(tx: _Tx) -> JobRecord | None:
-            row = tx.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
-            return _job_from_row(row) if row else None
+            row = tx.execute(f"SELECT {JOB_COLUMNS} FROM jobs WHERE id = %s", (job_id,)).fetchone()
+            return job_from_row(row) if row else None
 
         return self._run(f"updating job {job_id!r}", update, replay=replay)
 
     def delete_job(self, job_id: str, *, expect: Mapping[str, Any] | None = None) -> JobRecord | None:
-        _check_fields(expect or {}, "delete_job expect", allow_id=True)
-        where, params = _where(job_id, expect)
-        sql = f"DELETE FROM jobs WHERE {where} RETURNING {_JOB_COLUMNS}"
+        check_fields(expect or {}, "delete_job expect", allow_id=True)
+        where, params = self._where(job_id, expect)
+        sql = f"DELETE FROM jobs WHERE {where} RETURNING {JOB_COLUMNS}"
 
         def delete(tx: _Tx) -> JobRecord | None:
             row = tx.execute(sql, params).fetchone()
             if row is None:
                 return None
             tx.change("deleted", job_id)
-            return _job_from_row(row)
+            return job_from_row(row)
 
         return self._run(f"deleting job {job_id!r}", delete, write=True, exactly_once=True)
 
@@ -886,7 +794,7 @@ class PostgresStore(Store):
         params = [*params, limit, owner, name or node, *([now] if now is not None else [])]
 
         def claim(tx: _Tx) -> list[JobRecord]:
-            jobs = [_job_from_row(row) for row in tx.execute(sql, [*params, tx.origin, tx.request])]
+            jobs = [job_from_row(row) for row in tx.execute(sql, [*params, tx.origin, tx.request])]
             jobs.sort(key=lambda job: (job.queued_at, job.id))  # RETURNING has no order
             return jobs
 
@@ -894,24 +802,9 @@ class PostgresStore(Store):
             rows = tx.execute(f"SELECT {', '.join('jobs.' + f for f in JOB_FIELDS)} FROM jobs JOIN changes"
                               " ON changes.job_id = jobs.id WHERE changes.request = %s"
                               " ORDER BY jobs.queued_at, jobs.id", (tx.request,))
-            return [_job_from_row(row) for row in rows]
+            return [job_from_row(row) for row in rows]
 
         return self._run("claiming queued jobs", claim, replay=replay)
-
-    def jobs_in_status(self, status: str, *, owner: str | None = None) -> list[JobRecord]:
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = %s"
-        params: list[Any] = [_encode("status", status)]
-        if owner is not None:
-            sql += " AND owner = %s"
-            params.append(owner)
-        sql += " ORDER BY created, id"
-
-        def select(tx: _Tx) -> list[JobRecord]:
-            return [_job_from_row(row) for row in tx.execute(sql, params).fetchall()]
-
-        return self._run(f"listing {status} jobs", select)
-
-    # ----------------------------------------------------------------- job files
 
     def _store_stream(self, tx: _Tx, job_id: str, kind: str, stream: BinaryIO) -> int:
         """Store ``stream`` (read to its end, a chunk at a time) as the whole of a file."""
@@ -1167,208 +1060,12 @@ class PostgresStore(Store):
             self._next_prune = time.monotonic() + 60.0
             self.prune_changes(self.now() - CHANGES_KEPT_S)
 
-    def remove_engine(self, node: str) -> None:
-        def delete(tx: _Tx) -> None:
-            if tx.execute("DELETE FROM engines WHERE node = %s", (node,)).rowcount:
-                tx.change("engine")
-
-        self._run(f"removing engine {node!r}", delete, write=True)
-
     def engines(self) -> list[EngineLease]:
         def select(tx: _Tx) -> list[EngineLease]:
             rows = tx.execute(f"SELECT {_LEASE_COLUMNS} FROM engines ORDER BY started, node").fetchall()
             return [EngineLease(*(tuple(v) if isinstance(v, list) else v for v in row)) for row in rows]
 
         return self._run("listing engines", select)
-
-    def record_takeover(self, takeover: Takeover) -> None:
-        def insert(tx: _Tx) -> None:
-            tx.execute(f"INSERT INTO takeovers ({_TAKEOVER_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s, %s)",
-                       (takeover.job_id, takeover.from_engine, takeover.to_engine, takeover.to_name,
-                        takeover.at, takeover.rows_done, takeover.outcome))
-            tx.change("engine")
-
-        self._run(f"recording the takeover of job {takeover.job_id!r}", insert, write=True,
-                  exactly_once=True)
-
-    def takeovers(self, *, from_engine: str | None = None, limit: int = 100) -> list[Takeover]:
-        if limit <= 0:
-            return []
-        sql = f"SELECT {_TAKEOVER_COLUMNS} FROM takeovers"
-        params: list[Any] = []
-        if from_engine is not None:
-            sql += " WHERE from_engine = %s"
-            params.append(from_engine)
-        sql += " ORDER BY at DESC, id DESC LIMIT %s"
-        params.append(limit)
-
-        def select(tx: _Tx) -> list[Takeover]:
-            return [Takeover(*row) for row in tx.execute(sql, params).fetchall()]
-
-        return self._run("listing takeovers", select)
-
-    # --------------------------------------------------------------- triggers
-
-    def begin_firing(self, trigger: str, key: str, node: str, started: float) -> Firing | None:
-        def insert(tx: _Tx) -> Firing | None:
-            row = tx.execute(
-                "INSERT INTO firings (trigger, key, node, started, status)"
-                " VALUES (%s, %s, %s, %s, 'running')"
-                f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {_FIRING_COLUMNS}",
-                (trigger, key, node, started),
-            ).fetchone()
-            if row is None:
-                return None
-            tx.change("firing")
-            return _firing_from_row(row)
-
-        return self._run(f"starting firing {key!r} of trigger {trigger!r}", insert, write=True,
-                         exactly_once=True)
-
-    def record_firing(self, firing: Firing) -> Firing:
-        def insert(tx: _Tx) -> Firing:
-            row = tx.execute(
-                "INSERT INTO firings (trigger, key, node, started, ended, status, reason, functions,"
-                " databases) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)"
-                f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {_FIRING_COLUMNS}",
-                (firing.trigger, firing.key, firing.node, firing.started, firing.ended, firing.status,
-                 firing.reason, _json_list(firing.functions), _json_list(firing.databases)),
-            ).fetchone()
-            if row is None:
-                # Another engine recorded this firing first: the firing is recorded once.
-                row = tx.execute(f"SELECT {_FIRING_COLUMNS} FROM firings WHERE trigger = %s AND key = %s",
-                                 (firing.trigger, firing.key)).fetchone()
-            else:
-                tx.change("firing")
-            assert row is not None
-            return _firing_from_row(row)
-
-        return self._run(f"recording a firing of trigger {firing.trigger!r}", insert, write=True)
-
-    def end_firing(self, firing_id: int, *, ended: float, status: str, reason: str | None,
-                   functions: Iterable[Mapping[str, Any]],
-                   databases: Iterable[Mapping[str, Any]] = ()) -> Firing | None:
-        params = (ended, status, reason, _json_list(functions), _json_list(databases), firing_id)
-
-        def update(tx: _Tx) -> Firing | None:
-            row = tx.execute(
-                "UPDATE firings SET ended = %s, status = %s, reason = %s, functions = %s,"
-                f" databases = %s WHERE id = %s RETURNING {_FIRING_COLUMNS}",
-                params,
-            ).fetchone()
-            if row is None:
-                return None
-            tx.change("firing")
-            return _firing_from_row(row)
-
-        return self._run(f"ending firing {firing_id}", update, write=True)
-
-    def running_firings(self, trigger: str) -> list[Firing]:
-        def select(tx: _Tx) -> list[Firing]:
-            rows = tx.execute(f"SELECT {_FIRING_COLUMNS} FROM firings WHERE trigger = %s"
-                              " AND status = 'running' ORDER BY started, id", (trigger,)).fetchall()
-            return [_firing_from_row(row) for row in rows]
-
-        return self._run(f"listing running firings of trigger {trigger!r}", select)
-
-    def list_firings(self, *, trigger: str | None = None, limit: int = 100) -> list[Firing]:
-        if limit <= 0:
-            return []
-        sql = f"SELECT {_FIRING_COLUMNS} FROM firings"
-        params: list[Any] = []
-        if trigger is not None:
-            sql += " WHERE trigger = %s"
-            params.append(trigger)
-        sql += " ORDER BY started DESC, id DESC LIMIT %s"
-        params.append(limit)
-
-        def select(tx: _Tx) -> list[Firing]:
-            return [_firing_from_row(row) for row in tx.execute(sql, params).fetchall()]
-
-        return self._run("listing firings", select)
-
-    def prune_firings(self, before: float) -> int:
-        def delete(tx: _Tx) -> int:
-            count = tx.execute("DELETE FROM firings WHERE started < %s AND status <> 'running'",
-                               (before,)).rowcount
-            if count:
-                tx.change("firing")
-            return count
-
-        return self._run("pruning firings", delete, write=True)
-
-    # ------------------------------------------------------- API keys (owner: api)
-
-    def add_api_key(self, key: ApiKey) -> None:
-        values = (key.id, key.account_id, key.name, key.superadmin, key.created, key.key_hash)
-
-        def insert(tx: _Tx) -> None:
-            tx.execute(f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (%s, %s, %s, %s, %s, %s)", values)
-
-        self._run(f"adding API key {key.id!r}", insert, write=True)
-
-    def api_keys(self) -> list[ApiKey]:
-        def select(tx: _Tx) -> list[ApiKey]:
-            rows = tx.execute(f"SELECT {_API_KEY_COLUMNS} FROM api_keys ORDER BY created, id").fetchall()
-            return [ApiKey(*row) for row in rows]
-
-        return self._run("listing API keys", select)
-
-    def api_key(self, key_id: str) -> ApiKey | None:
-        return self._one_api_key("id", key_id)
-
-    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
-        return self._one_api_key("key_hash", key_hash)
-
-    def _one_api_key(self, column: str, value: str) -> ApiKey | None:
-        sql = f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE {column} = %s"
-
-        def select(tx: _Tx) -> ApiKey | None:
-            row = tx.execute(sql, (value,)).fetchone()
-            return ApiKey(*row) if row else None
-
-        return self._run("reading an API key", select)
-
-    def remove_api_key(self, key_id: str) -> ApiKey | None:
-        def delete(tx: _Tx) -> ApiKey | None:
-            # Its tokens go with it (ON DELETE CASCADE).
-            row = tx.execute(f"DELETE FROM api_keys WHERE id = %s RETURNING {_API_KEY_COLUMNS}",
-                             (key_id,)).fetchone()
-            return ApiKey(*row) if row else None
-
-        return self._run(f"removing API key {key_id!r}", delete, write=True)
-
-    def add_api_token(self, token_hash: str, key_id: str, ttl_s: float) -> float | None:
-        def insert(tx: _Tx) -> float | None:
-            row = tx.execute(
-                "INSERT INTO api_tokens (token_hash, key_id, expires)"
-                " SELECT %s, id, extract(epoch FROM clock_timestamp()) + %s FROM api_keys WHERE id = %s"
-                " RETURNING expires",
-                (token_hash, float(ttl_s), key_id),
-            ).fetchone()
-            return float(row[0]) if row else None
-
-        return self._run("storing an API token", insert, write=True)
-
-    def api_token(self, token_hash: str) -> tuple[ApiKey, float] | None:
-        sql = (
-            "SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
-            " FROM api_tokens t JOIN api_keys k ON k.id = t.key_id"
-            " WHERE t.token_hash = %s AND t.expires > extract(epoch FROM clock_timestamp())"
-        )
-
-        def select(tx: _Tx) -> tuple[ApiKey, float] | None:
-            row = tx.execute(sql, (token_hash,)).fetchone()
-            return (ApiKey(*row[:-1]), float(row[-1])) if row else None
-
-        return self._run("reading an API token", select)
-
-    def prune_api_tokens(self) -> int:
-        def delete(tx: _Tx) -> int:
-            return tx.execute(
-                "DELETE FROM api_tokens WHERE expires <= extract(epoch FROM clock_timestamp())").rowcount
-
-        return self._run("pruning API tokens", delete, write=True)
 
     # -------------------------------------------------------------- lifecycle
 

@@ -31,22 +31,19 @@ refused rather than touched.
 from __future__ import annotations
 
 import json
-import operator
 import os
 import random
 import sqlite3
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
-from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, JobStatus, Takeover
+from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord, JobStatus
 from kzconsole.engine.store.base import (
-    ApiKey,
     Fenced,
-    Store,
     StoreChange,
     StoreError,
 )
@@ -56,9 +53,17 @@ from kzconsole.engine.store.query import (
     JobRows,
     Statement,
     check_columns,
-    count_statement,
     regexp_match,
     select_statement,
+)
+from kzconsole.engine.store.sql import (
+    FLAG_FIELDS,
+    JOB_COLUMNS,
+    NewerSchema,
+    SQLStore,
+    check_fields,
+    job_from_row,
+    with_flags,
 )
 from kzconsole.engine.store.sqlite_files import MIGRATION as FILES_MIGRATION
 from kzconsole.engine.store.sqlite_files import JobFiles
@@ -244,18 +249,13 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
 
 SCHEMA_VERSION = len(MIGRATIONS)
 
-_JOB_COLUMNS = ", ".join(JOB_FIELDS)
-_BOOL_FIELDS = frozenset({"stop_requested", "resumable", "finishing"})
 
 # The changes feed keeps about this many rows; a reader further behind gets a `reset`.
 _CHANGES_KEPT = 50_000
 _PRUNE_EVERY = 1024
 # How often wait_changes looks at PRAGMA data_version.
 _WAIT_POLL_S = 0.02
-_FIRING_COLUMNS = "id, trigger, key, node, started, ended, status, reason, functions, databases"
 _ENGINE_COLUMNS = "node, host, pid, started, expires, name, version, slots, running, tasks"
-_TAKEOVER_COLUMNS = "job_id, from_engine, to_engine, to_name, at, rows_done, outcome"
-_API_KEY_COLUMNS = "id, account_id, name, superadmin, created, key_hash"
 
 # SQLite's own wait for a lock, per attempt. Shorter than the overall deadline so the retry loop
 # also covers the cases the busy handler does not (WAL recovery, a busy COMMIT). Tests lower it.
@@ -282,91 +282,8 @@ def _is_not_a_database(exc: sqlite3.Error) -> bool:
     return "not a database" in message or "malformed" in message
 
 
-# ------------------------------------------------------------------------------ value mapping
-
-
-def _encode(field: str, value: Any) -> Any:
-    """A JobRecord field value as stored in its column."""
-    if value is None:
-        return None
-    if field == "status":
-        # Validates too: an unknown status must not reach the table.
-        return JobStatus(value).value
-    if field in _BOOL_FIELDS:
-        return 1 if value else 0
-    return value
-
-
-# JOB_FIELDS is JobRecord's field order (models builds it from the dataclass), so a record is
-# read and written positionally: these run for every job read or written, several times a job.
-_JOB_FIELD_SET = frozenset(JOB_FIELDS)
-_STATUS_INDEX = JOB_FIELDS.index("status")
-_BOOL_INDEXES = tuple(JOB_FIELDS.index(field) for field in sorted(_BOOL_FIELDS))
-_job_attributes = operator.attrgetter(*JOB_FIELDS)
-
-
-def _job_values(job: JobRecord) -> list[Any]:
-    """The job's column values, in JOB_FIELDS order (what _encode gives for each field)."""
-    values = list(_job_attributes(job))
-    status = values[_STATUS_INDEX]
-    if status is not None:
-        values[_STATUS_INDEX] = JobStatus(status).value
-    for i in _BOOL_INDEXES:
-        if values[i] is not None:
-            values[i] = 1 if values[i] else 0
-    return values
-
-
-def _job_from_row(row: tuple[Any, ...]) -> JobRecord:
-    values = list(row)
-    values[_STATUS_INDEX] = JobStatus(values[_STATUS_INDEX])
-    for i in _BOOL_INDEXES:
-        values[i] = bool(values[i])
-    return JobRecord(*values)
-
-
 # update_job's statements by shape (see there); only shapes whose fields passed _check_fields.
 _UPDATE_SQL: dict[tuple[tuple[str, ...], tuple[tuple[str, bool], ...]], str] = {}
-
-
-def _check_fields(names: Iterable[str], what: str, *, allow_id: bool) -> None:
-    for name in names:
-        if name not in _JOB_FIELD_SET or (name == "id" and not allow_id):
-            raise ValueError(f"{what}: {name!r} is not a JobRecord field that can be used here")
-
-
-def _where(job_id: str, expect: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
-    """``id = ? AND col = ? AND col IS NULL ...`` for a compare-and-set."""
-    clauses = ["id = ?"]
-    params: list[Any] = [job_id]
-    for field, value in (expect or {}).items():
-        if value is None:
-            clauses.append(f"{field} IS NULL")
-        else:
-            clauses.append(f"{field} = ?")
-            params.append(_encode(field, value))
-    return " AND ".join(clauses), params
-
-
-def _json_list(items: Iterable[Mapping[str, Any]]) -> str:
-    # default=str: a stray non-JSON value (an exception object) must not lose the whole firing.
-    return json.dumps([dict(item) for item in items], default=str)
-
-
-def _firing_from_row(row: tuple[Any, ...]) -> Firing:
-    fid, trigger, key, node, started, ended, status, reason, functions, databases = row
-    return Firing(
-        id=fid,
-        trigger=trigger,
-        key=key,
-        node=node,
-        started=started,
-        ended=ended,
-        status=status,
-        reason=reason,
-        functions=tuple(json.loads(functions)),
-        databases=tuple(json.loads(databases)),
-    )
 
 
 # -------------------------------------------------------------------------------- job queries
@@ -413,22 +330,10 @@ def _plain_rows(rows: list[tuple[Any, ...]], extra: int, names: Sequence[str]) -
     """iter_jobs rows as read: the ordering columns dropped, flags as bools."""
     if extra:
         rows = [row[:-extra] for row in rows]
-    flags = [i for i, name in enumerate(names) if name in _BOOL_FIELDS]
+    flags = [i for i, name in enumerate(names) if name in FLAG_FIELDS]
     if flags:
-        rows = [_with_flags(row, flags) for row in rows]
+        rows = [with_flags(row, flags) for row in rows]
     return rows
-
-
-def _with_flags(row: tuple[Any, ...], flags: Sequence[int]) -> tuple[Any, ...]:
-    values = list(row)
-    for i in flags:
-        values[i] = bool(values[i])
-    return tuple(values)
-
-
-def _api_key_from_row(row: tuple[Any, ...]) -> ApiKey:
-    key_id, account_id, name, superadmin, created, key_hash = row
-    return ApiKey(key_id, account_id, name, bool(superadmin), created, key_hash)
 
 
 def _task_filter(tasks: Collection[str] | None, served: Collection[str] | None) -> tuple[str, list[Any]] | None:
@@ -458,21 +363,17 @@ def _task_filter(tasks: Collection[str] | None, served: Collection[str] | None) 
 # ------------------------------------------------------------------------------------- store
 
 
-class _NewerSchema(Exception):
-    def __init__(self, version: int) -> None:
-        self.version = version
-
-
 def _new_origin() -> str:
     return f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
 
 
-class SQLiteStore(Store):
+class SQLiteStore(SQLStore):
     """A :class:`Store` in one SQLite file. ``timeout`` bounds how long one call waits for a lock
     held by another process before it gives up with :class:`StoreError`. ``clock`` is the store's
     clock (:meth:`now`): the host's, unless a test injects its own."""
 
     dialect: Dialect = _SQLITE  # how store/query.py's SQL is written for this backend
+    flags_as_integers = True
 
     def __init__(
         self,
@@ -482,6 +383,7 @@ class SQLiteStore(Store):
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.path = Path(path).expanduser().absolute()
+        self.display = str(self.path)
         self.files = JobFiles(self.path.parent, f"store {self.path}")
         self.timeout = timeout
         self.origin = _new_origin()
@@ -578,9 +480,11 @@ class SQLiteStore(Store):
             )
         return StoreError(f"store {self.path}: {doing} failed: {exc}")
 
-    def _run(self, doing: str, fn: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+    def _run(self, doing: str, fn: Callable[[sqlite3.Connection], T], *, write: bool = False,
+             exactly_once: bool = False) -> T:
         """Run ``fn`` in one transaction (``BEGIN IMMEDIATE`` if ``write``, else autocommit reads),
-        retrying the whole of it while the database is locked by someone else."""
+        retrying the whole of it while the database is locked by someone else. (``exactly_once``
+        asks nothing more here: the answer to a local COMMIT is never lost.)"""
         deadline = time.monotonic() + self.timeout
         delay = 0.005
         while True:
@@ -616,16 +520,9 @@ class SQLiteStore(Store):
         def read_version(conn: sqlite3.Connection) -> int:
             return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
-        def check(version: int) -> None:
-            if version > SCHEMA_VERSION:
-                raise StoreError(
-                    f"{self.path}: schema version {version} is newer than this kzconsole supports"
-                    f" ({SCHEMA_VERSION}); upgrade kzconsole or use another store"
-                )
-
         # Read first, write nothing until we know the file is ours to write.
         version = self._run("reading the schema version", read_version)
-        check(version)
+        self._check_schema(version, SCHEMA_VERSION)
 
         def set_wal(conn: sqlite3.Connection) -> None:
             mode = conn.execute("PRAGMA journal_mode").fetchone()[0]
@@ -643,7 +540,7 @@ class SQLiteStore(Store):
             # Another process may have migrated (or upgraded) since we looked.
             current = read_version(conn)
             if current > SCHEMA_VERSION:
-                raise _NewerSchema(current)
+                raise NewerSchema(current)
             for step in MIGRATIONS[current:]:
                 for statement in step:
                     conn.execute(statement)
@@ -652,13 +549,22 @@ class SQLiteStore(Store):
 
         try:
             self._run("migrating the schema", migrate, write=True)
-        except _NewerSchema as exc:
-            check(exc.version)
+        except NewerSchema as exc:
+            self._check_schema(exc.version, SCHEMA_VERSION)
 
     # ------------------------------------------------------------------ jobs
 
     def now(self) -> float:
         return self._clock()
+
+    def _record(self, handle: sqlite3.Connection, kind: str, job_id: str | None = None) -> None:
+        self._change(handle, kind, job_id)
+
+    def _now_sql(self) -> tuple[str, list[Any]]:
+        return "?", [self._clock()]
+
+    def _is_duplicate(self, exc: BaseException | None) -> bool:
+        return isinstance(exc, sqlite3.IntegrityError)
 
     def _change(self, conn: sqlite3.Connection, kind: str, job_id: str | None) -> None:
         """Record a change in the feed, in the caller's write transaction."""
@@ -671,8 +577,8 @@ class SQLiteStore(Store):
     def create_job(self, job: JobRecord, input: BinaryIO | None = None) -> None:
         if not isinstance(job, JobRecord):
             raise TypeError(f"create_job expects a JobRecord, not {type(job).__name__}")
-        values = _job_values(job)
-        sql = f"INSERT INTO jobs ({_JOB_COLUMNS}) VALUES ({', '.join('?' * len(JOB_FIELDS))})"
+        values = self.job_values(job)
+        sql = f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join('?' * len(JOB_FIELDS))})"
         staged = None
         if input is not None:
             # The (possibly long) read happens before the transaction: the write lock is held
@@ -697,16 +603,6 @@ class SQLiteStore(Store):
                 raise StoreError(f"store {self.path}: storing the input of job {job.id!r} failed: {exc}") from exc
             raise
 
-    def get_job(self, job_id: str) -> JobRecord | None:
-        def select(conn: sqlite3.Connection) -> JobRecord | None:
-            sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?"
-            row = conn.execute(sql, (job_id,)).fetchone()
-            return _job_from_row(row) if row else None
-
-        return self._run(f"reading job {job_id!r}", select)
-
-    # The job query part (store/query.py builds the SQL; _SQLITE steers it to the indexes).
-
     def list_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> list[JobRecord]:
         query = JobQuery.of(query, **fields)
         flipped = None
@@ -724,20 +620,9 @@ class SQLiteStore(Store):
                 rows = [row[:-extra] for row in rows]
             if flipped is not None:
                 rows.reverse()
-            return [_job_from_row(row) for row in rows]
+            return [job_from_row(row) for row in rows]
 
         return self._run("listing jobs", select)
-
-    def count_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> int:
-        statement = count_statement(JobQuery.of(query, **fields), self.dialect)
-        if statement is None:
-            return 0
-        sql, params = statement.sql, statement.params
-
-        def count(conn: sqlite3.Connection) -> int:
-            return int(conn.execute(sql, params).fetchone()[0])
-
-        return self._run("counting jobs", count)
 
     def iter_jobs(self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /,
                   **fields: Any) -> JobRows:
@@ -793,27 +678,26 @@ class SQLiteStore(Store):
             except sqlite3.Error:
                 pass  # closed by close() already
 
-    @staticmethod
     def _update_statement(
-        job_id: str, changes: Mapping[str, Any], expect: Mapping[str, Any] | None
+        self, job_id: str, changes: Mapping[str, Any], expect: Mapping[str, Any] | None
     ) -> tuple[str, list[Any]]:
         # The statement depends only on which fields change and which are expected (and which
         # of those are expected NULL): the engine uses a handful of shapes, a few times a job.
         shape = (tuple(changes), tuple((field, value is None) for field, value in (expect or {}).items()))
         sql = _UPDATE_SQL.get(shape)
-        where, where_params = _where(job_id, expect)
+        where, where_params = self._where(job_id, expect)
         if sql is None:
-            _check_fields(changes, "update_job changes", allow_id=False)
-            _check_fields(expect or {}, "update_job expect", allow_id=True)
+            check_fields(changes, "update_job changes", allow_id=False)
+            check_fields(expect or {}, "update_job expect", allow_id=True)
             if changes:
                 assignments = ", ".join(f"{field} = ?" for field in changes)
-                sql = f"UPDATE jobs SET {assignments} WHERE {where} RETURNING {_JOB_COLUMNS}"
+                sql = f"UPDATE jobs SET {assignments} WHERE {where} RETURNING {JOB_COLUMNS}"
             else:
-                sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {where}"
+                sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}"
             if len(_UPDATE_SQL) < 512:
                 _UPDATE_SQL[shape] = sql
         if changes:
-            return sql, [_encode(field, value) for field, value in changes.items()] + where_params
+            return sql, [self._encode(field, value) for field, value in changes.items()] + where_params
         return sql, where_params
 
     def _update(self, conn: sqlite3.Connection, job_id: str, changes: Mapping[str, Any],
@@ -823,7 +707,7 @@ class SQLiteStore(Store):
             return None
         if changes:
             self._change(conn, "job", job_id)
-        return _job_from_row(row)
+        return job_from_row(row)
 
     def update_job(
         self, job_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
@@ -872,9 +756,9 @@ class SQLiteStore(Store):
     def delete_job(
         self, job_id: str, *, expect: Mapping[str, Any] | None = None
     ) -> JobRecord | None:
-        _check_fields(expect or {}, "delete_job expect", allow_id=True)
-        where, params = _where(job_id, expect)
-        sql = f"DELETE FROM jobs WHERE {where} RETURNING {_JOB_COLUMNS}"
+        check_fields(expect or {}, "delete_job expect", allow_id=True)
+        where, params = self._where(job_id, expect)
+        sql = f"DELETE FROM jobs WHERE {where} RETURNING {JOB_COLUMNS}"
 
         def delete(conn: sqlite3.Connection) -> JobRecord | None:
             row = conn.execute(sql, params).fetchone()
@@ -882,7 +766,7 @@ class SQLiteStore(Store):
                 return None
             self.files.delete_rows(conn, job_id)
             self._change(conn, "deleted", job_id)
-            return _job_from_row(row)
+            return job_from_row(row)
 
         removed = self._run(f"deleting job {job_id!r}", delete, write=True)
         if removed is not None:
@@ -920,10 +804,10 @@ class SQLiteStore(Store):
             return []
         rows = conn.execute(
             f"UPDATE jobs SET status = ?, owner = ?, node = ?, start_timestamp = ?,"
-            f" claim = claim + 1 WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {_JOB_COLUMNS}",
+            f" claim = claim + 1 WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {JOB_COLUMNS}",
             (JobStatus.EXECUTING.value, node, name, now, *ids),
         ).fetchall()
-        jobs = [_job_from_row(row) for row in rows]
+        jobs = [job_from_row(row) for row in rows]
         for job in jobs:
             self._change(conn, "job", job.id)
         # RETURNING gives no order guarantee.
@@ -956,21 +840,6 @@ class SQLiteStore(Store):
             return []
         claiming = self._claim_statement(node, limit, now, name=name, tasks=tasks, served=served)
         return self._run("claiming queued jobs", lambda conn: self._claim(conn, *claiming), write=True)
-
-    def jobs_in_status(self, status: str, *, owner: str | None = None) -> list[JobRecord]:
-        sql = f"SELECT {_JOB_COLUMNS} FROM jobs WHERE status = ?"
-        params: list[Any] = [_encode("status", status)]
-        if owner is not None:
-            sql += " AND owner = ?"
-            params.append(owner)
-        sql += " ORDER BY created, id"
-
-        def select(conn: sqlite3.Connection) -> list[JobRecord]:
-            return [_job_from_row(row) for row in conn.execute(sql, params).fetchall()]
-
-        return self._run(f"listing {status} jobs", select)
-
-    # ------------------------------------------------------------- job files
 
     def _fence(self, conn: sqlite3.Connection, job_id: str, kind: str, claim: int | None) -> None:
         row = conn.execute("SELECT claim FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -1084,13 +953,6 @@ class SQLiteStore(Store):
 
         self._run(f"renewing the lease of engine {lease.node!r}", upsert, write=True)
 
-    def remove_engine(self, node: str) -> None:
-        def delete(conn: sqlite3.Connection) -> None:
-            if conn.execute("DELETE FROM engines WHERE node = ?", (node,)).rowcount:
-                self._change(conn, "engine", None)
-
-        self._run(f"removing engine {node!r}", delete, write=True)
-
     def engines(self) -> list[EngineLease]:
         def select(conn: sqlite3.Connection) -> list[EngineLease]:
             rows = conn.execute(
@@ -1099,222 +961,6 @@ class SQLiteStore(Store):
             return [EngineLease(*row[:9], tasks=tuple(json.loads(row[9]))) for row in rows]
 
         return self._run("listing engines", select)
-
-    def record_takeover(self, takeover: Takeover) -> None:
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                f"INSERT INTO takeovers ({_TAKEOVER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (takeover.job_id, takeover.from_engine, takeover.to_engine, takeover.to_name,
-                 takeover.at, takeover.rows_done, takeover.outcome),
-            )
-            self._change(conn, "engine", None)
-
-        self._run(f"recording the takeover of job {takeover.job_id!r}", insert, write=True)
-
-    def takeovers(self, *, from_engine: str | None = None, limit: int = 100) -> list[Takeover]:
-        if limit <= 0:
-            return []
-        sql = f"SELECT {_TAKEOVER_COLUMNS} FROM takeovers"
-        params: list[Any] = []
-        if from_engine is not None:
-            sql += " WHERE from_engine = ?"
-            params.append(from_engine)
-        sql += " ORDER BY at DESC, id DESC LIMIT ?"
-        params.append(limit)
-
-        def select(conn: sqlite3.Connection) -> list[Takeover]:
-            return [Takeover(*row) for row in conn.execute(sql, params).fetchall()]
-
-        return self._run("listing takeovers", select)
-
-    # --------------------------------------------------------------- triggers
-
-    def begin_firing(self, trigger: str, key: str, node: str, started: float) -> Firing | None:
-        def insert(conn: sqlite3.Connection) -> Firing | None:
-            row = conn.execute(
-                "INSERT INTO firings (trigger, key, node, started, status)"
-                " VALUES (?, ?, ?, ?, 'running')"
-                f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {_FIRING_COLUMNS}",
-                (trigger, key, node, started),
-            ).fetchone()
-            if row is None:
-                return None
-            self._change(conn, "firing", None)
-            return _firing_from_row(row)
-
-        return self._run(f"starting firing {key!r} of trigger {trigger!r}", insert, write=True)
-
-    def record_firing(self, firing: Firing) -> Firing:
-        def insert(conn: sqlite3.Connection) -> Firing:
-            row = conn.execute(
-                "INSERT INTO firings"
-                " (trigger, key, node, started, ended, status, reason, functions, databases)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-                f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {_FIRING_COLUMNS}",
-                (
-                    firing.trigger,
-                    firing.key,
-                    firing.node,
-                    firing.started,
-                    firing.ended,
-                    firing.status,
-                    firing.reason,
-                    _json_list(firing.functions),
-                    _json_list(firing.databases),
-                ),
-            ).fetchone()
-            if row is None:
-                # Another engine recorded this firing first (two engines skipping the same
-                # boundary): the firing is recorded once, and that record is the answer.
-                row = conn.execute(
-                    f"SELECT {_FIRING_COLUMNS} FROM firings WHERE trigger = ? AND key = ?",
-                    (firing.trigger, firing.key),
-                ).fetchone()
-            else:
-                self._change(conn, "firing", None)
-            return _firing_from_row(row)
-
-        return self._run(f"recording a firing of trigger {firing.trigger!r}", insert, write=True)
-
-    def end_firing(
-        self,
-        firing_id: int,
-        *,
-        ended: float,
-        status: str,
-        reason: str | None,
-        functions: Iterable[Mapping[str, Any]],
-        databases: Iterable[Mapping[str, Any]] = (),
-    ) -> Firing | None:
-        params = (ended, status, reason, _json_list(functions), _json_list(databases), firing_id)
-
-        def update(conn: sqlite3.Connection) -> Firing | None:
-            row = conn.execute(
-                "UPDATE firings SET ended = ?, status = ?, reason = ?, functions = ?,"
-                f" databases = ? WHERE id = ? RETURNING {_FIRING_COLUMNS}",
-                params,
-            ).fetchone()
-            if row is None:
-                return None
-            self._change(conn, "firing", None)
-            return _firing_from_row(row)
-
-        return self._run(f"ending firing {firing_id}", update, write=True)
-
-    def running_firings(self, trigger: str) -> list[Firing]:
-        def select(conn: sqlite3.Connection) -> list[Firing]:
-            rows = conn.execute(
-                f"SELECT {_FIRING_COLUMNS} FROM firings WHERE trigger = ? AND status = 'running'"
-                " ORDER BY started, id",
-                (trigger,),
-            ).fetchall()
-            return [_firing_from_row(row) for row in rows]
-
-        return self._run(f"listing running firings of trigger {trigger!r}", select)
-
-    def list_firings(self, *, trigger: str | None = None, limit: int = 100) -> list[Firing]:
-        if limit <= 0:
-            return []
-        sql = f"SELECT {_FIRING_COLUMNS} FROM firings"
-        params: list[Any] = []
-        if trigger is not None:
-            sql += " WHERE trigger = ?"
-            params.append(trigger)
-        sql += " ORDER BY started DESC, id DESC LIMIT ?"
-        params.append(limit)
-
-        def select(conn: sqlite3.Connection) -> list[Firing]:
-            return [_firing_from_row(row) for row in conn.execute(sql, params).fetchall()]
-
-        return self._run("listing firings", select)
-
-    def prune_firings(self, before: float) -> int:
-        def delete(conn: sqlite3.Connection) -> int:
-            cursor = conn.execute(
-                "DELETE FROM firings WHERE started < ? AND status != 'running'", (before,)
-            )
-            return cursor.rowcount
-
-        return self._run("pruning firings", delete, write=True)
-
-    # ------------------------------------------------------- API keys (owner: api)
-
-    def add_api_key(self, key: ApiKey) -> None:
-        values = (key.id, key.account_id, key.name, 1 if key.superadmin else 0, key.created, key.key_hash)
-
-        def insert(conn: sqlite3.Connection) -> None:
-            conn.execute(f"INSERT INTO api_keys ({_API_KEY_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)", values)
-
-        try:
-            self._run(f"adding API key {key.id!r}", insert, write=True)
-        except StoreError as exc:
-            if isinstance(exc.__cause__, sqlite3.IntegrityError):
-                raise StoreError(f"API key {key.id!r} (or its hash) already exists in {self.path}") from exc.__cause__
-            raise
-
-    def api_keys(self) -> list[ApiKey]:
-        def select(conn: sqlite3.Connection) -> list[ApiKey]:
-            rows = conn.execute(f"SELECT {_API_KEY_COLUMNS} FROM api_keys ORDER BY created, id").fetchall()
-            return [_api_key_from_row(row) for row in rows]
-
-        return self._run("listing API keys", select)
-
-    def api_key(self, key_id: str) -> ApiKey | None:
-        return self._one_api_key("id", key_id)
-
-    def api_key_by_hash(self, key_hash: str) -> ApiKey | None:
-        return self._one_api_key("key_hash", key_hash)
-
-    def _one_api_key(self, column: str, value: str) -> ApiKey | None:
-        sql = f"SELECT {_API_KEY_COLUMNS} FROM api_keys WHERE {column} = ?"
-
-        def select(conn: sqlite3.Connection) -> ApiKey | None:
-            row = conn.execute(sql, (value,)).fetchone()
-            return _api_key_from_row(row) if row else None
-
-        return self._run("reading an API key", select)
-
-    def remove_api_key(self, key_id: str) -> ApiKey | None:
-        def delete(conn: sqlite3.Connection) -> ApiKey | None:
-            row = conn.execute(
-                f"DELETE FROM api_keys WHERE id = ? RETURNING {_API_KEY_COLUMNS}", (key_id,)
-            ).fetchone()
-            # Explicitly, not by ON DELETE CASCADE: foreign keys are off on SQLite connections
-            # unless every one of them turns them on.
-            conn.execute("DELETE FROM api_tokens WHERE key_id = ?", (key_id,))
-            return _api_key_from_row(row) if row else None
-
-        return self._run(f"removing API key {key_id!r}", delete, write=True)
-
-    def add_api_token(self, token_hash: str, key_id: str, ttl_s: float) -> float | None:
-        def insert(conn: sqlite3.Connection) -> float | None:
-            expires = self._clock() + ttl_s
-            cursor = conn.execute(
-                "INSERT INTO api_tokens (token_hash, key_id, expires)"
-                " SELECT ?, id, ? FROM api_keys WHERE id = ?",
-                (token_hash, expires, key_id),
-            )
-            return expires if cursor.rowcount == 1 else None
-
-        return self._run("storing an API token", insert, write=True)
-
-    def api_token(self, token_hash: str) -> tuple[ApiKey, float] | None:
-        sql = (
-            "SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
-            " FROM api_tokens t JOIN api_keys k ON k.id = t.key_id WHERE t.token_hash = ? AND t.expires > ?"
-        )
-
-        def select(conn: sqlite3.Connection) -> tuple[ApiKey, float] | None:
-            row = conn.execute(sql, (token_hash, self._clock())).fetchone()
-            return (_api_key_from_row(row[:-1]), row[-1]) if row else None
-
-        return self._run("reading an API token", select)
-
-    def prune_api_tokens(self) -> int:
-        def delete(conn: sqlite3.Connection) -> int:
-            return conn.execute("DELETE FROM api_tokens WHERE expires <= ?", (self._clock(),)).rowcount
-
-        return self._run("pruning API tokens", delete, write=True)
 
     # -------------------------------------------------------------- lifecycle
 
