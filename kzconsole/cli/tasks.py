@@ -117,10 +117,6 @@ def _job_for(engine: Any, job_id: str, account: str | None) -> Any:
 # ---- tasks list (owner: query): streamed from the store (Engine.iter_jobs), written in blocks.
 
 _TABLE_COLUMNS = ("id", "category", "action", "status", "success_count", "failure_count", "total_count", "created")
-# JobRecord.public()'s keys, in its order: _json_line writes them.
-_JSON_COLUMNS = ("id", "account_id", "auth_account_id", "category", "action", "file_name", "status", "created",
-                 "start_timestamp", "end_timestamp", "total_count", "success_count", "failure_count", "node",
-                 "output_rows", "wait_after_row_ms", "error")
 _LIST_BLOCK = 2048  # lines per write
 
 
@@ -130,7 +126,7 @@ def _print_job_list(rows: Any, as_json: bool) -> None:
     list built whole took 905 MB at 200,000). See docs/performance.md."""
     out = sys.stdout
     if as_json:
-        lines = map(_json_line, rows)
+        lines = (f"  {document}" for (document,) in rows)
         first = next(lines, None)
         if first is None:
             out.write("[]\n")
@@ -172,28 +168,6 @@ def _list_time(ts: float) -> str:
             _minutes.clear()
         prefix = _minutes[minute] = local_time(minute)[:-2]
     return f"{prefix}{seconds % 60:02d}"
-
-
-def _json_line(row: tuple[Any, ...], _js: Callable[[str], str] = json.encoder.encode_basestring) -> str:
-    """One job of ``tasks list --json`` (``JobRecord.public()``), as json.dumps writes it, at
-    nearly the speed of a text line (json.dumps of a dict per job took three times the whole text
-    listing). ``_js`` is the C function json.dumps(ensure_ascii=False) writes a string with; counts
-    are the store's integers as they are, times are whole seconds as in ``public()``."""
-    (job_id, account, auth, category, action, file_name, status, created, started, ended, total,
-     ok, failed, node, output_rows, wait_ms, error) = row
-    return (
-        f'  {{"id": {_js(job_id)}, "account_id": {_js(account)}, "auth_account_id": {_js(auth)}, '
-        f'"category": {_js(category)}, "action": {_js(action)}, '
-        f'"file_name": {"null" if file_name is None else _js(file_name)}, "status": {_js(status)}, '
-        f'"created": {int(created)}, "start_timestamp": {"null" if started is None else int(started)}, '
-        f'"end_timestamp": {"null" if ended is None else int(ended)}, '
-        f'"total_count": {"null" if total is None else total}, "success_count": {ok}, '
-        f'"failure_count": {failed}, "node": {"null" if node is None else _js(node)}, '
-        f'"output_rows": {output_rows}, "wait_after_row_ms": {wait_ms}, '
-        f'"error": {"null" if error is None else _js(error)}}}'
-    )
-
-
 
 
 def _show_document(job: Any, waiting: str | None) -> dict[str, Any]:
@@ -476,7 +450,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
         # Closed before the store is: a reader that leaves (`| head`) must not leave the rows to
         # be finalised at exit, on a closed database.
-        with engine.iter_jobs(query, _JSON_COLUMNS if args.json else _TABLE_COLUMNS) as rows:
+        listing = engine.iter_job_documents(query) if args.json else engine.iter_jobs(query, _TABLE_COLUMNS)
+        with listing as rows:
             _print_job_list(rows, args.json)
         sys.stdout.flush()
     return EXIT_OK

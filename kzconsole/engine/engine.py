@@ -237,6 +237,11 @@ class Engine(EngineParts):
         listings of every job (``tasks list``, the API unpaged). Use ``with``, or read to the end."""
         return self.store.iter_jobs(self._job_query(query, fields), columns)
 
+    def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
+        """The jobs ``iter_jobs`` streams, each as a 1-tuple of the JSON text of its public record
+        (``tasks list --json``)."""
+        return self.store.iter_job_documents(self._job_query(query, fields))
+
     def _job_query(self, query: JobQuery | None, fields: dict[str, Any]) -> JobQuery:
         query = JobQuery.of(query, **fields)
         if query.now is None and query.is_live:

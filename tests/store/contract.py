@@ -8,6 +8,7 @@ backend: a PostgreSQL store runs this file unchanged.
 from __future__ import annotations
 
 import io
+import json
 import random
 import threading
 import time
@@ -389,6 +390,22 @@ class JobQueryContract:
             assert list(rows) == got[:3]
         with store.iter_jobs(JobQuery(status=[]), ["id"]) as rows:
             assert list(rows) == []
+
+    def test_iter_job_documents_are_the_public_records(self, store: Store, query_jobs: list[JobRecord]) -> None:
+        odd = make_job("odd", created=NOW + 0.75, start_timestamp=NOW + 1.999, end_timestamp=NOW + 2.5,
+                       status=JobStatus.FAILURE, file_name='q"uo\\te\né✓.csv', error="bad\trow \u0001 \"x\"",
+                       total_count=3, success_count=1, failure_count=2, node="nøde", output_rows=3)
+        store.create_job(odd)
+        for query in (JobQuery(), JobQuery(sort="duration", now=QUERY_NOW, status=["executing", "success", "failure"]),
+                      JobQuery(words="odd"), JobQuery(limit=2), JobQuery(sort="task", descending=False, limit=5000)):
+            with store.iter_job_documents(query) as documents:
+                got = [json.loads(document) for (document,) in documents]
+            assert got == [job.public() for job in store.list_jobs(query)], query
+            assert all(type(doc["created"]) is int for doc in got)
+        with store.iter_job_documents(JobQuery(status=[])) as documents:
+            assert list(documents) == []
+        with pytest.raises(InvalidQuery, match="unknown status"):
+            store.iter_job_documents(None, status="bogus")
 
     def test_iter_jobs_streams_and_can_stop_early(self, store: Store) -> None:
         for n in range(3000):

@@ -39,12 +39,13 @@ learns what the others changed, and which jobs, without re-reading everything.
 from __future__ import annotations
 
 import abc
-from collections.abc import Collection, Iterable, Mapping, Sequence
+import json
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
-from kzconsole.engine.models import JOB_FIELDS, EngineLease, Firing, JobRecord, Takeover
+from kzconsole.engine.models import JOB_FIELDS, PUBLIC_JOB_KEYS, EngineLease, Firing, JobRecord, Takeover
 from kzconsole.engine.store.query import InvalidQuery, JobQuery, JobRows
 
 __all__ = [
@@ -171,6 +172,14 @@ class Store(abc.ABC):
         unpaged listing). Bad arguments raise at once, not at the first row. Close the returned
         :class:`JobRows` (``with store.iter_jobs(...) as rows:``) when not reading it to its end;
         closing the store ends it too (the next row raises :class:`StoreError`)."""
+
+    def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
+        """The jobs :meth:`iter_jobs` would stream, each as the text of one JSON object equal to
+        its ``JobRecord.public()`` (``tasks list --json``), in 1-tuples, streamed the same way.
+        This default encodes :meth:`iter_jobs`' rows; a backend whose database writes JSON builds
+        them there."""
+        rows = self.iter_jobs(query, PUBLIC_JOB_KEYS, **fields)
+        return JobRows(_documents(rows))
 
     @abc.abstractmethod
     def update_job(
@@ -436,3 +445,14 @@ def copy_stream(src: BinaryIO, dest: BinaryIO, chunk: int = 1 << 20) -> int:
         dest.write(data)
         total += len(data)
 
+
+def _documents(rows: JobRows) -> Iterator[tuple[str]]:
+    """``iter_job_documents`` from public rows: the record ``public()`` gives, encoded."""
+    whole = [i for i, key in enumerate(PUBLIC_JOB_KEYS) if key in ("created", "start_timestamp", "end_timestamp")]
+    with rows:
+        for row in rows:
+            values = list(row)
+            for i in whole:
+                if values[i] is not None:
+                    values[i] = int(values[i])
+            yield (json.dumps(dict(zip(PUBLIC_JOB_KEYS, values)), ensure_ascii=False),)

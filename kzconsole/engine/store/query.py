@@ -46,7 +46,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
-from kzconsole.engine.models import JOB_FIELDS, JobRecord, JobStatus
+from kzconsole.engine.models import JOB_FIELDS, PUBLIC_JOB_KEYS, JobRecord, JobStatus
 
 __all__ = [
     "SORTS",
@@ -64,6 +64,7 @@ __all__ = [
 ]
 
 _STATUS_VALUES = tuple(s.value for s in JobStatus)
+_WHOLE_SECONDS = frozenset({"created", "start_timestamp", "end_timestamp"})  # whole in public()
 
 
 class InvalidQuery(ValueError):
@@ -625,6 +626,16 @@ class Dialect:
     placeholder = "?"
     row_key = "rowid"  # how the page's rows are found again (any unique, indexed column)
 
+    def public_document(self) -> str:
+        """An expression giving a job's public record (``JobRecord.public()``: its keys in order,
+        times as whole seconds) as one JSON object's text, built by the database: ``tasks list
+        --json`` then costs what the text listing does (a Python object per column and a line
+        built from them took 40% longer)."""
+        values = ", ".join(
+            f"'{key}', {f'CAST({key} AS INTEGER)' if key in _WHOLE_SECONDS else key}" for key in PUBLIC_JOB_KEYS
+        )
+        return f"json_object({values})"
+
     def contains(self, haystack: str, piece: str) -> Term:
         """True when ``haystack`` (lower-cased SQL) contains ``piece``, ignoring ASCII case."""
         return f"instr({haystack}, lower({self.placeholder})) > 0", [piece]
@@ -751,9 +762,12 @@ def _branches(query: JobQuery, d: Dialect, now: float) -> list[_Branch]:
     return out
 
 
-def select_statement(query: JobQuery, columns: Sequence[str], d: Dialect, *, now: float) -> Statement | None:
-    """The jobs ``query`` asks for, selecting ``columns`` (JobRecord field names, trusted); None when
-    nothing can match. ``now`` measures running jobs when the query does not pin it.
+def select_statement(
+    query: JobQuery, columns: Sequence[str], d: Dialect, *, now: float, expressions: bool = False
+) -> Statement | None:
+    """The jobs ``query`` asks for, selecting ``columns`` (JobRecord field names, trusted; with
+    ``expressions``, SQL expressions over a job's unqualified columns instead); None when nothing
+    can match. ``now`` measures running jobs when the query does not pin it.
 
     Several SELECTs are merged by ``UNION ALL ... ORDER BY`` where one cannot give the order: an
     order by counts or times reads the finished jobs (whose values are fixed) apart from the
@@ -793,7 +807,7 @@ def select_statement(query: JobQuery, columns: Sequence[str], d: Dialect, *, now
     if not paged:
         return Statement(sql, tuple(params), width if keyed else 0)
     page_sql, page_params = d.limit(query.limit, query.offset)
-    picked = ", ".join(f"jobs.{column}" for column in columns)
+    picked = ", ".join(columns if expressions else (f"jobs.{column}" for column in columns))
     outer = ", ".join(f"kz_page.kz_k{i}{direction}" for i in range(width))
     return Statement(
         f"SELECT {picked} FROM ({sql}{page_sql}) AS kz_page JOIN jobs ON jobs.{d.row_key} = kz_page.kz_row"

@@ -324,6 +324,7 @@ class _SQLiteDialect(Dialect):
 
 
 _SQLITE = _SQLiteDialect()
+_DOCUMENT = ("document",)  # iter_job_documents' one column (no flags to convert)
 
 
 def _plain_rows(rows: list[tuple[Any, ...]], extra: int, names: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -634,6 +635,17 @@ class SQLiteStore(SQLStore):
         if query.limit is not None and query.limit <= _STREAM_BATCH:
             return JobRows(self._page(statement, names))
         return JobRows(self._stream(statement, names))
+
+    def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
+        query = JobQuery.of(query, **fields)
+        statement = select_statement(
+            query, (self.dialect.public_document(),), self.dialect, now=self.now(), expressions=True
+        )
+        if self._closed:
+            raise StoreError(f"the store {self.path} is closed")
+        if query.limit is not None and query.limit <= _STREAM_BATCH:
+            return JobRows(self._page(statement, _DOCUMENT))
+        return JobRows(self._stream(statement, _DOCUMENT))
 
     # (api) A bounded page, such as one of the REST API's listing pages, is read whole at its first
     # row, on the thread's own connection: holding that connection is then no concern (the rows
