@@ -204,7 +204,6 @@ def test_queries_use_indexes_with_100k_jobs(store: SQLiteStore, db_path: Path) -
     statements: list[str] = []
     conn.set_trace_callback(statements.append)
 
-    started = time.perf_counter()
     assert [j.id for j in store.list_jobs(limit=3)] == ["j099999", "j099998", "j099997"]
     assert len(store.list_jobs(limit=50, offset=50_000)) == 50
     assert len(store.list_jobs(account_id="acct-7", limit=50)) == 50
@@ -220,8 +219,8 @@ def test_queries_use_indexes_with_100k_jobs(store: SQLiteStore, db_path: Path) -
     assert store.count_jobs(status=["success", "failure"]) == 2 * len(range(0, 100_000, 7))
     claimed = store.claim_queued("e1", 5, NOW)
     assert [j.id for j in claimed] == ["j000000", "j000007", "j000014", "j000021", "j000028"]
-    # Generous: with the indexes these take milliseconds; a full scan and sort takes far longer.
-    assert time.perf_counter() - started < 2.0
+    # Their speed is the query plans checked below (bench/bench_query.py times them): no
+    # wall-clock limit here, which a loaded machine would break.
     conn.set_trace_callback(None)
 
     # No ANALYZE was run: the plans must be good on a store that never had statistics.
