@@ -11,6 +11,7 @@ import threading
 import pytest
 
 from kzconsole.engine import Engine, EngineLogged, InvalidJobState, JobChanged, JobStatus
+from kzconsole.engine.models import EngineLease
 from tests.conftest import make_settings, write_csv
 
 PLUGIN = '''
@@ -130,6 +131,33 @@ def test_wait_reason(engine_factory, plugin_dir, tmp_path):
     assert engine.get_job(waiting.id).status is JobStatus.PENDING  # the only slot is taken
     assert engine.wait_reason(waiting) == "every slot is taken (1 of 1 running)"
     mod["GATE"].set()
+
+
+def test_wait_reason_on_a_store_other_engines_serve(engine_factory, plugin_dir, tmp_path):
+    """A command line (no engine of its own) asks about a queued job other processes' engines
+    would run: it says which of them could, and whether a slot is free."""
+    plugin_dir.write("f.py", PLUGIN)
+    engine = engine_factory()
+    job = engine.start_job(engine.add_job("f", "odd", input=write_csv(tmp_path / "in.csv", [["n"], ["1"]])).id)
+    store = engine.store
+
+    def lease(node: str, *, tasks: tuple[str, ...], slots: int = 2, running: int = 0) -> EngineLease:
+        now = store.now()
+        return EngineLease(node, "elsewhere", 4242, now, now + 30, name=node, slots=slots, running=running,
+                           tasks=tasks)
+
+    store.heartbeat(lease("a", tasks=("other/task",)))
+    assert engine.wait_reason(job) == (
+        "no live engine has f/odd in its catalog (1 engine alive): it ends internal_error unless an"
+        " engine that has the task starts first")
+    store.heartbeat(lease("b", tasks=("f/odd",), running=2))
+    assert engine.wait_reason(job) == "every slot is taken (2 of 2 running on 1 engine)"
+    store.heartbeat(lease("c", tasks=("f/odd", "other/task"), slots=4, running=1))
+    assert engine.wait_reason(job) == "about to start (3 of 6 slots taken on 2 engines)"
+    store.remove_engine("b")
+    store.remove_engine("c")
+    store.heartbeat(lease("a", tasks=("other/task",), slots=4))
+    assert "no live engine has f/odd" in engine.wait_reason(job)  # only the alive count changed
 
 
 def test_each_engine_answers_its_own_plugins(tmp_path, plugin_dir):
