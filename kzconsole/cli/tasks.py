@@ -6,7 +6,6 @@ import argparse
 import contextlib
 import io
 import itertools
-import json
 import os
 import sys
 import threading

@@ -11,20 +11,21 @@ re-reading that copy. Reading a stored input is `kzconsole.engine.records`; writ
 from __future__ import annotations
 
 import codecs
+import contextlib
 import csv
 import io
-import json
 import operator
 import os
 import re
 import shutil
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import islice
 from typing import Any, BinaryIO
 
 from kzconsole.engine.csvout import CsvRowWriter
+from kzconsole.engine.jsonrecords import JsonFormatError, JsonRecords, json_cell
 
 __all__ = ["InputFormatError", "InputCheck", "check_input", "sniff_format", "FIELD_SIZE_LIMIT",
            "MAX_LISTED_LINES"]
@@ -319,12 +320,13 @@ def _count_breaks(data: bytes) -> int:
     return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
 
 
-def _utf8_error_line(path: str) -> int:
-    """The physical line (1-based) of the first invalid UTF-8 byte in the file at `path`."""
+def _utf8_error_line(source: str | BinaryIO) -> int:
+    """The physical line (1-based) of the first invalid UTF-8 byte in the file at `source` (a
+    path, or a binary file read from where it is)."""
     line = 1
     carry = b""
     prev_cr = False
-    with open(path, "rb") as f:
+    with open(source, "rb") if isinstance(source, str) else contextlib.nullcontext(source) as f:
         while True:
             chunk = f.read(_CHUNK)
             final = not chunk
@@ -348,148 +350,117 @@ def _utf8_error_line(path: str) -> int:
 # ---- JSON
 
 
-class _Number(str):
-    """A JSON number, kept as the text it was written with (`1.50` stays `1.50`)."""
-
-    __slots__ = ()
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON value")
-
-
-def _compact(value: Any) -> str:
-    """Compact JSON text of a parsed value whose numbers are `_Number`s."""
-    kind = type(value)
-    if kind is dict:
-        return "{" + ",".join(f"{_json_str(k)}:{_compact(v)}" for k, v in value.items()) + "}"
-    if kind is list:
-        return "[" + ",".join(map(_compact, value)) + "]"
-    if kind is _Number:
-        return str.__str__(value)
-    if kind is str:
-        return _json_str(value)
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return "null"
-
-
-def _json_str(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def _json_cell(value: Any) -> str | None:
-    kind = type(value)
-    if kind is str:
-        return value or None
-    if kind is _Number:
-        return str.__str__(value)
-    if value is None:
-        return None
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    return _compact(value)
-
-
-_ENVELOPE_HELP = 'expected a JSON array of objects or {"data": {"records": [...]}}'
-
-
 def _check_json_source(
     src: str | os.PathLike[str] | BinaryIO, out: BinaryIO, mandatory: Sequence[str]
 ) -> InputCheck:
-    if isinstance(src, (str, os.PathLike)):
-        with open(src, "rb") as f:
-            data = f.read()
-    else:
-        data = src.read()
-    file_name: str | None = None
-    try:
-        records, file_name = _parse_json(data)
-        if not records:
-            return InputCheck(errors={}, header=None, total_rows=0, file_name=file_name)
-        header, rows = _json_rows(records)
-    except InputFormatError as exc:
-        return _invalid(exc, file_name)
-    present = [name for name in mandatory if name in header]
+    """The records, one at a time (kzconsole/engine/jsonrecords.py). The columns are every key
+    seen, so the header is known only at the end; it is nearly always the first record's keys,
+    so one pass writes the rows under those, and only when a later record brings another key is
+    the input read again under the whole header (``out`` is emptied first)."""
+    with _seekable(src) as f:
+        start = f.tell()
+        known: list[str] | None = None  # the whole header, once a first pass found it
+        for _ in range(2):
+            records = JsonRecords(f)
+            try:
+                written = _json_pass(records, out, mandatory, known)
+            except JsonFormatError as exc:
+                return _invalid(_json_error(exc, f, start), records.file_name)
+            except InputFormatError as exc:
+                return _invalid(exc, records.file_name)
+            header, total, missing_lines, missing_count, complete = written
+            if total == 0:
+                return InputCheck(errors={}, header=None, total_rows=0, file_name=records.file_name)
+            if not header:
+                return _invalid(InputFormatError(None, "no header: the records have no keys"), records.file_name)
+            if complete:
+                break
+            known = header
+            f.seek(start)
+            out.seek(0)
+            out.truncate()
+    return _result(header, total, mandatory, missing_lines, missing_count, records.file_name)
+
+
+def _json_pass(
+    records: JsonRecords, out: BinaryIO, mandatory: Sequence[str], header: list[str] | None
+) -> tuple[list[str], int, list[int], int, bool]:
+    """Write the records as CSV under ``header`` (None: the first record's keys), checking the
+    mandatory cells. Returns the columns seen, the record count, the lines and count of records
+    missing a mandatory cell, and whether every record fit the header (if not, the rest was only
+    read for its keys; what the caller keeps only if the check passes: it removes a rejected
+    input's file)."""
+    columns = dict.fromkeys(header or ())  # an ordered set
+    present = [name for name in mandatory if name in columns]
     missing_lines: list[int] = []
     missing_count = 0
-    if present:
-        for number, row in enumerate(rows, 1):
-            if any(row.get(name) is None for name in present):
+    total = 0
+    fits = True
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    try:
+        writer = CsvRowWriter(text.write)
+        if header:
+            writer.writerow(header)
+        for total, record in enumerate(records, 1):
+            row = _json_row(total, record)
+            if header is None:
+                columns.update(dict.fromkeys(row))
+                header = list(columns)
+                present = [name for name in mandatory if name in columns]
+                if header:
+                    writer.writerow(header)
+            elif not fits or not row.keys() <= columns.keys():
+                fits = False
+                columns.update(dict.fromkeys(row))
+                continue
+            if present and any(row.get(name) is None for name in present):
                 missing_count += 1
                 if len(missing_lines) < MAX_LISTED_LINES:
-                    missing_lines.append(number)
-    check = _result(header, len(rows), mandatory, missing_lines, missing_count, file_name)
-    if check.ok:
-        text = io.TextIOWrapper(out, encoding="utf-8", newline="")  # type: ignore[arg-type]
-        try:
-            writer = CsvRowWriter(text.write)
-            writer.writerow(header)
-            for row in rows:
+                    missing_lines.append(total)
+            if header:
                 writer.writerow([row.get(name) for name in header])
-            text.flush()
-        finally:
-            text.detach()
-    return check
+        text.flush()
+    finally:
+        text.detach()
+    return list(columns), total, missing_lines, missing_count, fits
 
 
-def _parse_json(data: bytes) -> tuple[list[Any] | None, str | None]:
-    """The records and the envelope's file name; records None or [] mean "no input"."""
+@contextlib.contextmanager
+def _seekable(src: str | os.PathLike[str] | BinaryIO) -> Iterator[BinaryIO]:
+    """``src`` as a file that can be read twice: a path opened, a seekable stream as it is (not
+    closed), anything else (a pipe) spooled to a private temporary file first."""
+    if isinstance(src, (str, os.PathLike)):
+        with open(src, "rb") as f:
+            yield f
+    elif src.seekable():
+        yield src
+    else:
+        with tempfile.TemporaryFile() as spool:
+            shutil.copyfileobj(src, spool, _CHUNK)
+            spool.seek(0)
+            yield spool  # type: ignore[misc]
+
+
+def _json_error(exc: JsonFormatError, f: BinaryIO, start: int) -> InputFormatError:
+    if exc.utf8:
+        f.seek(start)
+        return InputFormatError(_utf8_error_line(f), exc.message)
+    return InputFormatError(exc.line, exc.message)
+
+
+def _json_row(number: int, record: Any) -> dict[str, str | None]:
+    """One record's cells by column (names stripped like CSV header names)."""
+    if type(record) is not dict:
+        raise InputFormatError(number, f"record {number} is not an object")
+    row: dict[str, str | None] = {}
     try:
-        text = data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InputFormatError(1 + _count_breaks(data[: exc.start]), "invalid UTF-8") from None
-    try:
-        doc = json.loads(
-            text, parse_int=_Number, parse_float=_Number, parse_constant=_reject_constant
-        )
-    except json.JSONDecodeError as exc:
-        raise InputFormatError(exc.lineno, f"invalid JSON: {exc.msg}") from None
-    except ValueError as exc:
-        raise InputFormatError(None, f"invalid JSON: {exc}") from None
+        for key, value in record.items():
+            name = key.strip()
+            if not name:
+                raise InputFormatError(number, f"record {number} has an empty key")
+            if name in row:
+                raise InputFormatError(number, f"record {number} has two keys for column {name!r}")
+            row[name] = json_cell(value)
     except RecursionError:
         raise InputFormatError(None, "invalid JSON: nested too deeply") from None
-    if isinstance(doc, list):
-        return doc, None
-    if not isinstance(doc, dict) or not isinstance(doc.get("data"), dict):
-        raise InputFormatError(None, _ENVELOPE_HELP)
-    envelope = doc["data"]
-    file_name = envelope.get("file_name")
-    if file_name is not None and type(file_name) is not str:  # numbers are str subclasses here
-        raise InputFormatError(None, '"file_name" must be a string')
-    records = envelope.get("records")
-    if records is not None and not isinstance(records, list):
-        raise InputFormatError(None, '"records" must be an array of objects')
-    return records, file_name or None
-
-
-def _json_rows(records: list[Any]) -> tuple[list[str], list[dict[str, str | None]]]:
-    """Columns (every key, first-seen order, stripped like CSV header names) and rows of cells."""
-    columns: dict[str, None] = {}  # an ordered set
-    rows: list[dict[str, str | None]] = []
-    try:
-        for number, record in enumerate(records, 1):
-            if type(record) is not dict:
-                raise InputFormatError(number, f"record {number} is not an object")
-            row: dict[str, str | None] = {}
-            for key, value in record.items():
-                name = key.strip()
-                if not name:
-                    raise InputFormatError(number, f"record {number} has an empty key")
-                if name in row:
-                    raise InputFormatError(
-                        number, f"record {number} has two keys for column {name!r}"
-                    )
-                row[name] = _json_cell(value)
-                if name not in columns:
-                    columns[name] = None
-            rows.append(row)
-    except RecursionError:
-        raise InputFormatError(None, "invalid JSON: nested too deeply") from None
-    if not columns:
-        raise InputFormatError(None, "no header: the records have no keys")
-    return list(columns), rows
+    return row

@@ -7,11 +7,13 @@ every cell quoted, backslash-escaped quotes) the test says so and checks the con
 
 from __future__ import annotations
 
+import collections
 import csv
 import datetime
 import decimal
 import gc
 import io
+import json
 import os
 import stat
 import tracemalloc
@@ -29,6 +31,7 @@ from kzconsole.engine.csvio import (
     sniff_format,
 )
 from kzconsole.engine.csvout import CsvRowWriter, csv_text
+from kzconsole.engine.jsonrecords import ENVELOPE_HELP
 from kzconsole.engine.records import iter_records
 
 # ------------------------------------------------------------------------------------------
@@ -457,10 +460,10 @@ def test_json_without_records_is_no_input(tmp_path, data, file_name):
         ('[{"a": 1}, 2]', 2, "record 2 is not an object"),
         ('[{"a": 1}, {"b": 2}, [3]]', 3, "record 3 is not an object"),
         ('{"data": {"records": [null]}}', 1, "record 1 is not an object"),
-        ('{"a": 1}', None, csvio._ENVELOPE_HELP),
-        ('"text"', None, csvio._ENVELOPE_HELP),
-        ("42", None, csvio._ENVELOPE_HELP),
-        ('{"data": []}', None, csvio._ENVELOPE_HELP),
+        ('{"a": 1}', None, ENVELOPE_HELP),
+        ('"text"', None, ENVELOPE_HELP),
+        ("42", None, ENVELOPE_HELP),
+        ('{"data": []}', None, ENVELOPE_HELP),
         ('{"data": {"records": {"a": 1}}}', None, '"records" must be an array of objects'),
         ('{"data": {"records": [], "file_name": 3}}', None, '"file_name" must be a string'),
         ('[{"a": 1}, {" ": 2}]', 2, "record 2 has an empty key"),
@@ -925,3 +928,121 @@ def test_checking_and_reading_stream_in_constant_memory(tmp_path):
         tracemalloc.stop()
     assert count == rows
     assert peak < 10 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+
+
+# ------------------------------------------------------------------------------------------
+# JSON input in constant memory (contract 8.4: bodies stream both ways): one record at a time
+
+
+def _cells_by_json_loads(data: str) -> list[dict[str, str | None]]:
+    """What 3.2 says each record's cells are, by the standard library's whole-document parser."""
+    def cell(value):
+        if isinstance(value, str):
+            return value or None
+        if value is None:
+            return None
+        if isinstance(value, bool):
+            return "true" if value else "false"
+        if isinstance(value, (dict, list)):
+            return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+        return str(value)
+
+    doc = json.loads(data, parse_int=str, parse_float=str)
+    records = doc if isinstance(doc, list) else doc["data"]["records"]
+    return [{k.strip(): cell(v) for k, v in r.items()} for r in records]
+
+
+_text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
+_scalar = st.one_of(_text, st.integers(-10**30, 10**30).map(str), st.booleans(), st.none(),
+                    st.sampled_from(["1.50", "-0.0", "1E+5", "2e-7"]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    records=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c d", "é", "n"]), _scalar, min_size=1),
+                     min_size=1, max_size=40),
+    blank=st.sampled_from(["", " ", "\n", " \r\n\t"]),
+    envelope=st.booleans(),
+    pipe=st.booleans(),
+)
+def test_json_records_read_one_at_a_time_match_the_whole_document(tmp_path_factory, records, blank,
+                                                                     envelope, pipe):
+    """Records cut at every place a read can end (numbers, strings, escapes, multi-byte characters)
+    give what json.loads of the whole document gives; the envelope's file_name may come after the
+    records; a pipe (not seekable) is spooled."""
+    def value(v):
+        return v if v in ("1.50", "-0.0", "1E+5", "2e-7") or (isinstance(v, str) and v.lstrip("-").isdigit()) \
+            else json.dumps(v, ensure_ascii=False)
+
+    parts = [("{" + f",{blank}".join(f"{json.dumps(k)}{blank}:{blank}{value(v)}" for k, v in r.items()) + "}")
+             for r in records]
+    array = f"[{blank}" + f"{blank},{blank}".join(parts) + f"{blank}]"
+    data = f'{{"data": {{"records": {array},{blank}"file_name": "f.json"}}}}' if envelope else array
+    tmp = tmp_path_factory.mktemp("json")
+    # Reads of 7 bytes: every boundary falls in the middle of something.
+    source = io.BufferedReader(_Trickle(data.encode("utf-8")), buffer_size=7) if pipe else io.BytesIO(data.encode())
+    result = check_input(source, tmp / "in.csv", fmt="json")
+    assert result.ok, result.errors
+    header, rows = iter_records(tmp / "in.csv")
+    expected = _cells_by_json_loads(data)
+    assert [{name: row.get(name) for name in header} for row in rows] == [
+        {name: r.get(name) for name in header} for r in expected]
+    assert result.file_name == ("f.json" if envelope else None)
+
+
+class _Trickle(io.RawIOBase):
+    """A pipe-like source: not seekable, a few bytes per read."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = memoryview(data)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b) -> int:
+        n = min(len(b), 7, len(self._data))
+        b[:n] = self._data[:n]
+        self._data = self._data[n:]
+        return n
+
+
+def test_a_large_json_input_is_checked_and_stored_in_constant_memory(tmp_path):
+    src = tmp_path / "big.json"
+    rows = 0
+    with open(src, "w", encoding="utf-8") as f:
+        f.write('{"data": {"records": [\n')
+        while f.tell() < 30 * 1024 * 1024:
+            f.write(("," if rows else "") + json.dumps({"number": f"+1415555{rows % 10000:04d}", "n": rows,
+                                                       "note": "x" * 200, "tags": ["a", {"b": 1.50}]}) + "\n")
+            rows += 1
+        f.write('], "file_name": "numbers.json"}}')
+    tracemalloc.start()
+    try:
+        result = check_input(src, tmp_path / "in.csv", fmt="json", mandatory=["number"])
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.ok and result.total_rows == rows and result.file_name == "numbers.json"
+    assert peak < 10 * 1024 * 1024, f"peak {peak / 1e6:.1f} MB"
+    header, stored = iter_records(tmp_path / "in.csv")
+    assert header == ["number", "n", "note", "tags"]
+    (last,) = collections.deque(stored, maxlen=1)
+    assert last == {"number": f"+1415555{(rows - 1) % 10000:04d}", "n": str(rows - 1), "note": "x" * 200,
+                    "tags": '["a",{"b":1.5}]'}
+
+
+def test_a_long_json_record_and_errors_past_the_first_read(tmp_path):
+    big = "y" * 300_000  # longer than several reads
+    _, rows = read_back(tmp_path, json.dumps([{"a": big}, {"a": "z"}]), fmt="json")
+    assert [r["a"] for r in rows] == [big, "z"]
+    filler = "".join(f'{{"a": "{i}"}},\n' for i in range(20_000))  # ~250 KB of good records first
+    error = csv_error(tmp_path, f"[\n{filler}{{\"a\": tru}}\n]", fmt="json")
+    assert error == {"line": 20_002, "message": "invalid JSON: Expecting value"}
+    assert csv_error(tmp_path, f"[\n{filler}{{\"a\": 1}}] extra", fmt="json") == {
+        "line": 20_002, "message": "invalid JSON: Extra data"}
+    assert csv_error(tmp_path, f'[\n{filler}{{"a": 1}} {{"a": 2}}]', fmt="json")["message"] == (
+        "invalid JSON: Expecting ',' delimiter")
+    assert csv_error(tmp_path, f'[\n{filler}{{"a": "\xff"}}]'.encode("latin-1"), fmt="json") == {
+        "line": 20_002, "message": "invalid UTF-8"}
+    assert csv_error(tmp_path, '{"data": {"records": [], "records": []}}', fmt="json")["message"] == (
+        'the envelope has "records" twice')

@@ -455,4 +455,4 @@ def _documents(rows: JobRows) -> Iterator[tuple[str]]:
             for i in whole:
                 if values[i] is not None:
                     values[i] = int(values[i])
-            yield (json.dumps(dict(zip(PUBLIC_JOB_KEYS, values)), ensure_ascii=False),)
+            yield (json.dumps(dict(zip(PUBLIC_JOB_KEYS, values, strict=True)), ensure_ascii=False),)
