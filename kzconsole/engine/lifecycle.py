@@ -27,7 +27,7 @@ by another engine), and the run then stops without writing anything more.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
@@ -35,7 +35,7 @@ from kzconsole.engine.clock import Clock
 from kzconsole.engine.errors import InvalidJobState, JobNotFound
 from kzconsole.engine.events import EventBus, JobChanged, JobDeleted
 from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
-from kzconsole.engine.store.base import Store
+from kzconsole.engine.store.base import Claim, JobStep, Store
 
 __all__ = ["JobLifecycle", "Progress"]
 
@@ -243,12 +243,10 @@ class JobLifecycle:
         appends: Appends | None,
         *,
         sync: bool = False,
-        claim_next: Mapping[str, Any] | None = None,
+        claim_next: Claim | None = None,
     ) -> tuple[JobRecord | None, list[JobRecord]]:
-        updated, claimed = self.store.save_job(
-            job.id, changes, expect=self._mine(job), appends=appends, claim=job.claim, sync=sync,
-            claim_next=claim_next,
-        )
+        step = JobStep(changes, self._mine(job), appends or {}, job.claim, sync, claim_next)
+        updated, claimed = self.store.save_job(job.id, step)
         self._changed(updated)
         for other in claimed:
             self.events.emit(JobChanged(other))
@@ -273,10 +271,10 @@ class JobLifecycle:
         error: str | None,
         *,
         appends: Appends | None = None,
-        claim_next: Mapping[str, Any] | None = None,
+        claim_next: Claim | None = None,
     ) -> tuple[JobRecord | None, list[JobRecord]]:
         """The end of a run: its final status and counts (its last appends made durable); with
-        ``claim_next`` (``claim_queued``'s keyword arguments) the next queued job is claimed in
+        ``claim_next`` the next queued job is claimed in
         the same step. Returns (the final record or None, the jobs claimed)."""
         changes = progress.changes()
         changes.update({

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import Any
 
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.control import JobControl
@@ -20,7 +19,7 @@ from kzconsole.engine.executor import Executor
 from kzconsole.engine.leases import Lease, dead_owners
 from kzconsole.engine.lifecycle import JobLifecycle
 from kzconsole.engine.models import EngineLease, JobRecord, JobStatus, Takeover
-from kzconsole.engine.store.base import Store, StoreError
+from kzconsole.engine.store.base import Claim, Store, StoreError
 
 __all__ = ["Scheduler", "POLL_S", "ORPHAN_SCAN_S"]
 
@@ -277,13 +276,12 @@ class Scheduler:
         thread.name = f"job-{job.id[:8]}"
         return job, control
 
-    def _handoff_claim(self, handoff: _Handoff) -> dict[str, Any] | None:
+    def _handoff_claim(self, handoff: _Handoff) -> Claim | None:
         """Entered (with _claim_lock held) around a job thread's last store step."""
         if self._stopping.is_set():
             return None
         self.executor.hook("claiming", None)
-        return {"node": self.node, "limit": 1, "name": self.node_name, "tasks": self._own_tasks(),
-                "served": self._served}
+        return Claim(self.node, 1, name=self.node_name, tasks=self._own_tasks(), served=self._served)
 
     def _handed_over(self, handoff: _Handoff, jobs: list[JobRecord]) -> None:
         handoff.tried = True
@@ -319,7 +317,7 @@ class _Handoff:
         self.tried = False
         self.next: tuple[JobRecord, JobControl] | None = None
 
-    def __enter__(self) -> dict[str, Any] | None:
+    def __enter__(self) -> Claim | None:
         self.scheduler._claim_lock.acquire()
         try:
             return self.scheduler._handoff_claim(self)

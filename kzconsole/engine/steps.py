@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from typing import Any, Protocol
 
 from kzconsole.engine.lifecycle import JobLifecycle, Progress
 from kzconsole.engine.logs import JobLogHandler, flush_job_logger
 from kzconsole.engine.models import JobRecord, JobStatus
 from kzconsole.engine.output import OutputSink, RunAbandoned, RunFailed
-from kzconsole.engine.store.base import Fenced, Store, StoreError
+from kzconsole.engine.store.base import Claim, Fenced, Store, StoreError
 from kzconsole.plugin import INIT
 
 __all__ = ["NextClaim", "RunSteps", "state_json", "state_from_json"]
@@ -47,10 +47,10 @@ def state_from_json(text: str | None) -> Any:
 
 class NextClaim(Protocol):
     """How a run's last step may also claim the next queued job for its thread (the scheduler's
-    job threads): entered around that step, it gives ``claim_queued``'s keyword arguments (None:
-    claim nothing, the engine is stopping) and is told what was claimed, before it is left."""
+    job threads): entered around that step, it gives the claim to make (None: claim nothing, the
+    engine is stopping) and is told what was claimed, before it is left."""
 
-    def __enter__(self) -> Mapping[str, Any] | None: ...
+    def __enter__(self) -> Claim | None: ...
 
     def __exit__(self, *exc: object) -> None: ...
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus, Takeover
-from kzconsole.engine.store.base import FILE_KINDS, ApiKey, Fenced, Store, StoreError
+from kzconsole.engine.store.base import FILE_KINDS, ApiKey, Claim, Fenced, JobStep, Store, StoreError
 from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery
 
 NOW = 1_764_320_400.0
@@ -907,15 +907,14 @@ class StoreContract(JobQueryContract):
         store.create_job(make_job("a", queued_at=NOW))
         store.create_job(make_job("b", queued_at=NOW + 1))
         (job,) = store.claim_queued("e1", 1, NOW)
-        updated, claimed = store.save_job(
-            "a",
+        updated, claimed = store.save_job("a", JobStep(
             {"status": JobStatus.SUCCESS, "rows_done": 3, "output_offset": 9, "owner": None},
             expect={"status": "executing", "claim": job.claim},
             appends={"output": (0, b"h\nr1\nr2\n"), "log": (None, b"done\n"), "failed": (0, b"2\n")},
             claim=job.claim,
             sync=True,
-            claim_next={"node": "e1", "limit": 1, "now": NOW + 5},
-        )
+            claim_next=Claim("e1", 1, NOW + 5),
+        ))
         assert updated is not None and updated.status is JobStatus.SUCCESS and updated.rows_done == 3
         assert ids(claimed) == ["b"] and claimed[0].owner == "e1" and claimed[0].start_timestamp == NOW + 5
         for kind, expected in (("output", b"h\nr1\nr2\n"), ("log", b"done\n"), ("failed", b"2\n")):
@@ -923,7 +922,7 @@ class StoreContract(JobQueryContract):
                 assert f.read() == expected
         # A step that does not match changes nothing but what it appended (a checkpoint of a job
         # removed meanwhile is refused by its claim first).
-        assert store.save_job("a", {"rows_done": 4}, expect={"status": "executing"})[0] is None
+        assert store.save_job("a", JobStep({"rows_done": 4}, expect={"status": "executing"}))[0] is None
         assert store.get_job("a").rows_done == 3  # type: ignore[union-attr]
 
     def test_save_job_is_fenced_by_the_claim(self, store: Store) -> None:
@@ -931,8 +930,8 @@ class StoreContract(JobQueryContract):
         (job,) = store.claim_queued("e1", 1, NOW)
         store.update_job("a", {"claim": job.claim + 1}, expect={"claim": job.claim})
         with pytest.raises(Fenced):
-            store.save_job("a", {"rows_done": 1}, expect={"claim": job.claim},
-                           appends={"output": (0, b"late\n")}, claim=job.claim)
+            store.save_job("a", JobStep({"rows_done": 1}, expect={"claim": job.claim},
+                                        appends={"output": (0, b"late\n")}, claim=job.claim))
         assert store.file_size("a", "output") is None
         assert store.get_job("a").rows_done == 0  # type: ignore[union-attr]
 

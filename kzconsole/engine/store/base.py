@@ -41,7 +41,7 @@ from __future__ import annotations
 import abc
 import json
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
@@ -57,6 +57,8 @@ __all__ = [
     "Fenced",
     "StoreChange",
     "ApiKey",
+    "Claim",
+    "JobStep",
     "FILE_KINDS",
     "CHANGE_KINDS",
     "check_kind",
@@ -122,6 +124,39 @@ class ApiKey:
         """What ``api-keys list --json`` shows (never the hash)."""
         return {"id": self.id, "account_id": self.account_id, "name": self.name,
                 "superadmin": self.superadmin, "created": self.created}
+
+
+@dataclass(frozen=True)
+class Claim:
+    """Who takes queued jobs, and which (:meth:`Store.claim_queued`): ``node`` is the claiming
+    engine's id (the jobs' ``owner``), ``name`` its node name (the jobs' ``node``; default
+    ``node``), ``now`` their ``start_timestamp`` (default: :meth:`Store.now`); ``tasks`` and
+    ``served`` narrow the claim (see there)."""
+
+    node: str
+    limit: int
+    now: float | None = None
+    name: str | None = None
+    tasks: Collection[str] | None = None
+    served: Collection[str] | None = None
+
+    @property
+    def node_name(self) -> str:
+        return self.name or self.node
+
+
+@dataclass(frozen=True)
+class JobStep:
+    """One step of a running job, for :meth:`Store.save_job`: ``appends`` (kind -> (offset,
+    data), each as :meth:`Store.append_file` with ``claim`` and ``sync``), then ``changes`` if
+    the record matches ``expect`` (as :meth:`Store.update_job`), then ``claim_next``."""
+
+    changes: Mapping[str, Any]
+    expect: Mapping[str, Any]
+    appends: Mapping[str, tuple[int | None, bytes]] = field(default_factory=dict)
+    claim: int | None = None
+    sync: bool = False
+    claim_next: Claim | None = None
 
 
 class Store(abc.ABC):
@@ -195,7 +230,6 @@ class Store(abc.ABC):
         """Delete the job and its files if it matches ``expect``; return the deleted record, or
         None (nothing deleted)."""
 
-    @abc.abstractmethod
     def claim_queued(
         self,
         node: str,
@@ -217,33 +251,32 @@ class Store(abc.ABC):
         task the engine has; with ``served`` (the tasks of every live engine), jobs whose task is
         in none of them are claimed too, so that the claiming engine ends them ``internal_error``
         instead of leaving them queued for ever (contract 9)."""
+        if limit <= 0:
+            return []
+        return self._claim_queued(Claim(node, limit, now, name, tasks, served))
 
-    def save_job(
-        self,
-        job_id: str,
-        changes: Mapping[str, Any],
-        *,
-        expect: Mapping[str, Any],
-        appends: Mapping[str, tuple[int | None, bytes]] | None = None,
-        claim: int | None = None,
-        sync: bool = False,
-        claim_next: Mapping[str, Any] | None = None,
-    ) -> tuple[JobRecord | None, list[JobRecord]]:
+    def _claim_queued(self, claim: Claim) -> list[JobRecord]:
+        """What a backend does for :meth:`claim_queued`, called with ``claim.limit`` > 0. A
+        backend overrides this or (the PostgreSQL store, until it moves here) ``claim_queued``
+        itself; :meth:`save_job`'s default claims through ``claim_queued``, so either works."""
+        raise NotImplementedError(f"{type(self).__name__} does not claim jobs")
+
+    def save_job(self, job_id: str, step: JobStep) -> tuple[JobRecord | None, list[JobRecord]]:
         """One step of a running job (a checkpoint, its end), in as few writes as the backend
-        can make it: append to the job's files (``appends``: kind -> (offset, data), each as
-        :meth:`append_file` with ``claim`` and ``sync``: Fenced, with nothing changed, when the
-        claim is gone); then apply ``changes`` if the record matches ``expect``, as
-        :meth:`update_job`; then, with ``claim_next`` (the keyword arguments of
-        :meth:`claim_queued`), claim the next queued jobs. Returns (the updated record, or None
-        when it did not match; the jobs claimed).
+        can make it: append to the job's files (``Fenced``, with nothing changed, when the
+        claim is gone); then apply the changes if the record matches; then claim the next queued
+        jobs (``step.claim_next``). Returns (the updated record, or None when it did not match;
+        the jobs claimed).
 
         This default calls those methods in turn. A backend may override it to do all of it in
         one transaction (the SQLite store does: it is most of a tiny job's cost); the outcome must
         be the same, but for atomicity."""
-        for kind, (offset, data) in (appends or {}).items():
-            self.append_file(job_id, kind, data, offset=offset, claim=claim, sync=sync)
-        updated = self.update_job(job_id, changes, expect=expect)
-        claimed = self.claim_queued(**claim_next) if claim_next else []
+        for kind, (offset, data) in step.appends.items():
+            self.append_file(job_id, kind, data, offset=offset, claim=step.claim, sync=step.sync)
+        updated = self.update_job(job_id, step.changes, expect=step.expect)
+        c = step.claim_next
+        claimed = [] if c is None else self.claim_queued(c.node, c.limit, c.now, name=c.name, tasks=c.tasks,
+                                                         served=c.served)
         return updated, claimed
 
     @abc.abstractmethod

@@ -43,7 +43,9 @@ from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord, JobStatus
 from kzconsole.engine.store.base import (
+    Claim,
     Fenced,
+    JobStep,
     StoreChange,
     StoreError,
 )
@@ -733,31 +735,22 @@ class SQLiteStore(SQLStore):
             return self._run(f"reading job {job_id!r}", update)
         return self._run(f"updating job {job_id!r}", update, write=True)
 
-    def save_job(
-        self,
-        job_id: str,
-        changes: Mapping[str, Any],
-        *,
-        expect: Mapping[str, Any],
-        appends: Mapping[str, tuple[int | None, bytes]] | None = None,
-        claim: int | None = None,
-        sync: bool = False,
-        claim_next: Mapping[str, Any] | None = None,
-    ) -> tuple[JobRecord | None, list[JobRecord]]:
+    def save_job(self, job_id: str, step: JobStep) -> tuple[JobRecord | None, list[JobRecord]]:
         # One write transaction for the whole step: the appends (small files are rows of this
         # same database), the record, and the next job's claim. Three commits fewer per job.
-        statement = self._update_statement(job_id, changes, expect)
-        for kind in appends or {}:
+        changes, appends = step.changes, step.appends
+        statement = self._update_statement(job_id, changes, step.expect)
+        for kind in appends:
             self.files.check(job_id, kind)
-        claiming = self._claim_statement(**claim_next) if claim_next else None
+        claiming = self._claim_statement(step.claim_next) if step.claim_next else None
         written: set[str] = set()
 
         def save(conn: sqlite3.Connection) -> tuple[JobRecord | None, list[JobRecord]]:
             if appends:
-                self._fence(conn, job_id, next(iter(appends)), claim)
+                self._fence(conn, job_id, next(iter(appends)), step.claim)
                 for kind, (offset, data) in appends.items():
                     if kind not in written:  # a retried transaction must not append twice
-                        self._append(conn, job_id, kind, data, offset, sync)
+                        self._append(conn, job_id, kind, data, offset, step.sync)
                         written.add(kind)
             updated = self._update(conn, job_id, changes, statement)
             claimed = self._claim(conn, *claiming) if claiming is not None else []
@@ -787,11 +780,9 @@ class SQLiteStore(SQLStore):
             self.files.remove_folder(job_id)
         return removed
 
-    def _claim_statement(
-        self, node: str, limit: int, now: float | None = None, *, name: str | None = None,
-        tasks: Collection[str] | None = None, served: Collection[str] | None = None,
-    ) -> tuple[str, int, float, str, tuple[str, list[Any]] | None]:
-        return node, limit, self.now() if now is None else now, name or node, _task_filter(tasks, served)
+    def _claim_statement(self, claim: Claim) -> tuple[str, int, float, str, tuple[str, list[Any]] | None]:
+        now = self.now() if claim.now is None else claim.now
+        return claim.node, claim.limit, now, claim.node_name, _task_filter(claim.tasks, claim.served)
 
     def _claim(self, conn: sqlite3.Connection, node: str, limit: int, now: float, name: str,
                narrowing: tuple[str, list[Any]] | None) -> list[JobRecord]:
@@ -835,22 +826,11 @@ class SQLiteStore(SQLStore):
 
         return self._run("looking at the queue", peek)
 
-    def claim_queued(
-        self,
-        node: str,
-        limit: int,
-        now: float | None = None,
-        *,
-        name: str | None = None,
-        tasks: Collection[str] | None = None,
-        served: Collection[str] | None = None,
-    ) -> list[JobRecord]:
-        if limit <= 0:
-            return []
+    def _claim_queued(self, claim: Claim) -> list[JobRecord]:
         # A read first (WAL readers take no lock): an empty queue costs no write transaction.
         if self._queue_empty():
             return []
-        claiming = self._claim_statement(node, limit, now, name=name, tasks=tasks, served=served)
+        claiming = self._claim_statement(claim)
         return self._run("claiming queued jobs", lambda conn: self._claim(conn, *claiming), write=True)
 
     def _fence(self, conn: sqlite3.Connection, job_id: str, kind: str, claim: int | None) -> None:
