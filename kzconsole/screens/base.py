@@ -5,19 +5,34 @@ A view hidden behind another (the jobs list under a job view, a view of another 
 engine news and paints nothing: Textual repaints the whole visible screen for any change of a
 screen under it, so a live list behind the job view cost 70 KiB/s of terminal output. A view
 catches up when it is shown again (``on_screen_resume``).
+
+A view that follows one kind of engine news says which (:meth:`ConsoleScreen.wants`) and how it
+catches up (:meth:`ConsoleScreen.catch_up`): on that news, and whenever it is shown again.
+:class:`CatalogView` is the base of the views of the catalog (loaded in a worker thread).
 """
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.screen import Screen
+
+from kzconsole.messages import EngineBatch, EngineUpdated
 
 if TYPE_CHECKING:
     from kzconsole.app import KzConsoleApp
     from kzconsole.engine import Engine
 
 Place = tuple[str, ...]  # ("view", mode) | ("job", id) | ("file", id, "input" | "output")
+
+
+def engine_time(engine: Any) -> float:
+    """The engine's clock (tests drive a fake one), the host's when it cannot be read."""
+    try:
+        return float(engine.clock.time())
+    except Exception:  # noqa: BLE001 - an engine being replaced; the host's clock is as good
+        return time.time()
 
 
 class ConsoleScreen(Screen[Any]):
@@ -45,3 +60,61 @@ class ConsoleScreen(Screen[Any]):
         visited = getattr(self.app, "visited", None)
         if visited is not None:
             visited(self)
+        self.catch_up()
+
+    def on_engine_updated(self, message: EngineUpdated) -> None:
+        if self.wants(message.batch):
+            self.catch_up()
+
+    def wants(self, batch: EngineBatch) -> bool:
+        """Whether this engine news changes what the view shows (then :meth:`catch_up` runs)."""
+        return False
+
+    def catch_up(self) -> None:
+        """Bring the view up to date: on the news it :meth:`wants`, and when it is shown again."""
+
+
+class CatalogView(ConsoleScreen):
+    """A view of what the catalog holds (the Catalog and Plugins views), read in a worker thread
+    (``_load_worker``, which posts its result) and read again when the catalog's version changes;
+    one read at a time (a change during a read is read after it)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._version: int | None = None
+        self._loading = False
+        self._error: str | None = None
+        self._stale = False  # the catalog changed while a load ran: load again after it
+
+    def wants(self, batch: EngineBatch) -> bool:
+        return batch.catalog_changed
+
+    def catch_up(self) -> None:
+        """Load again if the catalog changed since the last load (or the last load failed)."""
+        if self._loading:
+            self._stale = True
+            return
+        try:
+            version = self.engine.catalog.version
+        except Exception:  # noqa: BLE001 - the next load reports it
+            version = None
+        if version != self._version:
+            self._load()
+
+    def _load(self) -> None:
+        self._loading = True
+        self._load_worker()
+
+    def _load_worker(self) -> None:
+        raise NotImplementedError
+
+    def _loaded(self, version: int | None, error: str | None) -> bool:
+        """Book-keeping of a finished read (on the UI thread); False when it failed (``_error``
+        says why, and the next version change reads again)."""
+        self._loading = False
+        if self._stale:
+            self._stale = False
+            self.call_later(self.catch_up)
+        self._error = error
+        self._version = -1 if error is not None else version
+        return error is None

@@ -25,9 +25,8 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
 from textual.widgets import Static, Tree
 
-from kzconsole.messages import EngineUpdated
 from kzconsole.plugin import TaskSpec
-from kzconsole.screens.base import ConsoleScreen
+from kzconsole.screens.base import CatalogView
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
 from kzconsole.widgets.message_line import MessageLine
@@ -119,7 +118,7 @@ def _join(items: tuple[str, ...], empty: str = "(none)") -> str:
     return ", ".join(items) if items else empty
 
 
-class CatalogScreen(ConsoleScreen):
+class CatalogScreen(CatalogView):
     """Categories and actions, and the details of the selected task."""
 
     VIEW_NAME = "Catalog"
@@ -171,12 +170,8 @@ class CatalogScreen(ConsoleScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self._version: int | None = None
-        self._loading = False
         self._tasks: dict[tuple[str, str], TaskView] = {}
-        self._error: str | None = None
         self._selected: tuple[str, str | None] | None = None
-        self._stale = False  # the catalog changed while a load ran: load again after it
 
     # ------------------------------------------------------------------ layout
 
@@ -196,30 +191,7 @@ class CatalogScreen(ConsoleScreen):
     def on_mount(self) -> None:
         self._load()
 
-    def on_screen_resume(self) -> None:
-        self._catch_up()
-
-    def on_engine_updated(self, message: EngineUpdated) -> None:
-        if message.batch.catalog_changed:
-            self._catch_up()
-
     # ------------------------------------------------------------------ data
-
-    def _catch_up(self) -> None:
-        """Load again if the catalog changed since the last load (or the last load failed)."""
-        if self._loading:
-            self._stale = True
-            return
-        try:
-            version = self.engine.catalog.version
-        except Exception:  # noqa: BLE001 - the next load reports it
-            version = None
-        if version != self._version:
-            self._load()
-
-    def _load(self) -> None:
-        self._loading = True
-        self._load_worker()
 
     @work(thread=True, exclusive=True, group="catalog-load")
     def _load_worker(self) -> None:
@@ -239,18 +211,10 @@ class CatalogScreen(ConsoleScreen):
             self.post_message(self.Loaded(None, (), f"{type(exc).__name__}: {exc}"))
 
     def on_catalog_screen_loaded(self, message: Loaded) -> None:
-        self._loading = False
-        if self._stale:
-            self._stale = False
-            self.call_later(self._catch_up)
-        if message.error is not None:
-            self._error = message.error
-            self._version = -1  # retry on the next version change (or poll)
+        if not self._loaded(message.version, message.error):
             self._update_title()
             self._show_details()
             return
-        self._error = None
-        self._version = message.version
         self._tasks = {(t.category, t.action): t for t in message.tasks}
         self._rebuild_tree()
 

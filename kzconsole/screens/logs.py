@@ -19,7 +19,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import Input, Static
 
-from kzconsole.messages import EngineUpdated
+from kzconsole.messages import EngineBatch
 from kzconsole.screens.base import ConsoleScreen
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
@@ -134,12 +134,11 @@ class LogsScreen(ConsoleScreen):
         self.poll()
         self.set_focus(self.log_widget)
 
-    def on_screen_resume(self) -> None:
-        self.poll()
+    def wants(self, batch: EngineBatch) -> bool:
+        return batch.engine_logged > 0
 
-    def on_engine_updated(self, message: EngineUpdated) -> None:
-        if message.batch.engine_logged:
-            self.poll()
+    def catch_up(self) -> None:
+        self.poll()
 
     # ------------------------------------------------------------------ data
 

@@ -9,7 +9,6 @@ shows up without a key press; hidden meanwhile, the view catches up when shown a
 from __future__ import annotations
 
 import os
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -22,8 +21,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from kzconsole.messages import EngineUpdated
-from kzconsole.screens.base import ConsoleScreen
+from kzconsole.screens.base import CatalogView, engine_time
 from kzconsole.widgets.fmt import add_fitted_columns, short_time
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
@@ -57,7 +55,7 @@ def _short_source(source: "PluginSource") -> str:
 PluginTable = row_table("Details")
 
 
-class PluginsScreen(ConsoleScreen):
+class PluginsScreen(CatalogView):
     """Plugin sources, their declarations and load errors."""
 
     VIEW_NAME = "Plugins"
@@ -115,13 +113,9 @@ class PluginsScreen(ConsoleScreen):
     def __init__(self) -> None:
         super().__init__()
         self._sources: list[PluginSource] = []
-        self._version: int | None = None
-        self._loading = False
         self._reloading = False
-        self._error: str | None = None
         self._first = True
         self._report_next = False  # notify the outcome of a reload once its result is loaded
-        self._stale = False  # the catalog changed while a load ran: load again after it
 
     def compose(self) -> ComposeResult:
         yield ViewBar("plugins")
@@ -137,30 +131,7 @@ class PluginsScreen(ConsoleScreen):
         add_fitted_columns(table, self.COLUMNS, self.app.size.width, minimum=12, maximum=70)
         self._load()
 
-    def on_screen_resume(self) -> None:
-        self._catch_up()
-
-    def on_engine_updated(self, message: EngineUpdated) -> None:
-        if message.batch.catalog_changed:
-            self._catch_up()
-
     # ------------------------------------------------------------------ data
-
-    def _catch_up(self) -> None:
-        """Load again if the catalog changed since the last load (or the last load failed)."""
-        if self._loading:
-            self._stale = True
-            return
-        try:
-            version = self.engine.catalog.version
-        except Exception:  # noqa: BLE001 - the next load reports it
-            version = None
-        if version != self._version:
-            self._load()
-
-    def _load(self) -> None:
-        self._loading = True
-        self._load_worker()
 
     @work(thread=True, group="plugins-load")
     def _load_worker(self) -> None:
@@ -173,16 +144,7 @@ class PluginsScreen(ConsoleScreen):
             self.post_message(self.Loaded(version, sources, None))
 
     def on_plugins_screen_loaded(self, message: Loaded) -> None:
-        self._loading = False
-        if self._stale:
-            self._stale = False
-            self.call_later(self._catch_up)
-        if message.error is not None:
-            self._error = message.error
-            self._version = -1
-        else:
-            self._error = None
-            self._version = message.version
+        if self._loaded(message.version, message.error):
             self._sources = list(message.sources)
             if self._report_next:
                 self._report_next = False
@@ -196,17 +158,11 @@ class PluginsScreen(ConsoleScreen):
 
     # ------------------------------------------------------------------ drawing
 
-    def _now(self) -> float:
-        try:
-            return float(self.engine.clock.time())
-        except Exception:  # noqa: BLE001
-            return time.time()
-
     def _render_table(self) -> None:
         table = self.query_one(DataTable)
         selected = self.selected_plugin()
         keep = selected.source if selected is not None else None
-        now = self._now()
+        now = engine_time(self.engine)
         table.clear()
         for src in self._sources:
             status = plugin_status(src)
@@ -288,7 +244,7 @@ class PluginsScreen(ConsoleScreen):
         details.update(self._details(src))
 
     def _details(self, src: "PluginSource") -> Table:
-        now = self._now()
+        now = engine_time(self.engine)
         status = plugin_status(src)
         out = Table.grid()
         out.add_row(Text(src.source, style="bold underline"))

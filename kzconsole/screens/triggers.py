@@ -25,8 +25,8 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
-from kzconsole.messages import EngineUpdated
-from kzconsole.screens.base import ConsoleScreen
+from kzconsole.messages import EngineBatch, EngineUpdated
+from kzconsole.screens.base import ConsoleScreen, engine_time
 from kzconsole.widgets.fmt import add_fitted_columns, short_time
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
@@ -269,21 +269,19 @@ class TriggersScreen(ConsoleScreen):
         self.set_interval(TICK_SECONDS, self._tick)
         self.refresh_schedule()
 
-    def on_screen_resume(self) -> None:
-        self.refresh_schedule()
-
-    def on_engine_updated(self, message: EngineUpdated) -> None:
-        batch = message.batch
+    def wants(self, batch: EngineBatch) -> bool:
         # A firing recorded here or by another engine on the store, or a plugin (un)loaded.
-        if batch.fired or batch.catalog_changed or {"firing", "reset"} & batch.store_kinds:
-            self.refresh_schedule()
+        return bool(batch.fired or batch.catalog_changed or {"firing", "reset"} & batch.store_kinds)
+
+    def catch_up(self) -> None:
+        self.refresh_schedule()
 
     # ------------------------------------------------------------------ data
 
     def _tick(self) -> None:
         if not self.shown:
             return  # hidden: on_screen_resume catches up
-        now = self._now()
+        now = engine_time(self.engine)
         if self._due_reload is not None and now >= self._due_reload:
             self._due_reload = None
             self.refresh_schedule()
@@ -324,12 +322,6 @@ class TriggersScreen(ConsoleScreen):
 
     # ------------------------------------------------------------------ drawing
 
-    def _now(self) -> float:
-        try:
-            return float(self.engine.clock.time())
-        except Exception:  # noqa: BLE001
-            return time.time()
-
     def _cells_for(self, row: dict[str, Any], now: float) -> dict[str, Any]:
         functions = [str(f) for f in row.get("functions") or []]
         if functions:
@@ -354,7 +346,7 @@ class TriggersScreen(ConsoleScreen):
 
     def _render_rows(self) -> None:
         table = self.query_one("#triggers-table", TriggerTable)
-        now = self._now()
+        now = engine_time(self.engine)
         names = list(self._rows)
         existing = [str(k.value) for k in table.rows]
         if existing != names:
@@ -415,7 +407,7 @@ class TriggersScreen(ConsoleScreen):
         return None if key.value is None else str(key.value)
 
     def _show_details(self, now: float | None = None) -> None:
-        now = self._now() if now is None else now
+        now = engine_time(self.engine) if now is None else now
         details = self.query_one("#triggers-details", Lines)
         name = self.selected_trigger()
         if name is None or name not in self._rows:
@@ -645,12 +637,6 @@ class TriggerHistoryModal(ModalScreen[None]):
             table.move_cursor(row=min(cursor, len(self._firings) - 1), animate=False)
         self._show_details()
 
-    def _now(self) -> float:
-        try:
-            return float(self.engine.clock.time())
-        except Exception:  # noqa: BLE001
-            return time.time()
-
     def _show_details(self) -> None:
         details = self.query_one("#history-details", Static)
         table = self.query_one(DataTable)
@@ -658,7 +644,7 @@ class TriggerHistoryModal(ModalScreen[None]):
             details.update(Text(f"{self.trigger} has not fired yet (or its firings were not recorded)."))
             return
         index = min(max(table.cursor_row, 0), len(self._firings) - 1)
-        details.update(firing_details(self._firings[index], self._now()))
+        details.update(firing_details(self._firings[index], engine_time(self.engine)))
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._show_details()
