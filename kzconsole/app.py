@@ -206,12 +206,7 @@ class KzConsoleApp(JobActions, App[int]):
                 tooltip="back to the previous place visited (view, job, file)"),
         Binding("right_square_bracket", "history(1)", "History forward", key_display="]", show=False,
                 tooltip="forward again, after ["),
-        Binding("1", "view('jobs')", "Jobs", show=False),
-        Binding("2", "view('catalog')", "Catalog", show=False),
-        Binding("3", "view('triggers')", "Triggers", show=False),
-        Binding("4", "view('plugins')", "Plugins", show=False),
-        Binding("5", "view('logs')", "Logs", show=False),
-        Binding("6", "view('nodes')", "Nodes", show=False),
+        *(Binding(key, f"view('{mode}')", label, show=False) for key, mode, label in VIEWS),
         Binding("ctrl+c", "quit_console", "Quit", show=False, priority=True),
         Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True),
     ]

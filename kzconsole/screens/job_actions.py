@@ -14,6 +14,8 @@ import logging
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Sequence
 
+from textual.binding import Binding
+
 from kzconsole.engine import EngineError, JobRecord, JobStatus
 from kzconsole.widgets import glyphs
 
@@ -32,6 +34,27 @@ BULK_VERBS = {
     "restart_failed": ("Re-run the failed rows of", "re-run"),
     "delete": ("Delete", "deleted"),
 }
+
+
+def job_action_bindings(*, many: bool) -> list[Binding]:
+    """The keys that act on a job, for the jobs list (``many``: on the marked jobs if there are
+    any) and the job view (a new job opens)."""
+    then = "; the marked jobs if any" if many else ""
+    new = then or "; opens it"
+    return [
+        Binding("s", "start", "Start", tooltip=f"start a pending job (it waits for a free slot){then}"),
+        Binding("x", "stop", "Stop", tooltip=f"stop: a pending job at once, a running one before its next row{then}"),
+        Binding("r", "restart", "Restart", tooltip=f"a new job with the same task, input and accounts, queued{new}"),
+        Binding("F", "restart_failed", "Re-run failed",
+                tooltip=f"a new job of the failed rows only (same task and accounts), queued{new}"),
+        Binding("d", "delete", "Delete", tooltip=f"delete the job and its files (asks first){then}"),
+    ]
+
+
+PAUSE_BINDINGS = [
+    Binding("plus", "pause(1)", "Slower", key_display="+", tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"),
+    Binding("minus", "pause(-1)", "Faster", key_display="-", tooltip="shorter pause after each row"),
+]
 
 
 def next_pause(current: int, step: int) -> int:
@@ -132,15 +155,23 @@ class JobActions:
         self.notify(f"job {job.id[:8]}: pause {current} {glyphs.G.arrow} {new} ms after each row")
         return updated
 
-    def start_one(self: "KzConsoleApp", job: JobRecord) -> JobRecord | None:
-        reason = why_not("start", job)
+    def _checked_call(self: "KzConsoleApp", action: str, job: JobRecord,
+                      call: Callable[[str], JobRecord]) -> JobRecord | None:
+        """``call(job.id)`` if ``action`` applies to the job now; otherwise, or when the engine
+        refuses, None and the message line says why."""
+        reason = why_not(action, job)
         if reason is not None:
-            self.notify(f"job {job.id[:8]} not started: {reason}", severity="warning")
+            self.notify(f"job {job.id[:8]} not {BULK_VERBS[action][1]}: {reason}", severity="warning")
             return None
         try:
-            updated = self.engine.start_job(job.id)
+            return call(job.id)
         except EngineError as exc:
-            self.notify(str(exc), title="cannot start", severity="error")
+            self.notify(str(exc), title=f"cannot {action}", severity="error")
+            return None
+
+    def start_one(self: "KzConsoleApp", job: JobRecord) -> JobRecord | None:
+        updated = self._checked_call("start", job, self.engine.start_job)
+        if updated is None:
             return None
         log.info("job %s %s started by the operator", job.id, job.task_name)
         if self.engine_running:
@@ -151,14 +182,8 @@ class JobActions:
         return updated
 
     def stop_one(self: "KzConsoleApp", job: JobRecord) -> JobRecord | None:
-        reason = why_not("stop", job)
-        if reason is not None:
-            self.notify(f"job {job.id[:8]} not stopped: {reason}", severity="warning")
-            return None
-        try:
-            updated = self.engine.stop_job(job.id)
-        except EngineError as exc:
-            self.notify(str(exc), title="cannot stop", severity="error")
+        updated = self._checked_call("stop", job, self.engine.stop_job)
+        if updated is None:
             return None
         if updated.status is JobStatus.STOPPED:
             self.already_told(updated)  # stopped at once: this message says it all

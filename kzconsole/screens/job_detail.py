@@ -21,7 +21,7 @@ from kzconsole.engine import JobNotFound, JobRecord, JobStatus
 from kzconsole.messages import EngineUpdated
 from kzconsole.screens.base import ConsoleScreen, Place
 from kzconsole.screens.csv_view import RowModal, file_opener
-from kzconsole.screens.job_actions import why_not
+from kzconsole.screens.job_actions import PAUSE_BINDINGS, job_action_bindings, why_not
 from kzconsole.widgets import fmt, glyphs
 from kzconsole.widgets.csv_table import CsvData, CsvTable
 from kzconsole.widgets.key_bar import KeyBar
@@ -56,16 +56,11 @@ class JobDetailScreen(ConsoleScreen):
         Binding("l", "show_tab('log')", "Log", tooltip="the log tail: ctx.log lines, prints, the engine's lines"),
         Binding("t", "show_tab('output')", "Table", tooltip="the output so far, as a table (enter: a row in full)"),
         Binding("f", "failed_only", "Failed only", tooltip="only the failed rows and their error (toggle)"),
-        Binding("s", "start", "Start", tooltip="start the job if it is pending"),
-        Binding("x", "stop", "Stop", tooltip="stop: a pending job at once, a running one before its next row"),
-        Binding("r", "restart", "Restart", tooltip="a new job with the same task and input, queued; opens it"),
-        Binding("F", "restart_failed", "Re-run failed", tooltip="a new job of the failed rows only (same task and accounts), queued; opens it"),
-        Binding("d", "delete", "Delete", tooltip="delete the job and its files (asks first)"),
+        *job_action_bindings(many=False),
         Binding("w", "save", "Save", tooltip="save a copy of the output to a file"),
         Binding("i", "input", "Input", tooltip="view the stored input"),
         Binding("o", "output", "Output", show=False, tooltip="the output tab"),
-        Binding("plus", "pause(1)", "Slower", key_display="+", tooltip="longer pause after each row"),
-        Binding("minus", "pause(-1)", "Faster", key_display="-", tooltip="shorter pause after each row"),
+        *PAUSE_BINDINGS,
     ]
 
     def __init__(self, job: JobRecord) -> None:

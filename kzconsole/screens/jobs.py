@@ -11,6 +11,7 @@ delete then act on the marked jobs, after one confirmation that says how many.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from rich.text import Text
@@ -22,7 +23,7 @@ from textual.widgets import Input
 from kzconsole.engine import JobRecord, JobStatus
 from kzconsole.messages import EngineUpdated
 from kzconsole.screens.base import ConsoleScreen
-from kzconsole.screens.job_actions import next_pause, why_not  # noqa: F401 - next_pause: tests use it here
+from kzconsole.screens.job_actions import PAUSE_BINDINGS, job_action_bindings, why_not
 from kzconsole.screens.job_sources import SORT_COLUMNS, FilterError, JobFilter, QuerySource, Sort, parse_filter
 from kzconsole.widgets import fmt, glyphs
 from kzconsole.widgets.job_list import COLUMNS, JobList, JobSource
@@ -66,11 +67,7 @@ class JobsScreen(ConsoleScreen):
     BINDINGS = [
         Binding("enter", "open", "Open", tooltip="open the job view: record, live progress, log, output"),
         Binding("n", "new", "New", tooltip="create a job: task, input file, checks, accounts, pause"),
-        Binding("s", "start", "Start", tooltip="start a pending job (it waits for a free slot); the marked jobs if any"),
-        Binding("x", "stop", "Stop", tooltip="stop: a pending job at once, a running one before its next row; the marked jobs if any"),
-        Binding("r", "restart", "Restart", tooltip="a new job with the same task, input and accounts, queued; the marked jobs if any"),
-        Binding("F", "restart_failed", "Re-run failed", tooltip="a new job of the failed rows only (same task and accounts), queued; the marked jobs if any"),
-        Binding("d", "delete", "Delete", tooltip="delete the job and its files (asks first); the marked jobs if any"),
+        *job_action_bindings(many=True),
         Binding("space", "mark", "Mark", tooltip="mark or unmark the highlighted job for start, stop, restart, delete"),
         Binding("asterisk", "mark_all", "Mark all", key_display="*", tooltip="mark every job the filter matches (again: unmark them)"),
         Binding("u", "unmark", "Unmark", show=False, tooltip="unmark every job"),
@@ -81,8 +78,7 @@ class JobsScreen(ConsoleScreen):
         Binding("slash", "filter", "Filter", key_display="/", priority=True,
                 tooltip="filter: a status, task:, account:, id:, file:, /regex/, any text; ! first inverts"),
         *_sort_bindings(),
-        Binding("plus", "pause(1)", "Slower", key_display="+", tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"),
-        Binding("minus", "pause(-1)", "Faster", key_display="-", tooltip="shorter pause after each row"),
+        *PAUSE_BINDINGS,
         Binding("escape", "clear", "Clear filter", show=False, tooltip="clear the filter; then the marks"),
         Binding("q", "app.back", "Quit", tooltip="quit the console (asks first while jobs run here)"),
     ]
@@ -447,40 +443,29 @@ class JobsScreen(ConsoleScreen):
     def action_new(self) -> None:
         self.console.open_new_job()
 
-    def action_start(self) -> None:
-        if self._act("start"):
+    def _act_on(self, action: str, one: Callable[[JobRecord], object]) -> None:
+        """``action`` on the marked jobs if any (after one confirmation), else ``one(job)`` on the
+        highlighted job; the list is read again when ``one`` says it changed the job."""
+        if self._act(action):
             return
         job = self._job()
-        if job is not None and self.console.start_one(job) is not None:
+        if job is not None and one(job) is not None:
             self._reload(force=True)
+
+    def action_start(self) -> None:
+        self._act_on("start", self.console.start_one)
 
     def action_stop(self) -> None:
-        if self._act("stop"):
-            return
-        job = self._job()
-        if job is not None and self.console.stop_one(job) is not None:
-            self._reload(force=True)
+        self._act_on("stop", self.console.stop_one)
 
     def action_restart(self) -> None:
-        if self._act("restart"):
-            return
-        job = self._job()
-        if job is not None:
-            self.console.restart_job(job.id)
+        self._act_on("restart", lambda job: self.console.restart_job(job.id))
 
     def action_restart_failed(self) -> None:
-        if self._act("restart_failed"):
-            return
-        job = self._job()
-        if job is not None:
-            self.console.restart_job(job.id, failed_only=True)
+        self._act_on("restart_failed", lambda job: self.console.restart_job(job.id, failed_only=True))
 
     def action_delete(self) -> None:
-        if self._act("delete"):
-            return
-        job = self._job()
-        if job is not None:
-            self.console.delete_job(job)
+        self._act_on("delete", self.console.delete_job)
 
     def action_output(self) -> None:
         job = self._job()

@@ -33,6 +33,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from kzconsole.widgets import glyphs
+from kzconsole.widgets.keys import end_keys, line_keys, page_keys
 
 MAX_ROWS = 20_000_000  # offsets kept (8 bytes each); beyond, the viewer says so
 MIN_WIDTH = 3
@@ -251,18 +252,15 @@ class CsvTable(ScrollView, can_focus=True):
     HELP_NAME = "The table"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor(-1)", "Up", show=False),
-        Binding("down,j", "cursor(1)", "Down", show=False),
+        *line_keys("cursor(-1)", "cursor(1)"),
         Binding("left,h", "column(-1)", "Column left", show=False, tooltip="one column left"),
         Binding("right,l", "column(1)", "Column right", show=False, tooltip="one column right"),
         Binding("0", "first_column", "First column", show=False, tooltip="back to the first column"),
         Binding("dollar_sign", "last_column", "Last column", key_display="$", show=False,
                 tooltip="to the last column (the error, in an output)"),
-        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False),
-        Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False),
-        Binding("home,g", "top", "Top", show=False),
-        Binding("end,G", "bottom", "Bottom; follow", show=False,
-                tooltip="to the last row; while the job runs, stay at the end as rows arrive (tail -f)"),
+        *page_keys("page(-1)", "page(1)"),
+        *end_keys("top", "bottom",
+                  last_tooltip="to the last row; while the job runs, stay at the end as rows arrive (tail -f)"),
         Binding("enter", "open_row", "Open row", tooltip="every cell of the highlighted row, in full"),
     ]
 

@@ -18,7 +18,7 @@ from typing import Callable, ClassVar, Protocol, Sequence
 from rich.segment import Segment
 from rich.style import Style
 from textual import events
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.geometry import Region, Size
 from textual.message import Message
 from textual.reactive import reactive
@@ -28,6 +28,7 @@ from textual.strip import Strip
 from kzconsole.engine import JobProgressed, JobRecord
 from kzconsole.widgets import fmt, glyphs
 from kzconsole.widgets.csv_table import fit
+from kzconsole.widgets.keys import end_keys, line_keys, page_keys
 from kzconsole.widgets.lines import changed_span
 
 BLOCK = 64  # rows fetched per store query
@@ -98,12 +99,9 @@ class JobList(ScrollView, can_focus=True):
     HELP_NAME = "The list"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "cursor_up", "Up", show=False),
-        Binding("down,j", "cursor_down", "Down", show=False),
-        Binding("pageup,ctrl+b", "page_up", "Page up", show=False),
-        Binding("pagedown,ctrl+f", "page_down", "Page down", show=False),
-        Binding("home,g", "first", "First", show=False),
-        Binding("end,G", "last", "Last", show=False),
+        *line_keys("cursor_up", "cursor_down"),
+        *page_keys("page_up", "page_down"),
+        *end_keys("first", "last", ("First", "Last")),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {

@@ -13,13 +13,14 @@ from typing import ClassVar, Iterable
 from rich.cells import cell_len
 from rich.segment import Segment
 from textual import events
-from textual.binding import Binding, BindingType
+from textual.binding import BindingType
 from textual.geometry import Size
 from textual.reactive import reactive
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from kzconsole.widgets.csv_table import crop
+from kzconsole.widgets.keys import end_keys, line_keys, page_keys
 
 INDENT = "    "  # continuation lines of a wrapped line
 
@@ -49,12 +50,9 @@ def wrap(text: str, width: int) -> list[str]:
 
 class LogView(ScrollView, can_focus=True):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("up,k", "scroll_by(-1)", "Up", show=False),
-        Binding("down,j", "scroll_by(1)", "Down", show=False),
-        Binding("pageup,ctrl+b", "page(-1)", "Page up", show=False),
-        Binding("pagedown,ctrl+f", "page(1)", "Page down", show=False),
-        Binding("home,g", "top", "Top", show=False),
-        Binding("end,G", "bottom", "Bottom; follow", show=False),
+        *line_keys("scroll_by(-1)", "scroll_by(1)"),
+        *page_keys("page(-1)", "page(1)"),
+        *end_keys("top", "bottom"),
     ]
 
     COMPONENT_CLASSES: ClassVar[set[str]] = {"log-view--DEBUG", "log-view--INFO", "log-view--WARNING",

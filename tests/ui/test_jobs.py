@@ -10,7 +10,8 @@ from kzconsole.engine.clock import FakeClock
 from kzconsole.screens.confirm import ConfirmModal
 from kzconsole.screens.csv_view import CsvViewScreen
 from kzconsole.screens.job_detail import JobDetailScreen
-from kzconsole.screens.jobs import JobsScreen, next_pause, parse_filter
+from kzconsole.screens.job_actions import next_pause
+from kzconsole.screens.jobs import JobsScreen, parse_filter
 from kzconsole.screens.new_job import NewJobModal
 from kzconsole.widgets.csv_table import CsvTable
 from kzconsole.widgets.job_list import JobList
