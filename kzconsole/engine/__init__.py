@@ -3,7 +3,7 @@
 The console and the command line use only the names exported here.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kzconsole.engine.arguments import MAX_WAIT_MS, check_account_id, check_wait_ms
 from kzconsole.engine.engine import Engine
@@ -73,7 +73,7 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # Only job-running code needs JobControl: import it on first use.
     if name == "JobControl":
         from kzconsole.engine.control import JobControl

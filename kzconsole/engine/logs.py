@@ -13,7 +13,7 @@ import logging
 import sys
 import threading
 import time
-from typing import Callable
+from typing import Any, Callable, TextIO
 
 from kzconsole.engine.store.base import Store, StoreError
 
@@ -162,7 +162,7 @@ def close_job_logger(logger: logging.Logger) -> None:
 class _StreamRouter(io.TextIOBase):
     """Stands in for sys.stdout/stderr: a job thread's writes go to its log, others pass through."""
 
-    def __init__(self, original: io.TextIOBase, level: int) -> None:
+    def __init__(self, original: TextIO, level: int) -> None:
         self.original = original
         self.level = level
         self._buffers = threading.local()
@@ -199,7 +199,7 @@ class _StreamRouter(io.TextIOBase):
     def encoding(self) -> str:  # type: ignore[override]
         return getattr(self.original, "encoding", "utf-8")
 
-    def __getattr__(self, name: str):
+    def __getattr__(self, name: str) -> Any:
         return getattr(self.original, name)
 
 
@@ -210,9 +210,9 @@ def install_stream_router() -> None:
     """Route job threads' prints to their logs (idempotent)."""
     with _install_lock:
         if not isinstance(sys.stdout, _StreamRouter) and sys.stdout is not None:
-            sys.stdout = _StreamRouter(sys.stdout, logging.INFO)  # type: ignore[assignment,arg-type]
+            sys.stdout = _StreamRouter(sys.stdout, logging.INFO)
         if not isinstance(sys.stderr, _StreamRouter) and sys.stderr is not None:
-            sys.stderr = _StreamRouter(sys.stderr, logging.WARNING)  # type: ignore[assignment,arg-type]
+            sys.stderr = _StreamRouter(sys.stderr, logging.WARNING)
 
 
 class bound_to_job:

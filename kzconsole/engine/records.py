@@ -27,18 +27,18 @@ def iter_records(
     closed, or garbage-collected. Raises `InputFormatError(None, "no header")` for a file with no
     records; other damage is not looked for (the file was checked when it was stored).
     """
-    records = _records(path if hasattr(path, "read") else os.fspath(path), skip)  # type: ignore[arg-type]
+    records = _records(os.fspath(path) if isinstance(path, (str, os.PathLike)) else path, skip)
     # Run the generator up to its first yield: the header is read eagerly, and a started generator
     # runs its `finally` (closing the file) when it is garbage-collected, even if never iterated.
-    header: list[str] = next(records)  # type: ignore[assignment]
-    return header, records  # type: ignore[return-value]
+    header: list[str] = next(records)
+    return header, records
 
 
 def _records(path: str | BinaryIO, skip: int) -> Iterator[Any]:
     if isinstance(path, str):
         f = open(path, newline="", encoding="utf-8-sig")
     else:
-        f = io.TextIOWrapper(path, encoding="utf-8-sig", newline="")  # type: ignore[arg-type]
+        f = io.TextIOWrapper(path, encoding="utf-8-sig", newline="")
     try:
         reader = csv.reader(f, strict=True)
         for row in reader:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kzconsole.engine.models import JobRecord
 from kzconsole.engine.store.base import FILE_KINDS, Store, StoreError
@@ -24,7 +24,7 @@ CHUNK = 1 << 20
 PAGE = 500
 
 
-class CopyReport(dict):  # type: ignore[type-arg]
+class CopyReport(dict[str, Any]):
     """Counts of what was copied: ``jobs``, ``skipped`` (already in the target), ``bytes``,
     ``firings``, ``api_keys``; and ``skipped_ids`` (the first few skipped)."""
 

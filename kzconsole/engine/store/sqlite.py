@@ -375,7 +375,7 @@ class SQLiteStore(SQLStore):
     held by another process before it gives up with :class:`StoreError`. ``clock`` is the store's
     clock (:meth:`now`): the host's, unless a test injects its own."""
 
-    dialect: Dialect = _SQLITE  # how store/query.py's SQL is written for this backend
+    dialect: _SQLiteDialect = _SQLITE  # how store/query.py's SQL is written for this backend
     flags_as_integers = True
 
     def __init__(
@@ -950,7 +950,9 @@ class SQLiteStore(SQLStore):
             rows = conn.execute(
                 f"SELECT {_ENGINE_COLUMNS} FROM engines ORDER BY started, node"
             ).fetchall()
-            return [EngineLease(*row[:9], tasks=tuple(json.loads(row[9]))) for row in rows]
+            return [EngineLease(node, host, pid, started, expires, name, version, slots, running,
+                                tuple(json.loads(tasks)))
+                    for node, host, pid, started, expires, name, version, slots, running, tasks in rows]
 
         return self._run("listing engines", select)
 
