@@ -22,31 +22,38 @@ import logging
 import sys
 import threading
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 from functools import partial
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider, SearchIcon
+from textual.command import (
+    CommandPalette,
+    DiscoveryHit,
+    Hit,
+    Hits,
+    Provider,
+    SearchIcon,
+)
 from textual.driver import Driver
 from textual.reactive import var
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
 from textual.widgets import Footer, Static
 
+from kzconsole.actions import JobActions
 from kzconsole.bridge import EngineBridge
-from kzconsole.engine import Engine, JobNotFound, JobRecord, JobStatus
-from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
+from kzconsole.engine import SYSTEM_CLOCK, Clock, Engine, JobNotFound, JobRecord, JobStatus, install_stream_router
 from kzconsole.messages import ConsoleNotified, EngineStarted, EngineUpdated
 from kzconsole.screens.base import ConsoleScreen, Place
 from kzconsole.screens.command_line import COMMANDS, CommandLineModal, resolve
 from kzconsole.screens.help import HelpScreen
-from kzconsole.widgets.key_bar import own_actions
-from kzconsole.screens.job_actions import JobActions
 from kzconsole.screens.jobs import JobsScreen
 from kzconsole.widgets import glyphs
+from kzconsole.widgets.key_bar import own_actions
 from kzconsole.widgets.message_line import ConsoleMessage, MessageLine
 from kzconsole.widgets.view_bar import VIEWS, ViewBar
 
@@ -91,7 +98,7 @@ def _lazy_view(mode: str) -> Callable[[], Screen]:
         try:
             module = importlib.import_module(module_name)
             screen: Screen = getattr(module, class_name)()
-        except Exception as exc:  # noqa: BLE001 - a missing or broken view must not kill the console
+        except Exception as exc:  # a missing or broken view must not kill the console
             log.exception("cannot open the %s view", mode)
             return PlaceholderView(mode, f"{type(exc).__name__}: {exc}")
         return screen
@@ -234,7 +241,7 @@ class KzConsoleApp(JobActions, App[int]):
         self.clock: Clock = clock or (engine.clock if engine is not None else SYSTEM_CLOCK)
         self.engine: Engine = engine or Engine(settings, clock=self.clock)
         # Open the store here, on one thread, before any other thread can race to open it.
-        self.engine.store
+        self.engine.store  # noqa: B018 - the property opens it
         self.bridge = EngineBridge(self.engine)
         self.start_engine = start_engine
         self.engine_state = "off"  # off | starting | running | failed
@@ -275,7 +282,7 @@ class KzConsoleApp(JobActions, App[int]):
         def run() -> None:
             try:
                 self.engine.start()
-            except Exception as exc:  # noqa: BLE001 - shown in the console
+            except Exception as exc:  # shown in the console
                 log.exception("the engine failed to start")
                 self.post_message(EngineStarted(f"{type(exc).__name__}: {exc}"))
             else:
@@ -329,7 +336,7 @@ class KzConsoleApp(JobActions, App[int]):
         self._elsewhere_read = now
         try:
             executing = self.engine.count_jobs(status="executing")
-        except Exception:  # noqa: BLE001 - the indicator must never break the console
+        except Exception:  # the indicator must never break the console
             log.debug("cannot count executing jobs", exc_info=True)
             return
         self._elsewhere = max(0, executing - self.engine.running_count())
@@ -562,8 +569,6 @@ def run_console(settings: Any, *, clock: Clock | None = None, ascii: bool | None
         engine = app.engine
         # Textual restored the real stdout/stderr: route job threads' prints to their logs again
         # while they wind down.
-        from kzconsole.engine.logs import install_stream_router
-
         install_stream_router()
         running = engine.running_count()
         if running:

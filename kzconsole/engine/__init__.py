@@ -6,6 +6,7 @@ The console and the command line use only the names exported here.
 from typing import TYPE_CHECKING, Any
 
 from kzconsole.engine.arguments import MAX_WAIT_MS, check_account_id, check_wait_ms
+from kzconsole.engine.clock import SYSTEM_CLOCK, Clock, FakeClock
 from kzconsole.engine.engine import Engine
 from kzconsole.engine.errors import (
     EngineError,
@@ -27,6 +28,7 @@ from kzconsole.engine.events import (
     TriggerFired,
 )
 from kzconsole.engine.intake import InputReport
+from kzconsole.engine.logs import install_stream_router
 from kzconsole.engine.models import PUBLIC_JOB_KEYS, Firing, JobRecord, JobStatus
 from kzconsole.engine.store import ApiKey, Store, StoreChange, StoreError
 from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery, JobRows
@@ -36,6 +38,10 @@ if TYPE_CHECKING:  # console: the type of Engine.plugins() items, for the Plugin
 
 __all__ = [
     "Engine",
+    "Clock",
+    "FakeClock",
+    "SYSTEM_CLOCK",
+    "install_stream_router",
     "EngineError",
     "InvalidJobState",
     "JobNotFound",
