@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 DEVSTAMP := $(VENV)/.installed-dev
 
-.PHONY: run test bench soak demo clean
+.PHONY: run test check bench soak demo clean
 
 # pip and setuptools warn about things that are no concern of whoever runs `make run` (a deprecated
 # licence table, editable installs): their output goes to $(LOG), shown only when an install fails.
@@ -33,8 +33,16 @@ run: $(STAMP)
 demo: $(STAMP)
 	@$(BIN)/kzconsole demo
 
-test: $(DEVSTAMP)
+test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The style and architecture checks (configured in pyproject.toml), quiet when they pass: ruff's
+# lint rules, the import contracts (the engine never imports the console; the console goes through
+# kzconsole.engine; no cycles), and mypy on the engine and the plugin API.
+check: $(DEVSTAMP)
+	@$(BIN)/ruff check --quiet .
+	@$(BIN)/lint-imports --no-logo --no-cache > $(VENV)/lint-imports.log 2>&1 || { cat $(VENV)/lint-imports.log; exit 1; }
+	@$(BIN)/mypy --no-error-summary
 
 bench: $(DEVSTAMP)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
@@ -44,4 +52,4 @@ soak: $(DEVSTAMP)
 	$(BIN)/python -m pytest -m slow tests $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache .mypy_cache

@@ -223,9 +223,8 @@ def child_filter(data_dir: Path, plugins: Path) -> dict:
 def terminal_bytes(ws: Workspace, log=print, seconds: float = 5.0) -> list[Result]:
     """Bytes per second the console sends a 100x30 terminal, per view (13.1)."""
     sys.path.insert(0, str(HERE.parent.parent))
-    from tests.ui.terminal import Terminal
-
     from kzconsole.engine import Engine
+    from tests.ui.terminal import Terminal
 
     data_dir = ws.data_dir("terminal")
     config = ws.root / "terminal.toml"

@@ -81,7 +81,7 @@ def idle_cpu(seconds: float, native_id: int | None) -> tuple[float, float | None
 
 def summary(samples: list[float]) -> str:
     ms = sorted(s * 1000 for s in samples)
-    p90 = ms[max(0, int(round(0.9 * len(ms))) - 1)]
+    p90 = ms[max(0, round(0.9 * len(ms)) - 1)]
     return f"median {statistics.median(ms):7.1f} ms   p90 {p90:7.1f} ms   max {ms[-1]:7.1f} ms   (n={len(ms)})"
 
 

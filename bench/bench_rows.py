@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import KZCONSOLE, PYTHON, Result, Workspace, median, run_child, write_csv  # noqa: E402
+from common import KZCONSOLE, PYTHON, Result, Workspace, median, run_child, write_csv
 
 PLAIN = str(Path(__file__).resolve().parent / "plain_rows.py")
 

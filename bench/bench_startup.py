@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import KZCONSOLE, ChildRun, Result, Workspace, median, run_child  # noqa: E402
+from common import KZCONSOLE, ChildRun, Result, Workspace, median, run_child
 
 
 def _run(data_dir: Path, *args: str) -> ChildRun:

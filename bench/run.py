@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Result  # noqa: E402
+from common import Result
 
 ALL = ("rows", "jobs", "startup", "console", "query", "reload", "api", "cluster")
 
@@ -134,7 +134,7 @@ def machine() -> str:
         pass
     load = ""
     if hasattr(os, "getloadavg"):
-        load = " load %.2f %.2f %.2f" % os.getloadavg()
+        load = " load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
     return (f"{platform.system()} {platform.release()}, {os.cpu_count()} CPU ({cpu}), Python "
             f"{platform.python_version()},{load}")
 
@@ -163,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception:  # noqa: BLE001 - one broken benchmark must not hide the others
             failed = True
             log(traceback.format_exc())
-            results.append(Result(name, f"FAILED: see the traceback above", None, ""))
+            results.append(Result(name, "FAILED: see the traceback above", None, ""))
         log(f"  ({time.perf_counter() - t0:.0f} s)")
     total = time.perf_counter() - started
 

@@ -332,10 +332,7 @@ _Checker = Callable[[Any, Path], Any]  # (raw value, folder of the file) -> sett
 
 
 def _integer(minimum: int, maximum: int | None = None) -> _Checker:
-    if maximum is None:
-        expected = f"an integer >= {minimum}"
-    else:
-        expected = f"an integer from {minimum} to {maximum}"
+    expected = f"an integer >= {minimum}" if maximum is None else f"an integer from {minimum} to {maximum}"
 
     def check(value: Any, base: Path) -> int:
         # bool is an int in Python, but `max_running = true` is a mistake, not 1.

@@ -16,8 +16,9 @@ import contextvars
 import inspect
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 __all__ = [
     "task",

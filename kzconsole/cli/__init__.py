@@ -21,14 +21,14 @@ import argparse
 import os
 import sys
 import threading
-from typing import Sequence
+from collections.abc import Sequence
 
 from kzconsole.cli import configure, console, nodes, plugins, tasks, triggers
 from kzconsole.cli.common import EXIT_OK, EXIT_USAGE, CliError, Parser, UsageError, err, print_json, wants_json
 
 __all__ = ["main", "build_parser"]
 
-from kzconsole.api import commands as api_commands  # noqa: E402 - serve, api-keys (owner: api)
+from kzconsole.api import commands as api_commands  # serve, api-keys (owner: api)
 
 # In the order `kzconsole --help` lists them.
 COMMAND_MODULES = (console, tasks, plugins, triggers, nodes, api_commands, configure)
@@ -73,7 +73,7 @@ def _main(argv: Sequence[str] | None) -> int:
     except BrokenPipeError:
         _silence_stdout()
         return EXIT_OK
-    except Exception as exc:  # noqa: BLE001 - only errors the operator can act on are reported
+    except Exception as exc:  # only errors the operator can act on are reported
         problem = _operator_error(exc)
         if problem is None:
             raise

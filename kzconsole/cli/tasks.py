@@ -10,8 +10,9 @@ import os
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, cast
+from typing import TYPE_CHECKING, Any, BinaryIO, cast
 
 from kzconsole.cli.common import (
     EXIT_NOT_SUCCESS,

@@ -10,9 +10,19 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from kzconsole.cli.common import EXIT_NOT_SUCCESS, EXIT_OK, add_command, add_json, err, open_engine, print_json, utc_time
+from kzconsole.cli.common import (
+    EXIT_NOT_SUCCESS,
+    EXIT_OK,
+    add_command,
+    add_json,
+    err,
+    open_engine,
+    print_json,
+    utc_time,
+)
 
 HISTORY_SHOWN = 100  # firings listed by `kzconsole triggers`, newest first (its help says 100)
 FIRE_NAMES = ("minutely", "hourly", "daily", "databases")

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from kzconsole.plugin import TaskSpec, TriggerSpec, VerifierSpec
 
@@ -74,7 +75,7 @@ class _Snapshot:
     )
 
     @classmethod
-    def build(cls, version: int, sources: tuple[PluginSource, ...]) -> "_Snapshot":
+    def build(cls, version: int, sources: tuple[PluginSource, ...]) -> _Snapshot:
         tasks: dict[tuple[str, str], TaskSpec] = {}
         verifiers: dict[str, dict[str, Callable[[str], Any]]] = {}
         triggers: dict[str, list[TriggerSpec]] = {}

@@ -4,7 +4,8 @@ message, a log line): a plugin's object whose ``__repr__`` or ``__str__`` raises
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 __all__ = ["safe_text", "exception_text", "invalid_return"]
 

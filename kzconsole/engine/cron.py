@@ -11,7 +11,8 @@ from __future__ import annotations
 import datetime as _dt
 import math
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from kzconsole.plugin import CRON_TRIGGERS
 
@@ -29,7 +30,7 @@ def _hms(now: Any) -> tuple[int, int, int]:
         return int(hour), int(minute), int(second)
     if isinstance(now, _dt.datetime):
         if now.tzinfo is not None:
-            now = now.astimezone(_dt.timezone.utc)
+            now = now.astimezone(_dt.UTC)
         return now.hour, now.minute, now.second
     if isinstance(now, _dt.time):
         return now.hour, now.minute, now.second

@@ -22,8 +22,9 @@ import abc
 import logging
 import os
 import re
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from kzconsole.plugin import Database
 

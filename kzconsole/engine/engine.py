@@ -12,8 +12,9 @@ import logging
 import os
 import re
 import threading
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Sequence
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kzconsole.engine.arguments import check_job_arguments
 from kzconsole.engine.errors import EngineError, InvalidJobState, JobNotFound, JobRejected, describe_errors
@@ -125,7 +126,7 @@ class Engine(EngineParts):
         def background() -> None:
             try:
                 fire()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("firing %s by hand failed", name)
 
         threading.Thread(target=background, name=f"kz-trigger-{name}-manual", daemon=True).start()

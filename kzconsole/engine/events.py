@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any
 
 from kzconsole.engine.models import Firing, JobRecord
 
@@ -112,5 +113,5 @@ class EventBus:
         for callback in self._subscribers:  # a snapshot: subscribing never blocks emitters
             try:
                 callback(event)
-            except Exception:  # noqa: BLE001 - a subscriber must never break the engine
+            except Exception:  # a subscriber must never break the engine
                 log.exception("event subscriber %r failed on %s", callback, type(event).__name__)

@@ -65,5 +65,5 @@ class ChangeFeed:
             if others and not self._stop.is_set():
                 try:
                     self.on_changes(others)
-                except Exception:  # noqa: BLE001 - the follower must survive its subscribers
+                except Exception:  # the follower must survive its subscribers
                     log.exception("handling the store's changes failed")

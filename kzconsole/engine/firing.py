@@ -9,7 +9,8 @@ import logging
 import threading
 import time
 import traceback
-from typing import Any, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from kzconsole.engine.catalog import Catalog
 from kzconsole.engine.logs import bound_to_job
@@ -104,7 +105,7 @@ def run_pass(
     failing database never stops the pass; ``stopping`` ends it before the next database."""
     try:
         databases = list(databases_of())
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         log.exception("database pass: cannot list the databases")
         return [], [], "failed", f"cannot list the databases: {type(exc).__name__}: {exc}"
     # One entry per function (a pass may visit thousands of databases): its first error names

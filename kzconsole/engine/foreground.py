@@ -9,7 +9,7 @@ The job runs in a worker thread; the calling thread renews this engine's lease a
 from __future__ import annotations
 
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from kzconsole.engine.control import JobControl
 from kzconsole.engine.errors import JobNotFound

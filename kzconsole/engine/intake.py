@@ -82,7 +82,7 @@ def _missing_input(spec: TaskSpec) -> dict[str, Any]:
 
 def _preview(path: Path, rows: int) -> list[list[str]]:
     with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
-        return [row for row in islice((r for r in csv.reader(f) if r), rows + 1)]
+        return list(islice((r for r in csv.reader(f) if r), rows + 1))
 
 
 def check_job_input(

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from kzconsole import __version__
 from kzconsole.engine.clock import Clock

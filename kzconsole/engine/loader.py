@@ -35,9 +35,10 @@ import threading
 import time
 import traceback
 import types
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import kzconsole.plugin as plugin_api
 from kzconsole.engine.catalog import Catalog, PluginSource
@@ -244,7 +245,7 @@ class Loader:
                 else:  # the package exists but something it imports does not
                     self._record_failure(package, "builtin", _error_text(exc))
                 return
-            except BaseException as exc:  # see _load for why BaseException
+            except BaseException as exc:  # noqa: BLE001 - see _load for why BaseException
                 self._record_failure(package, "builtin", _error_text(exc))
                 return
             paths = getattr(pkg, "__path__", None)
@@ -424,7 +425,7 @@ class Loader:
         # A real Ctrl-C landing exactly while a plugin is imported is therefore recorded as that
         # plugin's load error instead of stopping the process; the next Ctrl-C does that, which
         # is simpler and safer than guessing where the interrupt came from.
-        except BaseException as exc:
+        except BaseException as exc:  # noqa: BLE001 - see above
             text = _error_text(exc)  # before the rollback, so traceback lines are the new text
             if not isinstance(exc, PluginConflictError):
                 self._pending.pop(source, None)

@@ -13,7 +13,8 @@ import logging
 import sys
 import threading
 import time
-from typing import Any, Callable, TextIO
+from collections.abc import Callable
+from typing import Any, TextIO
 
 from kzconsole.engine.store.base import Store, StoreError
 
@@ -136,7 +137,7 @@ def job_logger(
     leveling one clears the level cache of every logger (the Nth job paid O(N)). It has no parent,
     so its lines go to the job's log only.
     """
-    logger = logging.Logger(f"kzconsole.job.{job_id}", logging.DEBUG)
+    logger = logging.Logger(f"kzconsole.job.{job_id}", logging.DEBUG)  # noqa: LOG001 - see above
     logger.propagate = False
     logger.addHandler(JobLogHandler(store, job_id, claim, on_line))
     return logger

@@ -46,7 +46,7 @@ class JobStatus(str, Enum):
         return self not in (JobStatus.PENDING, JobStatus.EXECUTING)
 
     @classmethod
-    def from_counts(cls, success: int, failure: int) -> "JobStatus":
+    def from_counts(cls, success: int, failure: int) -> JobStatus:
         """The status of a job that ran to its end (contract 4.2)."""
         if failure == 0:
             return cls.SUCCESS
@@ -124,7 +124,7 @@ class JobRecord:
                 out[key] = int(out[key])
         return out
 
-    def replace(self, **changes: Any) -> "JobRecord":
+    def replace(self, **changes: Any) -> JobRecord:
         return dataclasses.replace(self, **changes)
 
     @property

@@ -112,7 +112,7 @@ class EngineParts:
 
     @property
     def loader(self) -> Loader:
-        self.catalog
+        self.catalog  # noqa: B018 - the property creates the loader
         assert self._loader is not None
         return self._loader
 
@@ -151,7 +151,7 @@ class EngineParts:
         root.addHandler(self.log_buffer)
         if root.level == logging.NOTSET or root.level > logging.INFO:
             root.setLevel(logging.INFO)
-        self.catalog  # load plugins before the first job is claimed
+        self.catalog  # noqa: B018 - the property loads the plugins, before the first job is claimed
         if run_jobs:
             from kzconsole.engine.scheduler import Scheduler
 
@@ -249,7 +249,7 @@ class EngineParts:
         for service in reversed(self._extra):
             try:
                 service.stop()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("stopping %r failed", service)
         self._extra.clear()
         self._stop_feed()

@@ -58,8 +58,8 @@ def _records(path: str | BinaryIO, skip: int) -> Iterator[Any]:
             if row:
                 # dict(zip()) runs in C; most rows have no empty cell to turn into None.
                 if "" in row:
-                    yield {k: v or None for k, v in zip(header, row)}
+                    yield {k: v or None for k, v in zip(header, row, strict=False)}
                 else:
-                    yield dict(zip(header, row))
+                    yield dict(zip(header, row, strict=False))
     finally:
         f.close()

@@ -7,7 +7,8 @@ from __future__ import annotations
 import csv
 import io
 import tempfile
-from typing import BinaryIO, Iterator
+from collections.abc import Iterator
+from typing import BinaryIO
 
 from kzconsole.engine.clock import Clock
 from kzconsole.engine.csvout import CsvRowWriter

@@ -35,10 +35,7 @@ def trigger_schedule(triggers: TriggerEngine, *, enabled: bool = True) -> list[d
 
     out: list[dict[str, Any]] = []
     for name in CRON_TRIGGERS:
-        if not enabled:
-            nxt = None
-        else:
-            nxt = triggers.next_fire(name) if running else next_boundary(name, now)
+        nxt = None if not enabled else triggers.next_fire(name) if running else next_boundary(name, now)
         out.append({"name": name, "functions": functions(name), "next_fire": nxt, "last": last(name)})
     if not enabled:
         next_pass = None

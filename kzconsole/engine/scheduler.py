@@ -88,7 +88,7 @@ class Scheduler:
                 self.step()
             except StoreError:
                 log.exception("scheduler step failed; retrying")
-            except Exception:  # noqa: BLE001 - the loop must survive anything
+            except Exception:  # the loop must survive anything
                 log.exception("scheduler step failed unexpectedly; retrying")
             self._wake.wait(POLL_S)
             self._wake.clear()
@@ -234,7 +234,7 @@ class Scheduler:
             handoff = _Handoff(self, job.id, me)
             try:
                 self.executor.run(job, control, next_claim=handoff)
-            except Exception:  # noqa: BLE001 - a run handles its own errors; this is a last resort
+            except Exception:  # a run handles its own errors; this is a last resort
                 log.exception("job %s: runner crashed", job.id)
             if handoff.next is not None:
                 job, control = handoff.next
@@ -244,7 +244,7 @@ class Scheduler:
                 break
             try:
                 following = self._claim_following(job.id)
-            except Exception:  # noqa: BLE001 - a store error must not leave this slot taken
+            except Exception:  # a store error must not leave this slot taken
                 log.exception("taking the next queued job failed")
                 self.executor.release_thread(me)
                 break
@@ -264,7 +264,7 @@ class Scheduler:
                 self.executor.hook("claiming", None)
                 try:
                     claimed = self._claim(1)
-                except Exception:  # noqa: BLE001 - the scheduler's pass retries
+                except Exception:  # the scheduler's pass retries
                     log.exception("claiming the next queued job failed")
                     claimed = []
                 job = claimed[0] if claimed else None

@@ -36,16 +36,17 @@ import logging
 import threading
 import time
 import uuid
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
 
 from kzconsole.engine.catalog import Catalog
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.cron import FIRE_NAMES, PASS, PERIODS, boundary_at, next_boundary, seconds_until
 from kzconsole.engine.events import EventBus, TriggerFired
 from kzconsole.engine.firing import Result, labels_of, run_cron, run_pass
+from kzconsole.engine.leases import Lease, dead_owners
 from kzconsole.engine.logs import install_stream_router
 from kzconsole.engine.models import Firing
-from kzconsole.engine.leases import Lease, dead_owners
 from kzconsole.engine.store.base import Store, StoreError
 from kzconsole.plugin import CRON_TRIGGERS, DATABASE_TRIGGERS, Database
 
@@ -75,7 +76,7 @@ _LOCAL_LOCK = threading.Lock()
 
 
 def _utc(ts: float) -> str:
-    return _dt.datetime.fromtimestamp(ts, _dt.timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+    return _dt.datetime.fromtimestamp(ts, _dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
 
 # --- the engine --------------------------------------------------------------------------------
@@ -178,7 +179,7 @@ class TriggerEngine:
         while not self._stop.is_set():
             try:
                 delay = self.step()
-            except Exception:  # noqa: BLE001 - the driver must survive a store hiccup
+            except Exception:  # the driver must survive a store hiccup
                 log.exception("trigger scheduling failed; retrying")
                 delay = MAX_WAIT_S
             self._wake.wait(delay)
@@ -386,10 +387,7 @@ class TriggerEngine:
             return None
         is_dead = self._is_dead(self.clock.time())
         for firing in earlier:
-            if firing.node == self.node:
-                alive = self._is_local(firing)
-            else:
-                alive = not is_dead(firing.node)
+            alive = self._is_local(firing) if firing.node == self.node else not is_dead(firing.node)
             if alive:
                 return firing
             reason = f"the engine running it ({firing.node}) stopped before it ended"
@@ -417,7 +415,7 @@ class TriggerEngine:
         try:
             with self._context():
                 functions, databases, status, reason = work(firing)
-        except BaseException as exc:  # noqa: BLE001 - a firing thread must always record its end
+        except BaseException as exc:  # a firing thread must always record its end
             reason = f"the firing failed: {type(exc).__name__}: {exc}"
             log.exception("%s firing %s failed", firing.trigger, firing.key)
         finally:

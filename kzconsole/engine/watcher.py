@@ -23,8 +23,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 log = logging.getLogger("kzconsole.plugins")
 
@@ -218,5 +218,5 @@ class PluginWatcher:
         # The loader records load errors itself; this only guards the thread against a bug.
         try:
             action()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("hot reload failed")

@@ -8,7 +8,7 @@ Try it::
 
 import logging
 
-from kzconsole.plugin import Next, STOP, task, trigger, verifier
+from kzconsole.plugin import STOP, Next, task, trigger, verifier
 
 log = logging.getLogger("kzconsole.plugins.skel")
 

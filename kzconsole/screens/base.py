@@ -40,11 +40,11 @@ class ConsoleScreen(Screen[Any]):
     MODE = "jobs"  # the view (Textual mode) the screen belongs to
 
     @property
-    def console(self) -> "KzConsoleApp":
+    def console(self) -> KzConsoleApp:
         return cast("KzConsoleApp", self.app)
 
     @property
-    def engine(self) -> "Engine":
+    def engine(self) -> Engine:
         return self.console.engine
 
     @property

@@ -12,8 +12,8 @@ loaded, reloaded or removed), or, hidden meanwhile, when it is shown again with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table

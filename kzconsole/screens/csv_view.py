@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 GROW_SECONDS = 1.0  # how often a running job's output is read again
 
 
-def file_opener(engine: "Engine", job_id: str, kind: str):
+def file_opener(engine: Engine, job_id: str, kind: str):
     def opener():
         try:
             return open_stream(engine, job_id, kind)

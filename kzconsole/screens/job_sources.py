@@ -14,8 +14,9 @@ pages it for the list): nothing is read into the console to be filtered or sorte
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 from kzconsole.engine import InvalidQuery, JobQuery, JobRecord, JobStatus
 
@@ -180,7 +181,7 @@ def _check_regex(regex: str) -> str:
 class QuerySource:
     """The jobs of one query, paged from the store (a count, and any page: the list jumps anywhere)."""
 
-    def __init__(self, engine: "Engine", query: JobQuery) -> None:
+    def __init__(self, engine: Engine, query: JobQuery) -> None:
         self.engine = engine
         self.query = query
 

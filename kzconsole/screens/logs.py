@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from typing import Iterable
+from collections.abc import Iterable
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -217,9 +217,7 @@ class LogsScreen(ConsoleScreen):
         self.notify(f"showing {self._level} and above")
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action == "search" and isinstance(self.focused, Input):
-            return False
-        return True
+        return not (action == "search" and isinstance(self.focused, Input))
 
     def action_search(self) -> None:
         self.add_class("searching")

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual import on, work
@@ -156,7 +157,7 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         self._file_lines: list[Check] = []
 
     @property
-    def engine(self) -> "Engine":
+    def engine(self) -> Engine:
         return self.app.engine  # type: ignore[attr-defined, no-any-return]
 
     def compose(self) -> ComposeResult:

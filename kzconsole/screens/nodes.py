@@ -97,7 +97,7 @@ class NodesScreen(Screen):
         except Exception as exc:  # noqa: BLE001 - a store error is shown, not raised in the UI
             self.post_message(self.Loaded([], f"cannot read the engines: {exc}"))
 
-    def on_nodes_screen_loaded(self, message: "NodesScreen.Loaded") -> None:
+    def on_nodes_screen_loaded(self, message: NodesScreen.Loaded) -> None:
         empty = self.query_one("#nodes-empty", Static)
         if message.error:
             empty.update(message.error)
@@ -109,7 +109,7 @@ class NodesScreen(Screen):
             table = self.query_one("#nodes-table", DataTable)
             cursor = table.cursor_row
             table.clear()
-            for n, row in zip(self.nodes, rows):
+            for n, row in zip(self.nodes, rows, strict=True):
                 table.add_row(*row, key=n.engine)
             if rows:
                 table.move_cursor(row=min(cursor, len(rows) - 1))

@@ -37,14 +37,14 @@ __all__ = ["PluginsScreen", "plugin_status"]
 STATUS_STYLE = {"ok": "green", "FAILED": "bold red", "STALE": "bold yellow"}
 
 
-def plugin_status(source: "PluginSource") -> str:
+def plugin_status(source: PluginSource) -> str:
     """``ok``; ``FAILED`` (not loaded); ``STALE`` (a reload failed, the previous version serves)."""
     if source.error is None:
         return "ok" if source.loaded else "FAILED"
     return "STALE" if source.loaded else "FAILED"
 
 
-def _short_source(source: "PluginSource") -> str:
+def _short_source(source: PluginSource) -> str:
     if source.kind == "file":
         return os.path.basename(source.source)
     if source.kind == "builtin" and source.source.startswith("kzconsole.plugins."):
@@ -99,7 +99,7 @@ class PluginsScreen(CatalogView):
     )
 
     class Loaded(Message):
-        def __init__(self, version: int | None, sources: tuple["PluginSource", ...], error: str | None) -> None:
+        def __init__(self, version: int | None, sources: tuple[PluginSource, ...], error: str | None) -> None:
             super().__init__()
             self.version = version
             self.sources = sources
@@ -217,7 +217,7 @@ class PluginsScreen(CatalogView):
         """Whether a reload asked from this view is still running."""
         return self._reloading
 
-    def selected_plugin(self) -> "PluginSource | None":
+    def selected_plugin(self) -> PluginSource | None:
         table = self.query_one(DataTable)
         if table.row_count == 0:
             return None
@@ -243,7 +243,7 @@ class PluginsScreen(CatalogView):
             return
         details.update(self._details(src))
 
-    def _details(self, src: "PluginSource") -> Table:
+    def _details(self, src: PluginSource) -> Table:
         now = engine_time(self.engine)
         status = plugin_status(src)
         out = Table.grid()

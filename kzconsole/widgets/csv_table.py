@@ -20,7 +20,8 @@ import io
 import threading
 from array import array
 from collections import OrderedDict
-from typing import Any, BinaryIO, Callable, ClassVar, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, BinaryIO, ClassVar
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -90,7 +91,7 @@ class CsvData:
         self._reader: BinaryIO | None = None
 
     @classmethod
-    def from_rows(cls, header: Sequence[str], rows: Sequence[Sequence[str]]) -> "CsvData":
+    def from_rows(cls, header: Sequence[str], rows: Sequence[Sequence[str]]) -> CsvData:
         """Rows already in memory (the new-job dialog's preview)."""
         data = cls(None)
         data.header = [h.strip() for h in header]
@@ -283,7 +284,7 @@ class CsvTable(ScrollView, can_focus=True):
     class RowOpened(Message):
         """enter on a row: the screen shows it in full."""
 
-        def __init__(self, table: "CsvTable", position: int) -> None:
+        def __init__(self, table: CsvTable, position: int) -> None:
             super().__init__()
             self.table = table
             self.position = position
@@ -515,7 +516,7 @@ class CsvTable(ScrollView, can_focus=True):
             titles = [data.header[c] for c, _ in layout]
             if right and titles:
                 # More columns to the right: say so where they would be (right arrow moves there).
-                c, w = layout[-1]
+                _c, w = layout[-1]
                 titles[-1] = crop(titles[-1], max(0, w - 2)).ljust(max(0, w - 2)) + " " + g.more_right
             number = (g.more_left + "#") if left else "#"
             return self._strip(number, titles, [w for _, w in layout], style, None, width)

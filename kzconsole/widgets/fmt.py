@@ -121,8 +121,8 @@ def bar_cells(success: int, failure: int, total: int | None, done: int, finished
         fraction = 1.0
     else:
         return None
-    full = int(round(fraction * width))
-    bad = min(full, max(1, int(round(full * failure / done)))) if done and failure else 0
+    full = round(fraction * width)
+    bad = min(full, max(1, round(full * failure / done))) if done and failure else 0
     return full - bad, bad, width - full
 
 
@@ -144,7 +144,7 @@ def job_rate(job: Any, live: Any | None, now: float) -> float | None:
     if live is not None and job.status.value == "executing" and live.rows_per_second > 0:
         return live.rows_per_second
     elapsed = job_elapsed(job, now)
-    success, failure, _, done = live_counts(job, live)
+    _success, _failure, _, done = live_counts(job, live)
     if not elapsed or not done:
         return None
     return done / elapsed

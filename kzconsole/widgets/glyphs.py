@@ -17,8 +17,8 @@ from __future__ import annotations
 import os
 import re
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Mapping
 
 from rich.cells import cell_len
 
@@ -86,13 +86,13 @@ def locale_is_utf8(environ: Mapping[str, str] | None = None) -> bool:
 
 _BOX = {
     # light, heavy, double and rounded box drawing; the scrollbar's and the tabs' lines
-    **{c: "-" for c in "─━═╌╍┄┅┈┉╼╾"},
-    **{c: "|" for c in "│┃║╎╏┆┇┊┋╽╿"},
-    **{c: "+" for c in "┌┐└┘├┤┬┴┼╭╮╯╰┏┓┗┛┣┫┳┻╋╔╗╚╝╠╣╦╩╬┍┎┑┒┕┖┙┚┝┞┟┠┡┢┥┦┧┨┩┪┭┮┯┰┱┲┵┶┷┸┹┺┽┾┿╀╁╂╃╄╅╆╇╈╉╊╒╓╕╖╘╙╛╜╞╟╡╢╤╥╧╨╪╫"},
+    **dict.fromkeys("─━═╌╍┄┅┈┉╼╾", "-"),
+    **dict.fromkeys("│┃║╎╏┆┇┊┋╽╿", "|"),
+    **dict.fromkeys("┌┐└┘├┤┬┴┼╭╮╯╰┏┓┗┛┣┫┳┻╋╔╗╚╝╠╣╦╩╬┍┎┑┒┕┖┙┚┝┞┟┠┡┢┥┦┧┨┩┪┭┮┯┰┱┲┵┶┷┸┹┺┽┾┿╀╁╂╃╄╅╆╇╈╉╊╒╓╕╖╘╙╛╜╞╟╡╢╤╥╧╨╪╫", "+"),
     # blocks and shades
-    **{c: "#" for c in "█▉▊▋▌▍▎▏▐▀▄▖▗▘▙▚▛▜▝▞▟▓"},
-    **{c: " " for c in "▁▂▃▔"},
-    **{c: "#" for c in "▅▆▇"},
+    **dict.fromkeys("█▉▊▋▌▍▎▏▐▀▄▖▗▘▙▚▛▜▝▞▟▓", "#"),
+    **dict.fromkeys("▁▂▃▔", " "),
+    **dict.fromkeys("▅▆▇", "#"),
     "▒": ":", "░": ".",
     # the console's symbols (see ASCII) and Textual's
     "✔": "+", "✓": "+", "✖": "x", "✗": "x", "◐": "~", "◷": "o", "·": ".", "▶": ">", "■": "#",

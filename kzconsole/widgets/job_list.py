@@ -12,8 +12,9 @@ sort in force.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, ClassVar, Protocol, Sequence
+from typing import ClassVar, Protocol
 
 from rich.segment import Segment
 from rich.style import Style
@@ -156,13 +157,13 @@ class JobList(ScrollView, can_focus=True):
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
 
     class Highlighted(Message):
-        def __init__(self, job_list: "JobList", job: JobRecord | None) -> None:
+        def __init__(self, job_list: JobList, job: JobRecord | None) -> None:
             super().__init__()
             self.job_list = job_list
             self.job = job
 
     class Selected(Message):
-        def __init__(self, job_list: "JobList", job: JobRecord) -> None:
+        def __init__(self, job_list: JobList, job: JobRecord) -> None:
             super().__init__()
             self.job_list = job_list
             self.job = job
@@ -170,7 +171,7 @@ class JobList(ScrollView, can_focus=True):
     class Reloaded(Message):
         """The list read its source again: ``total`` rows (what the count line says)."""
 
-        def __init__(self, job_list: "JobList", total: int) -> None:
+        def __init__(self, job_list: JobList, total: int) -> None:
             super().__init__()
             self.job_list = job_list
             self.total = total

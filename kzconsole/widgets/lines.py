@@ -13,7 +13,8 @@ and a full repaint, as a ``Static`` would.
 
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from rich.cells import cell_len
 from rich.style import Style
@@ -132,7 +133,7 @@ class Lines(Widget):
         if len(new) != len(old):
             self.refresh(layout=True)
             return
-        for y, (before, after) in enumerate(zip(old, new)):
+        for y, (before, after) in enumerate(zip(old, new, strict=False)):
             span = changed_span(before, after)
             if span is not None:
                 self.refresh(Region(span[0], y, span[1] - span[0], 1))

@@ -12,7 +12,7 @@ kept, ``G`` to the end, following again.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 from textual.binding import Binding
 from textual.widgets import Log

@@ -8,7 +8,8 @@ ones. ``follow`` keeps the end in view as lines arrive.
 
 from __future__ import annotations
 
-from typing import ClassVar, Iterable
+from collections.abc import Iterable
+from typing import ClassVar
 
 from rich.cells import cell_len
 from rich.segment import Segment

@@ -49,7 +49,7 @@ def complete_path(value: str, *, suffixes: tuple[str, ...] = ()) -> str | None:
     if not entries:
         return None
     prefix = os.path.split(os.path.expanduser(value))[1]
-    name = entries[0] if len(entries) == 1 else os.path.commonprefix(entries)
+    name = entries[0] if len(entries) == 1 else os.path.commonprefix(entries)  # noqa: RUF071 - characters, not path parts: completion
     if len(name) <= len(prefix):
         return None
     # Keep what the operator typed (a leading ~ stays a ~).
@@ -71,7 +71,7 @@ class PathInput(Input):
     class Matches(Message):
         """Tab found several matches and nothing more they all share: say which."""
 
-        def __init__(self, path_input: "PathInput", matches: list[str]) -> None:
+        def __init__(self, path_input: PathInput, matches: list[str]) -> None:
             super().__init__()
             self.path_input = path_input
             self.matches = matches

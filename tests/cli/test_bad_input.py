@@ -45,7 +45,7 @@ def test_an_unknown_status_is_bad_usage_naming_the_valid_ones(cli, job):
 def test_the_listed_statuses_are_the_engines(cli):
     from kzconsole.cli.tasks import STATUSES
 
-    assert STATUSES == tuple(s.value for s in JobStatus)
+    assert tuple(s.value for s in JobStatus) == STATUSES
     assert all(s in cli("tasks", "list", "--help").stdout.decode() for s in STATUSES)
 
 

@@ -9,7 +9,6 @@ import sys
 import textwrap
 
 
-
 def test_help_json_shapes(cli):
     doc = cli.json("tasks", "help")
     assert doc["skel"]["id2"] == {

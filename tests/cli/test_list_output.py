@@ -45,7 +45,7 @@ def test_list_text_is_one_line_a_job(cli):
     lines = cli("tasks", "list").stdout.decode().splitlines()
     assert lines[0].split() == ["ID", "TASK", "STATUS", "OK", "FAILED", "TOTAL", "CREATED"]
     assert len(lines) == 1 + len(jobs)
-    for line, job in zip(lines[1:], jobs):
+    for line, job in zip(lines[1:], jobs, strict=True):
         created = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(job.created))
         total = "-" if job.total_count is None else str(job.total_count)
         assert line.split() == [job.id, job.task_name, job.status.value, str(job.success_count),

@@ -134,7 +134,7 @@ def test_quoted_cells_hold_commas_quotes_and_line_breaks(tmp_path):
 
 @pytest.mark.parametrize("eol", ["\r\n", "\n", "\r"])
 def test_every_line_end_ends_a_record(tmp_path, eol):
-    header, rows = read_back(tmp_path, eol.join(["a,b", "1,2", "3,4"]) + eol)
+    _header, rows = read_back(tmp_path, eol.join(["a,b", "1,2", "3,4"]) + eol)
     assert rows == [{"a": "1", "b": "2"}, {"a": "3", "b": "4"}]
 
 
@@ -197,7 +197,7 @@ def test_unclosed_quote_far_into_a_large_file(tmp_path, monkeypatch):
 
 def test_ten_megabyte_cells_are_accepted(tmp_path):
     big = "x" * (10 * 1024 * 1024)
-    header, rows = read_back(tmp_path, f'a,b\n1,"{big}"\n2,{big}\n')
+    _header, rows = read_back(tmp_path, f'a,b\n1,"{big}"\n2,{big}\n')
     assert rows[0]["b"] == big and rows[1]["b"] == big
 
 
@@ -409,7 +409,7 @@ def test_json_values(tmp_path):
         ' "x": -0, "big": 123456789012345678901234567890, "t": true, "F": false,'
         ' "arr": [1.50, "\u00e9", {"k": null}], "obj": {"a": {"b": [true, false]}}}]'
     )
-    header, rows = read_back(tmp_path, data, fmt="json")
+    _header, rows = read_back(tmp_path, data, fmt="json")
     assert rows == [
         {
             "s": 'text, "quoted"\r\n',
@@ -427,7 +427,7 @@ def test_json_values(tmp_path):
 
 
 def test_json_numbers_keep_their_text(tmp_path):
-    header, rows = read_back(tmp_path, '[{"a": 1.50, "b": 1E+5, "c": 0.1e-3, "d": 7}]', fmt="json")
+    _header, rows = read_back(tmp_path, '[{"a": 1.50, "b": 1E+5, "c": 0.1e-3, "d": 7}]', fmt="json")
     assert rows == [{"a": "1.50", "b": "1E+5", "c": "0.1e-3", "d": "7"}]
 
 
@@ -486,7 +486,7 @@ def test_invalid_json(tmp_path):
 
 
 def test_json_with_a_bom(tmp_path):
-    header, rows = read_back(tmp_path, b'\xef\xbb\xbf[{"a": "1"}]', fmt="json")
+    _header, rows = read_back(tmp_path, b'\xef\xbb\xbf[{"a": "1"}]', fmt="json")
     assert rows == [{"a": "1"}]
 
 
@@ -510,7 +510,7 @@ def test_json_stream_source(tmp_path):
 
 def test_json_single_column_of_empty_values_reads_back(tmp_path):
     # The original wrote a blank line here, which ended the file (kazoo-original.md 2.4).
-    header, rows = read_back(tmp_path, '[{"a": "1"}, {"a": ""}, {"a": null}, {"a": "4"}]', fmt="json")
+    _header, rows = read_back(tmp_path, '[{"a": "1"}, {"a": ""}, {"a": null}, {"a": "4"}]', fmt="json")
     assert [row["a"] for row in rows] == ["1", None, None, "4"]
 
 
@@ -545,16 +545,16 @@ def test_iter_records_closes_its_file(tmp_path):
     path = tmp_path / "in.csv"
     path.write_text("a\n1\n2\n")
     before = _open_fds()
-    header, rows = iter_records(path)
+    _header, rows = iter_records(path)
     assert _open_fds() == before + 1
     assert list(rows) == [{"a": "1"}, {"a": "2"}]  # exhausted
     assert _open_fds() == before
-    header, rows = iter_records(path)
+    _header, rows = iter_records(path)
     next(rows)
     del rows  # abandoned half-way
     gc.collect()
     assert _open_fds() == before
-    header, rows = iter_records(path)
+    _header, rows = iter_records(path)
     del rows  # never iterated
     gc.collect()
     assert _open_fds() == before

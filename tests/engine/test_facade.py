@@ -69,7 +69,7 @@ def test_restart_failed_only_refuses_when_nothing_failed(engine_factory, plugin_
     src = write_csv(tmp_path / "in.csv", [["n"], ["2"], ["4"]])
     final = engine.run_job(engine.add_job("f", "odd", input=src).id)
     assert final.status is JobStatus.SUCCESS
-    with pytest.raises(InvalidJobState, match="no input row of job .* failed"):
+    with pytest.raises(InvalidJobState, match=r"no input row of job .* failed"):
         engine.restart_job(final.id, failed_only=True)
     noinput = engine.run_job(engine.add_job("skel", "count").id)
     with pytest.raises(InvalidJobState, match="takes no input"):

@@ -8,7 +8,7 @@ import threading
 import pytest
 
 from kzconsole.engine import JobControl, JobProgressed, JobStatus
-from tests.conftest import write_csv, output_csv, log_text
+from tests.conftest import log_text, output_csv, write_csv
 
 CASES_PLUGIN = '''
 import sys
@@ -70,7 +70,7 @@ def test_every_csv_return_value(engine_factory, plugin_dir, tmp_path):
         "dictemptyerr", "rows", "emptylist", "emptytuple", "invalid", "mixed", "toolong", "raise",
         "raise_empty", "exit",
     ]
-    engine, final, out = run_cases(engine_factory, plugin_dir, tmp_path, cases)
+    _engine, final, out = run_cases(engine_factory, plugin_dir, tmp_path, cases)
     assert out[0] == ["case", "a", "error"]
     assert out[1:] == [
         ["ok", "av", ""],

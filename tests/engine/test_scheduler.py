@@ -9,7 +9,7 @@ import time
 import pytest
 
 from kzconsole.engine import Engine, InvalidJobState, JobChanged, JobStatus
-from tests.conftest import make_settings, write_csv, output_csv
+from tests.conftest import make_settings, output_csv, write_csv
 
 GATED = '''
 import threading

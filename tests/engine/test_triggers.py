@@ -32,7 +32,7 @@ from kzconsole.engine.triggers import (
 from kzconsole.plugin import Database, TriggerSpec, Where
 from tests.conftest import make_settings
 
-UTC = dt.timezone.utc
+UTC = dt.UTC
 T0 = dt.datetime(2025, 11, 28, 9, 0, 30, tzinfo=UTC).timestamp()  # 09:00:30 UTC
 SRC = "/plugins/test_plugin.py"
 
@@ -305,7 +305,7 @@ def test_a_firing_left_running_by_a_dead_engine_does_not_block(engines, store):
     store.heartbeat(EngineLease("ghost-node", "elsewhere", 1, at(7, 0), at(8, 0, 10)))  # expired
     run_step(te, at(9, 1))
     assert calls == [1]
-    closed = [f for f in store.list_firings() if f.id == ghost.id][0]
+    closed = next(f for f in store.list_firings() if f.id == ghost.id)
     assert closed.status == "failed"
     assert "ghost-node" in closed.reason and "stopped before it ended" in closed.reason
 

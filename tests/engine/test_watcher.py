@@ -14,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import output_csv
-
 from kzconsole.engine.catalog import Catalog
 from kzconsole.engine.loader import Loader
 from kzconsole.engine.watcher import PluginWatcher, is_plugin_file
+from tests.conftest import output_csv
 
 TIMEOUT = 5.0
 
@@ -128,7 +127,7 @@ def test_atomic_save_through_rename(watched):
         tmp = w.directory / ".a.py.swp-tmp"  # a hidden temporary name, as editors use
         tmp.write_text(plugin(version))
         os.replace(tmp, w.directory / "a.py")
-        w.wait(lambda: w.description() == f"version {version}", f"the atomic save of {version}")
+        w.wait(lambda version=version: w.description() == f"version {version}", f"the atomic save of {version}")
     # the temporary file never became a plugin source
     assert [s.source for s in w.catalog.sources()] == [w.path("a.py")]
 

@@ -12,7 +12,7 @@ import pytest
 from kzconsole.demo import DEMO_ACCOUNTS, account_db, create_databases, demo_database_names
 from kzconsole.engine import Engine, JobStatus
 from kzconsole.engine.databases import classify
-from tests.conftest import make_settings, write_csv, output_csv, log_text
+from tests.conftest import log_text, make_settings, output_csv, write_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 BLOATED_ACCOUNT = account_db(DEMO_ACCOUNTS[0])

@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from kzconsole.engine import Engine, JobRejected, JobStatus
+from kzconsole.engine import Engine, JobControl, JobRejected, JobStatus
 from kzconsole.engine.clock import Clock
-from kzconsole.engine import JobControl
-from tests.conftest import make_settings, write_csv, output_csv
+from tests.conftest import make_settings, output_csv, write_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -41,7 +40,7 @@ def run(engine: Engine, action: str, source: Path, **kw):
 
 def by_number(out: list[list[str]]) -> dict[str, dict[str, str]]:
     header = out[0]
-    return {row[0]: dict(zip(header, row)) for row in out[1:]}
+    return {row[0]: dict(zip(header, row, strict=True)) for row in out[1:]}
 
 
 # --- normalize ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 
 from kzconsole.engine import JobStatus
-from tests.conftest import write_csv, output_csv
+from tests.conftest import output_csv, write_csv
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 

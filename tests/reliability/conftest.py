@@ -10,8 +10,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -103,7 +104,7 @@ class Site:
     def cli_json(self, *args: str, check: int | None = 0) -> Any:
         return json.loads(self.cli(*args, "--json", check=check).stdout)
 
-    def engine(self, name: str = "engine") -> "EngineProcess":
+    def engine(self, name: str = "engine") -> EngineProcess:
         return EngineProcess(self, name)
 
     def store(self):
@@ -117,7 +118,7 @@ class EngineProcess:
 
     def __init__(self, site: Site, name: str) -> None:
         self.log_path = site.root / f"{name}.{time.monotonic_ns()}.log"
-        self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in wait()
+        self._log = open(self.log_path, "wb")  # closed in wait()
         # Each engine its own node name, so a job's `node` tells which one ran it (contract 9).
         self.proc = subprocess.Popen(site.argv("engine", "--node", name), stdout=self._log, stderr=subprocess.STDOUT,
                                      cwd=site.root, env=site.env)

@@ -238,7 +238,7 @@ def soak(tmp_path: Path, engines: list, kills: int, rows: int, seed: int) -> Non
             # checkpoint or a job's end.
             target = progress + rng.randint(1, max(2, rows // (kills + 1)))
 
-            def advanced():
+            def advanced(target=target):
                 current = [store.get_job(i) for i in jobs]
                 done = sum(j.rows_done for j in current)
                 return done if done >= target or all(j.status.is_finished for j in current) else None

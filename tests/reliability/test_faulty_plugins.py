@@ -16,7 +16,7 @@ import time
 import pytest
 
 from kzconsole.engine import JobProgressed, JobRejected, JobStatus
-from tests.conftest import write_csv, output_csv, log_text
+from tests.conftest import log_text, output_csv, write_csv
 from tests.reliability.conftest import Finished, wait_until
 
 FAULTY = '''
@@ -247,7 +247,7 @@ def test_raising_verifier_fails_its_rows_closed(started, tmp_path):
 
 def test_state_that_cannot_be_saved_does_not_hurt_a_job_that_is_not_interrupted(started, tmp_path):
     engine, finished, _ = started
-    final, out = run(engine, finished, tmp_path, "oddstate", ["1", "2"])
+    final, _out = run(engine, finished, tmp_path, "oddstate", ["1", "2"])
     assert (final.status, final.success_count, final.error) == (JobStatus.SUCCESS, 2, None)
     assert "cannot be resumed after a crash" in log_text(engine, final)
 
@@ -351,7 +351,7 @@ def test_prints_go_to_the_job_log(started, tmp_path):
     from kzconsole.engine.logs import install_stream_router
 
     install_stream_router()
-    final, out = run(engine, finished, tmp_path, "print", ["1", "2"])
+    final, _out = run(engine, finished, tmp_path, "print", ["1", "2"])
     assert final.status is JobStatus.SUCCESS
     log = log_text(engine, final)
     for line in ("stdout line 1", "stderr line 1", "stdout line 2", "stderr line 2"):

@@ -169,13 +169,13 @@ class CsvDoc:
         """Append one record; return the line it starts on."""
         start = line_at(self.text, len(self.text))
         quotes = self.draw(st.lists(st.booleans(), min_size=len(cells), max_size=len(cells)))
-        body = ",".join(render_cell(c, q, len(cells) == 1) for c, q in zip(cells, quotes))
+        body = ",".join(render_cell(c, q, len(cells) == 1) for c, q in zip(cells, quotes, strict=True))
         self.parts.append(body)
         if not last or self.draw(st.booleans()):
             self.parts.append(self.draw(TERMINATORS))
         return start
 
-    def build(self, *, tail: bool = True) -> "CsvDoc":
+    def build(self, *, tail: bool = True) -> CsvDoc:
         self.blank_lines()
         self.header_line = self.record(self.header_raw)
         for i, row in enumerate(self.rows):
@@ -189,7 +189,7 @@ class CsvDoc:
         return self.text.encode("utf-8")
 
     def expected_rows(self) -> list[dict]:
-        return [{h: (c or None) for h, c in zip(self.header, row)} for row in self.rows]
+        return [{h: (c or None) for h, c in zip(self.header, row, strict=False)} for row in self.rows]
 
 
 @st.composite
@@ -237,7 +237,7 @@ def test_missing_mandatory_values_name_the_record_lines(harness, data):
     rows = data.draw(st.lists(st.lists(cell_text, min_size=ncols, max_size=ncols), min_size=1, max_size=6))
     doc = CsvDoc(data.draw, header=header, rows=rows).build()
     result = harness.add(doc.data(), action="need")
-    empty = [line for line, row in zip(doc.record_lines, rows) if row[m_at] == ""]
+    empty = [line for line, row in zip(doc.record_lines, rows, strict=True) if row[m_at] == ""]
     if empty:
         assert isinstance(result, JobRejected)
         assert result.errors == {"missing_mandatory_values": {"lines": empty, "count": len(empty)}}
@@ -343,7 +343,7 @@ def reference_rows(data: bytes) -> list[dict]:
     text = data.decode("utf-8-sig")
     records = [r for r in csv.reader(io.StringIO(text, newline=""), strict=True) if r]
     header = [h.strip() for h in records[0]]
-    return [{h: (c or None) for h, c in zip(header, r)} for r in records[1:]]
+    return [{h: (c or None) for h, c in zip(header, r, strict=False)} for r in records[1:]]
 
 
 @FUZZ

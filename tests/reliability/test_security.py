@@ -174,7 +174,7 @@ def test_data_dir_0700_and_job_files_0600_whatever_the_umask(tmp_path, plugin_di
 
 
 def files_under(root: Path) -> set[Path]:
-    return {p for p in root.rglob("*")}
+    return set(root.rglob("*"))
 
 
 @pytest.mark.parametrize("given, kept", [

@@ -22,10 +22,10 @@ from pathlib import Path
 import pytest
 
 from kzconsole.engine import JobStatus
-from kzconsole.engine.store import sqlite as sqlite_mod
-from kzconsole.engine.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from kzconsole.engine.models import JobRecord
+from kzconsole.engine.store import sqlite as sqlite_mod
 from kzconsole.engine.store.base import Store
+from kzconsole.engine.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStore
 from tests.conftest import read_csv, write_csv
 from tests.reliability.conftest import Finished, Site, subprocess_env
 
@@ -426,8 +426,8 @@ class StallingStore:
 
 def test_after_its_own_stall_an_engine_does_not_trust_expired_leases():
     from kzconsole.engine.clock import FakeClock
-    from kzconsole.engine.models import EngineLease
     from kzconsole.engine.leases import HEARTBEAT_S, LEASE_TTL, Lease, dead_owners
+    from kzconsole.engine.models import EngineLease
 
     clock = FakeClock()
     store = StallingStore(clock)
@@ -460,8 +460,8 @@ def test_after_its_own_stall_an_engine_does_not_trust_expired_leases():
 def locked_store_under_running_engines(tmp_path: Path, engines: list, seconds: float, rows: int) -> None:
     """Engine A runs two jobs, engine B has free slots; the store is locked for ``seconds``. No job
     may be taken from its live engine: no row runs twice, no output row is doubled."""
-    from tests.reliability.test_crash_resume import add_csv_job, check_final, check_side_effects, make_site
     from tests.reliability.conftest import wait_until
+    from tests.reliability.test_crash_resume import add_csv_job, check_final, check_side_effects, make_site
 
     site = make_site(tmp_path, max_running=4, wait_after_row_ms=1)
     first = site.engine("a")

@@ -72,7 +72,7 @@ def _claim_until_empty(
         finally:
             store.close()
         results.put((node, claimed))
-    except BaseException as exc:  # report, do not hang the parent
+    except BaseException as exc:  # noqa: BLE001 - report, do not hang the parent
         results.put((node, f"{type(exc).__name__}: {exc}"))
 
 
@@ -382,7 +382,7 @@ class JobQueryContract:
             got = list(rows)
         expected = store.list_jobs(query)
         assert [row[0] for row in got] == ids(expected)
-        for row, job in zip(got, expected):
+        for row, job in zip(got, expected, strict=True):
             assert row == (job.id, job.status.value, job.created, job.stop_requested, job.total_count, job.file_name)
             assert type(row[1]) is str and type(row[3]) is bool
         # A bounded page (SQLite reads one at once, for the API's listing) gives the same rows.
@@ -412,7 +412,7 @@ class JobQueryContract:
             store.create_job(make_job(f"s{n:05d}", created=NOW + n))
         rows = store.iter_jobs(JobQuery(), ["id"])
         assert next(rows) == ("s02999",)
-        assert [row[0] for _, row in zip(range(4999), rows)][-1] == "s00000"  # the rest, once
+        assert [row[0] for _, row in zip(range(4999), rows, strict=False)][-1] == "s00000"  # the rest, once
         rows.close()
         with store.iter_jobs(JobQuery(), ["id"]) as rows:
             assert next(rows) == ("s02999",)
@@ -736,7 +736,7 @@ class StoreContract(JobQueryContract):
                 while jobs:
                     by_node[node].extend(ids(jobs))
                     jobs = store.claim_queued(node, 3, NOW + 1)
-            except BaseException as exc:
+            except BaseException as exc:  # noqa: BLE001 - the test thread reports whatever ends it
                 errors.append(exc)
 
         threads = [threading.Thread(target=claim, args=(node,)) for node in by_node]

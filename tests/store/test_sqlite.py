@@ -179,7 +179,7 @@ def test_corrupt_file_is_refused_and_not_overwritten(db_path: Path) -> None:
 def test_queries_use_indexes_with_100k_jobs(store: SQLiteStore, db_path: Path) -> None:
     statuses = [s.value for s in JobStatus]
     # Rows built straight as column tuples: 100,000 JobRecords would take longer than the test.
-    template = dict(zip(JOB_FIELDS, store.job_values(make_job("x"))))
+    template = dict(zip(JOB_FIELDS, store.job_values(make_job("x")), strict=True))
     values = []
     for n in range(100_000):
         template.update(

@@ -8,9 +8,10 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import pytest
 
@@ -48,11 +49,11 @@ def job_id(n: int) -> str:
 def make_job(n: int, **fields: Any):
     from kzconsole.engine import JobRecord, JobStatus
 
-    values: dict[str, Any] = dict(
-        id=job_id(n), account_id=ACCOUNT, auth_account_id=ACCOUNT, category="skel", action="id2",
-        file_name="in.csv", status=JobStatus.PENDING, created=T0 - 3600 + n * 60, total_count=100,
-        wait_after_row_ms=0, input_path=None,
-    )
+    values: dict[str, Any] = {
+        "id": job_id(n), "account_id": ACCOUNT, "auth_account_id": ACCOUNT, "category": "skel", "action": "id2",
+        "file_name": "in.csv", "status": JobStatus.PENDING, "created": T0 - 3600 + n * 60, "total_count": 100,
+        "wait_after_row_ms": 0, "input_path": None,
+    }
     values.update(fields)
     if isinstance(values["status"], str):
         values["status"] = JobStatus(values["status"])
@@ -87,10 +88,10 @@ def seed_jobs(engine) -> list[Any]:
     store.append_file(job_id(1), "output",
                       ("Col1,Col2,error\n" + "".join(f"a{i},b{i},\n" for i in range(100))).encode())
     store.append_file(job_id(1), "log", (
-        "2025-11-28 08:10:00 INFO    job started: skel/id2, 100 rows\n"
-        "2025-11-28 08:10:05 WARNING row 7 looked odd\n"
-        "2025-11-28 08:10:10 INFO    job finished: success\n"
-    ).encode())
+        b"2025-11-28 08:10:00 INFO    job started: skel/id2, 100 rows\n"
+        b"2025-11-28 08:10:05 WARNING row 7 looked odd\n"
+        b"2025-11-28 08:10:10 INFO    job finished: success\n"
+    ))
     store.append_file(job_id(2), "output", (
         "Col1,Col2,error\n"
         + "".join(f"a{i},b{i},{'bad field(s): col2' if i % 10 == 3 else ''}\n" for i in range(100))

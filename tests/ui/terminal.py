@@ -19,8 +19,8 @@ import sys
 import termios
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 _ESCAPES = re.compile(rb"\x1b(\[[0-9;?<>=$]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78DEHMNOPZc])")
 
@@ -58,7 +58,7 @@ class Terminal:
 
     @classmethod
     def console(cls, data_dir: str | Path, *extra: str, size: tuple[int, int] = (100, 30),
-                env: dict[str, str] | None = None) -> "Terminal":
+                env: dict[str, str] | None = None) -> Terminal:
         return cls([sys.executable, "-m", "kzconsole", "--data-dir", str(data_dir), *extra], size=size, env=env)
 
     def _read(self) -> None:
@@ -142,7 +142,7 @@ class Terminal:
                 pass
             self._reader.join(2)
 
-    def __enter__(self) -> "Terminal":
+    def __enter__(self) -> Terminal:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -46,13 +46,13 @@ async def test_number_keys_and_the_command_line_switch_views(tmp_path):
         assert app.current_mode == "jobs" and isinstance(app.screen, JobsScreen)
         for key, mode in (("2", "catalog"), ("3", "triggers"), ("4", "plugins"), ("5", "logs"), ("1", "jobs")):
             await pilot.press(key)
-            await wait_for(pilot, lambda: app.current_mode == mode and app.screen.is_mounted)
+            await wait_for(pilot, lambda mode=mode: app.current_mode == mode and app.screen.is_mounted)
         for command, mode in (("cat", "catalog"), ("jobs", "jobs")):
             await pilot.press("colon")
             await wait_for(pilot, lambda: app.screen.query("#command"))
             app.screen.query_one("#command").value = command
             await pilot.press("enter")
-            await wait_for(pilot, lambda: app.current_mode == mode, what=f":{command}")
+            await wait_for(pilot, lambda mode=mode: app.current_mode == mode, what=f":{command}")
         await pilot.press("colon")
         await wait_for(pilot, lambda: app.screen.query("#command"))
         app.screen.query_one("#command").value = "bogus"
@@ -199,7 +199,7 @@ async def test_the_engine_runs_in_the_console_and_the_view_bar_says_so(tmp_path)
 
 async def test_engine_off_says_so(tmp_path):
     settings = ui_settings(tmp_path)
-    async with running_console(settings, start_engine=False) as (app, pilot):
+    async with running_console(settings, start_engine=False) as (app, _pilot):
         assert "engine off" in screen_text(app)
 
 

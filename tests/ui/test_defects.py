@@ -20,7 +20,17 @@ from kzconsole.widgets.job_list import JobList
 from kzconsole.widgets.log_tail import LogTail
 from kzconsole.widgets.log_view import LogView
 from tests.conftest import write_csv
-from tests.ui.conftest import job_id, make_job, running_console, said, screen_text, seed_jobs, shown, ui_settings, wait_for
+from tests.ui.conftest import (
+    job_id,
+    make_job,
+    running_console,
+    said,
+    screen_text,
+    seed_jobs,
+    shown,
+    ui_settings,
+    wait_for,
+)
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,8 @@ from kzconsole.engine import Engine, JobStatus
 from kzconsole.engine.clock import FakeClock
 from kzconsole.screens.confirm import ConfirmModal
 from kzconsole.screens.csv_view import CsvViewScreen
-from kzconsole.screens.job_detail import JobDetailScreen
 from kzconsole.screens.job_actions import next_pause
+from kzconsole.screens.job_detail import JobDetailScreen
 from kzconsole.screens.jobs import JobsScreen, parse_filter
 from kzconsole.screens.new_job import NewJobModal
 from kzconsole.widgets.csv_table import CsvTable
@@ -488,7 +488,7 @@ async def test_the_console_keeps_up_with_8_jobs_at_full_speed(tmp_path):
         presses = 0
         while app.engine.running_count() and presses < 200:
             before = job_list.cursor
-            await _key(app, "down" if before == 0 else "up", lambda: job_list.cursor != before)
+            await _key(app, "down" if before == 0 else "up", lambda before=before: job_list.cursor != before)
             presses += 1
         assert presses >= 1
         await wait_for(pilot, lambda: all(app.engine.get_job(j.id).status is JobStatus.SUCCESS for j in jobs),

@@ -53,7 +53,7 @@ def site(tmp_path):
 def test_a_finished_jobs_view_sends_nothing_while_another_job_runs(site):
     """A finished job's view repainted the whole screen 4-26 times a second while any job ran
     (the live list under it made Textual repaint everything): 12.5 KiB/s for nothing."""
-    data_dir, env, slow = site
+    data_dir, env, _slow = site
     with Terminal.console(data_dir, size=(100, 30), env=env) as term:
         term.wait_for("1 running", timeout=60)
         term.press(":", *"job 00000001", "enter")
@@ -63,7 +63,7 @@ def test_a_finished_jobs_view_sends_nothing_while_another_job_runs(site):
 
 
 def test_the_jobs_list_sends_only_changed_rows_and_nothing_when_idle(site):
-    data_dir, env, slow = site
+    data_dir, env, _slow = site
     with Terminal.console(data_dir, size=(100, 30), env=env) as term:
         term.wait_for("1 running", timeout=60)
         data = term.received(since=_after(term, 1.0))

@@ -542,7 +542,7 @@ class JobQuery:
         values = tuple(after) if isinstance(after, (tuple, list)) else None
         if values is None or len(values) != len(kinds):
             raise InvalidQuery(f"after: expected {len(kinds)} values for sort {sort.name}, not {after!r}")
-        for value, numeric in zip(values, kinds):
+        for value, numeric in zip(values, kinds, strict=True):
             ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
                   if numeric else isinstance(value, str))
             if not ok:
@@ -560,7 +560,7 @@ class JobRows(Iterator[tuple[Any, ...]]):
     def __init__(self, rows: Iterator[tuple[Any, ...]]) -> None:
         self._rows = rows
 
-    def __iter__(self) -> Iterator[tuple[Any, ...]]:  # noqa: PYI034 - the generator itself: no call per row
+    def __iter__(self) -> Iterator[tuple[Any, ...]]:  # the generator itself: no call per row
         return self._rows
 
     def __next__(self) -> tuple[Any, ...]:
