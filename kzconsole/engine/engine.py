@@ -21,7 +21,8 @@ from kzconsole.engine.errors import EngineError, InvalidJobState, JobNotFound, J
 from kzconsole.engine.intake import InputReport
 from kzconsole.engine.models import PUBLIC_JOB_KEYS, Firing, JobRecord
 from kzconsole.engine.parts import EngineParts
-from kzconsole.engine.store.query import JobQuery, JobRows
+from kzconsole.engine.store.job_query import JobQuery
+from kzconsole.engine.store.query import JobRows
 from kzconsole.plugin import TaskSpec
 
 # What only running jobs or loading plugins needs is imported where it is first used: `kzconsole
@@ -202,7 +203,7 @@ class Engine(EngineParts):
         return job
 
     # ------------------------------------------------------------------ job queries
-    # Every listing is one JobQuery (kzconsole.engine.JobQuery; store/query.py says what each
+    # Every listing is one JobQuery (kzconsole.engine.JobQuery; store/job_query.py says what each
     # field means). Each method takes a query, or its fields as keywords, or a query and fields
     # that change it: list_jobs(status="pending", limit=10), list_jobs(query, offset=64).
 

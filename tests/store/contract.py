@@ -19,7 +19,7 @@ import pytest
 
 from kzconsole.engine.models import EngineLease, Firing, JobRecord, JobStatus, Takeover
 from kzconsole.engine.store.base import FILE_KINDS, ApiKey, Claim, Fenced, JobStep, Store, StoreError
-from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery
+from kzconsole.engine.store.job_query import SORTS, InvalidQuery, JobQuery
 
 NOW = 1_764_320_400.0
 

@@ -8,7 +8,8 @@ import base64
 import pytest
 
 from kzconsole.engine.models import JobStatus
-from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery, regexp_match
+from kzconsole.engine.store.job_query import SORTS, InvalidQuery, JobQuery
+from kzconsole.engine.store.job_regex import regexp_match
 from tests.store.contract import NOW, make_job
 
 

@@ -13,13 +13,9 @@ from pathlib import Path
 import pytest
 
 from kzconsole.engine.models import JOB_FIELDS
-from kzconsole.engine.store.query import (
-    SORTS,
-    JobQuery,
-    count_statement,
-    regexp_match,
-    select_statement,
-)
+from kzconsole.engine.store.job_query import SORTS, JobQuery
+from kzconsole.engine.store.job_regex import regexp_match
+from kzconsole.engine.store.query import count_statement, select_statement
 from kzconsole.engine.store.sqlite import MIGRATIONS, SQLiteStore
 from tests.store.contract import NOW, make_job
 

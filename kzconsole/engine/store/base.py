@@ -46,7 +46,8 @@ from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 from kzconsole.engine.models import JOB_FIELDS, PUBLIC_JOB_KEYS, EngineLease, Firing, JobRecord, Takeover
-from kzconsole.engine.store.query import InvalidQuery, JobQuery, JobRows
+from kzconsole.engine.store.job_query import InvalidQuery, JobQuery
+from kzconsole.engine.store.query import JobRows
 
 __all__ = [
     "Store",
@@ -184,7 +185,7 @@ class Store(abc.ABC):
     def get_job(self, job_id: str) -> JobRecord | None:
         """The job, or None."""
 
-    # ----------------------------------------------------- jobs: queries (store/query.py)
+    # ------------------------------------------------- jobs: queries (store/job_query.py)
 
     @abc.abstractmethod
     def list_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> list[JobRecord]:

@@ -20,7 +20,8 @@ from typing import Any, Protocol, TypeVar
 
 from kzconsole.engine.models import JOB_FIELDS, Firing, JobRecord, JobStatus, Takeover
 from kzconsole.engine.store.base import ApiKey, Store, StoreError
-from kzconsole.engine.store.query import Dialect, JobQuery, count_statement
+from kzconsole.engine.store.job_query import JobQuery
+from kzconsole.engine.store.query import Dialect, count_statement
 
 __all__ = [
     "API_KEY_COLUMNS",

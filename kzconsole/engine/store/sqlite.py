@@ -49,13 +49,13 @@ from kzconsole.engine.store.base import (
     StoreChange,
     StoreError,
 )
+from kzconsole.engine.store.job_query import JobQuery
+from kzconsole.engine.store.job_regex import regexp_match
 from kzconsole.engine.store.query import (
     Dialect,
-    JobQuery,
     JobRows,
     Statement,
     check_columns,
-    regexp_match,
     select_statement,
 )
 from kzconsole.engine.store.sql import (
