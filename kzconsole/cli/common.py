@@ -11,15 +11,19 @@ import json
 import sys
 import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from kzconsole.config import Settings
     from kzconsole.engine import Engine
 
 EXIT_OK, EXIT_NOT_SUCCESS, EXIT_USAGE = 0, 1, 2
+
+T = TypeVar("T")
+R = TypeVar("R")
+Writer = Callable[[str], Any]  # sys.stdout.write
 
 
 class CliError(Exception):
@@ -52,6 +56,16 @@ class Parser(argparse.ArgumentParser):
 def print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, ensure_ascii=False) + "\n")
     sys.stdout.flush()
+
+
+def print_listing(args: argparse.Namespace, items: Sequence[Any], text: Callable[[Sequence[Any], Writer], None]) -> int:
+    """A listing command's output: with ``--json`` each item's ``public()`` as one document,
+    otherwise ``text(items, write)``."""
+    if wants_json(args):
+        print_json([item.public() for item in items])
+    else:
+        text(items, sys.stdout.write)
+    return EXIT_OK
 
 
 def err(message: str) -> None:
@@ -143,13 +157,19 @@ def job_id(text: str) -> str:
     return value
 
 
+def _checked(check: Callable[[T], R], value: T) -> R:
+    """``check(value)``, its ValueError told as argparse's (the checks live in the engine and the
+    configuration, which the command line imports only once a value is read)."""
+    try:
+        return check(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def account_id(text: str) -> str:
     from kzconsole.engine import check_account_id
 
-    try:
-        return check_account_id(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _checked(check_account_id, text)
 
 
 def wait_ms(text: str) -> int:
@@ -159,10 +179,7 @@ def wait_ms(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number of milliseconds, got {text!r}") from None
-    try:
-        return check_wait_ms(value)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _checked(check_wait_ms, value)
 
 
 def whole_number(minimum: int) -> Callable[[str], int]:
@@ -187,10 +204,7 @@ def node_option(text: str) -> str:
     """``--node NAME`` (contract 9)."""
     from kzconsole.config import check_node_name
 
-    try:
-        return check_node_name(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
+    return _checked(check_node_name, text)
 
 
 def add_node_option(parser: argparse.ArgumentParser) -> None:

@@ -5,9 +5,24 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+import time
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
-from kzconsole.cli.common import EXIT_OK, EXIT_USAGE, add_command, err, local_time, open_engine, print_json
+from kzconsole.cli.common import (
+    EXIT_OK,
+    EXIT_USAGE,
+    Writer,
+    add_command,
+    err,
+    local_time,
+    open_engine,
+    print_json,
+    print_listing,
+)
+
+if TYPE_CHECKING:
+    from kzconsole.engine import NodeInfo
 
 
 def register(commands: Any) -> None:
@@ -26,29 +41,25 @@ def cmd_nodes(args: argparse.Namespace) -> int:
     name, host, process id, version, when it started, its last heartbeat on the store's clock,
     the jobs it runs and its slots (tasks.max_running), alive or dead, and for a dead one the
     jobs other engines resumed. An engine that stopped gracefully is not listed."""
-    import time
-
     with open_engine(args) as engine:
-        nodes = engine.nodes()
-        if args.json:
-            print_json([n.public() for n in nodes])
-            return EXIT_OK
-        w = sys.stdout.write
-        if not nodes:
-            w("no engine on this store\n")
-            return EXIT_OK
-        now = time.time()
-        w(f"{'NODE':20} {'STATE':5} {'HOST':16} {'PID':>7} {'VERSION':8} {'STARTED':19} "
-          f"{'HEARTBEAT':12} {'RUNNING':>7}\n")
-        for n in nodes:
-            w(f"{n.name[:20]:20} {'alive' if n.alive else 'DEAD':5} {n.host[:16]:16} {n.pid:>7} "
-              f"{n.version[:8]:8} {local_time(n.started):19} {n.heartbeat_age(now):12} "
-              f"{n.running:>3}/{n.slots:<3}\n")
-            for t in n.resumed_elsewhere:
-                what = "resumed" if t.outcome == "resumed" else "ended internal_error"
-                w(f"    job {t.job_id} {what} by {t.to_name} at row {t.rows_done + 1}"
-                  f" ({local_time(t.at)})\n")
-        return EXIT_OK
+        return print_listing(args, engine.nodes(), _nodes_text)
+
+
+def _nodes_text(nodes: Sequence[NodeInfo], w: Writer) -> None:
+    if not nodes:
+        w("no engine on this store\n")
+        return
+    now = time.time()
+    w(f"{'NODE':20} {'STATE':5} {'HOST':16} {'PID':>7} {'VERSION':8} {'STARTED':19} "
+      f"{'HEARTBEAT':12} {'RUNNING':>7}\n")
+    for n in nodes:
+        w(f"{n.name[:20]:20} {'alive' if n.alive else 'DEAD':5} {n.host[:16]:16} {n.pid:>7} "
+          f"{n.version[:8]:8} {local_time(n.started):19} {n.heartbeat_age(now):12} "
+          f"{n.running:>3}/{n.slots:<3}\n")
+        for t in n.resumed_elsewhere:
+            what = "resumed" if t.outcome == "resumed" else "ended internal_error"
+            w(f"    job {t.job_id} {what} by {t.to_name} at row {t.rows_done + 1}"
+              f" ({local_time(t.at)})\n")
 
 
 def cmd_store_copy(args: argparse.Namespace) -> int:

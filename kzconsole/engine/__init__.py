@@ -31,10 +31,12 @@ from kzconsole.engine.intake import InputReport
 from kzconsole.engine.logs import install_stream_router
 from kzconsole.engine.models import PUBLIC_JOB_KEYS, Firing, JobRecord, JobStatus
 from kzconsole.engine.store import ApiKey, Store, StoreChange, StoreError
-from kzconsole.engine.store.query import SORTS, InvalidQuery, JobQuery, JobRows
+from kzconsole.engine.store.job_query import SORTS, InvalidQuery, JobQuery
+from kzconsole.engine.store.query import JobRows
 
-if TYPE_CHECKING:  # console: the type of Engine.plugins() items, for the Plugins view
+if TYPE_CHECKING:  # the types of Engine.plugins() and Engine.nodes() items
     from kzconsole.engine.catalog import PluginSource
+    from kzconsole.engine.nodes import NodeInfo
 
 __all__ = [
     "Engine",
@@ -67,6 +69,7 @@ __all__ = [
     "JobControl",
     "InputReport",
     "PluginSource",
+    "NodeInfo",
     "copy_stores",
     "Store",
     "StoreChange",
@@ -89,6 +92,10 @@ def __getattr__(name: str) -> Any:
         from kzconsole.engine.catalog import PluginSource
 
         return PluginSource
+    if name == "NodeInfo":
+        from kzconsole.engine.nodes import NodeInfo
+
+        return NodeInfo
     if name == "copy_stores":  # `kzconsole store copy` (contract 9)
         from kzconsole.engine.store.copy import copy_stores
 
