@@ -36,6 +36,7 @@ __all__ = [
     "Database",
     "Runtime",
     "runtime",
+    "TaskNaming",
 ]
 
 
@@ -144,8 +145,25 @@ class Where:
         return f"{self.filename}:{self.lineno}"
 
 
+class TaskNaming:
+    """What a task is called and whether it takes input, for whatever describes one (the
+    declaration here, the console's catalog entry)."""
+
+    category: str
+    action: str
+    expected_content: str | None
+
+    @property
+    def name(self) -> str:
+        return f"{self.category}/{self.action}"
+
+    @property
+    def is_noinput(self) -> bool:
+        return self.expected_content is None
+
+
 @dataclass(frozen=True)
-class TaskSpec:
+class TaskSpec(TaskNaming):
     """A declared task: the metadata of contract 2.1 plus the callables."""
 
     category: str
@@ -160,14 +178,6 @@ class TaskSpec:
     function: Callable[..., Any]
     is_generator: bool
     where: Where
-
-    @property
-    def name(self) -> str:
-        return f"{self.category}/{self.action}"
-
-    @property
-    def is_noinput(self) -> bool:
-        return self.expected_content is None
 
     @property
     def fields(self) -> tuple[str, ...]:

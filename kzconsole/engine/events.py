@@ -20,7 +20,7 @@ log = logging.getLogger("kzconsole.engine")
 
 @dataclass(frozen=True)
 class Event:
-    pass
+    """What the engine tells its subscribers (the console's bridge, the API's followers)."""
 
 
 @dataclass(frozen=True)
@@ -32,6 +32,8 @@ class JobChanged(Event):
 
 @dataclass(frozen=True)
 class JobDeleted(Event):
+    """A job and its files were removed through this engine."""
+
     job_id: str
 
 
@@ -73,11 +75,15 @@ class StoreChanged(Event):
 
 @dataclass(frozen=True)
 class CatalogChanged(Event):
+    """Plugins were (re)loaded or unloaded: ``version`` is the catalog's new version."""
+
     version: int
 
 
 @dataclass(frozen=True)
 class TriggerFired(Event):
+    """This engine recorded the end of a firing (its own, or an abandoned one it closed)."""
+
     firing: Firing
 
 

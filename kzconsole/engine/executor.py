@@ -23,8 +23,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, field
 
 from kzconsole.engine.catalog import Catalog
 from kzconsole.engine.clock import Clock
@@ -33,6 +32,7 @@ from kzconsole.engine.events import EventBus
 from kzconsole.engine.lifecycle import JobLifecycle
 from kzconsole.engine.models import JobRecord
 from kzconsole.engine.runner import JobRun, NextClaim
+from kzconsole.engine.runtime import RuntimeScope
 from kzconsole.engine.store.base import Store, StoreChange
 
 __all__ = ["Executor", "ClaimHook"]
@@ -49,39 +49,28 @@ class _Running:
     thread: threading.Thread | None
 
 
+@dataclass(eq=False, kw_only=True)
 class Executor:
-    def __init__(
-        self,
-        *,
-        lifecycle: JobLifecycle,
-        store: Store,
-        catalog: Catalog,
-        events: EventBus,
-        clock: Clock,
-        progress_every: int,
-        fallback_dir: str,
-        hook: ClaimHook | None = None,
-        context: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
-    ) -> None:
-        self.lifecycle = lifecycle
-        self.store = store
-        self.catalog = catalog
-        self.events = events
-        self.clock = clock
-        self.progress_every = progress_every
-        self.fallback_dir = fallback_dir
-        self._hook = hook
-        self._context = context  # entered while a job runs (the engine's plugin runtime)
-        self._lock = threading.Lock()
-        self._running: dict[str, _Running] = {}
-        self._unseen: dict[str, float] = {}
-        # Appended to "task C/A is not in the catalog" once this engine saw another one alive:
-        # on a cluster such a job was claimed because no live engine has its task (contract 9).
-        self.missing_task_note = ""
+    lifecycle: JobLifecycle
+    store: Store
+    catalog: Catalog
+    events: EventBus
+    clock: Clock
+    progress_every: int
+    fallback_dir: str
+    claim_hook: ClaimHook | None = None
+    # Entered while a job runs (the engine's plugin runtime).
+    context: RuntimeScope = contextlib.nullcontext
+    # Appended to "task C/A is not in the catalog" once this engine saw another one alive:
+    # on a cluster such a job was claimed because no live engine has its task (contract 9).
+    missing_task_note: str = field(default="", init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _running: dict[str, _Running] = field(default_factory=dict, init=False, repr=False)
+    _unseen: dict[str, float] = field(default_factory=dict, init=False, repr=False)
 
     def hook(self, step: str, job_id: str | None) -> None:
-        if self._hook is not None:
-            self._hook(step, job_id)
+        if self.claim_hook is not None:
+            self.claim_hook(step, job_id)
 
     # ------------------------------------------------------------ the registry
 
@@ -157,7 +146,7 @@ class Executor:
             clock=self.clock,
             next_claim=next_claim,
         )
-        with self._context():
+        with self.context():
             return run.run()
 
     # ------------------------------------------------------ other processes

@@ -42,6 +42,7 @@ from typing import Any
 
 import kzconsole.plugin as plugin_api
 from kzconsole.engine.catalog import Catalog, PluginSource
+from kzconsole.engine.runtime import RuntimeScope
 from kzconsole.plugin import (
     Collector,
     PluginDeclarationError,
@@ -218,7 +219,7 @@ class Loader:
         *,
         clock: Callable[[], float] = time.time,
         strict_permissions: bool = False,
-        context: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+        context: RuntimeScope = contextlib.nullcontext,
     ) -> None:
         self.catalog = catalog
         self._clock = clock

@@ -131,7 +131,7 @@ class EngineParts:
                     clock=self.clock,
                     progress_every=tasks.send_progress_after_processed,
                     fallback_dir=tasks.output_fallback_dir,
-                    hook=self._claim_hook,
+                    claim_hook=self._claim_hook,
                     context=self.runtime.bound,
                 )
         return self._executor

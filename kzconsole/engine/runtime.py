@@ -7,6 +7,8 @@ each answer their own plugins: their own data dir, options, databases and jobs.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -15,7 +17,11 @@ from kzconsole.engine.clock import Clock
 from kzconsole.engine.models import JobRecord
 from kzconsole.plugin import Database
 
-__all__ = ["EngineRuntime"]
+__all__ = ["EngineRuntime", "RuntimeScope"]
+
+# What the parts that run plugin code (the loader, the executor, the trigger service) enter around
+# it: an engine's EngineRuntime.bound; contextlib.nullcontext where no engine is bound.
+RuntimeScope = Callable[[], contextlib.AbstractContextManager[Any]]
 
 
 class _Host(Protocol):
@@ -36,7 +42,7 @@ class EngineRuntime(_plugin_api.Runtime):
     def __init__(self, engine: _Host) -> None:
         self._engine = engine
 
-    def bound(self) -> Any:
+    def bound(self) -> contextlib.AbstractContextManager[Any]:
         """A context manager: plugin code run inside sees this runtime."""
         return _plugin_api._bind_runtime(self)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 from kzconsole.engine.lifecycle import JobLifecycle, Progress
@@ -57,29 +58,23 @@ class NextClaim(Protocol):
     def claimed(self, jobs: list[JobRecord]) -> None: ...
 
 
+@dataclass(eq=False)
 class RunSteps:
     """The steps of one run of ``job``. ``progress(offset)`` is the run's progress with the
-    output's length ``offset``; ``logger`` is the job's logger and ``log`` its store handler."""
+    output's length ``offset``; ``logger`` is the job's logger and ``log_handler`` its store
+    handler."""
 
-    def __init__(
-        self,
-        job: JobRecord,
-        *,
-        lifecycle: JobLifecycle,
-        store: Store,
-        logger: logging.Logger,
-        log_handler: JobLogHandler,
-        progress: Callable[[int | None], Progress],
-    ) -> None:
-        self.job = job
-        self.lifecycle = lifecycle
-        self.store = store
-        self.logger = logger
-        self.log = log_handler
-        self.progress = progress
-        self.sink: OutputSink | None = None
-        self.failed: list[int] = []  # failed input rows not stored yet
-        self._failed_offset = 0  # bytes of the `failed` file that belong to this run's rows
+    job: JobRecord
+    _: KW_ONLY
+    lifecycle: JobLifecycle
+    store: Store
+    logger: logging.Logger
+    log_handler: JobLogHandler
+    progress: Callable[[int | None], Progress]
+    sink: OutputSink | None = field(default=None, init=False)
+    failed: list[int] = field(default_factory=list, init=False)  # failed input rows not stored yet
+    # Bytes of the `failed` file that belong to this run's rows.
+    _failed_offset: int = field(default=0, init=False)
 
     # ------------------------------------------------------------ failed rows
 
@@ -132,7 +127,7 @@ class RunSteps:
             appends["output"] = (sink.offset, b"")  # the last step makes the stored output durable
         if self.failed:
             appends["failed"] = (self._failed_offset, self._failed_bytes())
-        lines = self.log.take()
+        lines = self.log_handler.take()
         if lines:
             appends["log"] = (None, lines)
         try:
@@ -141,7 +136,7 @@ class RunSteps:
             raise RunAbandoned() from None
         except StoreError as exc:
             log.warning("job %s: storing a step in one write failed (%s); storing it part by part", self.job.id, exc)
-            self.log.put_back(lines)
+            self.log_handler.put_back(lines)
             if sink is not None:
                 offset = sink.flush()  # falls back to the local file if the store cannot take it
             self._store_failed()
@@ -179,7 +174,7 @@ class RunSteps:
                 status, error = JobStatus.INTERNAL_ERROR, str(exc)
         counts = self.progress(None)
         total = f" of {self.job.total_count}" if self.job.total_count is not None else ""
-        self.log.note("INFO", f"finished: {status.value} ({counts.success} succeeded, {counts.failure} failed{total})")
+        self.log_handler.note("INFO", f"finished: {status.value} ({counts.success} succeeded, {counts.failure} failed{total})")
 
         def finish(progress: Progress, appends: Appends) -> JobRecord | None:
             if next_claim is None:

@@ -47,6 +47,7 @@ from kzconsole.engine.firing import Result, labels_of, run_cron, run_pass
 from kzconsole.engine.leases import Lease, dead_owners
 from kzconsole.engine.logs import install_stream_router
 from kzconsole.engine.models import Firing
+from kzconsole.engine.runtime import RuntimeScope
 from kzconsole.engine.store.base import Store, StoreError
 from kzconsole.plugin import CRON_TRIGGERS, DATABASE_TRIGGERS, Database
 
@@ -102,7 +103,7 @@ class TriggerEngine:
         browse_dbs_interval_s: float = 86400,
         history_days: float = 30,
         own_lease: bool = True,
-        context: Callable[[], contextlib.AbstractContextManager[Any]] = contextlib.nullcontext,
+        context: RuntimeScope = contextlib.nullcontext,
     ) -> None:
         self.catalog = catalog
         self.store = store
