@@ -16,6 +16,8 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any, cast
 
+from textual import work
+from textual.message import Message
 from textual.screen import Screen
 
 from kzconsole.messages import EngineBatch, EngineUpdated
@@ -36,6 +38,22 @@ def engine_time(engine: Any) -> float:
 
 
 class ConsoleScreen(Screen[Any]):
+    DEFAULT_CSS = """
+    /* A view's title line (Catalog, Triggers, Plugins, Logs). */
+    ConsoleScreen .view-title {
+        height: 1;
+        padding: 0 1;
+        text-style: bold;
+        background: $panel;
+    }
+    /* The details of the highlighted row, under a view's table (Triggers, Plugins). */
+    ConsoleScreen .details-pane {
+        height: 1fr;
+        padding: 0 1;
+        border-top: solid $primary-darken-2;
+    }
+    """
+
     VIEW_NAME = ""
     MODE = "jobs"  # the view (Textual mode) the screen belongs to
 
@@ -76,8 +94,18 @@ class ConsoleScreen(Screen[Any]):
 
 class CatalogView(ConsoleScreen):
     """A view of what the catalog holds (the Catalog and Plugins views), read in a worker thread
-    (``_load_worker``, which posts its result) and read again when the catalog's version changes;
-    one read at a time (a change during a read is read after it)."""
+    (:meth:`_read`: the first catalog read may load every plugin, and plugin code may run) and
+    read again when the catalog's version changes; one read at a time (a change during a read is
+    read after it). :meth:`_show` draws what was read."""
+
+    class Loaded(Message):
+        """What a read found (``items``), or why it failed (``error``)."""
+
+        def __init__(self, version: int | None, items: tuple[Any, ...], error: str | None) -> None:
+            super().__init__()
+            self.version = version
+            self.items = items
+            self.error = error
 
     def __init__(self) -> None:
         super().__init__()
@@ -105,16 +133,30 @@ class CatalogView(ConsoleScreen):
         self._loading = True
         self._load_worker()
 
+    @work(thread=True, exclusive=True, group="catalog-view-load")
     def _load_worker(self) -> None:
+        try:
+            version = self.engine.catalog.version
+            items = self._read()
+        except Exception as exc:  # noqa: BLE001 - shown in the view, the screen keeps working
+            self.post_message(self.Loaded(None, (), f"{type(exc).__name__}: {exc}"))
+        else:
+            self.post_message(self.Loaded(version, items, None))
+
+    def _read(self) -> tuple[Any, ...]:
+        """What the view shows, read from the engine (in the worker thread)."""
         raise NotImplementedError
 
-    def _loaded(self, version: int | None, error: str | None) -> bool:
-        """Book-keeping of a finished read (on the UI thread); False when it failed (``_error``
-        says why, and the next version change reads again)."""
+    def _show(self, items: tuple[Any, ...] | None) -> None:
+        """Draw what was read; None: the read failed (``_error`` says why)."""
+        raise NotImplementedError
+
+    def on_catalog_view_loaded(self, message: Loaded) -> None:
         self._loading = False
         if self._stale:
             self._stale = False
             self.call_later(self.catch_up)
-        self._error = error
-        self._version = -1 if error is not None else version
-        return error is None
+        self._error = message.error
+        # A failed read is read again on the next version change.
+        self._version = -1 if message.error is not None else message.version
+        self._show(message.items if message.error is None else None)

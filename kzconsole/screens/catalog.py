@@ -18,14 +18,12 @@ from typing import Any
 
 from rich.table import Table
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
 from textual.widgets import Static, Tree
 
-from kzconsole.plugin import TaskSpec
+from kzconsole.plugin import TaskNaming, TaskSpec
 from kzconsole.screens.base import CatalogView
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
@@ -37,7 +35,7 @@ __all__ = ["CatalogScreen", "TaskView", "describe_task", "effective_header"]
 
 
 @dataclass(frozen=True)
-class TaskView:
+class TaskView(TaskNaming):
     """What the view shows of one task; built off the UI thread, never mutated."""
 
     category: str
@@ -51,14 +49,6 @@ class TaskView:
     header_note: str
     verified: tuple[str, ...]  # fields of this category that have a verifier
     where: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.category}/{self.action}"
-
-    @property
-    def is_noinput(self) -> bool:
-        return self.expected_content is None
 
 
 def effective_header(spec: TaskSpec) -> tuple[tuple[str, ...], str]:
@@ -131,12 +121,6 @@ class CatalogScreen(CatalogView):
     ]
 
     DEFAULT_CSS = """
-    CatalogScreen #catalog-title {
-        height: 1;
-        padding: 0 1;
-        text-style: bold;
-        background: $panel;
-    }
     CatalogScreen #catalog-body {
         height: 1fr;
     }
@@ -159,15 +143,6 @@ class CatalogScreen(CatalogView):
     }
     """
 
-    class Loaded(Message):
-        """A new catalog snapshot, built in a worker thread."""
-
-        def __init__(self, version: int | None, tasks: tuple[TaskView, ...], error: str | None) -> None:
-            super().__init__()
-            self.version = version
-            self.tasks = tasks
-            self.error = error
-
     def __init__(self) -> None:
         super().__init__()
         self._tasks: dict[tuple[str, str], TaskView] = {}
@@ -177,7 +152,7 @@ class CatalogScreen(CatalogView):
 
     def compose(self) -> ComposeResult:
         yield ViewBar("catalog")
-        yield Lines("Catalog  (loading plugins...)", id="catalog-title")
+        yield Lines("Catalog  (loading plugins...)", id="catalog-title", classes="view-title")
         with Horizontal(id="catalog-body"):
             tree = KeyTree("catalog", id="catalog-tree")
             tree.show_root = False
@@ -193,29 +168,22 @@ class CatalogScreen(CatalogView):
 
     # ------------------------------------------------------------------ data
 
-    @work(thread=True, exclusive=True, group="catalog-load")
-    def _load_worker(self) -> None:
-        # Off the UI thread: the first catalog read may load every plugin, and output_header
-        # callables are plugin code.
-        try:
-            catalog = self.engine.catalog
-            version = catalog.version
-            verifiers: dict[str, dict[str, Any]] = {}
-            views = []
-            for spec in catalog.tasks():
-                if spec.category not in verifiers:
-                    verifiers[spec.category] = catalog.verifiers(spec.category)
-                views.append(describe_task(spec, verifiers[spec.category]))
-            self.post_message(self.Loaded(version, tuple(views), None))
-        except Exception as exc:  # noqa: BLE001 - shown in the view, the screen keeps working
-            self.post_message(self.Loaded(None, (), f"{type(exc).__name__}: {exc}"))
+    def _read(self) -> tuple[TaskView, ...]:
+        catalog = self.engine.catalog
+        verifiers: dict[str, dict[str, Any]] = {}
+        views = []
+        for spec in catalog.tasks():
+            if spec.category not in verifiers:
+                verifiers[spec.category] = catalog.verifiers(spec.category)
+            views.append(describe_task(spec, verifiers[spec.category]))
+        return tuple(views)
 
-    def on_catalog_screen_loaded(self, message: Loaded) -> None:
-        if not self._loaded(message.version, message.error):
+    def _show(self, items: tuple[TaskView, ...] | None) -> None:
+        if items is None:
             self._update_title()
             self._show_details()
             return
-        self._tasks = {(t.category, t.action): t for t in message.tasks}
+        self._tasks = {(t.category, t.action): t for t in items}
         self._rebuild_tree()
 
     # ------------------------------------------------------------------ tree

@@ -72,12 +72,6 @@ class LogsScreen(ConsoleScreen):
     ]
 
     DEFAULT_CSS = """
-    LogsScreen #logs-title {
-        height: 1;
-        padding: 0 1;
-        text-style: bold;
-        background: $panel;
-    }
     LogsScreen #logs-note {
         height: 1fr;
         padding: 1 2;
@@ -102,7 +96,7 @@ class LogsScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield ViewBar("logs")
-        yield Lines("Logs", id="logs-title")
+        yield Lines("Logs", id="logs-title", classes="view-title")
         yield LogView(id="logs-log", max_lines=KEEP_RECORDS)
         note = Static(
             Text(

@@ -26,7 +26,7 @@ from kzconsole.widgets.fmt import add_fitted_columns, short_time
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
 from kzconsole.widgets.message_line import MessageLine
-from kzconsole.widgets.row_table import row_table
+from kzconsole.widgets.row_table import highlighted_key, row_table
 from kzconsole.widgets.view_bar import ViewBar
 
 if TYPE_CHECKING:
@@ -68,20 +68,9 @@ class PluginsScreen(CatalogView):
     ]
 
     DEFAULT_CSS = """
-    PluginsScreen #plugins-title {
-        height: 1;
-        padding: 0 1;
-        text-style: bold;
-        background: $panel;
-    }
     PluginsScreen #plugins-table {
         height: auto;
         max-height: 45%;
-    }
-    PluginsScreen #plugins-details-pane {
-        height: 1fr;
-        padding: 0 1;
-        border-top: solid $primary-darken-2;
     }
     PluginsScreen #plugins-details-pane:focus {
         border-top: solid $accent;
@@ -98,13 +87,6 @@ class PluginsScreen(CatalogView):
         ("triggers", "Trig", 4),
     )
 
-    class Loaded(Message):
-        def __init__(self, version: int | None, sources: tuple[PluginSource, ...], error: str | None) -> None:
-            super().__init__()
-            self.version = version
-            self.sources = sources
-            self.error = error
-
     class Reloaded(Message):
         def __init__(self, error: str | None) -> None:
             super().__init__()
@@ -119,9 +101,9 @@ class PluginsScreen(CatalogView):
 
     def compose(self) -> ComposeResult:
         yield ViewBar("plugins")
-        yield Lines("Plugins  (loading...)", id="plugins-title")
+        yield Lines("Plugins  (loading...)", id="plugins-title", classes="view-title")
         yield PluginTable(id="plugins-table", cursor_type="row")
-        with VerticalScroll(id="plugins-details-pane"):
+        with VerticalScroll(id="plugins-details-pane", classes="details-pane"):
             yield Static("", id="plugins-details")
         yield MessageLine()
         yield KeyBar()
@@ -133,19 +115,12 @@ class PluginsScreen(CatalogView):
 
     # ------------------------------------------------------------------ data
 
-    @work(thread=True, group="plugins-load")
-    def _load_worker(self) -> None:
-        try:
-            version = self.engine.catalog.version
-            sources = tuple(self.engine.plugins())
-        except Exception as exc:  # noqa: BLE001 - shown in the view
-            self.post_message(self.Loaded(None, (), f"{type(exc).__name__}: {exc}"))
-        else:
-            self.post_message(self.Loaded(version, sources, None))
+    def _read(self) -> tuple[PluginSource, ...]:
+        return tuple(self.engine.plugins())
 
-    def on_plugins_screen_loaded(self, message: Loaded) -> None:
-        if self._loaded(message.version, message.error):
-            self._sources = list(message.sources)
+    def _show(self, items: tuple[PluginSource, ...] | None) -> None:
+        if items is not None:
+            self._sources = list(items)
             if self._report_next:
                 self._report_next = False
                 broken = sum(1 for s in self._sources if s.error is not None)
@@ -218,17 +193,8 @@ class PluginsScreen(CatalogView):
         return self._reloading
 
     def selected_plugin(self) -> PluginSource | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:  # noqa: BLE001
-            return None
-        for src in self._sources:
-            if src.source == key.value:
-                return src
-        return None
+        key = highlighted_key(self.query_one(DataTable))
+        return next((src for src in self._sources if src.source == key), None)
 
     def _show_details(self) -> None:
         details = self.query_one("#plugins-details", Static)

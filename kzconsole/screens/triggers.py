@@ -31,7 +31,7 @@ from kzconsole.widgets.fmt import add_fitted_columns, short_time
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
 from kzconsole.widgets.message_line import MessageLine
-from kzconsole.widgets.row_table import row_table
+from kzconsole.widgets.row_table import highlighted_key, row_table
 from kzconsole.widgets.view_bar import ViewBar
 
 __all__ = [
@@ -201,20 +201,9 @@ class TriggersScreen(ConsoleScreen):
     ]
 
     DEFAULT_CSS = """
-    TriggersScreen #triggers-title {
-        height: 1;
-        padding: 0 1;
-        text-style: bold;
-        background: $panel;
-    }
     TriggersScreen #triggers-table {
         height: auto;
         max-height: 60%;
-    }
-    TriggersScreen #triggers-details-pane {
-        height: 1fr;
-        padding: 0 1;
-        border-top: solid $primary-darken-2;
     }
     """
 
@@ -253,10 +242,10 @@ class TriggersScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield ViewBar("triggers")
-        yield Lines("Triggers", id="triggers-title")
+        yield Lines("Triggers", id="triggers-title", classes="view-title")
         table: DataTable[Any] = TriggerTable(id="triggers-table", cursor_type="row")
         yield table
-        with VerticalScroll(id="triggers-details-pane"):
+        with VerticalScroll(id="triggers-details-pane", classes="details-pane"):
             yield Lines("", id="triggers-details")
         yield MessageLine()
         yield KeyBar()
@@ -397,14 +386,7 @@ class TriggersScreen(ConsoleScreen):
         return self._loaded_once
 
     def selected_trigger(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        try:
-            key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
-        except Exception:  # noqa: BLE001 - no valid cursor
-            return None
-        return None if key.value is None else str(key.value)
+        return highlighted_key(self.query_one(DataTable))
 
     def _show_details(self, now: float | None = None) -> None:
         now = engine_time(self.engine) if now is None else now

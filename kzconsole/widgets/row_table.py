@@ -17,6 +17,17 @@ VI_KEYS_TABLE = [
 ]
 
 
+def highlighted_key(table: DataTable[Any]) -> str | None:
+    """The key of the table's highlighted row, or None (an empty table, no valid cursor)."""
+    if table.row_count == 0:
+        return None
+    try:
+        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+    except Exception:  # noqa: BLE001 - a cursor past the rows of a table being refilled
+        return None
+    return None if key.value is None else str(key.value)
+
+
 def row_table(enter_label: str) -> type[DataTable[Any]]:
     """A DataTable class showing ``enter`` as ``enter_label`` in the footer. DataTable's own
     binding is hidden, and as the focused widget it would hide the screen's; a priority binding on
