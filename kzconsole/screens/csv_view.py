@@ -20,6 +20,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Footer, Input, Static
 
 from kzconsole.engine import EngineError, JobRecord
+from kzconsole.messages import EngineBatch
 from kzconsole.screens.base import ConsoleScreen, Place
 from kzconsole.screens.confirm import ConfirmModal
 from kzconsole.screens.job_actions import open_stream
@@ -34,7 +35,6 @@ from kzconsole.widgets.view_bar import ViewBar
 if TYPE_CHECKING:
     from kzconsole.engine import Engine
 
-GROW_SECONDS = 1.0  # how often a running job's output is read again
 
 
 def file_opener(engine: Engine, job_id: str, kind: str):
@@ -84,8 +84,16 @@ class CsvViewScreen(ConsoleScreen):
     def on_mount(self) -> None:
         self.query_one(CsvTable).focus()
         self._read()
-        if self.is_output and not self.job.status.is_finished:
-            self.set_interval(GROW_SECONDS, self._read)
+
+    def wants(self, batch: EngineBatch) -> bool:
+        # A running job's output grows: read what it added when the job progressed or changed,
+        # here or in another process (its last rows come with its final record).
+        job_id = self.job.id
+        return self.is_output and (job_id in batch.progress or job_id in batch.changed
+                                   or batch.store_touched(job_id))
+
+    def catch_up(self) -> None:
+        self._read()
 
     def on_unmount(self) -> None:
         self.data.close()

@@ -396,6 +396,39 @@ async def test_the_log_tail_follows_lines_written_while_the_view_is_open(tmp_pat
         await wait_for(pilot, lambda: len(table.data) == 30, what="the output")
 
 
+async def test_the_output_viewer_of_a_running_job_grows_as_the_job_runs(tmp_path, plugin_dir):
+    release = tmp_path / "release"
+    plugin_dir.write("gate.py", f"""
+        import os, time
+        from kzconsole.plugin import task
+
+        @task("gate", "row", description="Row 3 waits until the test lets it go", mandatory=["a"])
+        def row(ctx, it, row):
+            deadline = time.monotonic() + 20
+            while row["a"] == "3" and not os.path.exists({str(release)!r}) and time.monotonic() < deadline:
+                time.sleep(0.01)
+    """)
+    # A checkpoint every row: rows 1 and 2 are stored before row 3 waits.
+    settings = ui_settings(tmp_path, plugin_dir.path, send_progress_after_processed=1)
+    src = write_csv(tmp_path / "in.csv", [["a"], ["1"], ["2"], ["3"], ["4"]])
+    async with running_console(settings) as (app, pilot):
+        job = app.engine.add_job("gate", "row", input=src, wait_ms=0, start=True)
+
+        def has_output() -> bool:
+            stream = app.engine.open_output(app.engine.get_job(job.id))
+            if stream is not None:
+                stream.close()
+            return stream is not None
+
+        await wait_for(pilot, has_output, what="the first output")
+        app.view_file(job.id, "output")
+        viewer = await shown(pilot, app, CsvViewScreen)
+        assert len(viewer.data) < 4 and app.engine.get_job(job.id).status is JobStatus.EXECUTING
+        release.touch()
+        # No key pressed: the viewer reads what the job adds (its progress and its end).
+        await wait_for(pilot, lambda: len(viewer.data) == 4, what="the rest of the output")
+
+
 async def test_output_and_input_viewers_and_saving(tmp_path):
     settings = ui_settings(tmp_path)
     engine = Engine(settings, clock=FakeClock())
