@@ -14,6 +14,7 @@ catches up (:meth:`ConsoleScreen.catch_up`): on that news, and whenever it is sh
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import work
@@ -35,6 +36,30 @@ def engine_time(engine: Any) -> float:
         return float(engine.clock.time())
     except Exception:  # noqa: BLE001 - an engine being replaced; the host's clock is as good
         return time.time()
+
+
+class OneRead:
+    """One read of a view's data in flight at a time: asked while one runs, it starts once more
+    after it (what changed meanwhile is read then), never twice at once."""
+
+    def __init__(self, start: Callable[[], object], later: Callable[[Callable[[], None]], object]) -> None:
+        self._start = start  # starts the read (a worker); done() is called when it has ended
+        self._later = later  # the screen's call_later: the next read starts after this message
+        self.running = False
+        self._again = False
+
+    def ask(self) -> None:
+        if self.running:
+            self._again = True
+            return
+        self.running = True
+        self._start()
+
+    def done(self) -> None:
+        self.running = False
+        if self._again:
+            self._again = False
+            self._later(self.ask)
 
 
 class ConsoleScreen(Screen[Any]):

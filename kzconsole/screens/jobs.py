@@ -266,22 +266,25 @@ class JobsScreen(ConsoleScreen):
         box.add_class("-shown")
         self.set_focus(box)
 
-    def on_input_changed(self, event: Input.Changed) -> None:
+    def _filter_typed(self, event: Input.Changed | Input.Submitted) -> bool:
+        """Whether ``event`` is the filter box's (then it is handled here, and a pending debounced
+        filter is dropped: this event's text is newer)."""
         if event.input.id != "filter":
-            return
-        event.stop()
-        # Incremental, debounced: a burst of keys costs one query.
-        if self._filter_timer is not None:
-            self._filter_timer.stop()
-        self._filter_timer = self.set_timer(0.15, lambda: self.set_filter(event.value))
-
-    def on_input_submitted(self, event: Input.Submitted) -> None:
-        if event.input.id != "filter":
-            return
+            return False
         event.stop()
         if self._filter_timer is not None:
             self._filter_timer.stop()
             self._filter_timer = None
+        return True
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        # Incremental, debounced: a burst of keys costs one query.
+        if self._filter_typed(event):
+            self._filter_timer = self.set_timer(0.15, lambda: self.set_filter(event.value))
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        if not self._filter_typed(event):
+            return
         self.set_filter(event.value)
         if not event.value.strip():
             event.input.remove_class("-shown")

@@ -26,7 +26,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from kzconsole.messages import EngineBatch, EngineUpdated
-from kzconsole.screens.base import ConsoleScreen, engine_time
+from kzconsole.screens.base import ConsoleScreen, OneRead, engine_time
 from kzconsole.widgets.fmt import add_fitted_columns, short_time
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
@@ -233,11 +233,10 @@ class TriggersScreen(ConsoleScreen):
         super().__init__()
         self._rows: dict[str, dict[str, Any]] = {}
         self._error: str | None = None
-        self._loading = False
+        self._reads = OneRead(self._load_worker, self.call_later)
         self._loaded_once = False
         self._cells: dict[tuple[str, str], str] = {}  # what each cell shows, to skip no-op updates
         self._functions_width = 20
-        self._reread = False  # a re-read was asked while one ran
         self._due_reload: float | None = None  # when to re-read after a countdown ran out
 
     def compose(self) -> ComposeResult:
@@ -278,11 +277,7 @@ class TriggersScreen(ConsoleScreen):
 
     def refresh_schedule(self) -> None:
         """Re-read the schedule in a worker (once more after the one in flight, if any)."""
-        if self._loading:
-            self._reread = True
-            return
-        self._loading = True
-        self._load_worker()
+        self._reads.ask()
 
     @work(thread=True, group="triggers-load")
     def _load_worker(self) -> None:
@@ -296,10 +291,7 @@ class TriggersScreen(ConsoleScreen):
             self.post_message(self.Loaded(rows, None))
 
     def on_triggers_screen_loaded(self, message: Loaded) -> None:
-        self._loading = False
-        if self._reread:
-            self._reread = False
-            self.call_later(self.refresh_schedule)
+        self._reads.done()
         self._loaded_once = True
         self._error = message.error
         if message.error is None:
@@ -525,7 +517,7 @@ class TriggerHistoryModal(ModalScreen[None]):
         super().__init__()
         self.trigger = trigger
         self._firings: list[dict[str, Any]] = []
-        self._loading = False
+        self._reads = OneRead(self._load_worker, self.call_later)
         self._signature: tuple[Any, ...] | None = None
 
     def compose(self) -> ComposeResult:
@@ -555,10 +547,7 @@ class TriggerHistoryModal(ModalScreen[None]):
             self._reload()
 
     def _reload(self) -> None:
-        if self._loading:
-            return
-        self._loading = True
-        self._load_worker()
+        self._reads.ask()
 
     @work(thread=True, group="trigger-history")
     def _load_worker(self) -> None:
@@ -579,7 +568,7 @@ class TriggerHistoryModal(ModalScreen[None]):
             self.post_message(self.Loaded(tuple(found), None))
 
     def on_trigger_history_modal_loaded(self, message: Loaded) -> None:
-        self._loading = False
+        self._reads.done()
         title = self.query_one("#history-title", Static)
         if message.error is not None:
             title.update(Text(f"History of {self.trigger}: cannot read it ({message.error})"))
