@@ -286,7 +286,6 @@ class Store(abc.ABC):
 
     # ------------------------------------------------------------- job files
 
-    @abc.abstractmethod
     def append_file(
         self,
         job_id: str,
@@ -309,6 +308,13 @@ class Store(abc.ABC):
         machine (not of the process) may lose the last appends. An unknown job without ``claim``
         is a StoreError. Any other failure to store the data is a StoreError (the caller may fall
         back: contract 4.3)."""
+        return self._append_file(job_id, kind, data, offset, claim, sync)
+
+    def _append_file(self, job_id: str, kind: str, data: bytes, offset: int | None, claim: int | None,
+                     sync: bool) -> int:
+        """What a backend does for :meth:`append_file`. A backend overrides this or (the
+        PostgreSQL store, until it moves here) ``append_file`` itself."""
+        raise NotImplementedError(f"{type(self).__name__} does not store job files")
 
     @abc.abstractmethod
     def open_file(self, job_id: str, kind: str) -> BinaryIO | None:

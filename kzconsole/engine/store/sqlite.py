@@ -847,16 +847,8 @@ class SQLiteStore(SQLStore):
             self._change(conn, "log", job_id)
         return self.files.append(conn, job_id, kind, data, offset, sync)
 
-    def append_file(
-        self,
-        job_id: str,
-        kind: str,
-        data: bytes,
-        *,
-        offset: int | None = None,
-        claim: int | None = None,
-        sync: bool = False,
-    ) -> int:
+    def _append_file(self, job_id: str, kind: str, data: bytes, offset: int | None, claim: int | None,
+                     sync: bool) -> int:
         self.files.check(job_id, kind)  # a bad kind or id fails before the transaction
         written: list[int] = []  # set once the bytes are in: a retried transaction must not append twice
 
