@@ -396,7 +396,7 @@ def _json_pass(
     missing_count = 0
     total = 0
     fits = True
-    text = io.TextIOWrapper(out, encoding="utf-8", newline="")  # type: ignore[arg-type]
+    text = io.TextIOWrapper(out, encoding="utf-8", newline="")
     try:
         writer = CsvRowWriter(text.write)
         if header:
@@ -438,7 +438,7 @@ def _seekable(src: str | os.PathLike[str] | BinaryIO) -> Iterator[BinaryIO]:
         with tempfile.TemporaryFile() as spool:
             shutil.copyfileobj(src, spool, _CHUNK)
             spool.seek(0)
-            yield spool  # type: ignore[misc]
+            yield spool
 
 
 def _json_error(exc: JsonFormatError, f: BinaryIO, start: int) -> InputFormatError:
