@@ -112,9 +112,7 @@ class JsonRecords:
 
     def _members(self) -> Iterator[str]:
         """The keys of the object starting here; the caller reads each value."""
-        self._at += 1  # "{"
-        if self._peek() == "}":
-            self._at += 1
+        if not self._opened("}"):
             return
         while True:
             if self._peek() != '"':
@@ -128,10 +126,17 @@ class JsonRecords:
             if not self._goes_on("}"):
                 return
 
-    def _array(self) -> Iterator[Any]:
-        self._at += 1  # "["
-        if self._peek() == "]":
+    def _opened(self, close: str) -> bool:
+        """Step over the opening bracket here: False (and over ``close`` too) when the object or
+        array is empty."""
+        self._at += 1
+        if self._peek() == close:
             self._at += 1
+            return False
+        return True
+
+    def _array(self) -> Iterator[Any]:
+        if not self._opened("]"):
             return
         while True:
             yield self._value()
