@@ -56,26 +56,23 @@ class EngineBatch:
         return self.store_job_ids is None or job_id in self.store_job_ids
 
 
+@dataclass
 class EngineUpdated(Message):
     """Sent by the app to the visible screen on each tick that had news from the engine."""
 
-    def __init__(self, batch: EngineBatch) -> None:
-        super().__init__()
-        self.batch = batch
+    batch: EngineBatch
 
 
+@dataclass
 class EngineStarted(Message):
     """The embedded engine finished starting (plugins loaded, scheduler running), or failed."""
 
-    def __init__(self, error: str | None = None) -> None:
-        super().__init__()
-        self.error = error
+    error: str | None = None
 
 
+@dataclass
 class ConsoleNotified(Message):
     """A message for the message line (posted by ``KzConsoleApp.notify``, from any thread)."""
 
-    def __init__(self, message: Any, timeout: float | None = None) -> None:
-        super().__init__()
-        self.message = message  # a kzconsole.widgets.message_line.ConsoleMessage
-        self.timeout = timeout
+    message: Any  # a kzconsole.widgets.message_line.ConsoleMessage
+    timeout: float | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from textual import work
@@ -123,14 +124,13 @@ class CatalogView(ConsoleScreen):
     read again when the catalog's version changes; one read at a time (a change during a read is
     read after it). :meth:`_show` draws what was read."""
 
+    @dataclass
     class Loaded(Message):
         """What a read found (``items``), or why it failed (``error``)."""
 
-        def __init__(self, version: int | None, items: tuple[Any, ...], error: str | None) -> None:
-            super().__init__()
-            self.version = version
-            self.items = items
-            self.error = error
+        version: int | None
+        items: tuple[Any, ...]
+        error: str | None
 
     def __init__(self) -> None:
         super().__init__()

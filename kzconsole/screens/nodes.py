@@ -9,6 +9,7 @@ read in a thread worker once a second: a slow or restarting store never blocks a
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from rich.text import Text
@@ -57,11 +58,10 @@ class NodesScreen(Screen):
     NodesScreen #nodes-empty { padding: 1 2; color: $text-muted; }
     """
 
+    @dataclass
     class Loaded(Message):
-        def __init__(self, nodes: list[Any], error: str | None) -> None:
-            super().__init__()
-            self.nodes = nodes
-            self.error = error
+        nodes: list[Any]
+        error: str | None
 
     def __init__(self) -> None:
         super().__init__()

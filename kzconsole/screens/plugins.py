@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from rich.table import Table
@@ -87,10 +88,9 @@ class PluginsScreen(CatalogView):
         ("triggers", "Trig", 4),
     )
 
+    @dataclass
     class Reloaded(Message):
-        def __init__(self, error: str | None) -> None:
-            super().__init__()
-            self.error = error
+        error: str | None
 
     def __init__(self) -> None:
         super().__init__()

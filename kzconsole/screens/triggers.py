@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from rich.table import Table
@@ -216,18 +217,16 @@ class TriggersScreen(ConsoleScreen):
         ("outcome", "Outcome", 7),
     )
 
+    @dataclass
     class Loaded(Message):
-        def __init__(self, rows: tuple[dict[str, Any], ...], error: str | None) -> None:
-            super().__init__()
-            self.rows = rows
-            self.error = error
+        rows: tuple[dict[str, Any], ...]
+        error: str | None
 
+    @dataclass
     class Fired(Message):
-        def __init__(self, trigger: str, fired: str, error: str | None) -> None:
-            super().__init__()
-            self.trigger = trigger
-            self.fired = fired
-            self.error = error
+        trigger: str
+        fired: str
+        error: str | None
 
     def __init__(self) -> None:
         super().__init__()
@@ -507,11 +506,10 @@ class TriggerHistoryModal(ModalScreen[None]):
         ("reason", "Reason", 0),  # fitted to the terminal on mount
     )
 
+    @dataclass
     class Loaded(Message):
-        def __init__(self, firings: tuple[dict[str, Any], ...], error: str | None) -> None:
-            super().__init__()
-            self.firings = firings
-            self.error = error
+        firings: tuple[dict[str, Any], ...]
+        error: str | None
 
     def __init__(self, trigger: str) -> None:
         super().__init__()

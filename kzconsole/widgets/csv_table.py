@@ -21,6 +21,7 @@ import threading
 from array import array
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, BinaryIO, ClassVar
 
 from rich.cells import cell_len
@@ -281,13 +282,12 @@ class CsvTable(ScrollView, can_focus=True):
     failed_only: reactive[bool] = reactive(False)
     follow: reactive[bool] = reactive(False)
 
+    @dataclass
     class RowOpened(Message):
         """enter on a row: the screen shows it in full."""
 
-        def __init__(self, table: CsvTable, position: int) -> None:
-            super().__init__()
-            self.table = table
-            self.position = position
+        table: CsvTable
+        position: int
 
     def __init__(self, data: CsvData | None = None, *, empty_note: str = "no rows yet",
                  id: str | None = None, classes: str | None = None) -> None:

@@ -156,25 +156,22 @@ class JobList(ScrollView, can_focus=True):
 
     cursor: reactive[int] = reactive(0, always_update=True, repaint=False)
 
+    @dataclass
     class Highlighted(Message):
-        def __init__(self, job_list: JobList, job: JobRecord | None) -> None:
-            super().__init__()
-            self.job_list = job_list
-            self.job = job
+        job_list: JobList
+        job: JobRecord | None
 
+    @dataclass
     class Selected(Message):
-        def __init__(self, job_list: JobList, job: JobRecord) -> None:
-            super().__init__()
-            self.job_list = job_list
-            self.job = job
+        job_list: JobList
+        job: JobRecord
 
+    @dataclass
     class Reloaded(Message):
         """The list read its source again: ``total`` rows (what the count line says)."""
 
-        def __init__(self, job_list: JobList, total: int) -> None:
-            super().__init__()
-            self.job_list = job_list
-            self.total = total
+        job_list: JobList
+        total: int
 
     def __init__(
         self,

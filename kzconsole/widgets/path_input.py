@@ -8,6 +8,7 @@ match made ``inp`` + tab a script's name when the operator meant the ``inputs/``
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 from textual.binding import Binding
 from textual.message import Message
@@ -68,13 +69,12 @@ class PathSuggester(Suggester):
 class PathInput(Input):
     BINDINGS = [Binding("tab", "complete", "Complete", show=False)]
 
+    @dataclass
     class Matches(Message):
         """Tab found several matches and nothing more they all share: say which."""
 
-        def __init__(self, path_input: PathInput, matches: list[str]) -> None:
-            super().__init__()
-            self.path_input = path_input
-            self.matches = matches
+        path_input: PathInput
+        matches: list[str]
 
     def __init__(self, value: str | None = None, *, suffixes: tuple[str, ...] = (), placeholder: str = "",
                  id: str | None = None, compact: bool = True) -> None:
