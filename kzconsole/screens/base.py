@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, cast
 from textual import work
 from textual.message import Message
 from textual.screen import Screen
+from textual.widgets import DataTable
 
 from kzconsole.messages import EngineBatch, EngineUpdated
 
@@ -61,6 +62,24 @@ class OneRead:
         if self._again:
             self._again = False
             self._later(self.ask)
+
+
+class RowDetails:
+    """A view's table whose highlighted row's details the view shows (Plugins, Triggers): moving
+    the cursor redraws them (the view's ``_show_details``), enter opens the row (``_open_row``)."""
+
+    def _show_details(self) -> None:
+        raise NotImplementedError
+
+    def _open_row(self) -> None:
+        raise NotImplementedError
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._show_details()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self._open_row()
 
 
 class ConsoleScreen(Screen[Any]):

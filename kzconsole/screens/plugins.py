@@ -22,7 +22,7 @@ from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.widgets import DataTable, Static
 
-from kzconsole.screens.base import CatalogView, engine_time
+from kzconsole.screens.base import CatalogView, RowDetails, engine_time
 from kzconsole.widgets.fmt import add_fitted_columns, short_time
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
@@ -56,7 +56,7 @@ def _short_source(source: PluginSource) -> str:
 PluginTable = row_table("Details")
 
 
-class PluginsScreen(CatalogView):
+class PluginsScreen(RowDetails, CatalogView):
     """Plugin sources, their declarations and load errors."""
 
     VIEW_NAME = "Plugins"
@@ -244,11 +244,7 @@ class PluginsScreen(CatalogView):
             out.add_row(Text(src.error.rstrip("\n")))
         return out
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_details()
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
+    def _open_row(self) -> None:
         self.action_focus_details()
 
     # ------------------------------------------------------------------ actions

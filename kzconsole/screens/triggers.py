@@ -27,7 +27,7 @@ from textual.screen import ModalScreen
 from textual.widgets import DataTable, Footer, Static
 
 from kzconsole.messages import EngineBatch, EngineUpdated
-from kzconsole.screens.base import ConsoleScreen, OneRead, engine_time
+from kzconsole.screens.base import ConsoleScreen, OneRead, RowDetails, engine_time
 from kzconsole.widgets.fmt import add_fitted_columns, short_time
 from kzconsole.widgets.key_bar import KeyBar
 from kzconsole.widgets.lines import Lines
@@ -190,7 +190,7 @@ HistoryTable = row_table("Details")
 
 
 
-class TriggersScreen(ConsoleScreen):
+class TriggersScreen(RowDetails, ConsoleScreen):
     """Every trigger: bound functions, countdown to the next firing, the last firing."""
 
     VIEW_NAME = "Triggers"
@@ -423,11 +423,7 @@ class TriggersScreen(ConsoleScreen):
         out.add_row(Text(hint, style="dim"))
         details.update(out)
 
-    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
-        self._show_details()
-
-    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
-        event.stop()
+    def _open_row(self) -> None:
         self.action_history()
 
     # ------------------------------------------------------------------ actions
