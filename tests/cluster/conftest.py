@@ -64,6 +64,16 @@ def plain(ctx, it, row):
     return [row["n"]]
 
 
+@task("cl", "chatty", description="one output row and one log line per input row", mandatory=["n"],
+      output_header=["n", "error"])
+def chatty(ctx, it, row):
+    started = time.time()
+    pause()
+    record(ctx, row["n"], started)
+    ctx.log.info("row %s on pid %d", row["n"], os.getpid())
+    return [row["n"]]
+
+
 @task("cl", "state", description="carries a running count in its state", mandatory=["n"],
       output_header=["n", "count", "error"])
 def state(ctx, it, row):
