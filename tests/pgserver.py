@@ -22,6 +22,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+
 def _pg_bin() -> Path:
     """Debian's PostgreSQL 15 server; another version's where 15 is not installed (Debian 13)."""
     if os.environ.get("KZ_PG_BIN"):
@@ -93,7 +94,7 @@ class PostgresServer:
 
     # ---------------------------------------------------------------- lifecycle
 
-    def start(self) -> "PostgresServer":
+    def start(self) -> PostgresServer:
         initdb = PG_BIN / "initdb"
         if not initdb.exists():
             raise PostgresUnavailable(
@@ -140,7 +141,7 @@ class PostgresServer:
     def resume(self) -> None:
         self._start_server()
 
-    def __enter__(self) -> "PostgresServer":
+    def __enter__(self) -> PostgresServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import errno
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from kzconsole.engine.csvout import CsvBatchWriter, plain_row
 from kzconsole.engine.store.base import Fenced, Store, StoreError

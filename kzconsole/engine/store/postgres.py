@@ -413,7 +413,7 @@ class _Tx:
 
     __slots__ = ("conn", "xid", "wake", "origin", "request")
 
-    def __init__(self, conn: "_Connection", origin: str, request: str | None = None) -> None:
+    def __init__(self, conn: _Connection, origin: str, request: str | None = None) -> None:
         self.conn = conn
         self.xid: int | None = None
         self.wake = False
@@ -494,7 +494,7 @@ class PostgresStore(SQLStore):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _make_pool(self) -> "_Pool":
+    def _make_pool(self) -> _Pool:
         self._journal = _Journal()
         pool = _Pool(self.url, self._pool_size, self._connect_timeout, self._journal.server_started)
         try:
@@ -857,7 +857,7 @@ class PostgresStore(SQLStore):
             journal.settle(settled, committed_on)
         return result
 
-    def _recover(self, conn: "_Connection") -> None:
+    def _recover(self, conn: _Connection) -> None:
         """The server restarted since this handle's last steps: write again, durably and in
         their order, those of them it lost (a step's change records carry its request; a step
         whose records are there was kept, and so was everything before it). A step refused now
@@ -1161,7 +1161,7 @@ class PostgresStore(SQLStore):
             # (a checkpoint) is found by the next look, a few times a second.
             listener.wait(seen, min(remaining, WAIT_POLL_S))
 
-    def _get_listener(self) -> "_Listener":
+    def _get_listener(self) -> _Listener:
         self._check_open()
         with self._lock:
             if self._listener is None:
@@ -1415,7 +1415,7 @@ class _Pool:
         try:
             yield conn
         except psycopg.Error as exc:
-            lost = conn.broken or _is_connection_loss(exc) and conn.closed
+            lost = conn.broken or (_is_connection_loss(exc) and conn.closed)
             raise
         finally:
             self.put(conn, lost=lost or conn.broken)
