@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import KZCONSOLE, PYTHON, ROOT, Result, Workspace, child_env, median, run_child, write_csv  # noqa: E402
+from common import KZCONSOLE, PYTHON, ROOT, Result, Workspace, child_env, median, run_child, write_csv
 
 sys.path.insert(0, str(ROOT))
-from tests.pgserver import BENCH_SETTINGS, PostgresServer  # noqa: E402
+from tests.pgserver import BENCH_SETTINGS, PostgresServer
 
 HERE = Path(__file__).resolve()
 
@@ -71,8 +71,7 @@ def child_engine(url: str, root: Path, plugins: Path, jobs: int) -> dict:
     settings = load_settings(None, data_dir=root / "data", extra_plugin_paths=[str(plugins)])
     settings = settings.with_overrides(store={"url": url})
     engine = Engine(settings)
-    engine.catalog
-    engine.store  # connected before the clock starts, as in a running engine
+    _ = engine.catalog, engine.store  # loaded and connected before the clock starts, as in a running engine
     finished = 0
     done = threading.Event()
     lock = threading.Lock()
@@ -201,7 +200,7 @@ def bench_rows(server: PostgresServer, ws: Workspace, rows: int, repeats: int, l
                baseline=base, baseline_name="the same job on SQLite", goal="ratio >= 0.8",
                met=rate >= 0.8 * base, samples=[rows / s for s in pg_s],
                baseline_samples=[rows / s for s in lite_s]),
-        Result("12 cluster memory", f"peak RSS of that job on PostgreSQL", max(pg_rss), "MB",
+        Result("12 cluster memory", "peak RSS of that job on PostgreSQL", max(pg_rss), "MB",
                baseline=max(lite_rss), baseline_name="the same job on SQLite", goal="< 100 MB",
                met=max(pg_rss) < 100, samples=pg_rss, baseline_samples=lite_rss),
     ]

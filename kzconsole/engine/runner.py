@@ -276,7 +276,7 @@ class JobRun:
                         else:
                             pending.append([row.get(k) for k in keys])  # type: ignore[call-overload]
                         if len(pending) >= batch_rows:
-                            sink.flush()
+                            sink.batch()
                     else:
                         outcome = interpret(CSV, result, header, row)
                         if outcome.warning is not None:

@@ -12,8 +12,6 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -64,6 +62,16 @@ def plain(ctx, it, row):
     return [row["n"]]
 
 
+@task("cl", "chatty", description="one output row and one log line per input row", mandatory=["n"],
+      output_header=["n", "error"])
+def chatty(ctx, it, row):
+    started = time.time()
+    pause()
+    record(ctx, row["n"], started)
+    ctx.log.info("row %s on pid %d", row["n"], os.getpid())
+    return [row["n"]]
+
+
 @task("cl", "state", description="carries a running count in its state", mandatory=["n"],
       output_header=["n", "count", "error"])
 def state(ctx, it, row):
@@ -108,7 +116,7 @@ def csv_input(rows: int) -> bytes:
 class Node:
     """One node: a data dir, a plugin dir, a config naming the shared store."""
 
-    def __init__(self, cluster: "Cluster", name: str) -> None:
+    def __init__(self, cluster: Cluster, name: str) -> None:
         self.cluster = cluster
         self.name = name
         self.root = cluster.root / name
@@ -189,9 +197,9 @@ class Node:
         self.env.update(KZ_HOLD_AT=str(row), KZ_HOLD=str(gate))
         return gate
 
-    def start(self, **env: str) -> "Node":
+    def start(self, **env: str) -> Node:
         self.env.update(env)
-        log = open(self.log_path, "ab")  # noqa: SIM115 - the child keeps it
+        log = open(self.log_path, "ab")  # the child keeps it open; ours is closed below
         self.proc = subprocess.Popen(self.argv("engine", "--node", self.name), stdout=log,
                                      stderr=subprocess.STDOUT, env=self.env, cwd=self.root)
         log.close()

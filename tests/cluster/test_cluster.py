@@ -5,10 +5,7 @@ of another node."""
 from __future__ import annotations
 
 import signal
-import threading
 import time
-
-import pytest
 
 from kzconsole.engine.models import JobStatus
 from tests.cluster.conftest import ONLY_HERE_PLUGIN, Cluster, assert_rows_exactly_once, wait_until
@@ -48,7 +45,7 @@ def test_300_mixed_jobs_on_3_engines_each_run_once(cluster: Cluster) -> None:
         for job, row, _, _ in records:
             seen[(job, row)] = seen.get((job, row), 0) + 1
     assert all(count == 1 for count in seen.values()), "a row ran twice"
-    for job_id, (action, rows) in jobs.items():
+    for job_id, (_action, rows) in jobs.items():
         assert_rows_exactly_once(cluster, job_id, rows or 5)
         assert finished[job_id].node in {"node-a", "node-b", "node-c"}
     # Every engine did work, and never more than its max_running (3) jobs at once.
@@ -114,7 +111,7 @@ def test_an_engine_frozen_past_its_lease_writes_nothing_more_about_the_job(clust
     assert_rows_exactly_once(cluster, job_id, 400)
     # Node-a carries on with other work: its lease renews and it runs the next job it gets.
     b.stop()
-    wait_until(lambda: any(l.pid == a.pid and l.expires > cluster.store.now() for l in cluster.store.engines()),
+    wait_until(lambda: any(e.pid == a.pid and e.expires > cluster.store.now() for e in cluster.store.engines()),
                30, "node-a to renew its lease")
     other = cli.add("cl", "plain", 5)
     done = cluster.wait_finished([other])[other]

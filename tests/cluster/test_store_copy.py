@@ -58,9 +58,8 @@ def test_store_copy_moves_jobs_files_history_and_keys_and_never_overwrites(tmp_p
 
     back = kz(tmp_path, "store", "copy", pg_url, f"sqlite:///{tmp_path / 'back.db'}")
     assert back.returncode == 0, back.stderr
-    with SQLiteStore(tmp_path / "back.db") as copied:
-        with copied.open_file("a1", "input") as f:  # type: ignore[union-attr]
-            assert f.read() == big
+    with SQLiteStore(tmp_path / "back.db") as copied, copied.open_file("a1", "input") as f:  # type: ignore[union-attr]
+        assert f.read() == big
 
 
 def test_store_copy_refuses_bad_urls(tmp_path: Path) -> None:

@@ -35,7 +35,7 @@ def test_three_engines_fire_each_minutely_boundary_once(handles: list[PostgresSt
     clock = FakeClock(T0)
     engines = [
         TriggerEngine(catalog=catalog_with(("minutely", count)), store=store, node=f"node-{n}", clock=clock,
-                      databases=lambda: [], browse_dbs_interval_s=3600)
+                      databases=list, browse_dbs_interval_s=3600)
         for n, store in enumerate(handles)
     ]
     for te in engines:
@@ -46,7 +46,7 @@ def test_three_engines_fire_each_minutely_boundary_once(handles: list[PostgresSt
             clock.set(boundary)
             barrier = threading.Barrier(len(engines))
 
-            def step(te: TriggerEngine, now: float = boundary) -> None:
+            def step(te: TriggerEngine, now: float = boundary, barrier: threading.Barrier = barrier) -> None:
                 barrier.wait(10)
                 te.step(now)
 
@@ -75,7 +75,7 @@ def test_a_firing_whose_engine_died_is_recorded_as_such(handles: list[PostgresSt
     calls: list[int] = []
     clock = FakeClock(T0)
     te = TriggerEngine(catalog=catalog_with(("minutely", lambda: calls.append(1))), store=survivor_store,
-                       node="node-0", clock=clock, databases=lambda: [], browse_dbs_interval_s=3600)
+                       node="node-0", clock=clock, databases=list, browse_dbs_interval_s=3600)
     te.arm(clock.time())
     try:
         clock.set(at(9, 1))

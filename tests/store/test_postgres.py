@@ -4,8 +4,11 @@ connection, an unreachable server, the driver's errors)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import io
+import os
+import signal
 import socket
 import threading
 import time
@@ -19,7 +22,7 @@ from kzconsole.engine.models import JOB_FIELDS, JobStatus
 from kzconsole.engine.store import open_store
 from kzconsole.engine.store.base import Fenced, StoreError, redact_url
 from kzconsole.engine.store.postgres import CHUNK, MIGRATIONS, SCHEMA_VERSION, PostgresStore
-from tests.pgserver import PORT, PostgresServer
+from tests.pgserver import PORT, TEST_SETTINGS, PostgresServer
 from tests.store.contract import NOW, StoreContract, ids, make_job
 
 
@@ -254,6 +257,80 @@ def test_gives_up_with_a_clear_error_after_the_timeout(own_server: PostgresServe
             store.get_job("j1")
         own_server.resume()
         assert store.get_job("j1") == make_job("j1")
+
+
+@pytest.fixture
+def lazy_wal_server() -> Iterator[PostgresServer]:
+    """A server whose WAL writer waits 10 s between flushes: a step committed without waiting
+    for its flush stays in the server's memory, and a crash loses it."""
+    server = PostgresServer({**TEST_SETTINGS, "wal_writer_delay": "10000ms"}).start()
+    yield server
+    server.stop()
+
+
+def _crash_one_backend(url: str) -> None:
+    """kill -9 a backend: the server ends every session and starts afresh from its WAL on disk,
+    with the same start time (pg_postmaster_start_time)."""
+    with raw(url) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(psycopg.Error):
+            conn.execute("SELECT 1")
+
+
+@pytest.mark.parametrize("crash", ["server restarted", "one backend crashed"])
+def test_steps_a_crashed_server_lost_are_written_again(lazy_wal_server: PostgresServer, crash: str) -> None:
+    """A running job's steps commit without waiting for their flush to disk; what a crash of the
+    server loses of them, the handle that wrote them writes again, in their order, before
+    anything else it does there. The job's record and output end as the steps left them."""
+    url = lazy_wal_server.create_database("kz")
+    with PostgresStore(url) as store:
+        queue(store, 1)
+        (job,) = store.claim_queued("e1", 1, NOW)  # durable: everything before is on disk
+        mine = {"status": "executing", "claim": job.claim}
+        offset = 0
+        for n in range(1, 6):
+            row = f"row {n}\n".encode()
+            updated, _ = store.save_job(job.id, {"rows_done": n, "output_offset": offset + len(row)}, expect=mine,
+                                        appends={"output": (offset, row), "log": (None, f"step {n}\n".encode())},
+                                        claim=job.claim)
+            assert updated is not None and updated.rows_done == n
+            offset += len(row)
+        if crash == "server restarted":
+            lazy_wal_server.restart()  # immediate: no flush, as in a crash
+        else:
+            _crash_one_backend(url)
+        got = store.get_job(job.id)  # the first call after the crash writes the lost steps again
+        assert got is not None and got.rows_done == 5 and got.output_offset == offset
+        with store.open_file(job.id, "output") as f:
+            assert f.read() == b"".join(f"row {n}\n".encode() for n in range(1, 6))
+        with store.open_file(job.id, "log") as f:
+            assert f.read() == b"".join(f"step {n}\n".encode() for n in range(1, 6))
+        # Written again durably: another crash now loses nothing.
+        lazy_wal_server.restart()
+    with PostgresStore(url) as fresh:
+        got = fresh.get_job(job.id)
+        assert got is not None and got.rows_done == 5 and fresh.file_size(job.id, "output") == offset
+
+
+def test_a_lost_step_refused_now_is_dropped(lazy_wal_server: PostgresServer) -> None:
+    """A lost step whose job was taken over meanwhile is not written again (fencing)."""
+    url = lazy_wal_server.create_database("kz")
+    with PostgresStore(url) as store:
+        queue(store, 1)
+        (job,) = store.claim_queued("e1", 1, NOW)
+        store.save_job(job.id, {"rows_done": 1}, expect={"status": "executing", "claim": job.claim},
+                       appends={"output": (0, b"row 1\n")}, claim=job.claim)
+        lazy_wal_server.restart()
+        with PostgresStore(url) as other:  # another engine takes the job over first
+            assert other.update_job(job.id, {"owner": "e2", "claim": job.claim + 1},
+                                    expect={"claim": job.claim}) is not None
+        got = store.get_job(job.id)
+        assert got is not None and got.owner == "e2" and got.rows_done in (0, 1)
+        if got.rows_done == 0:  # the step was lost, and not written over the takeover
+            assert store.file_size(job.id, "output") in (None, 0)
+        with pytest.raises(Fenced):
+            store.append_file(job.id, "output", b"more\n", claim=job.claim)
 
 
 class _CommitDropper:

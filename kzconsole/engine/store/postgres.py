@@ -23,9 +23,15 @@ semantics as the SQLite store (``tests/store/contract.py`` runs on both); what d
   wait for each other and never get the same job.
 - **Time**: :meth:`now` is the server's ``clock_timestamp()``, the one clock every node agrees on
   (leases are judged on it, contract 9).
-- **Job files** (input, output, log, failed rows) are rows of ``file_chunks`` (``bytea``, stored
-  uncompressed out of line so that reading a slice does not decompress a whole chunk), written and
-  read in chunks, never whole in memory.
+- **Job files** (input, output, log, failed rows) are rows of ``file_chunks`` (``bytea``, compressed
+  with lz4 where the server has it), written and read in chunks, never whole in memory.
+- **A running job's steps** (:meth:`PostgresStore.save_job`: its appends, its record, the next
+  claim) go as one pipeline, one implicit transaction: one round trip. A step not asked to be
+  durable (a checkpoint) commits without waiting for its flush to disk; the next durable one (a
+  job's end, or after a bounded number of them) flushes them all, in order. What a crash of the
+  server loses of them, the handle that wrote them writes again before anything else it does
+  there (:class:`_Journal`), so a running engine never sees a step it made disappear; an engine
+  that dies with the server resumes from its last durable step, as from any checkpoint.
 - **Changes feed**: every write records a row in ``changes`` with its transaction id; a reader gets
   the changes of every transaction older than the oldest one still running (``pg_snapshot_xmin``),
   so a change is never skipped because a transaction that started earlier committed later. Writes
@@ -50,6 +56,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
 import psycopg
@@ -322,6 +329,21 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         $$
         """,
     ),
+    # 5: job files compressed with lz4 (a CSV shrinks several times: fewer pages, less WAL, less of
+    # the server's work to store and read them; lz4 decompresses a slice only up
+    # to its end). A server built without lz4 keeps them uncompressed, as before.
+    (
+        """
+        DO $$
+        BEGIN
+            ALTER TABLE file_chunks ALTER COLUMN data SET COMPRESSION lz4;
+            ALTER TABLE file_chunks ALTER COLUMN data SET STORAGE EXTENDED;
+        EXCEPTION WHEN feature_not_supported THEN
+            NULL;
+        END
+        $$
+        """,
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -391,15 +413,16 @@ class _Tx:
 
     __slots__ = ("conn", "xid", "wake", "origin", "request")
 
-    def __init__(self, conn: psycopg.Connection[Any], origin: str, request: str | None = None) -> None:
+    def __init__(self, conn: _Connection, origin: str, request: str | None = None) -> None:
         self.conn = conn
         self.xid: int | None = None
         self.wake = False
         self.origin = origin
         self.request = request
 
-    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None) -> psycopg.Cursor[Any]:
-        return self.conn.execute(sql, params)  # type: ignore[arg-type]
+    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
+                binary: bool = False) -> psycopg.Cursor[Any]:
+        return self.conn.execute(sql, params, binary=binary)  # type: ignore[arg-type]
 
     def change(self, kind: str, job_id: str | None = None, *, wake: bool = False) -> None:
         """Record a change for the feed (in this transaction, so it commits with the write)."""
@@ -471,8 +494,9 @@ class PostgresStore(SQLStore):
 
     # ------------------------------------------------------------------ plumbing
 
-    def _make_pool(self) -> "_Pool":
-        pool = _Pool(self.url, self._pool_size, self._connect_timeout)
+    def _make_pool(self) -> _Pool:
+        self._journal = _Journal()
+        pool = _Pool(self.url, self._pool_size, self._connect_timeout, self._journal.server_started)
         try:
             pool.put(pool.get(self._connect_timeout))
         except psycopg.Error as exc:
@@ -503,8 +527,12 @@ class PostgresStore(SQLStore):
         message = str(exc).strip() or type(exc).__name__
         return StoreError(f"store {self.display}: {doing} failed: {message}")
 
+    def _new_request(self) -> str:
+        return f"{self.origin}:{next(self._requests)}"
+
     def _run(self, doing: str, fn: Callable[[_Tx], T], *, write: bool = False,
-             exactly_once: bool = False, replay: Callable[[_Tx], T] | None = None) -> T:
+             exactly_once: bool = False, replay: Callable[[_Tx], T] | None = None,
+             request: str | None = None) -> T:
         """Run ``fn`` in one transaction (``write``) or as autocommit reads, retrying the whole of
         it on a transient failure. With ``exactly_once`` a commit whose answer was lost is looked
         up on the server (by transaction id) instead of being run again.
@@ -516,12 +544,15 @@ class PostgresStore(SQLStore):
         deadline = time.monotonic() + self.timeout
         delay = 0.02
         pending: tuple[int, T] | None = None  # (xid, result) of an attempt whose COMMIT was lost
-        request = f"{self.origin}:{next(self._requests)}" if replay is not None else None
+        if request is None and replay is not None:
+            request = self._new_request()
         unsure = False  # a single-statement write whose answer was lost
         while True:
             committing = False
             try:
                 with self._pool.connection(max(0.1, deadline - time.monotonic())) as conn:
+                    if self._journal.suspect:
+                        self._recover(conn)
                     tx = _Tx(conn, self.origin, request)
                     if unsure:
                         found = conn.execute("SELECT EXISTS (SELECT 1 FROM changes WHERE request = %s)",
@@ -570,6 +601,8 @@ class PostgresStore(SQLStore):
             except _StillRunning:
                 pass
             except (psycopg.Error, PoolTimeout) as exc:
+                if _is_connection_loss(exc):
+                    self._journal.lost()
                 if not _is_transient(exc):
                     raise self._error(exc, doing) from exc
                 if pending is not None and not _is_connection_loss(exc):
@@ -720,12 +753,25 @@ class PostgresStore(SQLStore):
             if left is not None:
                 left -= len(jobs)
 
-    def update_job(self, job_id: str, changes: Mapping[str, Any], *,
-                   expect: Mapping[str, Any] | None = None) -> JobRecord | None:
+    def _update_statement(self, job_id: str, changes: Mapping[str, Any],
+                          expect: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+        """update_job's one statement (the update, its change record, a NOTIFY when it wakes the
+        engines) and its parameters, the origin and request still to add."""
         check_fields(changes, "update_job changes", allow_id=False)
         check_fields(expect or {}, "update_job expect", allow_id=True)
         where, where_params = self._where(job_id, expect)
+        assignments = ", ".join(f"{field} = %s" for field in changes)
+        notify = f", pg_notify('{NOTIFY_CHANNEL}', '')" if _wakes_engines(changes) else ""
+        sql = (f"WITH u AS (UPDATE jobs SET {assignments} WHERE {where} RETURNING {JOB_COLUMNS}),"
+               f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', u.id, %s, %s FROM u)"
+               f" SELECT {JOB_COLUMNS}{notify} FROM u")
+        return sql, [*(self._encode(field, value) for field, value in changes.items()), *where_params]
+
+    def update_job(self, job_id: str, changes: Mapping[str, Any], *,
+                   expect: Mapping[str, Any] | None = None) -> JobRecord | None:
         if not changes:
+            check_fields(expect or {}, "update_job expect", allow_id=True)
+            where, where_params = self._where(job_id, expect)
             sql = f"SELECT {JOB_COLUMNS} FROM jobs WHERE {where}"
 
             def match(tx: _Tx) -> JobRecord | None:
@@ -733,13 +779,8 @@ class PostgresStore(SQLStore):
                 return job_from_row(row) if row else None
 
             return self._run(f"reading job {job_id!r}", match)
-        assignments = ", ".join(f"{field} = %s" for field in changes)
-        notify = f", pg_notify('{NOTIFY_CHANNEL}', '')" if _wakes_engines(changes) else ""
         # One statement: the update and its change record commit together in one round trip.
-        sql = (f"WITH u AS (UPDATE jobs SET {assignments} WHERE {where} RETURNING {JOB_COLUMNS}),"
-               f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', u.id, %s, %s FROM u)"
-               f" SELECT {JOB_COLUMNS}{notify} FROM u")
-        params = [*(self._encode(field, value) for field, value in changes.items()), *where_params]
+        sql, params = self._update_statement(job_id, changes, expect)
 
         def update(tx: _Tx) -> JobRecord | None:
             row = tx.execute(sql, [*params, tx.origin, tx.request]).fetchone()
@@ -750,6 +791,99 @@ class PostgresStore(SQLStore):
             return job_from_row(row) if row else None
 
         return self._run(f"updating job {job_id!r}", update, replay=replay)
+
+    def save_job(self, job_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any],
+                 appends: Mapping[str, tuple[int | None, bytes]] | None = None,
+                 claim: int | None = None, sync: bool = False,
+                 claim_next: Mapping[str, Any] | None = None) -> tuple[JobRecord | None, list[JobRecord]]:
+        """See :meth:`Store.save_job`: the appends (``kz_append`` each), the update and the next
+        claim are sent as one pipeline, one implicit transaction: one round trip and one commit
+        for a whole step, all of it or none of it."""
+        if not changes:
+            return super().save_job(job_id, changes, expect=expect, appends=appends, claim=claim,
+                                    sync=sync, claim_next=claim_next)
+        files: list[tuple[str, int | None, bytes]] = []
+        for kind, (offset, data) in (appends or {}).items():
+            check_kind(kind)
+            if offset is not None and offset < 0:
+                raise ValueError(f"save_job: offset must be >= 0, not {offset}")
+            files.append((kind, offset, bytes(data)))
+        update_sql, update_params = self._update_statement(job_id, changes, expect)
+        claiming = self._claim_statement(**claim_next) if claim_next else None
+        journal = self._journal
+        size = sum(len(data) for _, _, data in files)
+        # A step not asked to be durable commits without waiting for its flush to disk: only
+        # the steps asked to sync (a job's end) wait for one, and that flush makes every earlier
+        # step durable too (the WAL is flushed in order). What a crash of the server loses of
+        # the others, this handle writes again (_recover), so it never reaches the run.
+        asynchronous = not sync and claiming is None and journal.has_room(size)
+        settled, losses = journal.mark()
+        request = self._new_request()
+
+        committed_on = 0.0  # the start time of the server that took the step
+
+        def step(tx: _Tx, asynchronous: bool = asynchronous) -> tuple[JobRecord | None, list[JobRecord]]:
+            nonlocal committed_on
+            committed_on = tx.conn.server_started
+            with tx.conn.pipeline():
+                if asynchronous:
+                    tx.execute("SELECT set_config('synchronous_commit', 'off', true)")
+                for kind, offset, data in files:
+                    tx.execute("SELECT kz_append(%s, %s, %s, %s, %s, %s, %s)",
+                               (job_id, kind, data, offset, claim, tx.origin, tx.request))
+                updated = tx.execute(update_sql, [*update_params, tx.origin, tx.request])
+                claimed = tx.execute(claiming[0], [*claiming[1], tx.origin, tx.request]) if claiming else None
+            row = updated.fetchone()
+            jobs = [job_from_row(r) for r in claimed] if claimed is not None else []
+            jobs.sort(key=lambda job: (job.queued_at, job.id))  # RETURNING has no order
+            return (job_from_row(row[: len(JOB_FIELDS)]) if row else None), jobs
+
+        def replay(tx: _Tx) -> tuple[JobRecord | None, list[JobRecord]]:
+            nonlocal committed_on
+            committed_on = tx.conn.server_started  # found there: that server has it
+            rows = tx.execute(f"SELECT {', '.join('jobs.' + f for f in JOB_FIELDS)} FROM jobs JOIN changes"
+                              " ON changes.job_id = jobs.id WHERE changes.request = %s AND changes.kind = 'job'"
+                              " ORDER BY jobs.queued_at, jobs.id", (tx.request,)).fetchall()
+            jobs = [job_from_row(r) for r in rows]
+            return (next((j for j in jobs if j.id == job_id), None), [j for j in jobs if j.id != job_id])
+
+        try:
+            result = self._run(f"saving job {job_id!r}", step, replay=replay, request=request)
+        except StoreError as exc:
+            raise self._append_error(exc, job_id) from exc.__cause__
+        if asynchronous:
+            journal.add(_Step(request, job_id, committed_on, lambda tx: step(tx, False), size), losses)
+        else:
+            journal.settle(settled, committed_on)
+        return result
+
+    def _recover(self, conn: _Connection) -> None:
+        """The server restarted since this handle's last steps: write again, durably and in
+        their order, those of them it lost (a step's change records carry its request; a step
+        whose records are there was kept, and so was everything before it). A step refused now
+        (its job taken over or removed meanwhile) is dropped: the run learns it at its next one."""
+        journal = self._journal
+        with journal.lock:
+            if not journal.suspect:
+                return
+            steps = journal.suspects()
+            kept: set[str] = set()
+            if steps:
+                kept = {row[0] for row in conn.execute(
+                    "SELECT DISTINCT request FROM changes WHERE request = ANY(%s)",
+                    ([step.request for step in steps],))}
+            lost = [step for step in steps if step.request not in kept]
+            for step in lost:
+                try:
+                    step.write(_Tx(conn, self.origin, step.request))
+                except psycopg.Error as exc:
+                    if getattr(exc, "sqlstate", None) not in _REFUSALS:
+                        raise
+                    log.info("job %s: a step the server lost is refused now: %s", step.job_id, exc)
+            if lost:
+                log.warning("store %s: the server restarted and had lost the last %d step(s) of"
+                            " running jobs; they were written again", self.display, len(lost))
+            journal.recovered(steps)
 
     def delete_job(self, job_id: str, *, expect: Mapping[str, Any] | None = None) -> JobRecord | None:
         check_fields(expect or {}, "delete_job expect", allow_id=True)
@@ -765,12 +899,11 @@ class PostgresStore(SQLStore):
 
         return self._run(f"deleting job {job_id!r}", delete, write=True, exactly_once=True)
 
-    def claim_queued(self, node: str, limit: int, now: float | None = None, *,
-                     name: str | None = None, tasks: Collection[str] | None = None,
-                     served: Collection[str] | None = None) -> list[JobRecord]:
-        if limit <= 0:
-            return []
-        owner = node
+    def _claim_statement(self, node: str, limit: int, now: float | None = None, *,
+                         name: str | None = None, tasks: Collection[str] | None = None,
+                         served: Collection[str] | None = None) -> tuple[str, list[Any]]:
+        """claim_queued's one statement (the claims and their change records) and its parameters,
+        the origin and request still to add."""
         task_filter = ""
         params: list[Any] = []
         if tasks is not None:
@@ -791,7 +924,14 @@ class PostgresStore(SQLStore):
         sql = (f"WITH claimed AS ({sql}),"
                f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', claimed.id, %s, %s FROM claimed)"
                f" SELECT * FROM claimed")
-        params = [*params, limit, owner, name or node, *([now] if now is not None else [])]
+        return sql, [*params, max(0, limit), node, name or node, *([now] if now is not None else [])]
+
+    def claim_queued(self, node: str, limit: int, now: float | None = None, *,
+                     name: str | None = None, tasks: Collection[str] | None = None,
+                     served: Collection[str] | None = None) -> list[JobRecord]:
+        if limit <= 0:
+            return []
+        sql, params = self._claim_statement(node, limit, now, name=name, tasks=tasks, served=served)
 
         def claim(tx: _Tx) -> list[JobRecord]:
             jobs = [job_from_row(row) for row in tx.execute(sql, [*params, tx.origin, tx.request])]
@@ -812,7 +952,11 @@ class PostgresStore(SQLStore):
                    " ON CONFLICT (job_id, kind) DO UPDATE SET size = 0", (job_id, kind))
         tx.execute("DELETE FROM file_chunks WHERE job_id = %s AND kind = %s", (job_id, kind))
         size = 0
-        with tx.conn.cursor().copy("COPY file_chunks (job_id, kind, start, data) FROM STDIN") as copy:
+        # Binary COPY: the bytes go as they are (text COPY would send them hex-escaped, twice the
+        # size, encoded here and decoded by the server).
+        with tx.conn.cursor().copy("COPY file_chunks (job_id, kind, start, data) FROM STDIN"
+                                   " (FORMAT BINARY)") as copy:
+            copy.set_types(["text", "text", "int8", "bytea"])
             while True:
                 data = stream.read(CHUNK)
                 if not data:
@@ -958,6 +1102,7 @@ class PostgresStore(SQLStore):
                 " AND kind = %s AND start <= %s), 0) ORDER BY start",
                 (position, position + size, position, job_id, kind, position + size, job_id, kind,
                  position),
+                binary=True,  # the bytes as they are, not hex text to decode
             ).fetchall()
             out = bytearray()
             for start, piece in rows:
@@ -1016,7 +1161,7 @@ class PostgresStore(SQLStore):
             # (a checkpoint) is found by the next look, a few times a second.
             listener.wait(seen, min(remaining, WAIT_POLL_S))
 
-    def _get_listener(self) -> "_Listener":
+    def _get_listener(self) -> _Listener:
         self._check_open()
         with self._lock:
             if self._listener is None:
@@ -1086,6 +1231,110 @@ class _Exists(Exception):
     pass
 
 
+# kz_append's refusals: fenced (taken over, removed), no such job, bytes missing before the offset.
+_REFUSALS = frozenset({"KZF01", "KZN01", "KZS01"})
+
+
+@dataclass
+class _Step:
+    """A step committed without waiting for its flush: its request (its change records carry
+    it), the start time of the server that acknowledged it (:data:`_UNSURE` once a connection
+    was lost since), and how to write it again."""
+
+    request: str
+    job_id: str
+    server: float
+    write: Callable[[_Tx], Any]
+    size: int
+
+
+_UNSURE = -1.0  # a step's server once a connection was lost since: no server is known to keep it
+
+
+class _Journal:
+    """The steps this handle committed with ``synchronous_commit`` off since its last durable
+    step, kept until a durable step settles them. A crash of the server may lose them while this
+    process lives on and believes them stored: once a step is known to a server that has
+    restarted since (a new connection tells the server's start time) or a connection was lost
+    (a crash restart after one backend crashed keeps the server's start time, and a lost
+    connection is how it shows), :meth:`PostgresStore._recover` writes again those the server
+    lost. Suspecting a server that kept everything costs one query.
+
+    Bounded: past :data:`MAX_STEPS` steps or :data:`MAX_BYTES` bytes of their appends, the next
+    step is durable (and settles the journal)."""
+
+    MAX_STEPS = 256
+    MAX_BYTES = 4 << 20
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.suspect = False  # some step was acknowledged by a server that has restarted since
+        self._server: float | None = None  # the start time of the server, as last seen
+        self._steps: list[tuple[int, _Step]] = []
+        self._seq = 0
+        self._bytes = 0
+        self._losses = 0  # connections lost so far
+
+    def _check(self) -> None:
+        self.suspect = any(step.server != self._server for _, step in self._steps)
+
+    def server_started(self, started: float) -> None:
+        """A new connection's server start time (the pool tells each)."""
+        with self.lock:
+            if started != self._server:
+                self._server = started
+                self._check()
+
+    def lost(self) -> None:
+        """A connection to the server was lost: every step is suspect until checked."""
+        with self.lock:
+            self._losses += 1
+            for _, step in self._steps:
+                step.server = _UNSURE
+            self.suspect = bool(self._steps)
+
+    def has_room(self, size: int) -> bool:
+        with self.lock:
+            return len(self._steps) < self.MAX_STEPS and self._bytes + size <= self.MAX_BYTES
+
+    def mark(self) -> tuple[int, int]:
+        """The newest step so far (a durable commit begun after this settles it), and the
+        connections lost so far (a step begun before a loss is suspect)."""
+        with self.lock:
+            return self._seq, self._losses
+
+    def add(self, step: _Step, losses: int) -> None:
+        with self.lock:
+            if losses != self._losses:
+                step.server = _UNSURE
+            self._seq += 1
+            self._steps.append((self._seq, step))
+            self._bytes += step.size
+            if step.server != self._server:
+                self.suspect = True
+
+    def settle(self, mark: int, server: float) -> None:
+        """A durable commit begun after ``mark`` succeeded on ``server``: the steps up to it that
+        the same server acknowledged are durable too."""
+        with self.lock:
+            if self._steps and self._steps[0][0] <= mark:
+                self._steps = [(seq, step) for seq, step in self._steps
+                               if seq > mark or step.server != server]
+                self._bytes = sum(step.size for _, step in self._steps)
+                self._check()
+
+    def suspects(self) -> list[_Step]:
+        """The steps a server that restarted since acknowledged (with the lock held)."""
+        return [step for _, step in self._steps if step.server != self._server]
+
+    def recovered(self, steps: list[_Step]) -> None:
+        """``steps`` are durable on the server now (with the lock held)."""
+        gone = {id(step) for step in steps}
+        self._steps = [(seq, step) for seq, step in self._steps if id(step) not in gone]
+        self._bytes = sum(step.size for _, step in self._steps)
+        self._check()
+
+
 class _StillRunning(Exception):
     pass
 
@@ -1094,37 +1343,53 @@ class _NotRewindable(Exception):
     pass
 
 
+class _Connection(psycopg.Connection[Any]):
+    """A connection that knows the start time of its server (``pg_postmaster_start_time()``): a
+    different one on a later connection means the server restarted in between."""
+
+    server_started: float = 0.0
+
+
 class _Pool:
     """At most ``size`` connections, made on demand by the thread that needs one (so a caller
     waiting for a server that is away sees each failed attempt, and retries on its own terms)."""
 
-    def __init__(self, url: str, size: int, connect_timeout: float) -> None:
+    def __init__(self, url: str, size: int, connect_timeout: float,
+                 on_connect: Callable[[float], None] | None = None) -> None:
         self._url = url
         self._connect_timeout = connect_timeout
-        self._idle: list[psycopg.Connection[Any]] = []
+        self._on_connect = on_connect  # told the server's start time by each new connection
+        self._idle: list[_Connection] = []
         self._slots = threading.BoundedSemaphore(size)
         self._lock = threading.Lock()
         self._closed = False
 
-    def get(self, timeout: float) -> psycopg.Connection[Any]:
+    def get(self, timeout: float) -> _Connection:
         if not self._slots.acquire(timeout=timeout):
             raise PoolTimeout(f"no free connection within {timeout:.1f} s")
         try:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None or conn.closed:
-                conn = psycopg.connect(self._url, autocommit=True,
-                                       connect_timeout=max(1, round(min(timeout, self._connect_timeout))))
+                conn = _Connection.connect(self._url, autocommit=True,
+                                           connect_timeout=max(1, round(min(timeout, self._connect_timeout))))
                 # A process frozen (or cut off) inside one of our transactions must not hold its
                 # row locks for ever: every engine's takeover of its jobs would wait on them.
                 # The store's transactions are a few statements, never idle in between.
-                conn.execute(f"SET idle_in_transaction_session_timeout = {IDLE_IN_TRANSACTION_MS}")
+                row = conn.execute(
+                    "SELECT set_config('idle_in_transaction_session_timeout', %s, false),"
+                    " extract(epoch FROM pg_postmaster_start_time())::float8",
+                    (str(IDLE_IN_TRANSACTION_MS),)).fetchone()
+                if row is not None:
+                    conn.server_started = float(row[1])
+                    if self._on_connect is not None:
+                        self._on_connect(conn.server_started)
             return conn
         except BaseException:
             self._slots.release()
             raise
 
-    def put(self, conn: psycopg.Connection[Any], *, lost: bool = False) -> None:
+    def put(self, conn: _Connection, *, lost: bool = False) -> None:
         try:
             healthy = not lost and not conn.closed and not conn.broken and (
                 conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
@@ -1144,13 +1409,13 @@ class _Pool:
             self._slots.release()
 
     @contextlib.contextmanager
-    def connection(self, timeout: float) -> Iterator[psycopg.Connection[Any]]:
+    def connection(self, timeout: float) -> Iterator[_Connection]:
         conn = self.get(timeout)
         lost = False
         try:
             yield conn
         except psycopg.Error as exc:
-            lost = conn.broken or _is_connection_loss(exc) and conn.closed
+            lost = conn.broken or (_is_connection_loss(exc) and conn.closed)
             raise
         finally:
             self.put(conn, lost=lost or conn.broken)
