@@ -236,7 +236,7 @@ class JobRun:
         columns = keys[:-1]
         known = set(input_header) | set(pad_fields)
         fast_cells = header.error_index == width - 1 and len(columns) >= 2 and known.issuperset(columns)
-        getter = operator.itemgetter(*columns) if fast_cells else None  # type: ignore[misc]
+        getter = operator.itemgetter(*columns) if fast_cells else None
         tail = (None,)
 
         # Counters live in locals between the points where something reads them from `self`

@@ -55,7 +55,7 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, BinaryIO, TypeVar
 
@@ -63,7 +63,9 @@ import psycopg
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord
 from kzconsole.engine.store.base import (
+    Claim,
     Fenced,
+    JobStep,
     StoreChange,
     StoreError,
     check_kind,
@@ -361,8 +363,14 @@ _LOCK_MIGRATE = 0x6B7A_0001  # pg_advisory_xact_lock key: one node migrates at a
 
 _CHANGE_INSERT = "INSERT INTO changes (tx, at, kind, job_id, origin, request)"
 _CHANGE_VALUES = "pg_current_xact_id()::text::bigint, extract(epoch FROM clock_timestamp())"
-_LEASE_FIELDS = tuple(EngineLease.__dataclass_fields__)  # type: ignore[attr-defined]
+_LEASE_FIELDS = tuple(EngineLease.__dataclass_fields__)
 _LEASE_COLUMNS = ", ".join(_LEASE_FIELDS)
+
+
+def _lease_from_row(row: Sequence[Any]) -> EngineLease:
+    """An engines row (arrays, such as ``tasks``, come back as lists)."""
+    values: list[Any] = [tuple(v) if isinstance(v, list) else v for v in row]
+    return EngineLease(*values)
 
 # SQLSTATE classes and codes worth a retry: the same statement will work once the server is back,
 # the lock holder is gone or a snapshot is fresh.
@@ -422,7 +430,7 @@ class _Tx:
 
     def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
                 binary: bool = False) -> psycopg.Cursor[Any]:
-        return self.conn.execute(sql, params, binary=binary)  # type: ignore[arg-type]
+        return self.conn.execute(sql, params, binary=binary)
 
     def change(self, kind: str, job_id: str | None = None, *, wake: bool = False) -> None:
         """Record a change for the feed (in this transaction, so it commits with the write)."""
@@ -792,24 +800,21 @@ class PostgresStore(SQLStore):
 
         return self._run(f"updating job {job_id!r}", update, replay=replay)
 
-    def save_job(self, job_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any],
-                 appends: Mapping[str, tuple[int | None, bytes]] | None = None,
-                 claim: int | None = None, sync: bool = False,
-                 claim_next: Mapping[str, Any] | None = None) -> tuple[JobRecord | None, list[JobRecord]]:
+    def save_job(self, job_id: str, step: JobStep) -> tuple[JobRecord | None, list[JobRecord]]:
         """See :meth:`Store.save_job`: the appends (``kz_append`` each), the update and the next
         claim are sent as one pipeline, one implicit transaction: one round trip and one commit
         for a whole step, all of it or none of it."""
-        if not changes:
-            return super().save_job(job_id, changes, expect=expect, appends=appends, claim=claim,
-                                    sync=sync, claim_next=claim_next)
+        if not step.changes:
+            return super().save_job(job_id, step)
+        changes, expect, claim, sync, claim_next = step.changes, step.expect, step.claim, step.sync, step.claim_next
         files: list[tuple[str, int | None, bytes]] = []
-        for kind, (offset, data) in (appends or {}).items():
+        for kind, (offset, data) in step.appends.items():
             check_kind(kind)
             if offset is not None and offset < 0:
                 raise ValueError(f"save_job: offset must be >= 0, not {offset}")
             files.append((kind, offset, bytes(data)))
         update_sql, update_params = self._update_statement(job_id, changes, expect)
-        claiming = self._claim_statement(**claim_next) if claim_next else None
+        claiming = self._claim_statement(claim_next) if claim_next else None
         journal = self._journal
         size = sum(len(data) for _, _, data in files)
         # A step not asked to be durable commits without waiting for its flush to disk: only
@@ -822,7 +827,7 @@ class PostgresStore(SQLStore):
 
         committed_on = 0.0  # the start time of the server that took the step
 
-        def step(tx: _Tx, asynchronous: bool = asynchronous) -> tuple[JobRecord | None, list[JobRecord]]:
+        def write(tx: _Tx, asynchronous: bool = asynchronous) -> tuple[JobRecord | None, list[JobRecord]]:
             nonlocal committed_on
             committed_on = tx.conn.server_started
             with tx.conn.pipeline():
@@ -848,11 +853,11 @@ class PostgresStore(SQLStore):
             return (next((j for j in jobs if j.id == job_id), None), [j for j in jobs if j.id != job_id])
 
         try:
-            result = self._run(f"saving job {job_id!r}", step, replay=replay, request=request)
+            result = self._run(f"saving job {job_id!r}", write, replay=replay, request=request)
         except StoreError as exc:
             raise self._append_error(exc, job_id) from exc.__cause__
         if asynchronous:
-            journal.add(_Step(request, job_id, committed_on, lambda tx: step(tx, False), size), losses)
+            journal.add(_Step(request, job_id, committed_on, lambda tx: write(tx, False), size), losses)
         else:
             journal.settle(settled, committed_on)
         return result
@@ -899,11 +904,10 @@ class PostgresStore(SQLStore):
 
         return self._run(f"deleting job {job_id!r}", delete, write=True, exactly_once=True)
 
-    def _claim_statement(self, node: str, limit: int, now: float | None = None, *,
-                         name: str | None = None, tasks: Collection[str] | None = None,
-                         served: Collection[str] | None = None) -> tuple[str, list[Any]]:
+    def _claim_statement(self, c: Claim) -> tuple[str, list[Any]]:
         """claim_queued's one statement (the claims and their change records) and its parameters,
         the origin and request still to add."""
+        tasks, served, now = c.tasks, c.served, c.now
         task_filter = ""
         params: list[Any] = []
         if tasks is not None:
@@ -924,14 +928,10 @@ class PostgresStore(SQLStore):
         sql = (f"WITH claimed AS ({sql}),"
                f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', claimed.id, %s, %s FROM claimed)"
                f" SELECT * FROM claimed")
-        return sql, [*params, max(0, limit), node, name or node, *([now] if now is not None else [])]
+        return sql, [*params, max(0, c.limit), c.node, c.node_name, *([now] if now is not None else [])]
 
-    def claim_queued(self, node: str, limit: int, now: float | None = None, *,
-                     name: str | None = None, tasks: Collection[str] | None = None,
-                     served: Collection[str] | None = None) -> list[JobRecord]:
-        if limit <= 0:
-            return []
-        sql, params = self._claim_statement(node, limit, now, name=name, tasks=tasks, served=served)
+    def _claim_queued(self, c: Claim) -> list[JobRecord]:
+        sql, params = self._claim_statement(c)
 
         def claim(tx: _Tx) -> list[JobRecord]:
             jobs = [job_from_row(row) for row in tx.execute(sql, [*params, tx.origin, tx.request])]
@@ -1089,7 +1089,7 @@ class PostgresStore(SQLStore):
         if self.file_size(job_id, kind) is None:
             return None
         raw = _ChunkReader(self, job_id, kind)
-        return io.BufferedReader(raw, buffer_size=CHUNK)  # type: ignore[return-value]
+        return io.BufferedReader(raw, buffer_size=CHUNK)
 
     def _read_at(self, job_id: str, kind: str, position: int, size: int) -> bytes:
         """Up to ``size`` bytes of a file from ``position`` (fewer at its end)."""
@@ -1208,7 +1208,7 @@ class PostgresStore(SQLStore):
     def engines(self) -> list[EngineLease]:
         def select(tx: _Tx) -> list[EngineLease]:
             rows = tx.execute(f"SELECT {_LEASE_COLUMNS} FROM engines ORDER BY started, node").fetchall()
-            return [EngineLease(*(tuple(v) if isinstance(v, list) else v for v in row)) for row in rows]
+            return [_lease_from_row(row) for row in rows]
 
         return self._run("listing engines", select)
 
