@@ -263,10 +263,8 @@ class Envelope:
 
     @staticmethod
     def _response(text: bytes, status: int, call: Call, headers: dict[str, str] | None) -> Response:
-        response = Response(text, status_code=status, headers=headers)
-        response.headers["content-type"] = JSON
-        response.headers["x-request-id"] = call.request_id
-        return response
+        given = {"content-type": JSON, "x-request-id": call.request_id}
+        return Response(text, status_code=status, headers={**headers, **given} if headers else given)
 
 
 # ------------------------------------------------------------------------------- the API
@@ -279,11 +277,13 @@ def _media_types(value: str) -> list[str]:
 def _wants_csv(request: Request) -> bool:
     """Kazoo's rule: ``accept`` in the query (``csv`` means ``text/csv``) overrides the header;
     media types are tried in order; the first known one decides; JSON otherwise."""
-    accept = request.query_params.get("accept")
+    accept = request.query_params.get("accept") if request.scope["query_string"] else None
     if accept is not None:
         value = "text/csv" if accept.strip().lower() == "csv" else accept
     else:
         value = request.headers.get("accept", JSON)
+        if value in _JSON_ANSWER_TYPES:  # what clients send when they say nothing particular
+            return False
     for media in _media_types(value):
         if media in _JSON_ANSWER_TYPES:
             return False
@@ -700,7 +700,8 @@ class Api:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise too_large
         os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
-        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)
+        # Not a with block: the open spool is what this returns (the caller closes and unlinks it).
+        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)  # noqa: SIM115
         size = 0
         chunks = request.stream().__aiter__()
         try:
@@ -892,6 +893,15 @@ class _Endpoint:
             return api.envelope.error(call, ApiError(400, "bad request", {"message": str(exc)}))
 
 
+_CORS_COMMON = (
+    (b"access-control-allow-methods", CORS_METHODS.encode()),
+    (b"access-control-allow-headers", CORS_HEADERS.encode()),
+    (b"access-control-expose-headers", CORS_EXPOSED.encode()),
+    (b"access-control-max-age", b"86400"),
+)
+_CORS_ANY_ORIGIN = [*_CORS_COMMON, (b"access-control-allow-origin", b"*")]
+
+
 class Cors:
     """CORS on every answer, and a 200 to every ``OPTIONS`` (a preflight needs no token):
     Monster UI is served from another origin than the API (contract 8.3)."""
@@ -902,19 +912,13 @@ class Cors:
         self.origins = frozenset(o.encode("latin-1") for o in origins)
 
     def _headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (b"access-control-allow-methods", CORS_METHODS.encode()),
-            (b"access-control-allow-headers", CORS_HEADERS.encode()),
-            (b"access-control-expose-headers", CORS_EXPOSED.encode()),
-            (b"access-control-max-age", b"86400"),
-        ]
         if self.any_origin:
-            headers.append((b"access-control-allow-origin", b"*"))
-        else:
-            origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
-            if origin in self.origins:
-                headers.append((b"access-control-allow-origin", origin))
-            headers.append((b"vary", b"Origin"))
+            return _CORS_ANY_ORIGIN
+        headers = list(_CORS_COMMON)
+        origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
+        if origin in self.origins:
+            headers.append((b"access-control-allow-origin", origin))
+        headers.append((b"vary", b"Origin"))
         return headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
