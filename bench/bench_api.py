@@ -56,8 +56,12 @@ class Serve:
         lines += [f"{k} = {json.dumps(v)}" for k, v in (config or {}).items()]
         cfg.write_text("\n".join(lines) + "\n")
         self.base = [*KZCONSOLE, "--config", str(cfg), "--data-dir", str(data)]
+        # cwd outside the repository: `python -m` puts the current folder first on sys.path, which
+        # would run the checkout's kzconsole instead of KZBENCH_SRC's.
+        self.cwd = str(data.parent)
         self.proc = subprocess.Popen([*self.base, "serve", "--no-engine", "--listen", "127.0.0.1:0"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env())
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env(),
+                                     cwd=self.cwd)
         assert self.proc.stderr is not None
         for raw in self.proc.stderr:
             found = _LISTENING.search(raw.decode("utf-8", "replace"))
@@ -73,7 +77,7 @@ class Serve:
 
     def token(self, account: str) -> str:
         out = subprocess.run([*self.base, "api-keys", "add", "--account", account, "--superadmin", "--json"],
-                             capture_output=True, check=True, env=child_env()).stdout
+                             capture_output=True, check=True, env=child_env(), cwd=self.cwd).stdout
         key = json.loads(out)["key"]
         import httpx
 
@@ -100,7 +104,8 @@ class Bare:
     def __init__(self, tmp: Path) -> None:
         port_file = tmp / "bare.port"
         self.proc = subprocess.Popen([PYTHON, str(HERE / "bare_api.py"), str(port_file)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env())
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(),
+                                     cwd=str(tmp))
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text()):
             if time.monotonic() > deadline or self.proc.poll() is not None:

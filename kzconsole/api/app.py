@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import logging
+import operator
 import os
 import re
 import tempfile
@@ -105,9 +106,14 @@ def task_json(job: JobRecord) -> dict[str, Any]:
     return _public_json(list(job.public().values()))
 
 
+_VIEW_VALUES = operator.attrgetter(*VIEW_COLUMNS)
+
+
 def view_row(job: JobRecord) -> tuple[Any, ...]:
     """A record as the row a listing reads (:data:`VIEW_COLUMNS`)."""
-    return tuple(job.status.value if c == "status" else getattr(job, c) for c in VIEW_COLUMNS)
+    row = list(_VIEW_VALUES(job))
+    row[_STATUS] = job.status.value
+    return tuple(row)
 
 
 class ApiError(Exception):
