@@ -160,6 +160,7 @@ class ApiSettings:
     tls_cert: str | None = None
     tls_key: str | None = None
     cors_origins: tuple[str, ...] = ("*",)
+    page_cache_mb: int = 16
 
 
 def _default_data_dir_factory() -> Path:
@@ -569,6 +570,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Checker]]] = {
             "tls_cert": _path,
             "tls_key": _path,
             "cors_origins": _list_of(_origin, "origins"),
+            "page_cache_mb": _integer(0, 4096),
         },
     ),
 }
@@ -842,6 +844,11 @@ max_upload_bytes = 104857600
 # Origins whose web pages may call the API (CORS), such as "https://monster.example.com";
 # "*" allows any origin (the API authenticates with X-Auth-Token, never with cookies).
 cors_origins = ["*"]
+
+# Megabytes of listing pages kept in memory, answered again until the store records a change
+# (any job created, changed or removed, by any process); 0 turns it off. Used with a SQLite
+# store only, whose changes feed is in commit order (docs/api.md).
+page_cache_mb = 16
 
 # Plugins' own settings, one table per plugin, read and checked by the plugin itself. This is
 # the only place where kzconsole accepts keys it does not know.

@@ -16,10 +16,13 @@ import hashlib
 import io
 import json
 import logging
+import operator
 import os
 import re
 import tempfile
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -84,6 +87,7 @@ _OUTPUT_PATH = VIEW_COLUMNS.index("output_path")
 _STATUS = VIEW_COLUMNS.index("status")
 _TOTAL = VIEW_COLUMNS.index("total_count")
 _CREATED = VIEW_COLUMNS.index("created")
+_EXECUTING = JobStatus.EXECUTING.value
 
 
 def _public_json(values: Sequence[Any]) -> dict[str, Any]:
@@ -102,9 +106,14 @@ def task_json(job: JobRecord) -> dict[str, Any]:
     return _public_json(list(job.public().values()))
 
 
+_VIEW_VALUES = operator.attrgetter(*VIEW_COLUMNS)
+
+
 def view_row(job: JobRecord) -> tuple[Any, ...]:
     """A record as the row a listing reads (:data:`VIEW_COLUMNS`)."""
-    return tuple(job.status.value if c == "status" else getattr(job, c) for c in VIEW_COLUMNS)
+    row = list(_VIEW_VALUES(job))
+    row[_STATUS] = job.status.value
+    return tuple(row)
 
 
 class ApiError(Exception):
@@ -161,6 +170,58 @@ def _dumps(value: Any) -> bytes:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
 
+def revision(body: bytes) -> bytes:
+    """The envelope's ``revision`` of a ``data`` in JSON: a client may compare two to tell a change.
+    32 hex digits, as Crossbar's MD5; of SHA-256, which this machine's CPU hashes in a quarter of
+    MD5's time (a page's 22 KB: 15 against 50 us)."""
+    return hashlib.sha256(body).hexdigest()[:32].encode()
+
+
+class PageCache:
+    """Listing pages as answered (``data`` in JSON, its revision, the envelope's paging keys),
+    kept until the store's changes feed moves: Monster UI and scripts poll the same page, and
+    while nothing changed the answer is the same. Any change (a job created, changed or removed,
+    by this process or any other) moves the feed, and the next request that sees the new position
+    drops every page. Only for stores whose feed follows commit order (``Store.ordered_changes``):
+    there, reading the position before the page's query and seeing it again later proves no
+    commit came between. Pages are dropped oldest first beyond ``max_bytes``."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._lock = threading.Lock()  # pages are read in worker threads too (large page sizes)
+        self._position: int | None = None
+        self._pages: OrderedDict[tuple[Any, ...], tuple[bytes, bytes, dict[str, Any]]] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, position: int, key: tuple[Any, ...]) -> tuple[bytes, bytes, dict[str, Any]] | None:
+        with self._lock:
+            if position != self._position:
+                self._pages.clear()
+                self._bytes = 0
+                self._position = position
+                return None
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+            return page
+
+    def put(self, position: int, key: tuple[Any, ...], page: tuple[bytes, bytes, dict[str, Any]]) -> None:
+        size = len(page[0]) + 200
+        if size > self.max_bytes:
+            return
+        with self._lock:
+            if position != self._position:
+                return  # the feed moved while the page was read: it may be older than the position
+            old = self._pages.pop(key, None)
+            if old is not None:
+                self._bytes -= len(old[0]) + 200
+            self._pages[key] = page
+            self._bytes += size
+            while self._bytes > self.max_bytes:
+                _, dropped = self._pages.popitem(last=False)
+                self._bytes -= len(dropped[0]) + 200
+
+
 class _Clock:
     """The envelope's ``timestamp``: formatted once a second, not once an answer."""
 
@@ -196,8 +257,11 @@ class Envelope:
     def success(self, call: Call, data: Any, *, status: int = 200, extra: dict[str, Any] | None = None,
                 headers: dict[str, str] | None = None) -> Response:
         body = _dumps(data)
-        # The revision of what was answered: a client may compare it to tell a change.
-        revision = hashlib.md5(body, usedforsecurity=False).hexdigest().encode()
+        return self.success_json(call, body, revision(body), status=status, extra=extra, headers=headers)
+
+    def success_json(self, call: Call, body: bytes, revision: bytes, *, status: int = 200,
+                     extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
+        """:meth:`success` of ``data`` already in JSON (``body``) and its :func:`revision`."""
         text = b'{"status":"success","data":%s,"revision":"%s",%s}' % (body, revision, self.meta(call, extra))
         return self._response(text, status, call, headers)
 
@@ -207,10 +271,8 @@ class Envelope:
 
     @staticmethod
     def _response(text: bytes, status: int, call: Call, headers: dict[str, str] | None) -> Response:
-        response = Response(text, status_code=status, headers=headers)
-        response.headers["content-type"] = JSON
-        response.headers["x-request-id"] = call.request_id
-        return response
+        given = {"content-type": JSON, "x-request-id": call.request_id}
+        return Response(text, status_code=status, headers={**headers, **given} if headers else given)
 
 
 # ------------------------------------------------------------------------------- the API
@@ -223,11 +285,13 @@ def _media_types(value: str) -> list[str]:
 def _wants_csv(request: Request) -> bool:
     """Kazoo's rule: ``accept`` in the query (``csv`` means ``text/csv``) overrides the header;
     media types are tried in order; the first known one decides; JSON otherwise."""
-    accept = request.query_params.get("accept")
+    accept = request.query_params.get("accept") if request.scope["query_string"] else None
     if accept is not None:
         value = "text/csv" if accept.strip().lower() == "csv" else accept
     else:
         value = request.headers.get("accept", JSON)
+        if value in _JSON_ANSWER_TYPES:  # what clients send when they say nothing particular
+            return False
     for media in _media_types(value):
         if media in _JSON_ANSWER_TYPES:
             return False
@@ -319,6 +383,16 @@ class Api:
         # one trip.
         self._issued = 0
         self._executor = ThreadPoolExecutor(max_workers=32, thread_name_prefix="kzconsole-api")
+        store = engine.store
+        # A store whose reads never wait (SQLite) is read on the event loop for the answers that
+        # read a bounded amount (GET one job, a page of up to _INLINE_ROWS jobs): the trip to a
+        # worker thread and back, and the two threads taking turns at the GIL at every row SQLite
+        # hands over, cost more than the answer's own work (bench/bench_api.py,
+        # docs/performance.md). Anything that may wait (writes: SQLite's write lock; PostgreSQL)
+        # goes to the workers.
+        self.local_reads = store.local_reads
+        cache_bytes = self.settings.page_cache_mb * 1024 * 1024
+        self.pages = PageCache(cache_bytes) if cache_bytes and store.ordered_changes else None
 
     def close(self) -> None:
         """Once the server stopped: let the worker threads go (they are not daemons, and a thread
@@ -386,13 +460,19 @@ class Api:
         names = ["in.csv"] if row[_TOTAL] is not None else []
         if row[_OUTPUT_PATH] is None and row[_OUTPUT_OFFSET] > 0:
             has_output = True
-        elif row[_OUTPUT_PATH] is not None or row[_STATUS] == JobStatus.EXECUTING.value:
+        elif self._reads_files(row):
             has_output = self._has_output(row[0])
         else:
             has_output = False
         if has_output:
             names.append("out.csv")
         return names
+
+    @staticmethod
+    def _reads_files(row: Sequence[Any]) -> bool:
+        """Whether :meth:`csvs` must look for the job's output file to tell."""
+        return (row[_OUTPUT_PATH] is not None or row[_STATUS] == _EXECUTING) and not (
+            row[_OUTPUT_PATH] is None and row[_OUTPUT_OFFSET] > 0)
 
     def _has_output(self, job_id: str) -> bool:
         try:
@@ -468,6 +548,15 @@ class Api:
         start_key = query.get("start_key")
         if not paginate:
             return self._list_all(call)
+        pages = self.pages
+        if pages is not None:
+            # Read before the page's query: a change committed in between moves the feed past
+            # it, and the page (which may hold that change or not) is not answered again.
+            position = self.engine.store.changes(None)[0]
+            key = (call.account_id, page_size, start_key)
+            page = pages.get(position, key)
+            if page is not None:
+                return self.envelope.success_json(call, page[0], page[1], extra=page[2])
         # Newest first (contract 8.4); one row more than the page tells whether another follows.
         listing = JobQuery(account_id=call.account_id, limit=page_size + 1)
         if start_key:
@@ -486,11 +575,14 @@ class Api:
         if more:
             last = rows[-1]
             next_key = listing.page_token(SimpleNamespace(id=last[0], created=last[_CREATED]))
-        return self.envelope.success(call, [self.view(row) for row in rows], extra={
-            "page_size": len(rows),
-            "start_key": start_key,
-            "next_start_key": next_key,
-        })
+        body = _dumps([self.view(row) for row in rows])
+        extra = {"page_size": len(rows), "start_key": start_key, "next_start_key": next_key}
+        answer = (body, revision(body), extra)
+        # A page whose csvs came from a file (a running job, an output in a fallback file) can
+        # change with no change in the feed (output appended before a checkpoint): never kept.
+        if pages is not None and not any(self._reads_files(row) for row in rows):
+            pages.put(position, key, answer)
+        return self.envelope.success_json(call, *answer[:2], extra=extra)
 
     def _list_all(self, call: Call) -> Response:
         """``paginate=false``: every job of the account, newest first, streamed from one store
@@ -616,7 +708,8 @@ class Api:
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise too_large
         os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
-        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)
+        # Not a with block: the open spool is what this returns (the caller closes and unlinks it).
+        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)  # noqa: SIM115
         size = 0
         chunks = request.stream().__aiter__()
         try:
@@ -679,8 +772,11 @@ class Api:
 Handler = Callable[[Api, Call, dict[str, str]], Awaitable[Response]]
 
 
-def _sync(method: Callable[..., Response], *, auth: bool = True) -> Handler:
-    """A handler whose whole work (authentication included) is one trip to the thread pool."""
+def _sync(method: Callable[..., Response], *, auth: bool = True,
+          bounded: Callable[[Api, Call], bool] | None = None) -> Handler:
+    """A handler whose whole work (authentication included) is one trip to the thread pool; or,
+    when ``bounded`` says the answer reads little and the store's reads never wait
+    (:attr:`Api.local_reads`), no trip: done on the event loop."""
 
     async def handler(api: Api, call: Call, params: dict[str, str]) -> Response:
         def work() -> Response:
@@ -689,9 +785,28 @@ def _sync(method: Callable[..., Response], *, auth: bool = True) -> Handler:
             args = [params["job_id"]] if "job_id" in params else []
             return method(api, call, *args)
 
+        if bounded is not None and api.local_reads and bounded(api, call):
+            return work()
         return await api.run(work)
 
     return handler
+
+
+_INLINE_ROWS = 100  # a listing page of at most this many jobs is read on the event loop
+
+
+def _always(api: Api, call: Call) -> bool:
+    return True
+
+
+def _small_page(api: Api, call: Call) -> bool:
+    query = call.request.query_params
+    size = query.get("page_size")
+    if query.get("paginate") == "false":
+        return False
+    if size is None:
+        return api.settings.page_size <= _INLINE_ROWS
+    return not size.isdigit() or int(size) <= _INLINE_ROWS  # a bad page_size is refused at once
 
 
 def _async(method: Callable[..., Awaitable[Response]]) -> Handler:
@@ -729,17 +844,20 @@ def _download(name: str) -> Callable[..., Response]:
 # (path without the /v2/accounts/{account_id} part, {verb: handler}); each path is served with
 # and without that part (contract 8.4).
 _JOB_PATHS: list[tuple[str, dict[str, Handler]]] = [
-    ("/tasks/{job_id}", {"GET": _sync(Api.get_job), "PATCH": _sync(Api.start), "DELETE": _sync(Api.remove)}),
+    ("/tasks/{job_id}", {"GET": _sync(Api.get_job, bounded=_always), "PATCH": _sync(Api.start),
+                         "DELETE": _sync(Api.remove)}),
     ("/tasks/{job_id}/stop", {"PATCH": _async(Api.stop)}),
     ("/tasks/{job_id}/input", {"GET": _sync(_download("in.csv"))}),
     ("/tasks/{job_id}/output", {"GET": _sync(_download("out.csv"))}),
 ]
 
+# Tried in order: what front ends poll most (an account's jobs, one job) first.
 ROUTES: list[tuple[str, dict[str, Handler]]] = [
-    ("/v2/tasks", {"GET": _sync(Api.help, auth=False), "PUT": _async(Api.create)}),
-    ("/v2/accounts/{account_id}/tasks", {"GET": _sync(Api.list_jobs), "PUT": _async(Api.create)}),
-    *((f"/v2{path}", verbs) for path, verbs in _JOB_PATHS),
+    ("/v2/accounts/{account_id}/tasks", {"GET": _sync(Api.list_jobs, bounded=_small_page),
+                                         "PUT": _async(Api.create)}),
     *((f"/v2/accounts/{{account_id}}{path}", verbs) for path, verbs in _JOB_PATHS),
+    ("/v2/tasks", {"GET": _sync(Api.help, auth=False), "PUT": _async(Api.create)}),
+    *((f"/v2{path}", verbs) for path, verbs in _JOB_PATHS),
     ("/v2/api_auth", {"PUT": _api_auth}),
     ("/v2/openapi.json", {"GET": _openapi}),
 ]
@@ -784,6 +902,15 @@ class _Endpoint:
             return api.envelope.error(call, ApiError(400, "bad request", {"message": str(exc)}))
 
 
+_CORS_COMMON = (
+    (b"access-control-allow-methods", CORS_METHODS.encode()),
+    (b"access-control-allow-headers", CORS_HEADERS.encode()),
+    (b"access-control-expose-headers", CORS_EXPOSED.encode()),
+    (b"access-control-max-age", b"86400"),
+)
+_CORS_ANY_ORIGIN = [*_CORS_COMMON, (b"access-control-allow-origin", b"*")]
+
+
 class Cors:
     """CORS on every answer, and a 200 to every ``OPTIONS`` (a preflight needs no token):
     Monster UI is served from another origin than the API (contract 8.3)."""
@@ -794,19 +921,13 @@ class Cors:
         self.origins = frozenset(o.encode("latin-1") for o in origins)
 
     def _headers(self, scope: Scope) -> list[tuple[bytes, bytes]]:
-        headers = [
-            (b"access-control-allow-methods", CORS_METHODS.encode()),
-            (b"access-control-allow-headers", CORS_HEADERS.encode()),
-            (b"access-control-expose-headers", CORS_EXPOSED.encode()),
-            (b"access-control-max-age", b"86400"),
-        ]
         if self.any_origin:
-            headers.append((b"access-control-allow-origin", b"*"))
-        else:
-            origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
-            if origin in self.origins:
-                headers.append((b"access-control-allow-origin", origin))
-            headers.append((b"vary", b"Origin"))
+            return _CORS_ANY_ORIGIN
+        headers = list(_CORS_COMMON)
+        origin = next((v for k, v in scope["headers"] if k == b"origin"), None)
+        if origin in self.origins:
+            headers.append((b"access-control-allow-origin", origin))
+        headers.append((b"vary", b"Origin"))
         return headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

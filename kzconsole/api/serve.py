@@ -144,7 +144,7 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
     engine = Engine(settings, node=node)
     api = None
     try:
-        engine.catalog  # plugins load now, not in the first request
+        _ = engine.catalog  # plugins load now, not in the first request
         if run_engine:
             engine.start()
         host, port = sock.getsockname()[:2]

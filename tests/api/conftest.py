@@ -119,7 +119,7 @@ class Server:
     # ---- helpers
 
     def cli(self, *args: str, check: int | None = 0) -> subprocess.CompletedProcess[bytes]:
-        proc = subprocess.run(self.command(*args), capture_output=True, env=self.env, timeout=60)
+        proc = subprocess.run(self.command(*args), check=False, capture_output=True, env=self.env, timeout=60)
         if check is not None:
             assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
         return proc

@@ -36,6 +36,6 @@ def test_schemathesis_finds_nothing(shared_server: Server, tmp_path: Path) -> No
         "--checks", "all", "--exclude-checks", "positive_data_acceptance",
         "--max-examples", "10", "--generation-deterministic", "--no-color", "--workers", "2",
     ]
-    result = subprocess.run(command, capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    result = subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
     assert "passed" in result.stdout

@@ -975,6 +975,25 @@ class StoreContract(JobQueryContract):
         ]
         assert {c.origin for c in found} == {store.origin}
 
+    # (api) What Store.ordered_changes promises: the REST API's page cache answers a page again
+    # only while changes(None) says what it said before the page was read.
+    def test_ordered_changes_move_the_position_at_every_commit_about_a_job(
+        self, store: Store, store_factory: Callable[[], Store]
+    ) -> None:
+        if not store.ordered_changes:
+            pytest.skip("this backend does not promise positions in commit order")
+        with store_factory() as other:
+            writes = [
+                lambda: other.create_job(make_job("j1")),
+                lambda: other.update_job("j1", {"wait_after_row_ms": 7}),
+                lambda: store.update_job("j1", {"stop_requested": True}),  # this handle's own
+                lambda: other.delete_job("j1"),
+            ]
+            for write in writes:
+                before = store.changes(None)[0]
+                write()
+                assert store.changes(None)[0] > before
+
     def test_wait_changes_wakes_on_another_handles_commit(
         self, store: Store, store_factory: Callable[[], Store]
     ) -> None:

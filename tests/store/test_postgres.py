@@ -20,7 +20,7 @@ import pytest
 
 from kzconsole.engine.models import JOB_FIELDS, JobStatus
 from kzconsole.engine.store import open_store
-from kzconsole.engine.store.base import Fenced, StoreError, redact_url
+from kzconsole.engine.store.base import Fenced, JobStep, StoreError, redact_url
 from kzconsole.engine.store.postgres import CHUNK, MIGRATIONS, SCHEMA_VERSION, PostgresStore
 from tests.pgserver import PORT, TEST_SETTINGS, PostgresServer
 from tests.store.contract import NOW, StoreContract, ids, make_job
@@ -291,9 +291,9 @@ def test_steps_a_crashed_server_lost_are_written_again(lazy_wal_server: Postgres
         offset = 0
         for n in range(1, 6):
             row = f"row {n}\n".encode()
-            updated, _ = store.save_job(job.id, {"rows_done": n, "output_offset": offset + len(row)}, expect=mine,
-                                        appends={"output": (offset, row), "log": (None, f"step {n}\n".encode())},
-                                        claim=job.claim)
+            updated, _ = store.save_job(job.id, JobStep(
+                {"rows_done": n, "output_offset": offset + len(row)}, expect=mine,
+                appends={"output": (offset, row), "log": (None, f"step {n}\n".encode())}, claim=job.claim))
             assert updated is not None and updated.rows_done == n
             offset += len(row)
         if crash == "server restarted":
@@ -319,8 +319,8 @@ def test_a_lost_step_refused_now_is_dropped(lazy_wal_server: PostgresServer) -> 
     with PostgresStore(url) as store:
         queue(store, 1)
         (job,) = store.claim_queued("e1", 1, NOW)
-        store.save_job(job.id, {"rows_done": 1}, expect={"status": "executing", "claim": job.claim},
-                       appends={"output": (0, b"row 1\n")}, claim=job.claim)
+        store.save_job(job.id, JobStep({"rows_done": 1}, expect={"status": "executing", "claim": job.claim},
+                                       appends={"output": (0, b"row 1\n")}, claim=job.claim))
         lazy_wal_server.restart()
         with PostgresStore(url) as other:  # another engine takes the job over first
             assert other.update_job(job.id, {"owner": "e2", "claim": job.claim + 1},

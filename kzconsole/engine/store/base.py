@@ -166,6 +166,14 @@ class Store(abc.ABC):
     #: Unique to this handle (not shared with another handle, in this process or any other).
     origin: str
 
+    # (api) What a reader may rely on; the REST API reads in its event loop and keeps listing
+    # pages in memory only where these hold (kzconsole/api/app.py).
+    #: A read never waits for another process or a network: it may run on an event loop.
+    local_reads: bool = False
+    #: ``changes(None)`` moves at every commit that records a change, at once and in commit order:
+    #: a reader that sees the position it saw before a read has missed no commit since that read.
+    ordered_changes: bool = False
+
     # ------------------------------------------------------------------ clock
 
     @abc.abstractmethod

@@ -377,6 +377,11 @@ class SQLiteStore(SQLStore):
 
     dialect: _SQLiteDialect = _SQLITE  # how store/query.py's SQL is written for this backend
     flags_as_integers = True
+    # (api) WAL mode: a reader never waits for a writer (only, briefly, for a crashed process's
+    # recovery). Every change is a row of the changes table written in the transaction it is
+    # about, under SQLite's one write lock, so its seq follows commit order.
+    local_reads = True
+    ordered_changes = True
 
     def __init__(
         self,

@@ -1,0 +1,173 @@
+"""Where the time of one API answer goes (docs/performance.md, the REST API): each step of
+``GET /v2/accounts/{A}/tasks`` (a page of 50 jobs read from the store) and of ``GET`` one job,
+timed alone in this process on a store of 100,000 jobs, then the whole answer through the ASGI
+application with no HTTP (what the server adds on top is the bare endpoint's cost: bench_api.py
+prints the server's CPU time a request for both). Not a benchmark with a goal: a diagnostic.
+
+    .venv/bin/python bench/api_breakdown.py [--jobs N]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import Workspace  # noqa: E402
+from seed import ACCOUNTS, seed_jobs  # noqa: E402
+
+from kzconsole.api import keys  # noqa: E402
+from kzconsole.api.app import VIEW_COLUMNS, Api, _dumps, build_app, revision  # noqa: E402, PLC2701 - the steps themselves
+from kzconsole.config import load_settings  # noqa: E402
+from kzconsole.engine import Engine, JobQuery  # noqa: E402
+
+_CREATED = VIEW_COLUMNS.index("created")
+
+
+def best_us(fn: Callable[[], Any], *, number: int = 1000, repeat: int = 5) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best * 1e6
+
+
+def asgi_get(app: Any, path: str, token: str) -> Callable[[], None]:
+    """One GET of ``path`` through the ASGI application, answered in this process."""
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
+             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
+             "headers": [(b"host", b"127.0.0.1"), (b"x-auth-token", token.encode())],
+             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}
+    loop = asyncio.new_event_loop()
+    status: list[int] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            status.append(message["status"])
+
+    def call() -> None:
+        loop.run_until_complete(app(scope, receive, send))
+        assert status.pop() == 200
+
+    return call
+
+
+def main(jobs: int) -> None:
+    with Workspace("kzbench-breakdown-") as ws:
+        data = ws.data_dir("api")
+        seed_jobs(data, jobs)
+        with sqlite3.connect(data / "kzconsole.db", isolation_level=None) as conn:
+            conn.execute("UPDATE jobs SET output_offset = 100 + total_count * 40")  # as bench_api.py
+        conn.close()
+        config = ws.root / "kz.toml"
+        config.write_text(f"[plugins]\npaths = [{json.dumps(str(ws.plugins))}]\nreload = false\n"
+                          "[triggers]\nenabled = false\n")
+        settings = load_settings(config, data_dir=data)
+        engine = Engine(settings)
+        api = Api(engine, settings)
+        try:
+            store = engine.store
+            _key, secret = keys.add_key(store, ACCOUNTS[0], name=None, superadmin=True, now=time.time())
+            issued = keys.issue_token(store, secret, ttl_s=3600)
+            assert issued is not None
+            token = issued[1]
+            account = ACCOUNTS[0]
+            query = JobQuery(account_id=account, limit=51)
+            with engine.iter_jobs(query, VIEW_COLUMNS) as found:
+                rows = list(found)[:50]
+            views = [api.view(row) for row in rows]
+            body = _dumps(views)
+            last = SimpleNamespace(id=rows[-1][0], created=rows[-1][_CREATED])
+            job = engine.get_job(rows[25][0])
+
+            def read_page() -> None:
+                with engine.iter_jobs(JobQuery(account_id=account, limit=51), VIEW_COLUMNS) as page:
+                    list(page)
+
+            call = SimpleNamespace(request_id="0" * 32, token=token)
+            page_steps = [
+                ("token check (SHA-256, one store read)", lambda: keys.key_for_token(store, token)),
+                ("changes feed position (page cache check)", lambda: store.changes(None)),
+                ("the page's query: JobQuery, SQL, 51 rows of 19 columns", read_page),
+                ("50 jobs as JSON objects (Gregorian seconds, nulls out, csvs)",
+                 lambda: [api.view(row) for row in rows]),
+                ("JSON of the 50 (orjson)", lambda: _dumps(views)),
+                ("revision (SHA-256 of the JSON)", lambda: revision(body)),
+                ("next_start_key (JobQuery.page_token)", lambda: query.page_token(last)),
+                ("envelope and Response", lambda: api.envelope.success_json(call, body, b"0" * 32,
+                                                                             extra={"page_size": 50})),
+            ]
+            job_steps = [
+                ("token check (SHA-256, one store read)", lambda: keys.key_for_token(store, token)),
+                ("Engine.get_job (one store read, a JobRecord)", lambda: engine.get_job(job.id)),
+                ("the job as JSON (task, csvs)", lambda: api.job_view(job)),
+                ("envelope (orjson, SHA-256) and Response",
+                 lambda: api.envelope.success(call, {"_read_only": api.job_view(job)})),
+            ]
+            # The page's SQL alone, as SQLite runs it and hands its values to Python (the SQLite
+            # store's own connection: a diagnostic, not the Store interface), and the plain index
+            # walk an offset-0 page of this order could be.
+            conn = store.connection()  # type: ignore[attr-defined]
+            traced: list[str] = []
+            conn.set_trace_callback(traced.append)
+            read_page()
+            conn.set_trace_callback(None)
+            sql = traced[-1]
+            columns = sql.split(" FROM (", 1)[0][len("SELECT "):]
+            plain = (f"SELECT {columns} FROM jobs WHERE account_id = '{account}'"
+                     " ORDER BY created DESC, id DESC LIMIT 51")
+            one = f"SELECT file_name FROM jobs WHERE account_id = '{account}' ORDER BY created DESC, id DESC LIMIT 51"
+            print("the page's SQL alone (sqlite3 execute + fetchall):")
+            for name, text in (("the store's statement (keys of the page, then its rows)", sql),
+                               ("a plain index walk, the same 19 columns", plain),
+                               ("the same walk, 1 column (what the rows' lookups cost)", one)):
+                print(f"  {best_us(lambda text=text: conn.execute(text).fetchall()):7.1f} us  {name}")
+
+            async def raw(scope: Any, receive: Any, send: Any) -> None:
+                await send({"type": "http.response.start", "status": 200, "headers": []})
+                await send({"type": "http.response.body", "body": b"{}"})
+
+            harness = best_us(asgi_get(raw, "/", token), number=2000)
+            app = build_app(api)
+            for title, steps, path in (
+                ("a listing page of 50 jobs, read from the store", page_steps, f"/v2/accounts/{account}/tasks"),
+                ("GET one job", job_steps, f"/v2/accounts/{account}/tasks/{job.id}"),
+            ):
+                print(f"{title} ({jobs:,} jobs in the store):")
+                total = 0.0
+                for name, fn in steps:
+                    us = best_us(fn)
+                    total += us
+                    print(f"  {us:7.1f} us  {name}")
+                print(f"  {total:7.1f} us  sum of the steps")
+                if path.endswith("/tasks"):
+                    api.pages = None  # the answer read from the store each time, as the steps are
+                whole = best_us(asgi_get(app, path, token), number=500)
+                print(f"  {whole:7.1f} us  the whole answer through the ASGI app, no HTTP (of which"
+                      f" {harness:.1f} us this script's event loop turn, the rest routing, CORS, request id,"
+                      " Accept rule, Starlette's Request and Response)")
+        finally:
+            api.close()
+            engine.close()
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--jobs", type=int, default=100_000)
+    main(ap.parse_args().jobs)
