@@ -21,13 +21,15 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import Workspace  # noqa: E402
-from seed import ACCOUNTS, seed_jobs  # noqa: E402
+from common import Workspace
+from seed import ACCOUNTS, seed_jobs
 
-from kzconsole.api import keys  # noqa: E402
-from kzconsole.api.app import VIEW_COLUMNS, Api, _dumps, build_app, revision  # noqa: E402, PLC2701 - the steps themselves
-from kzconsole.config import load_settings  # noqa: E402
-from kzconsole.engine import Engine, JobQuery  # noqa: E402
+from kzconsole.api import keys
+
+# The steps of an answer themselves, private names included: this times each one alone.
+from kzconsole.api.app import VIEW_COLUMNS, Api, _dumps, build_app, revision
+from kzconsole.config import load_settings
+from kzconsole.engine import Engine, JobQuery
 
 _CREATED = VIEW_COLUMNS.index("created")
 

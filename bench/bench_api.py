@@ -36,8 +36,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import KZCONSOLE, PYTHON, Result, Workspace, child_env  # noqa: E402
-from seed import seed_jobs  # noqa: E402
+from common import KZCONSOLE, PYTHON, Result, Workspace, child_env
+from seed import seed_jobs
 
 HERE = Path(__file__).resolve().parent
 _LISTENING = re.compile(r"serving the API on http://127\.0\.0\.1:(\d+)/v2 ")

@@ -93,7 +93,7 @@ _EXECUTING = JobStatus.EXECUTING.value
 def _public_json(values: Sequence[Any]) -> dict[str, Any]:
     """The public keys' values (in PUBLIC_JOB_KEYS order) as JSON: nulls left out, timestamps in
     whole Gregorian seconds, the status as its string."""
-    out = {key: value for key, value in zip(PUBLIC_JOB_KEYS, values) if value is not None}
+    out = {key: value for key, value in zip(PUBLIC_JOB_KEYS, values, strict=False) if value is not None}
     for key in _TIMESTAMPS:
         value = out.get(key)
         if value is not None:
@@ -709,7 +709,7 @@ class Api:
             raise too_large
         os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
         # Not a with block: the open spool is what this returns (the caller closes and unlinks it).
-        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)  # noqa: SIM115
+        spool = tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="upload.", delete=False)
         size = 0
         chunks = request.stream().__aiter__()
         try:
@@ -831,7 +831,7 @@ async def _openapi(api: Api, call: Call, params: dict[str, str]) -> Response:
     from kzconsole.api.openapi import document
 
     catalog = await api.run(api.engine.help)
-    return Response(_dumps(document(api.settings, catalog)), headers={"content-type": JSON})
+    return Response(_dumps(document(api.settings, catalog, ROUTES)), headers={"content-type": JSON})
 
 
 def _download(name: str) -> Callable[..., Response]:

@@ -7,6 +7,7 @@ that every answer's status, content type and body are the ones written here.
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from kzconsole import __version__
@@ -218,11 +219,11 @@ def _with_links(response: dict[str, Any], job_path: str, account_form: bool) -> 
     return {**response, "links": links}
 
 
-def document(settings: Any, catalog: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def document(settings: Any, catalog: dict[str, dict[str, Any]],
+             routes: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
     """The OpenAPI document (``settings`` is the ``[api]`` section; ``catalog`` the help, whose
-    categories and actions are the values a job can be created with)."""
-    from kzconsole.api.app import ROUTES
-
+    categories and actions are the values a job can be created with; ``routes`` the server's
+    route table: path, and the handlers by verb)."""
     paths: dict[str, Any] = {}
     help_op = {
         "summary": "The catalog of tasks (open to all)",
@@ -273,7 +274,7 @@ def document(settings: Any, catalog: dict[str, dict[str, Any]]) -> dict[str, Any
                "responses": {"200": {"description": "the OpenAPI document",
                                      "content": {"application/json": {"schema": {"type": "object"}}}}}}
     job_ops = _operations()
-    for path, verbs in ROUTES:
+    for path, verbs in routes:
         account_form = "{account_id}" in path
         if path == "/v2/tasks":
             ops = {"get": help_op, "put": _create(False, catalog)}

@@ -28,7 +28,7 @@ from kzconsole.cli.common import EXIT_OK, EXIT_USAGE, CliError, Parser, UsageErr
 
 __all__ = ["main", "build_parser"]
 
-from kzconsole.api import commands as api_commands  # serve, api-keys (owner: api)
+from kzconsole.cli import api as api_commands  # serve, api-keys: the API's commands
 
 # In the order `kzconsole --help` lists them.
 COMMAND_MODULES = (console, tasks, plugins, triggers, nodes, api_commands, configure)

@@ -14,8 +14,8 @@ import decimal
 import gc
 import io
 import json
-import re
 import os
+import re
 import stat
 import tracemalloc
 from pathlib import Path
