@@ -37,10 +37,11 @@ test: check
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The style and architecture checks (configured in pyproject.toml), quiet when they pass: ruff's
-# lint rules, the import contracts (the engine never imports the console; the console goes through
+# lint rules and its formatting (`ruff format .` writes it), the import contracts (the engine never imports the console; the console goes through
 # kzconsole.engine; no cycles), and mypy on the engine and the plugin API.
 check: $(DEVSTAMP)
 	@$(BIN)/ruff check --quiet .
+	@$(BIN)/ruff format --check --quiet . || { echo "make: run '$(BIN)/ruff format .' (the files above are not formatted)"; exit 1; }
 	@$(BIN)/lint-imports --no-logo --no-cache > $(VENV)/lint-imports.log 2>&1 || { cat $(VENV)/lint-imports.log; exit 1; }
 	@$(BIN)/mypy --no-error-summary
 

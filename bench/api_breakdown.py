@@ -47,10 +47,20 @@ def best_us(fn: Callable[[], Any], *, number: int = 1000, repeat: int = 5) -> fl
 
 def asgi_get(app: Any, path: str, token: str) -> Callable[[], None]:
     """One GET of ``path`` through the ASGI application, answered in this process."""
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET",
-             "scheme": "http", "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-             "headers": [(b"host", b"127.0.0.1"), (b"x-auth-token", token.encode())],
-             "client": ("127.0.0.1", 1), "server": ("127.0.0.1", 8000)}
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"host", b"127.0.0.1"), (b"x-auth-token", token.encode())],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8000),
+    }
     loop = asyncio.new_event_loop()
     status: list[int] = []
 
@@ -76,8 +86,9 @@ def main(jobs: int) -> None:
             conn.execute("UPDATE jobs SET output_offset = 100 + total_count * 40")  # as bench_api.py
         conn.close()
         config = ws.root / "kz.toml"
-        config.write_text(f"[plugins]\npaths = [{json.dumps(str(ws.plugins))}]\nreload = false\n"
-                          "[triggers]\nenabled = false\n")
+        config.write_text(
+            f"[plugins]\npaths = [{json.dumps(str(ws.plugins))}]\nreload = false\n[triggers]\nenabled = false\n"
+        )
         settings = load_settings(config, data_dir=data)
         engine = Engine(settings)
         api = Api(engine, settings)
@@ -105,20 +116,26 @@ def main(jobs: int) -> None:
                 ("token check (SHA-256, one store read)", lambda: keys.key_for_token(store, token)),
                 ("changes feed position (page cache check)", lambda: store.changes(None)),
                 ("the page's query: JobQuery, SQL, 51 rows of 19 columns", read_page),
-                ("50 jobs as JSON objects (Gregorian seconds, nulls out, csvs)",
-                 lambda: [api.view(row) for row in rows]),
+                (
+                    "50 jobs as JSON objects (Gregorian seconds, nulls out, csvs)",
+                    lambda: [api.view(row) for row in rows],
+                ),
                 ("JSON of the 50 (orjson)", lambda: _dumps(views)),
                 ("revision (SHA-256 of the JSON)", lambda: revision(body)),
                 ("next_start_key (JobQuery.page_token)", lambda: query.page_token(last)),
-                ("envelope and Response", lambda: api.envelope.success_json(call, body, b"0" * 32,
-                                                                             extra={"page_size": 50})),
+                (
+                    "envelope and Response",
+                    lambda: api.envelope.success_json(call, body, b"0" * 32, extra={"page_size": 50}),
+                ),
             ]
             job_steps = [
                 ("token check (SHA-256, one store read)", lambda: keys.key_for_token(store, token)),
                 ("Engine.get_job (one store read, a JobRecord)", lambda: engine.get_job(job.id)),
                 ("the job as JSON (task, csvs)", lambda: api.job_view(job)),
-                ("envelope (orjson, SHA-256) and Response",
-                 lambda: api.envelope.success(call, {"_read_only": api.job_view(job)})),
+                (
+                    "envelope (orjson, SHA-256) and Response",
+                    lambda: api.envelope.success(call, {"_read_only": api.job_view(job)}),
+                ),
             ]
             # The page's SQL alone, as SQLite runs it and hands its values to Python (the SQLite
             # store's own connection: a diagnostic, not the Store interface), and the plain index
@@ -129,14 +146,15 @@ def main(jobs: int) -> None:
             read_page()
             conn.set_trace_callback(None)
             sql = traced[-1]
-            columns = sql.split(" FROM (", 1)[0][len("SELECT "):]
-            plain = (f"SELECT {columns} FROM jobs WHERE account_id = '{account}'"
-                     " ORDER BY created DESC, id DESC LIMIT 51")
+            columns = sql.split(" FROM (", 1)[0][len("SELECT ") :]
+            plain = f"SELECT {columns} FROM jobs WHERE account_id = '{account}' ORDER BY created DESC, id DESC LIMIT 51"
             one = f"SELECT file_name FROM jobs WHERE account_id = '{account}' ORDER BY created DESC, id DESC LIMIT 51"
             print("the page's SQL alone (sqlite3 execute + fetchall):")
-            for name, text in (("the store's statement (keys of the page, then its rows)", sql),
-                               ("a plain index walk, the same 19 columns", plain),
-                               ("the same walk, 1 column (what the rows' lookups cost)", one)):
+            for name, text in (
+                ("the store's statement (keys of the page, then its rows)", sql),
+                ("a plain index walk, the same 19 columns", plain),
+                ("the same walk, 1 column (what the rows' lookups cost)", one),
+            ):
                 print(f"  {best_us(lambda text=text: conn.execute(text).fetchall()):7.1f} us  {name}")
 
             async def raw(scope: Any, receive: Any, send: Any) -> None:
@@ -159,9 +177,11 @@ def main(jobs: int) -> None:
                 if path.endswith("/tasks"):
                     api.pages = None  # the answer read from the store each time, as the steps are
                 whole = best_us(asgi_get(app, path, token), number=500)
-                print(f"  {whole:7.1f} us  the whole answer through the ASGI app, no HTTP (of which"
-                      f" {harness:.1f} us this script's event loop turn, the rest routing, CORS, request id,"
-                      " Accept rule, Starlette's Request and Response)")
+                print(
+                    f"  {whole:7.1f} us  the whole answer through the ASGI app, no HTTP (of which"
+                    f" {harness:.1f} us this script's event loop turn, the rest routing, CORS, request id,"
+                    " Accept rule, Starlette's Request and Response)"
+                )
         finally:
             api.close()
             engine.close()

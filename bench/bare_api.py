@@ -18,12 +18,14 @@ from starlette.routing import Route
 from kzconsole.api.serve import bind, make_server
 
 BODY = b'{"status":"success","data":{"id":"0123456789abcdef0123456789abcdef"}}'
-_JOB = (b'{"id":"0123456789abcdef0123456789abcdef","account_id":"00000000000000000000000000000001",'
-        b'"auth_account_id":"00000000000000000000000000000001","category":"number_management",'
-        b'"action":"import","file_name":"input-12345.csv","status":"success","created":63900000000,'
-        b'"start_timestamp":63900000001,"end_timestamp":63900000002,"total_count":1234,'
-        b'"success_count":1200,"failure_count":34,"node":"seed:1:000000","output_rows":1234,'
-        b'"wait_after_row_ms":0,"csvs":["in.csv","out.csv"]}')
+_JOB = (
+    b'{"id":"0123456789abcdef0123456789abcdef","account_id":"00000000000000000000000000000001",'
+    b'"auth_account_id":"00000000000000000000000000000001","category":"number_management",'
+    b'"action":"import","file_name":"input-12345.csv","status":"success","created":63900000000,'
+    b'"start_timestamp":63900000001,"end_timestamp":63900000002,"total_count":1234,'
+    b'"success_count":1200,"failure_count":34,"node":"seed:1:000000","output_rows":1234,'
+    b'"wait_after_row_ms":0,"csvs":["in.csv","out.csv"]}'
+)
 PAGE = b'{"status":"success","data":[' + b",".join([_JOB] * 50) + b'],"page_size":50}'
 
 

@@ -51,17 +51,27 @@ class Serve:
 
     def __init__(self, data: Path, plugins: Path, config: dict[str, Any] | None = None) -> None:
         cfg = data.parent / f"{data.name}.toml"
-        lines = ["[plugins]", f"paths = [{json.dumps(str(plugins))}]", "reload = false",
-                 "[triggers]", "enabled = false", "[api]"]
+        lines = [
+            "[plugins]",
+            f"paths = [{json.dumps(str(plugins))}]",
+            "reload = false",
+            "[triggers]",
+            "enabled = false",
+            "[api]",
+        ]
         lines += [f"{k} = {json.dumps(v)}" for k, v in (config or {}).items()]
         cfg.write_text("\n".join(lines) + "\n")
         self.base = [*KZCONSOLE, "--config", str(cfg), "--data-dir", str(data)]
         # cwd outside the repository: `python -m` puts the current folder first on sys.path, which
         # would run the checkout's kzconsole instead of KZBENCH_SRC's.
         self.cwd = str(data.parent)
-        self.proc = subprocess.Popen([*self.base, "serve", "--no-engine", "--listen", "127.0.0.1:0"],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=child_env(),
-                                     cwd=self.cwd)
+        self.proc = subprocess.Popen(
+            [*self.base, "serve", "--no-engine", "--listen", "127.0.0.1:0"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=child_env(),
+            cwd=self.cwd,
+        )
         assert self.proc.stderr is not None
         for raw in self.proc.stderr:
             found = _LISTENING.search(raw.decode("utf-8", "replace"))
@@ -76,8 +86,13 @@ class Serve:
         threading.Thread(target=lambda: [None for _ in self.proc.stderr], daemon=True).start()  # type: ignore[union-attr]
 
     def token(self, account: str) -> str:
-        out = subprocess.run([*self.base, "api-keys", "add", "--account", account, "--superadmin", "--json"],
-                             capture_output=True, check=True, env=child_env(), cwd=self.cwd).stdout
+        out = subprocess.run(
+            [*self.base, "api-keys", "add", "--account", account, "--superadmin", "--json"],
+            capture_output=True,
+            check=True,
+            env=child_env(),
+            cwd=self.cwd,
+        ).stdout
         key = json.loads(out)["key"]
         import httpx
 
@@ -103,9 +118,13 @@ class Serve:
 class Bare:
     def __init__(self, tmp: Path) -> None:
         port_file = tmp / "bare.port"
-        self.proc = subprocess.Popen([PYTHON, str(HERE / "bare_api.py"), str(port_file)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=child_env(),
-                                     cwd=str(tmp))
+        self.proc = subprocess.Popen(
+            [PYTHON, str(HERE / "bare_api.py"), str(port_file)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=child_env(),
+            cwd=str(tmp),
+        )
         deadline = time.monotonic() + 60
         while not (port_file.exists() and port_file.read_text()):
             if time.monotonic() > deadline or self.proc.poll() is not None:
@@ -141,7 +160,7 @@ def load(port: int, path: str, token: str | None, *, requests: int, connections:
                 if header[9:12] != b"200":
                     raise RuntimeError(f"{path}: {header[:80]!r}")
                 start = header.lower().index(b"content-length:") + 15
-                await reader.readexactly(int(header[start:header.index(b"\r\n", start)]))
+                await reader.readexactly(int(header[start : header.index(b"\r\n", start)]))
                 latencies.append(clock() - t0)
         finally:
             writer.close()
@@ -190,12 +209,15 @@ def big_round_trip(ws: Workspace, gigabytes: float, log: Callable[[str], None]) 
                 f.write(block)
                 written += len(block)
         total = source.stat().st_size
-        client = httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"X-Auth-Token": token},
-                              timeout=600)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{server.port}", headers={"X-Auth-Token": token}, timeout=600)
         t0 = time.perf_counter()
         with open(source, "rb") as body:
-            answer = client.put("/v2/tasks", params={"category": "bench", "action": "ok"}, content=body,
-                                headers={"Content-Type": "text/csv", "Content-Length": str(total)})
+            answer = client.put(
+                "/v2/tasks",
+                params={"category": "bench", "action": "ok"},
+                content=body,
+                headers={"Content-Type": "text/csv", "Content-Length": str(total)},
+            )
         assert answer.status_code == 201, answer.text[:500]
         upload_s = time.perf_counter() - t0
         job_id = answer.json()["data"]["_read_only"]["id"]
@@ -210,18 +232,34 @@ def big_round_trip(ws: Workspace, gigabytes: float, log: Callable[[str], None]) 
         client.close()
     finally:
         server.stop()
-    log(f"  1 GB: upload+check {upload_s:.1f} s, download {download_s:.1f} s; server RSS idle {idle:.1f} MB,"
-        f" peak {peak:.1f} MB")
-    return Result("14 API memory", f"serve peak RSS, {total / 1e9:.2f} GB CSV uploaded + downloaded", peak, "MB",
-                  baseline=idle, baseline_name="the same server, idle", goal="< 100 MB", met=peak < 100,
-                  note=f"upload+check {upload_s:.0f} s, download {download_s:.0f} s")
+    log(
+        f"  1 GB: upload+check {upload_s:.1f} s, download {download_s:.1f} s; server RSS idle {idle:.1f} MB,"
+        f" peak {peak:.1f} MB"
+    )
+    return Result(
+        "14 API memory",
+        f"serve peak RSS, {total / 1e9:.2f} GB CSV uploaded + downloaded",
+        peak,
+        "MB",
+        baseline=idle,
+        baseline_name="the same server, idle",
+        goal="< 100 MB",
+        met=peak < 100,
+        note=f"upload+check {upload_s:.0f} s, download {download_s:.0f} s",
+    )
 
 
 # ------------------------------------------------------------------------------- run
 
 
-def run(*, jobs: int = 100_000, requests: int = 4000, repeats: int = 3, gigabytes: float = 1.0,
-        log: Callable[[str], None] = print) -> list[Result]:
+def run(
+    *,
+    jobs: int = 100_000,
+    requests: int = 4000,
+    repeats: int = 3,
+    gigabytes: float = 1.0,
+    log: Callable[[str], None] = print,
+) -> list[Result]:
     results: list[Result] = []
     with Workspace("kzbench-api-") as ws:
         data = ws.data_dir("api")
@@ -272,22 +310,35 @@ def run(*, jobs: int = 100_000, requests: int = 4000, repeats: int = 3, gigabyte
             # within a few us): steadier than requests/s when other work shares the cores.
             cpu = {k: min(v) for k, v in cpus.items()}
             for name in targets:
-                log(f"  {name:9} {med[name]:7,.0f} req/s ({med[name] / med['bare']:.2f}x bare), p99 {tail[name]:5.1f} ms,"
-                    f" server CPU {cpu[name]:5.0f} us a request")
+                log(
+                    f"  {name:9} {med[name]:7,.0f} req/s ({med[name] / med['bare']:.2f}x bare), p99 {tail[name]:5.1f} ms,"
+                    f" server CPU {cpu[name]:5.0f} us a request"
+                )
         finally:
             server.stop()
             uncached.stop()
             bare.stop()
-        for name, what in (("job", "GET one job"),
-                           ("page", "GET a listing page (50 jobs), polled: from the page cache"),
-                           ("uncached", "GET a listing page (50 jobs), read from the store (cache off)")):
-            results.append(Result(
-                "14 API throughput", f"{what}, {jobs:,} jobs in the store", med[name], "req/s",
-                baseline=med["bare"], baseline_name="bare Starlette endpoint, same uvicorn server",
-                goal=">= 0.5x bare", met=med[name] >= 0.5 * med["bare"],
-                note=f"p99 {tail[name]:.1f} ms (bare {tail['bare']:.1f} ms); server CPU {cpu[name]:.0f} us a request"
-                     f" (bare {cpu['bare']:.0f} us); 8 connections",
-                samples=rates[name], baseline_samples=rates["bare"]))
+        for name, what in (
+            ("job", "GET one job"),
+            ("page", "GET a listing page (50 jobs), polled: from the page cache"),
+            ("uncached", "GET a listing page (50 jobs), read from the store (cache off)"),
+        ):
+            results.append(
+                Result(
+                    "14 API throughput",
+                    f"{what}, {jobs:,} jobs in the store",
+                    med[name],
+                    "req/s",
+                    baseline=med["bare"],
+                    baseline_name="bare Starlette endpoint, same uvicorn server",
+                    goal=">= 0.5x bare",
+                    met=med[name] >= 0.5 * med["bare"],
+                    note=f"p99 {tail[name]:.1f} ms (bare {tail['bare']:.1f} ms); server CPU {cpu[name]:.0f} us a request"
+                    f" (bare {cpu['bare']:.0f} us); 8 connections",
+                    samples=rates[name],
+                    baseline_samples=rates["bare"],
+                )
+            )
         if gigabytes > 0:
             results.append(big_round_trip(ws, gigabytes, log))
     return results
@@ -302,5 +353,7 @@ if __name__ == "__main__":
     args = ap.parse_args()
     for r in run(repeats=1 if args.quick else 3, requests=2000 if args.quick else 4000, gigabytes=args.gb):
         ratio = f" ({r.ratio:.2f}x)" if r.ratio is not None else ""
-        print(f"{r.target}: {r.name}: {r.value:,.1f} {r.unit} vs {r.baseline:,.1f}{ratio}; goal {r.goal}:"
-              f" {'met' if r.met else 'NOT met'}; {r.note}")
+        print(
+            f"{r.target}: {r.name}: {r.value:,.1f} {r.unit} vs {r.baseline:,.1f}{ratio}; goal {r.goal}:"
+            f" {'met' if r.met else 'NOT met'}; {r.note}"
+        )

@@ -39,7 +39,7 @@ from tests.pgserver import BENCH_SETTINGS, PostgresServer
 HERE = Path(__file__).resolve()
 
 # Rows that wait on I/O, as a task calling a remote API would.
-IO_PLUGIN = '''\
+IO_PLUGIN = """\
 import time
 
 from kzconsole.plugin import OK, task
@@ -49,13 +49,14 @@ from kzconsole.plugin import OK, task
 def io_row(ctx, it, row):
     time.sleep(0.002)
     return OK
-'''
+"""
 
 
 def _config(path: Path, url: str, **tasks: object) -> Path:
     lines = ["[store]", f'url = "{url}"', "[tasks]"]
-    lines += [f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"'
-              for key, value in tasks.items()]
+    lines += [
+        f"{key} = {value!r}" if not isinstance(value, str) else f'{key} = "{value}"' for key, value in tasks.items()
+    ]
     lines += ["[triggers]", "enabled = false"]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -143,25 +144,53 @@ def bench_jobs(server: PostgresServer, ws: Workspace, jobs: int, repeats: int, l
     p1_s: list[float] = []
     p4_s: list[float] = []
     for i in range(repeats):
-        p1 = _child(["--child", "procrastinate", "--url", server.create_database(), "--jobs", str(jobs),
-                     "--workers", "1"])
-        e = _child(["--child", "engine", "--url", server.create_database(), "--root",
-                    str(ws.data_dir(f"engine-{i}")), "--plugins", str(ws.plugins), "--jobs", str(jobs)])
-        p4 = _child(["--child", "procrastinate", "--url", server.create_database(), "--jobs", str(jobs),
-                     "--workers", "4"])
+        p1 = _child(
+            ["--child", "procrastinate", "--url", server.create_database(), "--jobs", str(jobs), "--workers", "1"]
+        )
+        e = _child(
+            [
+                "--child",
+                "engine",
+                "--url",
+                server.create_database(),
+                "--root",
+                str(ws.data_dir(f"engine-{i}")),
+                "--plugins",
+                str(ws.plugins),
+                "--jobs",
+                str(jobs),
+            ]
+        )
+        p4 = _child(
+            ["--child", "procrastinate", "--url", server.create_database(), "--jobs", str(jobs), "--workers", "4"]
+        )
         p1_s.append(p1["seconds"])
         engine_s.append(e["seconds"])
         p4_s.append(p4["seconds"])
-        log(f"  run {i + 1}: engine {e['seconds']:.2f} s (adding {e['created_seconds']:.2f} s), "
-            f"procrastinate 1: {p1['seconds']:.2f} s, 4: {p4['seconds']:.2f} s")
+        log(
+            f"  run {i + 1}: engine {e['seconds']:.2f} s (adding {e['created_seconds']:.2f} s), "
+            f"procrastinate 1: {p1['seconds']:.2f} s, 4: {p4['seconds']:.2f} s"
+        )
     rate = jobs / median(engine_s)
     r1, r4 = jobs / median(p1_s), jobs / median(p4_s)
-    best, name, samples = (r1, "procrastinate, concurrency 1", p1_s) if r1 >= r4 else (
-        r4, "procrastinate, concurrency 4", p4_s)
-    return [Result("12 cluster jobs", f"{jobs:,} tiny noinput jobs on PostgreSQL (max_running 4)", rate,
-                   "jobs/s", baseline=best, baseline_name=name + ", same server", goal="ratio >= 1.0",
-                   met=rate >= best, note=f"procrastinate 1: {r1:,.0f} jobs/s, 4: {r4:,.0f} jobs/s",
-                   samples=[jobs / s for s in engine_s], baseline_samples=[jobs / s for s in samples])]
+    best, name, samples = (
+        (r1, "procrastinate, concurrency 1", p1_s) if r1 >= r4 else (r4, "procrastinate, concurrency 4", p4_s)
+    )
+    return [
+        Result(
+            "12 cluster jobs",
+            f"{jobs:,} tiny noinput jobs on PostgreSQL (max_running 4)",
+            rate,
+            "jobs/s",
+            baseline=best,
+            baseline_name=name + ", same server",
+            goal="ratio >= 1.0",
+            met=rate >= best,
+            note=f"procrastinate 1: {r1:,.0f} jobs/s, 4: {r4:,.0f} jobs/s",
+            samples=[jobs / s for s in engine_s],
+            baseline_samples=[jobs / s for s in samples],
+        )
+    ]
 
 
 # ----------------------------------------------------------------------------- rows
@@ -172,8 +201,21 @@ def _run_rows(ws: Workspace, src: Path, name: str, url: str | None) -> tuple[flo
     cmd = [*KZCONSOLE]
     if url is not None:
         cmd += ["--config", str(_config(ws.root / f"{name}.toml", url))]
-    cmd += ["--data-dir", str(data_dir), "--plugins", str(ws.plugins), "tasks", "add", "bench", "ok",
-            "--input", str(src), "--wait-ms", "0", "--run"]
+    cmd += [
+        "--data-dir",
+        str(data_dir),
+        "--plugins",
+        str(ws.plugins),
+        "tasks",
+        "add",
+        "bench",
+        "ok",
+        "--input",
+        str(src),
+        "--wait-ms",
+        "0",
+        "--run",
+    ]
     run = run_child(cmd)
     if run.returncode != 0 or b"success" not in run.stdout:
         raise RuntimeError(f"{name} failed ({run.returncode}): {run.stdout[-500:]!r} {run.stderr[-2000:]!r}")
@@ -192,17 +234,36 @@ def bench_rows(server: PostgresServer, ws: Workspace, rows: int, repeats: int, l
         s, rss = _run_rows(ws, src, f"pg-{i}", server.create_database())
         pg_s.append(s)
         pg_rss.append(rss)
-        log(f"  run {i + 1}: PostgreSQL {pg_s[-1]:.2f} s ({pg_rss[-1]:.0f} MB), "
-            f"SQLite {lite_s[-1]:.2f} s ({lite_rss[-1]:.0f} MB)")
+        log(
+            f"  run {i + 1}: PostgreSQL {pg_s[-1]:.2f} s ({pg_rss[-1]:.0f} MB), "
+            f"SQLite {lite_s[-1]:.2f} s ({lite_rss[-1]:.0f} MB)"
+        )
     rate, base = rows / median(pg_s), rows / median(lite_s)
     return [
-        Result("12 cluster rows", f"one {rows:,}-row job on PostgreSQL (whole process)", rate, "rows/s",
-               baseline=base, baseline_name="the same job on SQLite", goal="ratio >= 0.8",
-               met=rate >= 0.8 * base, samples=[rows / s for s in pg_s],
-               baseline_samples=[rows / s for s in lite_s]),
-        Result("12 cluster memory", "peak RSS of that job on PostgreSQL", max(pg_rss), "MB",
-               baseline=max(lite_rss), baseline_name="the same job on SQLite", goal="< 100 MB",
-               met=max(pg_rss) < 100, samples=pg_rss, baseline_samples=lite_rss),
+        Result(
+            "12 cluster rows",
+            f"one {rows:,}-row job on PostgreSQL (whole process)",
+            rate,
+            "rows/s",
+            baseline=base,
+            baseline_name="the same job on SQLite",
+            goal="ratio >= 0.8",
+            met=rate >= 0.8 * base,
+            samples=[rows / s for s in pg_s],
+            baseline_samples=[rows / s for s in lite_s],
+        ),
+        Result(
+            "12 cluster memory",
+            "peak RSS of that job on PostgreSQL",
+            max(pg_rss),
+            "MB",
+            baseline=max(lite_rss),
+            baseline_name="the same job on SQLite",
+            goal="< 100 MB",
+            met=max(pg_rss) < 100,
+            samples=pg_rss,
+            baseline_samples=lite_rss,
+        ),
     ]
 
 
@@ -221,9 +282,15 @@ def _scale_once(server: PostgresServer, ws: Workspace, engines: int, jobs: int, 
     env = child_env()
     base = [*KZCONSOLE, "--config", str(config), "--plugins", str(plugins)]
     # One data dir per engine: nothing is shared but the store (as on separate nodes).
-    procs = [subprocess.Popen([*base, "--data-dir", str(root / f"node{n}"), "engine", "--node", f"node{n}"],
-                              env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-             for n in range(engines)]
+    procs = [
+        subprocess.Popen(
+            [*base, "--data-dir", str(root / f"node{n}"), "engine", "--node", f"node{n}"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for n in range(engines)
+    ]
     try:
         from kzconsole.config import load_settings
         from kzconsole.engine import Engine
@@ -237,8 +304,7 @@ def _scale_once(server: PostgresServer, ws: Workspace, engines: int, jobs: int, 
             start = time.perf_counter()
             for job_id in ids:
                 cli.start_job(job_id)
-            while store.count_jobs(status=["success", "failure", "partial", "stopped",
-                                           "internal_error"]) < jobs:
+            while store.count_jobs(status=["success", "failure", "partial", "stopped", "internal_error"]) < jobs:
                 time.sleep(0.02)
             seconds = time.perf_counter() - start
             bad = store.count_jobs(status=["failure", "partial", "stopped", "internal_error"])
@@ -267,27 +333,40 @@ def bench_scale(server: PostgresServer, ws: Workspace, repeats: int, log) -> lis
     results = []
     for n in (2, 4):
         value = median(rates[n])
-        results.append(Result(
-            "12 cluster scale", f"{n} engines, rows waiting 2 ms ({jobs} jobs x {rows} rows)", value,
-            "rows/s", baseline=one * n, baseline_name=f"{n} x one engine ({one:,.0f} rows/s)",
-            goal=f">= 0.8 x {n} x one engine", met=value >= 0.8 * n * one,
-            samples=rates[n], baseline_samples=[r * n for r in rates[1]]))
+        results.append(
+            Result(
+                "12 cluster scale",
+                f"{n} engines, rows waiting 2 ms ({jobs} jobs x {rows} rows)",
+                value,
+                "rows/s",
+                baseline=one * n,
+                baseline_name=f"{n} x one engine ({one:,.0f} rows/s)",
+                goal=f">= 0.8 x {n} x one engine",
+                met=value >= 0.8 * n * one,
+                samples=rates[n],
+                baseline_samples=[r * n for r in rates[1]],
+            )
+        )
     return results
 
 
 # ----------------------------------------------------------------------------- driver
 
 
-def run(only: tuple[str, ...] = ("jobs", "rows", "scale"), jobs: int = 2000, rows: int = 1_000_000,
-        repeats: int = 3, log=print) -> list[Result]:
+def run(
+    only: tuple[str, ...] = ("jobs", "rows", "scale"),
+    jobs: int = 2000,
+    rows: int = 1_000_000,
+    repeats: int = 3,
+    log=print,
+) -> list[Result]:
     results: list[Result] = []
     with PostgresServer(BENCH_SETTINGS) as server, Workspace(prefix="kzbench-cluster-") as ws:
         if "jobs" in only:
             try:
                 import procrastinate  # noqa: F401
             except ImportError:
-                results.append(Result("12 cluster jobs", "pending: procrastinate is not installed",
-                                      None, "jobs/s"))
+                results.append(Result("12 cluster jobs", "pending: procrastinate is not installed", None, "jobs/s"))
             else:
                 results += bench_jobs(server, ws, jobs, repeats, log)
         if "rows" in only:
@@ -317,8 +396,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     for r in run(tuple(args.only.split(",")), args.jobs, args.rows, args.repeats):
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
-        print(f"{r.target}: {r.name}: {r.value} {r.unit} vs {r.baseline} ({r.baseline_name}):"
-              f" ratio {ratio} met={r.met}; {r.note}")
+        print(
+            f"{r.target}: {r.name}: {r.value} {r.unit} vs {r.baseline} ({r.baseline_name}):"
+            f" ratio {ratio} met={r.met}; {r.note}"
+        )
     return 0
 
 

@@ -193,9 +193,16 @@ def child_filter(data_dir: Path, plugins: Path) -> dict:
 
     settings = _settings(data_dir, plugins)
     app = KzConsoleApp(settings, start_engine=False)
-    cases = [("status", "failure"), ("word", "import"), ("account part", "account:000a"),
-             ("regex", "re:numbers/(dedupe|e164)"), ("inverted", "!success"),
-             ("sort task", "T"), ("sort account", "A"), ("sort failures", "X")]
+    cases = [
+        ("status", "failure"),
+        ("word", "import"),
+        ("account part", "account:000a"),
+        ("regex", "re:numbers/(dedupe|e164)"),
+        ("inverted", "!success"),
+        ("sort task", "T"),
+        ("sort account", "A"),
+        ("sort failures", "X"),
+    ]
     result: dict = {}
 
     async def main() -> None:
@@ -241,8 +248,9 @@ def terminal_bytes(ws: Workspace, log=print, seconds: float = 5.0) -> list[Resul
     slow = engine.add_job("bench", "ok", input=slow_src, wait_ms=100, start=True)
     engine.close()
     out: list[Result] = []
-    term = Terminal([PYTHON, "-m", "kzconsole", "--data-dir", str(data_dir), "--plugins", str(ws.plugins)],
-                    size=(100, 30), env=env)
+    term = Terminal(
+        [PYTHON, "-m", "kzconsole", "--data-dir", str(data_dir), "--plugins", str(ws.plugins)], size=(100, 30), env=env
+    )
     try:
         term.wait_for("1 running", timeout=60)
         # The baseline: one full repaint of the screen (a resize repaints everything), per second.
@@ -284,8 +292,18 @@ def terminal_bytes(ws: Workspace, log=print, seconds: float = 5.0) -> list[Resul
             goal, met = "< 5 KiB/s at 100x30", rate < 5 * 1024
         elif label in ("job view of a finished job", "jobs list, nothing running", "catalog", "plugins"):
             goal, met = "0 bytes/s (nothing changes)", rate == 0
-        out.append(Result("13.1 terminal output", label, rate, "bytes/s", baseline=full,
-                          baseline_name="a full repaint each second", goal=goal, met=met))
+        out.append(
+            Result(
+                "13.1 terminal output",
+                label,
+                rate,
+                "bytes/s",
+                baseline=full,
+                baseline_name="a full repaint each second",
+                goal=goal,
+                met=met,
+            )
+        )
     return out
 
 
@@ -307,8 +325,10 @@ def run(jobs: int = 100_000, rows: int = 200_000, repeats: int = 3, presses: int
     try:
         import kzconsole.app  # noqa: F401
     except ImportError as exc:
-        return [Result("4 console first paint", "pending: kzconsole.app is missing", None, "s", note=str(exc)),
-                Result("5 console under load", "pending: kzconsole.app is missing", None, "ms", note=str(exc))]
+        return [
+            Result("4 console first paint", "pending: kzconsole.app is missing", None, "s", note=str(exc)),
+            Result("5 console under load", "pending: kzconsole.app is missing", None, "ms", note=str(exc)),
+        ]
     from seed import seed_jobs
 
     results: list[Result] = []
@@ -320,60 +340,135 @@ def run(jobs: int = 100_000, rows: int = 200_000, repeats: int = 3, presses: int
         full, empty = [], []
         for i in range(repeats):
             e = _child(["--child", "paint", "--data", str(_seeded(ws, None, "paint0")), "--plugins", str(ws.plugins)])
-            f = _child(["--child", "paint", "--data", str(_seeded(ws, template, "paint")), "--plugins", str(ws.plugins)])
+            f = _child(
+                ["--child", "paint", "--data", str(_seeded(ws, template, "paint")), "--plugins", str(ws.plugins)]
+            )
             empty.append(e["seconds"])
             full.append(f["seconds"])
             log(f"  first paint {i + 1}: {jobs:,} jobs {f['seconds']:.3f} s, empty store {e['seconds']:.3f} s")
-        results.append(Result(
-            "4 console first paint", f"import + mount + first page, {jobs:,} jobs", median(full), "s",
-            baseline=median(empty), baseline_name="same, empty store", goal="< 1 s", met=median(full) < 1.0,
-            samples=full, baseline_samples=empty,
-        ))
+        results.append(
+            Result(
+                "4 console first paint",
+                f"import + mount + first page, {jobs:,} jobs",
+                median(full),
+                "s",
+                baseline=median(empty),
+                baseline_name="same, empty store",
+                goal="< 1 s",
+                met=median(full) < 1.0,
+                samples=full,
+                baseline_samples=empty,
+            )
+        )
 
         src = ws.root / "load.csv"
         write_csv(src, rows)
-        plain = _child(["--child", "load", "--data", str(_seeded(ws, template, "alone")), "--plugins",
-                        str(ws.plugins), "--src", str(src), "--rows", str(rows)])
-        loaded = _child(["--child", "load-console", "--data", str(_seeded(ws, template, "console")), "--plugins",
-                         str(ws.plugins), "--src", str(src), "--rows", str(rows), "--presses", str(presses)])
+        plain = _child(
+            [
+                "--child",
+                "load",
+                "--data",
+                str(_seeded(ws, template, "alone")),
+                "--plugins",
+                str(ws.plugins),
+                "--src",
+                str(src),
+                "--rows",
+                str(rows),
+            ]
+        )
+        loaded = _child(
+            [
+                "--child",
+                "load-console",
+                "--data",
+                str(_seeded(ws, template, "console")),
+                "--plugins",
+                str(ws.plugins),
+                "--src",
+                str(src),
+                "--rows",
+                str(rows),
+                "--presses",
+                str(presses),
+            ]
+        )
         ws.data_dir("alone")
         ws.data_dir("console")
         lat_ms = [x * 1000 for x in loaded["latencies"]]
         idle_ms = [x * 1000 for x in loaded["idle_latencies"]]
         running = loaded["running_at_presses"]
-        log(f"  key presses: median {median(lat_ms):.1f} ms, max {max(lat_ms):.1f} ms "
+        log(
+            f"  key presses: median {median(lat_ms):.1f} ms, max {max(lat_ms):.1f} ms "
             f"({sum(1 for r in running if r >= 8)} of {len(running)} presses with 8 jobs running); "
-            f"idle console: median {median(idle_ms):.1f} ms")
-        log(f"  8 jobs x {rows:,} rows: {plain['rows_per_second']:,.0f} rows/s alone, "
-            f"{loaded['rows_per_second']:,.0f} rows/s with the console")
-        results.append(Result(
-            "5 console under load", f"key press (down) in the jobs view, {jobs:,} jobs, 8 running", median(lat_ms),
-            "ms", baseline=median(idle_ms), baseline_name="same console, no job running",
-            goal="median < 100 ms", met=median(lat_ms) < 100, baseline_samples=idle_ms,
-            note=f"max {max(lat_ms):.0f} ms; 8 jobs running at {sum(1 for r in running if r >= 8)} of {len(running)} presses",
-            samples=lat_ms,
-        ))
+            f"idle console: median {median(idle_ms):.1f} ms"
+        )
+        log(
+            f"  8 jobs x {rows:,} rows: {plain['rows_per_second']:,.0f} rows/s alone, "
+            f"{loaded['rows_per_second']:,.0f} rows/s with the console"
+        )
+        results.append(
+            Result(
+                "5 console under load",
+                f"key press (down) in the jobs view, {jobs:,} jobs, 8 running",
+                median(lat_ms),
+                "ms",
+                baseline=median(idle_ms),
+                baseline_name="same console, no job running",
+                goal="median < 100 ms",
+                met=median(lat_ms) < 100,
+                baseline_samples=idle_ms,
+                note=f"max {max(lat_ms):.0f} ms; 8 jobs running at {sum(1 for r in running if r >= 8)} of {len(running)} presses",
+                samples=lat_ms,
+            )
+        )
         ratio = loaded["rows_per_second"] / plain["rows_per_second"]
-        results.append(Result(
-            "5 console under load", "engine throughput with the console, 8 jobs", loaded["rows_per_second"],
-            "rows/s", baseline=plain["rows_per_second"], baseline_name="same jobs, no console",
-            goal="drop <= 20% (ratio >= 0.8)", met=ratio >= 0.8,
-        ))
+        results.append(
+            Result(
+                "5 console under load",
+                "engine throughput with the console, 8 jobs",
+                loaded["rows_per_second"],
+                "rows/s",
+                baseline=plain["rows_per_second"],
+                baseline_name="same jobs, no console",
+                goal="drop <= 20% (ratio >= 0.8)",
+                met=ratio >= 0.8,
+            )
+        )
 
-        timings = _child(["--child", "filter", "--data", str(_seeded(ws, template, "filter")), "--plugins",
-                          str(ws.plugins)])
+        timings = _child(
+            ["--child", "filter", "--data", str(_seeded(ws, template, "filter")), "--plugins", str(ws.plugins)]
+        )
         base = timings["status"]
         for name in ("word", "account part", "regex", "inverted", "sort task", "sort account", "sort failures"):
-            log(f"  {jobs:,} jobs, {name}: {timings[name] * 1000:.0f} ms ({timings[name + ' rows']:,} rows); "
-                f"status filter {base * 1000:.0f} ms")
-            results.append(Result("13.11 filter and sort", f"{name}, {jobs:,} jobs", timings[name] * 1000, "ms",
-                                  baseline=base * 1000, baseline_name="status filter (the store's index)",
-                                  goal="< 300 ms", met=timings[name] < 0.3))
+            log(
+                f"  {jobs:,} jobs, {name}: {timings[name] * 1000:.0f} ms ({timings[name + ' rows']:,} rows); "
+                f"status filter {base * 1000:.0f} ms"
+            )
+            results.append(
+                Result(
+                    "13.11 filter and sort",
+                    f"{name}, {jobs:,} jobs",
+                    timings[name] * 1000,
+                    "ms",
+                    baseline=base * 1000,
+                    baseline_name="status filter (the store's index)",
+                    goal="< 300 ms",
+                    met=timings[name] < 0.3,
+                )
+            )
         try:
             results.extend(terminal_bytes(ws, log))
         except Exception as exc:  # noqa: BLE001 - no pty here: the other figures stand
-            results.append(Result("13.1 terminal output", "pending: no pseudo-terminal", None, "bytes/s",
-                                  note=f"{type(exc).__name__}: {exc}"))
+            results.append(
+                Result(
+                    "13.1 terminal output",
+                    "pending: no pseudo-terminal",
+                    None,
+                    "bytes/s",
+                    note=f"{type(exc).__name__}: {exc}",
+                )
+            )
     return results
 
 
@@ -395,12 +490,24 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child_filter(Path(args.data), Path(args.plugins))))
         return 0
     if args.child in ("load", "load-console"):
-        print(json.dumps(child_load(Path(args.data), Path(args.plugins), Path(args.src), args.rows,
-                                    args.child == "load-console", args.presses)))
+        print(
+            json.dumps(
+                child_load(
+                    Path(args.data),
+                    Path(args.plugins),
+                    Path(args.src),
+                    args.rows,
+                    args.child == "load-console",
+                    args.presses,
+                )
+            )
+        )
         return 0
     for r in run(args.jobs, args.rows, args.repeats, args.presses):
         base = f" vs {r.baseline:,.3f} ({r.baseline_name})" if r.baseline is not None else ""
-        print(f"{r.target}: {r.name}: {r.value if r.value is None else round(r.value, 3)} {r.unit}{base} met={r.met} {r.note}")
+        print(
+            f"{r.target}: {r.name}: {r.value if r.value is None else round(r.value, 3)} {r.unit}{base} met={r.met} {r.note}"
+        )
     return 0
 
 

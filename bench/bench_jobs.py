@@ -103,8 +103,20 @@ def child_huey(root: Path, jobs: int, workers: int) -> dict:
 
 def _child(kind: str, ws: Workspace, jobs: int, workers: int, name: str) -> dict:
     root = ws.data_dir(name)  # a new, empty folder for each run
-    cmd = [PYTHON, str(HERE), "--child", kind, "--root", str(root), "--plugins", str(ws.plugins),
-           "--jobs", str(jobs), "--workers", str(workers)]
+    cmd = [
+        PYTHON,
+        str(HERE),
+        "--child",
+        kind,
+        "--root",
+        str(root),
+        "--plugins",
+        str(ws.plugins),
+        "--jobs",
+        str(jobs),
+        "--workers",
+        str(workers),
+    ]
     run = run_child(cmd)
     if run.returncode != 0:
         raise RuntimeError(f"{kind} child failed: {run.stderr[-3000:].decode(errors='replace')}")
@@ -126,19 +138,33 @@ def run(jobs: int = 2000, repeats: int = 3, log=print) -> list[Result]:
             huey1_s.append(h1["seconds"])
             engine_s.append(e["seconds"])
             huey4_s.append(h4["seconds"])
-            log(f"  run {i + 1}: engine {e['seconds']:.2f} s (adding {e['created_seconds']:.2f} s), "
-                f"huey 1 worker {h1['seconds']:.2f} s, huey 4 workers {h4['seconds']:.2f} s")
+            log(
+                f"  run {i + 1}: engine {e['seconds']:.2f} s (adding {e['created_seconds']:.2f} s), "
+                f"huey 1 worker {h1['seconds']:.2f} s, huey 4 workers {h4['seconds']:.2f} s"
+            )
     e_rate = jobs / median(engine_s)
     h1_rate = jobs / median(huey1_s)
     h4_rate = jobs / median(huey4_s)
-    best, best_name = (h1_rate, "huey SqliteHuey, 1 thread worker") if h1_rate >= h4_rate else (
-        h4_rate, "huey SqliteHuey, 4 thread workers")
-    return [Result(
-        "3 job throughput", f"{jobs:,} tiny noinput jobs, Engine (max_running 4)", e_rate, "jobs/s",
-        baseline=best, baseline_name=best_name, goal="ratio >= 1.0", met=e_rate >= best,
-        note=f"huey 1 worker {h1_rate:,.0f} jobs/s, 4 workers {h4_rate:,.0f} jobs/s",
-        samples=[jobs / s for s in engine_s], baseline_samples=[jobs / s for s in (huey1_s if best == h1_rate else huey4_s)],
-    )]
+    best, best_name = (
+        (h1_rate, "huey SqliteHuey, 1 thread worker")
+        if h1_rate >= h4_rate
+        else (h4_rate, "huey SqliteHuey, 4 thread workers")
+    )
+    return [
+        Result(
+            "3 job throughput",
+            f"{jobs:,} tiny noinput jobs, Engine (max_running 4)",
+            e_rate,
+            "jobs/s",
+            baseline=best,
+            baseline_name=best_name,
+            goal="ratio >= 1.0",
+            met=e_rate >= best,
+            note=f"huey 1 worker {h1_rate:,.0f} jobs/s, 4 workers {h4_rate:,.0f} jobs/s",
+            samples=[jobs / s for s in engine_s],
+            baseline_samples=[jobs / s for s in (huey1_s if best == h1_rate else huey4_s)],
+        )
+    ]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,8 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child_huey(Path(args.root), args.jobs, args.workers)))
         return 0
     for r in run(args.jobs, args.repeats):
-        print(f"{r.target}: {r.value:,.0f} {r.unit} vs {r.baseline:,.0f} ({r.baseline_name}): "
-              f"ratio {r.ratio:.2f} met={r.met}; {r.note}")
+        print(
+            f"{r.target}: {r.value:,.0f} {r.unit} vs {r.baseline:,.0f} ({r.baseline_name}): "
+            f"ratio {r.ratio:.2f} met={r.met}; {r.note}"
+        )
     return 0
 
 

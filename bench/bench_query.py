@@ -40,10 +40,15 @@ def _vary(db: Path) -> None:
     try:
         conn.execute("BEGIN IMMEDIATE")
         conn.execute("UPDATE jobs SET end_timestamp = start_timestamp + (rowid * 7919 % 36000) / 10.0")
-        conn.execute("UPDATE jobs SET status = 'executing', end_timestamp = NULL, start_timestamp = ?"
-                     " - (rowid % 3600) WHERE rowid % 400 = 0", (time.time(),))
-        conn.execute("UPDATE jobs SET status = 'pending', start_timestamp = NULL, end_timestamp = NULL,"
-                     " success_count = 0, failure_count = 0 WHERE rowid % 50 = 1")
+        conn.execute(
+            "UPDATE jobs SET status = 'executing', end_timestamp = NULL, start_timestamp = ?"
+            " - (rowid % 3600) WHERE rowid % 400 = 0",
+            (time.time(),),
+        )
+        conn.execute(
+            "UPDATE jobs SET status = 'pending', start_timestamp = NULL, end_timestamp = NULL,"
+            " success_count = 0, failure_count = 0 WHERE rowid % 50 = 1"
+        )
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     finally:
@@ -92,8 +97,10 @@ def run(jobs: int = 100_000, repeats: int = 5, log=print) -> list[Result]:
             filters: list[tuple[str, JobQuery]] = [
                 ("no filter", JobQuery()),
                 ("status executing (0.25% of jobs)", JobQuery(status="executing")),
-                ("status: done (5 statuses)", JobQuery(status=["success", "failure", "partial", "stopped",
-                                                              "internal_error"])),
+                (
+                    "status: done (5 statuses)",
+                    JobQuery(status=["success", "failure", "partial", "stopped", "internal_error"]),
+                ),
                 ("status failure,partial", JobQuery(status=["failure", "partial"])),
                 ("account (exact)", JobQuery(account_id=account)),
                 ("account: a piece", JobQuery(account_part=account[-5:])),
@@ -113,8 +120,7 @@ def run(jobs: int = 100_000, repeats: int = 5, log=print) -> list[Result]:
                 ("regex + account", JobQuery(regex="input-1", account_id=account)),
                 ("word + sort by task", JobQuery(words=["import"], sort="task")),
                 ("regex + sort by rate", JobQuery(regex=r"input-12\d\d5", sort="rate", now=now)),
-                ("status done + sort by duration", JobQuery(status=["success", "failure"], sort="duration",
-                                                            now=now)),
+                ("status done + sort by duration", JobQuery(status=["success", "failure"], sort="duration", now=now)),
                 ("account + sort by failures", JobQuery(account_id=account, sort="failure")),
             ]
             from kzconsole.engine import SORTS
@@ -129,16 +135,18 @@ def run(jobs: int = 100_000, repeats: int = 5, log=print) -> list[Result]:
                     query = JobQuery(sort=sort, descending=descending, now=now)
                     ours, base = measure(answer(query))
                     total = store.count_jobs(query)
-                    deep, _ = measure(lambda q=query, t=total: store.list_jobs(q.replace(
-                        limit=PAGE, offset=max(0, t - PAGE))))
-                    middle, _ = measure(lambda q=query, t=total: store.list_jobs(q.replace(
-                        limit=PAGE, offset=t // 2)))
+                    deep, _ = measure(
+                        lambda q=query, t=total: store.list_jobs(q.replace(limit=PAGE, offset=max(0, t - PAGE)))
+                    )
+                    middle, _ = measure(lambda q=query, t=total: store.list_jobs(q.replace(limit=PAGE, offset=t // 2)))
                     first = store.list_jobs(query.replace(limit=PAGE))
                     nxt, _ = measure(lambda q=query, f=first: store.list_jobs(q.replace(limit=PAGE).next_page(f[-1])))
                     label = f"sort {sort} {'desc' if descending else 'asc'}"
                     rows.append((label, ours, base, max(deep, middle), nxt))
-                    log(f"  {label:30} {ours:7.1f} ms   middle page {middle:6.1f} ms   last page {deep:6.1f} ms"
-                        f"   next page {nxt:5.1f} ms   (status filter {base:5.1f} ms)")
+                    log(
+                        f"  {label:30} {ours:7.1f} ms   middle page {middle:6.1f} ms   last page {deep:6.1f} ms"
+                        f"   next page {nxt:5.1f} ms   (status filter {base:5.1f} ms)"
+                    )
 
             def by_prefix() -> None:
                 assert len(store.list_jobs(JobQuery(id_prefix=some.id[:8], limit=2))) == 1
@@ -151,7 +159,9 @@ def run(jobs: int = 100_000, repeats: int = 5, log=print) -> list[Result]:
             for _ in range(repeats * 4):
                 full_s.append(_timed(by_id))
                 prefix_s.append(_timed(by_prefix))
-            log(f"  prefix lookup (8 characters, limit 2) {median(prefix_s):.2f} ms, by full id {median(full_s):.2f} ms")
+            log(
+                f"  prefix lookup (8 characters, limit 2) {median(prefix_s):.2f} ms, by full id {median(full_s):.2f} ms"
+            )
         finally:
             store.close()
         shutil.rmtree(data, ignore_errors=True)
@@ -161,17 +171,38 @@ def run(jobs: int = 100_000, repeats: int = 5, log=print) -> list[Result]:
     worst_next = max((r for r in rows if r[4] is not None), key=lambda r: r[4] or 0)
     base = median(base_all)
     return [
-        Result("13.11 filter and sort", f"slowest of {len(rows)} filters/sorts: {worst[0]}"[:48], worst[1], "ms",
-               baseline=base, baseline_name="status filter (failure): count + first page",
-               goal="< 300 ms (count + first page)", met=worst[1] < 300,
-               note=f"{jobs:,} jobs; median of all {len(rows)}: {median([r[1] for r in rows]):.1f} ms"),
-        Result("13.11 filter and sort", f"slowest middle/last page: {worst_deep[0]}"[:48], worst_deep[3], "ms",
-               baseline=base, baseline_name="status filter (failure): count + first page",
-               goal="< 300 ms", met=(worst_deep[3] or 0) < 300,
-               note=f"slowest keyset next page: {worst_next[0]} {worst_next[4]:.1f} ms"),
-        Result("11.6 prefix lookup", "find_job by an 8-character prefix (limit 2)", median(prefix_s), "ms",
-               baseline=median(full_s), baseline_name="get_job by the full id", goal="as fast as the full id",
-               met=median(prefix_s) < max(1.0, 3 * median(full_s))),
+        Result(
+            "13.11 filter and sort",
+            f"slowest of {len(rows)} filters/sorts: {worst[0]}"[:48],
+            worst[1],
+            "ms",
+            baseline=base,
+            baseline_name="status filter (failure): count + first page",
+            goal="< 300 ms (count + first page)",
+            met=worst[1] < 300,
+            note=f"{jobs:,} jobs; median of all {len(rows)}: {median([r[1] for r in rows]):.1f} ms",
+        ),
+        Result(
+            "13.11 filter and sort",
+            f"slowest middle/last page: {worst_deep[0]}"[:48],
+            worst_deep[3],
+            "ms",
+            baseline=base,
+            baseline_name="status filter (failure): count + first page",
+            goal="< 300 ms",
+            met=(worst_deep[3] or 0) < 300,
+            note=f"slowest keyset next page: {worst_next[0]} {worst_next[4]:.1f} ms",
+        ),
+        Result(
+            "11.6 prefix lookup",
+            "find_job by an 8-character prefix (limit 2)",
+            median(prefix_s),
+            "ms",
+            baseline=median(full_s),
+            baseline_name="get_job by the full id",
+            goal="as fast as the full id",
+            met=median(prefix_s) < max(1.0, 3 * median(full_s)),
+        ),
     ]
 
 
@@ -181,8 +212,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
     for r in run(args.jobs, args.repeats):
-        print(f"{r.target}: {r.name}: {r.value:.2f} {r.unit} vs {r.baseline:.2f} ({r.baseline_name}) met={r.met}"
-              f" {r.note}")
+        print(
+            f"{r.target}: {r.name}: {r.value:.2f} {r.unit} vs {r.baseline:.2f} ({r.baseline_name}) met={r.met} {r.note}"
+        )
     return 0
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-PLUGIN = '''
+PLUGIN = """
 from kzconsole.plugin import task, trigger
 
 @task("bench", "reload", description="version {n}")
@@ -39,7 +39,7 @@ def reload_me(ctx, it):
 @trigger("hourly")
 def hourly():
     return None
-'''
+"""
 
 STEP_MS = 10
 DEBOUNCE_MS = 50
@@ -96,8 +96,13 @@ def baseline(folder: Path, saves: int, idle_s: float) -> tuple[list[float], tupl
     def loop() -> None:
         native.append(threading.get_native_id())
         for _changes in watchfiles.watch(
-            folder, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop, recursive=False,
-            yield_on_timeout=True, rust_timeout=100,
+            folder,
+            debounce=DEBOUNCE_MS,
+            step=STEP_MS,
+            stop_event=stop,
+            recursive=False,
+            yield_on_timeout=True,
+            rust_timeout=100,
         ):
             ready.set()
             if _changes:
@@ -124,8 +129,9 @@ def baseline(folder: Path, saves: int, idle_s: float) -> tuple[list[float], tupl
 
     def idle_loop() -> None:
         native.append(threading.get_native_id())
-        for _ in watchfiles.watch(folder, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop,
-                                  recursive=False, rust_timeout=0):
+        for _ in watchfiles.watch(
+            folder, debounce=DEBOUNCE_MS, step=STEP_MS, stop_event=stop, recursive=False, rust_timeout=0
+        ):
             pass
 
     thread = threading.Thread(target=idle_loop, daemon=True)
@@ -146,8 +152,9 @@ def kzconsole_reload(root: Path, saves: int, idle_s: float) -> tuple[list[float]
     plugins.mkdir()
     target = plugins / "reload_me.py"
     target.write_text(PLUGIN.format(n="start"))
-    settings = load_settings(None, data_dir=str(root / "data"), extra_plugin_paths=[str(plugins)],
-                             env={"HOME": str(root)}, cwd=root)
+    settings = load_settings(
+        None, data_dir=str(root / "data"), extra_plugin_paths=[str(plugins)], env={"HOME": str(root)}, cwd=root
+    )
     engine = Engine(settings)
     changed = threading.Event()
     engine.events.subscribe(lambda ev: changed.set() if isinstance(ev, CatalogChanged) else None)

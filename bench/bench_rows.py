@@ -26,8 +26,22 @@ PLAIN = str(Path(__file__).resolve().parent / "plain_rows.py")
 
 
 def _engine_cmd(ws: Workspace, data_dir: Path, src: Path) -> list[str]:
-    return [*KZCONSOLE, "--data-dir", str(data_dir), "--plugins", str(ws.plugins),
-            "tasks", "add", "bench", "ok", "--input", str(src), "--wait-ms", "0", "--run"]
+    return [
+        *KZCONSOLE,
+        "--data-dir",
+        str(data_dir),
+        "--plugins",
+        str(ws.plugins),
+        "tasks",
+        "add",
+        "bench",
+        "ok",
+        "--input",
+        str(src),
+        "--wait-ms",
+        "0",
+        "--run",
+    ]
 
 
 def _run_engine(ws: Workspace, src: Path, name: str):
@@ -45,8 +59,9 @@ def _run_plain(ws: Workspace, src: Path):
     return run
 
 
-def run(rows: int = 1_000_000, repeats: int = 3, big: int = 10_000_000, big_baseline: bool = False,
-        log=print) -> list[Result]:
+def run(
+    rows: int = 1_000_000, repeats: int = 3, big: int = 10_000_000, big_baseline: bool = False, log=print
+) -> list[Result]:
     results: list[Result] = []
     with Workspace() as ws:
         src = ws.root / "in.csv"
@@ -68,22 +83,41 @@ def run(rows: int = 1_000_000, repeats: int = 3, big: int = 10_000_000, big_base
                 out = next((data_dir / "jobs").glob("*/out.csv"))
                 if out.read_bytes() != (ws.root / "plain_out.csv").read_bytes():
                     raise RuntimeError("the engine's output differs from the plain script's")
-            log(f"  run {i + 1}: plain {p.seconds:.2f} s ({p.peak_rss_mb:.0f} MB), "
-                f"engine {e.seconds:.2f} s ({e.peak_rss_mb:.0f} MB)")
+            log(
+                f"  run {i + 1}: plain {p.seconds:.2f} s ({p.peak_rss_mb:.0f} MB), "
+                f"engine {e.seconds:.2f} s ({e.peak_rss_mb:.0f} MB)"
+            )
             ws.data_dir(f"rows{i}")  # free the disk
         e_rate = rows / median(engine_s)
         p_rate = rows / median(plain_s)
-        results.append(Result(
-            "1 row throughput", f"tasks add --run, {rows:,} rows", e_rate, "rows/s",
-            baseline=p_rate, baseline_name="plain csv script", goal="ratio >= 0.5",
-            met=e_rate / p_rate >= 0.5, samples=[rows / s for s in engine_s],
-            baseline_samples=[rows / s for s in plain_s],
-        ))
-        results.append(Result(
-            "2 memory", f"peak RSS, {rows:,} rows", max(engine_rss), "MB",
-            baseline=max(plain_rss), baseline_name="plain csv script", goal="< 100 MB",
-            met=max(engine_rss) < 100, samples=engine_rss, baseline_samples=plain_rss,
-        ))
+        results.append(
+            Result(
+                "1 row throughput",
+                f"tasks add --run, {rows:,} rows",
+                e_rate,
+                "rows/s",
+                baseline=p_rate,
+                baseline_name="plain csv script",
+                goal="ratio >= 0.5",
+                met=e_rate / p_rate >= 0.5,
+                samples=[rows / s for s in engine_s],
+                baseline_samples=[rows / s for s in plain_s],
+            )
+        )
+        results.append(
+            Result(
+                "2 memory",
+                f"peak RSS, {rows:,} rows",
+                max(engine_rss),
+                "MB",
+                baseline=max(plain_rss),
+                baseline_name="plain csv script",
+                goal="< 100 MB",
+                met=max(engine_rss) < 100,
+                samples=engine_rss,
+                baseline_samples=plain_rss,
+            )
+        )
         src.unlink()
         if big:
             t0 = time.perf_counter()
@@ -92,14 +126,23 @@ def run(rows: int = 1_000_000, repeats: int = 3, big: int = 10_000_000, big_base
             p = _run_plain(ws, src) if big_baseline else None
             e, data_dir = _run_engine(ws, src, "big")
             ws.data_dir("big")
-            log(f"  {big:,} rows: engine {e.seconds:.1f} s ({e.peak_rss_mb:.0f} MB)"
-                + (f", plain {p.seconds:.1f} s ({p.peak_rss_mb:.0f} MB)" if p else ""))
-            results.append(Result(
-                "2 memory", f"peak RSS, {big:,} rows", e.peak_rss_mb, "MB",
-                baseline=p.peak_rss_mb if p else None, baseline_name="plain csv script" if p else "",
-                goal="< 100 MB", met=e.peak_rss_mb < 100,
-                note=f"{big / e.seconds:,.0f} rows/s" + (f", plain {big / p.seconds:,.0f} rows/s" if p else ""),
-            ))
+            log(
+                f"  {big:,} rows: engine {e.seconds:.1f} s ({e.peak_rss_mb:.0f} MB)"
+                + (f", plain {p.seconds:.1f} s ({p.peak_rss_mb:.0f} MB)" if p else "")
+            )
+            results.append(
+                Result(
+                    "2 memory",
+                    f"peak RSS, {big:,} rows",
+                    e.peak_rss_mb,
+                    "MB",
+                    baseline=p.peak_rss_mb if p else None,
+                    baseline_name="plain csv script" if p else "",
+                    goal="< 100 MB",
+                    met=e.peak_rss_mb < 100,
+                    note=f"{big / e.seconds:,.0f} rows/s" + (f", plain {big / p.seconds:,.0f} rows/s" if p else ""),
+                )
+            )
     return results
 
 

@@ -62,31 +62,68 @@ def run(jobs: int = 100_000, repeats: int = 5, log=print) -> list[Result]:
     def mb(name: str) -> float:
         return max(r.peak_rss_mb for r in runs[name])
 
-    log(f"  tasks list: all {jobs:,} {median(s('all')):.3f} s ({mb('all'):.0f} MB), --json "
+    log(
+        f"  tasks list: all {jobs:,} {median(s('all')):.3f} s ({mb('all'):.0f} MB), --json "
         f"{median(s('json')):.3f} s ({mb('json'):.0f} MB), --limit 100 {median(s('page')):.3f} s, "
-        f"empty store {median(s('empty')):.3f} s ({mb('empty'):.0f} MB)")
-    log(f"  tasks show: by an 8-character prefix {median(s('prefix')):.3f} s ({mb('prefix'):.0f} MB), "
-        f"by the full id {median(s('id')):.3f} s ({mb('id'):.0f} MB)")
+        f"empty store {median(s('empty')):.3f} s ({mb('empty'):.0f} MB)"
+    )
+    log(
+        f"  tasks show: by an 8-character prefix {median(s('prefix')):.3f} s ({mb('prefix'):.0f} MB), "
+        f"by the full id {median(s('id')):.3f} s ({mb('id'):.0f} MB)"
+    )
     empty = median(s("empty"))
     return [
-        Result("4 startup", f"tasks list, all {jobs:,} jobs", median(s("all")), "s", baseline=empty,
-               baseline_name="tasks list, empty store", goal="< 0.3 s", met=median(s("all")) < 0.3,
-               note=f"peak RSS {mb('all'):.0f} MB (empty store {mb('empty'):.0f} MB)",
-               samples=s("all"), baseline_samples=s("empty")),
-        Result("4 startup", f"tasks list --limit 100, {jobs:,} jobs", median(s("page")), "s", baseline=empty,
-               baseline_name="tasks list, empty store", goal="< 0.3 s", met=median(s("page")) < 0.3,
-               samples=s("page"), baseline_samples=s("empty")),
-        Result("11.6 listing", f"tasks list --json, all {jobs:,} jobs", median(s("json")), "s",
-               baseline=median(s("all")), baseline_name="tasks list (text), same jobs",
-               goal="as fast as the text; constant memory",
-               met=median(s("json")) <= 1.15 * median(s("all")) and mb("json") < mb("empty") + 30,
-               note=f"peak RSS {mb('json'):.0f} MB (text {mb('all'):.0f} MB)",
-               samples=s("json"), baseline_samples=s("all")),
-        Result("11.6 prefix lookup", f"tasks show <8-char prefix>, {jobs:,} jobs", median(s("prefix")), "s",
-               baseline=median(s("id")), baseline_name="tasks show <full id>", goal="as fast as the full id",
-               met=median(s("prefix")) <= 1.15 * median(s("id")),
-               note=f"peak RSS {mb('prefix'):.0f} MB (full id {mb('id'):.0f} MB)",
-               samples=s("prefix"), baseline_samples=s("id")),
+        Result(
+            "4 startup",
+            f"tasks list, all {jobs:,} jobs",
+            median(s("all")),
+            "s",
+            baseline=empty,
+            baseline_name="tasks list, empty store",
+            goal="< 0.3 s",
+            met=median(s("all")) < 0.3,
+            note=f"peak RSS {mb('all'):.0f} MB (empty store {mb('empty'):.0f} MB)",
+            samples=s("all"),
+            baseline_samples=s("empty"),
+        ),
+        Result(
+            "4 startup",
+            f"tasks list --limit 100, {jobs:,} jobs",
+            median(s("page")),
+            "s",
+            baseline=empty,
+            baseline_name="tasks list, empty store",
+            goal="< 0.3 s",
+            met=median(s("page")) < 0.3,
+            samples=s("page"),
+            baseline_samples=s("empty"),
+        ),
+        Result(
+            "11.6 listing",
+            f"tasks list --json, all {jobs:,} jobs",
+            median(s("json")),
+            "s",
+            baseline=median(s("all")),
+            baseline_name="tasks list (text), same jobs",
+            goal="as fast as the text; constant memory",
+            met=median(s("json")) <= 1.15 * median(s("all")) and mb("json") < mb("empty") + 30,
+            note=f"peak RSS {mb('json'):.0f} MB (text {mb('all'):.0f} MB)",
+            samples=s("json"),
+            baseline_samples=s("all"),
+        ),
+        Result(
+            "11.6 prefix lookup",
+            f"tasks show <8-char prefix>, {jobs:,} jobs",
+            median(s("prefix")),
+            "s",
+            baseline=median(s("id")),
+            baseline_name="tasks show <full id>",
+            goal="as fast as the full id",
+            met=median(s("prefix")) <= 1.15 * median(s("id")),
+            note=f"peak RSS {mb('prefix'):.0f} MB (full id {mb('id'):.0f} MB)",
+            samples=s("prefix"),
+            baseline_samples=s("id"),
+        ),
     ]
 
 
@@ -96,8 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     args = ap.parse_args(argv)
     for r in run(args.jobs, args.repeats):
-        print(f"{r.target}: {r.name}: {r.value:.3f} {r.unit} vs {r.baseline:.3f} ({r.baseline_name}) met={r.met}"
-              f" {r.note}")
+        print(
+            f"{r.target}: {r.name}: {r.value:.3f} {r.unit} vs {r.baseline:.3f} ({r.baseline_name}) met={r.met} {r.note}"
+        )
     return 0
 
 

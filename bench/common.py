@@ -24,7 +24,7 @@ KZCONSOLE = [PYTHON, "-m", "kzconsole"]
 
 # The trivial task of target 1: a CSV task accepting any columns, returning OK. Kept as source
 # text so the engine loads it from a plugin directory exactly as a user's plugin is loaded.
-TRIVIAL_PLUGIN = '''\
+TRIVIAL_PLUGIN = """\
 from kzconsole.plugin import OK, STOP, Next, task
 
 
@@ -36,7 +36,7 @@ def ok(ctx, it, row):
 @task("bench", "tiny", description="A noinput job: one successful call, then it ends")
 def tiny(ctx, it):
     return Next(STOP, OK)
-'''
+"""
 
 
 @dataclass
@@ -147,8 +147,14 @@ def run_child(cmd: Sequence[str], *, cwd: str | os.PathLike[str] | None = None, 
     os.close(fd)
     try:
         start = time.perf_counter()
-        proc = subprocess.Popen([PYTHON, "-S", "-c", _LAUNCHER, rss_file, *cmd], stdout=out, stderr=err,
-                                stdin=subprocess.DEVNULL, cwd=cwd, env=child_env())
+        proc = subprocess.Popen(
+            [PYTHON, "-S", "-c", _LAUNCHER, rss_file, *cmd],
+            stdout=out,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+            cwd=cwd,
+            env=child_env(),
+        )
         try:
             proc.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -178,9 +184,7 @@ def write_csv(path: Path, rows: int) -> int:
         chunk = 100_000
         for start in range(0, rows, chunk):
             end = min(rows, start + chunk)
-            f.write("".join(
-                f"+1415{i:07d},name {i},{i % 977:032x}\n" for i in range(start, end)
-            ))
+            f.write("".join(f"+1415{i:07d},name {i},{i % 977:032x}\n" for i in range(start, end)))
     return path.stat().st_size
 
 

@@ -54,12 +54,25 @@ def bench_reload(saves: int) -> list[Result]:
     ours_ms = [x * 1000 for x in ours]
     base_ms = [x * 1000 for x in base]
     med = statistics.median(ours_ms)
-    log(f"  reload: median {med:.0f} ms, max {max(ours_ms):.0f} ms; bare watchfiles median "
-        f"{statistics.median(base_ms):.0f} ms")
-    return [Result("6 hot reload", f"plugin file saved -> catalog updated ({saves} saves)", med, "ms",
-                   baseline=statistics.median(base_ms), baseline_name="bare watchfiles, same step/debounce",
-                   goal="median < 300 ms", met=med < 300, note=f"max {max(ours_ms):.0f} ms",
-                   samples=ours_ms, baseline_samples=base_ms)]
+    log(
+        f"  reload: median {med:.0f} ms, max {max(ours_ms):.0f} ms; bare watchfiles median "
+        f"{statistics.median(base_ms):.0f} ms"
+    )
+    return [
+        Result(
+            "6 hot reload",
+            f"plugin file saved -> catalog updated ({saves} saves)",
+            med,
+            "ms",
+            baseline=statistics.median(base_ms),
+            baseline_name="bare watchfiles, same step/debounce",
+            goal="median < 300 ms",
+            met=med < 300,
+            note=f"max {max(ours_ms):.0f} ms",
+            samples=ours_ms,
+            baseline_samples=base_ms,
+        )
+    ]
 
 
 def run_one(name: str, args: argparse.Namespace) -> list[Result]:
@@ -68,14 +81,16 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
         import bench_rows
 
         big = 0 if quick else args.big
-        return bench_rows.run(rows=1_000_000, repeats=2 if quick else 3, big=big,
-                              big_baseline=args.full, log=log)
+        return bench_rows.run(rows=1_000_000, repeats=2 if quick else 3, big=big, big_baseline=args.full, log=log)
     if name == "jobs":
         try:
             import huey  # noqa: F401
         except ImportError:
-            return [Result("3 job throughput", "pending: huey is not installed (.venv/bin/pip install huey)",
-                           None, "jobs/s")]
+            return [
+                Result(
+                    "3 job throughput", "pending: huey is not installed (.venv/bin/pip install huey)", None, "jobs/s"
+                )
+            ]
         import bench_jobs
 
         return bench_jobs.run(jobs=2000, repeats=2 if quick else 3, log=log)
@@ -86,8 +101,9 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
     if name == "console":
         import bench_console
 
-        return bench_console.run(jobs=100_000, rows=200_000, repeats=2 if quick else 3,
-                                 presses=20 if quick else 30, log=log)
+        return bench_console.run(
+            jobs=100_000, rows=200_000, repeats=2 if quick else 3, presses=20 if quick else 30, log=log
+        )
     if name == "query":
         import bench_query
 
@@ -97,8 +113,13 @@ def run_one(name: str, args: argparse.Namespace) -> list[Result]:
     if name == "api":
         import bench_api
 
-        return bench_api.run(jobs=100_000, requests=2000 if quick else 4000, repeats=1 if quick else 3,
-                             gigabytes=0.2 if quick else 1.0, log=log)
+        return bench_api.run(
+            jobs=100_000,
+            requests=2000 if quick else 4000,
+            repeats=1 if quick else 3,
+            gigabytes=0.2 if quick else 1.0,
+            log=log,
+        )
     if name == "cluster":
         # Issue 12: PostgreSQL against procrastinate (jobs), against SQLite (rows, RSS), and 1/2/4
         # engines (bench/bench_cluster.py; needs Debian's PostgreSQL server, as the tests do).
@@ -135,8 +156,10 @@ def machine() -> str:
     load = ""
     if hasattr(os, "getloadavg"):
         load = " load {:.2f} {:.2f} {:.2f}".format(*os.getloadavg())
-    return (f"{platform.system()} {platform.release()}, {os.cpu_count()} CPU ({cpu}), Python "
-            f"{platform.python_version()},{load}")
+    return (
+        f"{platform.system()} {platform.release()}, {os.cpu_count()} CPU ({cpu}), Python "
+        f"{platform.python_version()},{load}"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -172,16 +195,25 @@ def main(argv: list[str] | None = None) -> int:
     for r in results:
         ratio = f"{r.ratio:.2f}" if r.ratio is not None else "-"
         met = {True: "yes", False: "NO", None: "-"}[r.met]
-        log(f"{r.target:22} {r.name[:48]:48} {fmt(r.value, r.unit):>16} {fmt(r.baseline, r.unit):>16} "
-            f"{ratio:>6}  {r.goal[:26]:26} {met}")
+        log(
+            f"{r.target:22} {r.name[:48]:48} {fmt(r.value, r.unit):>16} {fmt(r.baseline, r.unit):>16} "
+            f"{ratio:>6}  {r.goal[:26]:26} {met}"
+        )
         extra = "; ".join(x for x in (f"baseline: {r.baseline_name}" if r.baseline_name else "", r.note) if x)
         if extra:
             log(f"{'':22}   {extra}")
     log(f"\nall benchmarks: {total:.0f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps(
-            {"machine": machine(), "seconds": total,
-             "results": [{**r.__dict__, "ratio": r.ratio} for r in results]}, indent=2))
+        Path(args.json).write_text(
+            json.dumps(
+                {
+                    "machine": machine(),
+                    "seconds": total,
+                    "results": [{**r.__dict__, "ratio": r.ratio} for r in results],
+                },
+                indent=2,
+            )
+        )
     return 1 if failed else 0
 
 

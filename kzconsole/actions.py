@@ -72,7 +72,9 @@ class JobActions:
             self.notify(f"job {job.id[:8]}: no pause to change: {reason}", severity="warning")
             return None
         live = self.bridge.live_progress(job.id)
-        current = live.wait_after_row_ms if live is not None and job.status is JobStatus.EXECUTING else job.wait_after_row_ms
+        current = (
+            live.wait_after_row_ms if live is not None and job.status is JobStatus.EXECUTING else job.wait_after_row_ms
+        )
         new = next_pause(current, step)
         try:
             updated = self.engine.set_wait(job.id, new)
@@ -82,8 +84,9 @@ class JobActions:
         self.notify(f"job {job.id[:8]}: pause {current} {glyphs.G.arrow} {new} ms after each row")
         return updated
 
-    def _checked_call(self: KzConsoleApp, action: str, job: JobRecord,
-                      call: Callable[[str], JobRecord]) -> JobRecord | None:
+    def _checked_call(
+        self: KzConsoleApp, action: str, job: JobRecord, call: Callable[[str], JobRecord]
+    ) -> JobRecord | None:
         """``call(job.id)`` if ``action`` applies to the job now; otherwise, or when the engine
         refuses, None and the message line says why."""
         reason = why_not(action, job)
@@ -104,8 +107,10 @@ class JobActions:
         if self.engine_running:
             self.notify(f"job {job.id[:8]} queued to start")
         else:
-            self.notify(f"job {job.id[:8]} queued; the engine is not running here: another engine on "
-                        "this store will run it", severity="warning")
+            self.notify(
+                f"job {job.id[:8]} queued; the engine is not running here: another engine on this store will run it",
+                severity="warning",
+            )
         return updated
 
     def stop_one(self: KzConsoleApp, job: JobRecord) -> JobRecord | None:
@@ -168,7 +173,9 @@ class JobActions:
             ConfirmModal(
                 f"Delete job {job.id[:8]} ({job.task_name}, {job.status.value})?\n"
                 "Its record, input, output and log are removed for good.",
-                title="Delete job", yes="Delete", no="Keep",
+                title="Delete job",
+                yes="Delete",
+                no="Keep",
             ),
             answered,
         )
@@ -192,8 +199,9 @@ class JobActions:
 
     # ------------------------------------------------------------- many jobs
 
-    def act_on_marked(self: KzConsoleApp, action: str, marked: Mapping[str, str],
-                      done: Callable[[], None] | None = None) -> None:
+    def act_on_marked(
+        self: KzConsoleApp, action: str, marked: Mapping[str, str], done: Callable[[], None] | None = None
+    ) -> None:
         """``action`` on every marked job (id -> status when marked), after one confirmation."""
         from kzconsole.screens.confirm import ConfirmModal
 
@@ -215,8 +223,7 @@ class JobActions:
                 ids = list(marked)
                 self.run_worker(lambda: self._bulk(action, ids, done), thread=True, group="jobs-bulk")
 
-        self.push_screen(ConfirmModal(question, title=f"{verb} {n:,} jobs", yes=verb.split()[0], no="Cancel"),
-                         answered)
+        self.push_screen(ConfirmModal(question, title=f"{verb} {n:,} jobs", yes=verb.split()[0], no="Cancel"), answered)
 
     def _bulk(self: KzConsoleApp, action: str, ids: Sequence[str], done: Callable[[], None] | None) -> None:
         _, past = BULK_VERBS[action]

@@ -30,14 +30,7 @@ from typing import Any
 from textual.actions import parse as parse_action
 from textual.app import App, ComposeResult
 from textual.binding import Binding
-from textual.command import (
-    CommandPalette,
-    DiscoveryHit,
-    Hit,
-    Hits,
-    Provider,
-    SearchIcon,
-)
+from textual.command import CommandPalette, DiscoveryHit, Hit, Hits, Provider, SearchIcon
 from textual.driver import Driver
 from textual.reactive import var
 from textual.screen import ModalScreen, Screen
@@ -86,8 +79,9 @@ class PlaceholderView(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield ViewBar(self.MODE)
-        yield Static(f"The {VIEW_LABELS.get(self.MODE, self.MODE)} view is not available: {self.reason}",
-                     id="placeholder")
+        yield Static(
+            f"The {VIEW_LABELS.get(self.MODE, self.MODE)} view is not available: {self.reason}", id="placeholder"
+        )
         yield MessageLine()
         yield Footer(compact=True, show_command_palette=False)
 
@@ -121,7 +115,7 @@ class History:
     def visit(self, place: Place) -> None:
         if place == self.current:
             return  # shown again (back from a dialog, or reached through [ / ])
-        del self.places[self.index + 1:]
+        del self.places[self.index + 1 :]
         self.places.append(place)
         if len(self.places) > self.size:
             del self.places[0]
@@ -143,23 +137,38 @@ class ConsoleCommands(Provider):
         screen = self.screen
         out: list[tuple[str, str, Callable[[], Any]]] = []
         for key, mode, label in VIEWS:
-            out.append((f"View: {label}", f"switch to the {label.lower()} view (key {key}, :{mode})",
-                        partial(app.action_view, mode)))
+            out.append(
+                (
+                    f"View: {label}",
+                    f"switch to the {label.lower()} view (key {key}, :{mode})",
+                    partial(app.action_view, mode),
+                )
+            )
         out.append(("Job: new job…", "create a job from a task and an input file (key n)", app.open_new_job))
         view = getattr(screen, "VIEW_NAME", type(screen).__name__)
         seen = set()
         for _key, active in screen.active_bindings.items():
             binding = active.binding
-            if (not binding.description or binding.system or active.node is app or not active.enabled
-                    or binding.action not in own_actions(active.node)):
+            if (
+                not binding.description
+                or binding.system
+                or active.node is app
+                or not active.enabled
+                or binding.action not in own_actions(active.node)
+            ):
                 continue  # Textual's generic keys (focus next, copy...) are not the console's
             ident = (binding.action, id(active.node))
             if ident in seen:
                 continue
             seen.add(ident)
             display = app.get_key_display(binding)
-            out.append((f"{view}: {binding.description}", f"key {display}",
-                        partial(app.call_later, app.run_action, binding.action, active.node)))
+            out.append(
+                (
+                    f"{view}: {binding.description}",
+                    f"key {display}",
+                    partial(app.call_later, app.run_action, binding.action, active.node),
+                )
+            )
         out.append(("Console: keys of this view", "key ?", app.action_help))
         out.append(("Console: command line", "key : (jobs, catalog, job ID, q…)", app.action_command_line))
         out.append(("Console: back", "key q / escape", app.action_back))
@@ -208,11 +217,29 @@ class KzConsoleApp(JobActions, App[int]):
     BINDINGS = [
         Binding("q", "back", "Back", tooltip="back; from the jobs view, quit"),
         Binding("question_mark", "help", "Help", key_display="?", tooltip="the keys of this view"),
-        Binding("colon", "command_line", "Cmd", key_display=":", tooltip="command line: :jobs :catalog :triggers :plugins :logs :job ID :new :q"),
-        Binding("left_square_bracket", "history(-1)", "History back", key_display="[", show=False,
-                tooltip="back to the previous place visited (view, job, file)"),
-        Binding("right_square_bracket", "history(1)", "History forward", key_display="]", show=False,
-                tooltip="forward again, after ["),
+        Binding(
+            "colon",
+            "command_line",
+            "Cmd",
+            key_display=":",
+            tooltip="command line: :jobs :catalog :triggers :plugins :logs :job ID :new :q",
+        ),
+        Binding(
+            "left_square_bracket",
+            "history(-1)",
+            "History back",
+            key_display="[",
+            show=False,
+            tooltip="back to the previous place visited (view, job, file)",
+        ),
+        Binding(
+            "right_square_bracket",
+            "history(1)",
+            "History forward",
+            key_display="]",
+            show=False,
+            tooltip="forward again, after [",
+        ),
         *(Binding(key, f"view('{mode}')", label, show=False) for key, mode, label in VIEWS),
         Binding("ctrl+c", "quit_console", "Quit", show=False, priority=True),
         Binding("ctrl+q", "quit_console", "Quit", show=False, priority=True),
@@ -395,8 +422,15 @@ class KzConsoleApp(JobActions, App[int]):
 
     # ---------------------------------------------------------- the message line
 
-    def notify(self, message: str, *, title: str = "", severity: str = "information",
-               timeout: float | None = None, markup: bool = True) -> None:
+    def notify(
+        self,
+        message: str,
+        *,
+        title: str = "",
+        severity: str = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
         """The message line instead of stacked toasts. Thread-safe, as Textual's notify is."""
         self.post_message(ConsoleNotified(ConsoleMessage(str(message), severity, title), timeout))
 
@@ -432,8 +466,12 @@ class KzConsoleApp(JobActions, App[int]):
             return
         place = self.history.move(step)
         if place is None:
-            self.notify("no earlier place in the history ([ goes back, ] forward)" if step < 0
-                        else "no later place in the history (] goes forward after [)", severity="warning")
+            self.notify(
+                "no earlier place in the history ([ goes back, ] forward)"
+                if step < 0
+                else "no later place in the history (] goes forward after [)",
+                severity="warning",
+            )
             return
         self._go(place)
 
@@ -492,7 +530,9 @@ class KzConsoleApp(JobActions, App[int]):
                 f"{running} job{'s are' if running != 1 else ' is'} running in this console's engine.\n"
                 f"Quitting pauses {'them' if running != 1 else 'it'} at a checkpoint; "
                 f"{'they resume' if running != 1 else 'it resumes'} when an engine next opens this store.",
-                title="Quit?", yes="Quit", no="Stay",
+                title="Quit?",
+                yes="Quit",
+                no="Stay",
             ),
             answered,
         )
@@ -516,8 +556,9 @@ class KzConsoleApp(JobActions, App[int]):
             return
         command, arg = resolve(line)
         if command is None:
-            self.notify(f"unknown command :{line.strip()}; try " + ", ".join(f":{c}" for c in COMMANDS),
-                        severity="warning")
+            self.notify(
+                f"unknown command :{line.strip()}; try " + ", ".join(f":{c}" for c in COMMANDS), severity="warning"
+            )
         elif command in ("jobs", "catalog", "triggers", "plugins", "logs", "nodes"):
             self.action_view(command)
         elif command == "quit":
@@ -572,12 +613,17 @@ def run_console(settings: Any, *, clock: Clock | None = None, ascii: bool | None
         install_stream_router()
         running = engine.running_count()
         if running:
-            sys.__stderr__.write(f"kzconsole: stopping the engine; {running} running job(s) will resume "
-                                 "when an engine next opens this store...\n")
+            sys.__stderr__.write(
+                f"kzconsole: stopping the engine; {running} running job(s) will resume "
+                "when an engine next opens this store...\n"
+            )
             sys.__stderr__.flush()
         stuck = engine.stop()
         if stuck:
-            sys.__stderr__.write("kzconsole: still inside a row at exit (they resume from their last checkpoint): "
-                                 + ", ".join(stuck) + "\n")
+            sys.__stderr__.write(
+                "kzconsole: still inside a row at exit (they resume from their last checkpoint): "
+                + ", ".join(stuck)
+                + "\n"
+            )
         engine.close()
     return app.return_code or 0

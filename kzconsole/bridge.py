@@ -128,8 +128,15 @@ class EngineBridge:
         """Everything recorded since the last drain, or None when nothing happened."""
         with self._lock:
             if not (
-                self._progress or self._changed or self._deleted or self._logged or self._started
-                or self._finished or self._fired or self._store_changed or self._catalog_changed
+                self._progress
+                or self._changed
+                or self._deleted
+                or self._logged
+                or self._started
+                or self._finished
+                or self._fired
+                or self._store_changed
+                or self._catalog_changed
                 or self._engine_logged
             ):
                 return None

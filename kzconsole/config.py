@@ -79,12 +79,7 @@ class ConfigError(Exception):
     """
 
     def __init__(
-        self,
-        message: str,
-        *,
-        path: Path | str | None = None,
-        key: str | None = None,
-        line: int | None = None,
+        self, message: str, *, path: Path | str | None = None, key: str | None = None, line: int | None = None
     ) -> None:
         super().__init__(message)
         self.path = Path(path) if path is not None else None
@@ -435,9 +430,9 @@ def _sqlite_url(value: str, base: Path) -> str:
     """``sqlite:////abs/path.db`` (absolute), ``sqlite:///relative.db`` (relative to the config
     file's folder, like every other path in it), ``sqlite:///~/kz.db`` (the home folder)."""
     prefix = "sqlite:///"
-    if not value.startswith(prefix) or not value[len(prefix):].strip("/"):
+    if not value.startswith(prefix) or not value[len(prefix) :].strip("/"):
         raise _Invalid(f"expected sqlite:///PATH (a database file), got {_show(value)}")
-    raw = value[len(prefix):]
+    raw = value[len(prefix) :]
     if raw.startswith("/"):
         return prefix + "/" + raw.lstrip("/")  # absolute: kept as written
     path = _absolute(raw, base)
@@ -519,7 +514,7 @@ def _listen(value: Any, base: Path) -> str:
 def _origin(value: Any, base: Path) -> str:
     if value == "*" or (isinstance(value, str) and re.fullmatch(r"https?://[^/\s]+", value)):
         return value
-    raise _Invalid(f"expected \"*\" or an origin such as \"https://monster.example.com\", got {_show(value)}")
+    raise _Invalid(f'expected "*" or an origin such as "https://monster.example.com", got {_show(value)}')
 
 
 _SECTIONS: dict[str, tuple[type, dict[str, _Checker]]] = {
@@ -534,30 +529,18 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Checker]]] = {
     ),
     "plugins": (
         PluginsSettings,
-        {
-            "paths": _list_of(_path, "paths"),
-            "reload": _boolean,
-            "strict_permissions": _boolean,
-        },
+        {"paths": _list_of(_path, "paths"), "reload": _boolean, "strict_permissions": _boolean},
     ),
     "store": (StoreSettings, {"url": _store_url}),
     "engine": (EngineSettings, {"node": _node_name}),
     "accounts": (AccountsSettings, {"account_id": _account_id, "auth_account_id": _account_id}),
     "triggers": (
         TriggersSettings,
-        {
-            "enabled": _boolean,
-            "browse_dbs_interval_s": _integer(1),
-            "history_days": _integer(1),
-        },
+        {"enabled": _boolean, "browse_dbs_interval_s": _integer(1), "history_days": _integer(1)},
     ),
     "databases": (
         DatabasesSettings,
-        {
-            "source": _choice("directory", "list"),
-            "path": _path,
-            "names": _list_of(_text, "database names"),
-        },
+        {"source": _choice("directory", "list"), "path": _path, "names": _list_of(_text, "database names")},
     ),
     "console": (ConsoleSettings, {"refresh_hz": _integer(1, 60)}),
     "api": (
@@ -581,24 +564,16 @@ _TOP_LEVEL_KEYS = ("data_dir", *_SECTIONS, "plugin_options")
 def _unknown_key(where: Path, key: str, name: str, known: Sequence[str]) -> ConfigError:
     hint = difflib.get_close_matches(name, known, n=1)
     suggestion = f"did you mean {hint[0]!r}? " if hint else ""
-    return ConfigError(
-        f"{where}: {key}: unknown key ({suggestion}known keys: {', '.join(known)})",
-        path=where,
-        key=key,
-    )
+    return ConfigError(f"{where}: {key}: unknown key ({suggestion}known keys: {', '.join(known)})", path=where, key=key)
 
 
 def _check_table(where: Path, key: str, value: Any) -> dict[str, Any]:
     if not isinstance(value, dict):
-        raise ConfigError(
-            f"{where}: {key}: expected a table ([{key}]), got {_show(value)}", path=where, key=key
-        )
+        raise ConfigError(f"{where}: {key}: expected a table ([{key}]), got {_show(value)}", path=where, key=key)
     return value
 
 
-def _build(
-    document: dict[str, Any], where: Path
-) -> tuple[dict[str, Any], dict[str, Any], str | None]:
+def _build(document: dict[str, Any], where: Path) -> tuple[dict[str, Any], dict[str, Any], str | None]:
     """Check a parsed document: (section objects, plugin_options, data_dir or None)."""
     base = where.parent
     for name in document:
@@ -622,9 +597,7 @@ def _build(
     api = sections["api"]
     if (api.tls_cert is None) != (api.tls_key is None):
         missing = "api.tls_key" if api.tls_key is None else "api.tls_cert"
-        raise ConfigError(
-            f"{where}: {missing}: TLS needs both api.tls_cert and api.tls_key", path=where, key=missing
-        )
+        raise ConfigError(f"{where}: {missing}: TLS needs both api.tls_cert and api.tls_key", path=where, key=missing)
 
     plugin_options = _check_table(where, "plugin_options", document.get("plugin_options", {}))
     for plugin, options in plugin_options.items():
@@ -714,12 +687,7 @@ def load_settings(
     unique = tuple(dict.fromkeys(paths))
     sections["plugins"] = dataclasses.replace(sections["plugins"], paths=unique)
 
-    return Settings(
-        **sections,
-        plugin_options=plugin_options,
-        data_dir=resolved_data_dir,
-        source=source,
-    )
+    return Settings(**sections, plugin_options=plugin_options, data_dir=resolved_data_dir, source=source)
 
 
 # --------------------------------------------------------------------------------------------------

@@ -142,27 +142,28 @@ def create_demo(data_dir: Path, *, config: str | None = None, plugins: list[str]
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     settings = load_settings(config, data_dir=str(data_dir), extra_plugin_paths=plugins or ()).with_overrides(
-        store={"url": None},
-        databases={"source": "directory", "path": None},
+        store={"url": None}, databases={"source": "directory", "path": None}
     )
     create_databases(settings.databases_path)
     scratch = data_dir / "examples"
     # Checkpoints on every row, so the stopped job is caught after a known number of rows.
     run_settings = settings.with_overrides(tasks={"send_progress_after_processed": 1})
     with Engine(run_settings) as engine:
-        _run(engine, "skel", "id2", _input("skel_id2.csv", scratch))                    # success
+        _run(engine, "skel", "id2", _input("skel_id2.csv", scratch))  # success
         _run(engine, "numbers", "summarize", _input("numbers_summarize.csv", scratch))  # success
-        _run(engine, "databases", "list")                                               # success
-        _run(engine, "numbers", "normalize", _input("numbers_normalize.csv", scratch),
-             account_id=DEMO_ACCOUNTS[1])                                               # partial
-        _run(engine, "numbers", "dedupe", _input("numbers_dedupe.csv", scratch))        # partial
+        _run(engine, "databases", "list")  # success
+        _run(
+            engine, "numbers", "normalize", _input("numbers_normalize.csv", scratch), account_id=DEMO_ACCOUNTS[1]
+        )  # partial
+        _run(engine, "numbers", "dedupe", _input("numbers_dedupe.csv", scratch))  # partial
         _run(engine, "databases", "compact", _input("databases_compact.csv", scratch))  # partial
-        _run(engine, "numbers", "normalize", _input("numbers_invalid.csv", scratch))    # failure
-        _run_and_stop(engine, _input("numbers_normalize.csv", scratch), after_rows=3)   # stopped
-        _run_with_lost_input(engine, _input("numbers_dedupe.csv", scratch))             # internal_error
-        _run(engine, "jobs", "export")                                                  # success
-        engine.add_job("numbers", "summarize", input=_input("numbers_summarize.csv", scratch),
-                       account_id=DEMO_ACCOUNTS[2])                                     # pending
+        _run(engine, "numbers", "normalize", _input("numbers_invalid.csv", scratch))  # failure
+        _run_and_stop(engine, _input("numbers_normalize.csv", scratch), after_rows=3)  # stopped
+        _run_with_lost_input(engine, _input("numbers_dedupe.csv", scratch))  # internal_error
+        _run(engine, "jobs", "export")  # success
+        engine.add_job(
+            "numbers", "summarize", input=_input("numbers_summarize.csv", scratch), account_id=DEMO_ACCOUNTS[2]
+        )  # pending
         # A firing or two, so the triggers view has history (the trigger engine may be absent).
         for name in ("minutely", "daily"):
             try:
@@ -191,7 +192,9 @@ def run_demo(args: Any) -> int:
         except ImportError:
             print(data_dir)
             throwaway = False
-            sys.stderr.write("kzconsole: demo: the console is not available in this build; the demo data dir is above\n")
+            sys.stderr.write(
+                "kzconsole: demo: the console is not available in this build; the demo data dir is above\n"
+            )
             return 0
         sys.stderr.write(f"kzconsole demo: data dir {data_dir}\n")
         return run_console(settings, ascii=getattr(args, "ascii", None))

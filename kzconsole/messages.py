@@ -44,8 +44,15 @@ class EngineBatch:
     @property
     def empty(self) -> bool:
         return not (
-            self.progress or self.changed or self.deleted or self.logged or self.started
-            or self.finished or self.fired or self.store_changed or self.catalog_changed
+            self.progress
+            or self.changed
+            or self.deleted
+            or self.logged
+            or self.started
+            or self.finished
+            or self.fired
+            or self.store_changed
+            or self.catalog_changed
             or self.engine_logged
         )
 

@@ -359,9 +359,7 @@ def task(
         elif expected_content in (None, "text/csv"):
             content = expected_content
         else:
-            raise _fail(
-                where, what, f'expected_content must be "text/csv" or None, got {expected_content!r}'
-            )
+            raise _fail(where, what, f'expected_content must be "text/csv" or None, got {expected_content!r}')
         if content is None and (mand or opt):
             raise _fail(
                 where, what, "a noinput task (expected_content=None) cannot declare mandatory or optional fields"

@@ -30,8 +30,10 @@ def _pg_bin() -> Path:
     preferred = Path("/usr/lib/postgresql/15/bin")
     if (preferred / "initdb").exists():
         return preferred
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"),
-                   key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0)
+    found = sorted(
+        Path("/usr/lib/postgresql").glob("*/bin/initdb"),
+        key=lambda p: int(p.parent.parent.name) if p.parent.parent.name.isdigit() else 0,
+    )
     return found[-1].parent if found else preferred
 
 
@@ -41,12 +43,7 @@ PORT = 5432  # only names the socket file (.s.PGSQL.5432) inside our own folder
 # Without fsync a test server is several times faster, and what the tests kill is the server
 # process, not the machine: the WAL it wrote is still in the page cache. (synchronous_commit stays
 # on: a commit acknowledged to the store is one a restart keeps.)
-TEST_SETTINGS = {
-    "fsync": "off",
-    "full_page_writes": "off",
-    "max_connections": "300",
-    "shared_buffers": "64MB",
-}
+TEST_SETTINGS = {"fsync": "off", "full_page_writes": "off", "max_connections": "300", "shared_buffers": "64MB"}
 # The benchmarks measure a server as an operator would run it (durable commits).
 BENCH_SETTINGS = {"max_connections": "300", "shared_buffers": "128MB"}
 
@@ -82,8 +79,7 @@ class PostgresServer:
         done = subprocess.run(self._command(*args), capture_output=True, text=True, check=False)
         if done.returncode != 0:
             raise PostgresUnavailable(
-                f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}"
-                f"\n{self.log_tail()}"
+                f"{' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}\n{self.log_tail()}"
             )
 
     def log_tail(self, lines: int = 30) -> str:
@@ -107,24 +103,48 @@ class PostgresServer:
             user = pwd.getpwnam("postgres")
             os.chown(self.dir, user.pw_uid, user.pw_gid)
         os.chmod(self.dir, 0o700)
-        self._run(str(initdb), "-D", str(self.data), "-A", "trust", "-U", "postgres",
-                  "--no-sync", "-E", "UTF8", "--locale=C.UTF-8")
+        self._run(
+            str(initdb),
+            "-D",
+            str(self.data),
+            "-A",
+            "trust",
+            "-U",
+            "postgres",
+            "--no-sync",
+            "-E",
+            "UTF8",
+            "--locale=C.UTF-8",
+        )
         self._start_server()
         return self
 
     def _start_server(self) -> None:
         options = ["-c listen_addresses=''", f"-c port={PORT}", f"-k {self.socket_dir}"]
         options += [f"-c {key}={value}" for key, value in self.settings.items()]
-        self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60",
-                  "-l", str(self.dir / "server.log"), "-o", " ".join(options), "start")
+        self._run(
+            str(PG_BIN / "pg_ctl"),
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            "60",
+            "-l",
+            str(self.dir / "server.log"),
+            "-o",
+            " ".join(options),
+            "start",
+        )
 
     def stop(self, *, remove: bool = True) -> None:
         if self.dir is None:
             return
         if (self.data / "postmaster.pid").exists():
-            subprocess.run(self._command(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m",
-                                         "immediate", "-w", "stop"),
-                           capture_output=True, check=False)
+            subprocess.run(
+                self._command(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "stop"),
+                capture_output=True,
+                check=False,
+            )
         if remove:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
@@ -151,8 +171,7 @@ class PostgresServer:
 
     def url(self, database: str = "postgres") -> str:
         """A libpq URL reaching ``database`` over the socket."""
-        return (f"postgresql://postgres@/{quote(database)}"
-                f"?host={quote(str(self.socket_dir), safe='')}&port={PORT}")
+        return f"postgresql://postgres@/{quote(database)}?host={quote(str(self.socket_dir), safe='')}&port={PORT}"
 
     def create_database(self, name: str | None = None) -> str:
         """Create a fresh database; returns its URL."""

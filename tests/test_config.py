@@ -311,10 +311,18 @@ def test_unknown_key(tmp_path, env, text, key, message):
         ("[tasks]\nmax_running = true", "tasks.max_running", "expected an integer >= 1, got true"),
         ("[tasks]\nmax_running = 0", "tasks.max_running", "expected an integer >= 1, got 0"),
         ("[tasks]\nmax_running = 2.0", "tasks.max_running", "got 2.0"),
-        ("[tasks]\nwait_after_row_ms = -1", "tasks.wait_after_row_ms", "expected an integer from 0 to 86400000, got -1"),
+        (
+            "[tasks]\nwait_after_row_ms = -1",
+            "tasks.wait_after_row_ms",
+            "expected an integer from 0 to 86400000, got -1",
+        ),
         # Unbounded, it overflowed the store's integers (issue 11.3).
         ("[tasks]\nwait_after_row_ms = 99999999999999999", "tasks.wait_after_row_ms", "from 0 to 86400000"),
-        ("[store]\nurl = 'mysql://x'", "store.url", "unsupported store URL 'mysql://x': the stores are 'sqlite://...' or 'postgresql://...' or 'postgres://...'"),
+        (
+            "[store]\nurl = 'mysql://x'",
+            "store.url",
+            "unsupported store URL 'mysql://x': the stores are 'sqlite://...' or 'postgresql://...' or 'postgres://...'",
+        ),
         ("[store]\nurl = 'postgresql://kz@db:port/kz'", "store.url", "not a PostgreSQL URL"),
         ("[store]\nurl = 'sqlite://'", "store.url", "expected sqlite:///PATH"),
         ("[store]\nurl = 'sqlite:///'", "store.url", "expected sqlite:///PATH"),
@@ -409,21 +417,14 @@ def test_relative_paths_are_resolved_against_the_file(tmp_path, work, env):
 
 def test_tilde_is_expanded(tmp_path, env, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "realhome"))
-    settings = load_text(
-        tmp_path, '[plugins]\npaths = ["~/plugins"]\n[store]\nurl = "sqlite:///~/kz.db"\n', env
-    )
+    settings = load_text(tmp_path, '[plugins]\npaths = ["~/plugins"]\n[store]\nurl = "sqlite:///~/kz.db"\n', env)
     assert settings.plugins.paths == (str((tmp_path / "realhome" / "plugins").resolve()),)
     assert settings.store_url == f"sqlite:///{tmp_path / 'realhome' / 'kz.db'}"
 
 
 def test_extra_plugin_paths_are_appended(tmp_path, work, env):
     conf = tmp_path / "conf"
-    settings = load_text(
-        tmp_path,
-        '[plugins]\npaths = ["a", "b"]\n',
-        env,
-        extra_plugin_paths=["mine", str(conf / "a")],
-    )
+    settings = load_text(tmp_path, '[plugins]\npaths = ["a", "b"]\n', env, extra_plugin_paths=["mine", str(conf / "a")])
     # Relative --plugins paths are taken from the current directory; a folder named twice once.
     assert settings.plugins.paths == (
         str((conf / "a").resolve()),
@@ -495,8 +496,10 @@ def test_store_url_schemes_are_a_table(tmp_path, env, monkeypatch):
 
 
 def test_an_unknown_user_on_the_command_line_names_the_option(tmp_path, env):
-    for kwargs, origin in (({"data_dir": "~nobody-kz-test/d"}, "--data-dir"),
-                           ({"extra_plugin_paths": ["~nobody-kz-test/p"]}, "--plugins")):
+    for kwargs, origin in (
+        ({"data_dir": "~nobody-kz-test/d"}, "--data-dir"),
+        ({"extra_plugin_paths": ["~nobody-kz-test/p"]}, "--plugins"),
+    ):
         with pytest.raises(ConfigError, match=f"^{origin}: cannot expand '~nobody-kz-test/.': no such user"):
             load_settings(env=env, cwd=tmp_path, **kwargs)
 

@@ -8,8 +8,16 @@ import pytest
 
 @pytest.mark.parametrize(
     "module",
-    ["kzconsole.plugin", "kzconsole.engine", "kzconsole.engine.engine", "kzconsole.engine.runner",
-     "kzconsole.engine.scheduler", "kzconsole.engine.store.sqlite", "kzconsole.cli", "kzconsole.config"],
+    [
+        "kzconsole.plugin",
+        "kzconsole.engine",
+        "kzconsole.engine.engine",
+        "kzconsole.engine.runner",
+        "kzconsole.engine.scheduler",
+        "kzconsole.engine.store.sqlite",
+        "kzconsole.cli",
+        "kzconsole.config",
+    ],
 )
 def test_headless_modules_do_not_import_textual_or_rich(module):
     code = (

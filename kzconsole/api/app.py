@@ -60,8 +60,10 @@ CSV_TYPES = ("text/csv", "text/comma-separated-values", "application/octet-strea
 JSON_TYPES = ("application/json", "application/x-json")
 _JSON_ANSWER_TYPES = ("application/json", "application/x-json", "*/*")
 CORS_METHODS = "GET, PUT, POST, PATCH, DELETE, OPTIONS"
-CORS_HEADERS = ("Content-Type, Content-Length, X-Auth-Token, X-Request-ID, Accept, Authorization,"
-                " Origin, If-Match, X-HTTP-Method-Override")
+CORS_HEADERS = (
+    "Content-Type, Content-Length, X-Auth-Token, X-Request-ID, Accept, Authorization,"
+    " Origin, If-Match, X-HTTP-Method-Override"
+)
 CORS_EXPOSED = "Content-Disposition, Content-Type, X-Request-ID, Location"
 _CHUNK = 1 << 20
 _SMALL_BODY = 64 * 1024  # PUT /v2/api_auth: a key in a small JSON document
@@ -252,15 +254,30 @@ class Envelope:
             meta["auth_token"] = call.token
         if extra:
             meta.update((k, v) for k, v in extra.items() if v is not None)
-        return b"%s,%s,\"timestamp\":%s" % (_dumps(meta)[1:-1], self._tail, self._clock.stamp())
+        return b'%s,%s,"timestamp":%s' % (_dumps(meta)[1:-1], self._tail, self._clock.stamp())
 
-    def success(self, call: Call, data: Any, *, status: int = 200, extra: dict[str, Any] | None = None,
-                headers: dict[str, str] | None = None) -> Response:
+    def success(
+        self,
+        call: Call,
+        data: Any,
+        *,
+        status: int = 200,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         body = _dumps(data)
         return self.success_json(call, body, revision(body), status=status, extra=extra, headers=headers)
 
-    def success_json(self, call: Call, body: bytes, revision: bytes, *, status: int = 200,
-                     extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> Response:
+    def success_json(
+        self,
+        call: Call,
+        body: bytes,
+        revision: bytes,
+        *,
+        status: int = 200,
+        extra: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Response:
         """:meth:`success` of ``data`` already in JSON (``body``) and its :func:`revision`."""
         text = b'{"status":"success","data":%s,"revision":"%s",%s}' % (body, revision, self.meta(call, extra))
         return self._response(text, status, call, headers)
@@ -472,7 +489,8 @@ class Api:
     def _reads_files(row: Sequence[Any]) -> bool:
         """Whether :meth:`csvs` must look for the job's output file to tell."""
         return (row[_OUTPUT_PATH] is not None or row[_STATUS] == _EXECUTING) and not (
-            row[_OUTPUT_PATH] is None and row[_OUTPUT_OFFSET] > 0)
+            row[_OUTPUT_PATH] is None and row[_OUTPUT_OFFSET] > 0
+        )
 
     def _has_output(self, job_id: str) -> bool:
         try:
@@ -525,10 +543,16 @@ class Api:
         self._issued += 1
         if self._issued % _PRUNE_TOKENS_EVERY == 1:
             self.engine.store.prune_api_tokens()  # expired tokens would pile up, one per login
-        return self.envelope.success(call, {
-            "account_id": key.account_id, "api_key_id": key.id, "is_superadmin": key.superadmin,
-            "expires": gregorian(expires),
-        }, status=201)
+        return self.envelope.success(
+            call,
+            {
+                "account_id": key.account_id,
+                "api_key_id": key.id,
+                "is_superadmin": key.superadmin,
+                "expires": gregorian(expires),
+            },
+            status=201,
+        )
 
     # ---- jobs
 
@@ -628,12 +652,15 @@ class Api:
         if size == 0:
             stream.close()
             return Response(status_code=204, headers={"x-request-id": call.request_id})
-        return StreamingResponse(_read_chunks(stream, size), headers={
-            "content-type": "text/csv",
-            "content-length": str(size),
-            "content-disposition": _content_disposition(job, name),
-            "x-request-id": call.request_id,
-        })
+        return StreamingResponse(
+            _read_chunks(stream, size),
+            headers={
+                "content-type": "text/csv",
+                "content-length": str(size),
+                "content-disposition": _content_disposition(job, name),
+                "x-request-id": call.request_id,
+            },
+        )
 
     def start(self, call: Call, job_id: str) -> Response:
         job = self.job(call, job_id)
@@ -680,8 +707,7 @@ class Api:
         fmt = self._body_format(call.request)
         spool = await self._spool(call.request)
         try:
-            return await self.run(self._add, call, category, action, spool, fmt,
-                                           query.get("file_name"))
+            return await self.run(self._add, call, category, action, spool, fmt, query.get("file_name"))
         finally:
             if spool is not None:
                 spool.close()
@@ -694,10 +720,14 @@ class Api:
             return "csv"
         if media[0] in JSON_TYPES:
             return "json"
-        raise ApiError(415, "unsupported media type", {
-            "message": "the body must be CSV (text/csv) or JSON (application/json)",
-            "accepted": [*CSV_TYPES, *JSON_TYPES],
-        })
+        raise ApiError(
+            415,
+            "unsupported media type",
+            {
+                "message": "the body must be CSV (text/csv) or JSON (application/json)",
+                "accepted": [*CSV_TYPES, *JSON_TYPES],
+            },
+        )
 
     async def _spool(self, request: Request) -> Any:
         """The body in a private temporary file (None when empty), read in chunks: never whole
@@ -720,8 +750,9 @@ class Api:
                 except StopAsyncIteration:
                     break
                 except TimeoutError:
-                    raise ApiError(408, "request timeout", {
-                        "message": f"no part of the body arrived for {_BODY_IDLE_S:g} s"}) from None
+                    raise ApiError(
+                        408, "request timeout", {"message": f"no part of the body arrived for {_BODY_IDLE_S:g} s"}
+                    ) from None
                 size += len(chunk)
                 if size > limit:
                     raise too_large
@@ -738,12 +769,18 @@ class Api:
         spool.seek(0)
         return spool
 
-    def _add(self, call: Call, category: str, action: str, spool: Any, fmt: str,
-             file_name: str | None) -> Response:
+    def _add(self, call: Call, category: str, action: str, spool: Any, fmt: str, file_name: str | None) -> Response:
         assert call.key is not None
         try:
-            job = self.engine.add_job(category, action, input=spool, fmt=fmt, file_name=file_name,
-                                      account_id=call.account_id, auth_account_id=call.key.account_id)
+            job = self.engine.add_job(
+                category,
+                action,
+                input=spool,
+                fmt=fmt,
+                file_name=file_name,
+                account_id=call.account_id,
+                auth_account_id=call.key.account_id,
+            )
         except JobRejected as exc:
             raise self._rejected(exc.errors, spool, fmt) from None
         return self.envelope.success(call, {"_read_only": task_json(job)}, status=201)
@@ -754,15 +791,17 @@ class Api:
             return ApiError(404, "bad identifier", ["unknown_category_action"])
         if "csv" in errors:
             err = errors["csv"]
-            return ApiError(400, "validation error",
-                            {"csv": {"format": {"message": err["message"], "line": err["line"]}}})
+            return ApiError(
+                400, "validation error", {"csv": {"format": {"message": err["message"], "line": err["line"]}}}
+            )
         data: dict[str, Any] = {}
         for name in ("missing_mandatory_fields", "expected_content"):
             if name in errors:
                 data[name] = errors[name]
         if "missing_mandatory_values" in errors and spool is not None:
             data["missing_mandatory_values"] = csv_lines_at(
-                spool.name, fmt, errors["missing_mandatory_values"]["lines"])
+                spool.name, fmt, errors["missing_mandatory_values"]["lines"]
+            )
         return ApiError(400, "bad request", data)
 
 
@@ -772,8 +811,9 @@ class Api:
 Handler = Callable[[Api, Call, dict[str, str]], Awaitable[Response]]
 
 
-def _sync(method: Callable[..., Response], *, auth: bool = True,
-          bounded: Callable[[Api, Call], bool] | None = None) -> Handler:
+def _sync(
+    method: Callable[..., Response], *, auth: bool = True, bounded: Callable[[Api, Call], bool] | None = None
+) -> Handler:
     """A handler whose whole work (authentication included) is one trip to the thread pool; or,
     when ``bounded`` says the answer reads little and the store's reads never wait
     (:attr:`Api.local_reads`), no trip: done on the event loop."""
@@ -844,8 +884,10 @@ def _download(name: str) -> Callable[..., Response]:
 # (path without the /v2/accounts/{account_id} part, {verb: handler}); each path is served with
 # and without that part (contract 8.4).
 _JOB_PATHS: list[tuple[str, dict[str, Handler]]] = [
-    ("/tasks/{job_id}", {"GET": _sync(Api.get_job, bounded=_always), "PATCH": _sync(Api.start),
-                         "DELETE": _sync(Api.remove)}),
+    (
+        "/tasks/{job_id}",
+        {"GET": _sync(Api.get_job, bounded=_always), "PATCH": _sync(Api.start), "DELETE": _sync(Api.remove)},
+    ),
     ("/tasks/{job_id}/stop", {"PATCH": _async(Api.stop)}),
     ("/tasks/{job_id}/input", {"GET": _sync(_download("in.csv"))}),
     ("/tasks/{job_id}/output", {"GET": _sync(_download("out.csv"))}),
@@ -853,8 +895,7 @@ _JOB_PATHS: list[tuple[str, dict[str, Handler]]] = [
 
 # Tried in order: what front ends poll most (an account's jobs, one job) first.
 ROUTES: list[tuple[str, dict[str, Handler]]] = [
-    ("/v2/accounts/{account_id}/tasks", {"GET": _sync(Api.list_jobs, bounded=_small_page),
-                                         "PUT": _async(Api.create)}),
+    ("/v2/accounts/{account_id}/tasks", {"GET": _sync(Api.list_jobs, bounded=_small_page), "PUT": _async(Api.create)}),
     *((f"/v2/accounts/{{account_id}}{path}", verbs) for path, verbs in _JOB_PATHS),
     ("/v2/tasks", {"GET": _sync(Api.help, auth=False), "PUT": _async(Api.create)}),
     *((f"/v2{path}", verbs) for path, verbs in _JOB_PATHS),
@@ -890,8 +931,9 @@ class _Endpoint:
         handler = verbs.get(request.method)
         try:
             if handler is None:
-                raise ApiError(405, "method not allowed", {"allowed": allowed},
-                               headers={"allow": ", ".join([*allowed, "OPTIONS"])})
+                raise ApiError(
+                    405, "method not allowed", {"allowed": allowed}, headers={"allow": ", ".join([*allowed, "OPTIONS"])}
+                )
             return await handler(api, call, dict(request.path_params))
         except ApiError as err:
             return api.envelope.error(call, err)
@@ -936,8 +978,7 @@ class Cors:
             return
         extra = self._headers(scope)
         if scope["method"] == "OPTIONS":
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [*extra, (b"content-length", b"0")]})
+            await send({"type": "http.response.start", "status": 200, "headers": [*extra, (b"content-length", b"0")]})
             await send({"type": "http.response.body", "body": b""})
             return
 

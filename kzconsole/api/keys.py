@@ -23,14 +23,19 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
 
 
-def add_key(store: Store, account_id: str, *, name: str | None, superadmin: bool,
-            now: float) -> tuple[ApiKey, str]:
+def add_key(store: Store, account_id: str, *, name: str | None, superadmin: bool, now: float) -> tuple[ApiKey, str]:
     """Store a new key for ``account_id``; return its record and the key itself (shown once)."""
     if not _ACCOUNT.fullmatch(account_id):
         raise ValueError(f"not an account id (32 lowercase hex characters): {account_id!r}")
     secret = secrets.token_hex(32)
-    key = ApiKey(id=uuid.uuid4().hex, account_id=account_id, name=name or None,
-                 superadmin=superadmin, created=now, key_hash=digest(secret))
+    key = ApiKey(
+        id=uuid.uuid4().hex,
+        account_id=account_id,
+        name=name or None,
+        superadmin=superadmin,
+        created=now,
+        key_hash=digest(secret),
+    )
     store.add_api_key(key)
     return key, secret
 
@@ -61,11 +66,17 @@ def cmd_api_keys(args: Any, engine: Any, out: Any, print_json: Any) -> int:
     store = engine.store
     command = args.api_keys_command
     if command == "add":
-        key, secret = add_key(store, args.account, name=args.name, superadmin=args.superadmin,
-                              now=engine.clock.time())
+        key, secret = add_key(store, args.account, name=args.name, superadmin=args.superadmin, now=engine.clock.time())
         if args.json:
-            print_json({"id": key.id, "key": secret, "account_id": key.account_id, "name": key.name,
-                        "superadmin": key.superadmin})
+            print_json(
+                {
+                    "id": key.id,
+                    "key": secret,
+                    "account_id": key.account_id,
+                    "name": key.name,
+                    "superadmin": key.superadmin,
+                }
+            )
         else:
             out.write(secret + "\n")
         return 0

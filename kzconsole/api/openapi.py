@@ -25,8 +25,7 @@ _TASK = {
         "category": {"type": "string"},
         "action": {"type": "string"},
         "file_name": {"type": "string"},
-        "status": {"enum": ["pending", "executing", "success", "failure", "partial", "stopped",
-                            "internal_error"]},
+        "status": {"enum": ["pending", "executing", "success", "failure", "partial", "stopped", "internal_error"]},
         "created": _GREGORIAN,
         "start_timestamp": _GREGORIAN,
         "end_timestamp": _GREGORIAN,
@@ -66,10 +65,12 @@ def _envelope(data: dict[str, Any], *, paged: bool = False) -> dict[str, Any]:
         "version": {"type": "string"},
     }
     if paged:
-        properties |= {"page_size": {"type": "integer"}, "start_key": {"type": "string"},
-                       "next_start_key": {"type": "string"}}
-    return {"type": "object", "required": ["status", "data", "request_id", "timestamp"],
-            "properties": properties}
+        properties |= {
+            "page_size": {"type": "integer"},
+            "start_key": {"type": "string"},
+            "next_start_key": {"type": "string"},
+        }
+    return {"type": "object", "required": ["status", "data", "request_id", "timestamp"], "properties": properties}
 
 
 _ERROR = {
@@ -115,8 +116,7 @@ _AUTHED = (401, 403, 503)
 
 
 def _job(schema_ref: str = "#/components/schemas/Task") -> dict[str, Any]:
-    return _envelope({"type": "object", "required": ["_read_only"],
-                      "properties": {"_read_only": {"$ref": schema_ref}}})
+    return _envelope({"type": "object", "required": ["_read_only"], "properties": {"_read_only": {"$ref": schema_ref}}})
 
 
 def _csv_download(description: str) -> dict[str, Any]:
@@ -132,15 +132,24 @@ def _operations() -> dict[str, dict[str, Any]]:
     job_read = {
         "summary": "A job (JSON), or one of its CSV files (Accept: text/csv, or ?accept=csv)",
         "parameters": [
-            {"name": "accept", "in": "query", "schema": {"type": "string"},
-             "description": "overrides the Accept header; `csv` means text/csv"},
-            {"name": "csv_name", "in": "query", "schema": {"enum": ["in.csv", "out.csv"]},
-             "description": "the file to download (default out.csv)"},
+            {
+                "name": "accept",
+                "in": "query",
+                "schema": {"type": "string"},
+                "description": "overrides the Accept header; `csv` means text/csv",
+            },
+            {
+                "name": "csv_name",
+                "in": "query",
+                "schema": {"enum": ["in.csv", "out.csv"]},
+                "description": "the file to download (default out.csv)",
+            },
         ],
         "responses": {
-            "200": {"description": "the job, or the file",
-                    "content": {"application/json": {"schema": _job()},
-                                "text/csv": {"schema": {"type": "string"}}}},
+            "200": {
+                "description": "the job, or the file",
+                "content": {"application/json": {"schema": _job()}, "text/csv": {"schema": {"type": "string"}}},
+            },
             "204": {"description": "the file is empty"},
             **_errors(400, *_AUTHED, 404),
         },
@@ -148,24 +157,40 @@ def _operations() -> dict[str, dict[str, Any]]:
     return {
         "/tasks/{job_id}": {
             "get": job_read,
-            "patch": {"summary": "Start the job (as `tasks start`; the body is ignored)",
-                      "responses": {"200": _json(_job(), "the job, queued"), **_errors(*_AUTHED, 404)}},
-            "delete": {"summary": "Remove a job that is not running, with its files",
-                       "responses": {"200": _json(_job(), "the removed job"), **_errors(*_AUTHED, 404)}},
+            "patch": {
+                "summary": "Start the job (as `tasks start`; the body is ignored)",
+                "responses": {"200": _json(_job(), "the job, queued"), **_errors(*_AUTHED, 404)},
+            },
+            "delete": {
+                "summary": "Remove a job that is not running, with its files",
+                "responses": {"200": _json(_job(), "the removed job"), **_errors(*_AUTHED, 404)},
+            },
         },
         "/tasks/{job_id}/stop": {
-            "patch": {"summary": "Stop the job; answers once it is stopped, or after 2 s",
-                      "responses": {"200": _json(_job(), "the job"), **_errors(*_AUTHED, 404)}},
+            "patch": {
+                "summary": "Stop the job; answers once it is stopped, or after 2 s",
+                "responses": {"200": _json(_job(), "the job"), **_errors(*_AUTHED, 404)},
+            }
         },
         "/tasks/{job_id}/input": {
-            "get": {"summary": "The stored input CSV",
-                    "responses": {"200": _csv_download("the input"), "204": {"description": "empty"},
-                                  **_errors(*_AUTHED, 404)}},
+            "get": {
+                "summary": "The stored input CSV",
+                "responses": {
+                    "200": _csv_download("the input"),
+                    "204": {"description": "empty"},
+                    **_errors(*_AUTHED, 404),
+                },
+            }
         },
         "/tasks/{job_id}/output": {
-            "get": {"summary": "The output CSV so far",
-                    "responses": {"200": _csv_download("the output"), "204": {"description": "empty"},
-                                  **_errors(*_AUTHED, 404)}},
+            "get": {
+                "summary": "The output CSV so far",
+                "responses": {
+                    "200": _csv_download("the output"),
+                    "204": {"description": "empty"},
+                    **_errors(*_AUTHED, 404),
+                },
+            }
         },
     }
 
@@ -177,18 +202,26 @@ def _create(account_form: bool, catalog: dict[str, dict[str, Any]]) -> dict[str,
     return {
         "summary": f"Create a job owned by {owner} (the checks of contract 3.3)",
         "parameters": [
-            {"name": "category", "in": "query", "required": True,
-             "schema": {"type": "string", "minLength": 1, **({"enum": categories} if categories else {})},
-             "description": "a category of the catalog (GET /v2/tasks)"},
-            {"name": "action", "in": "query", "required": True,
-             "schema": {"type": "string", "minLength": 1, **({"enum": actions} if actions else {})},
-             "description": "one of the category's actions"},
+            {
+                "name": "category",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, **({"enum": categories} if categories else {})},
+                "description": "a category of the catalog (GET /v2/tasks)",
+            },
+            {
+                "name": "action",
+                "in": "query",
+                "required": True,
+                "schema": {"type": "string", "minLength": 1, **({"enum": actions} if actions else {})},
+                "description": "one of the category's actions",
+            },
             {"name": "file_name", "in": "query", "schema": {"type": "string"}},
         ],
         "requestBody": {
             "required": False,
-            "description": "CSV, JSON records (`{\"data\": {\"records\": [...]}}` or an array), or "
-                           "nothing for a task without input",
+            "description": 'CSV, JSON records (`{"data": {"records": [...]}}` or an array), or '
+            "nothing for a task without input",
             "content": {
                 "text/csv": {"schema": {"type": "string"}},
                 "text/comma-separated-values": {"schema": {"type": "string"}},
@@ -196,8 +229,7 @@ def _create(account_form: bool, catalog: dict[str, dict[str, Any]]) -> dict[str,
                 "application/json": {"schema": {"type": "object"}},
             },
         },
-        "responses": {"201": _json(_job(), "the new pending job"),
-                      **_errors(400, *_AUTHED, 404, 408, 413, 415)},
+        "responses": {"201": _json(_job(), "the new pending job"), **_errors(400, *_AUTHED, 404, 408, 413, 415)},
     }
 
 
@@ -212,15 +244,22 @@ def _with_links(response: dict[str, Any], job_path: str, account_form: bool) -> 
     if account_form:
         parameters["account_id"] = "$request.path.account_id"
     links = {}
-    for verb, suffix in (("get", ""), ("patch", ""), ("patch", "/stop"), ("get", "/input"),
-                         ("get", "/output"), ("delete", "")):
+    for verb, suffix in (
+        ("get", ""),
+        ("patch", ""),
+        ("patch", "/stop"),
+        ("get", "/input"),
+        ("get", "/output"),
+        ("delete", ""),
+    ):
         operation = _operation_id(verb, job_path + suffix)
         links[operation] = {"operationId": operation, "parameters": dict(parameters)}
     return {**response, "links": links}
 
 
-def document(settings: Any, catalog: dict[str, dict[str, Any]],
-             routes: Iterable[tuple[str, Mapping[str, Any]]]) -> dict[str, Any]:
+def document(
+    settings: Any, catalog: dict[str, dict[str, Any]], routes: Iterable[tuple[str, Mapping[str, Any]]]
+) -> dict[str, Any]:
     """The OpenAPI document (``settings`` is the ``[api]`` section; ``catalog`` the help, whose
     categories and actions are the values a job can be created with; ``routes`` the server's
     route table: path, and the handlers by verb)."""
@@ -228,51 +267,106 @@ def document(settings: Any, catalog: dict[str, dict[str, Any]],
     help_op = {
         "summary": "The catalog of tasks (open to all)",
         "security": [],
-        "parameters": [{"name": "category", "in": "query", "schema": {"type": "string"}},
-                       {"name": "action", "in": "query", "schema": {"type": "string"}}],
+        "parameters": [
+            {"name": "category", "in": "query", "schema": {"type": "string"}},
+            {"name": "action", "in": "query", "schema": {"type": "string"}},
+        ],
         "responses": {
-            "200": _json(_envelope({
-                "type": "object", "required": ["tasks"],
-                "properties": {"tasks": {"type": "object", "additionalProperties": {
-                    "type": "object", "additionalProperties": {"$ref": "#/components/schemas/HelpEntry"}}}},
-            }), "the catalog, narrowed as asked"),
+            "200": _json(
+                _envelope(
+                    {
+                        "type": "object",
+                        "required": ["tasks"],
+                        "properties": {
+                            "tasks": {
+                                "type": "object",
+                                "additionalProperties": {
+                                    "type": "object",
+                                    "additionalProperties": {"$ref": "#/components/schemas/HelpEntry"},
+                                },
+                            }
+                        },
+                    }
+                ),
+                "the catalog, narrowed as asked",
+            ),
             **_errors(404),
         },
     }
     list_op = {
         "summary": "The account's jobs, newest first, paged",
         "parameters": [
-            {"name": "page_size", "in": "query",
-             "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": settings.page_size}},
-            {"name": "start_key", "in": "query", "schema": {"type": "string"},
-             "description": "the previous answer's next_start_key"},
+            {
+                "name": "page_size",
+                "in": "query",
+                "schema": {"type": "integer", "minimum": 1, "maximum": 10000, "default": settings.page_size},
+            },
+            {
+                "name": "start_key",
+                "in": "query",
+                "schema": {"type": "string"},
+                "description": "the previous answer's next_start_key",
+            },
             {"name": "paginate", "in": "query", "schema": {"enum": ["true", "false"]}},
         ],
         "responses": {
-            "200": _json(_envelope({"type": "array", "items": {"$ref": "#/components/schemas/Task"}},
-                                   paged=True), "one page of jobs"),
+            "200": _json(
+                _envelope({"type": "array", "items": {"$ref": "#/components/schemas/Task"}}, paged=True),
+                "one page of jobs",
+            ),
             **_errors(400, *_AUTHED, 404),
         },
     }
     auth_op = {
         "summary": "Trade an API key for an auth token (X-Auth-Token)",
         "security": [],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["data"],
-            "properties": {"data": {"type": "object", "required": ["api_key"],
-                                    "properties": {"api_key": {"type": "string", "minLength": 1}}}}}}}},
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["data"],
+                        "properties": {
+                            "data": {
+                                "type": "object",
+                                "required": ["api_key"],
+                                "properties": {"api_key": {"type": "string", "minLength": 1}},
+                            }
+                        },
+                    }
+                }
+            },
+        },
         "responses": {
-            "201": _json(_envelope({
-                "type": "object", "required": ["account_id", "api_key_id", "is_superadmin", "expires"],
-                "properties": {"account_id": {"type": "string"}, "api_key_id": _HEX32,
-                               "is_superadmin": {"type": "boolean"}, "expires": _GREGORIAN}}),
-                "a token, in auth_token"),
+            "201": _json(
+                _envelope(
+                    {
+                        "type": "object",
+                        "required": ["account_id", "api_key_id", "is_superadmin", "expires"],
+                        "properties": {
+                            "account_id": {"type": "string"},
+                            "api_key_id": _HEX32,
+                            "is_superadmin": {"type": "boolean"},
+                            "expires": _GREGORIAN,
+                        },
+                    }
+                ),
+                "a token, in auth_token",
+            ),
             **_errors(400, 401, 413, 503),
         },
     }
-    spec_op = {"summary": "This document", "security": [],
-               "responses": {"200": {"description": "the OpenAPI document",
-                                     "content": {"application/json": {"schema": {"type": "object"}}}}}}
+    spec_op = {
+        "summary": "This document",
+        "security": [],
+        "responses": {
+            "200": {
+                "description": "the OpenAPI document",
+                "content": {"application/json": {"schema": {"type": "object"}}},
+            }
+        },
+    }
     job_ops = _operations()
     for path, verbs in routes:
         account_form = "{account_id}" in path
@@ -295,15 +389,22 @@ def document(settings: Any, catalog: dict[str, dict[str, Any]],
         for verb, op in item.items():
             op["operationId"] = _operation_id(verb, path)
         if path.endswith("/tasks") and "put" in item:
-            item["put"]["responses"] = {**item["put"]["responses"], "201": _with_links(
-                item["put"]["responses"]["201"], path.replace("/tasks", "/tasks/{job_id}"), account_form)}
+            item["put"]["responses"] = {
+                **item["put"]["responses"],
+                "201": _with_links(
+                    item["put"]["responses"]["201"], path.replace("/tasks", "/tasks/{job_id}"), account_form
+                ),
+            }
         if params:
             item["parameters"] = params
         paths[path] = item
     return {
         "openapi": "3.1.0",
-        "info": {"title": "kzconsole tasks API (Kazoo cb_tasks compatible)", "version": __version__,
-                 "description": "See docs/api.md. Every answer is Crossbar's envelope."},
+        "info": {
+            "title": "kzconsole tasks API (Kazoo cb_tasks compatible)",
+            "version": __version__,
+            "description": "See docs/api.md. Every answer is Crossbar's envelope.",
+        },
         "servers": [{"url": "/"}],
         "security": [{"authToken": []}, {"authTokenQuery": []}],
         "paths": paths,

@@ -136,8 +136,9 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
     from kzconsole.api.app import Api, build_app
     from kzconsole.engine import Engine
 
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
     if settings.api.tls_cert:
         check_tls(settings.api.tls_cert, settings.api.tls_key)
     sock = bind(listen or settings.api.listen)
@@ -161,8 +162,13 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
         # engine stopped. These make the re-raised signal a no-op, and stop a server not started.
         signal.signal(signal.SIGINT, on_signal)
         signal.signal(signal.SIGTERM, on_signal)
-        log.info("serving the API on %s://%s:%d/v2 (%s); Ctrl-C to stop", scheme, shown, port,
-                 f"engine {engine.node}" if run_engine else "no engine: another process runs the jobs")
+        log.info(
+            "serving the API on %s://%s:%d/v2 (%s); Ctrl-C to stop",
+            scheme,
+            shown,
+            port,
+            f"engine {engine.node}" if run_engine else "no engine: another process runs the jobs",
+        )
         sys.stderr.flush()
         server.run(sockets=[sock])
     finally:
@@ -171,7 +177,8 @@ def serve(settings: Any, *, listen: str | None, run_engine: bool, node: str | No
             api.close()
         stuck = engine.stop()
         if stuck:
-            log.warning("jobs still inside a row at exit (they resume from their last checkpoint): %s",
-                        ", ".join(stuck))
+            log.warning(
+                "jobs still inside a row at exit (they resume from their last checkpoint): %s", ", ".join(stuck)
+            )
         engine.close()
     return 0

@@ -7,32 +7,31 @@ import argparse
 import sys
 from typing import Any
 
-from kzconsole.cli.common import (
-    CliError,
-    add_command,
-    add_json,
-    add_node_option,
-    open_engine,
-    print_json,
-    settings,
-)
+from kzconsole.cli.common import CliError, add_command, add_json, add_node_option, open_engine, print_json, settings
 
 
 def register(commands: Any) -> None:
     serve = add_command(
-        commands, "serve", "the REST API (Kazoo's tasks API), with the engine embedded",
+        commands,
+        "serve",
+        "the REST API (Kazoo's tasks API), with the engine embedded",
         "Serve the REST API, compatible with Kazoo's Crossbar tasks API (docs/api.md), until\n"
         "SIGINT/SIGTERM (graceful, as `kzconsole engine`). The engine is embedded unless\n"
         "--no-engine: then another process on the same store runs the jobs.",
     )
-    serve.add_argument("--listen", metavar="HOST:PORT",
-                       help="where to listen (default: api.listen, 127.0.0.1:8000; port 0: any free one)")
+    serve.add_argument(
+        "--listen",
+        metavar="HOST:PORT",
+        help="where to listen (default: api.listen, 127.0.0.1:8000; port 0: any free one)",
+    )
     serve.add_argument("--no-engine", action="store_true", help="serve the store only; another process runs the jobs")
     add_node_option(serve)  # contract 9 (owner: pg)
     serve.set_defaults(handler=cmd_serve)
 
     keys = add_command(
-        commands, "api-keys", "API keys for the REST API",
+        commands,
+        "api-keys",
+        "API keys for the REST API",
         "API keys for `kzconsole serve`. A key acts for one account (or, --superadmin, for all);\n"
         "it is printed once, when it is made: only its hash is stored, in the store, so every\n"
         "node of a cluster knows it. Removing a key ends its tokens at once.",

@@ -102,10 +102,7 @@ def add_command(
         first, _, rest = handler.__doc__.partition("\n")
         description = (first.strip() + "\n" + textwrap.dedent(rest)).strip()
     parser: Parser = subparsers.add_parser(
-        name,
-        help=summary,
-        description=description or summary,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        name, help=summary, description=description or summary, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     if job_id:
         add_id(parser)
@@ -147,13 +144,9 @@ def job_id(text: str) -> str:
     the store unchecked, and a prefix too short to be unique says so instead of "no job"."""
     value = text.strip().lower()
     if not value or any(c not in "0123456789abcdef" for c in value) or len(value) > 32:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a job id (32 hex characters) or a prefix of one (6 or more)"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} is not a job id (32 hex characters) or a prefix of one (6 or more)")
     if len(value) < 6:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is too short: a job id prefix needs at least 6 characters"
-        )
+        raise argparse.ArgumentTypeError(f"{text!r} is too short: a job id prefix needs at least 6 characters")
     return value
 
 
@@ -209,8 +202,12 @@ def node_option(text: str) -> str:
 
 def add_node_option(parser: argparse.ArgumentParser) -> None:
     """``--node NAME`` for the commands that run an engine (engine, tui, serve)."""
-    parser.add_argument("--node", metavar="NAME", type=node_option,
-                        help="this node's name in a cluster (default: engine.node, else the host name)")
+    parser.add_argument(
+        "--node",
+        metavar="NAME",
+        type=node_option,
+        help="this node's name in a cluster (default: engine.node, else the host name)",
+    )
 
 
 def settings(args: argparse.Namespace) -> Settings:

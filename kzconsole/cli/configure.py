@@ -11,7 +11,9 @@ from kzconsole.cli.common import EXIT_OK, add_command
 
 def register(commands: Any) -> None:
     cfg = add_command(
-        commands, "config", "configuration files",
+        commands,
+        "config",
+        "configuration files",
         "The configuration file (TOML): read from --config FILE, else $KZCONSOLE_CONFIG, else\n"
         "./kzconsole.toml, else ~/.config/kzconsole/config.toml. `config init` writes one.",
     )

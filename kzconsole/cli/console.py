@@ -13,12 +13,15 @@ from kzconsole.cli.common import EXIT_OK, add_command, add_node_option, open_eng
 
 
 def register(commands: Any) -> None:
-    tui = add_command(commands, "tui", "the full-screen console with the engine embedded (the default)", handler=cmd_tui)
+    tui = add_command(
+        commands, "tui", "the full-screen console with the engine embedded (the default)", handler=cmd_tui
+    )
     _ascii_option(tui)
     add_node_option(tui)
 
-    engine = add_command(commands, "engine", "run the engine in the foreground until SIGINT/SIGTERM",
-                         handler=cmd_engine)
+    engine = add_command(
+        commands, "engine", "run the engine in the foreground until SIGINT/SIGTERM", handler=cmd_engine
+    )
     add_node_option(engine)
 
     demo = add_command(commands, "demo", "open the console on a throwaway data dir full of examples", handler=cmd_demo)
@@ -29,8 +32,9 @@ def register(commands: Any) -> None:
 
 def _ascii_option(parser: argparse.ArgumentParser) -> None:
     # console: plain ASCII symbols and borders (also when the locale is not UTF-8)
-    parser.add_argument("--ascii", action="store_true", default=None,
-                        help="draw plain ASCII (the default when the locale is not UTF-8)")
+    parser.add_argument(
+        "--ascii", action="store_true", default=None, help="draw plain ASCII (the default when the locale is not UTF-8)"
+    )
 
 
 def cmd_tui(args: argparse.Namespace) -> int:
@@ -73,7 +77,9 @@ def cmd_engine(args: argparse.Namespace) -> int:
         engine.start()
         log.info(
             "engine %s (node %s) running on %s (max %d jobs); Ctrl-C to stop",
-            engine.node, engine.node_name, engine.store_display,
+            engine.node,
+            engine.node_name,
+            engine.store_display,
             engine.settings.tasks.max_running,
         )
         while not stop.wait(1.0):
@@ -82,6 +88,8 @@ def cmd_engine(args: argparse.Namespace) -> int:
         log.info("shutting down: running jobs will resume at the next start")
         stuck = engine.stop()
         if stuck:
-            log.warning("jobs still inside a row at exit (they resume from their last checkpoint): %s", ", ".join(stuck))
+            log.warning(
+                "jobs still inside a row at exit (they resume from their last checkpoint): %s", ", ".join(stuck)
+            )
         engine.close()
     return EXIT_OK

@@ -26,12 +26,22 @@ if TYPE_CHECKING:
 
 
 def register(commands: Any) -> None:
-    add_command(commands, "nodes", "every engine on the store, alive or dead (a cluster's nodes)",
-                handler=cmd_nodes, json="a list of engines")
+    add_command(
+        commands,
+        "nodes",
+        "every engine on the store, alive or dead (a cluster's nodes)",
+        handler=cmd_nodes,
+        json="a list of engines",
+    )
     store = add_command(commands, "store", "store maintenance: `store copy FROM_URL TO_URL`")
     sub = store.add_subparsers(dest="store_command", metavar="COMMAND", required=True)
-    copy = add_command(sub, "copy", "copy every job, its files, the trigger history and the API keys"
-                       " into another store", handler=cmd_store_copy, json="the counts")
+    copy = add_command(
+        sub,
+        "copy",
+        "copy every job, its files, the trigger history and the API keys into another store",
+        handler=cmd_store_copy,
+        json="the counts",
+    )
     copy.add_argument("from_url", metavar="FROM_URL", help="sqlite:///PATH or postgresql://...")
     copy.add_argument("to_url", metavar="TO_URL", help="sqlite:///PATH or postgresql://...")
 
@@ -50,16 +60,16 @@ def _nodes_text(nodes: Sequence[NodeInfo], w: Writer) -> None:
         w("no engine on this store\n")
         return
     now = time.time()
-    w(f"{'NODE':20} {'STATE':5} {'HOST':16} {'PID':>7} {'VERSION':8} {'STARTED':19} "
-      f"{'HEARTBEAT':12} {'RUNNING':>7}\n")
+    w(f"{'NODE':20} {'STATE':5} {'HOST':16} {'PID':>7} {'VERSION':8} {'STARTED':19} {'HEARTBEAT':12} {'RUNNING':>7}\n")
     for n in nodes:
-        w(f"{n.name[:20]:20} {'alive' if n.alive else 'DEAD':5} {n.host[:16]:16} {n.pid:>7} "
-          f"{n.version[:8]:8} {local_time(n.started):19} {n.heartbeat_age(now):12} "
-          f"{n.running:>3}/{n.slots:<3}\n")
+        w(
+            f"{n.name[:20]:20} {'alive' if n.alive else 'DEAD':5} {n.host[:16]:16} {n.pid:>7} "
+            f"{n.version[:8]:8} {local_time(n.started):19} {n.heartbeat_age(now):12} "
+            f"{n.running:>3}/{n.slots:<3}\n"
+        )
         for t in n.resumed_elsewhere:
             what = "resumed" if t.outcome == "resumed" else "ended internal_error"
-            w(f"    job {t.job_id} {what} by {t.to_name} at row {t.rows_done + 1}"
-              f" ({local_time(t.at)})\n")
+            w(f"    job {t.job_id} {what} by {t.to_name} at row {t.rows_done + 1} ({local_time(t.at)})\n")
 
 
 def cmd_store_copy(args: argparse.Namespace) -> int:
@@ -88,10 +98,14 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
     if args.json:
         print_json(dict(report))
     else:
-        sys.stdout.write(f"copied {report['jobs']} job(s) ({report['bytes']} bytes of files),"
-                         f" {report['firings']} trigger firing(s) and {report['api_keys']} API key(s)\n")
+        sys.stdout.write(
+            f"copied {report['jobs']} job(s) ({report['bytes']} bytes of files),"
+            f" {report['firings']} trigger firing(s) and {report['api_keys']} API key(s)\n"
+        )
     if report["skipped"]:
-        err(f"kzconsole: {report['skipped']} job(s) exist in {args.to_url} and were not overwritten"
-            f" (e.g. {', '.join(report['skipped_ids'][:5])})")
+        err(
+            f"kzconsole: {report['skipped']} job(s) exist in {args.to_url} and were not overwritten"
+            f" (e.g. {', '.join(report['skipped_ids'][:5])})"
+        )
         return EXIT_USAGE
     return EXIT_OK

@@ -13,8 +13,13 @@ if TYPE_CHECKING:
 
 
 def register(commands: Any) -> None:
-    add_command(commands, "plugins", "loaded plugin files, what each declares, load errors", handler=cmd_plugins,
-                json="the list of sources")
+    add_command(
+        commands,
+        "plugins",
+        "loaded plugin files, what each declares, load errors",
+        handler=cmd_plugins,
+        json="the list of sources",
+    )
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:

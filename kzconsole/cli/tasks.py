@@ -35,14 +35,17 @@ if TYPE_CHECKING:
 STATUSES = ("pending", "executing", "success", "failure", "partial", "stopped", "internal_error")
 MAX_LIMIT = 2**63 - 1  # the store's largest integer
 
+
 def register(commands: Any) -> None:
     tasks = add_command(
-        commands, "tasks", "jobs: add, start, run, stop, show, list, ...",
+        commands,
+        "tasks",
+        "jobs: add, start, run, stop, show, list, ...",
         "Jobs and the catalog of tasks. A job is created pending (`add`), then queued for an\n"
         "engine (`start`) or run in this process (`run`, or `add --run`).\n\n"
         "Exit codes: 0 done; 1 the job ran but did not end `success`; 2 bad usage, bad config,\n"
         "rejected input, an unknown task or job, or an operation the job's status does not allow\n"
-        "(the message says why, on stderr; with --json, also {\"error\": \"...\"} on stdout).",
+        '(the message says why, on stderr; with --json, also {"error": "..."} on stdout).',
     )
     ts = tasks.add_subparsers(dest="tasks_command", metavar="ACTION", required=True)
 
@@ -50,52 +53,95 @@ def register(commands: Any) -> None:
     h.add_argument("category", metavar="CATEGORY", nargs="?", help="only this category")
     h.add_argument("action", metavar="ACTION", nargs="?", help="only this task of the category")
 
-    a = add_command(ts, "add", "create a pending job (checks the input first)", handler=cmd_add, json="the job's record")
+    a = add_command(
+        ts, "add", "create a pending job (checks the input first)", handler=cmd_add, json="the job's record"
+    )
     a.add_argument("category", metavar="CATEGORY")
     a.add_argument("action", metavar="ACTION")
     a.add_argument("--input", metavar="FILE", help="the input: a CSV or JSON file, or - for stdin")
-    a.add_argument("--format", choices=["csv", "json"],
-                   help="the input's format (default: json for a *.json file, else csv)")
-    a.add_argument("--account", metavar="ID", type=account_id,
-                   help="the job's account (32 lowercase hex characters; default: accounts.account_id)")
-    a.add_argument("--auth-account", metavar="ID", type=account_id,
-                   help="the account that creates it (default: accounts.auth_account_id)")
+    a.add_argument(
+        "--format", choices=["csv", "json"], help="the input's format (default: json for a *.json file, else csv)"
+    )
+    a.add_argument(
+        "--account",
+        metavar="ID",
+        type=account_id,
+        help="the job's account (32 lowercase hex characters; default: accounts.account_id)",
+    )
+    a.add_argument(
+        "--auth-account",
+        metavar="ID",
+        type=account_id,
+        help="the account that creates it (default: accounts.auth_account_id)",
+    )
     a.add_argument("--file-name", metavar="NAME", help="the input's name as shown (default: the file's)")
-    a.add_argument("--wait-ms", type=wait_ms, metavar="N",
-                   help="the pause after each row, in ms (default: tasks.wait_after_row_ms)")
+    a.add_argument(
+        "--wait-ms",
+        type=wait_ms,
+        metavar="N",
+        help="the pause after each row, in ms (default: tasks.wait_after_row_ms)",
+    )
     a.add_argument("--run", action="store_true", help="run it now, in this process, as `tasks run` does")
 
     record = "the job's record"
     add_command(ts, "start", "queue a pending job for an engine", handler=cmd_start, job_id=True, json=record)
     add_command(ts, "stop", "stop a job", handler=cmd_stop, job_id=True, json=record)
-    restart = add_command(ts, "restart", "a new job with the same task and input, queued", handler=cmd_restart,
-                          job_id=True, json="the new job's record")
-    restart.add_argument("--failed-only", action="store_true",
-                         help="only the rows that failed, of a finished job with failed rows")
-    add_command(ts, "remove", "delete a job that is not running, with its files", handler=cmd_remove,
-                job_id=True, json="the removed job's record")
-    add_command(ts, "run", "run a job in this process until it ends", handler=cmd_run, job_id=True,
-                json="the final record")
-    pause = add_command(ts, "set", "change the pause of a pending or running job", handler=cmd_set, job_id=True,
-                        json=record)
+    restart = add_command(
+        ts,
+        "restart",
+        "a new job with the same task and input, queued",
+        handler=cmd_restart,
+        job_id=True,
+        json="the new job's record",
+    )
+    restart.add_argument(
+        "--failed-only", action="store_true", help="only the rows that failed, of a finished job with failed rows"
+    )
+    add_command(
+        ts,
+        "remove",
+        "delete a job that is not running, with its files",
+        handler=cmd_remove,
+        job_id=True,
+        json="the removed job's record",
+    )
+    add_command(
+        ts, "run", "run a job in this process until it ends", handler=cmd_run, job_id=True, json="the final record"
+    )
+    pause = add_command(
+        ts, "set", "change the pause of a pending or running job", handler=cmd_set, job_id=True, json=record
+    )
     pause.add_argument("--wait-ms", type=wait_ms, required=True, metavar="N", help="the pause after each row, in ms")
     show = add_command(ts, "show", "one job", handler=cmd_show, job_id=True, json="the record")
     show.add_argument("--account", metavar="ID", type=account_id, help="only if it belongs to this account")
 
     listing = add_command(ts, "list", "jobs, newest first", handler=cmd_list, json="a list of records")
     listing.add_argument("--account", metavar="ID", type=account_id, help="only this account's jobs")
-    listing.add_argument("--status", metavar="STATUS", action="append", choices=STATUSES,
-                         help="only jobs with this status (repeatable): " + ", ".join(STATUSES))
+    listing.add_argument(
+        "--status",
+        metavar="STATUS",
+        action="append",
+        choices=STATUSES,
+        help="only jobs with this status (repeatable): " + ", ".join(STATUSES),
+    )
     listing.add_argument("--limit", type=whole_number(1), metavar="N", help="at most N jobs (the newest)")
 
     for kind, summary in (("input", "the stored input CSV"), ("output", "the output CSV (so far, for a running job)")):
         f = add_command(
-            ts, kind, summary, f"Write the job's {summary.removeprefix('the ')} to stdout, or to FILE.",
-            handler=cmd_file, job_id=True,
+            ts,
+            kind,
+            summary,
+            f"Write the job's {summary.removeprefix('the ')} to stdout, or to FILE.",
+            handler=cmd_file,
+            job_id=True,
         )
         f.add_argument("--account", metavar="ID", type=account_id, help="only if it belongs to this account")
-        f.add_argument("-o", "--output", metavar="FILE",
-                       help=f"write it to FILE (replaced if it exists); in a folder, as task_{_SAVE_PREFIX[kind]}.ID.csv")
+        f.add_argument(
+            "-o",
+            "--output",
+            metavar="FILE",
+            help=f"write it to FILE (replaced if it exists); in a folder, as task_{_SAVE_PREFIX[kind]}.ID.csv",
+        )
         f.set_defaults(kind=kind)
 
 
@@ -150,8 +196,10 @@ def _blocks(lines: Any) -> Any:
 def _table_line(row: tuple[Any, ...]) -> str:
     job_id, category, action, status, ok, failed, total, created = row
     task = f"{category}/{action}"
-    return (f"{job_id:32}  {task[:30]:30}  {status:14}  {ok:>7}  {failed:>7}  "
-            f"{'-' if total is None else total:>7}  {_list_time(created)}\n")
+    return (
+        f"{job_id:32}  {task[:30]:30}  {status:14}  {ok:>7}  {failed:>7}  "
+        f"{'-' if total is None else total:>7}  {_list_time(created)}\n"
+    )
 
 
 _minutes: dict[int, str] = {}
@@ -335,8 +383,14 @@ def cmd_add(args: argparse.Namespace) -> int:
     with open_engine(args) as engine:
         try:
             job = engine.add_job(
-                args.category, args.action, input=source, fmt=args.format, file_name=args.file_name,
-                account_id=args.account, auth_account_id=args.auth_account, wait_ms=args.wait_ms,
+                args.category,
+                args.action,
+                input=source,
+                fmt=args.format,
+                file_name=args.file_name,
+                account_id=args.account,
+                auth_account_id=args.auth_account,
+                wait_ms=args.wait_ms,
             )
         except JobRejected as exc:
             message = f"job rejected: {exc}"
@@ -393,7 +447,8 @@ def cmd_stop(args: argparse.Namespace) -> int:
     """Stop a job. A pending job is stopped at once; a running one stops before its next row,
     in whichever engine runs it, and ends `stopped` with its output so far."""
     return _change(
-        args, lambda engine: engine.stop_job(args.id),
+        args,
+        lambda engine: engine.stop_job(args.id),
         lambda _, job: f"{job.id} {'stop requested' if job.status.value == 'executing' else _state(job)}",
     )
 
@@ -403,7 +458,9 @@ def cmd_restart(args: argparse.Namespace) -> int:
     and print its id; the old job is left as it is. With --failed-only, the new job's input is
     only the input rows that failed (fix the cause, then replay exactly what failed)."""
     # The new id alone on the line: scripts read it (`new=$(kzconsole tasks restart ID)`).
-    return _change(args, lambda engine: engine.restart_job(args.id, failed_only=args.failed_only), lambda _, job: job.id)
+    return _change(
+        args, lambda engine: engine.restart_job(args.id, failed_only=args.failed_only), lambda _, job: job.id
+    )
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
@@ -415,7 +472,8 @@ def cmd_set(args: argparse.Namespace) -> int:
     """Change the pause after each row of a pending or running job; a running job uses it from
     its next row."""
     return _change(
-        args, lambda engine: engine.set_wait(args.id, args.wait_ms),
+        args,
+        lambda engine: engine.set_wait(args.id, args.wait_ms),
         lambda _, job: f"{job.id} {_state(job)}, pause {job.wait_after_row_ms} ms",
     )
 

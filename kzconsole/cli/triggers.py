@@ -29,11 +29,17 @@ FIRE_NAMES = ("minutely", "hourly", "daily", "databases")
 
 
 def register(commands: Any) -> None:
-    tr = add_command(commands, "triggers", "trigger schedules and history; `triggers run NAME` fires one now",
-                     handler=cmd_triggers, json='{"triggers": [...], "history": [...]}')
+    tr = add_command(
+        commands,
+        "triggers",
+        "trigger schedules and history; `triggers run NAME` fires one now",
+        handler=cmd_triggers,
+        json='{"triggers": [...], "history": [...]}',
+    )
     actions = tr.add_subparsers(dest="triggers_command", metavar="ACTION")
-    run = add_command(actions, "run", "fire minutely, hourly, daily or databases now, in the foreground",
-                      handler=cmd_triggers_run)
+    run = add_command(
+        actions, "run", "fire minutely, hourly, daily or databases now, in the foreground", handler=cmd_triggers_run
+    )
     run.add_argument("name", metavar="NAME", choices=FIRE_NAMES, help="one of " + ", ".join(FIRE_NAMES))
     # SUPPRESS: `triggers --json run NAME` keeps the --json given before the subcommand.
     add_json(run, "the firing record", default=argparse.SUPPRESS)

@@ -8,13 +8,7 @@ from typing import TYPE_CHECKING, Any
 from kzconsole.engine.arguments import MAX_WAIT_MS, check_account_id, check_wait_ms
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock, FakeClock
 from kzconsole.engine.engine import Engine
-from kzconsole.engine.errors import (
-    EngineError,
-    InvalidJobState,
-    JobNotFound,
-    JobRejected,
-    describe_errors,
-)
+from kzconsole.engine.errors import EngineError, InvalidJobState, JobNotFound, JobRejected, describe_errors
 from kzconsole.engine.events import (
     CatalogChanged,
     EngineLogged,

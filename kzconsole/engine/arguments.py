@@ -33,9 +33,7 @@ def check_wait_ms(value: object) -> int:
     # bool is an int in Python, but True is a mistake, not 1 ms.
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_WAIT_MS:
         return value
-    raise ValueError(
-        f"expected a whole number of milliseconds from 0 to {MAX_WAIT_MS} (a day), got {value!r}"
-    )
+    raise ValueError(f"expected a whole number of milliseconds from 0 to {MAX_WAIT_MS} (a day), got {value!r}")
 
 
 def check_job_arguments(**values: object) -> None:

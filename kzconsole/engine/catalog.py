@@ -67,12 +67,8 @@ class _Snapshot:
     sources: tuple[PluginSource, ...] = ()
     tasks: Mapping[tuple[str, str], TaskSpec] = field(default_factory=lambda: MappingProxyType({}))
     sorted_tasks: tuple[TaskSpec, ...] = ()
-    verifiers: Mapping[str, Mapping[str, Callable[[str], Any]]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
-    triggers: Mapping[str, tuple[TriggerSpec, ...]] = field(
-        default_factory=lambda: MappingProxyType({})
-    )
+    verifiers: Mapping[str, Mapping[str, Callable[[str], Any]]] = field(default_factory=lambda: MappingProxyType({}))
+    triggers: Mapping[str, tuple[TriggerSpec, ...]] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
     def build(cls, version: int, sources: tuple[PluginSource, ...]) -> _Snapshot:
@@ -96,9 +92,7 @@ class _Snapshot:
             sources=sources,
             tasks=MappingProxyType(tasks),
             sorted_tasks=tuple(sorted(tasks.values(), key=lambda s: (s.category, s.action))),
-            verifiers=MappingProxyType(
-                {cat: MappingProxyType(table) for cat, table in verifiers.items()}
-            ),
+            verifiers=MappingProxyType({cat: MappingProxyType(table) for cat, table in verifiers.items()}),
             triggers=MappingProxyType({name: tuple(specs) for name, specs in triggers.items()}),
         )
 
@@ -170,8 +164,9 @@ class Catalog:
         declared: dict[tuple[str, str, str], tuple[TaskSpec | VerifierSpec, str]] = {}
 
         def keyed(src: PluginSource) -> list[tuple[tuple[str, str, str], TaskSpec | VerifierSpec]]:
-            return ([(("task", t.category, t.action), t) for t in src.tasks]
-                    + [(("verifier", v.category, v.field), v) for v in src.verifiers])
+            return [(("task", t.category, t.action), t) for t in src.tasks] + [
+                (("verifier", v.category, v.field), v) for v in src.verifiers
+            ]
 
         for src in self._snapshot.sources:
             if src.loaded and src.source != candidate.source:

@@ -35,7 +35,11 @@ class JobControl:
 
 
 def pause(
-    control: JobControl, clock: Clock, wait_ms: int, *, checkpoint_at: Callable[[], float],
+    control: JobControl,
+    clock: Clock,
+    wait_ms: int,
+    *,
+    checkpoint_at: Callable[[], float],
     checkpoint: Callable[[], None],
 ) -> None:
     """The pause after a row (contract 4.3): ``wait_ms``, or less when the control's pause is

@@ -27,8 +27,7 @@ from typing import Any, BinaryIO
 from kzconsole.engine.csvout import CsvRowWriter
 from kzconsole.engine.jsonrecords import JsonFormatError, JsonRecords, json_cell
 
-__all__ = ["InputFormatError", "InputCheck", "check_input", "sniff_format", "FIELD_SIZE_LIMIT",
-           "MAX_LISTED_LINES"]
+__all__ = ["InputFormatError", "InputCheck", "check_input", "sniff_format", "FIELD_SIZE_LIMIT", "MAX_LISTED_LINES"]
 
 #: Longest cell accepted, in characters. Python's default (128 KiB) is far too small for real
 #: inputs (a JSON blob in a cell, a long note); an unbounded one would let a quote that is never
@@ -252,9 +251,7 @@ def _scan_csv(text: Iterable[str], mandatory: Sequence[str]) -> InputCheck:
                 if len(row) == ncols:
                     total += 1
                 elif row:
-                    raise InputFormatError(
-                        line + 1, f"row has {len(row)} cells, the header has {ncols}"
-                    )
+                    raise InputFormatError(line + 1, f"row has {len(row)} cells, the header has {ncols}")
                 line = reader.line_num
         else:
             # itemgetter with two or more indexes returns a tuple, so `"" in cells(row)` is one
@@ -268,9 +265,7 @@ def _scan_csv(text: Iterable[str], mandatory: Sequence[str]) -> InputCheck:
                         if len(missing_lines) < MAX_LISTED_LINES:
                             missing_lines.append(line + 1)
                 elif row:
-                    raise InputFormatError(
-                        line + 1, f"row has {len(row)} cells, the header has {ncols}"
-                    )
+                    raise InputFormatError(line + 1, f"row has {len(row)} cells, the header has {ncols}")
                 line = reader.line_num
     except csv.Error as exc:
         raise _csv_error(exc, line + 1, reader.line_num) from None
@@ -288,9 +283,7 @@ def _csv_error(exc: csv.Error, start: int, current: int) -> Exception:
         return _QuoteError("unclosed quote", start, None)
     if message.startswith("field larger than field limit"):
         return _QuoteError(
-            f"a cell is longer than {FIELD_SIZE_LIMIT} characters (is a quote left open?)",
-            start,
-            current,
+            f"a cell is longer than {FIELD_SIZE_LIMIT} characters (is a quote left open?)", start, current
         )
     return InputFormatError(current, f"malformed CSV: {message}")
 
@@ -350,9 +343,7 @@ def _utf8_error_line(source: str | BinaryIO) -> int:
 # ---- JSON
 
 
-def _check_json_source(
-    src: str | os.PathLike[str] | BinaryIO, out: BinaryIO, mandatory: Sequence[str]
-) -> InputCheck:
+def _check_json_source(src: str | os.PathLike[str] | BinaryIO, out: BinaryIO, mandatory: Sequence[str]) -> InputCheck:
     """The records, one at a time (kzconsole/engine/jsonrecords.py). The columns are every key
     seen, so the header is known only at the end; it is nearly always the first record's keys,
     so one pass writes the rows under those, and only when a later record brings another key is

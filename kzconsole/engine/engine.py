@@ -179,13 +179,18 @@ class Engine(EngineParts):
             raise JobRejected({"unknown_task": f"{category}/{action}"})
         check_job_arguments(account_id=account_id, auth_account_id=auth_account_id, wait_ms=wait_ms)
         job = take_in(
-            spec, self.lifecycle, input=input, fmt=fmt, file_name=file_name,
+            spec,
+            self.lifecycle,
+            input=input,
+            fmt=fmt,
+            file_name=file_name,
             # Each configured default applies to what is not given: `--account X` alone keeps the
             # configured auth account, which is who created the job.
             account_id=account_id or self.settings.accounts.account_id,
             auth_account_id=auth_account_id or self.settings.accounts.auth_account_id,
             wait_ms=self.settings.tasks.wait_after_row_ms if wait_ms is None else wait_ms,
-            queued=start, incoming=self.data_dir / "incoming",
+            queued=start,
+            incoming=self.data_dir / "incoming",
         )
         self._queued(start)
         return job
@@ -232,8 +237,9 @@ class Engine(EngineParts):
         """How many jobs the query's filters match (its order and page do not count)."""
         return self.store.count_jobs(self._job_query(query, fields))
 
-    def iter_jobs(self, query: JobQuery | None = None, columns: Sequence[str] = PUBLIC_JOB_KEYS, /,
-                  **fields: Any) -> JobRows:
+    def iter_jobs(
+        self, query: JobQuery | None = None, columns: Sequence[str] = PUBLIC_JOB_KEYS, /, **fields: Any
+    ) -> JobRows:
         """The jobs ``list_jobs`` returns as tuples of ``columns`` (JobRecord field names, default
         the public record's keys; ``status`` as its string), streamed in constant memory: for
         listings of every job (``tasks list``, the API unpaged). Use ``with``, or read to the end."""
@@ -277,8 +283,9 @@ class Engine(EngineParts):
         finished, with failed rows)."""
         from kzconsole.engine.restart import restarted
 
-        job = restarted(self.find_job(job_id), lifecycle=self.lifecycle, clock=self.clock, start=start,
-                        failed_only=failed_only)
+        job = restarted(
+            self.find_job(job_id), lifecycle=self.lifecycle, clock=self.clock, start=start, failed_only=failed_only
+        )
         self._queued(start)
         return job
 
@@ -338,16 +345,16 @@ class Engine(EngineParts):
         from kzconsole.engine.waiting import wait_reason
 
         scheduler = self.scheduler
-        return wait_reason(job, store=self.store, host=socket.gethostname(),
-                           running_here=scheduler.running_count() if scheduler is not None else None,
-                           max_running=self.settings.tasks.max_running)
+        return wait_reason(
+            job,
+            store=self.store,
+            host=socket.gethostname(),
+            running_here=scheduler.running_count() if scheduler is not None else None,
+            max_running=self.settings.tasks.max_running,
+        )
 
     def run_job(
-        self,
-        job_id: str,
-        *,
-        control: JobControl | None = None,
-        on_started: Callable[[JobRecord], None] | None = None,
+        self, job_id: str, *, control: JobControl | None = None, on_started: Callable[[JobRecord], None] | None = None
     ) -> JobRecord:
         """Run a pending job in this process until it ends (``tasks run``), through the same
         executor as the scheduler. The caller may stop it through ``control`` (Ctrl-C is such a

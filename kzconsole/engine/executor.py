@@ -131,7 +131,8 @@ class Executor:
         spec = self.catalog.task(job.category, job.action)
         if spec is None:
             return self.lifecycle.fail(
-                job, f"task {job.category}/{job.action} is not in the catalog{self.missing_task_note}")
+                job, f"task {job.category}/{job.action} is not in the catalog{self.missing_task_note}"
+            )
         self.hook("running", job.id)
         run = JobRun(
             job,

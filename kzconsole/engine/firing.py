@@ -52,9 +52,7 @@ class _PrintLog:
             self._logger.log(level, msg, *args, **kwargs)
 
 
-def call_function(
-    trigger: str, spec: TriggerSpec, args: tuple[Any, ...], label: str
-) -> tuple[bool, str | None, float]:
+def call_function(trigger: str, spec: TriggerSpec, args: tuple[Any, ...], label: str) -> tuple[bool, str | None, float]:
     """Run one bound function; (ok, error, seconds). Never raises."""
     logger = logging.getLogger(f"kzconsole.triggers.{trigger}")
     failure: BaseException | None = None
@@ -75,9 +73,11 @@ def call_function(
         label,
         where,
         # tb_next: the traceback starts in the plugin, not in this method.
-        "".join(traceback.format_exception(
-            type(failure), failure, failure.__traceback__.tb_next if failure.__traceback__ else None
-        )).rstrip(),
+        "".join(
+            traceback.format_exception(
+                type(failure), failure, failure.__traceback__.tb_next if failure.__traceback__ else None
+            )
+        ).rstrip(),
     )
     return False, error, seconds
 

@@ -112,12 +112,20 @@ def check_job_input(
     shown: list[list[str]] = []
     if preview:
         # A rejected CSV is shown as it is (nothing was kept at dest); JSON as the CSV it becomes.
-        source = dest if dest.exists() else (path if path is not None and not check.ok
-                                              and sniff_format(name, fmt) == "csv" else None)
+        source = (
+            dest
+            if dest.exists()
+            else (path if path is not None and not check.ok and sniff_format(name, fmt) == "csv" else None)
+        )
         if source is not None:
             shown = _preview(source, preview)
-    return InputReport(errors=dict(check.errors), header=check.header, total_rows=check.total_rows,
-                       file_name=check.file_name, preview=shown)
+    return InputReport(
+        errors=dict(check.errors),
+        header=check.header,
+        total_rows=check.total_rows,
+        file_name=check.file_name,
+        preview=shown,
+    )
 
 
 def new_job(
@@ -179,11 +187,15 @@ def take_in(
             raise JobRejected(report.errors)
         has_input = report.header is not None
         job = new_job(
-            job_id, spec.category, spec.action,
+            job_id,
+            spec.category,
+            spec.action,
             account_id=account_id,
             auth_account_id=auth_account_id,
-            file_name=(safe_file_name(file_name) or safe_file_name(report.file_name)
-                       or (input_name if has_input else None)) or None,
+            file_name=(
+                safe_file_name(file_name) or safe_file_name(report.file_name) or (input_name if has_input else None)
+            )
+            or None,
             total=report.total_rows,
             has_input=has_input,
             wait_ms=wait_ms,

@@ -193,7 +193,7 @@ class JsonRecords:
             return False
         if self._at:
             self._line += self._text.count("\n", 0, self._at)
-            self._text = self._text[self._at:]
+            self._text = self._text[self._at :]
             self._at = 0
         chunk = self._source.read(max(_READ, len(self._text)))
         try:

@@ -38,8 +38,9 @@ class Lease:
     ``name`` is the node name and ``info`` what else ``kzconsole nodes`` shows (slots, running,
     tasks), read at each renewal."""
 
-    def __init__(self, store: Store, node: str, clock: Clock, *, name: str = "",
-                 info: Callable[[], dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, store: Store, node: str, clock: Clock, *, name: str = "", info: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.store = store
         self.node = node
         self.name = name
@@ -67,8 +68,9 @@ class Lease:
 
     def _lease(self, expires: float) -> EngineLease:
         extra = self.info() if self.info is not None else {}
-        return EngineLease(self.node, self.host, os.getpid(), self.started, expires, name=self.name,
-                           version=__version__, **extra)
+        return EngineLease(
+            self.node, self.host, os.getpid(), self.started, expires, name=self.name, version=__version__, **extra
+        )
 
     def trusts_expiry(self, now: float) -> bool:
         """Whether other engines' expired leases mean they are dead. Not for LEASE_TTL after we
@@ -85,8 +87,7 @@ class Lease:
 
 
 def dead_owners(
-    store: Store, now: float, host: str, *, trust_expiry: bool = True,
-    leases: list[EngineLease] | None = None,
+    store: Store, now: float, host: str, *, trust_expiry: bool = True, leases: list[EngineLease] | None = None
 ) -> Callable[[str | None], bool]:
     """A predicate telling whether a job owner is dead (see the module docstring). With
     ``trust_expiry`` False an expired lease alone does not make its engine dead. ``leases``:

@@ -79,8 +79,7 @@ class Progress:
 class JobLifecycle:
     """Job state changes over one store, for the engine ``node``, announced on ``events``."""
 
-    def __init__(self, store: Store, events: EventBus, clock: Clock, node: str,
-                 node_name: str | None = None) -> None:
+    def __init__(self, store: Store, events: EventBus, clock: Clock, node: str, node_name: str | None = None) -> None:
         self.store = store
         self.events = events
         self.clock = clock
@@ -135,8 +134,12 @@ class JobLifecycle:
             if job.status is JobStatus.PENDING:
                 updated = self.store.update_job(
                     job.id,
-                    {"status": JobStatus.STOPPED.value, "end_timestamp": self.clock.time(),
-                     "error": STOPPED_BY_OPERATOR, "queued_at": None},
+                    {
+                        "status": JobStatus.STOPPED.value,
+                        "end_timestamp": self.clock.time(),
+                        "error": STOPPED_BY_OPERATOR,
+                        "queued_at": None,
+                    },
                     expect={"status": _PENDING},
                 )
             elif job.status is JobStatus.EXECUTING:
@@ -180,13 +183,15 @@ class JobLifecycle:
 
     # ------------------------------------------------------------- the engine
 
-    def claim_queued(self, limit: int, *, tasks: Collection[str] | None = None,
-                     served: Collection[str] | None = None) -> list[JobRecord]:
+    def claim_queued(
+        self, limit: int, *, tasks: Collection[str] | None = None, served: Collection[str] | None = None
+    ) -> list[JobRecord]:
         """Take up to ``limit`` queued jobs for this engine, in start order: those whose task is
         in ``tasks`` (the engine's catalog), and those whose task no live engine has (``served``:
         the tasks of every live engine), to end them (contract 9)."""
-        claimed = self.store.claim_queued(self.node, limit, self.clock.time(), name=self.node_name,
-                                          tasks=tasks, served=served)
+        claimed = self.store.claim_queued(
+            self.node, limit, self.clock.time(), name=self.node_name, tasks=tasks, served=served
+        )
         for job in claimed:
             self.events.emit(JobChanged(job))
         return claimed
@@ -197,8 +202,14 @@ class JobLifecycle:
             self._refuse_unless_pending(job, f" on {job.node}")
             updated = self.store.update_job(
                 job.id,
-                {"status": _EXECUTING, "owner": self.node, "node": self.node_name,
-                 "start_timestamp": self.clock.time(), "queued_at": None, "claim": job.claim + 1},
+                {
+                    "status": _EXECUTING,
+                    "owner": self.node,
+                    "node": self.node_name,
+                    "start_timestamp": self.clock.time(),
+                    "queued_at": None,
+                    "claim": job.claim + 1,
+                },
                 expect={"status": _PENDING, "claim": job.claim},
             )
             if updated is not None:
@@ -207,20 +218,30 @@ class JobLifecycle:
 
     def take_over(self, job: JobRecord) -> JobRecord | None:
         """Resume here an executing job whose engine is dead (None: another engine was first)."""
-        return self._changed(self.store.update_job(
-            job.id,
-            {"owner": self.node, "node": self.node_name, "claim": job.claim + 1},
-            expect={"status": _EXECUTING, "owner": job.owner, "claim": job.claim},
-        ))
+        return self._changed(
+            self.store.update_job(
+                job.id,
+                {"owner": self.node, "node": self.node_name, "claim": job.claim + 1},
+                expect={"status": _EXECUTING, "owner": job.owner, "claim": job.claim},
+            )
+        )
 
     def fail_orphan(self, job: JobRecord, reason: str) -> JobRecord | None:
         """End an executing job whose engine is dead and that cannot be resumed."""
-        return self._changed(self.store.update_job(
-            job.id,
-            {"status": JobStatus.INTERNAL_ERROR.value, "owner": None, "error": reason,
-             "end_timestamp": self.clock.time(), "finishing": False, "claim": job.claim + 1},
-            expect={"status": _EXECUTING, "owner": job.owner, "claim": job.claim},
-        ))
+        return self._changed(
+            self.store.update_job(
+                job.id,
+                {
+                    "status": JobStatus.INTERNAL_ERROR.value,
+                    "owner": None,
+                    "error": reason,
+                    "end_timestamp": self.clock.time(),
+                    "finishing": False,
+                    "claim": job.claim + 1,
+                },
+                expect={"status": _EXECUTING, "owner": job.owner, "claim": job.claim},
+            )
+        )
 
     @staticmethod
     def _mine(job: JobRecord) -> dict[str, Any]:
@@ -229,12 +250,18 @@ class JobLifecycle:
 
     def fail(self, job: JobRecord, reason: str) -> JobRecord | None:
         """End a job this engine claimed but cannot run (its task is not in the catalog)."""
-        return self._changed(self.store.update_job(
-            job.id,
-            {"status": JobStatus.INTERNAL_ERROR.value, "owner": None, "error": reason,
-             "end_timestamp": self.clock.time()},
-            expect=self._mine(job),
-        ))
+        return self._changed(
+            self.store.update_job(
+                job.id,
+                {
+                    "status": JobStatus.INTERNAL_ERROR.value,
+                    "owner": None,
+                    "error": reason,
+                    "end_timestamp": self.clock.time(),
+                },
+                expect=self._mine(job),
+            )
+        )
 
     def _save(
         self,
@@ -277,14 +304,16 @@ class JobLifecycle:
         ``claim_next`` the next queued job is claimed in
         the same step. Returns (the final record or None, the jobs claimed)."""
         changes = progress.changes()
-        changes.update({
-            "status": status.value,
-            "end_timestamp": self.clock.time(),
-            "owner": None,
-            "error": error,
-            "finishing": False,
-            "stop_requested": False,
-        })
+        changes.update(
+            {
+                "status": status.value,
+                "end_timestamp": self.clock.time(),
+                "owner": None,
+                "error": error,
+                "finishing": False,
+                "stop_requested": False,
+            }
+        )
         return self._save(job, changes, appends, sync=True, claim_next=claim_next)
 
     def release(self, job: JobRecord, progress: Progress, *, appends: Appends | None = None) -> JobRecord | None:

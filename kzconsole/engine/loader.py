@@ -43,14 +43,7 @@ from typing import Any
 import kzconsole.plugin as plugin_api
 from kzconsole.engine.catalog import Catalog, PluginSource
 from kzconsole.engine.runtime import RuntimeScope
-from kzconsole.plugin import (
-    Collector,
-    PluginDeclarationError,
-    TaskSpec,
-    TriggerSpec,
-    VerifierSpec,
-    collecting,
-)
+from kzconsole.plugin import Collector, PluginDeclarationError, TaskSpec, TriggerSpec, VerifierSpec, collecting
 
 __all__ = [
     "Loader",
@@ -94,11 +87,9 @@ def permission_problem(path: str | os.PathLike[str]) -> str | None:
         st = os.stat(target)
         if st.st_uid != uid:
             return (
-                f"the plugin {what} {target} belongs to uid {st.st_uid}, not to the user running"
-                f" kzconsole (uid {uid})"
+                f"the plugin {what} {target} belongs to uid {st.st_uid}, not to the user running kzconsole (uid {uid})"
             )
-        writable = [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH))
-                    if st.st_mode & bit]
+        writable = [who for who, bit in (("group", stat.S_IWGRP), ("others", stat.S_IWOTH)) if st.st_mode & bit]
         if writable:
             return (
                 f"the plugin {what} {target} is writable by {' and '.join(writable)}"
@@ -145,9 +136,7 @@ def _error_text(exc: BaseException) -> str:
     if isinstance(exc, PluginLoadError):
         return f"{type(exc).__name__}: {exc}"
     te = traceback.TracebackException(type(exc), exc, exc.__traceback__)
-    te.stack = traceback.StackSummary.from_list(
-        [frame for frame in te.stack if not _is_machinery(frame.filename, exc)]
-    )
+    te.stack = traceback.StackSummary.from_list([frame for frame in te.stack if not _is_machinery(frame.filename, exc)])
     return "".join(te.format()).rstrip("\n")
 
 
@@ -182,15 +171,11 @@ def _candidate(source: str, kind: str, collector: Collector) -> PluginSource:
         if isinstance(decl, TaskSpec):
             first = tasks.setdefault((decl.category, decl.action), decl)
             if first is not decl:
-                problems.append(
-                    f"task {decl.name} is declared twice: at {first.where} and at {decl.where}"
-                )
+                problems.append(f"task {decl.name} is declared twice: at {first.where} and at {decl.where}")
         elif isinstance(decl, VerifierSpec):
             firstv = verifiers.setdefault((decl.category, decl.field), decl)
             if firstv is not decl:
-                problems.append(
-                    f"verifier {decl.name} is declared twice: at {firstv.where} and at {decl.where}"
-                )
+                problems.append(f"verifier {decl.name} is declared twice: at {firstv.where} and at {decl.where}")
         elif isinstance(decl, TriggerSpec):
             # The same function bound twice to one trigger (e.g. @trigger("account") plus
             # @trigger("all_dbs")) runs once per firing: a second call would only repeat its work.
@@ -269,9 +254,7 @@ class Loader:
                     (
                         entry
                         for entry in directory.iterdir()
-                        if entry.suffix == ".py"
-                        and not entry.name.startswith(("_", "."))
-                        and entry.is_file()
+                        if entry.suffix == ".py" and not entry.name.startswith(("_", ".")) and entry.is_file()
                     ),
                     key=lambda entry: entry.name,
                 )
@@ -392,17 +375,10 @@ class Loader:
 
             return _Staged(module, execute, commit=commit)
 
-        return self._load(
-            modname, kind, modname, prepare, lambda: self._load_module(modname, kind, attr)
-        )
+        return self._load(modname, kind, modname, prepare, lambda: self._load_module(modname, kind, attr))
 
     def _load(
-        self,
-        source: str,
-        kind: str,
-        modname: str,
-        prepare: Callable[[], _Staged],
-        reload: Callable[[], PluginSource],
+        self, source: str, kind: str, modname: str, prepare: Callable[[], _Staged], reload: Callable[[], PluginSource]
     ) -> PluginSource:
         collector = Collector()
         saved_module = sys.modules.get(modname, _MISSING)
@@ -456,11 +432,7 @@ class Loader:
         previous = self.catalog.source(source)
         if previous is not None and previous.loaded:
             record = dataclasses.replace(previous, error=text)
-            log.error(
-                "plugin %s: the new version cannot be loaded; the previous one keeps serving:\n%s",
-                source,
-                text,
-            )
+            log.error("plugin %s: the new version cannot be loaded; the previous one keeps serving:\n%s", source, text)
         else:
             record = PluginSource(source, kind, False, None, (), (), (), text)
             log.error("plugin %s cannot be loaded:\n%s", source, text)

@@ -75,10 +75,7 @@ class JobLogHandler(logging.Handler):
         with self.lock:  # type: ignore[union-attr]
             self._pending.append(data)
             self._pending_bytes += len(data)
-            due = (
-                self._pending_bytes >= self.MAX_PENDING
-                or self._monotonic() - self._last_flush >= self.FLUSH_S
-            )
+            due = self._pending_bytes >= self.MAX_PENDING or self._monotonic() - self._last_flush >= self.FLUSH_S
         if self.on_line is not None:
             self.on_line(line)
         if due:
@@ -242,9 +239,7 @@ class LogBuffer(logging.Handler):
     record logged while it runs (a subscriber logging) is kept but not passed on again.
     """
 
-    def __init__(
-        self, capacity: int = 10_000, on_record: Callable[[float, str, str, str], None] | None = None
-    ) -> None:
+    def __init__(self, capacity: int = 10_000, on_record: Callable[[float, str, str, str], None] | None = None) -> None:
         super().__init__(logging.DEBUG)
         from collections import deque
 

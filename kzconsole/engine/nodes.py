@@ -58,8 +58,14 @@ class NodeInfo:
             "slots": self.slots,
             "tasks": list(self.tasks),
             "resumed_elsewhere": [
-                {"job_id": t.job_id, "by_node": t.to_name, "by_engine": t.to_engine, "at": t.at,
-                 "rows_done": t.rows_done, "outcome": t.outcome}
+                {
+                    "job_id": t.job_id,
+                    "by_node": t.to_name,
+                    "by_engine": t.to_engine,
+                    "at": t.at,
+                    "rows_done": t.rows_done,
+                    "outcome": t.outcome,
+                }
                 for t in self.resumed_elsewhere
             ],
         }
@@ -79,11 +85,21 @@ def list_nodes(store: Store, *, takeovers_per_node: int = 20) -> list[NodeInfo]:
     for lease in leases:
         alive = not is_dead(lease.node)
         taken = () if alive else tuple(store.takeovers(from_engine=lease.node, limit=takeovers_per_node))
-        nodes.append(NodeInfo(
-            engine=lease.node, name=lease.node_name, host=lease.host, pid=lease.pid,
-            version=lease.version, started=lease.started, last_heartbeat=lease.expires - LEASE_TTL,
-            alive=alive, running=running.get(lease.node, 0), slots=lease.slots, tasks=lease.tasks,
-            resumed_elsewhere=taken,
-        ))
+        nodes.append(
+            NodeInfo(
+                engine=lease.node,
+                name=lease.node_name,
+                host=lease.host,
+                pid=lease.pid,
+                version=lease.version,
+                started=lease.started,
+                last_heartbeat=lease.expires - LEASE_TTL,
+                alive=alive,
+                running=running.get(lease.node, 0),
+                slots=lease.slots,
+                tasks=lease.tasks,
+                resumed_elsewhere=taken,
+            )
+        )
     nodes.sort(key=lambda n: (not n.alive, n.name, n.started, n.engine))
     return nodes

@@ -85,8 +85,7 @@ class EngineParts:
         """The one owner of a job's state (every status and counter change goes through it)."""
         lifecycle = self._lifecycle
         if lifecycle is None or lifecycle.store is not self.store:
-            lifecycle = self._lifecycle = JobLifecycle(self.store, self.events, self.clock, self.node,
-                                                             self.node_name)
+            lifecycle = self._lifecycle = JobLifecycle(self.store, self.events, self.clock, self.node, self.node_name)
         return lifecycle
 
     @property

@@ -9,11 +9,14 @@ import csv
 import io
 import os
 from collections.abc import Iterator
-from typing import Any, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from kzconsole.engine.csvio import InputFormatError
 
-__all__ = ["iter_records"]
+if TYPE_CHECKING:
+    from kzconsole.engine.store.base import Store
+
+__all__ = ["iter_records", "open_stored_rows"]
 
 
 def iter_records(
@@ -63,3 +66,17 @@ def _records(path: str | BinaryIO, skip: int) -> Iterator[Any]:
                     yield dict(zip(header, row, strict=False))
     finally:
         f.close()
+
+
+def open_stored_rows(store: Store, job_id: str, *, skip: int) -> tuple[list[str], Iterator[dict[str, Any]]]:
+    """A job's stored input as :func:`iter_records` reads it, from row ``skip`` on (close the rows
+    when done). Raises the store's errors, and ``ValueError`` when the input is gone or cannot be
+    read."""
+    stream = store.open_file(job_id, "input")
+    if stream is None:
+        raise ValueError("the stored input is gone")
+    try:
+        return iter_records(stream, skip=skip)
+    except BaseException:
+        stream.close()
+        raise

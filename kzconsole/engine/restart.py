@@ -55,19 +55,24 @@ def _select_rows(source: BinaryIO, wanted: Iterator[int], dest: BinaryIO) -> int
     return written
 
 
-def restarted(
-    job: JobRecord, *, lifecycle: JobLifecycle, clock: Clock, start: bool, failed_only: bool
-) -> JobRecord:
+def restarted(job: JobRecord, *, lifecycle: JobLifecycle, clock: Clock, start: bool, failed_only: bool) -> JobRecord:
     """Create the restarted job (see the module docstring)."""
     store = lifecycle.store
     new_id = new_job_id()
 
     def record(total: int | None) -> JobRecord:
         return new_job(
-            new_id, job.category, job.action,
-            account_id=job.account_id, auth_account_id=job.auth_account_id, file_name=job.file_name,
-            total=total, has_input=job.input_path is not None, wait_ms=job.wait_after_row_ms,
-            created=clock.time(), queued=start,
+            new_id,
+            job.category,
+            job.action,
+            account_id=job.account_id,
+            auth_account_id=job.auth_account_id,
+            file_name=job.file_name,
+            total=total,
+            has_input=job.input_path is not None,
+            wait_ms=job.wait_after_row_ms,
+            created=clock.time(),
+            queued=start,
         )
 
     if not failed_only:
@@ -80,7 +85,9 @@ def restarted(
             return lifecycle.create(record(job.total_count), source)
 
     if not job.status.is_finished:
-        raise InvalidJobState(f"job {job.id} is not finished ({job.status.value}): only a finished job's failed rows can run again")
+        raise InvalidJobState(
+            f"job {job.id} is not finished ({job.status.value}): only a finished job's failed rows can run again"
+        )
     if job.input_path is None:
         raise InvalidJobState(f"job {job.id} takes no input: it has no failed rows to run again")
     if store.file_size(job.id, "failed") is None and job.failure_count:

@@ -21,8 +21,18 @@ from typing import Any
 from kzconsole.engine.cells import exception_text, invalid_return
 from kzconsole.plugin import OK, STOP, Next, TaskSpec
 
-__all__ = ["CSV", "NOINPUT", "FINISH", "Header", "Outcome", "Raised", "KEEP", "interpret",
-           "LIST_OF_ROWS_IN_CSV", "resolve_output_header"]
+__all__ = [
+    "CSV",
+    "NOINPUT",
+    "FINISH",
+    "Header",
+    "Outcome",
+    "Raised",
+    "KEEP",
+    "interpret",
+    "LIST_OF_ROWS_IN_CSV",
+    "resolve_output_header",
+]
 
 CSV = "csv"  # a CSV task's function, for one input row
 NOINPUT = "noinput"  # a noinput task's function (or one value its generator yielded)
@@ -66,7 +76,7 @@ class Header:
         self.keys = [(_NOKEY if c == "error" else c) for c in self.columns]
 
     def input_row(self, row: Mapping[str, Any], error: str | None) -> list[Any]:
-        """"The input row is written" (contract 2.3): mapped by column name, with ``error``."""
+        """ "The input row is written" (contract 2.3): mapped by column name, with ``error``."""
         cells = [row.get(k) for k in self.keys]  # type: ignore[call-overload]
         cells[self.error_index] = error
         return cells
@@ -135,8 +145,7 @@ def interpret(kind: str, result: Any, header: Header, row: Mapping[str, Any] | N
         text = exception_text(result.exc)
         if kind == CSV:
             assert row is not None
-            return Outcome((header.input_row(row, text),), failure=1,
-                           warning=f"raised {text}")
+            return Outcome((header.input_row(row, text),), failure=1, warning=f"raised {text}")
         return Outcome((header.error_row(text),), failure=1, end=True, warning=f"call raised {text}; the job ends")
     if isinstance(result, Next):
         if result.state is STOP:
@@ -222,8 +231,7 @@ def _finish(result: Any, header: Header) -> Outcome:
     if result is None:
         return Outcome()
     if isinstance(result, str):
-        return Outcome((header.error_row(f"finish: {result}" if result else "finish: unspecified error"),),
-                       failure=1)
+        return Outcome((header.error_row(f"finish: {result}" if result else "finish: unspecified error"),), failure=1)
     candidates: list[Any]
     if isinstance(result, dict):
         candidates = [result]
@@ -255,9 +263,7 @@ def resolve_output_header(spec: TaskSpec, input_header: list[str] | None, logger
         except BaseException as exc:  # noqa: BLE001 - sys.exit() in a plugin must not end the job thread
             logger.warning("output_header raised %s; using the default header", exception_text(exc))
             header = None
-        if not (
-            isinstance(header, (list, tuple)) and header and all(isinstance(c, str) for c in header)
-        ):
+        if not (isinstance(header, (list, tuple)) and header and all(isinstance(c, str) for c in header)):
             if header is not None:
                 logger.warning("output_header returned %r; using the default header", header)
             header = None

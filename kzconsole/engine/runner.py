@@ -23,27 +23,32 @@ from __future__ import annotations
 import logging
 import operator
 import time
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from kzconsole.engine.cells import exception_text
 from kzconsole.engine.clock import SYSTEM_CLOCK, Clock
 from kzconsole.engine.control import JobControl, pause
-from kzconsole.engine.records import iter_records
 from kzconsole.engine.events import EventBus, JobLogged, JobProgressed
 from kzconsole.engine.lifecycle import JobLifecycle, Progress
-from kzconsole.engine.logs import (
-    bound_to_job,
-    close_job_logger,
-    flush_job_logger,
-    job_log_handler,
-    job_logger,
-)
+from kzconsole.engine.logs import bound_to_job, close_job_logger, flush_job_logger, job_log_handler, job_logger
 from kzconsole.engine.models import STOPPED_BY_OPERATOR, JobRecord, JobStatus
 from kzconsole.engine.output import OutputSink, RunAbandoned, RunFailed
-from kzconsole.engine.results import CSV, FINISH, KEEP, NOINPUT, Header, Outcome, Raised, interpret, resolve_output_header
+from kzconsole.engine.records import open_stored_rows
+from kzconsole.engine.results import (
+    CSV,
+    FINISH,
+    KEEP,
+    NOINPUT,
+    Header,
+    Outcome,
+    Raised,
+    interpret,
+    resolve_output_header,
+)
 from kzconsole.engine.steps import NextClaim, RunSteps, state_from_json, state_json
-from kzconsole.engine.verify import row_check
 from kzconsole.engine.store.base import Store, StoreError
+from kzconsole.engine.verify import row_check
 from kzconsole.plugin import INIT, OK, Context, TaskSpec
 
 __all__ = ["JobRun", "resolve_output_header"]
@@ -103,8 +108,9 @@ class JobRun:
         self._rate = 0.0
         self.logger = job_logger(job.id, store, job.claim, self._log_line)
         self._log = job_log_handler(self.logger)
-        self.steps = RunSteps(job, lifecycle=lifecycle, store=store, logger=self.logger,
-                              log_handler=self._log, progress=self._progress)
+        self.steps = RunSteps(
+            job, lifecycle=lifecycle, store=store, logger=self.logger, log_handler=self._log, progress=self._progress
+        )
 
     def _log_line(self, line: str) -> None:
         self.events.emit(JobLogged(self.job.id, line))
@@ -149,8 +155,11 @@ class JobRun:
             )
             if resumed:
                 self.steps.resume_failed()
-                self._log.note("INFO", f"resumed by {self.node} at row {job.rows_done + 1}"
-                                       f" ({self.success} succeeded, {self.failure} failed so far)")
+                self._log.note(
+                    "INFO",
+                    f"resumed by {self.node} at row {job.rows_done + 1}"
+                    f" ({self.success} succeeded, {self.failure} failed so far)",
+                )
             else:
                 self.sink.write(self.header.columns)
                 self._log.note("INFO", f"started by {self.node}")
@@ -182,22 +191,15 @@ class JobRun:
         except RunFailed as exc:
             self.logger.error("internal error: %s", exc)
             return self._finalize(JobStatus.INTERNAL_ERROR, str(exc))
-        except BaseException as exc:  # noqa: BLE001 - an engine bug (or a stray SystemExit) must not kill the engine
+        except BaseException as exc:
             log.exception("job %s: unexpected engine error", job.id)
             self.logger.error("internal error: %s", exception_text(exc))
             return self._finalize(JobStatus.INTERNAL_ERROR, f"engine error: {exception_text(exc)}")
 
     def _open_input(self) -> list[str]:
         try:
-            stream = self.store.open_file(self.job.id, "input")
-        except StoreError as exc:
-            raise RunFailed(f"cannot read the input: {exc}") from exc
-        if stream is None:
-            raise RunFailed("cannot read the input: the stored input is gone")
-        try:
-            input_header, self._rows = iter_records(stream, skip=self.job.rows_done)
-        except (OSError, ValueError) as exc:
-            stream.close()
+            input_header, self._rows = open_stored_rows(self.store, self.job.id, skip=self.job.rows_done)
+        except (StoreError, OSError, ValueError) as exc:
             raise RunFailed(f"cannot read the input: {exc}") from exc
         return input_header
 
@@ -290,33 +292,23 @@ class JobRun:
                             self.it = it
                             return True
                 done += 1
-                if done >= next_ckpt:
-                    self.rows_done = done
-                    self.success += ok
-                    self.output_rows += ok
-                    ok = 0
-                    self.it = it
-                    self._checkpoint()
-                    next_ckpt = self._last_ckpt_rows + progress_every
                 now = monotonic()
-                if now >= next_tick:
-                    self.rows_done = done
-                    self.success += ok
-                    self.output_rows += ok
-                    ok = 0
-                    self.it = it
-                    self._tick(now)
-                    next_tick = self._next_tick
-                    next_ckpt = self._last_ckpt_rows + progress_every
                 wait = control.wait_after_row_ms
-                if wait > 0:
-                    # A pause may checkpoint (at least once a second): counts must be current.
+                if done >= next_ckpt or now >= next_tick or wait > 0:
+                    # A checkpoint, a tick or a pause (which may checkpoint: at least once a
+                    # second) reads the counts from `self`: make them current.
                     self.rows_done = done
                     self.success += ok
                     self.output_rows += ok
                     ok = 0
                     self.it = it
-                    self._pause(wait)
+                    if done >= next_ckpt:
+                        self._checkpoint()
+                    if now >= next_tick:
+                        self._tick(now)
+                        next_tick = self._next_tick
+                    if wait > 0:
+                        self._pause(wait)
                     next_ckpt = self._last_ckpt_rows + progress_every
             self.it = it
             self._rows_complete = True
@@ -407,8 +399,13 @@ class JobRun:
 
     def _pause(self, wait_ms: int) -> None:
         # A long pause still checkpoints once a second: a stop asked elsewhere lands on time.
-        pause(self.control, self.clock, wait_ms, checkpoint_at=lambda: self._last_ckpt_time + CHECKPOINT_S,
-              checkpoint=self._checkpoint)
+        pause(
+            self.control,
+            self.clock,
+            wait_ms,
+            checkpoint_at=lambda: self._last_ckpt_time + CHECKPOINT_S,
+            checkpoint=self._checkpoint,
+        )
 
     def _tick(self, now: float) -> None:
         """At most 5 times a second: progress event; at least once a second: checkpoint."""
@@ -485,7 +482,9 @@ class JobRun:
         """Graceful engine shutdown: persist everything and release the job for the next engine."""
         self._state_for_checkpoint()  # a state that cannot be saved shows here
         if not self.resumable:
-            reason = "the engine shut down and this job cannot be resumed (its state does not survive a JSON round trip)"
+            reason = (
+                "the engine shut down and this job cannot be resumed (its state does not survive a JSON round trip)"
+            )
             if self.spec.is_generator:
                 reason = "the engine shut down and this job cannot be resumed (a generator task)"
             return self._finalize(JobStatus.INTERNAL_ERROR, reason)

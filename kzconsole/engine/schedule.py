@@ -48,6 +48,7 @@ def trigger_schedule(triggers: TriggerEngine, *, enabled: bool = True) -> list[d
         out.append({"name": kind, "functions": functions(kind), "next_fire": next_pass, "last": last_pass})
     return out
 
+
 def _stored_next_pass(triggers: TriggerEngine, now: float) -> float | None:
     """When the next database pass is due, as a process that does not run triggers sees it:
     one interval after the end of the last pass or the start of the oldest live engine,

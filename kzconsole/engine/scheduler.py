@@ -151,8 +151,7 @@ class Scheduler:
 
     def _lease_info(self) -> dict[str, object]:
         """What ``kzconsole nodes`` shows besides the lease itself."""
-        return {"slots": self.max_running, "running": self.running_count(),
-                "tasks": tuple(sorted(self._own_tasks()))}
+        return {"slots": self.max_running, "running": self.running_count(), "tasks": tuple(sorted(self._own_tasks()))}
 
     def _refresh_served(self, leases: list[EngineLease], now: float) -> None:
         alive = [lease for lease in leases if lease.expires >= now]
@@ -171,9 +170,17 @@ class Scheduler:
     def _record_takeover(self, job: JobRecord, outcome: str) -> None:
         """What ``kzconsole nodes`` shows as resumed elsewhere when an engine died."""
         try:
-            self.store.record_takeover(Takeover(
-                job_id=job.id, from_engine=job.owner, to_engine=self.node, to_name=self.node_name,
-                at=self.store.now(), rows_done=job.rows_done, outcome=outcome))
+            self.store.record_takeover(
+                Takeover(
+                    job_id=job.id,
+                    from_engine=job.owner,
+                    to_engine=self.node,
+                    to_name=self.node_name,
+                    at=self.store.now(),
+                    rows_done=job.rows_done,
+                    outcome=outcome,
+                )
+            )
         except StoreError:
             log.exception("could not record the takeover of job %s", job.id)
 
@@ -185,8 +192,7 @@ class Scheduler:
         if not executing:
             return
         is_dead = dead_owners(
-            self.store, store_now, self.lease.host, trust_expiry=self.lease.trusts_expiry(now),
-            leases=leases,
+            self.store, store_now, self.lease.host, trust_expiry=self.lease.trusts_expiry(now), leases=leases
         )
         own = self._own_tasks()
         for job in executing:
@@ -217,9 +223,7 @@ class Scheduler:
         """Start a thread for a job claimed here (under _claim_lock: stop() cannot miss it)."""
         self.executor.hook("claimed", job.id)
         control = JobControl(job.wait_after_row_ms)
-        thread = threading.Thread(
-            target=self._run_thread, args=(job, control), name=f"job-{job.id[:8]}", daemon=True
-        )
+        thread = threading.Thread(target=self._run_thread, args=(job, control), name=f"job-{job.id[:8]}", daemon=True)
         self.executor.adopt(job, control=control, thread=thread)
         thread.start()
 

@@ -152,8 +152,11 @@ class RunSteps:
 
     def checkpoint(self, *, finishing: bool = False) -> JobRecord:
         """A checkpoint; the record as stored (RunAbandoned when the job is no longer ours)."""
-        updated = self._step(lambda progress, appends: self.lifecycle.checkpoint(
-            self.job, progress, finishing=finishing, appends=appends))
+        updated = self._step(
+            lambda progress, appends: self.lifecycle.checkpoint(
+                self.job, progress, finishing=finishing, appends=appends
+            )
+        )
         if updated is None:
             raise RunAbandoned()
         return updated
@@ -162,8 +165,7 @@ class RunSteps:
         """Graceful shutdown: everything stored, the job left for the next engine."""
         if self.sink is not None:
             self.sink.close_local()
-        self._step(lambda progress, appends: self.lifecycle.release(self.job, progress, appends=appends),
-                   final=True)
+        self._step(lambda progress, appends: self.lifecycle.release(self.job, progress, appends=appends), final=True)
 
     def finish(self, status: JobStatus, error: str | None, next_claim: NextClaim | None) -> JobRecord | None:
         """The end of the run: its final record, or None when the job was taken from it."""
@@ -174,14 +176,17 @@ class RunSteps:
                 status, error = JobStatus.INTERNAL_ERROR, str(exc)
         counts = self.progress(None)
         total = f" of {self.job.total_count}" if self.job.total_count is not None else ""
-        self.log_handler.note("INFO", f"finished: {status.value} ({counts.success} succeeded, {counts.failure} failed{total})")
+        self.log_handler.note(
+            "INFO", f"finished: {status.value} ({counts.success} succeeded, {counts.failure} failed{total})"
+        )
 
         def finish(progress: Progress, appends: Appends) -> JobRecord | None:
             if next_claim is None:
                 return self.lifecycle.finish(self.job, status, progress, error, appends=appends)[0]
             with next_claim as claim_next:
                 updated, claimed = self.lifecycle.finish(
-                    self.job, status, progress, error, appends=appends, claim_next=claim_next)
+                    self.job, status, progress, error, appends=appends, claim_next=claim_next
+                )
                 next_claim.claimed(claimed)
             return updated
 

@@ -51,15 +51,7 @@ from kzconsole.engine.runtime import RuntimeScope
 from kzconsole.engine.store.base import Store, StoreError
 from kzconsole.plugin import CRON_TRIGGERS, DATABASE_TRIGGERS, Database
 
-__all__ = [
-    "PERIODS",
-    "FIRE_NAMES",
-    "PASS",
-    "seconds_until",
-    "next_boundary",
-    "boundary_at",
-    "TriggerEngine",
-]
+__all__ = ["PERIODS", "FIRE_NAMES", "PASS", "seconds_until", "next_boundary", "boundary_at", "TriggerEngine"]
 
 log = logging.getLogger("kzconsole.triggers")
 
@@ -358,9 +350,7 @@ class TriggerEngine:
             )
             log.warning("%s firing %s skipped: %s", name, key, reason)
             return self._finish(firing, [], [], "skipped", reason)
-        thread = threading.Thread(
-            target=self._run, args=(firing, work), name=f"kz-trigger-{name}", daemon=True
-        )
+        thread = threading.Thread(target=self._run, args=(firing, work), name=f"kz-trigger-{name}", daemon=True)
         with self._lock:
             self._firings[firing.id] = thread
             if name == PASS:
@@ -373,8 +363,7 @@ class TriggerEngine:
 
     def _is_dead(self, now: float) -> Callable[[str | None], bool]:
         # Leases are judged on the store's clock (contract 9); the stall rule on this engine's own.
-        return dead_owners(self.store, self.store.now(), self.lease.host,
-                           trust_expiry=self.lease.trusts_expiry(now))
+        return dead_owners(self.store, self.store.now(), self.lease.host, trust_expiry=self.lease.trusts_expiry(now))
 
     def _is_local(self, firing: Firing) -> bool:
         with _LOCAL_LOCK:
@@ -443,8 +432,12 @@ class TriggerEngine:
             import dataclasses
 
             final = dataclasses.replace(
-                firing, ended=ended, status=status, reason=reason,
-                functions=tuple(dict(f) for f in functions), databases=tuple(dict(d) for d in databases),
+                firing,
+                ended=ended,
+                status=status,
+                reason=reason,
+                functions=tuple(dict(f) for f in functions),
+                databases=tuple(dict(d) for d in databases),
             )
         with _LOCAL_LOCK:
             _LOCAL_RUNNING.discard(firing.id)
@@ -461,7 +454,10 @@ class TriggerEngine:
         if status != "skipped":
             log.log(
                 logging.INFO if status == "ok" else logging.WARNING,
-                "%s firing %s ended %s%s", firing.trigger, firing.key, status,
+                "%s firing %s ended %s%s",
+                firing.trigger,
+                firing.key,
+                status,
                 f": {reason}" if reason else "",
             )
         self.events.emit(TriggerFired(final))

@@ -16,20 +16,26 @@ def wait_reason(job: JobRecord, *, store: Store, host: str, running_here: int | 
     if job.status is not JobStatus.PENDING or job.queued_at is None:
         return None
     now = store.now()
-    live = [lease for lease in store.engines()
-            if lease.expires >= now and (lease.host != host or pid_alive(lease.pid))]
+    live = [lease for lease in store.engines() if lease.expires >= now and (lease.host != host or pid_alive(lease.pid))]
     if not live:
-        return ("no engine is running on this store: nothing will run it until `kzconsole engine`"
-                " or the console runs on the same store")
+        return (
+            "no engine is running on this store: nothing will run it until `kzconsole engine`"
+            " or the console runs on the same store"
+        )
     # A lease without tasks is an engine that did not say (an older version): it may serve it.
     serving = [lease for lease in live if not lease.tasks or job.task_name in lease.tasks]
     if not serving:
         # Contract 9: the next engine to claim it ends it internal_error, unless one with the
         # task (a plugin added or fixed) starts first.
-        return (f"no live engine has {job.task_name} in its catalog ({_engines(len(live))} alive): it ends"
-                " internal_error unless an engine that has the task starts first")
-    ahead = sum(1 for other in store.jobs_in_status(JobStatus.PENDING.value)
-                if other.queued_at is not None and (other.queued_at, other.id) < (job.queued_at, job.id))
+        return (
+            f"no live engine has {job.task_name} in its catalog ({_engines(len(live))} alive): it ends"
+            " internal_error unless an engine that has the task starts first"
+        )
+    ahead = sum(
+        1
+        for other in store.jobs_in_status(JobStatus.PENDING.value)
+        if other.queued_at is not None and (other.queued_at, other.id) < (job.queued_at, job.id)
+    )
     queued = f"; {ahead} queued before it" if ahead else ""
     if running_here is not None and len(live) == 1:
         if running_here >= max_running:

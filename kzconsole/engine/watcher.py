@@ -70,12 +70,7 @@ class PluginWatcher:
     """
 
     def __init__(
-        self,
-        loader: object,
-        paths: Iterable[str | os.PathLike[str]],
-        *,
-        debounce_ms: int = 50,
-        step_ms: int = 10,
+        self, loader: object, paths: Iterable[str | os.PathLike[str]], *, debounce_ms: int = 50, step_ms: int = 10
     ) -> None:
         self.loader = loader
         self.directories: tuple[Path, ...] = tuple(dict.fromkeys(_resolve(p) for p in paths))
@@ -138,8 +133,9 @@ class PluginWatcher:
         while not self._stop.is_set():
             roots, missing = self._roots()
             if not roots:
-                log.warning("no plugin directory can be watched (none of %s exists)",
-                            ", ".join(map(str, self.directories)))
+                log.warning(
+                    "no plugin directory can be watched (none of %s exists)", ", ".join(map(str, self.directories))
+                )
                 if self._stop.wait(RETRY_S):
                     return
                 continue

@@ -55,9 +55,7 @@ def compact_ratio() -> float:
     """``[plugin_options.databases] compact_ratio``, checked."""
     value = runtime().options("databases").get("compact_ratio", DEFAULT_COMPACT_RATIO)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
-        raise ValueError(
-            f"plugin_options.databases.compact_ratio must be a number from 0 to 1, got {value!r}"
-        )
+        raise ValueError(f"plugin_options.databases.compact_ratio must be a number from 0 to 1, got {value!r}")
     return float(value)
 
 
@@ -188,7 +186,12 @@ def compact(ctx, it, row):
             ratio, threshold = page_stats(path).free_ratio, compact_ratio()
             if ratio <= threshold:
                 size = disk_size(path)
-                return [name, size, size, f"skipped: free ratio {ratio:.3f} is not above {threshold:g} (force=true compacts anyway)"]
+                return [
+                    name,
+                    size,
+                    size,
+                    f"skipped: free ratio {ratio:.3f} is not above {threshold:g} (force=true compacts anyway)",
+                ]
         before, after = vacuum(path)
     except (OSError, ValueError) as exc:
         return str(exc)  # a str is a failed row: the input row is written with it in `error`

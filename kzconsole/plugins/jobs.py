@@ -22,9 +22,23 @@ log = logging.getLogger("kzconsole.plugins.jobs")
 
 # The keys of a job record (contract 4.1), in the contract's order: the export's header.
 RECORD_KEYS = [
-    "id", "account_id", "auth_account_id", "category", "action", "file_name", "status",
-    "created", "start_timestamp", "end_timestamp", "total_count", "success_count",
-    "failure_count", "node", "output_rows", "wait_after_row_ms", "error",
+    "id",
+    "account_id",
+    "auth_account_id",
+    "category",
+    "action",
+    "file_name",
+    "status",
+    "created",
+    "start_timestamp",
+    "end_timestamp",
+    "total_count",
+    "success_count",
+    "failure_count",
+    "node",
+    "output_rows",
+    "wait_after_row_ms",
+    "error",
 ]
 FINISHED = frozenset({"success", "failure", "partial", "stopped", "internal_error"})
 DEFAULT_RETENTION_DAYS = 30
@@ -68,7 +82,8 @@ def remove_old_jobs():
     rt = runtime()
     cutoff = rt.now() - days * DAY_S
     old = [
-        job for job in rt.jobs()
+        job
+        for job in rt.jobs()
         if job["status"] in FINISHED and job["end_timestamp"] is not None and job["end_timestamp"] < cutoff
     ]
     failed: list[str] = []

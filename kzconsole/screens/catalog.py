@@ -190,9 +190,7 @@ class CatalogScreen(CatalogView):
 
     def _rebuild_tree(self) -> None:
         tree = self.query_one("#catalog-tree", Tree)
-        collapsed = {
-            node.data[0] for node in tree.root.children if node.data is not None and not node.is_expanded
-        }
+        collapsed = {node.data[0] for node in tree.root.children if node.data is not None and not node.is_expanded}
         keep = self._selected
         tree.clear()
         categories: dict[str, list[TaskView]] = {}
@@ -296,8 +294,7 @@ class CatalogScreen(CatalogView):
         verified = views[0].verified if views else ()
         out = Table.grid()
         out.add_row(Text(f"Category {category}", style="bold underline"))
-        out.add_row(Text(f"{len(views)} task{'s' if len(views) != 1 else ''}; "
-                         f"verified columns: {_join(verified)}"))
+        out.add_row(Text(f"{len(views)} task{'s' if len(views) != 1 else ''}; verified columns: {_join(verified)}"))
         out.add_row(Text(""))
         out.add_row(grid)
         out.add_row(Text(""))

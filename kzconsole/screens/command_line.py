@@ -23,9 +23,25 @@ COMMANDS: dict[str, str] = {
     "quit": "quit the console",
 }
 ALIASES = {
-    "j": "jobs", "job": "job", "tasks": "jobs", "c": "catalog", "cat": "catalog", "t": "triggers",
-    "tr": "triggers", "trig": "triggers", "p": "plugins", "pl": "plugins", "plug": "plugins", "l": "logs",
-    "log": "logs", "q": "quit", "q!": "quit", "quit": "quit", "exit": "quit", "h": "help", "?": "help",
+    "j": "jobs",
+    "job": "job",
+    "tasks": "jobs",
+    "c": "catalog",
+    "cat": "catalog",
+    "t": "triggers",
+    "tr": "triggers",
+    "trig": "triggers",
+    "p": "plugins",
+    "pl": "plugins",
+    "plug": "plugins",
+    "l": "logs",
+    "log": "logs",
+    "q": "quit",
+    "q!": "quit",
+    "quit": "quit",
+    "exit": "quit",
+    "h": "help",
+    "?": "help",
     "n": "new",
 }
 
@@ -52,10 +68,7 @@ class CommandLineModal(ModalScreen[str | None]):
     CommandLineModal Input { width: 1fr; }
     """
 
-    BINDINGS = [
-        Binding("escape", "cancel", "Cancel"),
-        Binding("tab", "complete", "Complete", show=False),
-    ]
+    BINDINGS = [Binding("escape", "cancel", "Cancel"), Binding("tab", "complete", "Complete", show=False)]
 
     def compose(self) -> ComposeResult:
         with Horizontal():

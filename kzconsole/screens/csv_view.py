@@ -36,7 +36,6 @@ if TYPE_CHECKING:
     from kzconsole.engine import Engine
 
 
-
 def file_opener(engine: Engine, job_id: str, kind: str):
     def opener():
         try:
@@ -89,8 +88,7 @@ class CsvViewScreen(ConsoleScreen):
         # A running job's output grows: read what it added when the job progressed or changed,
         # here or in another process (its last rows come with its final record).
         job_id = self.job.id
-        return self.is_output and (job_id in batch.progress or job_id in batch.changed
-                                   or batch.store_touched(job_id))
+        return self.is_output and (job_id in batch.progress or job_id in batch.changed or batch.store_touched(job_id))
 
     def catch_up(self) -> None:
         self._read()
@@ -307,8 +305,12 @@ class SaveFileModal(ModalScreen[Path | None]):
                     self._message("Not saved: choose another name.")
 
             self.app.push_screen(
-                ConfirmModal(f"{_describe(dest)} exists.\nReplace it with the {self.kind} of job {self.job.id[:8]}?",
-                             title="Replace the file?", yes="Replace", no="Keep it"),
+                ConfirmModal(
+                    f"{_describe(dest)} exists.\nReplace it with the {self.kind} of job {self.job.id[:8]}?",
+                    title="Replace the file?",
+                    yes="Replace",
+                    no="Keep it",
+                ),
                 answered,
             )
             return
@@ -333,7 +335,9 @@ class SaveFileModal(ModalScreen[Path | None]):
             with stream, open(dest, "wb" if replace else "xb") as out:
                 shutil.copyfileobj(stream, out, 1024 * 1024)
         except FileExistsError:
-            self.app.call_from_thread(self._message, f"{dest} appeared meanwhile: not replaced; save again to be asked", True)
+            self.app.call_from_thread(
+                self._message, f"{dest} appeared meanwhile: not replaced; save again to be asked", True
+            )
             return
         except OSError as exc:
             self.app.call_from_thread(self._message, f"Cannot write {dest}: {exc.strerror or exc}", True)

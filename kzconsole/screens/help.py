@@ -45,7 +45,7 @@ def bindings_of(screen: Screen) -> list[tuple[str, str, str]]:
         keys = ", ".join(app.get_key_display(Binding(k, binding.action)) for k in _keys_for(screen, binding))
         rows.append((where, keys, binding.tooltip or binding.description))
     order = {"view": 0}
-    rows.sort(key=lambda r: (order.get(r[0], 1 if r[0] != "console" else 2)))
+    rows.sort(key=lambda r: order.get(r[0], 1 if r[0] != "console" else 2))
     return rows
 
 

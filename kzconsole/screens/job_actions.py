@@ -33,14 +33,20 @@ def job_action_bindings(*, many: bool) -> list[Binding]:
         Binding("s", "start", "Start", tooltip=f"start a pending job (it waits for a free slot){then}"),
         Binding("x", "stop", "Stop", tooltip=f"stop: a pending job at once, a running one before its next row{then}"),
         Binding("r", "restart", "Restart", tooltip=f"a new job with the same task, input and accounts, queued{new}"),
-        Binding("F", "restart_failed", "Re-run failed",
-                tooltip=f"a new job of the failed rows only (same task and accounts), queued{new}"),
+        Binding(
+            "F",
+            "restart_failed",
+            "Re-run failed",
+            tooltip=f"a new job of the failed rows only (same task and accounts), queued{new}",
+        ),
         Binding("d", "delete", "Delete", tooltip=f"delete the job and its files (asks first){then}"),
     ]
 
 
 PAUSE_BINDINGS = [
-    Binding("plus", "pause(1)", "Slower", key_display="+", tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"),
+    Binding(
+        "plus", "pause(1)", "Slower", key_display="+", tooltip="longer pause after each row (0, 10, 25 ... 10000 ms)"
+    ),
     Binding("minus", "pause(-1)", "Faster", key_display="-", tooltip="shorter pause after each row"),
 ]
 

@@ -37,8 +37,14 @@ OUTPUT_EVERY_S = 1.0  # a running job's output is read at most this often while 
 JOB_ACTIONS = {"start", "stop", "restart", "restart_failed", "delete", "pause", "input", "output", "save"}
 
 _STATUS_STYLE = {
-    "executing": "bold", "stopping": "bold", "success": "green", "failure": "bold red", "partial": "yellow",
-    "stopped": "yellow", "internal_error": "bold red reverse", "queued": "cyan",
+    "executing": "bold",
+    "stopping": "bold",
+    "success": "green",
+    "failure": "bold red",
+    "partial": "yellow",
+    "stopped": "yellow",
+    "internal_error": "bold red reverse",
+    "queued": "cyan",
 }
 
 

@@ -25,10 +25,18 @@ if TYPE_CHECKING:
 
 STATUSES = [s.value for s in JobStatus]
 STATUS_ALIASES = {
-    "running": ["executing"], "run": ["executing"], "active": ["executing", "pending"],
-    "failed": ["failure"], "fail": ["failure"], "ok": ["success"], "done": [s.value for s in JobStatus if s.is_finished],
-    "finished": [s.value for s in JobStatus if s.is_finished], "error": ["internal_error"],
-    "errors": ["internal_error"], "queued": ["pending"], "waiting": ["pending"],
+    "running": ["executing"],
+    "run": ["executing"],
+    "active": ["executing", "pending"],
+    "failed": ["failure"],
+    "fail": ["failure"],
+    "ok": ["success"],
+    "done": [s.value for s in JobStatus if s.is_finished],
+    "finished": [s.value for s in JobStatus if s.is_finished],
+    "error": ["internal_error"],
+    "errors": ["internal_error"],
+    "queued": ["pending"],
+    "waiting": ["pending"],
 }
 _HEX32 = re.compile(r"^[0-9a-f]{32}$")
 
@@ -109,11 +117,22 @@ class JobFilter:
             if self.id_prefix:
                 regex = f"^{re.escape(self.id_prefix)}" + (f"|{regex}" if regex else "")
         else:
-            narrowing = {"account_id": self.account, "account_part": self.account_part, "task": self.task,
-                         "id_prefix": self.id_prefix}
-        return JobQuery(status=tuple(statuses) if statuses is not None else None, words=tuple(words),
-                        regex=regex, invert=self.invert and bool(words or regex),
-                        sort=SORT_COLUMNS[sort.column].query, descending=sort.descending, now=now, **narrowing)
+            narrowing = {
+                "account_id": self.account,
+                "account_part": self.account_part,
+                "task": self.task,
+                "id_prefix": self.id_prefix,
+            }
+        return JobQuery(
+            status=tuple(statuses) if statuses is not None else None,
+            words=tuple(words),
+            regex=regex,
+            invert=self.invert and bool(words or regex),
+            sort=SORT_COLUMNS[sort.column].query,
+            descending=sort.descending,
+            now=now,
+            **narrowing,
+        )
 
 
 def _statuses_for(word: str) -> list[str] | None:
@@ -165,8 +184,14 @@ def parse_filter(text: str) -> JobFilter:
     return JobFilter(
         text=text,
         statuses=tuple(sorted(statuses)) if statuses is not None else None,
-        account=account, account_part=account_part, task=task, id_prefix=id_prefix, file=file,
-        words=tuple(words), regex=regex, invert=invert,
+        account=account,
+        account_part=account_part,
+        task=task,
+        id_prefix=id_prefix,
+        file=file,
+        words=tuple(words),
+        regex=regex,
+        invert=invert,
     )
 
 

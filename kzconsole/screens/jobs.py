@@ -46,10 +46,16 @@ def _sort_bindings() -> list[Binding]:
     out = []
     for col in COLUMNS:
         spec = SORT_COLUMNS[col.key]
-        out.append(Binding(col.sort_key, f"sort('{col.key}')", "Sort" if col.key == "status" else f"Sort by {spec.label}",
-                           show=col.key == "status",
-                           tooltip=f"sort by {spec.label}; again: the other way" + (
-                               " (shift + the column's letter: I S T P X D R C A N)" if col.key == "status" else "")))
+        out.append(
+            Binding(
+                col.sort_key,
+                f"sort('{col.key}')",
+                "Sort" if col.key == "status" else f"Sort by {spec.label}",
+                show=col.key == "status",
+                tooltip=f"sort by {spec.label}; again: the other way"
+                + (" (shift + the column's letter: I S T P X D R C A N)" if col.key == "status" else ""),
+            )
+        )
     return out
 
 
@@ -69,14 +75,26 @@ class JobsScreen(ConsoleScreen):
         Binding("n", "new", "New", tooltip="create a job: task, input file, checks, accounts, pause"),
         *job_action_bindings(many=True),
         Binding("space", "mark", "Mark", tooltip="mark or unmark the highlighted job for start, stop, restart, delete"),
-        Binding("asterisk", "mark_all", "Mark all", key_display="*", tooltip="mark every job the filter matches (again: unmark them)"),
+        Binding(
+            "asterisk",
+            "mark_all",
+            "Mark all",
+            key_display="*",
+            tooltip="mark every job the filter matches (again: unmark them)",
+        ),
         Binding("u", "unmark", "Unmark", show=False, tooltip="unmark every job"),
         Binding("o", "output", "Output", tooltip="view the output (so far) as a table; w saves it"),
         Binding("i", "input", "Input", tooltip="view the stored input as a table"),
         # priority, and the focus moved at once: the keys typed right after "/" (already queued, over
         # SSH) must land in the filter box, not run the list's keys (n opened the new-job dialog).
-        Binding("slash", "filter", "Filter", key_display="/", priority=True,
-                tooltip="filter: a status, task:, account:, id:, file:, /regex/, any text; ! first inverts"),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            key_display="/",
+            priority=True,
+            tooltip="filter: a status, task:, account:, id:, file:, /regex/, any text; ! first inverts",
+        ),
         *_sort_bindings(),
         *PAUSE_BINDINGS,
         Binding("escape", "clear", "Clear filter", show=False, tooltip="clear the filter; then the marks"),
@@ -100,10 +118,18 @@ class JobsScreen(ConsoleScreen):
 
     def compose(self) -> ComposeResult:
         yield ViewBar("jobs")
-        yield Input(placeholder="filter: a status (failed, done...), task:, account:, id:, file:, /regex/, text; ! first: the others",
-                    id="filter", compact=True)
-        job_list = JobList(self._make_source(), now=self.app.clock.time, live=self.console.bridge.live_progress,
-                           marked=self.marked.__contains__, id="jobs")
+        yield Input(
+            placeholder="filter: a status (failed, done...), task:, account:, id:, file:, /regex/, text; ! first: the others",
+            id="filter",
+            compact=True,
+        )
+        job_list = JobList(
+            self._make_source(),
+            now=self.app.clock.time,
+            live=self.console.bridge.live_progress,
+            marked=self.marked.__contains__,
+            id="jobs",
+        )
         job_list.set_sort(self.sort.column, self.sort.descending)
         yield job_list
         yield Lines("", id="status")
@@ -113,7 +139,6 @@ class JobsScreen(ConsoleScreen):
     @property
     def job_list(self) -> JobList:
         return self.query_one(JobList)
-
 
     def on_mount(self) -> None:
         self.job_list.reload()
@@ -177,8 +202,9 @@ class JobsScreen(ConsoleScreen):
             # A checkpoint of a job run here changes its counts, not its place: repainting its row
             # is enough (re-reading 100,000 jobs' count for it took a share of the jobs' speed).
             if moved:
-                self._reload(quiet=not (batch.deleted or any(
-                    job_list.cached(j.id) is None for j in batch.changed.values())))
+                self._reload(
+                    quiet=not (batch.deleted or any(job_list.cached(j.id) is None for j in batch.changed.values()))
+                )
         if batch.progress:
             job_list.refresh_jobs(frozenset(batch.progress))
             highlighted = job_list.highlighted
@@ -214,7 +240,11 @@ class JobsScreen(ConsoleScreen):
             parts.append((job.task_name, 4))
             if not job.status.is_finished:
                 live = self.console.bridge.live_progress(job.id)
-                wait = live.wait_after_row_ms if live is not None and job.status is JobStatus.EXECUTING else job.wait_after_row_ms
+                wait = (
+                    live.wait_after_row_ms
+                    if live is not None and job.status is JobStatus.EXECUTING
+                    else job.wait_after_row_ms
+                )
                 parts.append((f"pause {wait} ms", 5))
             if job.error:
                 parts.append((job.error, 3))
@@ -250,8 +280,11 @@ class JobsScreen(ConsoleScreen):
     def _refresh_bindings_if_needed(self) -> None:
         # The footer rebuilds its keys on refresh_bindings: only when what applies has changed.
         job = self._job()
-        state = (bool(self.marked),) + (() if job is None else (job.status, job.queued_at is None, job.stop_requested,
-                                                                 job.is_noinput, job.failure_count > 0))
+        state = (bool(self.marked),) + (
+            ()
+            if job is None
+            else (job.status, job.queued_at is None, job.stop_requested, job.is_noinput, job.failure_count > 0)
+        )
         if state != self._binding_state:
             self._binding_state = state
             self.refresh_bindings()
@@ -391,8 +424,10 @@ class JobsScreen(ConsoleScreen):
         self._marking = False
         self.marked.update(found)
         self.job_list.refresh()
-        self.notify(f"marked {len(found):,} jobs matching the filter ({len(self.marked):,} marked in all; "
-                    "s x r d act on them, u unmarks)")
+        self.notify(
+            f"marked {len(found):,} jobs matching the filter ({len(self.marked):,} marked in all; "
+            "s x r d act on them, u unmarks)"
+        )
         self._marks_changed()
 
     def _marks_changed(self) -> None:

@@ -45,7 +45,7 @@ def format_record(record: Record) -> str:
     follow, indented."""
     created, level, logger, message = record
     stamp = time.strftime("%H:%M:%S", time.localtime(created)) + f".{int(created * 1000) % 1000:03d}"
-    name = logger[len("kzconsole."):] if logger.startswith("kzconsole.") else logger
+    name = logger[len("kzconsole.") :] if logger.startswith("kzconsole.") else logger
     first, *rest = str(message).split("\n") or [""]
     line = f"{stamp} {level:<7} {name}  {first}"
     if rest:
@@ -60,12 +60,24 @@ class LogsScreen(ConsoleScreen):
     MODE = "logs"
 
     BINDINGS = [
-        Binding("l", "level(1)", "Level up", tooltip="show fewer records: raise the minimum level (DEBUG, INFO, WARNING, ERROR)"),
+        Binding(
+            "l",
+            "level(1)",
+            "Level up",
+            tooltip="show fewer records: raise the minimum level (DEBUG, INFO, WARNING, ERROR)",
+        ),
         Binding("L", "level(-1)", "Level down", tooltip="show more records: lower the minimum level"),
         # priority: the focus must move to the search box when "/" is read, before the keys
         # typed after it (already queued) are handed to the log; check_action lets "/" through
         # to any input that has the focus (the search box itself, or one the app shows).
-        Binding("slash", "search", "Search", key_display="/", priority=True, tooltip="search as you type (enter keeps it, escape clears it)"),
+        Binding(
+            "slash",
+            "search",
+            "Search",
+            key_display="/",
+            priority=True,
+            tooltip="search as you type (enter keeps it, escape clears it)",
+        ),
         Binding("escape", "clear_search", "Clear search", show=False, tooltip="clear the search"),
         Binding("f", "toggle_follow", "Follow", tooltip="follow new lines, or stop to read (G follows again)"),
         Binding("c", "clear", "Clear view", tooltip="forget the records shown here (the engine's log is untouched)"),

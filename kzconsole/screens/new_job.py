@@ -67,13 +67,22 @@ def tasks_from_help(help_doc: dict[str, Any]) -> list[TaskInfo]:
     for category in sorted(help_doc):
         for action in sorted(help_doc[category]):
             info = help_doc[category][action]
-            out.append(TaskInfo(category, action, info.get("description", ""), tuple(info.get("mandatory", ())),
-                                tuple(info.get("optional", ())), info.get("expected_content") is None))
+            out.append(
+                TaskInfo(
+                    category,
+                    action,
+                    info.get("description", ""),
+                    tuple(info.get("mandatory", ())),
+                    tuple(info.get("optional", ())),
+                    info.get("expected_content") is None,
+                )
+            )
     return out
 
 
-def check_lines(task: TaskInfo | None, path: str, errors: dict[str, Any], header: list[str] | None,
-                total: int) -> list[Check]:
+def check_lines(
+    task: TaskInfo | None, path: str, errors: dict[str, Any], header: list[str] | None, total: int
+) -> list[Check]:
     """The checks as (ok, sentence) lines, in the contract's order."""
     if task is None:
         return [(False, "pick a task")]
@@ -171,8 +180,12 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
             yield Static("", id="task-fields")
             with Horizontal(classes="row", id="file-row"):
                 yield Label("Input file")
-                yield PathInput(value=self.initial_path, suffixes=INPUT_SUFFIXES, id="file",
-                                placeholder="path of a CSV or JSON file (tab completes; ctrl+o browses)")
+                yield PathInput(
+                    value=self.initial_path,
+                    suffixes=INPUT_SUFFIXES,
+                    id="file",
+                    placeholder="path of a CSV or JSON file (tab completes; ctrl+o browses)",
+                )
                 yield Button("Browse", id="browse", compact=True)
             with Horizontal(classes="row"):
                 yield Label("Account")
@@ -211,8 +224,9 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
     def _catalog_loaded(self, tasks: list[TaskInfo], error: str | None) -> None:
         self.tasks = tasks
         select = self.query_one("#task", Select)
-        select.set_options([(Text(f"{t.name} — {t.description}", no_wrap=True, overflow="ellipsis"), t.name)
-                            for t in tasks])
+        select.set_options(
+            [(Text(f"{t.name} — {t.description}", no_wrap=True, overflow="ellipsis"), t.name) for t in tasks]
+        )
         select.prompt = "pick a task" if tasks else "no tasks: the catalog is empty"
         if error:
             self._show_checks([(False, error)])
@@ -236,7 +250,9 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         elif info.noinput:
             fields.update("no input: leave the file empty")
         else:
-            fields.update(f"mandatory: {', '.join(info.mandatory) or '-'} · optional: {', '.join(info.optional) or '-'}")
+            fields.update(
+                f"mandatory: {', '.join(info.mandatory) or '-'} · optional: {', '.join(info.optional) or '-'}"
+            )
         self._schedule_check(0)
 
     # ------------------------------------------------------------- checks
@@ -252,7 +268,9 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         self._render_checks()
 
     def on_path_input_matches(self, event: PathInput.Matches) -> None:
-        shown = ", ".join(event.matches[:6]) + (f", ... ({len(event.matches)} in all)" if len(event.matches) > 6 else "")
+        shown = ", ".join(event.matches[:6]) + (
+            f", ... ({len(event.matches)} in all)" if len(event.matches) > 6 else ""
+        )
         self._file_lines = [(None, f"several names match: {shown}; type more, then tab")]
         self._render_checks()
 
@@ -319,8 +337,7 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         passed = not errors and header is not None
         self.app.call_from_thread(self._checked_file, generation, lines, preview, passed)
 
-    def _checked_file(self, generation: int, lines: list[Check], preview: list[list[str]],
-                      passed: bool) -> None:
+    def _checked_file(self, generation: int, lines: list[Check], preview: list[list[str]], passed: bool) -> None:
         if generation != self._generation:
             return  # the task or the file changed meanwhile
         self._checked = (generation, passed)
@@ -410,17 +427,29 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         task = self.task_info
         if task is None or self._field_problems():
             return None
-        return {"task": task, "path": self._path(), "account": self.query_one("#account", Input).value.strip(),
-                "auth": self.query_one("#auth", Input).value.strip(),
-                "pause": int(self.query_one("#pause", Input).value.strip())}
+        return {
+            "task": task,
+            "path": self._path(),
+            "account": self.query_one("#account", Input).value.strip(),
+            "auth": self.query_one("#auth", Input).value.strip(),
+            "pause": int(self.query_one("#pause", Input).value.strip()),
+        }
 
     def action_create(self, start: bool) -> None:
         if self._busy:
             return
         form = self._form()
         if form is None:
-            self._render_checks([(False, "not created: pick a task first" if self.task_info is None
-                                  else "not created: correct the line(s) above")])
+            self._render_checks(
+                [
+                    (
+                        False,
+                        "not created: pick a task first"
+                        if self.task_info is None
+                        else "not created: correct the line(s) above",
+                    )
+                ]
+            )
             return
         self._busy = True
         self._render_checks([(None, f"creating{glyphs.G.ellipsis}")])
@@ -431,9 +460,12 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         task: TaskInfo = form["task"]
         try:
             job = self.engine.add_job(
-                task.category, task.action,
+                task.category,
+                task.action,
                 input=form["path"] or None,
-                account_id=form["account"], auth_account_id=form["auth"], wait_ms=form["pause"],
+                account_id=form["account"],
+                auth_account_id=form["auth"],
+                wait_ms=form["pause"],
                 start=start,
             )
         except JobRejected as exc:

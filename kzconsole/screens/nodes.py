@@ -37,9 +37,19 @@ def node_rows(nodes: list[Any], now: float) -> list[tuple[Any, ...]]:
     rows = []
     for n in nodes:
         state = Text("alive", style="green") if n.alive else Text("DEAD", style="bold red")
-        rows.append((n.name, state, n.host, str(n.pid), n.version, short_time(n.started, now),
-                     n.heartbeat_age(now), f"{n.running}/{n.slots}",
-                     str(len(n.resumed_elsewhere)) if not n.alive else ""))
+        rows.append(
+            (
+                n.name,
+                state,
+                n.host,
+                str(n.pid),
+                n.version,
+                short_time(n.started, now),
+                n.heartbeat_age(now),
+                f"{n.running}/{n.slots}",
+                str(len(n.resumed_elsewhere)) if not n.alive else "",
+            )
+        )
     return rows
 
 
@@ -47,10 +57,7 @@ class NodesScreen(Screen):
     """Every engine on the store."""
 
     VIEW_NAME = "Nodes"
-    BINDINGS = [
-        Binding("r", "refresh_now", "Refresh"),
-        Binding("escape", "app.back", "Back", show=False),
-    ]
+    BINDINGS = [Binding("r", "refresh_now", "Refresh"), Binding("escape", "app.back", "Back", show=False)]
 
     DEFAULT_CSS = """
     NodesScreen #nodes-table { height: auto; max-height: 50%; }
@@ -78,11 +85,23 @@ class NodesScreen(Screen):
 
     def on_mount(self) -> None:
         table = self.query_one("#nodes-table", DataTable)
-        add_fitted_columns(table, (("node", "Node", 0), ("state", "State", 5), ("host", "Host", 14),
-                                   ("pid", "PID", 7), ("version", "Version", 7),
-                                   ("started", "Started", 11), ("heartbeat", "Heartbeat", 10),
-                                   ("jobs", "Jobs", 5), ("resumed", "Resumed", 7)),
-                           self.app.size.width or 100, minimum=8, maximum=30)
+        add_fitted_columns(
+            table,
+            (
+                ("node", "Node", 0),
+                ("state", "State", 5),
+                ("host", "Host", 14),
+                ("pid", "PID", 7),
+                ("version", "Version", 7),
+                ("started", "Started", 11),
+                ("heartbeat", "Heartbeat", 10),
+                ("jobs", "Jobs", 5),
+                ("resumed", "Resumed", 7),
+            ),
+            self.app.size.width or 100,
+            minimum=8,
+            maximum=30,
+        )
         self.load()
         self.set_interval(POLL_SECONDS, self.load)
 
@@ -135,8 +154,10 @@ class NodesScreen(Screen):
                 out.append("\nResumed elsewhere when it died:\n", style="bold")
                 for t in n.resumed_elsewhere:
                     what = "resumed" if t.outcome == "resumed" else "ended internal_error"
-                    out.append(f"  job {t.job_id} {what} by {t.to_name} at row {t.rows_done + 1}"
-                               f" ({short_time(t.at, time.time())})\n")
+                    out.append(
+                        f"  job {t.job_id} {what} by {t.to_name} at row {t.rows_done + 1}"
+                        f" ({short_time(t.at, time.time())})\n"
+                    )
             else:
                 out.append("\nNo job of it was resumed elsewhere.\n")
         text.update(out)

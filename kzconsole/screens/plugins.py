@@ -49,7 +49,7 @@ def _short_source(source: PluginSource) -> str:
     if source.kind == "file":
         return os.path.basename(source.source)
     if source.kind == "builtin" and source.source.startswith("kzconsole.plugins."):
-        return source.source[len("kzconsole.plugins."):]  # the Kind column says "builtin"
+        return source.source[len("kzconsole.plugins.") :]  # the Kind column says "builtin"
     return source.source
 
 
@@ -222,8 +222,7 @@ class PluginsScreen(RowDetails, CatalogView):
             state = Text("loaded", style=STATUS_STYLE["ok"])
         elif status == "STALE":
             state = Text(
-                "STALE: the new version failed to load; the previous one keeps serving",
-                style=STATUS_STYLE["STALE"],
+                "STALE: the new version failed to load; the previous one keeps serving", style=STATUS_STYLE["STALE"]
             )
         else:
             state = Text("FAILED: not loaded, nothing of it is served", style=STATUS_STYLE["FAILED"])
@@ -235,7 +234,9 @@ class PluginsScreen(RowDetails, CatalogView):
         )
         facts.add_row(
             "Triggers",
-            Text("\n".join(f"{t.trigger}: {t.function_name}  (line {t.where.lineno})" for t in src.triggers) or "(none)"),
+            Text(
+                "\n".join(f"{t.trigger}: {t.function_name}  (line {t.where.lineno})" for t in src.triggers) or "(none)"
+            ),
         )
         out.add_row(facts)
         if src.error:

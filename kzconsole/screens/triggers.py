@@ -189,7 +189,6 @@ TriggerTable = row_table("History")
 HistoryTable = row_table("Details")
 
 
-
 class TriggersScreen(RowDetails, ConsoleScreen):
     """Every trigger: bound functions, countdown to the next firing, the last firing."""
 
@@ -250,9 +249,7 @@ class TriggersScreen(RowDetails, ConsoleScreen):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        self._functions_width = add_fitted_columns(
-            table, self.COLUMNS, self.app.size.width, minimum=14, maximum=60
-        )
+        self._functions_width = add_fitted_columns(table, self.COLUMNS, self.app.size.width, minimum=14, maximum=60)
         self.set_interval(TICK_SECONDS, self._tick)
         self.refresh_schedule()
 
@@ -360,9 +357,7 @@ class TriggersScreen(RowDetails, ConsoleScreen):
             title.append("  (loading...)")
         else:
             title.append(f"  {len(self._rows)} trigger{'s' if len(self._rows) != 1 else ''}")
-            upcoming = [
-                (r["next_fire"], n) for n, r in self._rows.items() if r.get("next_fire") is not None
-            ]
+            upcoming = [(r["next_fire"], n) for n, r in self._rows.items() if r.get("next_fire") is not None]
             if upcoming:
                 when, name = min(upcoming)
                 title.append(f"; next: {name} in {format_countdown(when - now)}")
@@ -390,7 +385,7 @@ class TriggersScreen(RowDetails, ConsoleScreen):
                 details.update(
                     Text(
                         "No triggers. A plugin binds a function to a trigger with "
-                        "@trigger(\"hourly\") (or minutely, daily, account, account_mod, system, "
+                        '@trigger("hourly") (or minutely, daily, account, account_mod, system, '
                         "other, all_dbs)."
                     )
                 )
@@ -462,10 +457,7 @@ class TriggersScreen(RowDetails, ConsoleScreen):
 class TriggerHistoryModal(ModalScreen[None]):
     """The recorded firings of one trigger, newest first, and the selected one's details."""
 
-    BINDINGS = [
-        Binding("escape", "close", "Close"),
-        Binding("q", "close", "Close", show=False),
-    ]
+    BINDINGS = [Binding("escape", "close", "Close"), Binding("q", "close", "Close", show=False)]
 
     DEFAULT_CSS = """
     TriggerHistoryModal {
@@ -567,7 +559,9 @@ class TriggerHistoryModal(ModalScreen[None]):
         if message.error is not None:
             title.update(Text(f"History of {self.trigger}: cannot read it ({message.error})"))
             return
-        signature = tuple((f.get("trigger"), f.get("started"), f.get("ended"), f.get("status")) for f in message.firings)
+        signature = tuple(
+            (f.get("trigger"), f.get("started"), f.get("ended"), f.get("status")) for f in message.firings
+        )
         n = len(message.firings)
         if n == 0:
             title.update(Text(f"History of {self.trigger}: no firings recorded yet"))

@@ -258,16 +258,30 @@ class CsvTable(ScrollView, can_focus=True):
         Binding("left,h", "column(-1)", "Column left", show=False, tooltip="one column left"),
         Binding("right,l", "column(1)", "Column right", show=False, tooltip="one column right"),
         Binding("0", "first_column", "First column", show=False, tooltip="back to the first column"),
-        Binding("dollar_sign", "last_column", "Last column", key_display="$", show=False,
-                tooltip="to the last column (the error, in an output)"),
+        Binding(
+            "dollar_sign",
+            "last_column",
+            "Last column",
+            key_display="$",
+            show=False,
+            tooltip="to the last column (the error, in an output)",
+        ),
         *page_keys("page(-1)", "page(1)"),
-        *end_keys("top", "bottom",
-                  last_tooltip="to the last row; while the job runs, stay at the end as rows arrive (tail -f)"),
+        *end_keys(
+            "top",
+            "bottom",
+            last_tooltip="to the last row; while the job runs, stay at the end as rows arrive (tail -f)",
+        ),
         Binding("enter", "open_row", "Open row", tooltip="every cell of the highlighted row, in full"),
     ]
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"csv-table--header", "csv-table--number", "csv-table--error",
-                                             "csv-table--note", "csv-table--cursor"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "csv-table--header",
+        "csv-table--number",
+        "csv-table--error",
+        "csv-table--note",
+        "csv-table--cursor",
+    }
 
     DEFAULT_CSS = """
     CsvTable { height: 1fr; scrollbar-size-vertical: 1; overflow-x: hidden; }
@@ -289,8 +303,14 @@ class CsvTable(ScrollView, can_focus=True):
         table: CsvTable
         position: int
 
-    def __init__(self, data: CsvData | None = None, *, empty_note: str = "no rows yet",
-                 id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        data: CsvData | None = None,
+        *,
+        empty_note: str = "no rows yet",
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(id=id, classes=classes)
         self.data = data if data is not None else CsvData(None)
         self.empty_note = empty_note
@@ -346,7 +366,6 @@ class CsvTable(ScrollView, can_focus=True):
             self._scroll_to_cursor()
         self._layout_key = None
         self.refresh()
-
 
     def watch_failed_only(self) -> None:
         self.cursor = 0
@@ -461,7 +480,7 @@ class CsvTable(ScrollView, can_focus=True):
         if key == self._layout_key:
             return self._widths
         header = self.data.header or []
-        columns = self.order()[self.column:]
+        columns = self.order()[self.column :]
         widths = {c: max(MIN_WIDTH, cell_len(header[c]) + 2) for c in columns}  # + room for an arrow
         for position in range(top, min(self.row_count, top + self._page)):
             index = self.index_at(position)
@@ -526,7 +545,9 @@ class CsvTable(ScrollView, can_focus=True):
             if position == self.row_count:
                 note = ""
                 if data.truncated:
-                    note = data.problem or f"(only the first {len(data):,} rows are shown; save the file to read it all)"
+                    note = (
+                        data.problem or f"(only the first {len(data):,} rows are shown; save the file to read it all)"
+                    )
                 elif self.row_count == 0:
                     note = "no failed rows" if self.failed_only else self.empty_note
                 if note:
@@ -540,8 +561,9 @@ class CsvTable(ScrollView, can_focus=True):
         error_at = next((n for n, (c, _) in enumerate(layout) if c == data.error_col), None)
         return self._strip(str(index + 1), cells, [w for _, w in layout], style, error_at, width)
 
-    def _strip(self, number: str, cells: Sequence[str], widths: Sequence[int], style: Style,
-               error_at: int | None, width: int) -> Strip:
+    def _strip(
+        self, number: str, cells: Sequence[str], widths: Sequence[int], style: Style, error_at: int | None, width: int
+    ) -> Strip:
         number_style = self.get_component_rich_style("csv-table--number", partial=True)
         error_style = self.get_component_rich_style("csv-table--error", partial=True)
         segments = [Segment(number.rjust(self._number_width()), style + number_style), Segment(" ", style)]

@@ -25,6 +25,7 @@ STATUS_LOOK: dict[str, tuple[str, str]] = {
     "internal_error": ("warning", "int_error"),
 }
 
+
 # What the operator sees as the job's state: the stored status, refined by the bookkeeping the
 # contract does not name (a pending job that was started is queued; a running one asked to stop).
 def display_status(job: Any) -> str:
@@ -111,8 +112,9 @@ def full_time(ts: float | None) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
 
 
-def bar_cells(success: int, failure: int, total: int | None, done: int, finished: bool,
-              width: int) -> tuple[int, int, int] | None:
+def bar_cells(
+    success: int, failure: int, total: int | None, done: int, finished: bool, width: int
+) -> tuple[int, int, int] | None:
     """How many cells of a ``width``-cell bar are done (ok), failed and to do; None when the
     total is unknown and the job has not finished (an indeterminate bar)."""
     if total:
@@ -165,8 +167,13 @@ def fit_parts(parts: list[tuple[str, int]], width: int, sep: str = " · ") -> st
 
 
 def add_fitted_columns(
-    table: Any, columns: tuple[tuple[str, str, int], ...], available: int, *,
-    minimum: int, maximum: int, margin: int = 2,
+    table: Any,
+    columns: tuple[tuple[str, str, int], ...],
+    available: int,
+    *,
+    minimum: int,
+    maximum: int,
+    margin: int = 2,
 ) -> int:
     """Add ``(key, label, width)`` columns to a DataTable; the one column of width 0 takes what the
     terminal leaves (between ``minimum`` and ``maximum``). Returns that width. Fixed widths keep

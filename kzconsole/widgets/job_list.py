@@ -422,7 +422,9 @@ class JobList(ScrollView, can_focus=True):
         if job is None:
             if index == 0 and self.loaded and self.total == 0:
                 note = self.empty_note or "  no jobs yet (n creates one)"
-                return Strip([Segment(fit(note, width), self.rich_style + self.get_component_rich_style("job-list--dim"))], width)
+                return Strip(
+                    [Segment(fit(note, width), self.rich_style + self.get_component_rich_style("job-list--dim"))], width
+                )
             return Strip.blank(width, self.rich_style)
         return self._row_strip(job, index, width)
 
@@ -501,14 +503,25 @@ class JobList(ScrollView, can_focus=True):
             segments.append(Segment(text.rjust(w)[-w:] if col.right else fit(text, w), style))
         return Strip(segments).crop_extend(0, width, base)
 
-    def _bar_segments(self, success: int, failure: int, total: int | None, done: int, finished: bool,
-                      width: int, tint: Callable[[str], Style]) -> list[Segment]:
+    def _bar_segments(
+        self,
+        success: int,
+        failure: int,
+        total: int | None,
+        done: int,
+        finished: bool,
+        width: int,
+        tint: Callable[[str], Style],
+    ) -> list[Segment]:
         g = glyphs.G
         bar_w = max(1, width - 5)
         cells = fmt.bar_cells(success, failure, total, done, finished, bar_w)
         label = f"{int(min(1.0, done / total) * 100):>3}%" if total else "    "
         if cells is None:
-            return [Segment(g.bar_todo * bar_w, tint("job-list--bar-todo")), Segment(" " + label, tint("job-list--plain"))]
+            return [
+                Segment(g.bar_todo * bar_w, tint("job-list--bar-todo")),
+                Segment(" " + label, tint("job-list--plain")),
+            ]
         good, bad, todo = cells
         return [
             Segment(g.bar_done * good, tint("job-list--bar-done")),

@@ -11,10 +11,16 @@ def line_keys(up: str, down: str) -> list[Binding]:
 
 
 def page_keys(up: str, down: str) -> list[Binding]:
-    return [Binding("pageup,ctrl+b", up, "Page up", show=False), Binding("pagedown,ctrl+f", down, "Page down", show=False)]
+    return [
+        Binding("pageup,ctrl+b", up, "Page up", show=False),
+        Binding("pagedown,ctrl+f", down, "Page down", show=False),
+    ]
 
 
-def end_keys(first: str, last: str, labels: tuple[str, str] = ("Top", "Bottom; follow"),
-             last_tooltip: str | None = None) -> list[Binding]:
-    return [Binding("home,g", first, labels[0], show=False),
-            Binding("end,G", last, labels[1], show=False, tooltip=last_tooltip)]
+def end_keys(
+    first: str, last: str, labels: tuple[str, str] = ("Top", "Bottom; follow"), last_tooltip: str | None = None
+) -> list[Binding]:
+    return [
+        Binding("home,g", first, labels[0], show=False),
+        Binding("end,G", last, labels[1], show=False, tooltip=last_tooltip),
+    ]

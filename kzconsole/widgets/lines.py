@@ -73,8 +73,15 @@ class Lines(Widget):
     Lines { height: auto; }
     """
 
-    def __init__(self, content: Any = "", *, markup: bool = False, name: str | None = None,
-                 id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        content: Any = "",
+        *,
+        markup: bool = False,
+        name: str | None = None,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(name=name, id=id, classes=classes)
         self._content = content
         self._markup = markup

@@ -32,8 +32,14 @@ class LogTail(Log):
         Binding("end,G", "follow", "Follow", show=False, tooltip="the last line, and follow new ones (tail -f)"),
     ]
 
-    def __init__(self, reader: LogReader | None = None, *, max_lines: int = MAX_LINES,
-                 id: str | None = None, classes: str | None = None) -> None:
+    def __init__(
+        self,
+        reader: LogReader | None = None,
+        *,
+        max_lines: int = MAX_LINES,
+        id: str | None = None,
+        classes: str | None = None,
+    ) -> None:
         super().__init__(max_lines=max_lines, auto_scroll=True, highlight=False, id=id, classes=classes)
         self.reader = reader
         self.keep = max_lines
@@ -66,7 +72,7 @@ class LogTail(Log):
             return 0
         if len(complete) > self.keep:
             self.lines_read += len(complete) - self.keep
-            complete = complete[-self.keep:]
+            complete = complete[-self.keep :]
         lines = [line.decode("utf-8", "replace").rstrip("\r") for line in complete]
         self.write_lines(lines)
         self.lines_read += len(lines)

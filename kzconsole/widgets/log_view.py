@@ -44,7 +44,7 @@ def wrap(text: str, width: int) -> list[str]:
             if cut > room // 2:
                 piece = piece[:cut]
             out.append(prefix + piece)
-            line = line[len(piece):].lstrip(" ")
+            line = line[len(piece) :].lstrip(" ")
             first = False
     return out
 
@@ -56,8 +56,13 @@ class LogView(ScrollView, can_focus=True):
         *end_keys("top", "bottom"),
     ]
 
-    COMPONENT_CLASSES: ClassVar[set[str]] = {"log-view--DEBUG", "log-view--INFO", "log-view--WARNING",
-                                             "log-view--ERROR", "log-view--CRITICAL"}
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "log-view--DEBUG",
+        "log-view--INFO",
+        "log-view--WARNING",
+        "log-view--ERROR",
+        "log-view--CRITICAL",
+    }
 
     DEFAULT_CSS = """
     LogView { height: 1fr; scrollbar-size-vertical: 1; overflow-x: hidden; }
@@ -129,8 +134,11 @@ class LogView(ScrollView, can_focus=True):
         if not 0 <= index < len(self._lines):
             return Strip.blank(width, self.rich_style)
         level, text = self._lines[index]
-        style = self.rich_style + self.get_component_rich_style(f"log-view--{level}", partial=True) \
-            if f"log-view--{level}" in self.COMPONENT_CLASSES else self.rich_style
+        style = (
+            self.rich_style + self.get_component_rich_style(f"log-view--{level}", partial=True)
+            if f"log-view--{level}" in self.COMPONENT_CLASSES
+            else self.rich_style
+        )
         return Strip([Segment(text, style)]).crop_extend(0, width, self.rich_style)
 
     # ---------------------------------------------------------------- keys

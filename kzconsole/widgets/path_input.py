@@ -76,11 +76,24 @@ class PathInput(Input):
         path_input: PathInput
         matches: list[str]
 
-    def __init__(self, value: str | None = None, *, suffixes: tuple[str, ...] = (), placeholder: str = "",
-                 id: str | None = None, compact: bool = True) -> None:
+    def __init__(
+        self,
+        value: str | None = None,
+        *,
+        suffixes: tuple[str, ...] = (),
+        placeholder: str = "",
+        id: str | None = None,
+        compact: bool = True,
+    ) -> None:
         # No select-all on focus: tabbing into a path is mostly to extend or complete it.
-        super().__init__(value=value, placeholder=placeholder, suggester=PathSuggester(suffixes), id=id,
-                         compact=compact, select_on_focus=False)
+        super().__init__(
+            value=value,
+            placeholder=placeholder,
+            suggester=PathSuggester(suffixes),
+            id=id,
+            compact=compact,
+            select_on_focus=False,
+        )
         self.suffixes = suffixes
 
     def action_complete(self) -> None:

@@ -27,8 +27,7 @@ class JobProgress(Lines):
     JobProgress > .job-progress--stopping { color: $warning; text-style: bold; }
     """
 
-    COMPONENT_CLASSES = {"job-progress--done", "job-progress--failed", "job-progress--todo",
-                         "job-progress--stopping"}
+    COMPONENT_CLASSES = {"job-progress--done", "job-progress--failed", "job-progress--todo", "job-progress--stopping"}
 
     def __init__(self, *, id: str | None = None, classes: str | None = None) -> None:
         super().__init__(id=id, classes=classes)
@@ -58,8 +57,14 @@ class JobProgress(Lines):
             else:
                 parts.append(("STOPPING before the next row", 10))
         parts += [(f"{g.ok} {success:,} ok", 9), (f"{g.failed} {failure:,} failed", 9)]
-        parts.append((f"{done:,} of {fmt.plural(total, 'row')}" if total is not None
-                      else f"{fmt.plural(done, 'call')} (no input)", 8))
+        parts.append(
+            (
+                f"{done:,} of {fmt.plural(total, 'row')}"
+                if total is not None
+                else f"{fmt.plural(done, 'call')} (no input)",
+                8,
+            )
+        )
         rate = fmt.job_rate(job, self.live, self.now)
         running = state in ("executing", "stopping")
         if running and total and rate:

@@ -12,8 +12,14 @@ from rich.text import Text
 
 from kzconsole.widgets.lines import Lines
 
-VIEWS = (("1", "jobs", "Jobs"), ("2", "catalog", "Catalog"), ("3", "triggers", "Triggers"),
-         ("4", "plugins", "Plugins"), ("5", "logs", "Logs"), ("6", "nodes", "Nodes"))
+VIEWS = (
+    ("1", "jobs", "Jobs"),
+    ("2", "catalog", "Catalog"),
+    ("3", "triggers", "Triggers"),
+    ("4", "plugins", "Plugins"),
+    ("5", "logs", "Logs"),
+    ("6", "nodes", "Nodes"),
+)
 # Listed in the bar on a cluster store (or when shown); key 6 opens it on any store.
 CLUSTER_VIEWS = frozenset({"nodes"})
 
@@ -28,8 +34,7 @@ class ViewBar(Lines):
     ViewBar > .view-bar--warn { color: $warning; text-style: bold; }
     """
 
-    COMPONENT_CLASSES = {"view-bar--brand", "view-bar--active", "view-bar--key", "view-bar--status",
-                         "view-bar--warn"}
+    COMPONENT_CLASSES = {"view-bar--brand", "view-bar--active", "view-bar--key", "view-bar--status", "view-bar--warn"}
 
     def __init__(self, active: str, *, detail: str = "", id: str | None = None) -> None:
         super().__init__(id=id)
@@ -66,8 +71,10 @@ class ViewBar(Lines):
 
     def content_for(self, width: int) -> Text:
         status, warn = getattr(self.app, "engine_summary", ("", False))
-        right = Text(f" {status} " if status else "",
-                     style=self.get_component_rich_style("view-bar--warn" if warn else "view-bar--status"))
+        right = Text(
+            f" {status} " if status else "",
+            style=self.get_component_rich_style("view-bar--warn" if warn else "view-bar--status"),
+        )
         room = max(0, width - right.cell_len)
         # The engine's state and where the operator is always show in full: the other views'
         # labels give way first (their number keys stay).

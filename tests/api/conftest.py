@@ -29,7 +29,7 @@ GREGORIAN_OFFSET = 62167219200
 # Test tasks: `apitest/hold` keeps a row whose n is "hold" running until the job is asked to
 # stop (so a test can stop an executing job without racing its end); every row it runs is
 # appended to runs.log, so a test can tell that no row ran twice.
-PLUGIN = '''
+PLUGIN = """
 import os
 import time
 from kzconsole.plugin import task, runtime
@@ -42,15 +42,22 @@ def hold(ctx, it, row):
         while not ctx.stop_requested:
             time.sleep(0.01)
     return [row["n"]]
-'''
+"""
 
 _LISTENING = re.compile(r"serving the API on (https?://\S+?)/v2 ")
 
 
 class Server:
-    def __init__(self, root: Path, *, data: Path | None = None, engine: bool = True,
-                 api: dict[str, Any] | None = None, tasks: dict[str, Any] | None = None,
-                 store_url: str | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        data: Path | None = None,
+        engine: bool = True,
+        api: dict[str, Any] | None = None,
+        tasks: dict[str, Any] | None = None,
+        store_url: str | None = None,
+    ) -> None:
         self.root = root
         root.mkdir(parents=True, exist_ok=True)
         self.data = data or root / "data"
@@ -59,11 +66,18 @@ class Server:
         (self.plugins / "apitest.py").write_text(textwrap.dedent(PLUGIN))
         self.config = root / "kzconsole.toml"
         tasks = {"wait_after_row_ms": 0, "max_running": 8, "send_progress_after_processed": 1, **(tasks or {})}
-        lines = ["[tasks]", *(f"{k} = {json.dumps(v)}" for k, v in tasks.items()),
-                 "[plugins]", f"paths = [{json.dumps(str(self.plugins))}]", "reload = false",
-                 "[triggers]", "enabled = false",
-                 *(["[store]", f"url = {json.dumps(store_url)}"] if store_url else []), "[api]",
-                 *(f"{k} = {json.dumps(v)}" for k, v in (api or {}).items())]
+        lines = [
+            "[tasks]",
+            *(f"{k} = {json.dumps(v)}" for k, v in tasks.items()),
+            "[plugins]",
+            f"paths = [{json.dumps(str(self.plugins))}]",
+            "reload = false",
+            "[triggers]",
+            "enabled = false",
+            *(["[store]", f"url = {json.dumps(store_url)}"] if store_url else []),
+            "[api]",
+            *(f"{k} = {json.dumps(v)}" for k, v in (api or {}).items()),
+        ]
         self.config.write_text("\n".join(lines) + "\n")
         self.engine = engine
         self.env = dict(os.environ, HOME=str(root), XDG_CONFIG_HOME=str(root / "cfg"))
@@ -77,15 +91,18 @@ class Server:
     # ---- the process
 
     def command(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "kzconsole", "--config", str(self.config), "--data-dir",
-                str(self.data), *args]
+        return [sys.executable, "-m", "kzconsole", "--config", str(self.config), "--data-dir", str(self.data), *args]
 
     def start(self) -> Server:
         # Each server its own node name (contract 9: jobs record the node that ran them).
-        args = ["serve", "--listen", "127.0.0.1:0", "--node", self.root.name] + (
-            [] if self.engine else ["--no-engine"])
-        self.proc = subprocess.Popen(self.command(*args), stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=self.env)
+        args = ["serve", "--listen", "127.0.0.1:0", "--node", self.root.name] + ([] if self.engine else ["--no-engine"])
+        self.proc = subprocess.Popen(
+            self.command(*args),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            env=self.env,
+        )
         threading.Thread(target=self._drain, daemon=True).start()
         if not self._ready.wait(60) or not self.url:
             self.stop()

@@ -37,11 +37,20 @@ def base(form: str, account: str) -> str:
 FORMS = ["account", "bare"]
 
 
-def create(client: httpx.Client, prefix: str, body: bytes | None = CSV, *, category: str = "skel",
-           action: str = "id2", content_type: str = "text/csv", **params: str) -> httpx.Response:
+def create(
+    client: httpx.Client,
+    prefix: str,
+    body: bytes | None = CSV,
+    *,
+    category: str = "skel",
+    action: str = "id2",
+    content_type: str = "text/csv",
+    **params: str,
+) -> httpx.Response:
     headers = {"Content-Type": content_type} if body is not None else {}
-    return client.put(f"{prefix}/tasks", params={"category": category, "action": action, **params},
-                      content=body, headers=headers)
+    return client.put(
+        f"{prefix}/tasks", params={"category": category, "action": action, **params}, content=body, headers=headers
+    )
 
 
 def created(client: httpx.Client, prefix: str, *args, **kwargs) -> dict:
@@ -72,8 +81,12 @@ def test_help_open_to_all_and_narrowed(shared_server: Server) -> None:
         body = whole.json()
         assert body["status"] == "success"
         assert body["data"]["tasks"]["skel"]["id2"] == {
-            "description": "The identity task", "doc": "Takes 2 columns and returns them.",
-            "expected_content": "text/csv", "mandatory": ["col1", "col2"], "optional": []}
+            "description": "The identity task",
+            "doc": "Takes 2 columns and returns them.",
+            "expected_content": "text/csv",
+            "mandatory": ["col1", "col2"],
+            "optional": [],
+        }
         assert "apitest" in body["data"]["tasks"]
         category = anonymous.get("/v2/tasks", params={"category": "skel"}).json()["data"]["tasks"]
         assert set(category) == {"skel"} and "count" in category["skel"]
@@ -88,8 +101,17 @@ def test_help_open_to_all_and_narrowed(shared_server: Server) -> None:
 def test_envelope_keys(client: httpx.Client, account: str) -> None:
     answer = client.get(f"/v2/accounts/{account}/tasks", headers={"X-Request-ID": "req-42"})
     body = answer.json()
-    assert set(body) == {"status", "data", "revision", "request_id", "auth_token", "node", "timestamp",
-                         "version", "page_size"}
+    assert set(body) == {
+        "status",
+        "data",
+        "revision",
+        "request_id",
+        "auth_token",
+        "node",
+        "timestamp",
+        "version",
+        "page_size",
+    }
     assert body["request_id"] == "req-42" == answer.headers["x-request-id"]
     assert body["auth_token"] == client.headers["X-Auth-Token"]
     assert body["page_size"] == 0 and body["data"] == []
@@ -158,8 +180,9 @@ def test_create_errors(client: httpx.Client, account: str, form: str) -> None:
     assert data["csv"]["format"]["line"] == 3
     data = error(create(client, prefix, b"{nope", content_type=JSON), 400, "validation error")
     assert data["csv"]["format"]["message"].startswith("invalid JSON")
-    data = error(create(client, prefix, CSV, content_type="application/x-www-form-urlencoded"), 415,
-                 "unsupported media type")
+    data = error(
+        create(client, prefix, CSV, content_type="application/x-www-form-urlencoded"), 415, "unsupported media type"
+    )
     assert "text/csv" in data["accepted"]
     # A rejected job stores nothing.
     listing = client.get(f"/v2/accounts/{account}/tasks").json()
@@ -189,16 +212,15 @@ def test_flow_of_the_original_api_tests(shared_server: Server, form: str) -> Non
         assert done["csvs"] == ["in.csv", "out.csv"]
         files = {}
         for name in done["csvs"]:
-            answer = admin.get(f"{prefix}/tasks/{task['id']}", params={"csv_name": name},
-                               headers={"Accept": "text/csv"})
+            answer = admin.get(
+                f"{prefix}/tasks/{task['id']}", params={"csv_name": name}, headers={"Accept": "text/csv"}
+            )
             assert answer.status_code == 200
             assert answer.headers["content-type"] == "text/csv"
             suffix = name.replace(".", "_").replace("_csv", ".csv")
-            assert answer.headers["content-disposition"] == \
-                f'attachment; filename="skel_id2_{task["id"]}_{suffix}"'
+            assert answer.headers["content-disposition"] == f'attachment; filename="skel_id2_{task["id"]}_{suffix}"'
             files[name] = answer.text
-        assert files == {"in.csv": "col1,col2\na,b\nc,d\ne,f\n",
-                         "out.csv": "Col1,Col2,error\na,b,\nc,d,\ne,f,\n"}
+        assert files == {"in.csv": "col1,col2\na,b\nc,d\ne,f\n", "out.csv": "Col1,Col2,error\na,b,\nc,d,\ne,f,\n"}
         removed = admin.delete(f"{prefix}/tasks/{task['id']}")
         assert removed.status_code == 200
         assert removed.json()["data"]["_read_only"]["status"] == "success"
@@ -219,10 +241,18 @@ def test_downloads(client: httpx.Client, account: str, form: str) -> None:
     assert client.get(path, params={"csv_name": "in.csv"}, headers={"Accept": "text/csv"}).content == CSV
     # Kazoo's order: the first media type known decides.
     assert client.get(path, headers={"Accept": "application/json, text/csv"}).headers["content-type"] == JSON
-    assert client.get(path, params={"csv_name": "in.csv"},
-                      headers={"Accept": "text/html, application/octet-stream"}).content == CSV
-    assert client.get(path, params={"csv_name": "in.csv", "accept": "application/json"},
-                      headers={"Accept": "text/csv"}).headers["content-type"] == JSON
+    assert (
+        client.get(
+            path, params={"csv_name": "in.csv"}, headers={"Accept": "text/html, application/octet-stream"}
+        ).content
+        == CSV
+    )
+    assert (
+        client.get(
+            path, params={"csv_name": "in.csv", "accept": "application/json"}, headers={"Accept": "text/csv"}
+        ).headers["content-type"]
+        == JSON
+    )
     # A name is never a path.
     for name in ("../../kzconsole.db", "/etc/passwd", "..", "in.csv/../in.csv"):
         assert client.get(path, params={"csv_name": name, "accept": "csv"}).status_code == 404
@@ -271,15 +301,25 @@ def test_start_stop_delete_rules(client: httpx.Client, account: str, form: str) 
 def test_unknown_job_and_405(client: httpx.Client, account: str, form: str) -> None:
     prefix = base(form, account)
     missing = uuid.uuid4().hex
-    for method, suffix in (("GET", ""), ("PATCH", ""), ("DELETE", ""), ("PATCH", "/stop"),
-                           ("GET", "/input"), ("GET", "/output")):
+    for method, suffix in (
+        ("GET", ""),
+        ("PATCH", ""),
+        ("DELETE", ""),
+        ("PATCH", "/stop"),
+        ("GET", "/input"),
+        ("GET", "/output"),
+    ):
         answer = client.request(method, f"{prefix}/tasks/{missing}{suffix}")
         assert error(answer, 404, "bad identifier") == [missing]
     assert error(client.get(f"{prefix}/tasks/not-an-id"), 404, "bad identifier") == ["not-an-id"]
     task = created(client, prefix)
-    for method, suffix, allowed in (("POST", "", ["DELETE", "GET", "PATCH"]), ("PUT", "", ["DELETE", "GET", "PATCH"]),
-                                    ("GET", "/stop", ["PATCH"]), ("DELETE", "/input", ["GET"]),
-                                    ("PATCH", "/output", ["GET"])):
+    for method, suffix, allowed in (
+        ("POST", "", ["DELETE", "GET", "PATCH"]),
+        ("PUT", "", ["DELETE", "GET", "PATCH"]),
+        ("GET", "/stop", ["PATCH"]),
+        ("DELETE", "/input", ["GET"]),
+        ("PATCH", "/output", ["GET"]),
+    ):
         answer = client.request(method, f"{prefix}/tasks/{task['id']}{suffix}")
         assert error(answer, 405, "method not allowed") == {"allowed": allowed}
         assert answer.headers["allow"] == ", ".join([*allowed, "OPTIONS"])
@@ -319,8 +359,13 @@ def test_paging_250_jobs(shared_server: Server, account: str) -> None:
         assert body["page_size"] == 250 and [t["id"] for t in body["data"]] == seen
         assert "next_start_key" not in body
         too_deep = base64.urlsafe_b64encode(b"[" * 1400).decode()  # nested past the JSON parser's depth
-        for bad in ({"start_key": "garbage!"}, {"start_key": "bzE6eA"}, {"start_key": too_deep},
-                    {"page_size": "0"}, {"page_size": "ten"}):
+        for bad in (
+            {"start_key": "garbage!"},
+            {"start_key": "bzE6eA"},
+            {"start_key": too_deep},
+            {"page_size": "0"},
+            {"page_size": "ten"},
+        ):
             data = error(client.get(f"/v2/accounts/{account}/tasks", params=bad), 400, "validation error")
             assert list(data) == [next(iter(bad))]
 
@@ -392,8 +437,10 @@ def test_listing_rows_are_the_jobs_as_get_shows_them(shared_server: Server, acco
         wait_for(client, f"{prefix}/tasks/{held}", lambda t: t["status"] == "executing" and t.get("success_count") == 1)
         try:
             listing = client.get(f"/v2/accounts/{account}/tasks").json()["data"]
-            one_by_one = {job_id: client.get(f"{prefix}/tasks/{job_id}").json()["data"]["_read_only"]
-                          for job_id in (pending_csv, pending_noinput, done_csv, done_noinput, held)}
+            one_by_one = {
+                job_id: client.get(f"{prefix}/tasks/{job_id}").json()["data"]["_read_only"]
+                for job_id in (pending_csv, pending_noinput, done_csv, done_noinput, held)
+            }
             rows = {row["id"]: row for row in listing}
             for job_id, job in one_by_one.items():
                 assert rows[job_id] == job

@@ -29,12 +29,23 @@ def test_schemathesis_finds_nothing(shared_server: Server, tmp_path: Path) -> No
     admin = shared_server.add_key(superadmin=True)
     token = shared_server.token(admin["key"])
     command = [
-        str(Path(sys.executable).parent / "schemathesis"), "run", f"{shared_server.url}/v2/openapi.json",
-        "--header", f"X-Auth-Token: {token}",
+        str(Path(sys.executable).parent / "schemathesis"),
+        "run",
+        f"{shared_server.url}/v2/openapi.json",
+        "--header",
+        f"X-Auth-Token: {token}",
         # positive_data_acceptance expects every schema-valid request to succeed; a CSV body's
         # validity (contract 3.3) is not something a schema can say, so its 400s are correct.
-        "--checks", "all", "--exclude-checks", "positive_data_acceptance",
-        "--max-examples", "10", "--generation-deterministic", "--no-color", "--workers", "2",
+        "--checks",
+        "all",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        "--max-examples",
+        "10",
+        "--generation-deterministic",
+        "--no-color",
+        "--workers",
+        "2",
     ]
     result = subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]

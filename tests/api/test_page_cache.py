@@ -25,8 +25,7 @@ def _jobs(client: httpx.Client, **params: str) -> dict[str, dict[str, Any]]:
 
 
 def _add(server: Server) -> str:
-    out = server.cli("tasks", "add", "apitest", "hold", "--account", ACCOUNT, "--input", "-", "--json",
-                     check=None)
+    out = server.cli("tasks", "add", "apitest", "hold", "--account", ACCOUNT, "--input", "-", "--json", check=None)
     assert out.returncode == 2  # no input: the mandatory column is missing (nothing stored)
     source = server.root / "in.csv"
     source.write_text("n\n1\n2\n")

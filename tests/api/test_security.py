@@ -81,16 +81,25 @@ def test_no_bad_expired_or_removed_tokens(shared_server: Server) -> None:
 
 def test_accounts(shared_server: Server) -> None:
     mine, theirs = uuid.uuid4().hex, uuid.uuid4().hex
-    with shared_server.login(mine) as me, shared_server.login(theirs) as them, \
-            shared_server.login(uuid.uuid4().hex, superadmin=True) as admin:
+    with (
+        shared_server.login(mine) as me,
+        shared_server.login(theirs) as them,
+        shared_server.login(uuid.uuid4().hex, superadmin=True) as admin,
+    ):
         their_job = created(them, "/v2")
         # Another account's path: 403; another account's job: 404 (as if it did not exist).
-        for method, path in (("GET", f"/v2/accounts/{theirs}/tasks"), ("PUT", f"/v2/accounts/{theirs}/tasks"),
-                             ("GET", f"/v2/accounts/{theirs}/tasks/{their_job['id']}"),
-                             ("PATCH", f"/v2/accounts/{theirs}/tasks/{their_job['id']}/stop")):
+        for method, path in (
+            ("GET", f"/v2/accounts/{theirs}/tasks"),
+            ("PUT", f"/v2/accounts/{theirs}/tasks"),
+            ("GET", f"/v2/accounts/{theirs}/tasks/{their_job['id']}"),
+            ("PATCH", f"/v2/accounts/{theirs}/tasks/{their_job['id']}/stop"),
+        ):
             assert error(me.request(method, path), 403, "forbidden") == {"message": "forbidden"}
         for method, suffix in (("GET", ""), ("PATCH", ""), ("DELETE", ""), ("PATCH", "/stop"), ("GET", "/input")):
-            for path in (f"/v2/tasks/{their_job['id']}{suffix}", f"/v2/accounts/{mine}/tasks/{their_job['id']}{suffix}"):
+            for path in (
+                f"/v2/tasks/{their_job['id']}{suffix}",
+                f"/v2/accounts/{mine}/tasks/{their_job['id']}{suffix}",
+            ):
                 assert error(me.request(method, path), 404, "bad identifier") == [their_job["id"]]
         assert me.get(f"/v2/accounts/{mine}/tasks").json()["data"] == []
         # A superadmin acts on any account, and creates jobs in them with itself as auth account.
@@ -114,8 +123,12 @@ def test_oversized_bodies_store_nothing(make_server) -> None:
             for _ in range(50):
                 yield b"a,b\n" * 10
 
-        answer = client.put("/v2/tasks", params={"category": "skel", "action": "id2"},
-                            content=chunks(), headers={"Content-Type": "text/csv"})
+        answer = client.put(
+            "/v2/tasks",
+            params={"category": "skel", "action": "id2"},
+            content=chunks(),
+            headers={"Content-Type": "text/csv"},
+        )
         assert error(answer, 413, "request entity too large") == {"max_bytes": 1000}
         assert client.get(f"/v2/accounts/{ACCOUNT}/tasks").json()["data"] == []
         assert list((server.data / "uploads").iterdir()) == []
@@ -191,9 +204,28 @@ def test_tls(make_server, tmp_path) -> None:
     import subprocess
 
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
-                    "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key),
-                    "-out", str(cert)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            "openssl",
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
     server = make_server(api={"tls_cert": str(cert), "tls_key": str(key)})
     assert server.url.startswith("https://127.0.0.1:")
     import ssl

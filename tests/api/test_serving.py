@@ -29,9 +29,14 @@ class BrowserLikeClient:
 
     def fetch(self, method: str, path: str, *, headers: dict[str, str], content: bytes | None = None) -> httpx.Response:
         custom = sorted(h.lower() for h in headers if h.lower() not in ("accept", "content-language"))
-        preflight = self.http.options(path, headers={
-            "Origin": self.origin, "Access-Control-Request-Method": method,
-            "Access-Control-Request-Headers": ", ".join(custom)})
+        preflight = self.http.options(
+            path,
+            headers={
+                "Origin": self.origin,
+                "Access-Control-Request-Method": method,
+                "Access-Control-Request-Headers": ", ".join(custom),
+            },
+        )
         assert preflight.status_code == 200, preflight.text  # a preflight is never authenticated
         self._allowed_origin(preflight)
         methods = {m.strip() for m in preflight.headers["access-control-allow-methods"].split(",")}
@@ -49,12 +54,17 @@ class BrowserLikeClient:
 def test_a_browser_on_another_origin(shared_server: Server) -> None:
     key = shared_server.add_key(ACCOUNT)
     browser = BrowserLikeClient(shared_server.url, MONSTER)
-    auth = browser.fetch("PUT", "/v2/api_auth", headers={"Content-Type": "application/json"},
-                         content=b'{"data": {"api_key": "%s"}}' % key["key"].encode())
+    auth = browser.fetch(
+        "PUT",
+        "/v2/api_auth",
+        headers={"Content-Type": "application/json"},
+        content=b'{"data": {"api_key": "%s"}}' % key["key"].encode(),
+    )
     token = auth.json()["auth_token"]
     headers = {"X-Auth-Token": token, "X-Request-ID": "monster-1"}
-    made = browser.fetch("PUT", "/v2/tasks?category=skel&action=id2", content=CSV,
-                         headers={**headers, "Content-Type": "text/csv"})
+    made = browser.fetch(
+        "PUT", "/v2/tasks?category=skel&action=id2", content=CSV, headers={**headers, "Content-Type": "text/csv"}
+    )
     assert made.status_code == 201
     job_id = made.json()["data"]["_read_only"]["id"]
     # The Monster UI SDK reads an error's body only when Content-Type is exactly application/json.
@@ -97,8 +107,9 @@ def test_no_engine_serves_the_store_and_an_engine_process_runs_the_jobs(make_ser
         assert client.patch(path).json()["data"]["_read_only"]["status"] == "pending"
         import subprocess
 
-        engine = subprocess.Popen(server.command("engine"), stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL, env=server.env)
+        engine = subprocess.Popen(
+            server.command("engine"), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=server.env
+        )
         try:
             assert wait_for(client, path, lambda t: t["status"] in FINISHED)["status"] == "success"
         finally:
@@ -129,8 +140,11 @@ def test_sigterm_is_graceful_and_the_job_resumes(make_server) -> None:
     again = Server(server.root, data=server.data).start()
     try:
         with again.login(ACCOUNT) as client:
-            resumed = wait_for(client, path, lambda t: t["status"] == "executing"
-                               and (server.data / "runs.log").read_text().count("hold") == 2)
+            resumed = wait_for(
+                client,
+                path,
+                lambda t: t["status"] == "executing" and (server.data / "runs.log").read_text().count("hold") == 2,
+            )
             assert resumed["success_count"] == 1
             stopped = client.patch(f"{path}/stop").json()["data"]["_read_only"]
             assert stopped["status"] == "stopped" and stopped["success_count"] == 2
@@ -156,8 +170,12 @@ def test_fifty_clients_while_two_engines_run_the_jobs(make_server) -> None:
             with server.client(token) as client:
                 barrier.wait(60)
                 rows = "".join(f"{index}-{n}\n" for n in range(5))
-                answer = client.put("/v2/tasks", params={"category": "apitest", "action": "hold"},
-                                    content=f"n\n{rows}".encode(), headers={"Content-Type": "text/csv"})
+                answer = client.put(
+                    "/v2/tasks",
+                    params={"category": "apitest", "action": "hold"},
+                    content=f"n\n{rows}".encode(),
+                    headers={"Content-Type": "text/csv"},
+                )
                 assert answer.status_code == 201, answer.text
                 job_id = answer.json()["data"]["_read_only"]["id"]
                 started = client.patch(f"/v2/tasks/{job_id}")
@@ -195,7 +213,6 @@ def test_request_ids_and_unknown_paths_are_json(shared_server: Server) -> None:
         assert error(answer, 404, "not found")
         assert answer.json()["request_id"] == "abc"
         assert client.get("/v2/openapi.json").headers["content-type"] == "application/json"
-
 
 
 def test_two_nodes_on_a_postgresql_store(make_server, pg_url) -> None:

@@ -161,13 +161,16 @@ def test_each_configured_account_applies_to_what_is_not_given(cli, tmp_path):
     assert (job["account_id"], job["auth_account_id"]) == (account, auth)
 
 
-@pytest.mark.parametrize("given, says", [
-    ("18923", "at least 6 characters"),
-    ("ab", "at least 6 characters"),
-    ("zzzzzzzz", "not a job id"),
-    ("0" * 33, "not a job id"),
-    ("../../etc", "not a job id"),
-])
+@pytest.mark.parametrize(
+    "given, says",
+    [
+        ("18923", "at least 6 characters"),
+        ("ab", "at least 6 characters"),
+        ("zzzzzzzz", "not a job id"),
+        ("0" * 33, "not a job id"),
+        ("../../etc", "not a job id"),
+    ],
+)
 def test_a_bad_job_id_says_what_is_wrong(cli, given, says):
     for command in ("show", "start", "stop", "restart", "remove", "run"):
         message = refused(cli, "tasks", command, given, says=["ID", says])
@@ -182,15 +185,26 @@ def test_a_job_id_in_upper_case_is_found(cli, job):
 def test_input_that_is_not_a_file(cli, tmp_path):
     message = refused(cli, "tasks", "add", "skel", "id2", "--input", str(tmp_path), says=["--input", "folder"])
     assert str(tmp_path) in message
-    refused(cli, "tasks", "add", "skel", "id2", "--input", str(tmp_path / "nope.csv"),
-            says=["--input", "nope.csv", "No such file"])
+    refused(
+        cli,
+        "tasks",
+        "add",
+        "skel",
+        "id2",
+        "--input",
+        str(tmp_path / "nope.csv"),
+        says=["--input", "nope.csv", "No such file"],
+    )
 
 
-@pytest.mark.parametrize("content", [
-    b'[{"col1": "a", "col2": "b"}]\n',
-    b'[\n  {"col1": "a", "col2": "b"},\n  {"col1": "c", "col2": "d"}\n]\n',
-    b'  \n{"data": {"records": [{"col1": "a", "col2": "b"}]}}',
-])
+@pytest.mark.parametrize(
+    "content",
+    [
+        b'[{"col1": "a", "col2": "b"}]\n',
+        b'[\n  {"col1": "a", "col2": "b"},\n  {"col1": "c", "col2": "d"}\n]\n',
+        b'  \n{"data": {"records": [{"col1": "a", "col2": "b"}]}}',
+    ],
+)
 def test_json_read_as_csv_names_format_json(cli, tmp_path, content):
     proc = cli("tasks", "add", "skel", "id2", "--input", "-", input=content, check=2)
     assert b"looks like JSON" in proc.stderr and b"--format json" in proc.stderr
@@ -212,15 +226,18 @@ def test_remove_says_removed(cli, job):
     assert cli("tasks", "remove", job["id"]).stdout.decode() == f"{job['id']} removed\n"
 
 
-@pytest.mark.parametrize("args, says", [
-    (("tasks", "show", "0" * 32), "no job"),
-    (("tasks", "help", "nope"), "unknown category"),
-    (("tasks", "help", "skel", "nope"), "unknown task"),
-    (("tasks", "frobnicate"), "invalid choice"),
-    (("tasks", "add", "skel"), "required"),
-    (("triggers", "run", "weekly"), "invalid choice"),
-    (("plugins", "--bogus"), "unrecognized arguments"),
-])
+@pytest.mark.parametrize(
+    "args, says",
+    [
+        (("tasks", "show", "0" * 32), "no job"),
+        (("tasks", "help", "nope"), "unknown category"),
+        (("tasks", "help", "skel", "nope"), "unknown task"),
+        (("tasks", "frobnicate"), "invalid choice"),
+        (("tasks", "add", "skel"), "required"),
+        (("triggers", "run", "weekly"), "invalid choice"),
+        (("plugins", "--bogus"), "unrecognized arguments"),
+    ],
+)
 def test_every_error_is_a_json_document_with_json(cli, args, says):
     proc = cli(*args, "--json", check=2)
     doc = json.loads(proc.stdout)

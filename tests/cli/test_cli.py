@@ -32,9 +32,23 @@ def test_add_run_show_list_output_remove(cli, tmp_path):
     job = cli.json("tasks", "add", "skel", "id2", "--input", str(src), "--wait-ms", "0")
     assert job["status"] == "pending" and job["total_count"] == 2 and job["file_name"] == "in.csv"
     assert set(job) == {
-        "id", "account_id", "auth_account_id", "category", "action", "file_name", "status", "created",
-        "start_timestamp", "end_timestamp", "total_count", "success_count", "failure_count", "node",
-        "output_rows", "wait_after_row_ms", "error",
+        "id",
+        "account_id",
+        "auth_account_id",
+        "category",
+        "action",
+        "file_name",
+        "status",
+        "created",
+        "start_timestamp",
+        "end_timestamp",
+        "total_count",
+        "success_count",
+        "failure_count",
+        "node",
+        "output_rows",
+        "wait_after_row_ms",
+        "error",
     }
     final = cli.json("tasks", "run", job["id"])
     assert final["status"] == "success" and final["success_count"] == 2
@@ -54,13 +68,15 @@ def test_add_run_show_list_output_remove(cli, tmp_path):
 
 
 def test_exit_1_when_the_job_does_not_succeed(cli, tmp_path):
-    (cli.plugins / "f.py").write_text(textwrap.dedent('''
+    (cli.plugins / "f.py").write_text(
+        textwrap.dedent("""
         from kzconsole.plugin import task
         @task("f", "fail", description="fails every row", mandatory=["a"])
         def fail(ctx, it, row):
             print("plugin output goes to the job log")
             return "nope"
-    '''))
+    """)
+    )
     src = tmp_path / "in.csv"
     src.write_text("a\n1\n2\n")
     proc = cli("tasks", "add", "f", "fail", "--input", str(src), "--wait-ms", "0", "--run", "--json", check=1)
@@ -72,16 +88,18 @@ def test_rejections_are_reported_as_data(cli, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("col1,other\n,x\n1,\n")
     proc = cli("tasks", "add", "skel", "id2", "--input", str(src), "--json", check=2)
-    assert json.loads(proc.stdout) == {"errors": {
-        "missing_mandatory_fields": ["col2"],
-        "missing_mandatory_values": {"lines": [2], "count": 1},
-    }}
+    assert json.loads(proc.stdout) == {
+        "errors": {"missing_mandatory_fields": ["col2"], "missing_mandatory_values": {"lines": [2], "count": 1}}
+    }
     assert json.loads(cli("tasks", "add", "no", "such", "--json", check=2).stdout) == {
-        "errors": {"unknown_task": "no/such"}}
+        "errors": {"unknown_task": "no/such"}
+    }
     assert json.loads(cli("tasks", "add", "skel", "id2", "--json", check=2).stdout) == {
-        "errors": {"expected_content": "text/csv", "missing_mandatory_fields": ["col1", "col2"]}}
+        "errors": {"expected_content": "text/csv", "missing_mandatory_fields": ["col1", "col2"]}
+    }
     assert json.loads(cli("tasks", "add", "skel", "count", "--input", str(src), "--json", check=2).stdout) == {
-        "errors": {"expected_content": "none"}}
+        "errors": {"expected_content": "none"}
+    }
     bad = tmp_path / "bad.csv"
     bad.write_text('col1,col2\n"a,b\n')
     errors = json.loads(cli("tasks", "add", "skel", "id2", "--input", str(bad), "--json", check=2).stdout)
@@ -91,13 +109,22 @@ def test_rejections_are_reported_as_data(cli, tmp_path):
 
 
 def test_stdin_and_json_input(cli, tmp_path):
-    proc = cli("tasks", "add", "skel", "id2", "--input", "-", "--file-name", "piped.csv", "--json",
-               input=b"col1,col2\nx,y\n")
+    proc = cli(
+        "tasks", "add", "skel", "id2", "--input", "-", "--file-name", "piped.csv", "--json", input=b"col1,col2\nx,y\n"
+    )
     job = json.loads(proc.stdout)
     assert job["file_name"] == "piped.csv" and job["total_count"] == 1
     src = tmp_path / "in.json"
-    src.write_text(json.dumps({"data": {"file_name": "env.csv", "records": [
-        {"col1": "a", "col2": 1.50}, {"col1": "b", "col2": True, "extra": None}]}}).replace("1.5", "1.50"))
+    src.write_text(
+        json.dumps(
+            {
+                "data": {
+                    "file_name": "env.csv",
+                    "records": [{"col1": "a", "col2": 1.50}, {"col1": "b", "col2": True, "extra": None}],
+                }
+            }
+        ).replace("1.5", "1.50")
+    )
     job = cli.json("tasks", "add", "skel", "id2", "--input", str(src))
     assert job["file_name"] == "env.csv" and job["total_count"] == 2
     assert cli("tasks", "input", job["id"]).stdout == b"col1,col2,extra\na,1.50,\nb,true,\n"
@@ -163,8 +190,23 @@ def test_tasks_run_draws_a_progress_bar_on_a_terminal(cli, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("col1,col2\n" + "".join(f"a{i},b{i}\n" for i in range(6)))
     master, slave = pty.openpty()
-    cmd = [sys.executable, "-m", "kzconsole", "--data-dir", str(cli.data), "tasks", "add", "skel", "id2",
-           "--input", str(src), "--wait-ms", "150", "--run", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kzconsole",
+        "--data-dir",
+        str(cli.data),
+        "tasks",
+        "add",
+        "skel",
+        "id2",
+        "--input",
+        str(src),
+        "--wait-ms",
+        "150",
+        "--run",
+        "--json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, env=cli.env, cwd=cli.cwd)
     os.close(slave)
     out, _ = proc.communicate(timeout=60)
@@ -196,8 +238,23 @@ def test_ctrl_c_on_tasks_run_stops_the_job(cli, tmp_path):
 
     src = tmp_path / "in.csv"
     src.write_text("col1,col2\n" + "".join(f"a{i},b{i}\n" for i in range(200)))
-    cmd = [sys.executable, "-m", "kzconsole", "--data-dir", str(cli.data), "tasks", "add", "skel", "id2",
-           "--input", str(src), "--wait-ms", "50", "--run", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kzconsole",
+        "--data-dir",
+        str(cli.data),
+        "tasks",
+        "add",
+        "skel",
+        "id2",
+        "--input",
+        str(src),
+        "--wait-ms",
+        "50",
+        "--run",
+        "--json",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env, cwd=cli.cwd)
     deadline = time.monotonic() + 30
     while not any(j["status"] == "executing" and j["success_count"] for j in cli.json("tasks", "list")):

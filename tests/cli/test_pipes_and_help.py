@@ -20,10 +20,18 @@ def seed_jobs(cli, count):
 
     with Engine(load_settings(None, data_dir=str(cli.data))) as engine:
         for n in range(count):
-            engine.store.create_job(JobRecord(
-                id=uuid.uuid4().hex, account_id="0" * 32, auth_account_id="0" * 32, category="skel",
-                action="count", file_name=None, status=JobStatus.PENDING, created=1_700_000_000 + n,
-            ))
+            engine.store.create_job(
+                JobRecord(
+                    id=uuid.uuid4().hex,
+                    account_id="0" * 32,
+                    auth_account_id="0" * 32,
+                    category="skel",
+                    action="count",
+                    file_name=None,
+                    status=JobStatus.PENDING,
+                    created=1_700_000_000 + n,
+                )
+            )
 
 
 @pytest.mark.parametrize("json_output", [False, True])
@@ -60,8 +68,21 @@ def test_each_tasks_page_describes_the_command_its_id_and_json(cli, command):
         assert "--json print" in words and "as one JSON document on stdout" in words, page
 
 
-@pytest.mark.parametrize("page", [(), ("tasks",), ("triggers",), ("triggers", "run"), ("plugins",),
-                                  ("engine",), ("tui",), ("demo",), ("config",), ("config", "init")])
+@pytest.mark.parametrize(
+    "page",
+    [
+        (),
+        ("tasks",),
+        ("triggers",),
+        ("triggers", "run"),
+        ("plugins",),
+        ("engine",),
+        ("tui",),
+        ("demo",),
+        ("config",),
+        ("config", "init"),
+    ],
+)
 def test_every_other_page_has_a_description(cli, page):
     text = cli(*page, "--help").stdout.decode()
     description = text.partition("\n\n")[2].split("\n\n")[0]

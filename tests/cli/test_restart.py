@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-PICKY = '''
+PICKY = """
     from kzconsole.plugin import task
 
 
@@ -17,7 +17,7 @@ PICKY = '''
         if row["value"].startswith("bad"):
             return "a bad value"
         return None
-'''
+"""
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ import sys
 import textwrap
 import time
 
-GATED = '''
+GATED = """
     import os
     import time
     from pathlib import Path
@@ -26,7 +26,7 @@ GATED = '''
         (GATE / "started").write_text(db.name)
         while not (GATE / "release").exists():
             time.sleep(0.01)
-'''
+"""
 
 ACCOUNT_DB = "0123456789abcdef0123456789abcdef"
 
@@ -48,8 +48,19 @@ def test_a_firing_in_progress_is_listed_as_running(cli, tmp_path):
     databases.mkdir(parents=True)
     (databases / f"{ACCOUNT_DB}.db").write_bytes(b"")
 
-    cmd = [sys.executable, "-m", "kzconsole", "--data-dir", str(cli.data), "--plugins", str(cli.plugins),
-           "triggers", "run", "databases", "--json"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "kzconsole",
+        "--data-dir",
+        str(cli.data),
+        "--plugins",
+        str(cli.plugins),
+        "triggers",
+        "run",
+        "databases",
+        "--json",
+    ]
     run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env, cwd=cli.cwd)
     try:
         wait_for((gate / "started").exists, run, "the pass to start")
@@ -73,13 +84,15 @@ def test_a_firing_in_progress_is_listed_as_running(cli, tmp_path):
 
 
 def test_a_pass_over_a_missing_databases_folder_warns(cli, tmp_path):
-    (cli.plugins / "visit.py").write_text(textwrap.dedent('''
+    (cli.plugins / "visit.py").write_text(
+        textwrap.dedent("""
         from kzconsole.plugin import trigger
 
         @trigger("account")
         def visit(db):
             pass
-    '''))
+    """)
+    )
     config = tmp_path / "k.toml"
     config.write_text('[databases]\npath = "nowhere"\n')
     proc = cli("--config", str(config), "triggers", "run", "databases", "--json")
@@ -96,13 +109,15 @@ def test_the_listing_as_text(cli):
 
 
 def test_run_prints_the_record_and_logs_to_stderr(cli):
-    (cli.plugins / "tick.py").write_text(textwrap.dedent('''
+    (cli.plugins / "tick.py").write_text(
+        textwrap.dedent("""
         from kzconsole.plugin import trigger
 
         @trigger("hourly")
         def tick():
             print("tick printed")
-    '''))
+    """)
+    )
     proc = cli("triggers", "--json", "run", "hourly")  # --json before the action counts too
     record = json.loads(proc.stdout)
     assert record["trigger"] == "hourly" and record["status"] == "ok"

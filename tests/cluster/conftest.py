@@ -99,14 +99,14 @@ def gen(ctx):
         yield [n]
 '''
 
-ONLY_HERE_PLUGIN = '''
+ONLY_HERE_PLUGIN = """
 from kzconsole.plugin import OK, task
 
 
 @task("only", "here", description="a task only one node has", mandatory=["n"])
 def only_here(ctx, it, row):
     return OK
-'''
+"""
 
 
 def csv_input(rows: int) -> bytes:
@@ -134,8 +134,12 @@ class Node:
         self._facade: Any = None
 
     def write_config(self, **tasks: Any) -> None:
-        options = {"wait_after_row_ms": 0, "max_running": 3, "send_progress_after_processed": 5,
-                   "output_fallback_dir": str(self.root / "fallback")}
+        options = {
+            "wait_after_row_ms": 0,
+            "max_running": 3,
+            "send_progress_after_processed": 5,
+            "output_fallback_dir": str(self.root / "fallback"),
+        }
         options.update(tasks)
         lines = ["[store]", f"url = {json.dumps(self.cluster.url)}", "[tasks]"]
         lines += [f"{k} = {json.dumps(v)}" for k, v in options.items()]
@@ -143,15 +147,26 @@ class Node:
         self.config.write_text("\n".join(lines) + "\n")
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "kzconsole", "--config", str(self.config), "--data-dir",
-                str(self.data), "--plugins", str(self.plugins), *args]
+        return [
+            sys.executable,
+            "-m",
+            "kzconsole",
+            "--config",
+            str(self.config),
+            "--data-dir",
+            str(self.data),
+            "--plugins",
+            str(self.plugins),
+            *args,
+        ]
 
     def cli_json(self, *args: str, check: int | None = 0) -> Any:
         return json.loads(self.cli(*args, "--json", check=check).stdout)
 
     def cli(self, *args: str, check: int | None = 0, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        proc = subprocess.run(self.argv(*args), capture_output=True, input=input, env=self.env,
-                              cwd=self.root, timeout=120)
+        proc = subprocess.run(
+            self.argv(*args), capture_output=True, input=input, env=self.env, cwd=self.root, timeout=120
+        )
         if check is not None:
             assert proc.returncode == check, (args, proc.returncode, proc.stdout, proc.stderr)
         return proc
@@ -164,8 +179,13 @@ class Node:
             from kzconsole.engine import Engine
 
             self.env_into_process()
-            settings = load_settings(str(self.config), data_dir=str(self.data),
-                                     extra_plugin_paths=[str(self.plugins)], env=self.env, cwd=self.root)
+            settings = load_settings(
+                str(self.config),
+                data_dir=str(self.data),
+                extra_plugin_paths=[str(self.plugins)],
+                env=self.env,
+                cwd=self.root,
+            )
             self._facade = Engine(settings)
         return self._facade
 
@@ -200,12 +220,16 @@ class Node:
     def start(self, **env: str) -> Node:
         self.env.update(env)
         log = open(self.log_path, "ab")  # the child keeps it open; ours is closed below
-        self.proc = subprocess.Popen(self.argv("engine", "--node", self.name), stdout=log,
-                                     stderr=subprocess.STDOUT, env=self.env, cwd=self.root)
+        self.proc = subprocess.Popen(
+            self.argv("engine", "--node", self.name), stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=self.root
+        )
         log.close()
         store = self.cluster.store
-        wait_until(lambda: any(lease.name == self.name and lease.pid == self.pid and lease.tasks
-                               for lease in store.engines()), 60, f"engine {self.name} to join")
+        wait_until(
+            lambda: any(lease.name == self.name and lease.pid == self.pid and lease.tasks for lease in store.engines()),
+            60,
+            f"engine {self.name} to join",
+        )
         return self
 
     @property
@@ -336,5 +360,4 @@ def assert_rows_exactly_once(cluster: Cluster, job_id: str, rows: int) -> None:
     assert got == list(range(1, rows + 1)), f"job {job_id}: output rows {got[:20]}..."
 
 
-__all__ = ["Cluster", "Node", "ONLY_HERE_PLUGIN", "assert_rows_exactly_once", "csv_input", "wait_until",
-           "Callable"]
+__all__ = ["Cluster", "Node", "ONLY_HERE_PLUGIN", "assert_rows_exactly_once", "csv_input", "wait_until", "Callable"]

@@ -100,8 +100,11 @@ def test_an_engine_frozen_past_its_lease_writes_nothing_more_about_the_job(clust
     a.signal(signal.SIGSTOP)
     frozen_at = time.time()
     # Past its lease, node-b takes the job over (the lease is judged on the server's clock).
-    wait_until(lambda: (cluster.store.get_job(job_id) or None) and cluster.store.get_job(job_id).node == "node-b",
-               60, "node-b to take the job over")
+    wait_until(
+        lambda: (cluster.store.get_job(job_id) or None) and cluster.store.get_job(job_id).node == "node-b",
+        60,
+        "node-b to take the job over",
+    )
     taken = cluster.store.get_job(job_id)
     assert taken is not None and taken.claim >= 2
     gate.unlink()  # node-a's held row returns when it wakes: what it writes then is fenced
@@ -111,8 +114,11 @@ def test_an_engine_frozen_past_its_lease_writes_nothing_more_about_the_job(clust
     assert_rows_exactly_once(cluster, job_id, 400)
     # Node-a carries on with other work: its lease renews and it runs the next job it gets.
     b.stop()
-    wait_until(lambda: any(e.pid == a.pid and e.expires > cluster.store.now() for e in cluster.store.engines()),
-               30, "node-a to renew its lease")
+    wait_until(
+        lambda: any(e.pid == a.pid and e.expires > cluster.store.now() for e in cluster.store.engines()),
+        30,
+        "node-a to renew its lease",
+    )
     other = cli.add("cl", "plain", 5)
     done = cluster.wait_finished([other])[other]
     assert done.status is JobStatus.SUCCESS and done.node == "node-a", cluster.logs()

@@ -21,11 +21,20 @@ async def test_the_nodes_view_lists_every_engine_alive_or_dead(tmp_path: Path, p
     async with running_console(settings, start_engine=True, size=(110, 30)) as (app, pilot):
         store = app.engine.store
         now = store.now()
-        dead = EngineLease("node-a:41:aa", "host-a", 41, now - 100, now - 50, name="node-a",
-                           version="0.1.0", slots=4, running=2, tasks=("skel/id2",))
+        dead = EngineLease(
+            "node-a:41:aa",
+            "host-a",
+            41,
+            now - 100,
+            now - 50,
+            name="node-a",
+            version="0.1.0",
+            slots=4,
+            running=2,
+            tasks=("skel/id2",),
+        )
         store.heartbeat(dead)
-        store.record_takeover(Takeover("f" * 32, "node-a:41:aa", app.engine.node, "node-b", now - 40, 17,
-                                       "resumed"))
+        store.record_takeover(Takeover("f" * 32, "node-a:41:aa", app.engine.node, "node-b", now - 40, 17, "resumed"))
         await pilot.press("6")
         screen = await shown(pilot, app, NodesScreen)
         await wait_for(pilot, lambda: len(screen.nodes) == 2, what="both engines")
@@ -34,8 +43,9 @@ async def test_the_nodes_view_lists_every_engine_alive_or_dead(tmp_path: Path, p
         assert "6 Nodes" in app.screen.query_one("ViewBar").content_for(120).plain
         await pilot.press("down")
         details = app.screen.query_one("#nodes-detail-text")
-        await wait_for(pilot, lambda: "resumed by node-b at row 18" in str(details.render()),
-                       what="the takeover in the details")
+        await wait_for(
+            pilot, lambda: "resumed by node-b at row 18" in str(details.render()), what="the takeover in the details"
+        )
 
 
 def _shown_done(app: object) -> int | None:
@@ -59,7 +69,8 @@ def _logged_rows(log: object, pid: int) -> list[int]:
 
 @pytest.mark.anyio
 async def test_a_console_on_node_b_shows_tails_saves_and_stops_a_job_running_on_node_a(
-        tmp_path: Path, pg_url: str) -> None:
+    tmp_path: Path, pg_url: str
+) -> None:
     """The console of node B (embedded engine, own data dir, none of A's plugins) and an engine
     process on node A, all through the console's screens and keys: the jobs list shows A's job
     executing; enter opens its view, whose progress moves on by itself; the log tab (l) shows
@@ -78,8 +89,12 @@ async def test_a_console_on_node_b_shows_tails_saves_and_stops_a_job_running_on_
         job_id = cluster.node("cli").add_fast("cl", "chatty", 2000)
         settings = ui_settings(tmp_path / "b").with_overrides(store={"url": pg_url}, engine={"node": "node-b"})
         async with running_console(settings, start_engine=True, size=(120, 30)) as (app, pilot):
-            await wait_for(pilot, lambda: job_id[:8] in screen_text(app) and "executing" in screen_text(app),
-                           what="the job executing in node B's list", timeout=30)
+            await wait_for(
+                pilot,
+                lambda: job_id[:8] in screen_text(app) and "executing" in screen_text(app),
+                what="the job executing in node B's list",
+                timeout=30,
+            )
             assert app.screen.query_one(JobList).highlighted.id == job_id
             await pilot.press("enter")
             screen = await shown(pilot, app, JobDetailScreen)

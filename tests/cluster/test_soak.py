@@ -21,8 +21,11 @@ def test_kill_9_at_many_points(cluster: Cluster, round_: int) -> None:
     cli = cluster.node("console")
     ids = [cli.add_fast("cl", "plain", 150) for _ in range(4)]
     victim = (a, b)[round_ % 2]
-    wait_until(lambda: any(_running_on(cluster, i, victim.name, 5 + 11 * round_) for i in ids), 60,
-               f"{victim.name} to be mid-job")
+    wait_until(
+        lambda: any(_running_on(cluster, i, victim.name, 5 + 11 * round_) for i in ids),
+        60,
+        f"{victim.name} to be mid-job",
+    )
     victim.kill()
     finished = cluster.wait_finished(ids, timeout=180)
     assert {j.status for j in finished.values()} == {JobStatus.SUCCESS}, cluster.logs()
@@ -36,11 +39,9 @@ def test_freeze_past_the_lease_at_many_points(cluster: Cluster, round_: int) -> 
     cluster.node("node-b").start(KZ_ROW_S="0.01")
     cli = cluster.node("console")
     ids = [cli.add_fast("cl", "plain", 300) for _ in range(3)]
-    wait_until(lambda: any(_running_on(cluster, i, "node-a", 3 + 17 * round_) for i in ids), 60,
-               "node-a to be mid-job")
+    wait_until(lambda: any(_running_on(cluster, i, "node-a", 3 + 17 * round_) for i in ids), 60, "node-a to be mid-job")
     a.signal(signal.SIGSTOP)
-    wait_until(lambda: not any(_running_on(cluster, i, "node-a", 0) for i in ids), 90,
-               "node-a's jobs to be taken over")
+    wait_until(lambda: not any(_running_on(cluster, i, "node-a", 0) for i in ids), 90, "node-a's jobs to be taken over")
     a.signal(signal.SIGCONT)
     finished = cluster.wait_finished(ids, timeout=240)
     assert {j.status for j in finished.values()} == {JobStatus.SUCCESS}, cluster.logs()

@@ -18,30 +18,47 @@ from tests.store.contract import NOW, make_job
 
 
 def kz(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "kzconsole", *args], capture_output=True, text=True,
-                          env=subprocess_env(tmp_path), cwd=tmp_path, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "kzconsole", *args],
+        capture_output=True,
+        text=True,
+        env=subprocess_env(tmp_path),
+        cwd=tmp_path,
+        timeout=120,
+    )
 
 
 def test_store_copy_moves_jobs_files_history_and_keys_and_never_overwrites(tmp_path: Path, pg_url: str) -> None:
     lite = SQLiteStore(tmp_path / "node" / "kzconsole.db")
     big = b"n\n" + b"".join(b"%d\n" % i for i in range(300_000))  # several chunks
-    lite.create_job(make_job("a1", status=JobStatus.SUCCESS, input_path="jobs/a1/in.csv",
-                             total_count=300_000, success_count=300_000), input=io.BytesIO(big))
+    lite.create_job(
+        make_job(
+            "a1", status=JobStatus.SUCCESS, input_path="jobs/a1/in.csv", total_count=300_000, success_count=300_000
+        ),
+        input=io.BytesIO(big),
+    )
     lite.append_file("a1", "output", b"n,error\n1,\n")
     lite.append_file("a1", "log", b"started\n")
     fallback = tmp_path / "task_out.b2.csv"
     fallback.write_bytes(b"n,error\n7,\n")
     lite.create_job(make_job("b2", status=JobStatus.PARTIAL, output_path=str(fallback), created=NOW + 1))
-    lite.record_firing(Firing(id=0, trigger="minutely", key="minutely:1", node="n1", started=NOW,
-                              ended=NOW + 1, status="ok"))
+    lite.record_firing(
+        Firing(id=0, trigger="minutely", key="minutely:1", node="n1", started=NOW, ended=NOW + 1, status="ok")
+    )
     lite.add_api_key(ApiKey("k" * 32, "acct", "ops", False, NOW, "h" * 64))
     lite.close()
     source = f"sqlite:///{tmp_path / 'node' / 'kzconsole.db'}"
 
     done = kz(tmp_path, "store", "copy", source, pg_url, "--json")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == {"jobs": 2, "skipped": 0, "bytes": len(big) + 11 + 8 + 11,
-                                       "firings": 1, "api_keys": 1, "skipped_ids": []}
+    assert json.loads(done.stdout) == {
+        "jobs": 2,
+        "skipped": 0,
+        "bytes": len(big) + 11 + 8 + 11,
+        "firings": 1,
+        "api_keys": 1,
+        "skipped_ids": [],
+    }
     with PostgresStore(pg_url) as pg:
         assert {j.id for j in pg.list_jobs()} == {"a1", "b2"}
         with pg.open_file("a1", "input") as f:  # type: ignore[union-attr]

@@ -34,8 +34,14 @@ def test_three_engines_fire_each_minutely_boundary_once(handles: list[PostgresSt
 
     clock = FakeClock(T0)
     engines = [
-        TriggerEngine(catalog=catalog_with(("minutely", count)), store=store, node=f"node-{n}", clock=clock,
-                      databases=list, browse_dbs_interval_s=3600)
+        TriggerEngine(
+            catalog=catalog_with(("minutely", count)),
+            store=store,
+            node=f"node-{n}",
+            clock=clock,
+            databases=list,
+            browse_dbs_interval_s=3600,
+        )
         for n, store in enumerate(handles)
     ]
     for te in engines:
@@ -74,8 +80,14 @@ def test_a_firing_whose_engine_died_is_recorded_as_such(handles: list[PostgresSt
     ghost_store.heartbeat(EngineLease("ghost-node", "elsewhere", 1, now - 60, now - 30))  # expired
     calls: list[int] = []
     clock = FakeClock(T0)
-    te = TriggerEngine(catalog=catalog_with(("minutely", lambda: calls.append(1))), store=survivor_store,
-                       node="node-0", clock=clock, databases=list, browse_dbs_interval_s=3600)
+    te = TriggerEngine(
+        catalog=catalog_with(("minutely", lambda: calls.append(1))),
+        store=survivor_store,
+        node="node-0",
+        clock=clock,
+        databases=list,
+        browse_dbs_interval_s=3600,
+    )
     te.arm(clock.time())
     try:
         clock.set(at(9, 1))

@@ -13,8 +13,15 @@ def noinput(ctx, it):
     return None
 
 
-def a_task(category: str, action: str, *, file: str = "/p/a.py", line: int = 1, description: str = "d",
-           mandatory: tuple[str, ...] = ()) -> TaskSpec:
+def a_task(
+    category: str,
+    action: str,
+    *,
+    file: str = "/p/a.py",
+    line: int = 1,
+    description: str = "d",
+    mandatory: tuple[str, ...] = (),
+) -> TaskSpec:
     return TaskSpec(
         category=category,
         action=action,
@@ -39,8 +46,9 @@ def a_trigger(name: str, fn, *, file: str = "/p/a.py", line: int = 1) -> Trigger
     return TriggerSpec(name, fn, Where(file, line))
 
 
-def a_source(source: str, *, tasks=(), verifiers=(), triggers=(), loaded=True, error=None,
-             kind: str = "file") -> PluginSource:
+def a_source(
+    source: str, *, tasks=(), verifiers=(), triggers=(), loaded=True, error=None, kind: str = "file"
+) -> PluginSource:
     return PluginSource(
         source=source,
         kind=kind,
@@ -162,10 +170,7 @@ def test_public_shape():
         "loaded_at": 100.0,
         "tasks": ["skel/id2"],
         "verifiers": ["skel/col1"],
-        "triggers": [
-            "hourly:test_public_shape.<locals>.purge",
-            "account:test_public_shape.<locals>.purge",
-        ],
+        "triggers": ["hourly:test_public_shape.<locals>.purge", "account:test_public_shape.<locals>.purge"],
         "error": None,
     }
 
@@ -238,8 +243,7 @@ def test_a_subscriber_may_change_the_catalog():
 def test_readers_never_see_half_a_swap():
     catalog = Catalog()
     versions = [
-        a_source("/p/a.py", tasks=[a_task("x", str(i), description=f"v{v}") for i in range(20)])
-        for v in range(2)
+        a_source("/p/a.py", tasks=[a_task("x", str(i), description=f"v{v}") for i in range(20)]) for v in range(2)
     ]
     catalog.install(versions[0])
     done = threading.Event()

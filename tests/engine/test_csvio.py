@@ -25,12 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kzconsole.engine import csvio
-from kzconsole.engine.csvio import (
-    InputCheck,
-    InputFormatError,
-    check_input,
-    sniff_format,
-)
+from kzconsole.engine.csvio import InputCheck, InputFormatError, check_input, sniff_format
 from kzconsole.engine.csvout import CsvRowWriter, csv_text
 from kzconsole.engine.jsonrecords import ENVELOPE_HELP
 from kzconsole.engine.records import iter_records
@@ -127,10 +122,7 @@ def test_line_numbers_survive_chunk_boundaries(tmp_path, monkeypatch, chunk):
 
 def test_quoted_cells_hold_commas_quotes_and_line_breaks(tmp_path):
     data = 'a,b\n"x, y","say ""hi"""\n"1\r\n2","3\n4\r5"\n'
-    assert cells_of(tmp_path, data.split("\n", 1)[1], 2) == [
-        ["x, y", 'say "hi"'],
-        ["1\r\n2", "3\n4\r5"],
-    ]
+    assert cells_of(tmp_path, data.split("\n", 1)[1], 2) == [["x, y", 'say "hi"'], ["1\r\n2", "3\n4\r5"]]
 
 
 @pytest.mark.parametrize("eol", ["\r\n", "\n", "\r"])
@@ -165,10 +157,7 @@ def test_text_after_a_closing_quote_names_its_line(tmp_path):
 
 
 def test_unclosed_quote_names_the_line_where_the_cell_opened(tmp_path):
-    assert csv_error(tmp_path, 'a,b\n1,2\n3,"open\n4,5\n6,7\n') == {
-        "line": 3,
-        "message": "unclosed quote",
-    }
+    assert csv_error(tmp_path, 'a,b\n1,2\n3,"open\n4,5\n6,7\n') == {"line": 3, "message": "unclosed quote"}
 
 
 def test_unclosed_quote_after_a_closed_multiline_cell_in_the_same_record(tmp_path):
@@ -219,14 +208,13 @@ def test_a_cell_over_the_limit_is_an_error_naming_where_it_opened(tmp_path, monk
 
 
 def test_header_names_are_stripped(tmp_path):
-    header, rows = read_back(tmp_path, " a ,\tb\t,\" c \"\n1,2,3\n")
+    header, rows = read_back(tmp_path, ' a ,\tb\t," c "\n1,2,3\n')
     assert header == ["a", "b", "c"]
     assert rows == [{"a": "1", "b": "2", "c": "3"}]
 
 
 @pytest.mark.parametrize(
-    "data, line",
-    [("a,,b\n1,2,3\n", 1), ("a, \n1,2\n", 1), ("\n\r\na,b,\n1,2,3\n", 3), ('""\n1\n', 1)],
+    "data, line", [("a,,b\n1,2,3\n", 1), ("a, \n1,2\n", 1), ("\n\r\na,b,\n1,2,3\n", 3), ('""\n1\n', 1)]
 )
 def test_an_empty_header_name_is_an_error(tmp_path, data, line):
     error = csv_error(tmp_path, data)
@@ -250,10 +238,7 @@ def test_no_data_rows(tmp_path, data):
 
 
 def test_a_record_with_a_different_cell_count_names_its_line(tmp_path):
-    assert csv_error(tmp_path, "a,b\n1,2\n\n3\n4,5\n") == {
-        "line": 4,
-        "message": "row has 1 cells, the header has 2",
-    }
+    assert csv_error(tmp_path, "a,b\n1,2\n\n3\n4,5\n") == {"line": 4, "message": "row has 1 cells, the header has 2"}
     # A record's line is where it starts, even when a quoted cell spans several lines.
     assert csv_error(tmp_path, 'a,b\n1,2\n"x\ny\nz",2,3\n')["line"] == 3
 
@@ -299,10 +284,7 @@ def test_missing_mandatory_values_lists_at_most_100_lines(tmp_path):
 
 def test_both_column_problems_are_reported_at_once(tmp_path):
     result = check(tmp_path, "a,b\n,1\n2,3\n", mandatory=["a", "c"])
-    assert result.errors == {
-        "missing_mandatory_fields": ["c"],
-        "missing_mandatory_values": {"lines": [2], "count": 1},
-    }
+    assert result.errors == {"missing_mandatory_fields": ["c"], "missing_mandatory_values": {"lines": [2], "count": 1}}
 
 
 def test_column_checks_are_skipped_when_the_file_is_invalid(tmp_path):
@@ -397,11 +379,7 @@ def test_json_array_columns_in_first_seen_order(tmp_path):
     data = '[{"b": "1"}, {"a": "2", "b": "3"}, {"c": "4"}]'
     header, rows = read_back(tmp_path, data, fmt="json")
     assert header == ["b", "a", "c"]
-    assert rows == [
-        {"b": "1", "a": None, "c": None},
-        {"b": "3", "a": "2", "c": None},
-        {"b": None, "a": None, "c": "4"},
-    ]
+    assert rows == [{"b": "1", "a": None, "c": None}, {"b": "3", "a": "2", "c": None}, {"b": None, "a": None, "c": "4"}]
 
 
 def test_json_values(tmp_path):
@@ -480,10 +458,7 @@ def test_invalid_json(tmp_path):
     error = csv_error(tmp_path, '[\n{"a": 1},\n{"a": }\n]', fmt="json")
     assert error["line"] == 3 and error["message"].startswith("invalid JSON")
     assert csv_error(tmp_path, '[{"a": NaN}]', fmt="json")["message"].startswith("invalid JSON")
-    assert csv_error(tmp_path, b'[\n{"a": "\xff"}]', fmt="json") == {
-        "line": 2,
-        "message": "invalid UTF-8",
-    }
+    assert csv_error(tmp_path, b'[\n{"a": "\xff"}]', fmt="json") == {"line": 2, "message": "invalid UTF-8"}
 
 
 def test_json_with_a_bom(tmp_path):
@@ -615,8 +590,7 @@ def test_cells_are_rendered_by_type():
         b"raw",
     ]
     assert csv_text([row]) == (
-        "1,-2.5,True,False,,1.50,2,as is,0.5,\"datetime.date(2024, 1, 2)\",<Thing>,"
-        "\"['x', 1]\",{'k': 'v'},b'raw'\n"
+        "1,-2.5,True,False,,1.50,2,as is,0.5,\"datetime.date(2024, 1, 2)\",<Thing>,\"['x', 1]\",{'k': 'v'},b'raw'\n"
     )
 
 
@@ -633,15 +607,13 @@ def test_one_write_per_row():
     assert len(writes) == 2 and writes[0] == 'a,"multi\nline"\n'
 
 
-_HEADER_NAME = st.text(
-    alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\ufeff"),
-    min_size=1,
-    max_size=8,
-).map(str.strip).filter(bool)
+_HEADER_NAME = (
+    st.text(alphabet=st.characters(blacklist_categories=("Cs",), blacklist_characters="\ufeff"), min_size=1, max_size=8)
+    .map(str.strip)
+    .filter(bool)
+)
 _CELL = st.one_of(
-    st.none(),
-    st.text(alphabet=st.sampled_from(list(',"\r\n \tab\u00e9\u2603\x00')), max_size=8),
-    st.text(max_size=12),
+    st.none(), st.text(alphabet=st.sampled_from(list(',"\r\n \tab\u00e9\u2603\x00')), max_size=8), st.text(max_size=12)
 )
 
 
@@ -649,9 +621,7 @@ _CELL = st.one_of(
 @given(data=st.data())
 def test_round_trip_through_the_writer_checker_and_reader(tmp_path_factory, data):
     header = data.draw(st.lists(_HEADER_NAME, min_size=1, max_size=4, unique=True))
-    rows = data.draw(
-        st.lists(st.lists(_CELL, min_size=len(header), max_size=len(header)), min_size=1, max_size=8)
-    )
+    rows = data.draw(st.lists(st.lists(_CELL, min_size=len(header), max_size=len(header)), min_size=1, max_size=8))
     folder = tmp_path_factory.mktemp("rt")
     text = csv_text([header, *rows])
     result = check_input(io.BytesIO(text.encode()), folder / "in.csv")
@@ -661,10 +631,7 @@ def test_round_trip_through_the_writer_checker_and_reader(tmp_path_factory, data
     assert got_header == header
     assert [[r[name] for name in header] for r in got] == [[c or None for c in row] for row in rows]
     # The plain csv module reads the same cells back too (the output is ordinary RFC 4180).
-    assert list(csv.reader(io.StringIO(text, newline=""))) == [
-        header,
-        *[[c or "" for c in row] for row in rows],
-    ]
+    assert list(csv.reader(io.StringIO(text, newline=""))) == [header, *[[c or "" for c in row] for row in rows]]
 
 
 # ------------------------------------------------------------------------------------------
@@ -726,8 +693,7 @@ def test_original_take_row_eof(tmp_path, data):
         (",test,'',foo bar", [None, "test", "''", "foo bar"]),
         (',test,"",foo bar', [None, "test", None, "foo bar"]),
         (
-            'a,"b","""c""","{""data"": { ""id"": ""xxxxxxxxx"", ""int"": 20 ""bool"": false },'
-            ' ""children"": {}}"\n',
+            'a,"b","""c""","{""data"": { ""id"": ""xxxxxxxxx"", ""int"": 20 ""bool"": false }, ""children"": {}}"\n',
             ["a", "b", '"c"', '{"data": { "id": "xxxxxxxxx", "int": 20 "bool": false }, "children": {}}'],
         ),
     ],
@@ -764,11 +730,7 @@ def test_original_count_rows_zero_is_an_error(tmp_path, data, error):
 
 @pytest.mark.parametrize(
     "data, count",
-    [
-        ("a,b,c\n1,2,3", 1),
-        ("a,b,c\n1,2,3\r\n4,5,6\n7,8,9\n", 3),
-        ("a,b,c\n1,2,3\r\n4,5,6\n\r7,8,9\r\r", 3),
-    ],
+    [("a,b,c\n1,2,3", 1), ("a,b,c\n1,2,3\r\n4,5,6\n7,8,9\n", 3), ("a,b,c\n1,2,3\r\n4,5,6\n\r7,8,9\r\r", 3)],
 )
 def test_original_count_rows(tmp_path, data, count):
     result = check(tmp_path, data)
@@ -873,8 +835,7 @@ def test_original_row_to_iolist(row, expected):
                 {"account_id": "account0000000000000000000000002", "e164": "+14157215234", "cnam.outbound": "me"},
                 {"account_id": "", "e164": "+14157215235", "cnam.outbound": ""},
             ],
-            "account_id,e164,cnam.outbound\naccount0000000000000000000000002,+14157215234,me\n"
-            ",+14157215235,\n",
+            "account_id,e164,cnam.outbound\naccount0000000000000000000000002,+14157215234,me\n,+14157215235,\n",
         ),
         # variable_json_test: every key is a column (the original's file was ragged).
         (
@@ -901,7 +862,7 @@ def test_original_json_to_iolist(tmp_path, records, expected):
 
 
 def _write_big_csv(path: Path, target_bytes: int) -> int:
-    row = "+14155550{i:06d},{i:032x},Customer number {i},\"{i} Market St, Suite {i}\",{pad}\n"
+    row = '+14155550{i:06d},{i:032x},Customer number {i},"{i} Market St, Suite {i}",{pad}\n'
     pad = "x" * 100
     rows = 0
     with open(path, "w", newline="") as f:
@@ -937,6 +898,7 @@ def test_checking_and_reading_stream_in_constant_memory(tmp_path):
 
 def _cells_by_json_loads(data: str) -> list[dict[str, str | None]]:
     """What 3.2 says each record's cells are, by the standard library's whole-document parser."""
+
     def cell(value):
         if isinstance(value, str):
             return value or None
@@ -954,30 +916,38 @@ def _cells_by_json_loads(data: str) -> list[dict[str, str | None]]:
 
 
 _text = st.text(alphabet=st.characters(blacklist_categories=("Cs",)), max_size=40)
-_scalar = st.one_of(_text, st.integers(-10**30, 10**30).map(str), st.booleans(), st.none(),
-                    st.sampled_from(["1.50", "-0.0", "1E+5", "2e-7"]))
+_scalar = st.one_of(
+    _text,
+    st.integers(-(10**30), 10**30).map(str),
+    st.booleans(),
+    st.none(),
+    st.sampled_from(["1.50", "-0.0", "1E+5", "2e-7"]),
+)
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    records=st.lists(st.dictionaries(st.sampled_from(["a", "b", "c d", "é", "n"]), _scalar, min_size=1),
-                     min_size=1, max_size=40),
+    records=st.lists(
+        st.dictionaries(st.sampled_from(["a", "b", "c d", "é", "n"]), _scalar, min_size=1), min_size=1, max_size=40
+    ),
     blank=st.sampled_from(["", " ", "\n", " \r\n\t"]),
     envelope=st.booleans(),
     pipe=st.booleans(),
 )
-def test_json_records_read_one_at_a_time_match_the_whole_document(tmp_path_factory, records, blank,
-                                                                     envelope, pipe):
+def test_json_records_read_one_at_a_time_match_the_whole_document(tmp_path_factory, records, blank, envelope, pipe):
     """Records cut at every place a read can end (numbers, strings, escapes, multi-byte characters)
     give what json.loads of the whole document gives; the envelope's file_name may come after the
     records; a pipe (not seekable) is spooled."""
+
     def value(v):
         # Bare only what is a JSON number: str.isdigit() is also true of "²", and "007" has a leading zero.
         number = isinstance(v, str) and re.fullmatch(r"-?(0|[1-9][0-9]*)", v) is not None
         return v if v in ("1.50", "-0.0", "1E+5", "2e-7") or number else json.dumps(v, ensure_ascii=False)
 
-    parts = [("{" + f",{blank}".join(f"{json.dumps(k)}{blank}:{blank}{value(v)}" for k, v in r.items()) + "}")
-             for r in records]
+    parts = [
+        ("{" + f",{blank}".join(f"{json.dumps(k)}{blank}:{blank}{value(v)}" for k, v in r.items()) + "}")
+        for r in records
+    ]
     array = f"[{blank}" + f"{blank},{blank}".join(parts) + f"{blank}]"
     data = f'{{"data": {{"records": {array},{blank}"file_name": "f.json"}}}}' if envelope else array
     tmp = tmp_path_factory.mktemp("json")
@@ -988,7 +958,8 @@ def test_json_records_read_one_at_a_time_match_the_whole_document(tmp_path_facto
     header, rows = iter_records(tmp / "in.csv")
     expected = _cells_by_json_loads(data)
     assert [{name: row.get(name) for name in header} for row in rows] == [
-        {name: r.get(name) for name in header} for r in expected]
+        {name: r.get(name) for name in header} for r in expected
+    ]
     assert result.file_name == ("f.json" if envelope else None)
 
 
@@ -1014,8 +985,13 @@ def test_a_large_json_input_is_checked_and_stored_in_constant_memory(tmp_path):
     with open(src, "w", encoding="utf-8") as f:
         f.write('{"data": {"records": [\n')
         while f.tell() < 30 * 1024 * 1024:
-            f.write(("," if rows else "") + json.dumps({"number": f"+1415555{rows % 10000:04d}", "n": rows,
-                                                       "note": "x" * 200, "tags": ["a", {"b": 1.50}]}) + "\n")
+            f.write(
+                ("," if rows else "")
+                + json.dumps(
+                    {"number": f"+1415555{rows % 10000:04d}", "n": rows, "note": "x" * 200, "tags": ["a", {"b": 1.50}]}
+                )
+                + "\n"
+            )
             rows += 1
         f.write('], "file_name": "numbers.json"}}')
     tracemalloc.start()
@@ -1029,8 +1005,12 @@ def test_a_large_json_input_is_checked_and_stored_in_constant_memory(tmp_path):
     header, stored = iter_records(tmp_path / "in.csv")
     assert header == ["number", "n", "note", "tags"]
     (last,) = collections.deque(stored, maxlen=1)
-    assert last == {"number": f"+1415555{(rows - 1) % 10000:04d}", "n": str(rows - 1), "note": "x" * 200,
-                    "tags": '["a",{"b":1.5}]'}
+    assert last == {
+        "number": f"+1415555{(rows - 1) % 10000:04d}",
+        "n": str(rows - 1),
+        "note": "x" * 200,
+        "tags": '["a",{"b":1.5}]',
+    }
 
 
 def test_a_long_json_record_and_errors_past_the_first_read(tmp_path):
@@ -1038,13 +1018,19 @@ def test_a_long_json_record_and_errors_past_the_first_read(tmp_path):
     _, rows = read_back(tmp_path, json.dumps([{"a": big}, {"a": "z"}]), fmt="json")
     assert [r["a"] for r in rows] == [big, "z"]
     filler = "".join(f'{{"a": "{i}"}},\n' for i in range(20_000))  # ~250 KB of good records first
-    error = csv_error(tmp_path, f"[\n{filler}{{\"a\": tru}}\n]", fmt="json")
+    error = csv_error(tmp_path, f'[\n{filler}{{"a": tru}}\n]', fmt="json")
     assert error == {"line": 20_002, "message": "invalid JSON: Expecting value"}
-    assert csv_error(tmp_path, f"[\n{filler}{{\"a\": 1}}] extra", fmt="json") == {
-        "line": 20_002, "message": "invalid JSON: Extra data"}
+    assert csv_error(tmp_path, f'[\n{filler}{{"a": 1}}] extra', fmt="json") == {
+        "line": 20_002,
+        "message": "invalid JSON: Extra data",
+    }
     assert csv_error(tmp_path, f'[\n{filler}{{"a": 1}} {{"a": 2}}]', fmt="json")["message"] == (
-        "invalid JSON: Expecting ',' delimiter")
+        "invalid JSON: Expecting ',' delimiter"
+    )
     assert csv_error(tmp_path, f'[\n{filler}{{"a": "\xff"}}]'.encode("latin-1"), fmt="json") == {
-        "line": 20_002, "message": "invalid UTF-8"}
+        "line": 20_002,
+        "message": "invalid UTF-8",
+    }
     assert csv_error(tmp_path, '{"data": {"records": [], "records": []}}', fmt="json")["message"] == (
-        'the envelope has "records" twice')
+        'the envelope has "records" twice'
+    )

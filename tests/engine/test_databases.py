@@ -94,7 +94,30 @@ def test_other(name):
 
 
 def test_every_listed_system_database():
-    listed = ["system_data", "system_config", "system_schemas", "system_auth", "system_media", "sip_auth", "accounts", "ratedeck", "faxes", "services", "offnet", "anonymous_cdrs", "port_requests", "dedicated_ips", "acdc", "oauth", "functions", "webhooks", "token_auth", "alerts", "tasks", "pending_notifications"]
+    listed = [
+        "system_data",
+        "system_config",
+        "system_schemas",
+        "system_auth",
+        "system_media",
+        "sip_auth",
+        "accounts",
+        "ratedeck",
+        "faxes",
+        "services",
+        "offnet",
+        "anonymous_cdrs",
+        "port_requests",
+        "dedicated_ips",
+        "acdc",
+        "oauth",
+        "functions",
+        "webhooks",
+        "token_auth",
+        "alerts",
+        "tasks",
+        "pending_notifications",
+    ]
     assert set(listed) == SYSTEM_DATABASES
     for name in listed:
         assert classify(name) == "system", name

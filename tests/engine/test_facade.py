@@ -14,7 +14,7 @@ from kzconsole.engine import Engine, EngineLogged, InvalidJobState, JobChanged, 
 from kzconsole.engine.models import EngineLease
 from tests.conftest import make_settings, write_csv
 
-PLUGIN = '''
+PLUGIN = """
 import threading
 from kzconsole.plugin import task, trigger, runtime
 
@@ -38,7 +38,7 @@ def hourly():
     SEEN.append(("trigger", str(runtime().data_dir)))
 
 from kzconsole.plugin import STOP as STOP_NOW
-'''
+"""
 
 
 def read(stream) -> list[list[str]]:
@@ -57,7 +57,13 @@ def test_restart_failed_only_runs_the_failed_rows(engine_factory, plugin_dir, tm
     assert (final.success_count, final.failure_count) == (3, 4)
     again = engine.restart_job(job.id, failed_only=True, start=False)
     assert again.total_count == 4 and again.status is JobStatus.PENDING and again.queued_at is None
-    assert read(engine.open_input(again)) == [["n", "note"], ["1", "row 1"], ["3", "row 3"], ["5", "row 5"], ["7", "row 7"]]
+    assert read(engine.open_input(again)) == [
+        ["n", "note"],
+        ["1", "row 1"],
+        ["3", "row 3"],
+        ["5", "row 5"],
+        ["7", "row 7"],
+    ]
     assert engine.run_job(again.id).failure_count == 4
     # A plain restart keeps the whole input.
     assert engine.restart_job(job.id, start=False).total_count == 7
@@ -124,8 +130,13 @@ def test_wait_reason(engine_factory, plugin_dir, tmp_path):
     waiting = engine.start_job(waiting.id)
     assert "no engine is running on this store" in engine.wait_reason(waiting)
     running = threading.Event()
-    engine.events.subscribe(lambda e: running.set() if isinstance(e, JobChanged) and e.job.id == first.id
-                            and e.job.status is JobStatus.EXECUTING else None)
+    engine.events.subscribe(
+        lambda e: (
+            running.set()
+            if isinstance(e, JobChanged) and e.job.id == first.id and e.job.status is JobStatus.EXECUTING
+            else None
+        )
+    )
     engine.start(watch=False, triggers=False)
     assert running.wait(30)
     assert engine.get_job(waiting.id).status is JobStatus.PENDING  # the only slot is taken
@@ -143,13 +154,13 @@ def test_wait_reason_on_a_store_other_engines_serve(engine_factory, plugin_dir, 
 
     def lease(node: str, *, tasks: tuple[str, ...], slots: int = 2, running: int = 0) -> EngineLease:
         now = store.now()
-        return EngineLease(node, "elsewhere", 4242, now, now + 30, name=node, slots=slots, running=running,
-                           tasks=tasks)
+        return EngineLease(node, "elsewhere", 4242, now, now + 30, name=node, slots=slots, running=running, tasks=tasks)
 
     store.heartbeat(lease("a", tasks=("other/task",)))
     assert engine.wait_reason(job) == (
         "no live engine has f/odd in its catalog (1 engine alive): it ends internal_error unless an"
-        " engine that has the task starts first")
+        " engine that has the task starts first"
+    )
     store.heartbeat(lease("b", tasks=("f/odd",), running=2))
     assert engine.wait_reason(job) == "every slot is taken (2 of 2 running on 1 engine)"
     store.heartbeat(lease("c", tasks=("f/odd", "other/task"), slots=4, running=1))
@@ -173,8 +184,16 @@ def test_each_engine_answers_its_own_plugins(tmp_path, plugin_dir):
             engine.fire_trigger("hourly")
         seen = [entry for mod in {id(m): m for m in mods}.values() for entry in mod["SEEN"]]
         expect_a, expect_b = str(a.data_dir), str(b.data_dir)
-        assert sorted(seen) == sorted([("job", expect_a), ("trigger", expect_a), ("job", expect_b),
-                                       ("trigger", expect_b), ("job", expect_a), ("trigger", expect_a)])
+        assert sorted(seen) == sorted(
+            [
+                ("job", expect_a),
+                ("trigger", expect_a),
+                ("job", expect_b),
+                ("trigger", expect_b),
+                ("job", expect_a),
+                ("trigger", expect_a),
+            ]
+        )
     finally:
         a.close()
         b.close()
@@ -189,7 +208,8 @@ def test_engine_log_records_are_events(engine_factory):
 
     logging.getLogger("kzconsole.engine").warning("a line for the Logs view")
     assert [(e.level, e.logger, e.message) for e in got if e.message == "a line for the Logs view"] == [
-        ("WARNING", "kzconsole.engine", "a line for the Logs view")]
+        ("WARNING", "kzconsole.engine", "a line for the Logs view")
+    ]
 
 
 def test_check_input_reports_what_add_job_would_reject(engine_factory, tmp_path):

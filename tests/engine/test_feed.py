@@ -9,14 +9,14 @@ import queue
 from kzconsole.engine import Engine, JobChanged, JobStatus, StoreChanged
 from tests.conftest import make_settings, write_csv
 
-PLUGIN = '''
+PLUGIN = """
 from kzconsole.plugin import task
 
 @task("f", "rows", description="OK per row", mandatory=["n"])
 def rows(ctx, it, row):
     ctx.log.info("row %s", row["n"])
     return None
-'''
+"""
 
 
 class Recorder:
@@ -43,8 +43,9 @@ def test_one_engine_one_job_no_other_process_no_store_changed(tmp_path, plugin_d
         recorder = Recorder(engine)
         engine.start(watch=False, triggers=False)
         job = engine.add_job("f", "rows", input=src, start=True)
-        _, before = recorder.wait(lambda e: isinstance(e, JobChanged) and e.job.id == job.id
-                                  and e.job.status.is_finished)
+        _, before = recorder.wait(
+            lambda e: isinstance(e, JobChanged) and e.job.id == job.id and e.job.status.is_finished
+        )
         # A marker written by another handle: the feed reports changes in commit order, so once
         # the marker arrives every change of the job's run has been looked at.
         with Engine(settings) as other:

@@ -110,30 +110,39 @@ def test_a_good_file_is_loaded(tmp_path, catalog, loader):
 
 def test_plugin_does_not_inherit_the_loaders_future_flags(tmp_path, catalog, loader):
     # loader.py uses `from __future__ import annotations`; a plugin must get real annotations.
-    write(tmp_path / "ann.py", """\
+    write(
+        tmp_path / "ann.py",
+        """\
         from kzconsole.plugin import task
         ANNOTATION = None
         @task("ann", "go", description="d")
         def go(ctx, it) -> int:
             return 1
         ANNOTATION = go.__annotations__["return"]
-    """)
+    """,
+    )
     record = loader.load_file(tmp_path / "ann.py")
     assert record.loaded, record.error
     assert sys.modules[file_module_name(record.source)].ANNOTATION is int
 
 
 def test_same_file_name_in_two_directories_are_two_modules(tmp_path, catalog, loader):
-    one = write((tmp_path / "one").mkdir() or tmp_path / "one" / "plug.py", """\
+    one = write(
+        (tmp_path / "one").mkdir() or tmp_path / "one" / "plug.py",
+        """\
         from kzconsole.plugin import task
         @task("one", "a", description="d")
         def a(ctx, it): return "one"
-    """)
-    two = write((tmp_path / "two").mkdir() or tmp_path / "two" / "plug.py", """\
+    """,
+    )
+    two = write(
+        (tmp_path / "two").mkdir() or tmp_path / "two" / "plug.py",
+        """\
         from kzconsole.plugin import task
         @task("two", "a", description="d")
         def a(ctx, it): return "two"
-    """)
+    """,
+    )
     assert loader.load_file(one).loaded and loader.load_file(two).loaded
     assert file_module_name(str(one)) != file_module_name(str(two))
     assert call(catalog, "one", "a", None, None) == "one"
@@ -142,11 +151,14 @@ def test_same_file_name_in_two_directories_are_two_modules(tmp_path, catalog, lo
 
 def test_load_directory_takes_public_py_files_in_name_order(tmp_path, catalog, loader, caplog):
     for name in ["b.py", "a.py", "_helper.py", ".hidden.py", "notes.txt"]:
-        write(tmp_path / name, f"""\
+        write(
+            tmp_path / name,
+            f"""\
             from kzconsole.plugin import trigger
             @trigger("daily")
             def f(): return {name!r}
-        """)
+        """,
+        )
     (tmp_path / "pkg.py").mkdir()  # a directory named like a plugin is not one
     loader.load_directory(tmp_path)
     assert [Path(s.source).name for s in catalog.sources()] == ["a.py", "b.py"]
@@ -161,12 +173,15 @@ def test_load_directory_takes_public_py_files_in_name_order(tmp_path, catalog, l
 
 
 def test_syntax_error_is_a_load_error(tmp_path, catalog, loader, caplog):
-    path = write(tmp_path / "broken.py", """\
+    path = write(
+        tmp_path / "broken.py",
+        """\
         from kzconsole.plugin import task
 
         def f(:
             pass
-    """)
+    """,
+    )
     with caplog.at_level(logging.ERROR, logger="kzconsole.plugins"):
         record = loader.load_file(path)
     assert not record.loaded and record.loaded_at is None
@@ -179,7 +194,9 @@ def test_syntax_error_is_a_load_error(tmp_path, catalog, loader, caplog):
 
 
 def test_exception_at_import_is_a_load_error_with_a_trimmed_traceback(tmp_path, catalog, loader):
-    path = write(tmp_path / "raises.py", """\
+    path = write(
+        tmp_path / "raises.py",
+        """\
         from kzconsole.plugin import task
 
         @task("skel", "early", description="declared before the failure")
@@ -189,7 +206,8 @@ def test_exception_at_import_is_a_load_error_with_a_trimmed_traceback(tmp_path, 
             raise RuntimeError("boom at import")
 
         helper()
-    """)
+    """,
+    )
     record = loader.load_file(path)
     assert not record.loaded
     assert catalog.task("skel", "early") is None  # all or nothing
@@ -207,8 +225,7 @@ def test_import_error_is_a_load_error(tmp_path, loader):
     assert f'"{tmp_path / "imp.py"}", line 1' in record.error
 
 
-@pytest.mark.parametrize("statement", ["raise SystemExit(3)", "import sys; sys.exit('bye')",
-                                       "raise KeyboardInterrupt"])
+@pytest.mark.parametrize("statement", ["raise SystemExit(3)", "import sys; sys.exit('bye')", "raise KeyboardInterrupt"])
 def test_exit_and_interrupt_at_import_are_only_load_errors(tmp_path, loader, statement):
     record = loader.load_file(write(tmp_path / "quits.py", statement + "\n"))
     assert not record.loaded
@@ -380,7 +397,9 @@ def test_a_conflicting_file_loads_once_the_first_drops_the_task(tmp_path, catalo
 
 
 def test_triggers_run_in_load_order_across_files(tmp_path, catalog, loader):
-    write(tmp_path / "a.py", """\
+    write(
+        tmp_path / "a.py",
+        """\
         from kzconsole.plugin import trigger
         @trigger("hourly")
         def a1(): return "a1"
@@ -389,14 +408,18 @@ def test_triggers_run_in_load_order_across_files(tmp_path, catalog, loader):
         @trigger("account")
         @trigger("all_dbs")
         def per_db(db): return "a-db"
-    """)
-    write(tmp_path / "b.py", """\
+    """,
+    )
+    write(
+        tmp_path / "b.py",
+        """\
         from kzconsole.plugin import trigger
         @trigger("hourly")
         def b1(): return "b1"
         @trigger("account")
         def b_db(db): return "b-db"
-    """)
+    """,
+    )
     loader.load_directory(tmp_path)
     assert [t.function() for t in catalog.triggers("hourly")] == ["a1", "a2", "b1"]
     # all_dbs binds the four database triggers; bound twice to `account`, it still runs once.
@@ -404,11 +427,14 @@ def test_triggers_run_in_load_order_across_files(tmp_path, catalog, loader):
     for name in ("account_mod", "system", "other"):
         assert [t.function(None) for t in catalog.triggers(name)] == ["a-db"]
     # A reloaded file keeps its place.
-    write(tmp_path / "a.py", """\
+    write(
+        tmp_path / "a.py",
+        """\
         from kzconsole.plugin import trigger
         @trigger("hourly")
         def a3(): return "a3"
-    """)
+    """,
+    )
     loader.load_file(tmp_path / "a.py")
     assert [t.function() for t in catalog.triggers("hourly")] == ["a3", "b1"]
 
@@ -417,28 +443,34 @@ def test_triggers_run_in_load_order_across_files(tmp_path, catalog, loader):
 
 
 def test_reload_replaces_tasks_and_triggers_at_once(tmp_path, catalog, loader):
-    path = write(tmp_path / "p.py", """\
+    path = write(
+        tmp_path / "p.py",
+        """\
         from kzconsole.plugin import task, trigger
         @task("p", "old", description="d")
         def old(ctx, it): return "old"
         @trigger("hourly")
         def old_hourly(): return "old"
-    """)
+    """,
+    )
     loader.load_file(path)
     changes: list[tuple[int, list[str], list[str]]] = []
-    catalog.subscribe(lambda: changes.append((
-        catalog.version,
-        [t.name for t in catalog.tasks()],
-        [t.function() for t in catalog.triggers("hourly")],
-    )))
+    catalog.subscribe(
+        lambda: changes.append(
+            (catalog.version, [t.name for t in catalog.tasks()], [t.function() for t in catalog.triggers("hourly")])
+        )
+    )
     version = catalog.version
-    write(path, """\
+    write(
+        path,
+        """\
         from kzconsole.plugin import task, trigger
         @task("p", "new", description="d")
         def new(ctx, it): return "new"
         @trigger("hourly")
         def new_hourly(): return "new"
-    """)
+    """,
+    )
     record = loader.load_file(path)
     assert record.loaded and record.loaded_at == 1002.0
     # One change, and it already holds the whole new version.
@@ -447,15 +479,21 @@ def test_reload_replaces_tasks_and_triggers_at_once(tmp_path, catalog, loader):
 
 
 def test_failed_reload_keeps_the_old_version_and_records_the_error(tmp_path, catalog, loader, caplog):
-    path = write(tmp_path / "p.py", """\
+    path = write(
+        tmp_path / "p.py",
+        """\
         from kzconsole.plugin import task
         @task("p", "go", description="d")
         def go(ctx, it): return "v1"
-    """)
+    """,
+    )
     first = loader.load_file(path)
     old_module = sys.modules[file_module_name(first.source)]
-    for broken in ["def (:\n", "raise ValueError('v2 is broken')\n",
-                   "from kzconsole.plugin import task\n@task('p', 'go', description='')\ndef go(ctx, it): pass\n"]:
+    for broken in [
+        "def (:\n",
+        "raise ValueError('v2 is broken')\n",
+        "from kzconsole.plugin import task\n@task('p', 'go', description='')\ndef go(ctx, it): pass\n",
+    ]:
         write(path, broken)
         with caplog.at_level(logging.ERROR, logger="kzconsole.plugins"):
             record = loader.load_file(path)
@@ -466,19 +504,20 @@ def test_failed_reload_keeps_the_old_version_and_records_the_error(tmp_path, cat
         assert catalog.sources() == [record]
         assert record.public()["error"] == record.error
     assert "previous one keeps serving" in caplog.text
-    write(path, """\
+    write(
+        path,
+        """\
         from kzconsole.plugin import task
         @task("p", "go", description="d")
         def go(ctx, it): return "v3"
-    """)
+    """,
+    )
     record = loader.load_file(path)
     assert record.loaded and record.error is None
     assert call(catalog, "p", "go", None, None) == "v3"
 
 
-def test_a_file_rewritten_within_a_second_with_the_same_size_loads_the_new_code(
-    tmp_path, catalog, loader, monkeypatch
-):
+def test_a_file_rewritten_within_a_second_with_the_same_size_loads_the_new_code(tmp_path, catalog, loader, monkeypatch):
     # With bytecode writing on, an import-system load would cache (mtime, size) and then reuse
     # the stale bytecode for the rewritten file.
     monkeypatch.setattr(sys, "dont_write_bytecode", False)
@@ -499,12 +538,15 @@ def test_a_file_rewritten_within_a_second_with_the_same_size_loads_the_new_code(
 
 
 def test_tracebacks_show_the_code_that_runs(tmp_path, catalog, loader):
-    path = write(tmp_path / "tb.py", """\
+    path = write(
+        tmp_path / "tb.py",
+        """\
         from kzconsole.plugin import task
         @task("tb", "go", description="d")
         def go(ctx, it):
             raise ValueError("first version")
-    """)
+    """,
+    )
     loader.load_file(path)
     write(path, "x = 1\n\n\n# the file on disk changed but was not reloaded\n")
     with pytest.raises(ValueError) as info:
@@ -566,12 +608,15 @@ def plugin_module_text(category: str, action: str, result: str) -> str:
 
 
 def test_builtins_are_imported_freshly_for_every_loader(tmp_path, monkeypatch):
-    package = make_package(tmp_path, {
-        "beta": plugin_module_text("b", "go", "beta"),
-        "alpha": plugin_module_text("a", "go", "alpha"),
-        "_shared": "raise RuntimeError('helpers are not plugins')\n",
-        "broken": "raise RuntimeError('broken built-in')\n",
-    })
+    package = make_package(
+        tmp_path,
+        {
+            "beta": plugin_module_text("b", "go", "beta"),
+            "alpha": plugin_module_text("a", "go", "alpha"),
+            "_shared": "raise RuntimeError('helpers are not plugins')\n",
+            "broken": "raise RuntimeError('broken built-in')\n",
+        },
+    )
     monkeypatch.syspath_prepend(str(tmp_path))
     for _ in range(2):  # a second engine in the same process still gets every declaration
         catalog = Catalog()
@@ -599,9 +644,7 @@ def test_missing_builtin_package_is_not_fatal(catalog, loader, caplog):
 
 def test_the_real_builtin_package_loads_cleanly(catalog, loader):
     loader.load_builtins()
-    assert all(s.loaded and s.error is None for s in catalog.sources()), [
-        s.error for s in catalog.sources()
-    ]
+    assert all(s.loaded and s.error is None for s in catalog.sources()), [s.error for s in catalog.sources()]
 
 
 def fake_entry_points(monkeypatch, *values: str) -> None:
@@ -663,6 +706,4 @@ def test_load_all_order_is_builtins_directories_entry_points(tmp_path, monkeypat
     # load_all loads the default package; point it at the test package instead.
     monkeypatch.setattr(loader, "load_builtins", lambda: Loader.load_builtins(loader, package))
     loader.load_all([first, second])
-    assert [t.function() for t in catalog.triggers("daily")] == [
-        "builtin", "first dir", "second dir", "entry point",
-    ]
+    assert [t.function() for t in catalog.triggers("daily")] == ["builtin", "first dir", "second dir", "entry point"]

@@ -6,17 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from kzconsole.engine.results import (
-    CSV,
-    FINISH,
-    KEEP,
-    LIST_OF_ROWS_IN_CSV,
-    NOINPUT,
-    Header,
-    Outcome,
-    Raised,
-    interpret,
-)
+from kzconsole.engine.results import CSV, FINISH, KEEP, LIST_OF_ROWS_IN_CSV, NOINPUT, Header, Outcome, Raised, interpret
 from kzconsole.plugin import OK, STOP, Next
 
 HEADER = Header(["a", "b", "error"])
@@ -46,26 +36,27 @@ def test_ok_writes_the_input_row_as_the_row_loops_fast_path_does(result):
     assert outcome.state is KEEP and not outcome.end
 
 
-@pytest.mark.parametrize("result, expected", [
-    ("bad", [["1", "2", "bad"]]),
-    ("", [["1", "2", "unspecified error"]]),
-    ({"a": "x", "error": "no"}, [["x", None, "no"]]),
-    ([["x"], ["y"]], [["1", "2", LIST_OF_ROWS_IN_CSV]]),
-    ([["x"], 3], [["1", "2", "invalid return value: [['x'], 3]"]]),
-    (["1", "2", "3", "4"], [["1", "2", "row has 4 cells, the output header has 3"]]),
-    (42, [["1", "2", "invalid return value: 42"]]),
-])
+@pytest.mark.parametrize(
+    "result, expected",
+    [
+        ("bad", [["1", "2", "bad"]]),
+        ("", [["1", "2", "unspecified error"]]),
+        ({"a": "x", "error": "no"}, [["x", None, "no"]]),
+        ([["x"], ["y"]], [["1", "2", LIST_OF_ROWS_IN_CSV]]),
+        ([["x"], 3], [["1", "2", "invalid return value: [['x'], 3]"]]),
+        (["1", "2", "3", "4"], [["1", "2", "row has 4 cells, the output header has 3"]]),
+        (42, [["1", "2", "invalid return value: 42"]]),
+    ],
+)
 def test_csv_failures(result, expected):
     outcome = csv(result)
     assert rows(outcome) == expected and (outcome.success, outcome.failure) == (0, 1)
 
 
-@pytest.mark.parametrize("result, expected", [
-    (["x"], [["x", None, None]]),
-    ({"a": "x", "error": ""}, [["x", None, ""]]),
-    ([], []),
-    (Next(5), []),
-])
+@pytest.mark.parametrize(
+    "result, expected",
+    [(["x"], [["x", None, None]]), ({"a": "x", "error": ""}, [["x", None, ""]]), ([], []), (Next(5), [])],
+)
 def test_csv_successes(result, expected):
     outcome = csv(result)
     assert rows(outcome) == expected and (outcome.success, outcome.failure) == (1, 0)

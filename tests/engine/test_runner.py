@@ -10,7 +10,7 @@ import pytest
 from kzconsole.engine import JobControl, JobProgressed, JobStatus
 from tests.conftest import log_text, output_csv, write_csv
 
-CASES_PLUGIN = '''
+CASES_PLUGIN = """
 import sys
 from kzconsole.plugin import task, verifier, INIT, STOP, OK, Next
 
@@ -52,7 +52,7 @@ class Thing:
 @task("t", "cases", description="Returns what the case column says", mandatory=["case"], optional=["a"])
 def cases(ctx, it, row):
     return CASES[row["case"]](it)
-'''
+"""
 
 
 def run_cases(engine_factory, plugin_dir, tmp_path, cases, **kw):
@@ -66,9 +66,26 @@ def run_cases(engine_factory, plugin_dir, tmp_path, cases, **kw):
 
 def test_every_csv_return_value(engine_factory, plugin_dir, tmp_path):
     cases = [
-        "ok", "none", "str", "emptystr", "row", "tuple", "cells", "objcell", "dict", "dicterr",
-        "dictemptyerr", "rows", "emptylist", "emptytuple", "invalid", "mixed", "toolong", "raise",
-        "raise_empty", "exit",
+        "ok",
+        "none",
+        "str",
+        "emptystr",
+        "row",
+        "tuple",
+        "cells",
+        "objcell",
+        "dict",
+        "dicterr",
+        "dictemptyerr",
+        "rows",
+        "emptylist",
+        "emptytuple",
+        "invalid",
+        "mixed",
+        "toolong",
+        "raise",
+        "raise_empty",
+        "exit",
     ]
     _engine, final, out = run_cases(engine_factory, plugin_dir, tmp_path, cases)
     assert out[0] == ["case", "a", "error"]
@@ -103,15 +120,26 @@ def test_every_csv_return_value(engine_factory, plugin_dir, tmp_path):
 
 
 def test_next_state_is_handed_on(engine_factory, plugin_dir, tmp_path):
-    cases = ["echo_it", "next", "echo_it", "str", "echo_it", "nextnone", "echo_it", "nextres",
-             "echo_it", "nextrow", "echo_it"]
+    cases = [
+        "echo_it",
+        "next",
+        "echo_it",
+        "str",
+        "echo_it",
+        "nextnone",
+        "echo_it",
+        "nextres",
+        "echo_it",
+        "nextrow",
+        "echo_it",
+    ]
     _, final, out = run_cases(engine_factory, plugin_dir, tmp_path, cases)
     assert [r[0] for r in out[1:]] == [
-        "INIT",                 # first call
-        "'s1'",                 # after Next("s1") (writes nothing)
-        "str",                  # a failure writes the input row...
-        "'s1'",                 # ...and keeps `it`
-        "nextnone",             # Next(s, None) is OK: input row written
+        "INIT",  # first call
+        "'s1'",  # after Next("s1") (writes nothing)
+        "str",  # a failure writes the input row...
+        "'s1'",  # ...and keeps `it`
+        "nextnone",  # Next(s, None) is OK: input row written
         "'s2'",
         "nextres",
         "'s3'",
@@ -122,10 +150,7 @@ def test_next_state_is_handed_on(engine_factory, plugin_dir, tmp_path):
     assert final.failure_count == 2 and final.success_count == 9
 
 
-@pytest.mark.parametrize(
-    "last, written",
-    [("stop", []), ("nextstop", [["last", "", ""]]), ("nextstop_bare", [])],
-)
+@pytest.mark.parametrize("last, written", [("stop", []), ("nextstop", [["last", "", ""]]), ("nextstop_bare", [])])
 def test_stop_ends_the_job(engine_factory, plugin_dir, tmp_path, last, written):
     _, final, out = run_cases(engine_factory, plugin_dir, tmp_path, ["ok", last, "ok", "ok"])
     assert out[1:] == [["ok", "av", ""]] + written
@@ -136,7 +161,9 @@ def test_stop_ends_the_job(engine_factory, plugin_dir, tmp_path, last, written):
 
 
 def test_verifiers_fail_closed_and_keep_it(engine_factory, plugin_dir, tmp_path):
-    plugin_dir.write("v.py", '''
+    plugin_dir.write(
+        "v.py",
+        """
 from kzconsole.plugin import task, verifier, Next
 
 @verifier("v", "e164")
@@ -158,16 +185,20 @@ def account_id(value):
 def go(ctx, it, row):
     n = 0 if not isinstance(it, int) else it
     return Next(n + 1, {"e164": row["e164"], "account_id": str(n)})
-''')
+""",
+    )
     engine = engine_factory()
-    src = write_csv(tmp_path / "in.csv", [
-        ["account_id", "e164", "extra"],
-        ["", "+1415", ""],
-        ["short", "123", ""],
-        ["", "+1", "raise"],
-        ["", "+2", "forgot"],
-        ["", "+3", ""],
-    ])
+    src = write_csv(
+        tmp_path / "in.csv",
+        [
+            ["account_id", "e164", "extra"],
+            ["", "+1415", ""],
+            ["short", "123", ""],
+            ["", "+1", "raise"],
+            ["", "+2", "forgot"],
+            ["", "+3", ""],
+        ],
+    )
     job = engine.add_job("v", "go", input=src)
     final = engine.run_job(job.id)
     out = output_csv(engine, final)
@@ -175,15 +206,17 @@ def go(ctx, it, row):
     assert out[1:] == [
         ["+1415", "0", ""],
         ["123", "short", "bad field(s): account_id, e164"],  # input-header order
-        ["+1", "", "bad field(s): extra"],                   # a raising verifier rejects
-        ["+2", "", "bad field(s): extra"],                   # so does one that returns None
-        ["+3", "1", ""],                                     # `it` unchanged by bad rows
+        ["+1", "", "bad field(s): extra"],  # a raising verifier rejects
+        ["+2", "", "bad field(s): extra"],  # so does one that returns None
+        ["+3", "1", ""],  # `it` unchanged by bad rows
     ]
     assert (final.success_count, final.failure_count, final.status) == (2, 3, JobStatus.PARTIAL)
 
 
 def test_output_header_rules(engine_factory, plugin_dir, tmp_path):
-    plugin_dir.write("h.py", '''
+    plugin_dir.write(
+        "h.py",
+        """
 from kzconsole.plugin import task, Next, STOP
 
 def boom():
@@ -206,7 +239,8 @@ def nofields(ctx, it, row): return None
 
 @task("h", "noinput", description="d")
 def noinput(ctx, it): return Next(STOP, "only error")
-''')
+""",
+    )
     engine = engine_factory()
     src = write_csv(tmp_path / "in.csv", [["a", "zz"], ["1", "2"]])
 
@@ -226,7 +260,7 @@ def noinput(ctx, it): return Next(STOP, "only error")
     assert "no header today" in log
 
 
-NOINPUT = '''
+NOINPUT = """
 from kzconsole.plugin import task, STOP, OK, Next
 
 SCRIPT = {}
@@ -250,7 +284,7 @@ def gen(ctx):
     yield ["one"]
     yield [["two"], {"v": "three"}]
     yield "gen failed row"
-'''
+"""
 
 
 def run_noinput(engine_factory, plugin_dir, steps, action="script"):
@@ -267,26 +301,38 @@ def run_noinput(engine_factory, plugin_dir, steps, action="script"):
 def test_noinput_return_values(engine_factory, plugin_dir):
     from kzconsole.plugin import Next
 
-    final, out = run_noinput(engine_factory, plugin_dir, [
-        None,                       # success, nothing written
-        "failed",                   # failure, one row with error
-        ["r1"],                     # a row
-        {"v": "d", "error": None},  # dict success
-        {"v": "e", "error": "x"},   # dict failure
-        [["m1"], ["m2"], {"v": "m3"}],  # each row written and counted
-        [],                         # not counted
-        Next(None),                 # not counted
-        "",                         # unspecified error
-    ])
-    assert out == [["v", "error"], ["", "failed"], ["r1", ""], ["d", ""], ["e", "x"],
-                   ["m1", ""], ["m2", ""], ["m3", ""], ["", "unspecified error"]]
+    final, out = run_noinput(
+        engine_factory,
+        plugin_dir,
+        [
+            None,  # success, nothing written
+            "failed",  # failure, one row with error
+            ["r1"],  # a row
+            {"v": "d", "error": None},  # dict success
+            {"v": "e", "error": "x"},  # dict failure
+            [["m1"], ["m2"], {"v": "m3"}],  # each row written and counted
+            [],  # not counted
+            Next(None),  # not counted
+            "",  # unspecified error
+        ],
+    )
+    assert out == [
+        ["v", "error"],
+        ["", "failed"],
+        ["r1", ""],
+        ["d", ""],
+        ["e", "x"],
+        ["m1", ""],
+        ["m2", ""],
+        ["m3", ""],
+        ["", "unspecified error"],
+    ]
     assert (final.success_count, final.failure_count) == (6, 3)
     assert final.total_count is None
     assert final.status is JobStatus.PARTIAL
 
 
-@pytest.mark.parametrize("bad, error", [(42, "invalid return value: 42"),
-                                        (ValueError("nope"), "ValueError: nope")])
+@pytest.mark.parametrize("bad, error", [(42, "invalid return value: 42"), (ValueError("nope"), "ValueError: nope")])
 def test_noinput_invalid_or_raise_ends_the_job(engine_factory, plugin_dir, bad, error):
     final, out = run_noinput(engine_factory, plugin_dir, [["a"], bad, ["never"]])
     assert out == [["v", "error"], ["a", ""], ["", error]]
@@ -305,7 +351,7 @@ def test_generator_task(engine_factory, plugin_dir):
     assert (final.success_count, final.failure_count, final.status) == (3, 1, JobStatus.PARTIAL)
 
 
-FINISH = '''
+FINISH = """
 from kzconsole.plugin import task, Next, STOP
 
 SEEN = []
@@ -338,7 +384,7 @@ def s(ctx, it, row):
 @task("f", "noinput", description="d", finish=fin_rows, output_header=["k", "v"])
 def ni(ctx, it):
     raise ValueError("first call fails")
-'''
+"""
 
 
 def test_finish_hook(engine_factory, plugin_dir, tmp_path):
@@ -372,7 +418,7 @@ def test_all_rows_failing_is_failure(engine_factory, plugin_dir, tmp_path):
     assert final.status is JobStatus.FAILURE
 
 
-SLOW = '''
+SLOW = """
 import threading
 from kzconsole.plugin import task
 
@@ -385,7 +431,7 @@ def slow(ctx, it, row):
     if row["n"] == "2":
         GATE.wait(10)
     return None
-'''
+"""
 
 
 def test_operator_stop_keeps_output_and_counts(engine_factory, plugin_dir, tmp_path):
@@ -441,9 +487,10 @@ def test_progress_events_and_checkpoints(engine_factory, plugin_dir, tmp_path):
     assert updates and updates[-1].success == 10
 
 
-
 def test_prints_go_to_the_job_log_even_without_a_final_newline(engine_factory, plugin_dir, tmp_path, capsys):
-    plugin_dir.write("p.py", '''
+    plugin_dir.write(
+        "p.py",
+        """
 import sys
 from kzconsole.plugin import task
 
@@ -452,7 +499,8 @@ def talk(ctx, it, row):
     print("hello from", row["a"])
     sys.stdout.write("no newline at the end")
     return None
-''')
+""",
+    )
     engine = engine_factory()
     src = write_csv(tmp_path / "in.csv", [["a"], ["x"]])
     job = engine.add_job("p", "talk", input=src)

@@ -11,7 +11,7 @@ import pytest
 from kzconsole.engine import Engine, InvalidJobState, JobChanged, JobStatus
 from tests.conftest import make_settings, output_csv, write_csv
 
-GATED = '''
+GATED = """
 import threading
 from kzconsole.plugin import task, Next
 
@@ -27,7 +27,7 @@ def gated(ctx, it, row):
 @task("g", "quick", description="returns OK", mandatory=["n"])
 def quick(ctx, it, row):
     return None
-'''
+"""
 
 
 class Finished:

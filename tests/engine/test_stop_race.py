@@ -13,7 +13,7 @@ from kzconsole.engine import Engine, InvalidJobState, JobChanged, JobStatus
 from kzconsole.engine.clock import FakeClock
 from tests.conftest import make_settings, write_csv
 
-PLUGIN = '''
+PLUGIN = """
 import threading
 from kzconsole.plugin import task
 
@@ -31,7 +31,7 @@ def slow(ctx, it, row):
 def first(ctx, it, row):
     HOLD.wait(30)
     return None
-'''
+"""
 
 STEPS = ["claiming", "claimed", "registered", "running"]
 ROWS = 3

@@ -23,12 +23,7 @@ from kzconsole.engine.clock import FakeClock
 from kzconsole.engine.events import EventBus, TriggerFired
 from kzconsole.engine.models import EngineLease
 from kzconsole.engine.store.sqlite import SQLiteStore
-from kzconsole.engine.triggers import (
-    TriggerEngine,
-    boundary_at,
-    next_boundary,
-    seconds_until,
-)
+from kzconsole.engine.triggers import TriggerEngine, boundary_at, next_boundary, seconds_until
 from kzconsole.plugin import Database, TriggerSpec, Where
 from tests.conftest import make_settings
 
@@ -46,10 +41,25 @@ def at(h: int, m: int, s: float = 0, day: int = 28) -> float:
 
 MINUTE = [((1, 2, 0), 60), ((1, 2, 1), 59), ((1, 2, 30), 30), ((1, 2, 58), 2), ((1, 2, 59), 1), ((1, 2, 60), 0)]
 HOUR = [
-    ((1, 0, 0), 3600), ((1, 0, 1), 3599), ((1, 1, 0), 3540), ((1, 1, 1), 3539), ((1, 30, 0), 1800),
-    ((1, 30, 30), 1770), ((1, 30, 59), 1741), ((1, 59, 0), 60), ((1, 59, 1), 59), ((1, 59, 59), 1),
+    ((1, 0, 0), 3600),
+    ((1, 0, 1), 3599),
+    ((1, 1, 0), 3540),
+    ((1, 1, 1), 3539),
+    ((1, 30, 0), 1800),
+    ((1, 30, 30), 1770),
+    ((1, 30, 59), 1741),
+    ((1, 59, 0), 60),
+    ((1, 59, 1), 59),
+    ((1, 59, 59), 1),
 ]
-DAY = [((0, 0, 0), 86400), ((23, 58, 59), 61), ((23, 59, 0), 60), ((23, 59, 57), 3), ((23, 59, 58), 2), ((23, 59, 59), 1)]
+DAY = [
+    ((0, 0, 0), 86400),
+    ((23, 58, 59), 61),
+    ((23, 59, 0), 60),
+    ((23, 59, 57), 3),
+    ((23, 59, 58), 2),
+    ((23, 59, 59), 1),
+]
 
 
 @pytest.mark.parametrize(
@@ -109,8 +119,13 @@ class Engines:
     def __call__(self, catalog, *, node="A", clock=None, dbs=(), interval=3600, **kw) -> TriggerEngine:
         clock = clock or FakeClock(T0)
         te = TriggerEngine(
-            catalog=catalog, store=self.store, node=node, clock=clock,
-            databases=(dbs if callable(dbs) else lambda: list(dbs)), browse_dbs_interval_s=interval, **kw,
+            catalog=catalog,
+            store=self.store,
+            node=node,
+            clock=clock,
+            databases=(dbs if callable(dbs) else lambda: list(dbs)),
+            browse_dbs_interval_s=interval,
+            **kw,
         )
         te.arm(clock.time())
         self.made.append(te)
@@ -138,7 +153,9 @@ def run_step(te: TriggerEngine, now: float) -> float:
 def test_cron_fires_at_second_zero_and_never_drifts(engines, store):
     calls = []
     catalog = catalog_with(
-        ("minutely", lambda: calls.append("m")), ("hourly", lambda: calls.append("h")), ("daily", lambda: calls.append("d"))
+        ("minutely", lambda: calls.append("m")),
+        ("hourly", lambda: calls.append("h")),
+        ("daily", lambda: calls.append("d")),
     )
     te = engines(catalog)
     assert te.next_fire("minutely") == at(9, 1)
@@ -203,10 +220,26 @@ def test_functions_run_serially_in_load_order_and_a_failure_does_not_stop_the_re
     assert firing.status == "failed"
     assert firing.reason == "2 of 4 function(s) raised"
     assert [(f["function"], f["ok"], f["error"]) for f in firing.functions] == [
-        (f"{SRC}:test_functions_run_serially_in_load_order_and_a_failure_does_not_stop_the_rest.<locals>.first", True, None),
-        (f"{SRC}:test_functions_run_serially_in_load_order_and_a_failure_does_not_stop_the_rest.<locals>.boom", False, "ValueError: no luck"),
-        (f"{SRC}:test_functions_run_serially_in_load_order_and_a_failure_does_not_stop_the_rest.<locals>.leave", False, "SystemExit: 3"),
-        ("/plugins/zz_later.py:test_functions_run_serially_in_load_order_and_a_failure_does_not_stop_the_rest.<locals>.last", True, None),
+        (
+            f"{SRC}:test_functions_run_serially_in_load_order_and_a_failure_does_not_stop_the_rest.<locals>.first",
+            True,
+            None,
+        ),
+        (
+            f"{SRC}:test_functions_run_serially_in_load_order_and_a_failure_does_not_stop_the_rest.<locals>.boom",
+            False,
+            "ValueError: no luck",
+        ),
+        (
+            f"{SRC}:test_functions_run_serially_in_load_order_and_a_failure_does_not_stop_the_rest.<locals>.leave",
+            False,
+            "SystemExit: 3",
+        ),
+        (
+            "/plugins/zz_later.py:test_functions_run_serially_in_load_order_and_a_failure_does_not_stop_the_rest.<locals>.last",
+            True,
+            None,
+        ),
     ]
     assert all(f["seconds"] >= 0 for f in firing.functions)
     assert firing.public()["started"] == at(10, 0) and firing.ended is not None
@@ -380,8 +413,7 @@ SORTED = sorted(DBS, key=lambda d: d.name)
 def test_pass_interval_counts_from_the_end_of_the_previous_pass(engines, store):
     seen = []
     listing = [lambda: SORTED]  # what the database source does, changed as the test goes
-    te = engines(catalog_with(("account", lambda db: seen.append(db.name))), dbs=lambda: listing[0](),
-                 interval=600)
+    te = engines(catalog_with(("account", lambda db: seen.append(db.name))), dbs=lambda: listing[0](), interval=600)
     clock = te.clock
     run_step(te, T0 + 599)
     assert seen == []
@@ -515,7 +547,7 @@ def test_stopping_the_engine_ends_a_pass_between_databases(engines, store):
 
 # --- facade and command line ------------------------------------------------------------------
 
-PLUGIN = '''
+PLUGIN = """
 from kzconsole.plugin import trigger
 
 CALLS = []
@@ -532,7 +564,7 @@ def broken():
 @trigger("all_dbs")
 def visit(db):
     CALLS.append(db.name)
-'''
+"""
 
 
 def _engine(tmp_path, plugin_dir, **triggers):
@@ -557,7 +589,16 @@ def test_facade_fire_and_schedule(tmp_path, plugin_dir):
         assert functions[1]["error"] == "KeyError: 'missing'"
         assert firing.reason == f"1 of {len(firing.functions)} function(s) raised"
         entries = {e["name"]: e for e in engine.trigger_schedule()}
-        assert list(entries) == ["minutely", "hourly", "daily", "databases", "account", "account_mod", "system", "other"]
+        assert list(entries) == [
+            "minutely",
+            "hourly",
+            "daily",
+            "databases",
+            "account",
+            "account_mod",
+            "system",
+            "other",
+        ]
         assert mine(entries["minutely"]["functions"]) == [f"{path}:tick", f"{path}:broken"]
         assert entries["minutely"]["next_fire"] == at(9, 1)
         assert entries["minutely"]["last"] == firing.public()
@@ -598,7 +639,7 @@ def _kzconsole(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env.pop("KZCONSOLE_CONFIG", None)
     env.pop("KZCONSOLE_DATA_DIR", None)
     return subprocess.run(
-        [sys.executable, "-m", "kzconsole", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60,
+        [sys.executable, "-m", "kzconsole", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=60
     )
 
 

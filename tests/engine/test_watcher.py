@@ -259,7 +259,7 @@ def test_stop_ends_the_thread(tmp_path):
 
 # --- with an engine: running jobs keep their code --------------------------------------------
 
-JOB_PLUGIN = '''
+JOB_PLUGIN = """
 import kz_test_watch_gate as gate
 from kzconsole.plugin import Next, STOP, task
 
@@ -268,7 +268,7 @@ def which(ctx, it):
     gate.entered.set()
     gate.release.wait(10)
     return Next(STOP, ["{version}"])
-'''
+"""
 
 
 def test_a_running_job_finishes_with_the_code_it_started_with(engine_factory, plugin_dir, monkeypatch):

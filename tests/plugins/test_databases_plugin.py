@@ -111,15 +111,22 @@ def test_list_with_no_databases_is_an_empty_success(make_engine):
 
 def test_compact_example(make_engine, dbdir):
     monthly = f"{BLOATED_ACCOUNT}-202601"
-    sizes = {name: db_file(dbdir, name).stat().st_size for name in ("accounts", "system_config", BLOATED_ACCOUNT, monthly)}
+    sizes = {
+        name: db_file(dbdir, name).stat().st_size for name in ("accounts", "system_config", BLOATED_ACCOUNT, monthly)
+    }
     assert pages(db_file(dbdir, "accounts"))[1] == 0  # a tight database...
     assert pages(db_file(dbdir, BLOATED_ACCOUNT))[1] > 0  # ...and bloated ones
     engine = make_engine()
     final, out = run(engine, "compact", EXAMPLES / "databases_compact.csv")
     assert out[0] == ["database", "before_disk", "after_disk", "result", "error"]
     rows = {r[0]: r for r in out[1:]}
-    assert rows["accounts"] == ["accounts", str(sizes["accounts"]), str(sizes["accounts"]),
-                                "skipped: free ratio 0.000 is not above 0.2 (force=true compacts anyway)", ""]
+    assert rows["accounts"] == [
+        "accounts",
+        str(sizes["accounts"]),
+        str(sizes["accounts"]),
+        "skipped: free ratio 0.000 is not above 0.2 (force=true compacts anyway)",
+        "",
+    ]
     assert rows["system_config"][1:] == [str(sizes["system_config"]), str(sizes["system_config"]), "compacted", ""]
     for name in (BLOATED_ACCOUNT, monthly):  # no force needed: their free ratio is above 0.2
         before, after = int(rows[name][1]), int(rows[name][2])
@@ -162,10 +169,14 @@ def test_compact_failures(make_engine, dbdir, tmp_path):
 
 
 def test_database_pass_compacts_bloated_sqlite_databases(make_engine, dbdir, caplog):
-    before = {name: (db_file(dbdir, name).stat().st_size, pages(db_file(dbdir, name))) for name in demo_database_names()}
+    before = {
+        name: (db_file(dbdir, name).stat().st_size, pages(db_file(dbdir, name))) for name in demo_database_names()
+    }
     engine = make_engine()
-    assert "kzconsole.plugins.databases:auto_compact" in next(
-        t for t in engine.trigger_schedule() if t["name"] == "databases")["functions"]
+    assert (
+        "kzconsole.plugins.databases:auto_compact"
+        in next(t for t in engine.trigger_schedule() if t["name"] == "databases")["functions"]
+    )
     with caplog.at_level(logging.INFO, logger="kzconsole.plugins.databases"):
         firing = engine.fire_trigger("databases")
     assert firing.status == "ok", firing

@@ -15,8 +15,9 @@ STATUSES = {"pending", "success", "failure", "partial", "stopped", "internal_err
 
 
 def kz(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "kzconsole", *args], capture_output=True, text=True,
-                          timeout=120, check=check)
+    return subprocess.run(
+        [sys.executable, "-m", "kzconsole", *args], capture_output=True, text=True, timeout=120, check=check
+    )
 
 
 def test_demo_no_tui_creates_databases_and_jobs_of_every_status(tmp_path):
@@ -32,10 +33,19 @@ def test_demo_no_tui_creates_databases_and_jobs_of_every_status(tmp_path):
     jobs = json.loads(kz("--data-dir", str(target), "tasks", "list", "--json").stdout)
     assert {j["status"] for j in jobs} == STATUSES
     assert {f"{j['category']}/{j['action']}" for j in jobs} >= {
-        "skel/id2", "numbers/normalize", "numbers/dedupe", "numbers/summarize",
-        "databases/list", "databases/compact", "jobs/export"}
+        "skel/id2",
+        "numbers/normalize",
+        "numbers/dedupe",
+        "numbers/summarize",
+        "databases/list",
+        "databases/compact",
+        "jobs/export",
+    }
     stopped = next(j for j in jobs if j["status"] == "stopped")
-    assert stopped["error"] == "stopped by operator" and 0 < stopped["success_count"] + stopped["failure_count"] < stopped["total_count"]
+    assert (
+        stopped["error"] == "stopped by operator"
+        and 0 < stopped["success_count"] + stopped["failure_count"] < stopped["total_count"]
+    )
     broken = next(j for j in jobs if j["status"] == "internal_error")
     assert "cannot read the input" in broken["error"]
 
@@ -76,8 +86,13 @@ def test_demo_takes_the_global_data_dir_and_removes_its_own_temporary_folder(tmp
     import tempfile
 
     seen = []
-    monkeypatch.setitem(sys.modules, "kzconsole.app", types.SimpleNamespace(
-        run_console=lambda settings, **kw: seen.append((settings.data_dir, kw.get("ascii"))) or 0))
+    monkeypatch.setitem(
+        sys.modules,
+        "kzconsole.app",
+        types.SimpleNamespace(
+            run_console=lambda settings, **kw: seen.append((settings.data_dir, kw.get("ascii"))) or 0
+        ),
+    )
     target = tmp_path / "mine"
     assert run_demo(Namespace(no_tui=False, dir=None, config=None, data_dir=str(target), plugins=[], ascii=True)) == 0
     assert seen[-1] == (target.resolve(), True) and (target / "kzconsole.db").exists()  # kept: the operator's

@@ -48,17 +48,38 @@ def by_number(out: list[list[str]]) -> dict[str, dict[str, str]]:
 
 def test_normalize_example(make_engine):
     final, out = run(make_engine(), "normalize", EXAMPLES / "numbers_normalize.csv")
-    assert out[0] == ["number", "country", "account_id", "e164", "national", "international",
-                      "region", "type", "valid", "error"]
+    assert out[0] == [
+        "number",
+        "country",
+        "account_id",
+        "e164",
+        "national",
+        "international",
+        "region",
+        "type",
+        "valid",
+        "error",
+    ]
     rows = by_number(out)
     assert len(out) - 1 == final.total_count == 20
 
     gb = rows["+44 20 7946 0958"]
-    assert (gb["e164"], gb["national"], gb["international"], gb["region"], gb["type"], gb["valid"],
-            gb["error"]) == ("+442079460958", "020 7946 0958", "+44 20 7946 0958", "GB", "fixed_line", "true", "")
+    assert (gb["e164"], gb["national"], gb["international"], gb["region"], gb["type"], gb["valid"], gb["error"]) == (
+        "+442079460958",
+        "020 7946 0958",
+        "+44 20 7946 0958",
+        "GB",
+        "fixed_line",
+        "true",
+        "",
+    )
     us = rows["(415) 555-2671"]
     assert (us["e164"], us["region"], us["account_id"], us["valid"]) == (
-        "+14155552671", "US", "4a7f3c9e1b2d4f6a8c0e2b4d6f8a0c1e", "true")
+        "+14155552671",
+        "US",
+        "4a7f3c9e1b2d4f6a8c0e2b4d6f8a0c1e",
+        "true",
+    )
     assert rows["+1 800 555 0199"]["type"] == "toll_free"
     fr = rows["06 12 34 56 78"]  # a national number in a lowercase country
     assert (fr["e164"], fr["region"], fr["type"]) == ("+33612345678", "FR", "mobile")
@@ -183,8 +204,13 @@ def run_resumed(make_engine, action: str, source: Path, cut: int) -> tuple:
 
     second = make_engine()
     done = threading.Event()
-    second.events.subscribe(lambda ev: done.set() if getattr(ev, "job", None) is not None
-                            and ev.job.id == job.id and ev.job.status.is_finished else None)
+    second.events.subscribe(
+        lambda ev: (
+            done.set()
+            if getattr(ev, "job", None) is not None and ev.job.id == job.id and ev.job.status.is_finished
+            else None
+        )
+    )
     second.start(watch=False, triggers=False)  # its scheduler resumes the orphan
     assert done.wait(20), "the job was not resumed"
     final = second.get_job(job.id)
@@ -228,6 +254,9 @@ def test_summarize_is_exact_across_a_resume(make_engine):
 def test_summarize_with_every_row_rejected_writes_no_report(make_engine, tmp_path):
     src = write_csv(tmp_path / "uk.csv", [["number", "country"], ["020 7946 0958", "UK"], ["07700 900123", "UK"]])
     final, out = run(make_engine(), "summarize", src)
-    assert out == [["region", "type", "valid", "invalid", "error"],
-                   ["", "", "", "", "bad field(s): country"], ["", "", "", "", "bad field(s): country"]]
+    assert out == [
+        ["region", "type", "valid", "invalid", "error"],
+        ["", "", "", "", "bad field(s): country"],
+        ["", "", "", "", "bad field(s): country"],
+    ]
     assert final.status is JobStatus.FAILURE

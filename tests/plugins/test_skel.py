@@ -20,8 +20,13 @@ def run(engine, action, source=None):
 
 def test_id2_example(engine_factory):
     final, out = run(engine_factory(), "id2", EXAMPLES / "skel_id2.csv")
-    assert out == [["Col1", "Col2", "error"], ["alpha", "one", ""], ["beta", "two", ""],
-                   ["gamma, with a comma", 'three "quoted"', ""], ["delta", "four", ""]]
+    assert out == [
+        ["Col1", "Col2", "error"],
+        ["alpha", "one", ""],
+        ["beta", "two", ""],
+        ["gamma, with a comma", 'three "quoted"', ""],
+        ["delta", "four", ""],
+    ]
     assert final.status is JobStatus.SUCCESS and final.success_count == 4
 
 

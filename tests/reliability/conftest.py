@@ -40,8 +40,9 @@ class Finished:
             return self.records[job_id]
 
 
-def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition",
-               interval: float = 0.01) -> Any:
+def wait_until(
+    predicate: Callable[[], Any], timeout: float = 15.0, what: str = "condition", interval: float = 0.01
+) -> Any:
     """Poll ``predicate`` until it returns something truthy (state owned by another process has
     no event to wait on); fail with ``what`` after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -55,8 +56,9 @@ def wait_until(predicate: Callable[[], Any], timeout: float = 15.0, what: str = 
 
 
 def subprocess_env(home: Path) -> dict[str, str]:
-    env = dict(os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"),
-               XDG_DATA_HOME=str(home / ".local/share"))
+    env = dict(
+        os.environ, HOME=str(home), XDG_CONFIG_HOME=str(home / ".config"), XDG_DATA_HOME=str(home / ".local/share")
+    )
     env.pop("KZCONSOLE_CONFIG", None)
     env.pop("KZCONSOLE_DATA_DIR", None)
     return env
@@ -90,13 +92,25 @@ class Site:
         return path
 
     def argv(self, *args: str) -> list[str]:
-        return [sys.executable, "-m", "kzconsole", "--config", str(self.config),
-                "--data-dir", str(self.data), "--plugins", str(self.plugins), *args]
+        return [
+            sys.executable,
+            "-m",
+            "kzconsole",
+            "--config",
+            str(self.config),
+            "--data-dir",
+            str(self.data),
+            "--plugins",
+            str(self.plugins),
+            *args,
+        ]
 
-    def cli(self, *args: str, check: int | None = 0, input: bytes | None = None,
-            timeout: float = 60) -> subprocess.CompletedProcess:
-        proc = subprocess.run(self.argv(*args), capture_output=True, input=input, cwd=self.root,
-                              env=self.env, timeout=timeout)
+    def cli(
+        self, *args: str, check: int | None = 0, input: bytes | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess:
+        proc = subprocess.run(
+            self.argv(*args), capture_output=True, input=input, cwd=self.root, env=self.env, timeout=timeout
+        )
         if check is not None:
             assert proc.returncode == check, (args, proc.returncode, proc.stdout, proc.stderr)
         return proc
@@ -120,8 +134,9 @@ class EngineProcess:
         self.log_path = site.root / f"{name}.{time.monotonic_ns()}.log"
         self._log = open(self.log_path, "wb")  # closed in wait()
         # Each engine its own node name, so a job's `node` tells which one ran it (contract 9).
-        self.proc = subprocess.Popen(site.argv("engine", "--node", name), stdout=self._log, stderr=subprocess.STDOUT,
-                                     cwd=site.root, env=site.env)
+        self.proc = subprocess.Popen(
+            site.argv("engine", "--node", name), stdout=self._log, stderr=subprocess.STDOUT, cwd=site.root, env=site.env
+        )
 
     @property
     def pid(self) -> int:

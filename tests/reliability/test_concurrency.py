@@ -23,7 +23,7 @@ import pytest
 from kzconsole.engine import JobStatus
 from tests.reliability.conftest import Site, wait_until
 
-PLUGIN = '''
+PLUGIN = """
 import os
 import time
 from kzconsole.plugin import task, Next, STOP
@@ -44,9 +44,9 @@ def mark_(ctx, it):
     time.sleep(0.005)  # long enough for the jobs of one engine to overlap
     mark("E", ctx.job_id)
     return Next(STOP, [ctx.job_id])
-'''
+"""
 
-WORKER = r'''
+WORKER = r"""
 import contextlib, io, json, subprocess, sys
 from kzconsole.cli import main
 
@@ -81,7 +81,7 @@ for i in range(count):
 
 with open(result, "w") as f:
     json.dump({"ids": ids, "failures": failures, "stderr": stderr}, f)
-'''
+"""
 
 
 class Reader(threading.Thread):
@@ -124,8 +124,16 @@ class Reader(threading.Thread):
         self.join(30)
 
 
-def run_concurrently(tmp_path: Path, engines: list, *, jobs: int, workers: int, real_cli_workers: int = 0,
-                     real_cli_jobs: int = 0, timeout: float) -> None:
+def run_concurrently(
+    tmp_path: Path,
+    engines: list,
+    *,
+    jobs: int,
+    workers: int,
+    real_cli_workers: int = 0,
+    real_cli_jobs: int = 0,
+    timeout: float,
+) -> None:
     """``jobs`` in all; ``real_cli_workers`` of the ``workers`` run ``real_cli_jobs`` each through
     real ``kzconsole`` processes (a new interpreter per command), the others share the rest."""
     site = Site(tmp_path)
@@ -145,10 +153,17 @@ def run_concurrently(tmp_path: Path, engines: list, *, jobs: int, workers: int, 
             real = 1 if w < real_cli_workers else 0
             i = w - real_cli_workers
             count = real_cli_jobs if real else rest // in_process + (1 if i < rest % in_process else 0)
-            procs.append((subprocess.Popen(
-                [sys.executable, "-c", WORKER, base, str(count), str(real), str(tmp_path / f"worker{w}.json")],
-                cwd=tmp_path, env=site.env, stderr=subprocess.PIPE,
-            ), tmp_path / f"worker{w}.json"))
+            procs.append(
+                (
+                    subprocess.Popen(
+                        [sys.executable, "-c", WORKER, base, str(count), str(real), str(tmp_path / f"worker{w}.json")],
+                        cwd=tmp_path,
+                        env=site.env,
+                        stderr=subprocess.PIPE,
+                    ),
+                    tmp_path / f"worker{w}.json",
+                )
+            )
         results = []
         for proc, path in procs:
             _, err = proc.communicate(timeout=timeout)
@@ -163,8 +178,9 @@ def run_concurrently(tmp_path: Path, engines: list, *, jobs: int, workers: int, 
 
         store = site.store()
         try:
-            wait_until(lambda: store.count_jobs(status="success") == jobs, timeout,
-                       f"{jobs} jobs to succeed", interval=0.1)
+            wait_until(
+                lambda: store.count_jobs(status="success") == jobs, timeout, f"{jobs} jobs to succeed", interval=0.1
+            )
             assert store.count_jobs() == jobs  # no job lost, none extra
             records = store.list_jobs()
         finally:

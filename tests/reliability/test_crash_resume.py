@@ -22,7 +22,7 @@ import pytest
 from kzconsole.engine import JobRecord, JobStatus
 from tests.reliability.conftest import Site, wait_until
 
-PLUGIN = '''
+PLUGIN = """
 import os
 from kzconsole.plugin import task, Next, STOP, INIT
 
@@ -66,7 +66,7 @@ def tuplestate(ctx, it, row):
 def gen(ctx):
     for i in range(1, TICKS + 1):
         yield [i]
-'''
+"""
 
 
 def make_site(tmp_path: Path, **tasks) -> Site:
@@ -278,11 +278,14 @@ def test_soak_twenty_kills(tmp_path, engines):
 # ------------------------------------------------------------------------------------ (c)
 
 
-@pytest.mark.parametrize("action, reason", [
-    ("setstate", "does not survive a JSON round trip"),
-    ("tuplestate", "does not survive a JSON round trip"),
-    ("gen", "generator"),
-])
+@pytest.mark.parametrize(
+    "action, reason",
+    [
+        ("setstate", "does not survive a JSON round trip"),
+        ("tuplestate", "does not survive a JSON round trip"),
+        ("gen", "generator"),
+    ],
+)
 def test_state_that_cannot_be_saved_ends_internal_error_after_a_crash(tmp_path, engines, action, reason):
     site = make_site(tmp_path)
     job_id = add_noinput_job(site, action) if action == "gen" else add_csv_job(site, action, 2000)

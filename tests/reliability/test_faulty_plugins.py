@@ -19,7 +19,7 @@ from kzconsole.engine import JobProgressed, JobRejected, JobStatus
 from tests.conftest import log_text, output_csv, write_csv
 from tests.reliability.conftest import Finished, wait_until
 
-FAULTY = '''
+FAULTY = """
 import sys
 import threading
 from kzconsole.plugin import task, verifier, Next, STOP, OK
@@ -165,7 +165,7 @@ def leak(ctx, it, row):
 @task("f", "fine", description="A healthy task", mandatory=["n"])
 def fine(ctx, it, row):
     return None
-'''
+"""
 
 
 @pytest.fixture
@@ -175,13 +175,16 @@ def started(engine_factory, plugin_dir):
     plugin_dir.write("raise_at_import.py", "raise RuntimeError('import boom')\n")
     plugin_dir.write("exit_at_import.py", "import sys\nsys.exit(4)\n")
     plugin_dir.write("kbint_at_import.py", "raise KeyboardInterrupt\n")
-    plugin_dir.write("bad_declaration.py", """
+    plugin_dir.write(
+        "bad_declaration.py",
+        """
 from kzconsole.plugin import task
 
 @task("bad", "decl", description="declares fields on a noinput task", expected_content=None, mandatory=["x"])
 def decl(ctx, it):
     return None
-""")
+""",
+    )
     engine = engine_factory(max_running=4)
     engine.start(watch=False, triggers=False)
     finished = Finished(engine)
@@ -211,10 +214,12 @@ def assert_engine_healthy(engine, finished, tmp_path):
 def test_import_failures_are_load_errors(started, tmp_path):
     engine, finished, _ = started
     sources = {s.source.rsplit("/", 1)[-1]: s for s in engine.plugins() if s.kind == "file"}
-    for name, needle in [("raise_at_import.py", "RuntimeError: import boom"),
-                         ("exit_at_import.py", "SystemExit: 4"),
-                         ("kbint_at_import.py", "KeyboardInterrupt"),
-                         ("bad_declaration.py", "bad_declaration.py")]:
+    for name, needle in [
+        ("raise_at_import.py", "RuntimeError: import boom"),
+        ("exit_at_import.py", "SystemExit: 4"),
+        ("kbint_at_import.py", "KeyboardInterrupt"),
+        ("bad_declaration.py", "bad_declaration.py"),
+    ]:
         assert not sources[name].loaded, name
         assert needle in sources[name].error, (name, sources[name].error)
     assert sources["faulty.py"].loaded
@@ -237,10 +242,14 @@ def test_header_callable_failure_uses_the_default_header(started, tmp_path, acti
 
 def test_raising_verifier_fails_its_rows_closed(started, tmp_path):
     engine, finished, _ = started
-    final, out = run(engine, finished, tmp_path, "verified", ["raise", "ok", "false", "exit", "kbint"],
-                     category="fv")
-    assert out[1:] == [["raise", "bad field(s): n"], ["ok", ""], ["false", "bad field(s): n"],
-                       ["exit", "bad field(s): n"], ["kbint", "bad field(s): n"]]
+    final, out = run(engine, finished, tmp_path, "verified", ["raise", "ok", "false", "exit", "kbint"], category="fv")
+    assert out[1:] == [
+        ["raise", "bad field(s): n"],
+        ["ok", ""],
+        ["false", "bad field(s): n"],
+        ["exit", "bad field(s): n"],
+        ["kbint", "bad field(s): n"],
+    ]
     assert (final.status, final.success_count, final.failure_count) == (JobStatus.PARTIAL, 1, 4)
     assert_engine_healthy(engine, finished, tmp_path)
 
@@ -265,8 +274,20 @@ def test_every_wrong_return_type_fails_its_row(started, tmp_path):
     kinds = [k for k in mod["WRONG"] if k != "ok"]
     final, out = run(engine, finished, tmp_path, "wrong", kinds + ["ok"], column="kind")
     by_kind = {row[0]: row[2] for row in out[1:]}
-    for kind in ("int", "float", "bool", "bytes", "bytearray", "set", "frozenset", "ellipsis",
-                 "complex", "exception", "mixed", "type"):
+    for kind in (
+        "int",
+        "float",
+        "bool",
+        "bytes",
+        "bytearray",
+        "set",
+        "frozenset",
+        "ellipsis",
+        "complex",
+        "exception",
+        "mixed",
+        "type",
+    ):
         value = mod["WRONG"][kind]()
         assert by_kind[kind] == f"invalid return value: {repr(value)[:200]}", kind
     assert by_kind["object"] == "invalid return value: " + "L" * 200
@@ -287,11 +308,14 @@ def test_every_wrong_return_type_fails_its_row(started, tmp_path):
     assert_engine_healthy(engine, finished, tmp_path)
 
 
-@pytest.mark.parametrize("action, error", [
-    ("exit_noinput", "SystemExit: 5"),
-    ("kbint_noinput", "KeyboardInterrupt"),
-    ("wrong_noinput", "invalid return value: 42"),
-])
+@pytest.mark.parametrize(
+    "action, error",
+    [
+        ("exit_noinput", "SystemExit: 5"),
+        ("kbint_noinput", "KeyboardInterrupt"),
+        ("wrong_noinput", "invalid return value: 42"),
+    ],
+)
 def test_noinput_exit_interrupt_and_junk_end_the_job(started, tmp_path, action, error):
     engine, finished, _ = started
     final, out = run(engine, finished, tmp_path, action)
@@ -304,7 +328,8 @@ def test_endless_generator_is_stopped_by_the_operator(started, tmp_path):
     engine, finished, _ = started
     progressed = threading.Event()
     engine.events.subscribe(
-        lambda ev: progressed.set() if isinstance(ev, JobProgressed) and ev.rows_done >= 20 else None)
+        lambda ev: progressed.set() if isinstance(ev, JobProgressed) and ev.rows_done >= 20 else None
+    )
     job = engine.add_job("f", "forever", wait_ms=1)
     engine.start_job(job.id)
     assert progressed.wait(15), "the generator job made no progress"
@@ -372,7 +397,7 @@ def test_leaked_threads_do_not_hold_the_engine(started, tmp_path):
 
 # ----------------------------------------------------------------- through the command line
 
-CLI_PLUGIN = '''
+CLI_PLUGIN = """
 import sys
 import threading
 from kzconsole.plugin import task
@@ -392,7 +417,7 @@ def leak(ctx, it, row):
     threading.Thread(target=threading.Event().wait).start()  # daemon, like its creator
     threading.Thread(target=threading.Event().wait, daemon=False).start()
     return None
-'''
+"""
 
 
 def test_cli_json_stays_valid_when_a_plugin_prints(site, tmp_path):
@@ -432,7 +457,6 @@ def test_engine_stops_although_a_plugin_leaked_a_thread(site, engines, tmp_path)
     engines.append(engine)
     job = site.cli_json("tasks", "add", "p", "leak", "--input", str(src))
     site.cli("tasks", "start", job["id"])
-    wait_until(lambda: site.cli_json("tasks", "show", job["id"])["status"] == "success",
-               what="the job to succeed")
+    wait_until(lambda: site.cli_json("tasks", "show", job["id"])["status"] == "success", what="the job to succeed")
     # The leaked threads never end: the engine exits at all only if it does not wait for them.
     assert engine.terminate(timeout=20) == 0, engine.log()

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from kzconsole.engine import Engine, JobRejected, JobStatus
 from tests.conftest import make_settings
 
-PLUGIN = '''
+PLUGIN = """
 from kzconsole.plugin import task
 
 ROWS = []
@@ -36,19 +36,24 @@ def echo(ctx, it, row):
 def need(ctx, it, row):
     ROWS.append(dict(row))
     return []
-'''
+"""
 
 FUZZ = settings(
     max_examples=60,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                           HealthCheck.data_too_large],
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
 # Messages of a `csv` error that apply to no line (contract 3.3: line is null only then).
 NO_LINE_CSV = ("no header", "no data rows")
-NO_LINE_JSON = ("no header", "expected a JSON array", '"file_name" must be', '"records" must be',
-                "invalid JSON: nested too deeply", "invalid JSON: ")
+NO_LINE_JSON = (
+    "no header",
+    "expected a JSON array",
+    '"file_name" must be',
+    '"records" must be',
+    "invalid JSON: nested too deeply",
+    "invalid JSON: ",
+)
 
 
 class Harness:
@@ -125,8 +130,11 @@ def line_at(text: str, pos: int) -> int:
 CELL_CHARS = st.sampled_from(list('ab ,"\n\r\x00\té€😀\ufeff;') + ["\r\n"])
 cell_text = st.lists(CELL_CHARS, max_size=6).map("".join)
 # Header names: non-empty once stripped; a leading U+FEFF would be taken for a byte-order mark.
-name_text = st.lists(st.sampled_from(list('xy ,"\n\té') + ["\r\n"]), min_size=1, max_size=5).map(
-    "".join).filter(lambda s: s.strip() != "")
+name_text = (
+    st.lists(st.sampled_from(list('xy ,"\n\té') + ["\r\n"]), min_size=1, max_size=5)
+    .map("".join)
+    .filter(lambda s: s.strip() != "")
+)
 TERMINATORS = st.sampled_from(["\n", "\r\n", "\r"])
 
 
@@ -140,8 +148,9 @@ def render_cell(cell: str, quote: bool, only_cell: bool) -> str:
 class CsvDoc:
     """A generated CSV file and what it holds."""
 
-    def __init__(self, draw, ncols: int | None = None, header: list[str] | None = None,
-                 rows: list[list[str]] | None = None) -> None:
+    def __init__(
+        self, draw, ncols: int | None = None, header: list[str] | None = None, rows: list[list[str]] | None = None
+    ) -> None:
         self.draw = draw
         if header is None:
             ncols = ncols or draw(st.integers(1, 4))
@@ -231,8 +240,11 @@ def test_valid_csv_round_trips(harness, doc, as_file):
 def test_missing_mandatory_values_name_the_record_lines(harness, data):
     ncols = data.draw(st.integers(1, 4))
     m_at = data.draw(st.integers(0, ncols - 1))
-    names = data.draw(st.lists(name_text.filter(lambda s: s.strip() != "m"), min_size=ncols - 1,
-                               max_size=ncols - 1, unique_by=str.strip))
+    names = data.draw(
+        st.lists(
+            name_text.filter(lambda s: s.strip() != "m"), min_size=ncols - 1, max_size=ncols - 1, unique_by=str.strip
+        )
+    )
     header = names[:m_at] + [" m "] + names[m_at:]
     rows = data.draw(st.lists(st.lists(cell_text, min_size=ncols, max_size=ncols), min_size=1, max_size=6))
     doc = CsvDoc(data.draw, header=header, rows=rows).build()
@@ -256,14 +268,13 @@ def test_ragged_row_names_its_line(harness, data):
         row.pop()
     else:
         row.append(data.draw(cell_text))
-    rows = doc.rows[:bad] + [row] + doc.rows[bad + 1:]
+    rows = doc.rows[:bad] + [row] + doc.rows[bad + 1 :]
     doc = CsvDoc(data.draw, header=doc.header_raw, rows=rows).build()
     result = harness.add(doc.data())
     assert isinstance(result, JobRejected)
-    assert result.errors == {"csv": {
-        "line": doc.record_lines[bad],
-        "message": f"row has {len(row)} cells, the header has {len(doc.header)}",
-    }}
+    assert result.errors == {
+        "csv": {"line": doc.record_lines[bad], "message": f"row has {len(row)} cells, the header has {len(doc.header)}"}
+    }
 
 
 @FUZZ
@@ -325,8 +336,29 @@ def test_invalid_utf8_names_the_line(harness, doc, bad, where, as_file):
 
 
 TEXT_TOKENS = [
-    b"a", b"b", b",", b",", b'"', b'""', b"\n", b"\r", b"\r\n", b"\xef\xbb\xbf", b"\x00", b" ",
-    b"\xc3\xa9", b"{", b"}", b"[", b"]", b":", b'"k"', b"1.50", b"null", b"true", b"\t",
+    b"a",
+    b"b",
+    b",",
+    b",",
+    b'"',
+    b'""',
+    b"\n",
+    b"\r",
+    b"\r\n",
+    b"\xef\xbb\xbf",
+    b"\x00",
+    b" ",
+    b"\xc3\xa9",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b":",
+    b'"k"',
+    b"1.50",
+    b"null",
+    b"true",
+    b"\t",
 ]
 TOKENS = st.sampled_from(TEXT_TOKENS + [b"\xff", b"\xc3"])
 # Mostly valid UTF-8 made of the characters that matter to CSV and JSON (so that a fair share is
@@ -372,8 +404,11 @@ def test_arbitrary_bytes_as_json(harness, data, as_file):
 # ----------------------------------------------------------------------------------------- JSON
 
 json_scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**20, 10**20),
-    st.floats(allow_nan=False, allow_infinity=False), st.text(max_size=6),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**20), 10**20),
+    st.floats(allow_nan=False, allow_infinity=False),
+    st.text(max_size=6),
 )
 json_values = st.recursive(
     json_scalars,
@@ -400,7 +435,9 @@ def expected_cell(value) -> str | None:
 @FUZZ
 @given(
     records=st.lists(st.dictionaries(KEYS, json_values, min_size=1, max_size=4), min_size=1, max_size=5),
-    envelope=st.booleans(), ascii_only=st.booleans(), indent=st.sampled_from([None, 1]),
+    envelope=st.booleans(),
+    ascii_only=st.booleans(),
+    indent=st.sampled_from([None, 1]),
     pad_keys=st.booleans(),
 )
 def test_valid_json_round_trips(harness, records, envelope, ascii_only, indent, pad_keys):
@@ -421,10 +458,22 @@ def test_valid_json_round_trips(harness, records, envelope, ascii_only, indent, 
 
 
 @FUZZ
-@given(doc=st.one_of(json_values, st.lists(json_values, max_size=4),
-                     st.fixed_dictionaries({"data": st.one_of(json_values, st.fixed_dictionaries(
-                         {"records": st.one_of(json_values, st.lists(json_values, max_size=3)),
-                          "file_name": json_values}))})))
+@given(
+    doc=st.one_of(
+        json_values,
+        st.lists(json_values, max_size=4),
+        st.fixed_dictionaries(
+            {
+                "data": st.one_of(
+                    json_values,
+                    st.fixed_dictionaries(
+                        {"records": st.one_of(json_values, st.lists(json_values, max_size=3)), "file_name": json_values}
+                    ),
+                )
+            }
+        ),
+    )
+)
 def test_any_json_document(harness, doc):
     result = harness.add(json.dumps(doc).encode(), fmt="json")
     if isinstance(result, JobRejected):
@@ -436,13 +485,16 @@ def test_any_json_document(harness, doc):
 # ------------------------------------------------------------------------- the big and the empty
 
 
-@pytest.mark.parametrize("data, message", [
-    (b"", "no header"),
-    (b"\xef\xbb\xbf", "no header"),
-    (b"\n\r\n\r\n\n", "no header"),
-    (b"a,b\n", "no data rows"),
-    (b"a,b\r\r\n\n", "no data rows"),
-])
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        (b"", "no header"),
+        (b"\xef\xbb\xbf", "no header"),
+        (b"\n\r\n\r\n\n", "no header"),
+        (b"a,b\n", "no data rows"),
+        (b"a,b\r\r\n\n", "no data rows"),
+    ],
+)
 def test_empty_inputs_have_no_line(harness, data, message):
     result = harness.add(data)
     assert isinstance(result, JobRejected)
@@ -450,12 +502,12 @@ def test_empty_inputs_have_no_line(harness, data, message):
 
 
 def test_cr_only_file(harness):
-    job = harness.add(b"a,b\r1,2\r\r3,\"x\ry\"\r")
+    job = harness.add(b'a,b\r1,2\r\r3,"x\ry"\r')
     assert harness.run(job) == [{"a": "1", "b": "2"}, {"a": "3", "b": "x\ry"}]
 
 
 def test_nul_bytes_are_data(harness):
-    job = harness.add(b"a\x00,b\n\x00,\"\x00\"\n")
+    job = harness.add(b'a\x00,b\n\x00,"\x00"\n')
     assert harness.run(job) == [{"a\x00": "\x00", "b": "\x00"}]
 
 

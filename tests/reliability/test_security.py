@@ -20,13 +20,13 @@ from tests.reliability.conftest import Site
 
 as_root = pytest.mark.skipif(os.geteuid() != 0, reason="the strict permission check applies to root only")
 
-PLUGIN = '''
+PLUGIN = """
 from kzconsole.plugin import task
 
 @task("sec", "ok", description="A task", mandatory=["n"])
 def ok(ctx, it, row):
     return None
-'''
+"""
 
 OTHER_UID = 54321
 
@@ -177,15 +177,18 @@ def files_under(root: Path) -> set[Path]:
     return set(root.rglob("*"))
 
 
-@pytest.mark.parametrize("given, kept", [
-    ("../../x", "x"),
-    ("/etc/passwd", "passwd"),
-    ("a\\..\\..\\b.csv", "b.csv"),
-    ("evil\nname\x00.csv", "evilname.csv"),
-    ("..", "in.csv"),
-    ("../", "in.csv"),
-    ("plain name.csv", "plain name.csv"),
-])
+@pytest.mark.parametrize(
+    "given, kept",
+    [
+        ("../../x", "x"),
+        ("/etc/passwd", "passwd"),
+        ("a\\..\\..\\b.csv", "b.csv"),
+        ("evil\nname\x00.csv", "evilname.csv"),
+        ("..", "in.csv"),
+        ("../", "in.csv"),
+        ("plain name.csv", "plain name.csv"),
+    ],
+)
 def test_file_name_is_sanitised(tmp_path, plugin_dir, given, kept):
     plugin_dir.write("sec.py", PLUGIN)
     src = write_csv(tmp_path / "in.csv", [["n"], ["1"]])
@@ -200,8 +203,11 @@ def test_file_name_is_sanitised(tmp_path, plugin_dir, given, kept):
         incoming = engine.data_dir / "incoming"  # where an input is checked; emptied after
         assert not any(incoming.iterdir())
         for path in created:
-            assert (path in (job_dir, job_dir.parent, incoming) or job_dir in path.parents
-                    or path.name.startswith("kzconsole.db")), path
+            assert (
+                path in (job_dir, job_dir.parent, incoming)
+                or job_dir in path.parents
+                or path.name.startswith("kzconsole.db")
+            ), path
         assert final.file_name == kept
 
 
@@ -232,8 +238,7 @@ def test_command_line_refuses_path_like_job_ids(tmp_path):
     (victim / "keep.txt").write_text("keep")
     site.cli("tasks", "list")
     relative = os.path.relpath(victim, site.data / "jobs")
-    for command in (("output", relative), ("remove", relative), ("restart", relative),
-                    ("show", "../../etc/passwd")):
+    for command in (("output", relative), ("remove", relative), ("restart", relative), ("show", "../../etc/passwd")):
         proc = site.cli("tasks", *command, check=2)
         # Refused as bad usage before the store is opened (it said "no job" before issue 11.10).
         assert b"is not a job id" in proc.stderr, (command, proc.stderr)

@@ -29,7 +29,7 @@ from kzconsole.engine.store.sqlite import MIGRATIONS, SCHEMA_VERSION, SQLiteStor
 from tests.conftest import read_csv, write_csv
 from tests.reliability.conftest import Finished, Site, subprocess_env
 
-PLUGIN = '''
+PLUGIN = """
 import threading
 from kzconsole.plugin import task
 
@@ -43,7 +43,7 @@ def copy(ctx, it, row):
         AT_ROW.set()
         GATE.wait(30)
     return [row["n"], "x" * 20]
-'''
+"""
 
 ROWS = 300
 
@@ -82,7 +82,7 @@ class FaultyDisk:
         from tests.conftest import make_settings
 
         settings = make_settings(self.tmp_path, self.plugin_dir.path, **tasks)
-        store = FaultyStore(settings.store_url[len("sqlite://"):])
+        store = FaultyStore(settings.store_url[len("sqlite://") :])
         self.stores.append(store)
         engine = Engine(settings, store=store)
         self.engines.append(engine)
@@ -125,7 +125,10 @@ def cli_output(tmp_path: Path, job_id: str) -> bytes:
     """``kzconsole tasks output`` in its own process, on the same data dir."""
     proc = subprocess.run(
         [sys.executable, "-m", "kzconsole", "--data-dir", str(tmp_path / "data"), "tasks", "output", job_id],
-        capture_output=True, env=subprocess_env(tmp_path), cwd=tmp_path, timeout=60,
+        capture_output=True,
+        env=subprocess_env(tmp_path),
+        cwd=tmp_path,
+        timeout=60,
     )
     assert proc.returncode == 0, proc.stderr
     return proc.stdout
@@ -139,8 +142,9 @@ def test_output_unwritable_mid_job_continues_in_the_fallback(plugin_dir, tmp_pat
     final = engine.run_job(job.id)
     fallback = tmp_path / "fallback" / f"task_out.{job.id}.csv"
     assert final.status is JobStatus.SUCCESS and final.success_count == ROWS
-    assert final.error == (f"output written to {fallback} (the output location could not be written: "
-                           f"{os.strerror(err)})")
+    assert final.error == (
+        f"output written to {fallback} (the output location could not be written: {os.strerror(err)})"
+    )
     # The fallback holds the whole output, what was written before included, nothing twice.
     assert read_csv(fallback) == expected_output()
     assert final.output_path == str(fallback)
@@ -167,8 +171,9 @@ def test_output_unwritable_when_the_job_starts(plugin_dir, tmp_path, faulty_disk
 def test_disk_full_everywhere_is_an_internal_error(plugin_dir, tmp_path, faulty_disk):
     plugin_dir.write("s.py", PLUGIN)
     (tmp_path / "not-a-dir").write_text("")
-    engine = faulty_disk.engine(send_progress_after_processed=25,
-                                output_fallback_dir=str(tmp_path / "not-a-dir" / "fallback"))
+    engine = faulty_disk.engine(
+        send_progress_after_processed=25, output_fallback_dir=str(tmp_path / "not-a-dir" / "fallback")
+    )
     src = write_csv(tmp_path / "in.csv", [["n"]] + [[str(i)] for i in range(1, ROWS + 1)])
     faulty_disk.fail(room=2000)
     job = engine.add_job("s", "copy", input=src)
@@ -245,8 +250,13 @@ def locked_store_commands(tmp_path: Path, seconds: float) -> None:
     try:
         # Reading is not blocked by a writer (WAL): the listing ends while the lock is held.
         assert site.cli_json("tasks", "list") == []
-        add = subprocess.Popen(site.argv("tasks", "add", "s", "copy", "--input", str(src), "--json"),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=site.env, cwd=site.root)
+        add = subprocess.Popen(
+            site.argv("tasks", "add", "s", "copy", "--input", str(src), "--json"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=site.env,
+            cwd=site.root,
+        )
         try:
             add.wait(seconds)  # it cannot end while the lock is held, however long that is
         except subprocess.TimeoutExpired:
@@ -286,10 +296,9 @@ def refused(site: Site, db: Path, needle: str) -> None:
     assert not (site.data / "jobs").exists() or not any((site.data / "jobs").iterdir())
 
 
-@pytest.mark.parametrize("content", [
-    b"this is not a database\n" * 200,
-    b"SQLite format 3\x00" + b"\xff" * 4080,
-], ids=["text", "bad-header"])
+@pytest.mark.parametrize(
+    "content", [b"this is not a database\n" * 200, b"SQLite format 3\x00" + b"\xff" * 4080], ids=["text", "bad-header"]
+)
 def test_corrupt_store_is_a_clear_error_and_untouched(tmp_path, content):
     site = Site(tmp_path)
     site.data.mkdir(mode=0o700)
@@ -338,16 +347,29 @@ def build_old_store(path: Path, version: int) -> dict | None:
         if version == 0:
             return None
         columns = [row[1] for row in conn.execute("PRAGMA table_info(jobs)")]
-        full = JobRecord(id="ab" * 16, account_id="a" * 32, auth_account_id="b" * 32, category="skel",
-                         action="count", file_name="old.csv", status="success", created=1.0,
-                         end_timestamp=2.0, total_count=3, success_count=3, output_rows=3, error=None)
+        full = JobRecord(
+            id="ab" * 16,
+            account_id="a" * 32,
+            auth_account_id="b" * 32,
+            category="skel",
+            action="count",
+            file_name="old.csv",
+            status="success",
+            created=1.0,
+            end_timestamp=2.0,
+            total_count=3,
+            success_count=3,
+            output_rows=3,
+            error=None,
+        )
         values = {c: getattr(full, c) for c in columns if hasattr(full, c)}
         values["status"] = "success"
         for flag in ("stop_requested", "resumable", "finishing"):
             if flag in values:
                 values[flag] = int(values[flag])
-        conn.execute(f"INSERT INTO jobs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})",
-                     list(values.values()))
+        conn.execute(
+            f"INSERT INTO jobs ({', '.join(values)}) VALUES ({', '.join('?' * len(values))})", list(values.values())
+        )
         return values
     finally:
         conn.close()
@@ -368,8 +390,16 @@ def test_migrates_from_every_earlier_version(tmp_path, version):
                 got = getattr(job, column)
                 assert (got.value if column == "status" else got) == value, column
         # The migrated file is a working store.
-        new = JobRecord(id="cd" * 16, account_id="a" * 32, auth_account_id="a" * 32, category="skel",
-                        action="count", file_name=None, status=JobStatus.PENDING, created=5.0)
+        new = JobRecord(
+            id="cd" * 16,
+            account_id="a" * 32,
+            auth_account_id="a" * 32,
+            category="skel",
+            action="count",
+            file_name=None,
+            status=JobStatus.PENDING,
+            created=5.0,
+        )
         store.create_job(new)
         assert store.get_job(new.id) == new
     finally:
@@ -385,8 +415,18 @@ def test_a_failing_migration_changes_nothing(tmp_path, monkeypatch):
     db = tmp_path / "kzconsole.db"
     SQLiteStore(db).close()
     store = SQLiteStore(db)
-    store.create_job(JobRecord(id="ef" * 16, account_id="a" * 32, auth_account_id="a" * 32, category="skel",
-                               action="count", file_name=None, status=JobStatus.PENDING, created=1.0))
+    store.create_job(
+        JobRecord(
+            id="ef" * 16,
+            account_id="a" * 32,
+            auth_account_id="a" * 32,
+            category="skel",
+            action="count",
+            file_name=None,
+            status=JobStatus.PENDING,
+            created=1.0,
+        )
+    )
     store.close()
     broken = ("ALTER TABLE jobs ADD COLUMN added_by_the_next_version TEXT", "THIS IS NOT SQL")
     monkeypatch.setattr(sqlite_mod, "MIGRATIONS", MIGRATIONS + (broken,))
@@ -447,7 +487,7 @@ def test_after_its_own_stall_an_engine_does_not_trust_expired_leases():
     store.leases["dead-here"] = EngineLease("dead-here", lease.host, 2**22 + 7, 0.0, now - 1)
     is_dead = dead_owners(store, now, lease.host, trust_expiry=lease.trusts_expiry(now))
     assert not is_dead("other-host")  # expired, but we were held up as long as it was
-    assert is_dead("dead-here")       # a process that does not exist is dead all the same
+    assert is_dead("dead-here")  # a process that does not exist is dead all the same
     assert is_dead(None) and is_dead("no-lease-at-all")
     for _ in range(int(LEASE_TTL / HEARTBEAT_S)):  # a TTL of our own heartbeats on time
         clock.advance(HEARTBEAT_S)

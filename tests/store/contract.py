@@ -45,9 +45,7 @@ def ids(jobs: list[JobRecord]) -> list[str]:
 # ------------------------------------------------------- child-process workers (must be importable)
 
 
-def _claim_until_empty(
-    factory: Callable[[], Store], node: str, limit: int, barrier: Any, results: Any
-) -> None:
+def _claim_until_empty(factory: Callable[[], Store], node: str, limit: int, barrier: Any, results: Any) -> None:
     """Claim jobs until none are left; report (node, ids) or (node, error)."""
     try:
         store = factory()
@@ -97,28 +95,33 @@ def _query_jobs() -> list[JobRecord]:
     for n in range(160):
         status = statuses[n % len(statuses)]
         start = None if status is JobStatus.PENDING and n % 3 else NOW + n + rng.choice([0.25, 1.5, 7.0])
-        end = None if status in (JobStatus.PENDING, JobStatus.EXECUTING) or start is None else (
-            start + rng.choice([0.0, 0.5, 3.0, 120.0]))
+        end = (
+            None
+            if status in (JobStatus.PENDING, JobStatus.EXECUTING) or start is None
+            else (start + rng.choice([0.0, 0.5, 3.0, 120.0]))
+        )
         total = rng.choice([None, 0, 10, 250])
         success = rng.randint(0, 40)
         failure = rng.choice([0, 0, 1, 7])
         category, action = tasks[n % len(tasks)]
         prefix = "cafe" if n % 11 == 0 else ""
-        jobs.append(make_job(
-            (prefix + f"{rng.getrandbits(128):032x}")[:32],
-            account_id=accounts[n % len(accounts)],
-            category=category,
-            action=action,
-            file_name=rng.choice([None, f"In-{n}.csv", f"batch_{n % 7}.CSV", "numbers.csv"]),
-            status=status,
-            created=NOW + (n // 3),  # three jobs share each creation time
-            start_timestamp=start,
-            end_timestamp=end,
-            total_count=total,
-            success_count=success,
-            failure_count=failure,
-            queued_at=NOW if status is JobStatus.PENDING and n % 2 else None,
-        ))
+        jobs.append(
+            make_job(
+                (prefix + f"{rng.getrandbits(128):032x}")[:32],
+                account_id=accounts[n % len(accounts)],
+                category=category,
+                action=action,
+                file_name=rng.choice([None, f"In-{n}.csv", f"batch_{n % 7}.CSV", "numbers.csv"]),
+                status=status,
+                created=NOW + (n // 3),  # three jobs share each creation time
+                start_timestamp=start,
+                end_timestamp=end,
+                total_count=total,
+                success_count=success,
+                failure_count=failure,
+                queued_at=NOW if status is JobStatus.PENDING and n % 2 else None,
+            )
+        )
     return jobs
 
 
@@ -133,8 +136,8 @@ def _reference(jobs: list[JobRecord], query: JobQuery) -> list[JobRecord]:
             found = [job for job in found if query.position(job, now) < after]
         else:
             found = [job for job in found if query.position(job, now) > after]
-    found = found[query.offset:]
-    return found if query.limit is None else found[:query.limit]
+    found = found[query.offset :]
+    return found if query.limit is None else found[: query.limit]
 
 
 class JobQueryContract:
@@ -167,7 +170,8 @@ class JobQueryContract:
         assert ids(store.list_jobs(status=["failure", "partial"], sort="task")) == ids(store.list_jobs(query))
         assert ids(store.list_jobs(query, limit=3, offset=2)) == ids(store.list_jobs(query))[2:5]
         assert store.count_jobs(query, account_id="a" * 32) == len(
-            [j for j in query_jobs if j.status.value in ("failure", "partial") and j.account_id == "a" * 32])
+            [j for j in query_jobs if j.status.value in ("failure", "partial") and j.account_id == "a" * 32]
+        )
 
     def test_query_structured_filters(self, store: Store, query_jobs: list[JobRecord]) -> None:
         for query in (
@@ -189,30 +193,47 @@ class JobQueryContract:
         assert store.list_jobs(JobQuery(status=[])) == []
         assert store.count_jobs(JobQuery(status=[])) == 0
         assert {job.status for job in store.list_jobs(JobQuery(task="DeDuPe"))} == {
-            job.status for job in query_jobs if job.action == "dedupe"}
+            job.status for job in query_jobs if job.action == "dedupe"
+        }
 
     def test_query_words_search_the_jobs_text(self, store: Store, query_jobs: list[JobRecord]) -> None:
         named = next(job for job in query_jobs if (job.file_name or "").startswith("In-"))
         in_file = store.list_jobs(JobQuery(words=[named.file_name.upper()]))
         assert [job.file_name for job in in_file] == [named.file_name]
         # Each word is a piece of the text: id, task, account or file name, any case.
-        for words in (["numbers"], ["NUMBERS", "in-"], "skel/id2 acct", ["cafe"], ["numbers", "batch_3"],
-                      ["aaaa", "dump"], ["normalize", "nothing like it"], ["/"], ["success"]):
+        for words in (
+            ["numbers"],
+            ["NUMBERS", "in-"],
+            "skel/id2 acct",
+            ["cafe"],
+            ["numbers", "batch_3"],
+            ["aaaa", "dump"],
+            ["normalize", "nothing like it"],
+            ["/"],
+            ["success"],
+        ):
             self._check(store, query_jobs, JobQuery(words=words))
         both = store.list_jobs(JobQuery(words="skel MIXED"))
         assert both and all(job.category == "skel" and job.account_id == "acct-Mixed" for job in both)
         assert store.list_jobs(JobQuery(words=["executing"])) == []  # a status is not text: status= says it
 
     def test_query_regular_expression(self, store: Store, query_jobs: list[JobRecord]) -> None:
-        for regex in (r"^cafe", r"DUMP|dedupe", r"\.csv$", r"numbers/(normalize|dedupe) ", r"skel/id2 ",
-                      r"^[0-9a-f]{3}[0-3]", r"batch_[0-2]\.csv", r"acct-mixed", r"\D{5}-\d+"):
+        for regex in (
+            r"^cafe",
+            r"DUMP|dedupe",
+            r"\.csv$",
+            r"numbers/(normalize|dedupe) ",
+            r"skel/id2 ",
+            r"^[0-9a-f]{3}[0-3]",
+            r"batch_[0-2]\.csv",
+            r"acct-mixed",
+            r"\D{5}-\d+",
+        ):
             self._check(store, query_jobs, JobQuery(regex=regex))
         upper = store.list_jobs(JobQuery(regex="ACCT-MIXED"))
         assert upper and all(job.account_id == "acct-Mixed" for job in upper)
 
-    def test_query_invert_keeps_what_the_words_do_not_match(
-        self, store: Store, query_jobs: list[JobRecord]
-    ) -> None:
+    def test_query_invert_keeps_what_the_words_do_not_match(self, store: Store, query_jobs: list[JobRecord]) -> None:
         for query in (
             JobQuery(words=["numbers"], invert=True),
             JobQuery(regex="skel|cdrs", invert=True),
@@ -222,8 +243,12 @@ class JobQueryContract:
         ):
             self._check(store, query_jobs, query)
         kept = store.list_jobs(JobQuery(words=["numbers"], invert=True, status="pending"))
-        assert kept and all(job.status is JobStatus.PENDING and "numbers" not in job.task_name.lower()
-                            and "numbers" not in (job.file_name or "").lower() for job in kept)
+        assert kept and all(
+            job.status is JobStatus.PENDING
+            and "numbers" not in job.task_name.lower()
+            and "numbers" not in (job.file_name or "").lower()
+            for job in kept
+        )
 
     # ------------------------------------------------------------------- sorts
 
@@ -240,15 +265,52 @@ class JobQueryContract:
 
     def test_query_sort_keys_mean_what_the_columns_show(self, store: Store) -> None:
         # Three jobs whose every column differs in a known way.
-        store.create_job(make_job("01", category="b", action="x", account_id="acct-2", file_name=None,
-                                  status=JobStatus.SUCCESS, created=NOW, start_timestamp=NOW + 1,
-                                  end_timestamp=NOW + 11, total_count=100, success_count=100))
-        store.create_job(make_job("02", category="a", action="z", account_id="acct-3", file_name="z.csv",
-                                  status=JobStatus.EXECUTING, created=NOW + 1, start_timestamp=NOW + 2,
-                                  total_count=None, success_count=30, failure_count=10))
-        store.create_job(make_job("03", category="a", action="y", account_id="acct-1", file_name="a.csv",
-                                  status=JobStatus.FAILURE, created=NOW + 2, start_timestamp=NOW + 3,
-                                  end_timestamp=NOW + 4, total_count=50, success_count=0, failure_count=50))
+        store.create_job(
+            make_job(
+                "01",
+                category="b",
+                action="x",
+                account_id="acct-2",
+                file_name=None,
+                status=JobStatus.SUCCESS,
+                created=NOW,
+                start_timestamp=NOW + 1,
+                end_timestamp=NOW + 11,
+                total_count=100,
+                success_count=100,
+            )
+        )
+        store.create_job(
+            make_job(
+                "02",
+                category="a",
+                action="z",
+                account_id="acct-3",
+                file_name="z.csv",
+                status=JobStatus.EXECUTING,
+                created=NOW + 1,
+                start_timestamp=NOW + 2,
+                total_count=None,
+                success_count=30,
+                failure_count=10,
+            )
+        )
+        store.create_job(
+            make_job(
+                "03",
+                category="a",
+                action="y",
+                account_id="acct-1",
+                file_name="a.csv",
+                status=JobStatus.FAILURE,
+                created=NOW + 2,
+                start_timestamp=NOW + 3,
+                end_timestamp=NOW + 4,
+                total_count=50,
+                success_count=0,
+                failure_count=50,
+            )
+        )
         now = NOW + 42  # job 02 has run 40 s: 1 row/s
         expect = {  # descending
             "created": ["03", "02", "01"],
@@ -315,7 +377,8 @@ class JobQueryContract:
         assert store.list_jobs(JobQuery(offset=len(everything))) == []
         first = store.list_jobs(JobQuery(sort="task", limit=5))
         assert ids(store.list_jobs(JobQuery(sort="task", limit=5, offset=5))) == ids(
-            store.list_jobs(JobQuery(sort="task", limit=5).next_page(first[-1])))
+            store.list_jobs(JobQuery(sort="task", limit=5).next_page(first[-1]))
+        )
 
     def test_query_deep_pages_of_every_order(self, store: Store) -> None:
         # Deep enough that a backend may read a page from the other end (SQLite does past 1,000).
@@ -325,9 +388,17 @@ class JobQueryContract:
             status = rng.choice(list(JobStatus))
             start = None if status is JobStatus.PENDING else NOW + n
             end = None if status in (JobStatus.PENDING, JobStatus.EXECUTING) else NOW + n + rng.randint(0, 99)
-            job = make_job(f"d{n:05d}", status=status, created=NOW + n // 2, start_timestamp=start,
-                           end_timestamp=end, success_count=rng.randint(0, 9), failure_count=rng.randint(0, 3),
-                           category=rng.choice(["a", "b"]), file_name=f"f{n % 13}.csv")
+            job = make_job(
+                f"d{n:05d}",
+                status=status,
+                created=NOW + n // 2,
+                start_timestamp=start,
+                end_timestamp=end,
+                success_count=rng.randint(0, 9),
+                failure_count=rng.randint(0, 3),
+                category=rng.choice(["a", "b"]),
+                file_name=f"f{n % 13}.csv",
+            )
             jobs.append(job)
             store.create_job(job)
         for sort in ("rate", "duration", "failure", "task", "status", "created"):
@@ -335,19 +406,25 @@ class JobQueryContract:
                 for narrowing in ({}, {"words": ["f1"]}, {"status": ["success", "executing", "stopped"]}):
                     query = JobQuery(sort=sort, descending=descending, now=NOW + 5000, **narrowing)
                     total = store.count_jobs(query)
-                    for offset, limit in ((1001, 64), (total // 2 + 3, 50), (total - 10, 64), (total - 64, None),
-                                          (total + 5, 10)):
+                    for offset, limit in (
+                        (1001, 64),
+                        (total // 2 + 3, 50),
+                        (total - 10, 64),
+                        (total - 64, None),
+                        (total + 5, 10),
+                    ):
                         self._check(store, jobs, query.replace(offset=max(0, offset), limit=limit))
 
-    def test_query_random_queries_agree_with_their_meaning(
-        self, store: Store, query_jobs: list[JobRecord]
-    ) -> None:
+    def test_query_random_queries_agree_with_their_meaning(self, store: Store, query_jobs: list[JobRecord]) -> None:
         rng = random.Random(7)
         pieces = ["numbers", "skel", "id2", "csv", "cafe", "aaa", "in-1", "batch", "dump", "mixed", "/", "0"]
         regexes = [r"^cafe", r"(dump|dedupe)", r"\.csv$", r"[0-9]{2}\.", r"^.{10}a", r"skel/id2 p", r"a+b"]
         for _ in range(150):
-            fields: dict[str, Any] = {"sort": rng.choice(sorted(SORTS)), "descending": rng.random() < 0.5,
-                                      "now": QUERY_NOW}
+            fields: dict[str, Any] = {
+                "sort": rng.choice(sorted(SORTS)),
+                "descending": rng.random() < 0.5,
+                "now": QUERY_NOW,
+            }
             if rng.random() < 0.3:
                 fields["status"] = rng.sample([s.value for s in JobStatus], rng.randint(0, 3))
             if rng.random() < 0.2:
@@ -392,12 +469,28 @@ class JobQueryContract:
             assert list(rows) == []
 
     def test_iter_job_documents_are_the_public_records(self, store: Store, query_jobs: list[JobRecord]) -> None:
-        odd = make_job("odd", created=NOW + 0.75, start_timestamp=NOW + 1.999, end_timestamp=NOW + 2.5,
-                       status=JobStatus.FAILURE, file_name='q"uo\\te\né✓.csv', error="bad\trow \u0001 \"x\"",
-                       total_count=3, success_count=1, failure_count=2, node="nøde", output_rows=3)
+        odd = make_job(
+            "odd",
+            created=NOW + 0.75,
+            start_timestamp=NOW + 1.999,
+            end_timestamp=NOW + 2.5,
+            status=JobStatus.FAILURE,
+            file_name='q"uo\\te\né✓.csv',
+            error='bad\trow \u0001 "x"',
+            total_count=3,
+            success_count=1,
+            failure_count=2,
+            node="nøde",
+            output_rows=3,
+        )
         store.create_job(odd)
-        for query in (JobQuery(), JobQuery(sort="duration", now=QUERY_NOW, status=["executing", "success", "failure"]),
-                      JobQuery(words="odd"), JobQuery(limit=2), JobQuery(sort="task", descending=False, limit=5000)):
+        for query in (
+            JobQuery(),
+            JobQuery(sort="duration", now=QUERY_NOW, status=["executing", "success", "failure"]),
+            JobQuery(words="odd"),
+            JobQuery(limit=2),
+            JobQuery(sort="task", descending=False, limit=5000),
+        ):
             with store.iter_job_documents(query) as documents:
                 got = [json.loads(document) for (document,) in documents]
             assert got == [job.public() for job in store.list_jobs(query)], query
@@ -537,12 +630,8 @@ class StoreContract(JobQueryContract):
         assert ids(store.list_jobs(account_id="acct-b")) == ["j10", "j07", "j04", "j01"]
         assert ids(store.list_jobs(status="pending")) == ["j08", "j04", "j00"]
         assert ids(store.list_jobs(status=JobStatus.SUCCESS)) == ["j10", "j06", "j02"]
-        assert ids(store.list_jobs(status=["success", JobStatus.FAILURE])) == [
-            "j11", "j10", "j07", "j06", "j03", "j02"
-        ]
-        assert ids(store.list_jobs(account_id="acct-a", status=("pending", "executing"))) == [
-            "j09", "j00"
-        ]
+        assert ids(store.list_jobs(status=["success", JobStatus.FAILURE])) == ["j11", "j10", "j07", "j06", "j03", "j02"]
+        assert ids(store.list_jobs(account_id="acct-a", status=("pending", "executing"))) == ["j09", "j00"]
         assert store.list_jobs(account_id="nobody") == []
         assert store.list_jobs(status=[]) == []
 
@@ -550,8 +639,15 @@ class StoreContract(JobQueryContract):
         tasks = [("numbers", "normalize"), ("numbers", "dedupe"), ("skel", "id2")]
         for n in range(9):
             category, action = tasks[n % 3]
-            store.create_job(make_job(f"{n:x}a{n:x}", category=category, action=action, created=NOW + n,
-                                      status=(JobStatus.PENDING, JobStatus.SUCCESS)[n % 2]))
+            store.create_job(
+                make_job(
+                    f"{n:x}a{n:x}",
+                    category=category,
+                    action=action,
+                    created=NOW + n,
+                    status=(JobStatus.PENDING, JobStatus.SUCCESS)[n % 2],
+                )
+            )
         assert ids(store.list_jobs(task="numbers/")) == ["7a7", "6a6", "4a4", "3a3", "1a1", "0a0"]
         assert ids(store.list_jobs(task="DEDUP")) == ["7a7", "4a4", "1a1"]  # a piece, any case
         assert ids(store.list_jobs(task="skel/id2", status=["pending", "success"])) == ["8a8", "5a5", "2a2"]
@@ -614,9 +710,7 @@ class StoreContract(JobQueryContract):
             {"status": "executing", "owner": "e1", "stop_requested": True, "queued_at": None},
             expect={"status": JobStatus.PENDING, "owner": None, "stop_requested": False},
         )
-        assert new == make_job(
-            "j1", status=JobStatus.EXECUTING, owner="e1", stop_requested=True
-        )
+        assert new == make_job("j1", status=JobStatus.EXECUTING, owner="e1", stop_requested=True)
         assert store.get_job("j1") == new
 
     def test_update_with_mismatched_expect_changes_nothing(self, store: Store) -> None:
@@ -626,13 +720,9 @@ class StoreContract(JobQueryContract):
         assert store.update_job("j1", {"status": "executing"}, expect={"owner": None}) is None
         assert store.update_job("j1", {"owner": "e2"}, expect={"owner": "e2"}) is None
         # Every expected field must match, not just one.
-        assert store.update_job(
-            "j1", {"owner": "e2"}, expect={"owner": "e1", "status": "executing"}
-        ) is None
+        assert store.update_job("j1", {"owner": "e2"}, expect={"owner": "e1", "status": "executing"}) is None
         assert store.get_job("j1") == before
-        assert store.update_job(
-            "j1", {"owner": "e2"}, expect={"owner": "e1", "queued_at": NOW}
-        ) is not None
+        assert store.update_job("j1", {"owner": "e2"}, expect={"owner": "e1", "queued_at": NOW}) is not None
 
     def test_update_races_only_one_wins(self, store: Store) -> None:
         store.create_job(make_job("j1"))
@@ -710,9 +800,7 @@ class StoreContract(JobQueryContract):
             store.create_job(make_job(f"q{n:03d}", queued_at=NOW + n))
         return {f"q{n:03d}" for n in range(count)}
 
-    def _check_claims(
-        self, store: Store, by_node: dict[str, list[str]], expected: set[str]
-    ) -> None:
+    def _check_claims(self, store: Store, by_node: dict[str, list[str]], expected: set[str]) -> None:
         all_claims = [job_id for claimed in by_node.values() for job_id in claimed]
         assert len(all_claims) == len(set(all_claims)), "a job was claimed twice"
         assert set(all_claims) == expected, "a job was lost"
@@ -907,14 +995,17 @@ class StoreContract(JobQueryContract):
         store.create_job(make_job("a", queued_at=NOW))
         store.create_job(make_job("b", queued_at=NOW + 1))
         (job,) = store.claim_queued("e1", 1, NOW)
-        updated, claimed = store.save_job("a", JobStep(
-            {"status": JobStatus.SUCCESS, "rows_done": 3, "output_offset": 9, "owner": None},
-            expect={"status": "executing", "claim": job.claim},
-            appends={"output": (0, b"h\nr1\nr2\n"), "log": (None, b"done\n"), "failed": (0, b"2\n")},
-            claim=job.claim,
-            sync=True,
-            claim_next=Claim("e1", 1, NOW + 5),
-        ))
+        updated, claimed = store.save_job(
+            "a",
+            JobStep(
+                {"status": JobStatus.SUCCESS, "rows_done": 3, "output_offset": 9, "owner": None},
+                expect={"status": "executing", "claim": job.claim},
+                appends={"output": (0, b"h\nr1\nr2\n"), "log": (None, b"done\n"), "failed": (0, b"2\n")},
+                claim=job.claim,
+                sync=True,
+                claim_next=Claim("e1", 1, NOW + 5),
+            ),
+        )
         assert updated is not None and updated.status is JobStatus.SUCCESS and updated.rows_done == 3
         assert ids(claimed) == ["b"] and claimed[0].owner == "e1" and claimed[0].start_timestamp == NOW + 5
         for kind, expected in (("output", b"h\nr1\nr2\n"), ("log", b"done\n"), ("failed", b"2\n")):
@@ -930,8 +1021,12 @@ class StoreContract(JobQueryContract):
         (job,) = store.claim_queued("e1", 1, NOW)
         store.update_job("a", {"claim": job.claim + 1}, expect={"claim": job.claim})
         with pytest.raises(Fenced):
-            store.save_job("a", JobStep({"rows_done": 1}, expect={"claim": job.claim},
-                                        appends={"output": (0, b"late\n")}, claim=job.claim))
+            store.save_job(
+                "a",
+                JobStep(
+                    {"rows_done": 1}, expect={"claim": job.claim}, appends={"output": (0, b"late\n")}, claim=job.claim
+                ),
+            )
         assert store.file_size("a", "output") is None
         assert store.get_job("a").rows_done == 0  # type: ignore[union-attr]
 
@@ -952,7 +1047,9 @@ class StoreContract(JobQueryContract):
         position2, found = store.changes(position)
         assert position2 > position
         assert [(c.kind, c.job_id, c.origin) for c in found] == [
-            ("job", "j1", other.origin), ("job", "j1", other.origin), ("deleted", "j1", other.origin),
+            ("job", "j1", other.origin),
+            ("job", "j1", other.origin),
+            ("deleted", "j1", other.origin),
         ]
         assert store.changes(position2) == (position2, [])
 
@@ -970,8 +1067,13 @@ class StoreContract(JobQueryContract):
         store.remove_engine("h:1:a")
         _, found = store.changes(position)
         assert [(c.kind, c.job_id) for c in found] == [
-            ("job", "q"), ("job", "q"), ("log", "q"), ("engine", None),
-            ("firing", None), ("firing", None), ("engine", None),
+            ("job", "q"),
+            ("job", "q"),
+            ("log", "q"),
+            ("engine", None),
+            ("firing", None),
+            ("firing", None),
+            ("engine", None),
         ]
         assert {c.origin for c in found} == {store.origin}
 
@@ -1044,14 +1146,24 @@ class StoreContract(JobQueryContract):
     # ------------------------------------------------------ nodes (contract 9; owner: pg)
 
     def test_a_lease_says_what_kzconsole_nodes_shows(self, store: Store) -> None:
-        lease = EngineLease(node="kz-1:12:ab", host="h1", pid=12, started=NOW, expires=NOW + 10,
-                            name="kz-1", version="1.2", slots=4, running=3,
-                            tasks=("skel/id2", "numbers/classify"))
+        lease = EngineLease(
+            node="kz-1:12:ab",
+            host="h1",
+            pid=12,
+            started=NOW,
+            expires=NOW + 10,
+            name="kz-1",
+            version="1.2",
+            slots=4,
+            running=3,
+            tasks=("skel/id2", "numbers/classify"),
+        )
         store.heartbeat(lease)
         assert store.engines() == [lease]
         assert store.engines()[0].tasks == ("skel/id2", "numbers/classify")
-        store.heartbeat(EngineLease(node="kz-1:12:ab", host="h1", pid=12, started=NOW,
-                                    expires=NOW + 11, name="kz-1", running=0))
+        store.heartbeat(
+            EngineLease(node="kz-1:12:ab", host="h1", pid=12, started=NOW, expires=NOW + 11, name="kz-1", running=0)
+        )
         (renewed,) = store.engines()
         assert (renewed.running, renewed.tasks, renewed.expires) == (0, (), NOW + 11)
 
@@ -1068,18 +1180,40 @@ class StoreContract(JobQueryContract):
         assert store.claim_queued("e1", 5, NOW, tasks=[]) == []
         assert ids(store.claim_queued("e1", 5, NOW, tasks=["numbers/classify"])) == ["b"]
         # A task no live engine serves is claimed too (to be ended internal_error), others not.
-        assert ids(store.claim_queued("e2", 5, NOW, tasks=["x/y"],
-                                      served=["x/y", "skel/id2", "numbers/classify"])) == ["c"]
+        assert ids(store.claim_queued("e2", 5, NOW, tasks=["x/y"], served=["x/y", "skel/id2", "numbers/classify"])) == [
+            "c"
+        ]
         assert ids(store.claim_queued("e2", 1, NOW, tasks=["skel/id2"])) == ["a"]
         assert ids(store.claim_queued("e2", 5, NOW)) == ["d"]
 
     def test_takeovers_newest_first(self, store: Store) -> None:
-        first = Takeover(job_id="j1", from_engine="kz-1:1:a", to_engine="kz-2:2:b", to_name="kz-2",
-                         at=NOW, rows_done=5, outcome="resumed")
-        second = Takeover(job_id="j2", from_engine="kz-1:1:a", to_engine="kz-3:3:c", to_name="kz-3",
-                          at=NOW + 1, rows_done=0, outcome="internal_error")
-        other = Takeover(job_id="j3", from_engine="kz-9:9:z", to_engine="kz-2:2:b", to_name="kz-2",
-                         at=NOW + 2, rows_done=1, outcome="resumed")
+        first = Takeover(
+            job_id="j1",
+            from_engine="kz-1:1:a",
+            to_engine="kz-2:2:b",
+            to_name="kz-2",
+            at=NOW,
+            rows_done=5,
+            outcome="resumed",
+        )
+        second = Takeover(
+            job_id="j2",
+            from_engine="kz-1:1:a",
+            to_engine="kz-3:3:c",
+            to_name="kz-3",
+            at=NOW + 1,
+            rows_done=0,
+            outcome="internal_error",
+        )
+        other = Takeover(
+            job_id="j3",
+            from_engine="kz-9:9:z",
+            to_engine="kz-2:2:b",
+            to_name="kz-2",
+            at=NOW + 2,
+            rows_done=1,
+            outcome="resumed",
+        )
         for takeover in (first, second, other):
             store.record_takeover(takeover)
         assert store.takeovers() == [other, second, first]
@@ -1092,9 +1226,7 @@ class StoreContract(JobQueryContract):
     def test_begin_firing_once_per_trigger_and_key(self, store: Store) -> None:
         firing = store.begin_firing("sync", "minutely:60", "e1", NOW)
         assert firing is not None
-        assert (firing.trigger, firing.key, firing.node, firing.started) == (
-            "sync", "minutely:60", "e1", NOW
-        )
+        assert (firing.trigger, firing.key, firing.node, firing.started) == ("sync", "minutely:60", "e1", NOW)
         assert firing.status == "running" and firing.ended is None
         assert firing.functions == () and firing.databases == ()
         assert store.begin_firing("sync", "minutely:60", "e2", NOW + 0.1) is None
@@ -1110,12 +1242,7 @@ class StoreContract(JobQueryContract):
         functions = [{"function": "sync", "ok": False, "error": "boom", "seconds": 0.5}]
         databases = [{"name": "account%2Fab%2Fcd", "kind": "account", "ok": True}]
         ended = store.end_firing(
-            firing.id,
-            ended=NOW + 2,
-            status="failed",
-            reason="sync: boom",
-            functions=functions,
-            databases=databases,
+            firing.id, ended=NOW + 2, status="failed", reason="sync: boom", functions=functions, databases=databases
         )
         expected = Firing(
             id=firing.id,
@@ -1152,9 +1279,7 @@ class StoreContract(JobQueryContract):
         assert stored.id != -7
         assert stored == Firing(**{**given.__dict__, "id": stored.id})
         assert store.list_firings() == [stored]
-        second = store.record_firing(
-            Firing(id=0, trigger="sync", key="k2", node="e1", started=NOW + 1)
-        )
+        second = store.record_firing(Firing(id=0, trigger="sync", key="k2", node="e1", started=NOW + 1))
         assert second.id != stored.id
         assert store.list_firings() == [second, stored]
 
@@ -1188,9 +1313,7 @@ class StoreContract(JobQueryContract):
         new_done = store.begin_firing("t", "new-done", "e1", NOW + 100)
         assert old_done and old_running and new_done
         for firing in (old_done, new_done):
-            store.end_firing(
-                firing.id, ended=firing.started + 1, status="ok", reason=None, functions=[]
-            )
+            store.end_firing(firing.id, ended=firing.started + 1, status="ok", reason=None, functions=[])
         skipped = store.record_firing(
             Firing(id=0, trigger="t", key="old-skip", node="e1", started=NOW + 2, status="skipped")
         )
@@ -1206,8 +1329,13 @@ class StoreContract(JobQueryContract):
 
     @staticmethod
     def _key(key_id: str, **fields: Any) -> ApiKey:
-        values: dict[str, Any] = {"account_id": "acct-a", "name": None, "superadmin": False,
-                                  "created": NOW, "key_hash": f"hash-{key_id}"}
+        values: dict[str, Any] = {
+            "account_id": "acct-a",
+            "name": None,
+            "superadmin": False,
+            "created": NOW,
+            "key_hash": f"hash-{key_id}",
+        }
         values.update(fields)
         return ApiKey(id=key_id, **values)
 

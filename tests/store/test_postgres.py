@@ -102,8 +102,10 @@ def test_driver_errors_become_store_errors(store: PostgresStore) -> None:
 def test_schema_version_and_one_column_per_job_field(store: PostgresStore, pg_url: str) -> None:
     with raw(pg_url) as conn:
         version = conn.execute("SELECT version FROM kz_schema").fetchone()[0]
-        columns = {row[0] for row in conn.execute(
-            "SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'")}
+        columns = {
+            row[0]
+            for row in conn.execute("SELECT column_name FROM information_schema.columns WHERE table_name = 'jobs'")
+        }
     assert version == SCHEMA_VERSION == len(MIGRATIONS) == store.schema_version()
     assert set(JOB_FIELDS) <= columns
 
@@ -140,8 +142,10 @@ def test_newer_schema_is_refused_and_not_touched(store: PostgresStore, pg_url: s
     store.create_job(make_job("j1"))
     with raw(pg_url) as conn:
         conn.execute("UPDATE kz_schema SET version = %s", (SCHEMA_VERSION + 5,))
-    expected = (rf"schema version {SCHEMA_VERSION + 5} is newer than this kzconsole supports"
-                rf" \({SCHEMA_VERSION}\)")
+    expected = (
+        rf"schema version {SCHEMA_VERSION + 5} is newer than this kzconsole supports"
+        rf" \({SCHEMA_VERSION}\)"
+    )
     with pytest.raises(StoreError, match=expected):
         PostgresStore(pg_url)
     with raw(pg_url) as conn:
@@ -205,7 +209,8 @@ def test_dropped_connections_are_replaced(store: PostgresStore, pg_url: str) -> 
     with raw(pg_url) as admin:
         killed = admin.execute(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
-            " WHERE datname = current_database() AND pid <> pg_backend_pid()").fetchone()[0]
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchone()[0]
     assert killed >= 1
     assert store.get_job("j1") == make_job("j1")
     assert store.update_job("j1", {"owner": "e1"}, expect={"owner": None}) is not None
@@ -291,9 +296,15 @@ def test_steps_a_crashed_server_lost_are_written_again(lazy_wal_server: Postgres
         offset = 0
         for n in range(1, 6):
             row = f"row {n}\n".encode()
-            updated, _ = store.save_job(job.id, JobStep(
-                {"rows_done": n, "output_offset": offset + len(row)}, expect=mine,
-                appends={"output": (offset, row), "log": (None, f"step {n}\n".encode())}, claim=job.claim))
+            updated, _ = store.save_job(
+                job.id,
+                JobStep(
+                    {"rows_done": n, "output_offset": offset + len(row)},
+                    expect=mine,
+                    appends={"output": (offset, row), "log": (None, f"step {n}\n".encode())},
+                    claim=job.claim,
+                ),
+            )
             assert updated is not None and updated.rows_done == n
             offset += len(row)
         if crash == "server restarted":
@@ -319,12 +330,21 @@ def test_a_lost_step_refused_now_is_dropped(lazy_wal_server: PostgresServer) -> 
     with PostgresStore(url) as store:
         queue(store, 1)
         (job,) = store.claim_queued("e1", 1, NOW)
-        store.save_job(job.id, JobStep({"rows_done": 1}, expect={"status": "executing", "claim": job.claim},
-                                       appends={"output": (0, b"row 1\n")}, claim=job.claim))
+        store.save_job(
+            job.id,
+            JobStep(
+                {"rows_done": 1},
+                expect={"status": "executing", "claim": job.claim},
+                appends={"output": (0, b"row 1\n")},
+                claim=job.claim,
+            ),
+        )
         lazy_wal_server.restart()
         with PostgresStore(url) as other:  # another engine takes the job over first
-            assert other.update_job(job.id, {"owner": "e2", "claim": job.claim + 1},
-                                    expect={"claim": job.claim}) is not None
+            assert (
+                other.update_job(job.id, {"owner": "e2", "claim": job.claim + 1}, expect={"claim": job.claim})
+                is not None
+            )
         got = store.get_job(job.id)
         assert got is not None and got.owner == "e2" and got.rows_done in (0, 1)
         if got.rows_done == 0:  # the step was lost, and not written over the takeover
@@ -363,8 +383,7 @@ class _CommitDropper:
             threading.Thread(target=self._pipe, args=(client, server, True, muted), daemon=True).start()
             threading.Thread(target=self._pipe, args=(server, client, False, muted), daemon=True).start()
 
-    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool,
-              muted: threading.Event) -> None:
+    def _pipe(self, src: socket.socket, dst: socket.socket, upstream: bool, muted: threading.Event) -> None:
         try:
             while True:
                 data = src.recv(65536)
@@ -400,8 +419,7 @@ def test_a_commit_whose_answer_was_lost_is_not_run_twice(pg_server: PostgresServ
         queue(direct, 4)
         proxy = _CommitDropper(str(pg_server.socket_dir / f".s.PGSQL.{PORT}"))
         try:
-            with PostgresStore(f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}",
-                               pool_size=2) as store:
+            with PostgresStore(f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}", pool_size=2) as store:
                 proxy.pattern = b"FOR UPDATE SKIP LOCKED"
                 proxy.armed.set()
                 claimed = store.claim_queued("e1", 2, NOW)
@@ -436,7 +454,7 @@ def test_files_stored_in_chunks_read_back_seekable(store: PostgresStore) -> None
         assert f.read() == payload
         assert f.seek(0, io.SEEK_END) == len(payload)
         f.seek(CHUNK - 3)
-        assert f.read(10) == payload[CHUNK - 3:CHUNK + 7]
+        assert f.read(10) == payload[CHUNK - 3 : CHUNK + 7]
         f.seek(-5, io.SEEK_END)
         assert f.read() == payload[-5:]
     assert store.open_file("j1", "output") is None and store.file_size("j1", "output") is None
@@ -495,8 +513,9 @@ def test_deleting_a_job_deletes_its_files(store: PostgresStore, pg_url: str) -> 
 # ------------------------------------------------------------------------------ changes feed
 
 
-def test_changes_of_other_handles_with_their_origin(store: PostgresStore,
-                                                    store_factory: Callable[[], PostgresStore]) -> None:
+def test_changes_of_other_handles_with_their_origin(
+    store: PostgresStore, store_factory: Callable[[], PostgresStore]
+) -> None:
     position, found = store.changes(None)
     assert found == []
     with store_factory() as other:
@@ -515,8 +534,10 @@ def test_a_change_committed_late_is_not_skipped(store: PostgresStore, pg_url: st
     with raw(pg_url) as slow:
         # A transaction that began before the next one and commits after it.
         slow.execute("BEGIN")
-        slow.execute("INSERT INTO changes (tx, kind, job_id, origin, at)"
-                     " VALUES (pg_current_xact_id()::text::bigint, 'job', 'late', 'x', 0)")
+        slow.execute(
+            "INSERT INTO changes (tx, kind, job_id, origin, at)"
+            " VALUES (pg_current_xact_id()::text::bigint, 'job', 'late', 'x', 0)"
+        )
         store.create_job(make_job("j2"))
         position, found = store.changes(position)
         assert [c.job_id for c in found] == ["j1"]  # j2 waits for the older transaction
@@ -525,8 +546,9 @@ def test_a_change_committed_late_is_not_skipped(store: PostgresStore, pg_url: st
     assert [c.job_id for c in found] == ["late", "j2"]
 
 
-def test_wait_changes_wakes_on_a_write_elsewhere(store: PostgresStore,
-                                                 store_factory: Callable[[], PostgresStore]) -> None:
+def test_wait_changes_wakes_on_a_write_elsewhere(
+    store: PostgresStore, store_factory: Callable[[], PostgresStore]
+) -> None:
     position, _ = store.changes(None)
     assert store.wait_changes(position, 0.05) == (position, [])
     other = store_factory()
@@ -561,8 +583,10 @@ def test_migrates_a_version_1_database(pg_url: str) -> None:
         for statement in MIGRATIONS[0]:
             conn.execute(statement)
         conn.execute("INSERT INTO kz_schema VALUES (1)")
-        conn.execute("INSERT INTO jobs (id, account_id, auth_account_id, category, action, status, created)"
-                     " VALUES ('j1', 'a', 'a', 'c', 'x', 'pending', 1)")
+        conn.execute(
+            "INSERT INTO jobs (id, account_id, auth_account_id, category, action, status, created)"
+            " VALUES ('j1', 'a', 'a', 'c', 'x', 'pending', 1)"
+        )
         conn.execute("INSERT INTO engines (node, host, pid, started, expires) VALUES ('e', 'h', 1, 0, 1)")
     with PostgresStore(pg_url) as store:
         assert store.schema_version() == SCHEMA_VERSION

@@ -92,8 +92,14 @@ def test_every_sort_has_a_position() -> None:
 
 
 def test_matches_words_regex_and_invert() -> None:
-    job = make_job("0f3a9c", category="Numbers", action="dedupe", account_id="acct-B",
-                   file_name="Batch 7.CSV", status=JobStatus.PARTIAL)
+    job = make_job(
+        "0f3a9c",
+        category="Numbers",
+        action="dedupe",
+        account_id="acct-B",
+        file_name="Batch 7.CSV",
+        status=JobStatus.PARTIAL,
+    )
     assert JobQuery(words=["numbers/DED", "acct-b", "7.csv", "0F3A"]).matches(job)
     assert not JobQuery(words=["partial"]).matches(job)  # the status is not text: status= says it
     assert not JobQuery(words=["numbers", "nothing"]).matches(job)
@@ -142,7 +148,7 @@ def test_from_the_end_is_the_same_page_reversed() -> None:
     for offset, limit in ((60, 10), (95, 10), (99, 1), (51, None), (100, 5), (70, 0)):
         flipped = JobQuery(offset=offset, limit=limit).from_the_end(100)
         assert flipped is not None and flipped.descending is False
-        backwards = rows[::-1][flipped.offset:][:flipped.limit]
+        backwards = rows[::-1][flipped.offset :][: flipped.limit]
         assert backwards[::-1] == rows[offset:][:limit], (offset, limit)
     assert JobQuery(offset=50, limit=10).from_the_end(100) is None  # the first half: as it is
     assert JobQuery(offset=90, after=(NOW, "x")).from_the_end(100) is None

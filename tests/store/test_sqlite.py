@@ -229,8 +229,11 @@ def test_queries_use_indexes_with_100k_jobs(store: SQLiteStore, db_path: Path) -
     for query in selects:
         # A page is found by its keys, then its rows are read and put in order: that last sort
         # (top level, of the page's rows only) is the one temporary b-tree allowed.
-        plan = " | ".join(detail for _, parent, _, detail in conn.execute(f"EXPLAIN QUERY PLAN {query}")
-                          if not (parent == 0 and detail == "USE TEMP B-TREE FOR ORDER BY" and "kz_page" in query))
+        plan = " | ".join(
+            detail
+            for _, parent, _, detail in conn.execute(f"EXPLAIN QUERY PLAN {query}")
+            if not (parent == 0 and detail == "USE TEMP B-TREE FOR ORDER BY" and "kz_page" in query)
+        )
         assert "USING" in plan and "TEMP B-TREE" not in plan, f"{query}: {plan}"
 
 

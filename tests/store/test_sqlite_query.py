@@ -58,8 +58,11 @@ def plan(conn: sqlite3.Connection, query: JobQuery, *, count: bool = False) -> s
     rows = conn.execute("EXPLAIN QUERY PLAN " + statement.sql, statement.params).fetchall()
     # A page is found by its keys, then its rows are read and put in order: that sort (at the top
     # level, of the page's rows only) is left out.
-    return " | ".join(detail for _, parent, _, detail in rows
-                      if not (parent == 0 and detail == "USE TEMP B-TREE FOR ORDER BY" and "kz_page" in statement.sql))
+    return " | ".join(
+        detail
+        for _, parent, _, detail in rows
+        if not (parent == 0 and detail == "USE TEMP B-TREE FOR ORDER BY" and "kz_page" in statement.sql)
+    )
 
 
 def test_every_migrated_index_exists(db: tuple[SQLiteStore, sqlite3.Connection]) -> None:
@@ -73,15 +76,18 @@ def test_every_migrated_index_exists(db: tuple[SQLiteStore, sqlite3.Connection])
 @pytest.mark.parametrize("descending", [True, False])
 def test_every_sort_walks_its_index(db: tuple[SQLiteStore, sqlite3.Connection], sort: str, descending: bool) -> None:
     _, conn = db
-    for query in (JobQuery(sort=sort, descending=descending, limit=64),
-                  JobQuery(sort=sort, descending=descending, limit=64, offset=5000)):
+    for query in (
+        JobQuery(sort=sort, descending=descending, limit=64),
+        JobQuery(sort=sort, descending=descending, limit=64, offset=5000),
+    ):
         found = plan(conn, query)
         assert f"INDEX {SORT_INDEX[sort]}" in found, found
         if SORTS[sort].live_keys is None:
             assert "TEMP B-TREE" not in found, found  # an index walk, no sort
         else:  # the finished jobs' values from jobs_settled (covering), the others apart
-            assert found.startswith("MATERIALIZE kz_page | MERGE (UNION ALL) | LEFT | SCAN jobs USING COVERING"
-                                    " INDEX jobs_settled"), found
+            assert found.startswith(
+                "MATERIALIZE kz_page | MERGE (UNION ALL) | LEFT | SCAN jobs USING COVERING INDEX jobs_settled"
+            ), found
             assert "RIGHT | SEARCH jobs USING " in found and "INDEX jobs_status_created (status=?)" in found, found
     # The next page starts where the last one ended: still the same walk.
     anchor = make_job("x", start_timestamp=NOW, end_timestamp=NOW + 1)
@@ -133,7 +139,9 @@ def test_a_version_1_store_with_jobs_is_migrated(tmp_path: Path) -> None:
     conn.execute("PRAGMA user_version = 1")
     conn.execute(
         "INSERT INTO jobs (id, account_id, auth_account_id, category, action, status, created)"
-        " VALUES ('old1', 'a', 'a', 'skel', 'id2', 'success', ?)", (NOW,))
+        " VALUES ('old1', 'a', 'a', 'skel', 'id2', 'success', ?)",
+        (NOW,),
+    )
     conn.close()
     with SQLiteStore(path) as store:
         assert [job.id for job in store.list_jobs(JobQuery(sort="task", words=["ID2"]))] == ["old1"]
@@ -149,7 +157,7 @@ def test_a_status_filter_walks_the_sort_index(db: tuple[SQLiteStore, sqlite3.Con
 
 
 def test_a_status_filter_on_counts_reads_only_the_settled_or_the_running(
-    db: tuple[SQLiteStore, sqlite3.Connection]
+    db: tuple[SQLiteStore, sqlite3.Connection],
 ) -> None:
     _, conn = db
     found = plan(conn, JobQuery(sort="rate", status=["success", "failure"], limit=64, now=NOW))

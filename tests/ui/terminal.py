@@ -24,8 +24,19 @@ from pathlib import Path
 
 _ESCAPES = re.compile(rb"\x1b(\[[0-9;?<>=$]*[ -/]*[@-~]|\][^\x07\x1b]*(\x07|\x1b\\)|[()][0-9A-Za-z]|[=>78DEHMNOPZc])")
 
-KEYS = {"enter": "\r", "escape": "\x1b", "tab": "\t", "up": "\x1b[A", "down": "\x1b[B", "right": "\x1b[C",
-        "left": "\x1b[D", "ctrl+q": "\x11", "ctrl+c": "\x03", "space": " ", "pagedown": "\x1b[6~"}
+KEYS = {
+    "enter": "\r",
+    "escape": "\x1b",
+    "tab": "\t",
+    "up": "\x1b[A",
+    "down": "\x1b[B",
+    "right": "\x1b[C",
+    "left": "\x1b[D",
+    "ctrl+q": "\x11",
+    "ctrl+c": "\x03",
+    "space": " ",
+    "pagedown": "\x1b[6~",
+}
 
 
 def plain(data: bytes) -> str:
@@ -34,8 +45,14 @@ def plain(data: bytes) -> str:
 
 
 class Terminal:
-    def __init__(self, args: Sequence[str], *, cwd: str | Path | None = None, size: tuple[int, int] = (100, 30),
-                 env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        args: Sequence[str],
+        *,
+        cwd: str | Path | None = None,
+        size: tuple[int, int] = (100, 30),
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.size = size
         environment = dict(os.environ if env is None else env)
         environment.setdefault("TERM", "xterm-256color")
@@ -57,8 +74,9 @@ class Terminal:
         self._reader.start()
 
     @classmethod
-    def console(cls, data_dir: str | Path, *extra: str, size: tuple[int, int] = (100, 30),
-                env: dict[str, str] | None = None) -> Terminal:
+    def console(
+        cls, data_dir: str | Path, *extra: str, size: tuple[int, int] = (100, 30), env: dict[str, str] | None = None
+    ) -> Terminal:
         return cls([sys.executable, "-m", "kzconsole", "--data-dir", str(data_dir), *extra], size=size, env=env)
 
     def _read(self) -> None:

@@ -8,15 +8,7 @@ import threading
 import pytest
 
 from kzconsole.bridge import EngineBridge
-from kzconsole.engine import (
-    Engine,
-    JobChanged,
-    JobDeleted,
-    JobLogged,
-    JobProgressed,
-    JobStatus,
-    StoreChanged,
-)
+from kzconsole.engine import Engine, JobChanged, JobDeleted, JobLogged, JobProgressed, JobStatus, StoreChanged
 from kzconsole.engine.clock import FakeClock
 from kzconsole.screens.command_line import resolve
 from kzconsole.screens.confirm import ConfirmModal
@@ -128,9 +120,20 @@ async def test_help_lists_the_keys_of_the_current_view(tmp_path):
         help_screen = await shown(pilot, app, HelpScreen)
         assert "Keys: Jobs" in screen_text(app) and "start a pending job" in screen_text(app)
         listed = "\n".join(f"{keys}  {text}" for _where, keys, text in help_screen.rows)
-        for words in ("start a pending job", "stop:", "delete the job", "longer pause", "filter:",
-                      "sort by status", "sort by rate", "quit the console", "mark or unmark",
-                      "failed rows only", "[  back to the previous place", "]  forward again"):
+        for words in (
+            "start a pending job",
+            "stop:",
+            "delete the job",
+            "longer pause",
+            "filter:",
+            "sort by status",
+            "sort by rate",
+            "quit the console",
+            "mark or unmark",
+            "failed rows only",
+            "[  back to the previous place",
+            "]  forward again",
+        ):
             assert words in listed, words
         assert [keys for _w, keys, _t in help_screen.rows].count(":") == 1  # ":" once, not twice
         await pilot.press("escape")
@@ -178,8 +181,9 @@ async def test_a_finished_job_is_notified_once(tmp_path):
     settings = ui_settings(tmp_path)
     src = write_csv(tmp_path / "in.csv", [["col1", "col2"], ["a", "b"], ["c", ""]])
     async with running_console(settings) as (app, pilot):
-        job = app.engine.add_job("skel", "id2", input=write_csv(tmp_path / "ok.csv", [["col1", "col2"], ["a", "b"]]),
-                                 wait_ms=0, start=True)
+        job = app.engine.add_job(
+            "skel", "id2", input=write_csv(tmp_path / "ok.csv", [["col1", "col2"], ["a", "b"]]), wait_ms=0, start=True
+        )
         await wait_for(pilot, lambda: said(app, job.id[:8], "finished"))
         await wait_for(pilot, lambda: app.engine.running_count() == 0)
         await pilot.pause()

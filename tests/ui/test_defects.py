@@ -82,8 +82,14 @@ async def test_a_failed_rows_error_can_be_read_in_full(tmp_path):
     settings = ui_settings(tmp_path)
     engine = Engine(settings, clock=FakeClock())
     seed_jobs(engine)
-    engine.store.append_file(job_id(2), "output", offset=0, data=("Col1,Col2,error\n" + "".join(
-        f"a{i},b{i},{LONG_ERROR if i == 3 else ''}\n" for i in range(100))).encode())
+    engine.store.append_file(
+        job_id(2),
+        "output",
+        offset=0,
+        data=(
+            "Col1,Col2,error\n" + "".join(f"a{i},b{i},{LONG_ERROR if i == 3 else ''}\n" for i in range(100))
+        ).encode(),
+    )
     async with running_console(settings, start_engine=False, engine=engine, size=(80, 24)) as (app, pilot):
         await pilot.press("G", "up", "enter")
         screen = await shown(pilot, app, JobDetailScreen)
@@ -94,8 +100,9 @@ async def test_a_failed_rows_error_can_be_read_in_full(tmp_path):
         await pilot.press("enter")
         modal = await shown(pilot, app, RowModal)
         whole = "".join(LONG_ERROR.split())
-        await wait_for(pilot, lambda: whole in "".join(screen_text(app).replace("│", "").split()),
-                       what="the whole error")
+        await wait_for(
+            pilot, lambda: whole in "".join(screen_text(app).replace("│", "").split()), what="the whole error"
+        )
         assert "row 4" in screen_text(app)
         await pilot.press("escape")
         await pilot.press("f")  # all rows again: the error is the last column
@@ -177,8 +184,9 @@ async def test_the_logs_view_shows_job_lines_wraps_and_colours_errors(tmp_path):
         lines = screen.shown_lines
         await wait_for(pilot, lambda: any("END" in line for line in lines()), what="the error line")
         await wait_for(pilot, lambda: any(f"job {job.id} skel/id2 started" in line for line in lines()), what="start")
-        await wait_for(pilot, lambda: any(job.id[:8] in line and "finished: success" in line for line in lines()),
-                       what="the end")
+        await wait_for(
+            pilot, lambda: any(job.id[:8] in line and "finished: success" in line for line in lines()), what="the end"
+        )
         view = screen.query_one(LogView)
         assert view.line_count > len(lines())  # the long line wrapped
         assert "END" in screen_text(app)  # its end is on screen, not cut at the edge
@@ -335,8 +343,17 @@ async def test_small_things(tmp_path):
     """13.14: "no jobs here" for a filter matching nothing; "output 1 rows"."""
     settings = ui_settings(tmp_path)
     engine = Engine(settings, clock=FakeClock())
-    engine.store.create_job(make_job(1, status=JobStatus.SUCCESS, output_rows=1, success_count=1, total_count=1,
-                                     start_timestamp=1.0, end_timestamp=2.0))
+    engine.store.create_job(
+        make_job(
+            1,
+            status=JobStatus.SUCCESS,
+            output_rows=1,
+            success_count=1,
+            total_count=1,
+            start_timestamp=1.0,
+            end_timestamp=2.0,
+        )
+    )
     async with running_console(settings, start_engine=False, engine=engine) as (app, pilot):
         await pilot.press("slash", *"zzzz", "enter")
         await wait_for(pilot, lambda: "the filter matched no job" in screen_text(app))
@@ -473,7 +490,9 @@ async def test_back_and_forward_through_the_places_visited(tmp_path):
 
 
 async def test_F_re_runs_only_the_failed_rows_from_the_job_view_and_the_list(tmp_path, plugin_dir):
-    plugin_dir.write("flaky.py", """
+    plugin_dir.write(
+        "flaky.py",
+        """
         from kzconsole.plugin import task
 
         @task("flaky", "row", description="Fails every fourth row", mandatory=["n"])
@@ -481,7 +500,8 @@ async def test_F_re_runs_only_the_failed_rows_from_the_job_view_and_the_list(tmp
             if int(row["n"]) % 4 == 0:
                 raise ValueError("a fourth row")
             return None
-    """)
+    """,
+    )
     settings = ui_settings(tmp_path, plugin_dir.path)
     rows = [["n"]] + [[str(i)] for i in range(20)]
     async with running_console(settings) as (app, pilot):
@@ -520,5 +540,8 @@ async def test_a_started_job_that_does_not_run_says_why(tmp_path):
         await wait_for(pilot, lambda: f"waiting: {first}" in screen_text(app), what="the list's line")
         await pilot.press("enter")
         await shown(pilot, app, JobDetailScreen)
-        await wait_for(pilot, lambda: "waiting" in screen_text(app) and reason[:30] in screen_text(app),
-                       what="the job view's record")
+        await wait_for(
+            pilot,
+            lambda: "waiting" in screen_text(app) and reason[:30] in screen_text(app),
+            what="the job view's record",
+        )

@@ -38,8 +38,12 @@ def _list(app) -> JobList:
 
 
 async def _type(pilot, text: str) -> None:
-    await pilot.press(*[{" ": "space", "/": "slash", ":": "colon", ".": "full_stop", "_": "underscore",
-                         "-": "minus"}.get(c, c) for c in text])
+    await pilot.press(
+        *[
+            {" ": "space", "/": "slash", ":": "colon", ".": "full_stop", "_": "underscore", "-": "minus"}.get(c, c)
+            for c in text
+        ]
+    )
 
 
 # ------------------------------------------------------------------ create and run
@@ -195,7 +199,9 @@ async def test_stop_a_running_job(tmp_path):
 
 async def test_the_job_view_shows_stopping_and_how_long_the_row_has_run(tmp_path, plugin_dir):
     release = tmp_path / "release"
-    plugin_dir.write("slow.py", f"""
+    plugin_dir.write(
+        "slow.py",
+        f"""
         import os, time
         from kzconsole.plugin import task
 
@@ -204,7 +210,8 @@ async def test_the_job_view_shows_stopping_and_how_long_the_row_has_run(tmp_path
             deadline = time.monotonic() + 20
             while not os.path.exists({str(release)!r}) and time.monotonic() < deadline:
                 time.sleep(0.01)
-    """)
+    """,
+    )
     settings = ui_settings(tmp_path, plugin_dir.path)
     src = write_csv(tmp_path / "in.csv", [["a"], ["1"], ["2"]])
     async with running_console(settings) as (app, pilot):
@@ -398,7 +405,9 @@ async def test_the_log_tail_follows_lines_written_while_the_view_is_open(tmp_pat
 
 async def test_the_output_viewer_of_a_running_job_grows_as_the_job_runs(tmp_path, plugin_dir):
     release = tmp_path / "release"
-    plugin_dir.write("gate.py", f"""
+    plugin_dir.write(
+        "gate.py",
+        f"""
         import os, time
         from kzconsole.plugin import task
 
@@ -407,7 +416,8 @@ async def test_the_output_viewer_of_a_running_job_grows_as_the_job_runs(tmp_path
             deadline = time.monotonic() + 20
             while row["a"] == "3" and not os.path.exists({str(release)!r}) and time.monotonic() < deadline:
                 time.sleep(0.01)
-    """)
+    """,
+    )
     # A checkpoint every row: rows 1 and 2 are stored before row 3 waits.
     settings = ui_settings(tmp_path, plugin_dir.path, send_progress_after_processed=1)
     src = write_csv(tmp_path / "in.csv", [["a"], ["1"], ["2"], ["3"], ["4"]])
@@ -463,11 +473,18 @@ def _create_many(engine: Engine, n: int) -> None:
     """n finished jobs through the store's public interface (the 100,000-job figures are the
     benchmark's: bench/bench_console.py)."""
     for i in range(n):
-        engine.store.create_job(make_job(
-            i + 100, status=JobStatus.SUCCESS if i % 7 else JobStatus.FAILURE, created=1_700_000_000.0 + i,
-            start_timestamp=1_700_000_000.0 + i, end_timestamp=1_700_000_010.0 + i,
-            success_count=100 if i % 7 else 0, failure_count=0 if i % 7 else 100,
-            action=("id2", "id1", "count")[i % 3]))
+        engine.store.create_job(
+            make_job(
+                i + 100,
+                status=JobStatus.SUCCESS if i % 7 else JobStatus.FAILURE,
+                created=1_700_000_000.0 + i,
+                start_timestamp=1_700_000_000.0 + i,
+                end_timestamp=1_700_000_010.0 + i,
+                success_count=100 if i % 7 else 0,
+                failure_count=0 if i % 7 else 100,
+                action=("id2", "id1", "count")[i % 3],
+            )
+        )
 
 
 async def test_a_long_list_pages_from_the_store_as_the_cursor_moves(tmp_path):
@@ -524,6 +541,10 @@ async def test_the_console_keeps_up_with_8_jobs_at_full_speed(tmp_path):
             await _key(app, "down" if before == 0 else "up", lambda before=before: job_list.cursor != before)
             presses += 1
         assert presses >= 1
-        await wait_for(pilot, lambda: all(app.engine.get_job(j.id).status is JobStatus.SUCCESS for j in jobs),
-                       timeout=120, what="the jobs to finish")
+        await wait_for(
+            pilot,
+            lambda: all(app.engine.get_job(j.id).status is JobStatus.SUCCESS for j in jobs),
+            timeout=120,
+            what="the jobs to finish",
+        )
         await wait_for(pilot, lambda: screen_text(app).count("✔ success") == 8, what="the list to catch up")

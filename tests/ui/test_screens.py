@@ -104,8 +104,15 @@ async def test_catalog_shows_skel_id2_details(make_engine):
         await pilot.press("n")
         from kzconsole.screens.new_job import NewJobModal
 
-        await wait_for(pilot, lambda: isinstance(app.screen, NewJobModal) and app.screen.task_info is not None
-                       and app.screen.task_info.name == "skel/id2", "the dialog, pre-filled")
+        await wait_for(
+            pilot,
+            lambda: (
+                isinstance(app.screen, NewJobModal)
+                and app.screen.task_info is not None
+                and app.screen.task_info.name == "skel/id2"
+            ),
+            "the dialog, pre-filled",
+        )
 
 
 @pytest.mark.anyio
@@ -213,9 +220,7 @@ async def test_plugins_reload_picks_up_a_new_file(make_engine, plugin_dir):
             """,
         )
         await pilot.press("r")
-        await wait_for(
-            pilot, lambda: any(s.source.endswith("fresh.py") for s in screen.sources), "the reloaded list"
-        )
+        await wait_for(pilot, lambda: any(s.source.endswith("fresh.py") for s in screen.sources), "the reloaded list")
         await wait_for(pilot, lambda: not screen.reloading, "the reload to end")
         fresh = next(s for s in screen.sources if s.source.endswith("fresh.py"))
         assert fresh.loaded and [t.name for t in fresh.tasks] == ["fresh/a"]
@@ -347,9 +352,15 @@ async def test_triggers_fixed_data_and_countdown(make_engine, monkeypatch):
     monkeypatch.setattr(engine, "fire_trigger", lambda name, wait=True: fired.append((name, wait)))
     history = [
         _FakeFiring(_schedule(start)[1]["last"]),
-        _FakeFiring({**_schedule(start)[1]["last"], "started": start - 3605, "ended": start - 3604,
-                     "status": "ok", "functions": [{"function": "/plugins/a.py:purge", "ok": True,
-                                                    "error": None, "seconds": 1.0}]}),
+        _FakeFiring(
+            {
+                **_schedule(start)[1]["last"],
+                "started": start - 3605,
+                "ended": start - 3604,
+                "status": "ok",
+                "functions": [{"function": "/plugins/a.py:purge", "ok": True, "error": None, "seconds": 1.0}],
+            }
+        ),
     ]
     asked: list[tuple[str | None, int]] = []
 

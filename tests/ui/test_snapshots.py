@@ -23,7 +23,7 @@ SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((120, 40), id="120x40"
 ROOT = Path("/tmp/kzconsole-snapshots")
 
 # A plugin at a fixed path, first in the catalog, so no checkout path shows on screen.
-PLUGIN = '''
+PLUGIN = """
 from kzconsole.plugin import task
 
 @task("accounts", "rename",
@@ -33,7 +33,7 @@ from kzconsole.plugin import task
       output_header=["account_id", "old_name", "name"])
 def rename(ctx, it, row):
     return [row["account_id"], "old", row["name"]]
-'''
+"""
 
 
 @pytest.fixture
@@ -78,7 +78,9 @@ def test_jobs_view(snap_compare, snap_app, size):
 def test_job_view_log(snap_compare, snap_app, size):
     async def run_before(pilot) -> None:
         await pilot.press("G", "enter")
-        await _settle(pilot, lambda: pilot.app.screen.query("LogTail") and pilot.app.screen.query_one("LogTail").line_count)
+        await _settle(
+            pilot, lambda: pilot.app.screen.query("LogTail") and pilot.app.screen.query_one("LogTail").line_count
+        )
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run_before)
 
@@ -86,8 +88,10 @@ def test_job_view_log(snap_compare, snap_app, size):
 def test_job_view_failed_rows(snap_compare, snap_app):
     async def run_before(pilot) -> None:
         await pilot.press("G", "up", "enter")
-        await _settle(pilot, lambda: pilot.app.screen.query("CsvTable")
-                      and len(pilot.app.screen.query_one("CsvTable").data) == 100)
+        await _settle(
+            pilot,
+            lambda: pilot.app.screen.query("CsvTable") and len(pilot.app.screen.query_one("CsvTable").data) == 100,
+        )
         await pilot.press("f")
 
     assert snap_compare(snap_app(), terminal_size=(120, 40), run_before=run_before)
@@ -111,8 +115,10 @@ def test_new_job_modal_with_checks(snap_compare, snap_app, size):
 def test_output_viewer(snap_compare, snap_app, size):
     async def run_before(pilot) -> None:
         await pilot.press("G", "up", "o")
-        await _settle(pilot, lambda: pilot.app.screen.query("CsvTable")
-                      and len(pilot.app.screen.query_one("CsvTable").data) == 100)
+        await _settle(
+            pilot,
+            lambda: pilot.app.screen.query("CsvTable") and len(pilot.app.screen.query_one("CsvTable").data) == 100,
+        )
 
     assert snap_compare(snap_app(), terminal_size=size, run_before=run_before)
 
@@ -136,12 +142,15 @@ def test_filtered_and_command_line(snap_compare, snap_app):
 
 
 @pytest.mark.parametrize("size", SIZES)
-@pytest.mark.parametrize("key,ready", [
-    pytest.param("2", "accounts/rename", id="catalog"),
-    pytest.param("3", "minutely", id="triggers"),
-    pytest.param("4", "accounts.py", id="plugins"),
-    pytest.param("5", "Logs", id="logs"),
-])
+@pytest.mark.parametrize(
+    "key,ready",
+    [
+        pytest.param("2", "accounts/rename", id="catalog"),
+        pytest.param("3", "minutely", id="triggers"),
+        pytest.param("4", "accounts.py", id="plugins"),
+        pytest.param("5", "Logs", id="logs"),
+    ],
+)
 def test_other_views(snap_compare, snap_app, size, key, ready):
     async def run_before(pilot) -> None:
         await pilot.press(key)

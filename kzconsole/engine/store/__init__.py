@@ -17,7 +17,7 @@ def open_store(url: str, *, clock: Callable[[], float] | None = None) -> Store:
         from kzconsole.engine.store.sqlite import SQLiteStore
 
         # sqlite:///var/lib/kz.db and sqlite:////var/lib/kz.db both name /var/lib/kz.db.
-        path = "/" + url[len("sqlite:///"):].lstrip("/")
+        path = "/" + url[len("sqlite:///") :].lstrip("/")
         return SQLiteStore(path) if clock is None else SQLiteStore(path, clock=clock)
     if url.startswith(("postgresql://", "postgres://")):
         from kzconsole.engine.store.postgres import PostgresStore

@@ -64,7 +64,6 @@ __all__ = [
     "CHANGE_KINDS",
     "check_kind",
     "redact_url",
-    "copy_stream",
 ]
 
 #: The files a job may have. ``input``: the stored input CSV (written once, by :meth:`Store.create_job`).
@@ -106,6 +105,7 @@ class StoreChange:
     job_id: str | None
     origin: str
 
+
 # ------------------------------------------------------------------ API keys (owner: api)
 
 
@@ -123,8 +123,7 @@ class ApiKey:
 
     def public(self) -> dict[str, Any]:
         """What ``api-keys list --json`` shows (never the hash)."""
-        return {"id": self.id, "account_id": self.account_id, "name": self.name,
-                "superadmin": self.superadmin, "created": self.created}
+        return {key: getattr(self, key) for key in ("id", "account_id", "name", "superadmin", "created")}
 
 
 @dataclass(frozen=True)
@@ -284,8 +283,9 @@ class Store(abc.ABC):
             self.append_file(job_id, kind, data, offset=offset, claim=step.claim, sync=step.sync)
         updated = self.update_job(job_id, step.changes, expect=step.expect)
         c = step.claim_next
-        claimed = [] if c is None else self.claim_queued(c.node, c.limit, c.now, name=c.name, tasks=c.tasks,
-                                                         served=c.served)
+        claimed = (
+            [] if c is None else self.claim_queued(c.node, c.limit, c.now, name=c.name, tasks=c.tasks, served=c.served)
+        )
         return updated, claimed
 
     @abc.abstractmethod
@@ -318,8 +318,9 @@ class Store(abc.ABC):
         back: contract 4.3)."""
         return self._append_file(job_id, kind, data, offset, claim, sync)
 
-    def _append_file(self, job_id: str, kind: str, data: bytes, offset: int | None, claim: int | None,
-                     sync: bool) -> int:
+    def _append_file(
+        self, job_id: str, kind: str, data: bytes, offset: int | None, claim: int | None, sync: bool
+    ) -> int:
         """What a backend does for :meth:`append_file`. A backend overrides this or (the
         PostgreSQL store, until it moves here) ``append_file`` itself."""
         raise NotImplementedError(f"{type(self).__name__} does not store job files")
@@ -480,18 +481,6 @@ def check_kind(kind: str) -> None:
     """Raise ValueError unless ``kind`` is one of :data:`FILE_KINDS` (for backends)."""
     if kind not in FILE_KINDS:
         raise ValueError(f"unknown job file kind {kind!r} (expected one of {', '.join(FILE_KINDS)})")
-
-
-def copy_stream(src: BinaryIO, dest: BinaryIO, chunk: int = 1 << 20) -> int:
-    """Copy ``src`` to its end into ``dest`` in constant memory; return the bytes copied (for
-    backends storing a stream)."""
-    total = 0
-    while True:
-        data = src.read(chunk)
-        if not data:
-            return total
-        dest.write(data)
-        total += len(data)
 
 
 def _documents(rows: JobRows) -> Iterator[tuple[str]]:

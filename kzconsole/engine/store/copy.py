@@ -77,8 +77,7 @@ def _is_duplicate(exc: StoreError) -> bool:
     return "already exists" in str(exc)
 
 
-def copy_store(source: Store, target: Store, *,
-               progress: Callable[[str, int], None] | None = None) -> CopyReport:
+def copy_store(source: Store, target: Store, *, progress: Callable[[str, int], None] | None = None) -> CopyReport:
     report = CopyReport(jobs=0, skipped=0, bytes=0, firings=0, api_keys=0, skipped_ids=[])
     offset = 0
     while True:
@@ -114,8 +113,7 @@ def copy_store(source: Store, target: Store, *,
     return report
 
 
-def copy_stores(from_url: str, to_url: str, *,
-                progress: Callable[[str, int], None] | None = None) -> CopyReport:
+def copy_stores(from_url: str, to_url: str, *, progress: Callable[[str, int], None] | None = None) -> CopyReport:
     """:func:`copy_store` between the stores named by two URLs."""
     from kzconsole.engine.store import open_store
 

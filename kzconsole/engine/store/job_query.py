@@ -47,16 +47,7 @@ from typing import Any
 from kzconsole.engine.models import JobStatus
 from kzconsole.engine.store.job_regex import ASCII_LOWER, regex_problem, regex_program, regexp_match
 
-__all__ = [
-    "SORTS",
-    "TASK_SQL",
-    "TEXT_SQL",
-    "InvalidQuery",
-    "JobQuery",
-    "Sort",
-    "job_text",
-    "status_text",
-]
+__all__ = ["SORTS", "TASK_SQL", "TEXT_SQL", "InvalidQuery", "JobQuery", "Sort", "job_text", "status_text"]
 
 _STATUS_VALUES = tuple(s.value for s in JobStatus)
 
@@ -98,7 +89,13 @@ class Sort:
 
 # The console's "running first": the jobs that need attention come first when descending.
 STATUS_RANK = {
-    "executing": 6, "pending": 5, "internal_error": 4, "failure": 3, "partial": 2, "stopped": 1, "success": 0,
+    "executing": 6,
+    "pending": 5,
+    "internal_error": 4,
+    "failure": 3,
+    "partial": 2,
+    "stopped": 1,
+    "success": 0,
 }
 _RANK_SQL = "(CASE status " + " ".join(f"WHEN '{s}' THEN {r}" for s, r in STATUS_RANK.items()) + " END)"
 UNSETTLED = ("pending", "executing")
@@ -112,10 +109,13 @@ _REAL = "CAST(" + _PROCESSED + " AS DOUBLE PRECISION)"
 _STARTED = "coalesce(start_timestamp, -1)"
 _DURATION = "coalesce(end_timestamp - start_timestamp, -1)"
 _LIVE_DURATION = "coalesce({now} - start_timestamp, -1)"
-_RATE = (f"(CASE WHEN end_timestamp > start_timestamp AND {_PROCESSED} > 0"
-         f" THEN {_REAL} / (end_timestamp - start_timestamp) ELSE -1 END)")
-_LIVE_RATE = (f"(CASE WHEN {{now}} > start_timestamp AND {_PROCESSED} > 0"
-              f" THEN {_REAL} / ({{now}} - start_timestamp) ELSE -1 END)")
+_RATE = (
+    f"(CASE WHEN end_timestamp > start_timestamp AND {_PROCESSED} > 0"
+    f" THEN {_REAL} / (end_timestamp - start_timestamp) ELSE -1 END)"
+)
+_LIVE_RATE = (
+    f"(CASE WHEN {{now}} > start_timestamp AND {_PROCESSED} > 0 THEN {_REAL} / ({{now}} - start_timestamp) ELSE -1 END)"
+)
 _PROGRESS = f"(CASE WHEN total_count > 0 THEN {_REAL} / total_count ELSE -1 END)"
 _TOTAL = "coalesce(total_count, -1)"
 
@@ -143,7 +143,6 @@ SORTS: dict[str, Sort] = {
 # Index expressions must be written exactly like this to be used (see the SQLite migration).
 TEXT_SQL = "lower(id || ' ' || category || '/' || action || ' ' || account_id || ' ' || coalesce(file_name, ''))"
 TASK_SQL = "lower(category || '/' || action)"
-
 
 
 def _fold(text: str) -> str:
@@ -288,8 +287,16 @@ class JobQuery:
     @property
     def filter_only(self) -> JobQuery:
         """The same jobs, without order or paging (what :meth:`count` depends on)."""
-        return JobQuery(account_id=self.account_id, status=self.status, task=self.task, id_prefix=self.id_prefix,
-                        account_part=self.account_part, words=self.words, regex=self.regex, invert=self.invert)
+        return JobQuery(
+            account_id=self.account_id,
+            status=self.status,
+            task=self.task,
+            id_prefix=self.id_prefix,
+            account_part=self.account_part,
+            words=self.words,
+            regex=self.regex,
+            invert=self.invert,
+        )
 
     # ---------------------------------------------------------------- meaning in Python
 
@@ -374,8 +381,9 @@ class JobQuery:
             return None
         end = total if self.limit is None else min(total, self.offset + self.limit)
         start = max(0, total - end)
-        return dataclasses.replace(self, descending=not self.descending, offset=start,
-                                   limit=max(0, total - self.offset - start))
+        return dataclasses.replace(
+            self, descending=not self.descending, offset=start, limit=max(0, total - self.offset - start)
+        )
 
     def page_token(self, last: Any) -> str:
         """An opaque, URL-safe string for the page after ``last`` (:meth:`resume` reads it)."""
@@ -412,8 +420,11 @@ class JobQuery:
         if values is None or len(values) != len(kinds):
             raise InvalidQuery(f"after: expected {len(kinds)} values for sort {sort.name}, not {after!r}")
         for value, numeric in zip(values, kinds, strict=True):
-            ok = (isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-                  if numeric else isinstance(value, str))
+            ok = (
+                isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+                if numeric
+                else isinstance(value, str)
+            )
             if not ok:
                 raise InvalidQuery(f"after: {value!r} is not a position of sort {sort.name}")
         return values

@@ -62,15 +62,7 @@ from typing import Any, BinaryIO, TypeVar
 import psycopg
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord
-from kzconsole.engine.store.base import (
-    Claim,
-    Fenced,
-    JobStep,
-    StoreChange,
-    StoreError,
-    check_kind,
-    redact_url,
-)
+from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError, check_kind, redact_url
 from kzconsole.engine.store.query import (
     Dialect,
     JobQuery,
@@ -131,8 +123,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_account_created ON jobs (account_id, created DESC, id DESC)",
         "CREATE INDEX jobs_status_created ON jobs (status, created DESC, id DESC)",
         # The queue: partial, so it stays as small as the queue itself.
-        "CREATE INDEX jobs_queue ON jobs (queued_at, id)"
-        " WHERE status = 'pending' AND queued_at IS NOT NULL",
+        "CREATE INDEX jobs_queue ON jobs (queued_at, id) WHERE status = 'pending' AND queued_at IS NOT NULL",
         "CREATE INDEX jobs_executing ON jobs (owner) WHERE status = 'executing'",
         """
         CREATE TABLE engines (
@@ -372,19 +363,22 @@ def _lease_from_row(row: Sequence[Any]) -> EngineLease:
     values: list[Any] = [tuple(v) if isinstance(v, list) else v for v in row]
     return EngineLease(*values)
 
+
 # SQLSTATE classes and codes worth a retry: the same statement will work once the server is back,
 # the lock holder is gone or a snapshot is fresh.
-_TRANSIENT_SQLSTATES = frozenset({
-    "40001",  # serialization_failure
-    "40P01",  # deadlock_detected
-    "55P03",  # lock_not_available
-    "53300",  # too_many_connections
-    "57P01",  # admin_shutdown
-    "57P02",  # crash_shutdown
-    "57P03",  # cannot_connect_now (starting up, shutting down, in recovery)
-    "57P05",  # idle_session_timeout
-    "25P03",  # idle_in_transaction_session_timeout (this process was frozen mid-transaction)
-})
+_TRANSIENT_SQLSTATES = frozenset(
+    {
+        "40001",  # serialization_failure
+        "40P01",  # deadlock_detected
+        "55P03",  # lock_not_available
+        "53300",  # too_many_connections
+        "57P01",  # admin_shutdown
+        "57P02",  # crash_shutdown
+        "57P03",  # cannot_connect_now (starting up, shutting down, in recovery)
+        "57P05",  # idle_session_timeout
+        "25P03",  # idle_in_transaction_session_timeout (this process was frozen mid-transaction)
+    }
+)
 
 
 class PoolTimeout(Exception):
@@ -428,8 +422,9 @@ class _Tx:
         self.origin = origin
         self.request = request
 
-    def execute(self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *,
-                binary: bool = False) -> psycopg.Cursor[Any]:
+    def execute(
+        self, sql: str, params: Sequence[Any] | Mapping[str, Any] | None = None, *, binary: bool = False
+    ) -> psycopg.Cursor[Any]:
         return self.conn.execute(sql, params, binary=binary)
 
     def change(self, kind: str, job_id: str | None = None, *, wake: bool = False) -> None:
@@ -474,8 +469,7 @@ class PostgresStore(SQLStore):
     retrying transient failures (a server restarting, a dropped connection) before it gives up
     with :class:`StoreError`."""
 
-    def __init__(self, url: str, *, timeout: float = 60.0, pool_size: int = 12,
-                 connect_timeout: float = 10.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 60.0, pool_size: int = 12, connect_timeout: float = 10.0) -> None:
         self.url = url
         self.display = redact_url(url)
         self.timeout = timeout
@@ -538,9 +532,16 @@ class PostgresStore(SQLStore):
     def _new_request(self) -> str:
         return f"{self.origin}:{next(self._requests)}"
 
-    def _run(self, doing: str, fn: Callable[[_Tx], T], *, write: bool = False,
-             exactly_once: bool = False, replay: Callable[[_Tx], T] | None = None,
-             request: str | None = None) -> T:
+    def _run(
+        self,
+        doing: str,
+        fn: Callable[[_Tx], T],
+        *,
+        write: bool = False,
+        exactly_once: bool = False,
+        replay: Callable[[_Tx], T] | None = None,
+        request: str | None = None,
+    ) -> T:
         """Run ``fn`` in one transaction (``write``) or as autocommit reads, retrying the whole of
         it on a transient failure. With ``exactly_once`` a commit whose answer was lost is looked
         up on the server (by transaction id) instead of being run again.
@@ -563,8 +564,9 @@ class PostgresStore(SQLStore):
                         self._recover(conn)
                     tx = _Tx(conn, self.origin, request)
                     if unsure:
-                        found = conn.execute("SELECT EXISTS (SELECT 1 FROM changes WHERE request = %s)",
-                                             (request,)).fetchone()
+                        found = conn.execute(
+                            "SELECT EXISTS (SELECT 1 FROM changes WHERE request = %s)", (request,)
+                        ).fetchone()
                         unsure = False
                         if found and found[0]:
                             assert replay is not None
@@ -576,8 +578,7 @@ class PostgresStore(SQLStore):
                             unsure = _is_connection_loss(exc)
                             raise
                     if pending is not None:
-                        status = conn.execute("SELECT pg_xact_status(%s::text::xid8)",
-                                              (str(pending[0]),)).fetchone()
+                        status = conn.execute("SELECT pg_xact_status(%s::text::xid8)", (str(pending[0]),)).fetchone()
                         state = status[0] if status else None
                         if state == "committed":
                             return pending[1]
@@ -675,6 +676,7 @@ class PostgresStore(SQLStore):
 
     def now(self) -> float:
         """Unix seconds on the server's clock."""
+
         def read(tx: _Tx) -> float:
             row = tx.execute("SELECT extract(epoch FROM clock_timestamp())::float8").fetchone()
             assert row is not None
@@ -688,8 +690,10 @@ class PostgresStore(SQLStore):
         if not isinstance(job, JobRecord):
             raise TypeError(f"create_job expects a JobRecord, not {type(job).__name__}")
         values = self.job_values(job)
-        sql = (f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join(['%s'] * len(JOB_FIELDS))})"
-               " ON CONFLICT (id) DO NOTHING RETURNING id")
+        sql = (
+            f"INSERT INTO jobs ({JOB_COLUMNS}) VALUES ({', '.join(['%s'] * len(JOB_FIELDS))})"
+            " ON CONFLICT (id) DO NOTHING RETURNING id"
+        )
         start: int | None = None
         if input is not None:
             try:
@@ -716,9 +720,11 @@ class PostgresStore(SQLStore):
         except _Exists:
             raise StoreError(f"job {job.id!r} already exists in {self.display}") from None
         except _NotRewindable:
-            raise StoreError(f"store {self.display}: creating job {job.id!r} failed: the connection"
-                             " dropped while its input was stored, and the input cannot be read"
-                             " again; nothing was stored") from None
+            raise StoreError(
+                f"store {self.display}: creating job {job.id!r} failed: the connection"
+                " dropped while its input was stored, and the input cannot be read"
+                " again; nothing was stored"
+            ) from None
 
     def _statement(self, query: JobQuery, columns: Sequence[str]) -> Statement | None:
         now = query.now if query.now is not None or not query.is_live else self.now()
@@ -736,8 +742,9 @@ class PostgresStore(SQLStore):
 
         return self._run("listing jobs", select)
 
-    def iter_jobs(self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /,
-                  **fields: Any) -> JobRows:
+    def iter_jobs(
+        self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /, **fields: Any
+    ) -> JobRows:
         query = JobQuery.of(query, **fields)
         names = check_columns(columns)
         self._check_open()
@@ -745,8 +752,7 @@ class PostgresStore(SQLStore):
             query = query.replace(now=self.now())  # one clock for every batch
         return JobRows(self._batches(query, names))
 
-    def _batches(self, query: JobQuery, names: tuple[str, ...],
-                 batch: int = 4096) -> Iterator[tuple[Any, ...]]:
+    def _batches(self, query: JobQuery, names: tuple[str, ...], batch: int = 4096) -> Iterator[tuple[Any, ...]]:
         """Keyset-paged batches of records: no connection is held between them, and the rows are
         never all in memory."""
         left = query.limit
@@ -761,8 +767,9 @@ class PostgresStore(SQLStore):
             if left is not None:
                 left -= len(jobs)
 
-    def _update_statement(self, job_id: str, changes: Mapping[str, Any],
-                          expect: Mapping[str, Any] | None) -> tuple[str, list[Any]]:
+    def _update_statement(
+        self, job_id: str, changes: Mapping[str, Any], expect: Mapping[str, Any] | None
+    ) -> tuple[str, list[Any]]:
         """update_job's one statement (the update, its change record, a NOTIFY when it wakes the
         engines) and its parameters, the origin and request still to add."""
         check_fields(changes, "update_job changes", allow_id=False)
@@ -770,13 +777,16 @@ class PostgresStore(SQLStore):
         where, where_params = self._where(job_id, expect)
         assignments = ", ".join(f"{field} = %s" for field in changes)
         notify = f", pg_notify('{NOTIFY_CHANNEL}', '')" if _wakes_engines(changes) else ""
-        sql = (f"WITH u AS (UPDATE jobs SET {assignments} WHERE {where} RETURNING {JOB_COLUMNS}),"
-               f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', u.id, %s, %s FROM u)"
-               f" SELECT {JOB_COLUMNS}{notify} FROM u")
+        sql = (
+            f"WITH u AS (UPDATE jobs SET {assignments} WHERE {where} RETURNING {JOB_COLUMNS}),"
+            f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', u.id, %s, %s FROM u)"
+            f" SELECT {JOB_COLUMNS}{notify} FROM u"
+        )
         return sql, [*(self._encode(field, value) for field, value in changes.items()), *where_params]
 
-    def update_job(self, job_id: str, changes: Mapping[str, Any], *,
-                   expect: Mapping[str, Any] | None = None) -> JobRecord | None:
+    def update_job(
+        self, job_id: str, changes: Mapping[str, Any], *, expect: Mapping[str, Any] | None = None
+    ) -> JobRecord | None:
         if not changes:
             check_fields(expect or {}, "update_job expect", allow_id=True)
             where, where_params = self._where(job_id, expect)
@@ -834,8 +844,10 @@ class PostgresStore(SQLStore):
                 if asynchronous:
                     tx.execute("SELECT set_config('synchronous_commit', 'off', true)")
                 for kind, offset, data in files:
-                    tx.execute("SELECT kz_append(%s, %s, %s, %s, %s, %s, %s)",
-                               (job_id, kind, data, offset, claim, tx.origin, tx.request))
+                    tx.execute(
+                        "SELECT kz_append(%s, %s, %s, %s, %s, %s, %s)",
+                        (job_id, kind, data, offset, claim, tx.origin, tx.request),
+                    )
                 updated = tx.execute(update_sql, [*update_params, tx.origin, tx.request])
                 claimed = tx.execute(claiming[0], [*claiming[1], tx.origin, tx.request]) if claiming else None
             row = updated.fetchone()
@@ -846,9 +858,12 @@ class PostgresStore(SQLStore):
         def replay(tx: _Tx) -> tuple[JobRecord | None, list[JobRecord]]:
             nonlocal committed_on
             committed_on = tx.conn.server_started  # found there: that server has it
-            rows = tx.execute(f"SELECT {', '.join('jobs.' + f for f in JOB_FIELDS)} FROM jobs JOIN changes"
-                              " ON changes.job_id = jobs.id WHERE changes.request = %s AND changes.kind = 'job'"
-                              " ORDER BY jobs.queued_at, jobs.id", (tx.request,)).fetchall()
+            rows = tx.execute(
+                f"SELECT {', '.join('jobs.' + f for f in JOB_FIELDS)} FROM jobs JOIN changes"
+                " ON changes.job_id = jobs.id WHERE changes.request = %s AND changes.kind = 'job'"
+                " ORDER BY jobs.queued_at, jobs.id",
+                (tx.request,),
+            ).fetchall()
             jobs = [job_from_row(r) for r in rows]
             return (next((j for j in jobs if j.id == job_id), None), [j for j in jobs if j.id != job_id])
 
@@ -874,9 +889,13 @@ class PostgresStore(SQLStore):
             steps = journal.suspects()
             kept: set[str] = set()
             if steps:
-                kept = {row[0] for row in conn.execute(
-                    "SELECT DISTINCT request FROM changes WHERE request = ANY(%s)",
-                    ([step.request for step in steps],))}
+                kept = {
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT DISTINCT request FROM changes WHERE request = ANY(%s)",
+                        ([step.request for step in steps],),
+                    )
+                }
             lost = [step for step in steps if step.request not in kept]
             for step in lost:
                 try:
@@ -886,8 +905,12 @@ class PostgresStore(SQLStore):
                         raise
                     log.info("job %s: a step the server lost is refused now: %s", step.job_id, exc)
             if lost:
-                log.warning("store %s: the server restarted and had lost the last %d step(s) of"
-                            " running jobs; they were written again", self.display, len(lost))
+                log.warning(
+                    "store %s: the server restarted and had lost the last %d step(s) of"
+                    " running jobs; they were written again",
+                    self.display,
+                    len(lost),
+                )
             journal.recovered(steps)
 
     def delete_job(self, job_id: str, *, expect: Mapping[str, Any] | None = None) -> JobRecord | None:
@@ -925,9 +948,11 @@ class PostgresStore(SQLStore):
             " claim = jobs.claim + 1"
             f" FROM head WHERE jobs.id = head.id RETURNING {', '.join('jobs.' + f for f in JOB_FIELDS)}"
         )
-        sql = (f"WITH claimed AS ({sql}),"
-               f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', claimed.id, %s, %s FROM claimed)"
-               f" SELECT * FROM claimed")
+        sql = (
+            f"WITH claimed AS ({sql}),"
+            f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'job', claimed.id, %s, %s FROM claimed)"
+            f" SELECT * FROM claimed"
+        )
         return sql, [*params, max(0, c.limit), c.node, c.node_name, *([now] if now is not None else [])]
 
     def _claim_queued(self, c: Claim) -> list[JobRecord]:
@@ -939,23 +964,28 @@ class PostgresStore(SQLStore):
             return jobs
 
         def replay(tx: _Tx) -> list[JobRecord]:
-            rows = tx.execute(f"SELECT {', '.join('jobs.' + f for f in JOB_FIELDS)} FROM jobs JOIN changes"
-                              " ON changes.job_id = jobs.id WHERE changes.request = %s"
-                              " ORDER BY jobs.queued_at, jobs.id", (tx.request,))
+            rows = tx.execute(
+                f"SELECT {', '.join('jobs.' + f for f in JOB_FIELDS)} FROM jobs JOIN changes"
+                " ON changes.job_id = jobs.id WHERE changes.request = %s"
+                " ORDER BY jobs.queued_at, jobs.id",
+                (tx.request,),
+            )
             return [job_from_row(row) for row in rows]
 
         return self._run("claiming queued jobs", claim, replay=replay)
 
     def _store_stream(self, tx: _Tx, job_id: str, kind: str, stream: BinaryIO) -> int:
         """Store ``stream`` (read to its end, a chunk at a time) as the whole of a file."""
-        tx.execute("INSERT INTO job_files (job_id, kind, size) VALUES (%s, %s, 0)"
-                   " ON CONFLICT (job_id, kind) DO UPDATE SET size = 0", (job_id, kind))
+        tx.execute(
+            "INSERT INTO job_files (job_id, kind, size) VALUES (%s, %s, 0)"
+            " ON CONFLICT (job_id, kind) DO UPDATE SET size = 0",
+            (job_id, kind),
+        )
         tx.execute("DELETE FROM file_chunks WHERE job_id = %s AND kind = %s", (job_id, kind))
         size = 0
         # Binary COPY: the bytes go as they are (text COPY would send them hex-escaped, twice the
         # size, encoded here and decoded by the server).
-        with tx.conn.cursor().copy("COPY file_chunks (job_id, kind, start, data) FROM STDIN"
-                                   " (FORMAT BINARY)") as copy:
+        with tx.conn.cursor().copy("COPY file_chunks (job_id, kind, start, data) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(["text", "text", "int8", "bytea"])
             while True:
                 data = stream.read(CHUNK)
@@ -979,8 +1009,16 @@ class PostgresStore(SQLStore):
         if int(row[0]) != claim:
             raise Fenced(f"job {job_id} was taken over by another engine (claim {row[0]}, not {claim})")
 
-    def append_file(self, job_id: str, kind: str, data: bytes, *, offset: int | None = None,
-                    claim: int | None = None, sync: bool = False) -> int:
+    def append_file(
+        self,
+        job_id: str,
+        kind: str,
+        data: bytes,
+        *,
+        offset: int | None = None,
+        claim: int | None = None,
+        sync: bool = False,
+    ) -> int:
         # Every commit is durable here (synchronous_commit as the server has it), so ``sync``
         # asks for nothing more. (Turning it off for unsynced appends would let a crash of the
         # server, not only of its machine, lose appends a checkpoint counts on.)
@@ -992,8 +1030,10 @@ class PostgresStore(SQLStore):
             # One statement (the server's kz_append): with an offset it is idempotent; a log
             # append records its change with the request token, so a lost answer is looked up.
             def append_one(tx: _Tx) -> int:
-                row = tx.execute("SELECT kz_append(%s, %s, %s, %s, %s, %s, %s)",
-                                 (job_id, kind, data, offset, claim, tx.origin, tx.request)).fetchone()
+                row = tx.execute(
+                    "SELECT kz_append(%s, %s, %s, %s, %s, %s, %s)",
+                    (job_id, kind, data, offset, claim, tx.origin, tx.request),
+                ).fetchone()
                 assert row is not None
                 return int(row[0])
 
@@ -1001,8 +1041,9 @@ class PostgresStore(SQLStore):
                 return self.file_size(job_id, kind) or 0
 
             try:
-                return self._run(f"writing the {kind} of job {job_id!r}", append_one,
-                                 replay=replay if offset is None else None)
+                return self._run(
+                    f"writing the {kind} of job {job_id!r}", append_one, replay=replay if offset is None else None
+                )
             except StoreError as exc:
                 raise self._append_error(exc, job_id) from exc.__cause__
 
@@ -1018,13 +1059,14 @@ class PostgresStore(SQLStore):
                 self._truncate(tx, job_id, kind, offset)
                 size = offset
             elif offset is not None and offset > size:
-                raise StoreError(f"store {self.display}: cannot append to the {kind} of job"
-                                 f" {job_id} at {offset}: it holds only {size} bytes")
+                raise StoreError(
+                    f"store {self.display}: cannot append to the {kind} of job"
+                    f" {job_id} at {offset}: it holds only {size} bytes"
+                )
             if data:
                 self._append_chunks(tx, job_id, kind, size, data)
             new_size = size + len(data)
-            tx.execute("UPDATE job_files SET size = %s WHERE job_id = %s AND kind = %s",
-                       (new_size, job_id, kind))
+            tx.execute("UPDATE job_files SET size = %s WHERE job_id = %s AND kind = %s", (new_size, job_id, kind))
             if kind == "log":
                 # Output grows with the checkpoint that counts it (a job change); a log has none.
                 tx.change("log", job_id)
@@ -1034,13 +1076,12 @@ class PostgresStore(SQLStore):
             return new_size
 
         # With an offset the append is idempotent (cut back, then write): a retry is harmless.
-        return self._run(f"writing the {kind} of job {job_id!r}", append, write=True,
-                         exactly_once=offset is None)
+        return self._run(f"writing the {kind} of job {job_id!r}", append, write=True, exactly_once=offset is None)
 
     def _append_error(self, exc: StoreError, job_id: str) -> StoreError:
         """kz_append's own errors as the interface names them."""
         code = getattr(exc.__cause__, "sqlstate", None)
-        message = (getattr(getattr(exc.__cause__, "diag", None), "message_primary", None) or str(exc))
+        message = getattr(getattr(exc.__cause__, "diag", None), "message_primary", None) or str(exc)
         if code == "KZF01":
             return Fenced(message)
         if code in ("KZN01", "KZS01"):
@@ -1049,8 +1090,7 @@ class PostgresStore(SQLStore):
 
     @staticmethod
     def _truncate(tx: _Tx, job_id: str, kind: str, offset: int) -> None:
-        tx.execute("DELETE FROM file_chunks WHERE job_id = %s AND kind = %s AND start >= %s",
-                   (job_id, kind, offset))
+        tx.execute("DELETE FROM file_chunks WHERE job_id = %s AND kind = %s AND start >= %s", (job_id, kind, offset))
         tx.execute(
             "UPDATE file_chunks SET data = substring(data FROM 1 FOR (%s - start)::int)"
             " WHERE job_id = %s AND kind = %s AND start = (SELECT max(start) FROM file_chunks"
@@ -1070,17 +1110,15 @@ class PostgresStore(SQLStore):
             ).fetchone()
             if grown is not None:
                 return
-        rows = [(job_id, kind, size + at, data[at:at + CHUNK]) for at in range(0, len(data), CHUNK)]
+        rows = [(job_id, kind, size + at, data[at : at + CHUNK]) for at in range(0, len(data), CHUNK)]
         with tx.conn.cursor() as cur:
-            cur.executemany("INSERT INTO file_chunks (job_id, kind, start, data) VALUES (%s, %s, %s, %s)",
-                            rows)
+            cur.executemany("INSERT INTO file_chunks (job_id, kind, start, data) VALUES (%s, %s, %s, %s)", rows)
 
     def file_size(self, job_id: str, kind: str) -> int | None:
         check_kind(kind)
 
         def read(tx: _Tx) -> int | None:
-            row = tx.execute("SELECT size FROM job_files WHERE job_id = %s AND kind = %s",
-                             (job_id, kind)).fetchone()
+            row = tx.execute("SELECT size FROM job_files WHERE job_id = %s AND kind = %s", (job_id, kind)).fetchone()
             return int(row[0]) if row else None
 
         return self._run(f"reading the size of the {kind} of job {job_id!r}", read)
@@ -1093,6 +1131,7 @@ class PostgresStore(SQLStore):
 
     def _read_at(self, job_id: str, kind: str, position: int, size: int) -> bytes:
         """Up to ``size`` bytes of a file from ``position`` (fewer at its end)."""
+
         def read(tx: _Tx) -> bytes:
             rows = tx.execute(
                 "SELECT start, substring(data FROM (greatest(%s - start, 0) + 1)::int"
@@ -1100,8 +1139,7 @@ class PostgresStore(SQLStore):
                 " FROM file_chunks WHERE job_id = %s AND kind = %s AND start < %s"
                 " AND start >= coalesce((SELECT max(start) FROM file_chunks WHERE job_id = %s"
                 " AND kind = %s AND start <= %s), 0) ORDER BY start",
-                (position, position + size, position, job_id, kind, position + size, job_id, kind,
-                 position),
+                (position, position + size, position, job_id, kind, position + size, job_id, kind, position),
                 binary=True,  # the bytes as they are, not hex text to decode
             ).fetchall()
             out = bytearray()
@@ -1118,10 +1156,10 @@ class PostgresStore(SQLStore):
     def changes(self, after: int | None, *, limit: int = 10_000) -> tuple[int, list[StoreChange]]:
         """See :meth:`Store.changes`. A position is a transaction-id watermark: the changes of
         every transaction below it have been read. It moves only when changes are returned."""
+
         def read(tx: _Tx) -> tuple[int, list[StoreChange]]:
             if after is None:
-                row = tx.execute(
-                    "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()
+                row = tx.execute("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint").fetchone()
                 assert row is not None
                 return int(row[0]), []
             rows = tx.execute(
@@ -1170,10 +1208,11 @@ class PostgresStore(SQLStore):
 
     def prune_changes(self, before: float) -> int:
         """Delete the changes recorded before ``before`` (Unix seconds); return how many."""
+
         def delete(tx: _Tx) -> int:
             row = tx.execute(
-                "WITH d AS (DELETE FROM changes WHERE at < %s RETURNING tx)"
-                " SELECT count(*), max(tx) FROM d", (before,)).fetchone()
+                "WITH d AS (DELETE FROM changes WHERE at < %s RETURNING tx) SELECT count(*), max(tx) FROM d", (before,)
+            ).fetchone()
             count, newest = (int(row[0]), row[1]) if row else (0, None)
             if newest is not None:
                 tx.execute("UPDATE feed SET pruned_through = greatest(pruned_through, %s)", (newest,))
@@ -1188,13 +1227,15 @@ class PostgresStore(SQLStore):
         updates = ", ".join(f"{field} = excluded.{field}" for field in _LEASE_FIELDS if field != "node")
         # One statement; a new lease is news (an `engine` change), a renewal is not. (xmax = 0 is
         # how PostgreSQL tells an inserted row from an updated one in RETURNING.)
-        sql = (f"WITH up AS (INSERT INTO engines ({_LEASE_COLUMNS}, heartbeat) VALUES"
-               f" ({', '.join(['%s'] * len(values))}, extract(epoch FROM clock_timestamp()))"
-               f" ON CONFLICT (node) DO UPDATE SET {updates}, heartbeat = excluded.heartbeat"
-               " RETURNING (xmax = 0) AS inserted),"
-               f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'engine', NULL, %s, NULL"
-               " FROM up WHERE inserted)"
-               " SELECT inserted FROM up")
+        sql = (
+            f"WITH up AS (INSERT INTO engines ({_LEASE_COLUMNS}, heartbeat) VALUES"
+            f" ({', '.join(['%s'] * len(values))}, extract(epoch FROM clock_timestamp()))"
+            f" ON CONFLICT (node) DO UPDATE SET {updates}, heartbeat = excluded.heartbeat"
+            " RETURNING (xmax = 0) AS inserted),"
+            f" c AS ({_CHANGE_INSERT} SELECT {_CHANGE_VALUES}, 'engine', NULL, %s, NULL"
+            " FROM up WHERE inserted)"
+            " SELECT inserted FROM up"
+        )
 
         def upsert(tx: _Tx) -> None:
             tx.execute(sql, [*values, tx.origin])
@@ -1318,8 +1359,7 @@ class _Journal:
         the same server acknowledged are durable too."""
         with self.lock:
             if self._steps and self._steps[0][0] <= mark:
-                self._steps = [(seq, step) for seq, step in self._steps
-                               if seq > mark or step.server != server]
+                self._steps = [(seq, step) for seq, step in self._steps if seq > mark or step.server != server]
                 self._bytes = sum(step.size for _, step in self._steps)
                 self._check()
 
@@ -1354,8 +1394,9 @@ class _Pool:
     """At most ``size`` connections, made on demand by the thread that needs one (so a caller
     waiting for a server that is away sees each failed attempt, and retries on its own terms)."""
 
-    def __init__(self, url: str, size: int, connect_timeout: float,
-                 on_connect: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self, url: str, size: int, connect_timeout: float, on_connect: Callable[[float], None] | None = None
+    ) -> None:
         self._url = url
         self._connect_timeout = connect_timeout
         self._on_connect = on_connect  # told the server's start time by each new connection
@@ -1371,15 +1412,17 @@ class _Pool:
             with self._lock:
                 conn = self._idle.pop() if self._idle else None
             if conn is None or conn.closed:
-                conn = _Connection.connect(self._url, autocommit=True,
-                                           connect_timeout=max(1, round(min(timeout, self._connect_timeout))))
+                conn = _Connection.connect(
+                    self._url, autocommit=True, connect_timeout=max(1, round(min(timeout, self._connect_timeout)))
+                )
                 # A process frozen (or cut off) inside one of our transactions must not hold its
                 # row locks for ever: every engine's takeover of its jobs would wait on them.
                 # The store's transactions are a few statements, never idle in between.
                 row = conn.execute(
                     "SELECT set_config('idle_in_transaction_session_timeout', %s, false),"
                     " extract(epoch FROM pg_postmaster_start_time())::float8",
-                    (str(IDLE_IN_TRANSACTION_MS),)).fetchone()
+                    (str(IDLE_IN_TRANSACTION_MS),),
+                ).fetchone()
                 if row is not None:
                     conn.server_started = float(row[1])
                     if self._on_connect is not None:
@@ -1391,8 +1434,12 @@ class _Pool:
 
     def put(self, conn: _Connection, *, lost: bool = False) -> None:
         try:
-            healthy = not lost and not conn.closed and not conn.broken and (
-                conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+            healthy = (
+                not lost
+                and not conn.closed
+                and not conn.broken
+                and (conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE)
+            )
             with self._lock:
                 if healthy and not self._closed:
                     self._idle.append(conn)
@@ -1478,7 +1525,7 @@ class _ChunkReader(io.RawIOBase):
             self._ahead = self._store._read_at(self._job_id, self._kind, self._pos, max(len(view), CHUNK))
             self._ahead_at = self._pos
             start = 0
-        data = self._ahead[start:start + len(view)]
+        data = self._ahead[start : start + len(view)]
         view[: len(data)] = data
         self._pos += len(data)
         return len(data)
@@ -1511,8 +1558,7 @@ class _Listener:
         delay = 0.1
         while not self._stop.is_set():
             try:
-                conn = psycopg.connect(self._url, autocommit=True,
-                                       connect_timeout=max(1, int(self._connect_timeout)))
+                conn = psycopg.connect(self._url, autocommit=True, connect_timeout=max(1, int(self._connect_timeout)))
             except psycopg.Error:
                 self._stop.wait(delay)
                 delay = min(delay * 2, 2.0)

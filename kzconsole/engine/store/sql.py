@@ -88,9 +88,18 @@ def json_list(items: Iterable[Mapping[str, Any]]) -> str:
 
 def firing_from_row(row: Sequence[Any]) -> Firing:
     fid, trigger, key, node, started, ended, status, reason, functions, databases = row
-    return Firing(id=int(fid), trigger=trigger, key=key, node=node, started=started, ended=ended,
-                  status=status, reason=reason, functions=tuple(json.loads(functions)),
-                  databases=tuple(json.loads(databases)))
+    return Firing(
+        id=int(fid),
+        trigger=trigger,
+        key=key,
+        node=node,
+        started=started,
+        ended=ended,
+        status=status,
+        reason=reason,
+        functions=tuple(json.loads(functions)),
+        databases=tuple(json.loads(databases)),
+    )
 
 
 def api_key_from_row(row: Sequence[Any]) -> ApiKey:
@@ -127,8 +136,7 @@ class SQLStore(Store):
     display: str  # the store's name in messages (a path, or a URL without its password)
 
     @abc.abstractmethod
-    def _run(self, doing: str, fn: Callable[[Any], T], *, write: bool = False,
-             exactly_once: bool = False) -> T:
+    def _run(self, doing: str, fn: Callable[[Any], T], *, write: bool = False, exactly_once: bool = False) -> T:
         """Run ``fn(handle)`` in one transaction (``write``) or as autocommit reads.
         ``exactly_once``: a write whose commit may have happened though its answer was lost is
         not run again (PostgreSQL looks it up; a SQLite commit's answer cannot be lost)."""
@@ -152,8 +160,10 @@ class SQLStore(Store):
     def _check_schema(self, version: int, supported: int) -> None:
         """Refuse a store a newer kzconsole made: it is never touched."""
         if version > supported:
-            raise StoreError(f"{self.display}: schema version {version} is newer than this kzconsole supports"
-                             f" ({supported}); upgrade kzconsole or use another store")
+            raise StoreError(
+                f"{self.display}: schema version {version} is newer than this kzconsole supports"
+                f" ({supported}); upgrade kzconsole or use another store"
+            )
 
     # ------------------------------------------------------------------ value mapping
 
@@ -229,8 +239,16 @@ class SQLStore(Store):
 
         return self._run(f"listing {status} jobs", select)
 
-    def _newest(self, doing: str, table: str, columns: str, where: tuple[str, Any] | None, order: str,
-                limit: int, make: Callable[[Sequence[Any]], T]) -> list[T]:
+    def _newest(
+        self,
+        doing: str,
+        table: str,
+        columns: str,
+        where: tuple[str, Any] | None,
+        order: str,
+        limit: int,
+        make: Callable[[Sequence[Any]], T],
+    ) -> list[T]:
         """The newest ``limit`` rows of a history table (firings, takeovers), optionally only
         those whose column ``where[0]`` is ``where[1]``."""
         if limit <= 0:
@@ -261,26 +279,41 @@ class SQLStore(Store):
 
     def record_takeover(self, takeover: Takeover) -> None:
         sql = self._sql(f"INSERT INTO takeovers ({TAKEOVER_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)")
-        values = (takeover.job_id, takeover.from_engine, takeover.to_engine, takeover.to_name,
-                  takeover.at, takeover.rows_done, takeover.outcome)
+        values = (
+            takeover.job_id,
+            takeover.from_engine,
+            takeover.to_engine,
+            takeover.to_name,
+            takeover.at,
+            takeover.rows_done,
+            takeover.outcome,
+        )
 
         def insert(handle: Handle) -> None:
             handle.execute(sql, values)
             self._record(handle, "engine")
 
-        self._run(f"recording the takeover of job {takeover.job_id!r}", insert, write=True,
-                  exactly_once=True)
+        self._run(f"recording the takeover of job {takeover.job_id!r}", insert, write=True, exactly_once=True)
 
     def takeovers(self, *, from_engine: str | None = None, limit: int = 100) -> list[Takeover]:
         where = None if from_engine is None else ("from_engine", from_engine)
-        return self._newest("listing takeovers", "takeovers", TAKEOVER_COLUMNS, where, "at DESC, id DESC",
-                            limit, lambda row: Takeover(*row))
+        return self._newest(
+            "listing takeovers",
+            "takeovers",
+            TAKEOVER_COLUMNS,
+            where,
+            "at DESC, id DESC",
+            limit,
+            lambda row: Takeover(*row),
+        )
 
     # --------------------------------------------------------------- triggers
 
     def begin_firing(self, trigger: str, key: str, node: str, started: float) -> Firing | None:
-        sql = self._sql("INSERT INTO firings (trigger, key, node, started, status) VALUES (?, ?, ?, ?, 'running')"
-                        f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {FIRING_COLUMNS}")
+        sql = self._sql(
+            "INSERT INTO firings (trigger, key, node, started, status) VALUES (?, ?, ?, ?, 'running')"
+            f" ON CONFLICT (trigger, key) DO NOTHING RETURNING {FIRING_COLUMNS}"
+        )
 
         def insert(handle: Handle) -> Firing | None:
             row = handle.execute(sql, (trigger, key, node, started)).fetchone()
@@ -289,16 +322,24 @@ class SQLStore(Store):
             self._record(handle, "firing")
             return firing_from_row(row)
 
-        return self._run(f"starting firing {key!r} of trigger {trigger!r}", insert, write=True,
-                         exactly_once=True)
+        return self._run(f"starting firing {key!r} of trigger {trigger!r}", insert, write=True, exactly_once=True)
 
     def record_firing(self, firing: Firing) -> Firing:
         sql = self._sql(
             "INSERT INTO firings (trigger, key, node, started, ended, status, reason, functions, databases)"
             f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (trigger, key) DO NOTHING RETURNING {FIRING_COLUMNS}"
         )
-        values = (firing.trigger, firing.key, firing.node, firing.started, firing.ended, firing.status,
-                  firing.reason, json_list(firing.functions), json_list(firing.databases))
+        values = (
+            firing.trigger,
+            firing.key,
+            firing.node,
+            firing.started,
+            firing.ended,
+            firing.status,
+            firing.reason,
+            json_list(firing.functions),
+            json_list(firing.databases),
+        )
         recorded = self._sql(f"SELECT {FIRING_COLUMNS} FROM firings WHERE trigger = ? AND key = ?")
 
         def insert(handle: Handle) -> Firing:
@@ -313,11 +354,20 @@ class SQLStore(Store):
 
         return self._run(f"recording a firing of trigger {firing.trigger!r}", insert, write=True)
 
-    def end_firing(self, firing_id: int, *, ended: float, status: str, reason: str | None,
-                   functions: Iterable[Mapping[str, Any]],
-                   databases: Iterable[Mapping[str, Any]] = ()) -> Firing | None:
-        sql = self._sql("UPDATE firings SET ended = ?, status = ?, reason = ?, functions = ?, databases = ?"
-                        f" WHERE id = ? RETURNING {FIRING_COLUMNS}")
+    def end_firing(
+        self,
+        firing_id: int,
+        *,
+        ended: float,
+        status: str,
+        reason: str | None,
+        functions: Iterable[Mapping[str, Any]],
+        databases: Iterable[Mapping[str, Any]] = (),
+    ) -> Firing | None:
+        sql = self._sql(
+            "UPDATE firings SET ended = ?, status = ?, reason = ?, functions = ?, databases = ?"
+            f" WHERE id = ? RETURNING {FIRING_COLUMNS}"
+        )
         params = (ended, status, reason, json_list(functions), json_list(databases), firing_id)
 
         def update(handle: Handle) -> Firing | None:
@@ -330,8 +380,9 @@ class SQLStore(Store):
         return self._run(f"ending firing {firing_id}", update, write=True)
 
     def running_firings(self, trigger: str) -> list[Firing]:
-        sql = self._sql(f"SELECT {FIRING_COLUMNS} FROM firings WHERE trigger = ? AND status = 'running'"
-                        " ORDER BY started, id")
+        sql = self._sql(
+            f"SELECT {FIRING_COLUMNS} FROM firings WHERE trigger = ? AND status = 'running' ORDER BY started, id"
+        )
 
         def select(handle: Handle) -> list[Firing]:
             return [firing_from_row(row) for row in handle.execute(sql, (trigger,)).fetchall()]
@@ -340,8 +391,9 @@ class SQLStore(Store):
 
     def list_firings(self, *, trigger: str | None = None, limit: int = 100) -> list[Firing]:
         where = None if trigger is None else ("trigger", trigger)
-        return self._newest("listing firings", "firings", FIRING_COLUMNS, where, "started DESC, id DESC", limit,
-                            firing_from_row)
+        return self._newest(
+            "listing firings", "firings", FIRING_COLUMNS, where, "started DESC, id DESC", limit, firing_from_row
+        )
 
     def prune_firings(self, before: float) -> int:
         sql = self._sql("DELETE FROM firings WHERE started < ? AND status <> 'running'")
@@ -368,7 +420,9 @@ class SQLStore(Store):
             self._run(f"adding API key {key.id!r}", insert, write=True)
         except StoreError as exc:
             if self._is_duplicate(exc.__cause__):
-                raise StoreError(f"API key {key.id!r} (or its hash) already exists in {self.display}") from exc.__cause__
+                raise StoreError(
+                    f"API key {key.id!r} (or its hash) already exists in {self.display}"
+                ) from exc.__cause__
             raise
 
     def api_keys(self) -> list[ApiKey]:
@@ -409,8 +463,10 @@ class SQLStore(Store):
 
     def add_api_token(self, token_hash: str, key_id: str, ttl_s: float) -> float | None:
         now, now_params = self._now_sql()
-        sql = self._sql(f"INSERT INTO api_tokens (token_hash, key_id, expires) SELECT ?, id, {now} + ?"
-                        " FROM api_keys WHERE id = ? RETURNING expires")
+        sql = self._sql(
+            f"INSERT INTO api_tokens (token_hash, key_id, expires) SELECT ?, id, {now} + ?"
+            " FROM api_keys WHERE id = ? RETURNING expires"
+        )
         params = [token_hash, *now_params, float(ttl_s), key_id]
 
         def insert(handle: Handle) -> float | None:
@@ -421,8 +477,10 @@ class SQLStore(Store):
 
     def api_token(self, token_hash: str) -> tuple[ApiKey, float] | None:
         now, now_params = self._now_sql()
-        sql = self._sql("SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
-                        f" FROM api_tokens t JOIN api_keys k ON k.id = t.key_id WHERE t.token_hash = ? AND t.expires > {now}")
+        sql = self._sql(
+            "SELECT k.id, k.account_id, k.name, k.superadmin, k.created, k.key_hash, t.expires"
+            f" FROM api_tokens t JOIN api_keys k ON k.id = t.key_id WHERE t.token_hash = ? AND t.expires > {now}"
+        )
 
         def select(handle: Handle) -> tuple[ApiKey, float] | None:
             row = handle.execute(sql, [token_hash, *now_params]).fetchone()

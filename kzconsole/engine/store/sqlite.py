@@ -42,22 +42,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord, JobStatus
-from kzconsole.engine.store.base import (
-    Claim,
-    Fenced,
-    JobStep,
-    StoreChange,
-    StoreError,
-)
+from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError
 from kzconsole.engine.store.job_query import JobQuery
 from kzconsole.engine.store.job_regex import regexp_match
-from kzconsole.engine.store.query import (
-    Dialect,
-    JobRows,
-    Statement,
-    check_columns,
-    select_statement,
-)
+from kzconsole.engine.store.query import Dialect, JobRows, Statement, check_columns, select_statement
 from kzconsole.engine.store.sql import (
     FLAG_FIELDS,
     JOB_COLUMNS,
@@ -119,8 +107,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX jobs_status_created ON jobs (status, created DESC, id DESC)",
         # claim_queued: the queue in order. Partial, so it stays as small as the queue and the
         # planner never picks it over jobs_status_created for a status filter.
-        "CREATE INDEX jobs_queue ON jobs (queued_at, id)"
-        " WHERE status = 'pending' AND queued_at IS NOT NULL",
+        "CREATE INDEX jobs_queue ON jobs (queued_at, id) WHERE status = 'pending' AND queued_at IS NOT NULL",
         """
         CREATE TABLE engines (
             node    TEXT PRIMARY KEY NOT NULL,
@@ -154,8 +141,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # output_path only ever named the store's own out.csv: NULL now says so).
     (
         "ALTER TABLE jobs ADD COLUMN claim INTEGER NOT NULL DEFAULT 0",
-        "UPDATE jobs SET output_path = NULL"
-        " WHERE output_path IS NOT NULL AND substr(output_path, 1, 1) != '/'",
+        "UPDATE jobs SET output_path = NULL WHERE output_path IS NOT NULL AND substr(output_path, 1, 1) != '/'",
         """
         CREATE TABLE changes (
             seq    INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -214,7 +200,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 5: small job files in the database (see sqlite_files); the changes feed without
     # AUTOINCREMENT (its sqlite_sequence row was one more page written by every commit). Readers
     # holding a position of the old table get a `reset` (their position is past the new one).
-    FILES_MIGRATION + (
+    FILES_MIGRATION
+    + (
         "DROP TABLE changes",
         """
         CREATE TABLE changes (
@@ -384,11 +371,7 @@ class SQLiteStore(SQLStore):
     ordered_changes = True
 
     def __init__(
-        self,
-        path: str | os.PathLike[str],
-        *,
-        timeout: float = 60.0,
-        clock: Callable[[], float] = time.time,
+        self, path: str | os.PathLike[str], *, timeout: float = 60.0, clock: Callable[[], float] = time.time
     ) -> None:
         self.path = Path(path).expanduser().absolute()
         self.display = str(self.path)
@@ -435,10 +418,7 @@ class SQLiteStore(SQLStore):
         # isolation_level=None: we issue BEGIN/COMMIT ourselves. check_same_thread=False only so
         # that close() may close other threads' connections; each is used by its own thread.
         conn = sqlite3.connect(
-            self.path,
-            timeout=min(_BUSY_TIMEOUT_S, self.timeout),
-            isolation_level=None,
-            check_same_thread=False,
+            self.path, timeout=min(_BUSY_TIMEOUT_S, self.timeout), isolation_level=None, check_same_thread=False
         )
         try:
             conn.execute("PRAGMA synchronous = NORMAL")
@@ -482,14 +462,12 @@ class SQLiteStore(SQLStore):
 
     def _error(self, exc: BaseException, doing: str) -> StoreError:
         if isinstance(exc, sqlite3.Error) and _is_not_a_database(exc):
-            return StoreError(
-                f"{self.path} is not a usable kzconsole store (not a SQLite database, or corrupt):"
-                f" {exc}"
-            )
+            return StoreError(f"{self.path} is not a usable kzconsole store (not a SQLite database, or corrupt): {exc}")
         return StoreError(f"store {self.path}: {doing} failed: {exc}")
 
-    def _run(self, doing: str, fn: Callable[[sqlite3.Connection], T], *, write: bool = False,
-             exactly_once: bool = False) -> T:
+    def _run(
+        self, doing: str, fn: Callable[[sqlite3.Connection], T], *, write: bool = False, exactly_once: bool = False
+    ) -> T:
         """Run ``fn`` in one transaction (``BEGIN IMMEDIATE`` if ``write``, else autocommit reads),
         retrying the whole of it while the database is locked by someone else. (``exactly_once``
         asks nothing more here: the answer to a local COMMIT is never lost.)"""
@@ -632,8 +610,9 @@ class SQLiteStore(SQLStore):
 
         return self._run("listing jobs", select)
 
-    def iter_jobs(self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /,
-                  **fields: Any) -> JobRows:
+    def iter_jobs(
+        self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /, **fields: Any
+    ) -> JobRows:
         query = JobQuery.of(query, **fields)
         names = check_columns(columns)
         statement = select_statement(query, names, self.dialect, now=self.now())
@@ -719,8 +698,9 @@ class SQLiteStore(SQLStore):
             return sql, [self._encode(field, value) for field, value in changes.items()] + where_params
         return sql, where_params
 
-    def _update(self, conn: sqlite3.Connection, job_id: str, changes: Mapping[str, Any],
-                statement: tuple[str, list[Any]]) -> JobRecord | None:
+    def _update(
+        self, conn: sqlite3.Connection, job_id: str, changes: Mapping[str, Any], statement: tuple[str, list[Any]]
+    ) -> JobRecord | None:
         row = conn.execute(*statement).fetchone()
         if row is None:
             return None
@@ -763,9 +743,7 @@ class SQLiteStore(SQLStore):
 
         return self._run(f"saving job {job_id!r}", save, write=True)
 
-    def delete_job(
-        self, job_id: str, *, expect: Mapping[str, Any] | None = None
-    ) -> JobRecord | None:
+    def delete_job(self, job_id: str, *, expect: Mapping[str, Any] | None = None) -> JobRecord | None:
         check_fields(expect or {}, "delete_job expect", allow_id=True)
         where, params = self._where(job_id, expect)
         sql = f"DELETE FROM jobs WHERE {where} RETURNING {JOB_COLUMNS}"
@@ -789,8 +767,15 @@ class SQLiteStore(SQLStore):
         now = self.now() if claim.now is None else claim.now
         return claim.node, claim.limit, now, claim.node_name, _task_filter(claim.tasks, claim.served)
 
-    def _claim(self, conn: sqlite3.Connection, node: str, limit: int, now: float, name: str,
-               narrowing: tuple[str, list[Any]] | None) -> list[JobRecord]:
+    def _claim(
+        self,
+        conn: sqlite3.Connection,
+        node: str,
+        limit: int,
+        now: float,
+        name: str,
+        narrowing: tuple[str, list[Any]] | None,
+    ) -> list[JobRecord]:
         """claim_queued inside a write transaction: no other writer runs in between, so no job
         is claimed twice. ``narrowing``: _task_filter's (None: nothing can match)."""
         if limit <= 0 or narrowing is None:
@@ -824,10 +809,13 @@ class SQLiteStore(SQLStore):
 
     def _queue_empty(self) -> bool:
         def peek(conn: sqlite3.Connection) -> bool:
-            return conn.execute(
-                "SELECT 1 FROM jobs INDEXED BY jobs_queue"
-                " WHERE status = 'pending' AND queued_at IS NOT NULL LIMIT 1"
-            ).fetchone() is None
+            return (
+                conn.execute(
+                    "SELECT 1 FROM jobs INDEXED BY jobs_queue"
+                    " WHERE status = 'pending' AND queued_at IS NOT NULL LIMIT 1"
+                ).fetchone()
+                is None
+            )
 
         return self._run("looking at the queue", peek)
 
@@ -852,8 +840,9 @@ class SQLiteStore(SQLStore):
             self._change(conn, "log", job_id)
         return self.files.append(conn, job_id, kind, data, offset, sync)
 
-    def _append_file(self, job_id: str, kind: str, data: bytes, offset: int | None, claim: int | None,
-                     sync: bool) -> int:
+    def _append_file(
+        self, job_id: str, kind: str, data: bytes, offset: int | None, claim: int | None, sync: bool
+    ) -> int:
         self.files.check(job_id, kind)  # a bad kind or id fails before the transaction
         written: list[int] = []  # set once the bytes are in: a retried transaction must not append twice
 
@@ -884,8 +873,7 @@ class SQLiteStore(SQLStore):
             if after is None:
                 return self._position(conn), []
             rows = conn.execute(
-                "SELECT seq, kind, job_id, origin FROM changes WHERE seq > ? ORDER BY seq LIMIT 10000",
-                (after,),
+                "SELECT seq, kind, job_id, origin FROM changes WHERE seq > ? ORDER BY seq LIMIT 10000", (after,)
             ).fetchall()
             oldest = conn.execute("SELECT min(seq) FROM changes").fetchone()[0]
             position = self._position(conn)
@@ -924,8 +912,17 @@ class SQLiteStore(SQLStore):
     # ---------------------------------------------------------------- engines
 
     def heartbeat(self, lease: EngineLease) -> None:
-        values = (lease.host, lease.pid, lease.started, lease.expires, lease.name, lease.version,
-                  lease.slots, lease.running, json.dumps(list(lease.tasks)))
+        values = (
+            lease.host,
+            lease.pid,
+            lease.started,
+            lease.expires,
+            lease.name,
+            lease.version,
+            lease.slots,
+            lease.running,
+            json.dumps(list(lease.tasks)),
+        )
 
         def upsert(conn: sqlite3.Connection) -> None:
             renewed = conn.execute(
@@ -944,12 +941,11 @@ class SQLiteStore(SQLStore):
 
     def engines(self) -> list[EngineLease]:
         def select(conn: sqlite3.Connection) -> list[EngineLease]:
-            rows = conn.execute(
-                f"SELECT {_ENGINE_COLUMNS} FROM engines ORDER BY started, node"
-            ).fetchall()
-            return [EngineLease(node, host, pid, started, expires, name, version, slots, running,
-                                tuple(json.loads(tasks)))
-                    for node, host, pid, started, expires, name, version, slots, running, tasks in rows]
+            rows = conn.execute(f"SELECT {_ENGINE_COLUMNS} FROM engines ORDER BY started, node").fetchall()
+            return [
+                EngineLease(node, host, pid, started, expires, name, version, slots, running, tuple(json.loads(tasks)))
+                for node, host, pid, started, expires, name, version, slots, running, tasks in rows
+            ]
 
         return self._run("listing engines", select)
 

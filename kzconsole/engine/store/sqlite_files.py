@@ -187,8 +187,9 @@ class JobFiles:
             os.replace(staged.part, self.path(job_id, kind))
             conn.execute("INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES (?, ?, NULL)", (job_id, kind))
         else:
-            conn.execute("INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES (?, ?, ?)",
-                         (job_id, kind, staged.data))
+            conn.execute(
+                "INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES (?, ?, ?)", (job_id, kind, staged.data)
+            )
 
     # ------------------------------------------------------------------ appends
 
@@ -216,8 +217,9 @@ class JobFiles:
                 return size  # nothing to change (what is in this database is as durable as its rows)
             content = current + data if data else current
             if len(content) <= INLINE_MAX:
-                conn.execute("INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES (?, ?, ?)",
-                             (job_id, kind, content))
+                conn.execute(
+                    "INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES (?, ?, ?)", (job_id, kind, content)
+                )
                 return len(content)
             # Grown past the limit: the whole file moves to the job's folder.
             size = self._write_file(job_id, kind, content, None, sync, truncate=True)
@@ -228,8 +230,7 @@ class JobFiles:
     def _check_offset(self, job_id: str, kind: str, size: int, offset: int) -> None:
         if offset > size:
             raise StoreError(
-                f"{self.describe}: the {kind} of job {job_id!r} holds {size} bytes, fewer than the"
-                f" {offset} expected"
+                f"{self.describe}: the {kind} of job {job_id!r} holds {size} bytes, fewer than the {offset} expected"
             )
 
     def _write_file(
