@@ -44,8 +44,11 @@ def test_schemathesis_finds_nothing(shared_server: Server, tmp_path: Path) -> No
         "10",
         "--generation-deterministic",
         "--no-color",
+        # One worker: with two, hypothesis crashed now and then inside the tool while describing
+        # schemathesis's filter lambdas from their source (a thread race in `.filter`,
+        # HypothesisWorks/hypothesis#4521), which failed this test for nothing of ours.
         "--workers",
-        "2",
+        "1",
     ]
     result = subprocess.run(command, check=False, capture_output=True, text=True, cwd=tmp_path, timeout=600)
     assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
