@@ -46,7 +46,7 @@ check: $(DEVSTAMP)
 	@$(BIN)/mypy --no-error-summary
 
 bench: $(DEVSTAMP)
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	@$(BIN)/python -m pip install --quiet -e '.[dev,bench]' $(QUIETLY)
 	$(BIN)/python bench/run.py $(ARGS)
 
 soak: $(DEVSTAMP)

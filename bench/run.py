@@ -1,5 +1,5 @@
 """Runs every benchmark of issue 6 and prints each figure next to its baseline (measured in the
-same run), with medians and ratios, and whether its target is met. Takes 2 to 2.5 minutes.
+same run), with medians and ratios, and whether its target is met. Takes about 9 minutes.
 
     .venv/bin/python bench/run.py             # everything (make bench)
     .venv/bin/python bench/run.py --quick     # no 10,000,000-row run, fewer repeats (about 1 min)
