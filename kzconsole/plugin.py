@@ -28,6 +28,7 @@ __all__ = [
     "STOP",
     "OK",
     "Next",
+    "JOB_KEYS",
     "Context",
     "PluginDeclarationError",
     "CRON_TRIGGERS",
@@ -473,6 +474,15 @@ class Database:
         return self.name
 
 
+# The keys of a job record (contract 4.1), in the contract's order: what `runtime().jobs()` gives
+# each job, and the engine's JSON record (`tasks list --json`, the API).
+JOB_KEYS = (
+    "id", "account_id", "auth_account_id", "category", "action", "file_name", "status", "created",
+    "start_timestamp", "end_timestamp", "total_count", "success_count", "failure_count", "node",
+    "output_rows", "wait_after_row_ms", "error",
+)  # fmt: skip
+
+
 class Runtime:
     """What the engine running a plugin offers it beyond ``ctx`` (trigger functions have no ctx).
 
@@ -488,7 +498,7 @@ class Runtime:
         raise NotImplementedError
 
     def jobs(self, *, status: Any = None) -> list[dict[str, Any]]:
-        """Every job record (the contract's JSON shape), newest first."""
+        """Every job record (the contract's JSON shape: :data:`JOB_KEYS`), newest first."""
         raise NotImplementedError
 
     def remove_job(self, job_id: str) -> None:

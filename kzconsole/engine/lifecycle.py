@@ -231,17 +231,19 @@ class JobLifecycle:
         return self._changed(
             self.store.update_job(
                 job.id,
-                {
-                    "status": JobStatus.INTERNAL_ERROR.value,
-                    "owner": None,
-                    "error": reason,
-                    "end_timestamp": self.clock.time(),
-                    "finishing": False,
-                    "claim": job.claim + 1,
-                },
+                {**self._failure(reason), "finishing": False, "claim": job.claim + 1},
                 expect={"status": _EXECUTING, "owner": job.owner, "claim": job.claim},
             )
         )
+
+    def _failure(self, reason: str) -> dict[str, Any]:
+        """The changes that end a job ``internal_error`` with ``reason``."""
+        return {
+            "status": JobStatus.INTERNAL_ERROR.value,
+            "owner": None,
+            "error": reason,
+            "end_timestamp": self.clock.time(),
+        }
 
     @staticmethod
     def _mine(job: JobRecord) -> dict[str, Any]:
@@ -250,18 +252,7 @@ class JobLifecycle:
 
     def fail(self, job: JobRecord, reason: str) -> JobRecord | None:
         """End a job this engine claimed but cannot run (its task is not in the catalog)."""
-        return self._changed(
-            self.store.update_job(
-                job.id,
-                {
-                    "status": JobStatus.INTERNAL_ERROR.value,
-                    "owner": None,
-                    "error": reason,
-                    "end_timestamp": self.clock.time(),
-                },
-                expect=self._mine(job),
-            )
-        )
+        return self._changed(self.store.update_job(job.id, self._failure(reason), expect=self._mine(job)))
 
     def _save(
         self,

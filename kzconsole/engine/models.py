@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-from kzconsole.plugin import Context, TaskSpec, TriggerSpec, VerifierSpec, Where
+from kzconsole.plugin import JOB_KEYS, Context, TaskSpec, TriggerSpec, VerifierSpec, Where
 
 __all__ = [
     "JobStatus",
@@ -57,26 +57,7 @@ class JobStatus(str, Enum):
 
 STOPPED_BY_OPERATOR = "stopped by operator"  # the record's `error` of a job an operator stopped
 
-# The keys of a job in JSON (contract 4.1), in this order.
-PUBLIC_JOB_KEYS = (
-    "id",
-    "account_id",
-    "auth_account_id",
-    "category",
-    "action",
-    "file_name",
-    "status",
-    "created",
-    "start_timestamp",
-    "end_timestamp",
-    "total_count",
-    "success_count",
-    "failure_count",
-    "node",
-    "output_rows",
-    "wait_after_row_ms",
-    "error",
-)
+PUBLIC_JOB_KEYS = JOB_KEYS  # the keys of a job in JSON (contract 4.1), in this order
 
 
 @dataclass(frozen=True)

@@ -16,30 +16,11 @@ from __future__ import annotations
 
 import logging
 
-from kzconsole.plugin import STOP, Next, runtime, task, trigger
+from kzconsole.plugin import JOB_KEYS, STOP, Next, runtime, task, trigger
 
 log = logging.getLogger("kzconsole.plugins.jobs")
 
-# The keys of a job record (contract 4.1), in the contract's order: the export's header.
-RECORD_KEYS = [
-    "id",
-    "account_id",
-    "auth_account_id",
-    "category",
-    "action",
-    "file_name",
-    "status",
-    "created",
-    "start_timestamp",
-    "end_timestamp",
-    "total_count",
-    "success_count",
-    "failure_count",
-    "node",
-    "output_rows",
-    "wait_after_row_ms",
-    "error",
-]
+RECORD_KEYS = list(JOB_KEYS)  # the export's header: a job record's keys, in the contract's order
 FINISHED = frozenset({"success", "failure", "partial", "stopped", "internal_error"})
 DEFAULT_RETENTION_DAYS = 30
 DAY_S = 86400
