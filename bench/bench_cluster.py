@@ -31,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+from bench_rows import engine_cmd
 from common import KZCONSOLE, PYTHON, ROOT, Result, Workspace, child_env, median, run_child, write_csv
 
 sys.path.insert(0, str(ROOT))
@@ -198,25 +199,8 @@ def bench_jobs(server: PostgresServer, ws: Workspace, jobs: int, repeats: int, l
 
 def _run_rows(ws: Workspace, src: Path, name: str, url: str | None) -> tuple[float, float]:
     data_dir = ws.data_dir(name)
-    cmd = [*KZCONSOLE]
-    if url is not None:
-        cmd += ["--config", str(_config(ws.root / f"{name}.toml", url))]
-    cmd += [
-        "--data-dir",
-        str(data_dir),
-        "--plugins",
-        str(ws.plugins),
-        "tasks",
-        "add",
-        "bench",
-        "ok",
-        "--input",
-        str(src),
-        "--wait-ms",
-        "0",
-        "--run",
-    ]
-    run = run_child(cmd)
+    options = () if url is None else ("--config", str(_config(ws.root / f"{name}.toml", url)))
+    run = run_child(engine_cmd(ws, data_dir, src, *options))
     if run.returncode != 0 or b"success" not in run.stdout:
         raise RuntimeError(f"{name} failed ({run.returncode}): {run.stdout[-500:]!r} {run.stderr[-2000:]!r}")
     return run.seconds, run.peak_rss_mb

@@ -25,9 +25,12 @@ from common import KZCONSOLE, PYTHON, Result, Workspace, median, run_child, writ
 PLAIN = str(Path(__file__).resolve().parent / "plain_rows.py")
 
 
-def _engine_cmd(ws: Workspace, data_dir: Path, src: Path) -> list[str]:
+def engine_cmd(ws: Workspace, data_dir: Path, src: Path, *options: str) -> list[str]:
+    """The engine's side of the rows benchmark: one job of ``src`` run by ``tasks add --run``
+    (``options``: global options such as ``--config FILE``). bench_cluster.py runs it too."""
     return [
         *KZCONSOLE,
+        *options,
         "--data-dir",
         str(data_dir),
         "--plugins",
@@ -46,7 +49,7 @@ def _engine_cmd(ws: Workspace, data_dir: Path, src: Path) -> list[str]:
 
 def _run_engine(ws: Workspace, src: Path, name: str):
     data_dir = ws.data_dir(name)
-    run = run_child(_engine_cmd(ws, data_dir, src))
+    run = run_child(engine_cmd(ws, data_dir, src))
     if run.returncode != 0 or b"status             success" not in run.stdout:
         raise RuntimeError(f"engine run failed ({run.returncode}): {run.stdout[-500:]!r} {run.stderr[-2000:]!r}")
     return run, data_dir
