@@ -99,34 +99,23 @@ DATABASE_TRIGGERS = ("account", "account_mod", "system", "other")
 TRIGGER_NAMES = CRON_TRIGGERS + DATABASE_TRIGGERS + ("all_dbs",)
 
 
+@dataclass(slots=True, kw_only=True, eq=False)
 class Context:
     """The ``ctx`` argument of a task (the original's ExtraArgs)."""
 
-    __slots__ = ("account_id", "auth_account_id", "job_id", "category", "action", "log", "_stop")
-
-    def __init__(
-        self,
-        *,
-        account_id: str | None,
-        auth_account_id: str | None,
-        job_id: str,
-        category: str,
-        action: str,
-        log: logging.Logger,
-        stop_event: threading.Event | None = None,
-    ) -> None:
-        self.account_id = account_id
-        self.auth_account_id = auth_account_id
-        self.job_id = job_id
-        self.category = category
-        self.action = action
-        self.log = log
-        self._stop = stop_event or threading.Event()
+    account_id: str | None
+    auth_account_id: str | None
+    job_id: str
+    category: str
+    action: str
+    log: logging.Logger
+    # Set by the engine when an operator asks the job to stop (stop_requested reads it).
+    stop_event: threading.Event = field(default_factory=threading.Event, repr=False)
 
     @property
     def stop_requested(self) -> bool:
         """True once an operator asked the job to stop."""
-        return self._stop.is_set()
+        return self.stop_event.is_set()
 
     def __repr__(self) -> str:
         return f"<Context job={self.job_id} {self.category}/{self.action} account={self.account_id}>"

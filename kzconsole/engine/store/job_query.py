@@ -287,16 +287,7 @@ class JobQuery:
     @property
     def filter_only(self) -> JobQuery:
         """The same jobs, without order or paging (what :meth:`count` depends on)."""
-        return JobQuery(
-            account_id=self.account_id,
-            status=self.status,
-            task=self.task,
-            id_prefix=self.id_prefix,
-            account_part=self.account_part,
-            words=self.words,
-            regex=self.regex,
-            invert=self.invert,
-        )
+        return dataclasses.replace(self, sort="created", descending=None, after=None, limit=None, offset=0, now=None)
 
     # ---------------------------------------------------------------- meaning in Python
 

@@ -12,6 +12,7 @@ holds a literal ``?`` or ``%``). The job listings' SQL is :mod:`.query`'s.
 from __future__ import annotations
 
 import abc
+import dataclasses
 import functools
 import json
 import operator
@@ -43,7 +44,7 @@ T = TypeVar("T")
 
 JOB_COLUMNS = ", ".join(JOB_FIELDS)
 FLAG_FIELDS = frozenset({"stop_requested", "resumable", "finishing"})  # JobRecord's booleans
-FIRING_COLUMNS = "id, trigger, key, node, started, ended, status, reason, functions, databases"
+FIRING_COLUMNS = ", ".join(field.name for field in dataclasses.fields(Firing))  # firing_from_row reads them in order
 TAKEOVER_COLUMNS = "job_id, from_engine, to_engine, to_name, at, rows_done, outcome"
 API_KEY_COLUMNS = "id, account_id, name, superadmin, created, key_hash"  # ApiKey's field order
 
@@ -88,18 +89,8 @@ def json_list(items: Iterable[Mapping[str, Any]]) -> str:
 
 def firing_from_row(row: Sequence[Any]) -> Firing:
     fid, trigger, key, node, started, ended, status, reason, functions, databases = row
-    return Firing(
-        id=int(fid),
-        trigger=trigger,
-        key=key,
-        node=node,
-        started=started,
-        ended=ended,
-        status=status,
-        reason=reason,
-        functions=tuple(json.loads(functions)),
-        databases=tuple(json.loads(databases)),
-    )
+    calls, passes = tuple(json.loads(functions)), tuple(json.loads(databases))
+    return Firing(int(fid), trigger, key, node, started, ended, status, reason, calls, passes)
 
 
 def api_key_from_row(row: Sequence[Any]) -> ApiKey:
