@@ -28,6 +28,7 @@ from textual.timer import Timer
 from textual.widgets import Button, DirectoryTree, Input, Label, Select, Static
 
 from kzconsole.engine import EngineError, JobRejected, describe_errors
+from kzconsole.plugin import TaskNaming
 from kzconsole.widgets import glyphs
 from kzconsole.widgets.csv_table import CsvData, CsvTable
 from kzconsole.widgets.path_input import PathInput, path_matches
@@ -43,17 +44,13 @@ INPUT_SUFFIXES = (".csv", ".json", ".txt")
 
 
 @dataclass(frozen=True)
-class TaskInfo:
+class TaskInfo(TaskNaming):
     category: str
     action: str
     description: str
     mandatory: tuple[str, ...]
     optional: tuple[str, ...]
-    noinput: bool
-
-    @property
-    def name(self) -> str:
-        return f"{self.category}/{self.action}"
+    expected_content: str | None
 
 
 @dataclass(frozen=True)
@@ -74,7 +71,7 @@ def tasks_from_help(help_doc: dict[str, Any]) -> list[TaskInfo]:
                     info.get("description", ""),
                     tuple(info.get("mandatory", ())),
                     tuple(info.get("optional", ())),
-                    info.get("expected_content") is None,
+                    info.get("expected_content"),
                 )
             )
     return out
@@ -87,7 +84,7 @@ def check_lines(
     if task is None:
         return [(False, "pick a task")]
     lines: list[Check] = []
-    if task.noinput:
+    if task.is_noinput:
         if path:
             lines.append((False, "this task takes no input: clear the file field"))
         else:
@@ -247,7 +244,7 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         info = self.task_info
         if info is None:
             fields.update("")
-        elif info.noinput:
+        elif info.is_noinput:
             fields.update("no input: leave the file empty")
         else:
             fields.update(
@@ -294,10 +291,10 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         if generation != self._generation:
             return
         task, path = self.task_info, self._path()
-        if task is None or task.noinput or not path:
+        if task is None or task.is_noinput or not path:
             self._show_checks(check_lines(task, path, {}, None, 0))
             self._show_preview([])
-            self._checked = (generation, task is not None and (task.noinput != bool(path)))
+            self._checked = (generation, task is not None and (task.is_noinput != bool(path)))
             return
         if os.path.isdir(path):
             self._show_checks([(None, f"{path} is a folder: pick a file in it (tab completes, ctrl+o browses)")])
