@@ -31,6 +31,7 @@ refused rather than touched.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import sqlite3
@@ -61,6 +62,8 @@ from kzconsole.engine.store.sqlite_files import JobFiles
 __all__ = ["SQLiteStore", "MIGRATIONS", "SCHEMA_VERSION"]
 
 T = TypeVar("T")
+
+log = logging.getLogger("kzconsole.engine.store.sqlite")
 
 # ---------------------------------------------------------------------------------------- schema
 
@@ -250,6 +253,20 @@ _ENGINE_COLUMNS = "node, host, pid, started, expires, name, version, slots, runn
 # also covers the cases the busy handler does not (WAL recovery, a busy COMMIT). Tests lower it.
 _BUSY_TIMEOUT_S = 5.0
 
+# WAL checkpoints. SQLite runs one inside the COMMIT of whichever connection finds the WAL at
+# wal_autocheckpoint pages: it copies the pages into the database file and, with
+# synchronous=NORMAL, fsyncs the WAL and the database: milliseconds (more when the disk is busy)
+# against 30-80 us for the commit itself. In an engine that COMMIT is a job thread's last step,
+# made holding the scheduler's claim lock (every other job thread waits for it), or the thread
+# adding jobs. So a handle that writes often checkpoints in a thread of its own, every
+# _CHECKPOINT_EVERY commits (about 600 pages for tiny jobs: 11 a creation, 8 an end; SQLite's
+# default is every 1000 pages, so the WAL and the database are synced about as often as before).
+# wal_autocheckpoint stays as a bound, raised so that the committing connections do not race
+# that thread for the same work: if the thread falls behind (or the handle writes too little to
+# start it), a commit at that many pages checkpoints, as SQLite always does.
+_CHECKPOINT_EVERY = 64
+_AUTOCHECKPOINT_PAGES = 4000
+
 # SQLITE_BUSY and SQLITE_LOCKED; extended codes keep the primary code in the low byte.
 _TRANSIENT_CODES = frozenset({5, 6})
 _NOT_A_DATABASE_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
@@ -273,6 +290,25 @@ def _is_not_a_database(exc: sqlite3.Error) -> bool:
 
 # update_job's statements by shape (see there); only shapes whose fields passed _check_fields.
 _UPDATE_SQL: dict[tuple[tuple[str, ...], tuple[tuple[str, bool], ...]], str] = {}
+
+
+def _feed_sql(count: int) -> str:
+    """The statement adding ``count`` rows to the changes feed (kept by count: a step adds one to
+    three, a claim of the scheduler up to max_running)."""
+    sql = "INSERT INTO changes (kind, job_id, origin) VALUES " + ", ".join(["(?, ?, ?)"] * count)
+    if len(_FEED_SQL) < 64:
+        _FEED_SQL[count] = sql
+    return sql
+
+
+_FEED_SQL: dict[int, str] = {}
+
+
+def _claimed_jobs(rows: list[Any]) -> list[JobRecord]:
+    """The records of claimed rows, in the queue's order (RETURNING gives no order guarantee)."""
+    jobs = [job_from_row(row) for row in rows]
+    jobs.sort(key=lambda job: (job.queued_at, job.id))
+    return jobs
 
 
 # -------------------------------------------------------------------------------- job queries
@@ -387,6 +423,9 @@ class SQLiteStore(SQLStore):
         self._streams: set[sqlite3.Connection] = set()  # iter_jobs' own connections
         self._pid = os.getpid()
         self._closed = False
+        self._commits = 0  # this handle's write transactions (approximate: not under a lock)
+        self._checkpoint_due = threading.Event()
+        self._checkpointer: threading.Thread | None = None
         self._prepare_file()
         try:
             self._open_schema()
@@ -422,6 +461,7 @@ class SQLiteStore(SQLStore):
         )
         try:
             conn.execute("PRAGMA synchronous = NORMAL")
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_AUTOCHECKPOINT_PAGES}")
             conn.create_function("kz_regexp", 2, regexp_match, deterministic=True)
         except sqlite3.Error:
             conn.close()
@@ -439,6 +479,8 @@ class SQLiteStore(SQLStore):
             self._local = threading.local()
             self._conns = []
             self._streams = set()
+            self._checkpoint_due = threading.Event()
+            self._checkpointer = None  # the parent's thread is not in this process
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._connect()
@@ -489,6 +531,9 @@ class SQLiteStore(SQLStore):
                         except sqlite3.Error:
                             pass  # the original error is the one worth reporting
                     raise
+                self._commits += 1
+                if self._commits % _CHECKPOINT_EVERY == 0:
+                    self._ask_checkpoint()
                 return result
             except sqlite3.Error as exc:
                 if not _is_transient(exc):
@@ -501,6 +546,32 @@ class SQLiteStore(SQLStore):
             # Jitter so that two waiting processes do not retry in lockstep.
             time.sleep(min(delay * (0.5 + random.random()), max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, 0.2)
+
+    def _ask_checkpoint(self) -> None:
+        """Wake the checkpointer (started with the first checkpoint due)."""
+        if self._checkpointer is None:
+            with self._lock:
+                if self._closed or self._checkpointer is not None:
+                    return
+                self._checkpointer = threading.Thread(
+                    target=self._checkpoint_loop, name="kz-sqlite-checkpoint", daemon=True
+                )
+                self._checkpointer.start()
+        self._checkpoint_due.set()
+
+    def _checkpoint_loop(self) -> None:
+        due = self._checkpoint_due
+        while True:
+            due.wait()
+            due.clear()
+            if self._closed:
+                return
+            try:
+                # PASSIVE: copies what no reader still needs, waits for no lock; writers go on.
+                # Not retried: a checkpoint that could not run is simply the next one's work.
+                self._conn().execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except (sqlite3.Error, StoreError):
+                log.debug("WAL checkpoint skipped", exc_info=True)
 
     def _open_schema(self) -> None:
         def read_version(conn: sqlite3.Connection) -> int:
@@ -554,10 +625,19 @@ class SQLiteStore(SQLStore):
 
     def _change(self, conn: sqlite3.Connection, kind: str, job_id: str | None) -> None:
         """Record a change in the feed, in the caller's write transaction."""
-        seq = conn.execute(
-            "INSERT INTO changes (kind, job_id, origin) VALUES (?, ?, ?)", (kind, job_id, self.origin)
-        ).lastrowid
-        if seq is not None and seq % _PRUNE_EVERY == 0:
+        self._changes(conn, [(kind, job_id)])
+
+    def _changes(self, conn: sqlite3.Connection, feed: Sequence[tuple[str, str | None]]) -> None:
+        """Record changes in the feed (in this order), in the caller's write transaction: one
+        statement however many."""
+        if not feed:
+            return
+        origin = self.origin
+        count = len(feed)
+        sql = _FEED_SQL.get(count) or _feed_sql(count)
+        seq = conn.execute(sql, [value for kind, job_id in feed for value in (kind, job_id, origin)]).lastrowid
+        # The rows took seq - count + 1 .. seq: prune when they passed a multiple of _PRUNE_EVERY.
+        if seq is not None and seq // _PRUNE_EVERY != (seq - count) // _PRUNE_EVERY:
             conn.execute("DELETE FROM changes WHERE seq <= ?", (seq - _CHANGES_KEPT,))
 
     def create_job(self, job: JobRecord, input: BinaryIO | None = None) -> None:
@@ -723,25 +803,43 @@ class SQLiteStore(SQLStore):
     def save_job(self, job_id: str, step: JobStep) -> tuple[JobRecord | None, list[JobRecord]]:
         # One write transaction for the whole step: the appends (small files are rows of this
         # same database), the record, and the next job's claim. Three commits fewer per job.
+        # And few statements in it: the write lock is held from BEGIN to COMMIT, and each
+        # statement gives up the GIL and must take it back from the engine's other threads, so
+        # the statements of a step were most of the time a tiny job holds the lock (and every
+        # other writer of the store waits). So the files are read and written in one statement
+        # each, the feed's rows are one insert, and the claim is one update.
         changes, appends = step.changes, step.appends
         statement = self._update_statement(job_id, changes, step.expect)
         for kind in appends:
             self.files.check(job_id, kind)
         claiming = self._claim_statement(step.claim_next) if step.claim_next else None
-        written: set[str] = set()
+        # When the compare-and-set expects the step's own claim, a record that matches has passed
+        # the fence: the fence's read is needed only when it does not match.
+        fenced_by_update = bool(changes) and step.claim is not None and step.expect.get("claim") == step.claim
+        on_disk: set[str] = set()  # appends a retried transaction must not make twice
 
-        def save(conn: sqlite3.Connection) -> tuple[JobRecord | None, list[JobRecord]]:
+        def save(conn: sqlite3.Connection) -> tuple[Any, list[Any]]:
+            feed: list[tuple[str, str]] = []
+            row = conn.execute(*statement).fetchone() if fenced_by_update else None
             if appends:
-                self._fence(conn, job_id, next(iter(appends)), step.claim)
-                for kind, (offset, data) in appends.items():
-                    if kind not in written:  # a retried transaction must not append twice
-                        self._append(conn, job_id, kind, data, offset, step.sync)
-                        written.add(kind)
-            updated = self._update(conn, job_id, changes, statement)
-            claimed = self._claim(conn, *claiming) if claiming is not None else []
-            return updated, claimed
+                if row is None:
+                    self._fence(conn, job_id, next(iter(appends)), step.claim)
+                log = appends.get("log")
+                if log is not None and log[1]:
+                    feed.append(("log", job_id))
+                self.files.append_many(conn, job_id, appends, step.sync, on_disk)
+            if not fenced_by_update:
+                row = conn.execute(*statement).fetchone()
+            if row is not None and changes:
+                feed.append(("job", job_id))
+            claimed = self._claim_rows(conn, *claiming) if claiming is not None else []
+            feed.extend(("job", claimed_row[0]) for claimed_row in claimed)
+            self._changes(conn, feed)
+            return row, claimed
 
-        return self._run(f"saving job {job_id!r}", save, write=True)
+        row, claimed = self._run(f"saving job {job_id!r}", save, write=True)
+        # The records are made after the commit: no Python work in the transaction it can spare.
+        return (job_from_row(row) if row is not None else None), _claimed_jobs(claimed)
 
     def delete_job(self, job_id: str, *, expect: Mapping[str, Any] | None = None) -> JobRecord | None:
         check_fields(expect or {}, "delete_job expect", allow_id=True)
@@ -767,7 +865,7 @@ class SQLiteStore(SQLStore):
         now = self.now() if claim.now is None else claim.now
         return claim.node, claim.limit, now, claim.node_name, _task_filter(claim.tasks, claim.served)
 
-    def _claim(
+    def _claim_rows(
         self,
         conn: sqlite3.Connection,
         node: str,
@@ -775,9 +873,10 @@ class SQLiteStore(SQLStore):
         now: float,
         name: str,
         narrowing: tuple[str, list[Any]] | None,
-    ) -> list[JobRecord]:
-        """claim_queued inside a write transaction: no other writer runs in between, so no job
-        is claimed twice. ``narrowing``: _task_filter's (None: nothing can match)."""
+    ) -> list[Any]:
+        """claim_queued inside a write transaction (the rows of the jobs claimed, in no order): no
+        other writer runs in between, so no job is claimed twice. ``narrowing``: _task_filter's
+        (None: nothing can match)."""
         if limit <= 0 or narrowing is None:
             return []
         narrow, narrow_params = narrowing
@@ -795,17 +894,12 @@ class SQLiteStore(SQLStore):
         ]
         if not ids:
             return []
-        rows = conn.execute(
+        # Two statements, not an update of `id IN (SELECT ...)`: that one costs twice as much.
+        return conn.execute(
             f"UPDATE jobs SET status = ?, owner = ?, node = ?, start_timestamp = ?,"
             f" claim = claim + 1 WHERE id IN ({', '.join('?' * len(ids))}) RETURNING {JOB_COLUMNS}",
             (JobStatus.EXECUTING.value, node, name, now, *ids),
         ).fetchall()
-        jobs = [job_from_row(row) for row in rows]
-        for job in jobs:
-            self._change(conn, "job", job.id)
-        # RETURNING gives no order guarantee.
-        jobs.sort(key=lambda job: (job.queued_at, job.id))
-        return jobs
 
     def _queue_empty(self) -> bool:
         def peek(conn: sqlite3.Connection) -> bool:
@@ -824,7 +918,13 @@ class SQLiteStore(SQLStore):
         if self._queue_empty():
             return []
         claiming = self._claim_statement(claim)
-        return self._run("claiming queued jobs", lambda conn: self._claim(conn, *claiming), write=True)
+
+        def take(conn: sqlite3.Connection) -> list[Any]:
+            rows = self._claim_rows(conn, *claiming)
+            self._changes(conn, [("job", row[0]) for row in rows])
+            return rows
+
+        return _claimed_jobs(self._run("claiming queued jobs", take, write=True))
 
     def _fence(self, conn: sqlite3.Connection, job_id: str, kind: str, claim: int | None) -> None:
         row = conn.execute("SELECT claim FROM jobs WHERE id = ?", (job_id,)).fetchone()
@@ -954,6 +1054,13 @@ class SQLiteStore(SQLStore):
     def close(self) -> None:
         with self._lock:
             self._closed = True
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None and self._pid == os.getpid():
+            # Its connection is closed below: let a checkpoint in progress end first.
+            self._checkpoint_due.set()
+            if checkpointer is not threading.current_thread():
+                checkpointer.join(_BUSY_TIMEOUT_S)
+        with self._lock:
             conns, self._conns = self._conns, []
             streams, self._streams = list(self._streams), set()
         if self._pid != os.getpid():

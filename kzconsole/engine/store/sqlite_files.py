@@ -22,8 +22,9 @@ import shutil
 import sqlite3
 import stat
 import uuid
+from collections.abc import Mapping
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from kzconsole.engine.store.base import StoreError, check_kind
 
@@ -43,6 +44,17 @@ MIGRATION = (
     ) WITHOUT ROWID
     """,
 )
+
+
+def _upsert(count: int) -> str:
+    """The statement writing ``count`` rows of job_files (kept by count: a step has one to four)."""
+    sql = "INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES " + ", ".join(["(?, ?, ?)"] * count)
+    _UPSERT[count] = sql
+    return sql
+
+
+_UPSERT: dict[int, str] = {}
+_upsert(1)
 
 _NAMES = {"input": "in.csv", "output": "out.csv", "log": "job.log", "failed": "failed.txt"}
 # Ids that may name a folder (the engine's are 32 hex characters; tests use short names).
@@ -197,16 +209,67 @@ class JobFiles:
         """(whether the file is in the database, its bytes there)."""
         row = conn.execute("SELECT data FROM job_files WHERE job_id = ? AND kind = ?", (job_id, kind)).fetchone()
         if row is None:
-            # No row: a file of a store made before job_files, or none yet (one stat: a string
-            # path is cheaper than a Path, and this is on every tiny job's way).
-            return not os.path.exists(f"{self._dir}/{job_id}/{_NAMES[kind]}"), b""
+            return self._absent(job_id, kind)
         return row[0] is not None, row[0]
+
+    def _absent(self, job_id: str, kind: str) -> tuple[bool, bytes]:
+        """A file with no row: one of a store made before job_files, or none yet (one stat: a
+        string path is cheaper than a Path, and this is on every tiny job's way)."""
+        return not os.path.exists(f"{self._dir}/{job_id}/{_NAMES[kind]}"), b""
 
     def append(
         self, conn: sqlite3.Connection, job_id: str, kind: str, data: bytes, offset: int | None, sync: bool
     ) -> int:
         """Append (after cutting at ``offset``); return the new size. In a write transaction."""
         inline, current = self._row(conn, job_id, kind)
+        size, row = self._put(job_id, kind, inline, current, data, offset, sync)
+        if row is not None:
+            conn.execute(_UPSERT[1], row)
+        return size
+
+    def append_many(
+        self,
+        conn: sqlite3.Connection,
+        job_id: str,
+        appends: Mapping[str, tuple[int | None, bytes]],
+        sync: bool,
+        on_disk: set[str],
+    ) -> None:
+        """Several appends to one job's files, each as :meth:`append`, with one read of their
+        rows and one write of those kept in the database: a job's step (its output, log and
+        failed rows) is then two statements, not two per file. In a write transaction.
+
+        ``on_disk``: the kinds whose bytes went to a file of the folder by a plain append, which
+        a rolled-back transaction does not undo: a retry of the same step skips them (and adds to
+        the set). What is in the database is rolled back with the transaction, so it is redone."""
+        kinds = [kind for kind in appends if kind not in on_disk]
+        if not kinds:
+            return
+        marks = ", ".join("?" * len(kinds))
+        found = dict(
+            conn.execute(f"SELECT kind, data FROM job_files WHERE job_id = ? AND kind IN ({marks})", (job_id, *kinds))
+        )
+        rows: list[Any] = []
+        for kind in kinds:
+            offset, data = appends[kind]
+            if kind in found:
+                inline, current = found[kind] is not None, found[kind]
+            else:
+                inline, current = self._absent(job_id, kind)
+            _, row = self._put(job_id, kind, inline, current, data, offset, sync)
+            if row is not None:
+                rows.extend(row)
+            elif not inline:
+                on_disk.add(kind)
+        if rows:
+            count = len(rows) // 3
+            conn.execute(_UPSERT.get(count) or _upsert(count), rows)
+
+    def _put(
+        self, job_id: str, kind: str, inline: bool, current: bytes | None, data: bytes, offset: int | None, sync: bool
+    ) -> tuple[int, tuple[str, str, bytes | None] | None]:
+        """Append to a file whose row was read (``inline``: its bytes are ``current``): the new
+        size, and the row to write (None: none to write)."""
         if inline:
             assert current is not None
             size = len(current)
@@ -214,18 +277,14 @@ class JobFiles:
                 self._check_offset(job_id, kind, size, offset)
                 current = current[:offset]
             if not data and len(current) == size:
-                return size  # nothing to change (what is in this database is as durable as its rows)
+                return size, None  # nothing to change (what is in this database is as durable as its rows)
             content = current + data if data else current
             if len(content) <= INLINE_MAX:
-                conn.execute(
-                    "INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES (?, ?, ?)", (job_id, kind, content)
-                )
-                return len(content)
+                return len(content), (job_id, kind, content)
             # Grown past the limit: the whole file moves to the job's folder.
             size = self._write_file(job_id, kind, content, None, sync, truncate=True)
-            conn.execute("INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES (?, ?, NULL)", (job_id, kind))
-            return size
-        return self._write_file(job_id, kind, data, offset, sync)
+            return size, (job_id, kind, None)
+        return self._write_file(job_id, kind, data, offset, sync), None
 
     def _check_offset(self, job_id: str, kind: str, size: int, offset: int) -> None:
         if offset > size:
