@@ -87,6 +87,25 @@ def test_wal_and_synchronous_normal(store: SQLiteStore, db_path: Path) -> None:
     assert own.execute("PRAGMA busy_timeout").fetchone()[0] >= 1000
 
 
+def test_a_handle_checkpoints_the_wal_in_a_thread_of_its_own(store: SQLiteStore, db_path: Path) -> None:
+    """Writers never wait for a checkpoint's fsyncs in their COMMIT: the handle's own thread
+    copies the WAL into the database every so many commits, long before the WAL reaches the
+    size at which a committing connection would."""
+    store.create_job(make_job("j0"))
+    before = db_path.stat().st_size
+    others = set(threading.enumerate())
+    for i in range(1, 80):  # 80 small commits: a few hundred pages, far below wal_autocheckpoint
+        store.create_job(make_job(f"j{i}"))
+    (thread,) = [t for t in set(threading.enumerate()) - others if t.name == "kz-sqlite-checkpoint"]
+    deadline = time.monotonic() + 30
+    while db_path.stat().st_size <= before:  # the pages reach the database file
+        assert time.monotonic() < deadline, "the WAL was not checkpointed"
+        time.sleep(0.01)
+    assert store.connection().execute("PRAGMA wal_autocheckpoint").fetchone()[0] > 1000
+    store.close()
+    assert not thread.is_alive()
+
+
 def test_a_directory_is_refused(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match=str(tmp_path)):
         SQLiteStore(tmp_path)
