@@ -812,6 +812,7 @@ class SQLiteStore(SQLStore):
         statement = self._update_statement(job_id, changes, step.expect)
         for kind in appends:
             self.files.check(job_id, kind)
+        absent = {kind: self.files.absent(job_id, kind) for kind in appends}
         claiming = self._claim_statement(step.claim_next) if step.claim_next else None
         # When the compare-and-set expects the step's own claim, a record that matches has passed
         # the fence: the fence's read is needed only when it does not match.
@@ -827,7 +828,7 @@ class SQLiteStore(SQLStore):
                 log = appends.get("log")
                 if log is not None and log[1]:
                     feed.append(("log", job_id))
-                self.files.append_many(conn, job_id, appends, step.sync, on_disk)
+                self.files.append_many(conn, job_id, appends, step.sync, on_disk, absent)
             if not fenced_by_update:
                 row = conn.execute(*statement).fetchone()
             if row is not None and changes:

@@ -209,12 +209,15 @@ class JobFiles:
         """(whether the file is in the database, its bytes there)."""
         row = conn.execute("SELECT data FROM job_files WHERE job_id = ? AND kind = ?", (job_id, kind)).fetchone()
         if row is None:
-            return self._absent(job_id, kind)
+            return self.absent(job_id, kind)
         return row[0] is not None, row[0]
 
-    def _absent(self, job_id: str, kind: str) -> tuple[bool, bytes]:
-        """A file with no row: one of a store made before job_files, or none yet (one stat: a
-        string path is cheaper than a Path, and this is on every tiny job's way)."""
+    def absent(self, job_id: str, kind: str) -> tuple[bool, bytes]:
+        """What a file with no row is: one of a store made before job_files, or none yet (one
+        stat: a string path is cheaper than a Path, and this is on every tiny job's way). Which
+        of the two does not change while the job runs (no code of this schema makes a file
+        without its row), so the store looks before its write transaction: a stat gives up the
+        GIL, and taking it back with the write lock held keeps every other writer waiting."""
         return not os.path.exists(f"{self._dir}/{job_id}/{_NAMES[kind]}"), b""
 
     def append(
@@ -234,10 +237,12 @@ class JobFiles:
         appends: Mapping[str, tuple[int | None, bytes]],
         sync: bool,
         on_disk: set[str],
+        absent: Mapping[str, tuple[bool, bytes]],
     ) -> None:
         """Several appends to one job's files, each as :meth:`append`, with one read of their
         rows and one write of those kept in the database: a job's step (its output, log and
         failed rows) is then two statements, not two per file. In a write transaction.
+        ``absent``: :meth:`absent` of each kind, looked at before the transaction (see there).
 
         ``on_disk``: the kinds whose bytes went to a file of the folder by a plain append, which
         a rolled-back transaction does not undo: a retry of the same step skips them (and adds to
@@ -255,7 +260,7 @@ class JobFiles:
             if kind in found:
                 inline, current = found[kind] is not None, found[kind]
             else:
-                inline, current = self._absent(job_id, kind)
+                inline, current = absent[kind]
             _, row = self._put(job_id, kind, inline, current, data, offset, sync)
             if row is not None:
                 rows.extend(row)
