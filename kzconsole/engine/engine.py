@@ -190,7 +190,7 @@ class Engine(EngineParts):
             auth_account_id=auth_account_id or self.settings.accounts.auth_account_id,
             wait_ms=self.settings.tasks.wait_after_row_ms if wait_ms is None else wait_ms,
             queued=start,
-            incoming=self.data_dir / "incoming",
+            incoming=self._incoming,
         )
         self._queued(start)
         return job

@@ -41,6 +41,10 @@ class InputReport:
         return not self.errors
 
 
+# The destination given for no input (never written: there is nothing to check).
+_NOWHERE = Path(os.devnull)
+
+
 def new_job_id() -> str:
     return uuid.uuid4().hex
 
@@ -180,7 +184,7 @@ def take_in(
     checked = private_dir(incoming) / f"{job_id}.csv" if input is not None else None
     try:
         try:
-            report = check_job_input(spec, input, checked or Path(os.devnull), fmt=fmt)
+            report = check_job_input(spec, input, checked or _NOWHERE, fmt=fmt)
         except OSError as exc:
             raise EngineError(f"cannot read the input {input_name or '-'}: {exc.strerror or exc}") from exc
         if report.errors:

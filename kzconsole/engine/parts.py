@@ -50,6 +50,9 @@ class EngineParts:
         self.clock = clock
         self.data_dir = Path(settings.data_dir)
         private_dir(self.data_dir)
+        # Where add_job checks an input before the store takes it (made once: a Path join was a
+        # tenth of adding a job without input, which never uses it).
+        self._incoming = self.data_dir / "incoming"
         self.events = EventBus()
         # The node name (contract 9: --node, engine.node, else the host name) is what jobs record
         # as their `node`; the engine id, unique to this process, owns the jobs it runs.
