@@ -807,7 +807,7 @@ class SQLiteStore(SQLStore):
         # statement gives up the GIL and must take it back from the engine's other threads, so
         # the statements of a step were most of the time a tiny job holds the lock (and every
         # other writer of the store waits). So the files are read and written in one statement
-        # each, the feed's rows are one insert, and the claim is one update.
+        # each and the feed's rows are one insert (8 statements for a tiny job's end, not 13).
         changes, appends = step.changes, step.appends
         statement = self._update_statement(job_id, changes, step.expect)
         for kind in appends:
