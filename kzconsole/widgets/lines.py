@@ -13,10 +13,10 @@ and a full repaint, as a ``Static`` would.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from rich.cells import cell_len
+from rich.cells import cell_len, get_character_cell_size
 from rich.style import Style
 from textual.geometry import Region, Size
 from textual.strip import Strip
@@ -36,12 +36,52 @@ def _cells(strip: Strip) -> Iterator[tuple[str, Style | None]]:
                 yield "", style
 
 
+def _flat(strip: Strip) -> tuple[str, list[Style | None]] | None:
+    """The strip's text and the style of each of its cells, when every character is one cell wide
+    (then a cell is a character); None when one is wide."""
+    texts: list[str] = []
+    styles: list[Style | None] = []
+    for segment in strip:
+        if segment.control:
+            continue
+        text = segment.text
+        texts.append(text)
+        styles += [segment.style] * len(text)
+    text = "".join(texts)
+    if not text.isascii() and any(get_character_cell_size(c) == 2 for c in set(text) if not c.isascii()):
+        return None
+    return text, styles
+
+
+def _common_prefix(a: Sequence[Any], b: Sequence[Any]) -> int:
+    """How many leading items ``a`` and ``b`` share, by halving: slices compare in C, where a loop
+    over the cells of every repainted row was most of the job list's repaint."""
+    lo, hi = 0, min(len(a), len(b))
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if a[lo:mid] == b[lo:mid]:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
 def changed_span(old: Strip | None, new: Strip) -> tuple[int, int] | None:
     """The cells ``[start, end)`` where ``new`` differs from ``old``, or None when they look the same."""
     if old is None:
         return (0, new.cell_length) if new.cell_length else None
     if old is new:
         return None
+    flat_a, flat_b = _flat(old), _flat(new)
+    if flat_a is not None and flat_b is not None:
+        (text_a, styles_a), (text_b, styles_b) = flat_a, flat_b
+        if text_a == text_b and styles_a == styles_b:
+            return None
+        start = min(_common_prefix(text_a, text_b), _common_prefix(styles_a, styles_b))
+        room = min(len(text_a), len(text_b)) - start
+        same_end = min(_common_prefix(text_a[::-1], text_b[::-1]), _common_prefix(styles_a[::-1], styles_b[::-1]), room)
+        end = max(len(text_a), len(text_b)) - same_end
+        return (start, max(end, start + 1))
     a = list(_cells(old))
     b = list(_cells(new))
     if a == b:
