@@ -192,21 +192,26 @@ class JobsScreen(ConsoleScreen):
         job_list = self.job_list
         for job_id in batch.deleted:
             self.marked.pop(job_id, None)
+        # Each job's row is painted once for the whole batch (its new record and its live counts
+        # together): the rows of running jobs are most of what the console does while they run.
+        repaint = set(batch.progress)
         if batch.jobs_touched:
             moved = bool(batch.deleted or batch.store_changed)
+            new_job = False
             for job in batch.changed.values():
-                before = job_list.cached(job.id)
-                if before is None or fmt.display_status(before) != fmt.display_status(job):
-                    moved = True  # a new job, or one that may change place or leave the filter
-                job_list.update_record(job)
+                before = job_list.update_record(job, repaint=False)
+                if before is None:
+                    moved = new_job = True  # not in the rows read: a new job, or one further down
+                elif fmt.display_status(before) != fmt.display_status(job):
+                    moved = True  # it may change place or leave the filter
+                repaint.add(job.id)
             # A checkpoint of a job run here changes its counts, not its place: repainting its row
             # is enough (re-reading 100,000 jobs' count for it took a share of the jobs' speed).
             if moved:
-                self._reload(
-                    quiet=not (batch.deleted or any(job_list.cached(j.id) is None for j in batch.changed.values()))
-                )
+                self._reload(quiet=not (batch.deleted or new_job))
+        if repaint:
+            job_list.refresh_jobs(repaint)
         if batch.progress:
-            job_list.refresh_jobs(frozenset(batch.progress))
             highlighted = job_list.highlighted
             if highlighted is not None and highlighted.id in batch.progress:
                 self._update_status()

@@ -198,6 +198,12 @@ class JobList(ScrollView, can_focus=True):
         self._highlighted_id: str | None = None
         self._painted: dict[int, Strip] = {}  # row index -> what its line shows now
         self._pending: dict[int, Strip] = {}  # row index -> what its next paint shows
+        # (on the cursor, focused) -> (the row's base style, component -> its style). Textual
+        # drops its own cache of component styles at every refresh(), and the rows of running jobs
+        # are refreshed several times a second: working the styles out again for each cell was
+        # the larger part of painting a row. Styles change only through CSS (a theme, focus), which
+        # calls notify_style_update: the cache is emptied there.
+        self._styles: dict[tuple[bool, bool], tuple[Style, dict[str, Style]]] = {}
         self.loaded = False
         self.empty_note: str | None = None  # what an empty list says (None: the default)
 
@@ -275,15 +281,18 @@ class JobList(ScrollView, can_focus=True):
                     return record
         return None
 
-    def update_record(self, job: JobRecord) -> bool:
-        """Replace a cached record in place (same position); True if it is cached."""
+    def update_record(self, job: JobRecord, *, repaint: bool = True) -> JobRecord | None:
+        """Replace a cached record in place (same position); the record it replaced, or None if
+        the job is not cached. ``repaint=False``: the caller repaints (once for all its changes,
+        see :meth:`refresh_jobs`)."""
         for block_no, block in self._blocks.items():
             for pos, cached in enumerate(block):
                 if cached.id == job.id:
                     block[pos] = job
-                    self.refresh_row(block_no * BLOCK + pos)
-                    return True
-        return False
+                    if repaint:
+                        self.refresh_row(block_no * BLOCK + pos)
+                    return cached
+        return None
 
     def visible_range(self) -> range:
         top = int(self.scroll_offset.y)
@@ -386,15 +395,31 @@ class JobList(ScrollView, can_focus=True):
         self._scroll_cursor_into_view()
 
     def on_focus(self) -> None:
+        self._styles.clear()
         self.refresh_row(self.cursor)
 
     def on_blur(self) -> None:
+        self._styles.clear()
         self.refresh_row(self.cursor)
 
     def notify_style_update(self) -> None:
         self._painted.clear()
         self._pending.clear()
+        self._styles.clear()
         super().notify_style_update()
+
+    def _row_styles(self, on_cursor: bool) -> tuple[Style, dict[str, Style]]:
+        """The base style of a row and its cache of component styles (see ``_styles``)."""
+        key = (on_cursor, on_cursor and self.has_focus)
+        styles = self._styles.get(key)
+        if styles is None:
+            base = self.rich_style
+            if on_cursor:
+                base = base + self.get_component_rich_style(
+                    "job-list--cursor" if self.has_focus else "job-list--cursor-blurred"
+                )
+            styles = self._styles[key] = (base, {})
+        return styles
 
     # ------------------------------------------------------------ paint
 
@@ -420,12 +445,11 @@ class JobList(ScrollView, can_focus=True):
     def _line(self, index: int, width: int) -> Strip:
         job = self.row(index)
         if job is None:
+            base = self._row_styles(False)[0]
             if index == 0 and self.loaded and self.total == 0:
                 note = self.empty_note or "  no jobs yet (n creates one)"
-                return Strip(
-                    [Segment(fit(note, width), self.rich_style + self.get_component_rich_style("job-list--dim"))], width
-                )
-            return Strip.blank(width, self.rich_style)
+                return Strip([Segment(fit(note, width), base + self.get_component_rich_style("job-list--dim"))], width)
+            return Strip.blank(width, base)
         return self._row_strip(job, index, width)
 
     def _header_strip(self, width: int) -> Strip:
@@ -444,15 +468,16 @@ class JobList(ScrollView, can_focus=True):
         return Strip(segments).crop_extend(0, width, style)
 
     def _row_strip(self, job: JobRecord, index: int, width: int) -> Strip:
-        base = self.rich_style
         on_cursor = index == self.cursor
-        if on_cursor:
-            cls = "job-list--cursor" if self.has_focus else "job-list--cursor-blurred"
-            base = base + self.get_component_rich_style(cls)
+        base, tints = self._row_styles(on_cursor)
 
         def tint(component: str) -> Style:
-            # Colours stay off the cursor line: on its inverted background they would be unreadable.
-            return base if on_cursor else base + self.get_component_rich_style(component, partial=True)
+            style = tints.get(component)
+            if style is None:
+                # Colours stay off the cursor line: on its inverted background they would be unreadable.
+                style = base if on_cursor else base + self.get_component_rich_style(component, partial=True)
+                tints[component] = style
+            return style
 
         g = glyphs.G
         marked = self.marked(job.id)
