@@ -9,6 +9,7 @@ and says so (``? 5 more``). A key that does not apply to the highlighted job is 
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any
 
 from rich.text import Text
@@ -26,15 +27,21 @@ def key_label(app: Any, binding: Binding) -> str:
     return binding.key_display or app.get_key_display(binding)
 
 
-def own_actions(node: Any) -> set[str]:
+def own_actions(node: Any) -> frozenset[str]:
     """Actions bound by the console's own classes (not Textual's generic focus/copy/scroll keys)."""
+    return _own_actions(type(node))
+
+
+@cache
+def _own_actions(node_class: type) -> frozenset[str]:
+    # Per class (bindings are class attributes): the footer asks for every key at every key press.
     actions: set[str] = set()
-    for cls in type(node).__mro__:
+    for cls in node_class.__mro__:
         if cls.__module__.startswith("kzconsole"):
             for binding in cls.__dict__.get("BINDINGS", ()):
                 if isinstance(binding, Binding):
                     actions.add(binding.action)
-    return actions
+    return frozenset(actions)
 
 
 class KeyBar(Lines):
@@ -47,13 +54,25 @@ class KeyBar(Lines):
 
     COMPONENT_CLASSES = {"key-bar--key", "key-bar--dim", "key-bar--more"}
 
+    _keys: list[tuple[str, str, bool]] | None = None  # what the bar was last built from
+
     def on_mount(self) -> None:
         self.screen.bindings_updated_signal.subscribe(self, lambda _screen: self._changed())
         self.watch(self.screen, "focused", lambda _focused: self._changed(), init=False)
 
     def _changed(self) -> None:
-        if self.is_attached and self.app.screen_stack:  # not while the app shuts down
+        if not (self.is_attached and self.app.screen_stack):  # not while the app shuts down
+            return
+        # The bindings are announced as updated at most key presses (another job highlighted):
+        # the bar is built again only when the keys it shows, or whether they apply, changed.
+        keys = self.keys()
+        if keys != self._keys:
+            self._keys = keys
             self.update()
+
+    def notify_style_update(self) -> None:
+        self._keys = None
+        super().notify_style_update()
 
     def keys(self) -> list[tuple[str, str, bool]]:
         """(key, description, applies) in the order shown, without duplicates."""
@@ -87,7 +106,7 @@ class KeyBar(Lines):
         return out
 
     def content_for(self, width: int) -> Text:
-        entries = self.keys()
+        entries = self._keys = self.keys()
         help_entry = entries[-1] if entries and entries[-1][1] == "Help" else None
         body = entries[:-1] if help_entry is not None else entries
         key_style = self.get_component_rich_style("key-bar--key", partial=True)
