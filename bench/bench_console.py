@@ -200,7 +200,8 @@ def child_load(data_dir: Path, plugins: Path, src: Path, rows: int, with_console
             result["latencies"], result["running_at_presses"] = await presses_timed(presses)
             # Waited for in a thread: polling here would wake the event loop (and take the GIL from
             # the jobs) more often than the console itself does, and count against the console.
-            await asyncio.to_thread(done.wait, 600)
+            if not await asyncio.to_thread(done.wait, 600):
+                raise RuntimeError("the jobs did not finish")
             result.update(_window(state, rows))
         app.engine.stop(timeout=5)
         app.engine.close()
