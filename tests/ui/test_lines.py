@@ -19,21 +19,22 @@ def strip(*parts: tuple[str, Style | None]) -> Strip:
     return Strip([Segment(text, style) for text, style in parts])
 
 
+def cells(line: Strip) -> list[tuple[str, Style | None]]:
+    """Each cell as (character, style); the second cell of a wide character is ''."""
+    return [(c, seg.style) for seg in line for ch in seg.text for c in ((ch, "") if cell_len(ch) == 2 else (ch,))]
+
+
 def reference_span(old: Strip, new: Strip) -> tuple[int, int] | None:
-    """The definition, cell by cell: the span outside which both strips show the same cells
-    (the second cell of a wide character is ''), widened to whole characters."""
-    a = [(c, seg.style) for seg in old for ch in seg.text for c in ([ch, ""] if cell_len(ch) == 2 else [ch])]
-    b = [(c, seg.style) for seg in new for ch in seg.text for c in ([ch, ""] if cell_len(ch) == 2 else [ch])]
+    """The definition: the span outside which both strips show the same cells, widened to whole
+    characters."""
+    a, b = cells(old), cells(new)
     if a == b:
         return None
-    start = 0
-    while start < min(len(a), len(b)) and a[start] == b[start]:
-        start += 1
-    end_a, end_b = len(a), len(b)
-    while end_a > start and end_b > start and a[end_a - 1] == b[end_b - 1]:
-        end_a -= 1
-        end_b -= 1
-    end = max(end_a, end_b)
+    shortest = min(len(a), len(b))
+    start = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), shortest)
+    tails = zip(reversed(a[start:]), reversed(b[start:]), strict=False)
+    same_end = next((i for i, (x, y) in enumerate(tails) if x != y), shortest - start)
+    end = max(len(a), len(b)) - same_end
     if 0 < start < len(b) and b[start][0] == "":
         start -= 1
     if end < len(b) and b[end][0] == "":
