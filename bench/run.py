@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     failed = False
     for name in names:
         log(f"[{name}]")
+        # The one before may leave hundreds of MB of dirty pages (the 1,000,000-row jobs): written
+        # back during the next benchmark they slowed its fsyncs (and its baseline's) by a third.
+        os.sync()
         t0 = time.perf_counter()
         try:
             results.extend(run_one(name, args))
