@@ -245,10 +245,20 @@ class Engine(EngineParts):
         listings of every job (``tasks list``, the API unpaged). Use ``with``, or read to the end."""
         return self.store.iter_jobs(self._job_query(query, fields), columns)
 
-    def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
-        """The jobs ``iter_jobs`` streams, each as a 1-tuple of the JSON text of its public record
-        (``tasks list --json``)."""
-        return self.store.iter_job_documents(self._job_query(query, fields))
+    def iter_job_documents(
+        self,
+        query: JobQuery | None = None,
+        /,
+        *,
+        epoch: int = 0,
+        nulls: bool = True,
+        columns: Sequence[str] = (),
+        **fields: Any,
+    ) -> JobRows:
+        """The jobs ``iter_jobs`` streams, each as a row: the JSON text of its public record
+        (``tasks list --json``), then ``columns``' values. (api) ``epoch`` moves its times, and
+        ``nulls=False`` leaves its null members out: ``Store.iter_job_documents``."""
+        return self.store.iter_job_documents(self._job_query(query, fields), epoch=epoch, nulls=nulls, columns=columns)
 
     def _job_query(self, query: JobQuery | None, fields: dict[str, Any]) -> JobQuery:
         query = JobQuery.of(query, **fields)

@@ -500,6 +500,72 @@ class JobQueryContract:
         with pytest.raises(InvalidQuery, match="unknown status"):
             store.iter_job_documents(None, status="bogus")
 
+    def test_iter_job_documents_with_an_epoch_no_nulls_and_columns(
+        self, store: Store, query_jobs: list[JobRecord]
+    ) -> None:
+        # (api) The REST API's listing: times moved to Gregorian seconds, null members left out
+        # (in every combination the jobs have), and the columns that tell a job's files after each.
+        store.create_job(
+            make_job(
+                "every-member",
+                created=NOW + 0.75,
+                start_timestamp=NOW + 1.5,
+                end_timestamp=NOW + 2.25,
+                status=JobStatus.FAILURE,
+                file_name='q"uo\\te\né✓.csv',
+                total_count=3,
+                node="nøde",
+                error='bad\trow "x"',
+                output_offset=10,
+            )
+        )
+        store.create_job(
+            make_job("noinput-on-a-node", created=NOW + 1.75, file_name=None, node="n1", stop_requested=True)
+        )
+        epoch = 62167219200
+        times = ("created", "start_timestamp", "end_timestamp")
+        columns = ("id", "created", "total_count", "output_offset", "output_path", "status", "stop_requested")
+        for query in (
+            JobQuery(),
+            JobQuery(account_id="a" * 32, limit=7),
+            JobQuery(limit=5, offset=3),
+            JobQuery(status="pending", limit=4),
+            JobQuery(sort="task", limit=9),
+            JobQuery(words="cafe"),
+        ):
+            with store.iter_job_documents(query, epoch=epoch, nulls=False, columns=columns) as rows:
+                got = list(rows)
+            expected = store.list_jobs(query)
+            assert [row[1] for row in got] == ids(expected), query
+            for row, job in zip(got, expected, strict=True):
+                want = {
+                    key: value + epoch if key in times else value
+                    for key, value in job.public().items()
+                    if value is not None
+                }
+                document = json.loads(row[0])
+                assert document == want and list(document) == list(want)  # the members in order
+                assert row[1:] == (
+                    job.id,
+                    job.created,
+                    job.total_count,
+                    job.output_offset,
+                    job.output_path,
+                    job.status.value,
+                    job.stop_requested,
+                )
+                assert type(row[-1]) is bool
+        with store.iter_job_documents(JobQuery(limit=3), epoch=10) as rows:  # nulls kept
+            got = [json.loads(document) for (document,) in rows]
+        assert got == [
+            {key: value + 10 if key in times and value is not None else value for key, value in job.public().items()}
+            for job in store.list_jobs(JobQuery(limit=3))
+        ]
+        with pytest.raises(InvalidQuery, match="epoch"):
+            store.iter_job_documents(None, epoch=1.5)
+        with pytest.raises(InvalidQuery, match="columns"):
+            store.iter_job_documents(None, columns=("nope",))
+
     def test_iter_jobs_streams_and_can_stop_early(self, store: Store) -> None:
         for n in range(3000):
             store.create_job(make_job(f"s{n:05d}", created=NOW + n))

@@ -47,7 +47,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kzconsole.engine.models import JOB_FIELDS, PUBLIC_JOB_KEYS, EngineLease, Firing, JobRecord, Takeover
 from kzconsole.engine.store.job_query import InvalidQuery, JobQuery
-from kzconsole.engine.store.query import JobRows
+from kzconsole.engine.store.query import JobRows, check_columns, check_epoch
 
 __all__ = [
     "Store",
@@ -216,13 +216,29 @@ class Store(abc.ABC):
         :class:`JobRows` (``with store.iter_jobs(...) as rows:``) when not reading it to its end;
         closing the store ends it too (the next row raises :class:`StoreError`)."""
 
-    def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
-        """The jobs :meth:`iter_jobs` would stream, each as the text of one JSON object equal to
-        its ``JobRecord.public()`` (``tasks list --json``), in 1-tuples, streamed the same way.
-        This default encodes :meth:`iter_jobs`' rows; a backend whose database writes JSON builds
-        them there."""
-        rows = self.iter_jobs(query, PUBLIC_JOB_KEYS, **fields)
-        return JobRows(_documents(rows))
+    def iter_job_documents(
+        self,
+        query: JobQuery | None = None,
+        /,
+        *,
+        epoch: int = 0,
+        nulls: bool = True,
+        columns: Sequence[str] = (),
+        **fields: Any,
+    ) -> JobRows:
+        """The jobs :meth:`iter_jobs` would stream, each as a row: the text of one JSON object equal
+        to its ``JobRecord.public()`` (``tasks list --json``), its members in that order, then the
+        values of ``columns`` as :meth:`iter_jobs` gives them; streamed the same way.
+
+        (api) ``epoch`` is added to the three times (whole seconds), and with ``nulls`` false a
+        member whose value is null is left out: the REST API's ``task`` (Gregorian seconds, no
+        nulls), which a listing page then answers with one value a job from the store, not a
+        Python object per column. This default encodes :meth:`iter_jobs`' rows; a backend whose
+        database writes JSON builds them there."""
+        epoch = check_epoch(epoch)
+        names = check_columns(columns) if columns else ()
+        rows = self.iter_jobs(query, (*PUBLIC_JOB_KEYS, *names), **fields)
+        return JobRows(_documents(rows, epoch, bool(nulls)))
 
     @abc.abstractmethod
     def update_job(
@@ -483,13 +499,22 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"unknown job file kind {kind!r} (expected one of {', '.join(FILE_KINDS)})")
 
 
-def _documents(rows: JobRows) -> Iterator[tuple[str]]:
-    """``iter_job_documents`` from public rows: the record ``public()`` gives, encoded."""
-    whole = [i for i, key in enumerate(PUBLIC_JOB_KEYS) if key in ("created", "start_timestamp", "end_timestamp")]
+_PUBLIC_TIMES = tuple(
+    i for i, key in enumerate(PUBLIC_JOB_KEYS) if key in ("created", "start_timestamp", "end_timestamp")
+)
+_PUBLIC_WIDTH = len(PUBLIC_JOB_KEYS)
+
+
+def _documents(rows: JobRows, epoch: int = 0, nulls: bool = True) -> Iterator[tuple[Any, ...]]:
+    """``iter_job_documents`` from public rows (then the caller's columns): the record
+    ``public()`` gives, its times moved by ``epoch``, its nulls left out unless ``nulls``."""
     with rows:
         for row in rows:
-            values = list(row)
-            for i in whole:
+            values = list(row[:_PUBLIC_WIDTH])
+            for i in _PUBLIC_TIMES:
                 if values[i] is not None:
-                    values[i] = int(values[i])
-            yield (json.dumps(dict(zip(PUBLIC_JOB_KEYS, values, strict=True)), ensure_ascii=False),)
+                    values[i] = int(values[i]) + epoch
+            doc = dict(zip(PUBLIC_JOB_KEYS, values, strict=True))
+            if not nulls:
+                doc = {key: value for key, value in doc.items() if value is not None}
+            yield (json.dumps(doc, ensure_ascii=False), *row[_PUBLIC_WIDTH:])
