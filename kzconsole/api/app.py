@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import logging
-import operator
 import os
 import re
 import tempfile
@@ -73,6 +72,7 @@ _STOP_WAIT_S = 2.0
 _PRUNE_TOKENS_EVERY = 100
 _BODY_IDLE_S = 30.0  # an upload that sends nothing for this long is cut off (408)
 _ROWS_PER_WRITE = 1000  # paginate=false: jobs per chunk written
+_QUERIES_KEPT = 1024  # first-page queries kept (accounts x page sizes)
 
 
 def gregorian(ts: float | None) -> int | None:
@@ -81,15 +81,16 @@ def gregorian(ts: float | None) -> int | None:
 
 _TIMESTAMPS = ("created", "start_timestamp", "end_timestamp")
 
-# What a job's JSON is made of: the public record, then what tells which files it has (csvs).
-# A listing asks the store for these columns only, as plain tuples (no JobRecord per row).
-VIEW_COLUMNS = (*PUBLIC_JOB_KEYS, "output_offset", "output_path")
-_OUTPUT_OFFSET = VIEW_COLUMNS.index("output_offset")
-_OUTPUT_PATH = VIEW_COLUMNS.index("output_path")
-_STATUS = VIEW_COLUMNS.index("status")
-_TOTAL = VIEW_COLUMNS.index("total_count")
-_CREATED = VIEW_COLUMNS.index("created")
+# What tells which files a job has (csvs), after the public record: a listing reads each job as
+# its JSON text built by the store (Store.iter_job_documents) followed by these columns.
+FILE_COLUMNS = ("id", "created", "total_count", "output_offset", "output_path", "status")
 _EXECUTING = JobStatus.EXECUTING.value
+# A listing job's JSON text ends with its object's "}": csvs goes in its place.
+_CSVS_MEMBER = {
+    (True, True): ',"csvs":["in.csv","out.csv"]}',
+    (True, False): ',"csvs":["in.csv"]}',
+    (False, True): ',"csvs":["out.csv"]}',
+}
 
 
 def _public_json(values: Sequence[Any]) -> dict[str, Any]:
@@ -108,14 +109,11 @@ def task_json(job: JobRecord) -> dict[str, Any]:
     return _public_json(list(job.public().values()))
 
 
-_VIEW_VALUES = operator.attrgetter(*VIEW_COLUMNS)
-
-
-def view_row(job: JobRecord) -> tuple[Any, ...]:
-    """A record as the row a listing reads (:data:`VIEW_COLUMNS`)."""
-    row = list(_VIEW_VALUES(job))
-    row[_STATUS] = job.status.value
-    return tuple(row)
+def _reads_files(output_offset: int, output_path: str | None, status: str) -> bool:
+    """Whether :meth:`Api.files` must look for the job's output file to tell."""
+    if output_path is None:
+        return status == _EXECUTING and output_offset <= 0
+    return True
 
 
 class ApiError(Exception):
@@ -410,6 +408,7 @@ class Api:
         self.local_reads = store.local_reads
         cache_bytes = self.settings.page_cache_mb * 1024 * 1024
         self.pages = PageCache(cache_bytes) if cache_bytes and store.ordered_changes else None
+        self._queries: dict[tuple[str | None, int], JobQuery] = {}
 
     def close(self) -> None:
         """Once the server stopped: let the worker threads go (they are not daemons, and a thread
@@ -460,9 +459,11 @@ class Api:
             raise bad_identifier(job_id)
         return job
 
-    def csvs(self, row: Sequence[Any]) -> list[str]:
-        """The stored files among in.csv and out.csv of a job (a :data:`VIEW_COLUMNS` row), told
-        by its record, so that a listing opens no file:
+    def files(
+        self, job_id: str, total_count: int | None, output_offset: int, output_path: str | None, status: str
+    ) -> tuple[bool, bool]:
+        """Which of in.csv and out.csv a job has stored, told by its record, so that a listing
+        opens no file:
 
         - a job has its input exactly when it has input rows (``total_count``: the record and the
           input are stored together, contract 4.1 and 3.3);
@@ -474,23 +475,13 @@ class Api:
         file (contract 4.3: there only if this node can read it), and a running job that has not
         checkpointed yet (its output may be stored ahead of its record, for at most a checkpoint
         interval). There are at most as many of those as running slots, whatever the page."""
-        names = ["in.csv"] if row[_TOTAL] is not None else []
-        if row[_OUTPUT_PATH] is None and row[_OUTPUT_OFFSET] > 0:
+        if output_path is None and output_offset > 0:
             has_output = True
-        elif self._reads_files(row):
-            has_output = self._has_output(row[0])
+        elif _reads_files(output_offset, output_path, status):
+            has_output = self._has_output(job_id)
         else:
             has_output = False
-        if has_output:
-            names.append("out.csv")
-        return names
-
-    @staticmethod
-    def _reads_files(row: Sequence[Any]) -> bool:
-        """Whether :meth:`csvs` must look for the job's output file to tell."""
-        return (row[_OUTPUT_PATH] is not None or row[_STATUS] == _EXECUTING) and not (
-            row[_OUTPUT_PATH] is None and row[_OUTPUT_OFFSET] > 0
-        )
+        return total_count is not None, has_output
 
     def _has_output(self, job_id: str) -> bool:
         try:
@@ -502,16 +493,23 @@ class Api:
         stream.close()
         return True
 
-    def view(self, row: Sequence[Any]) -> dict[str, Any]:
-        """A job as a listing and ``GET`` show it: ``task`` plus ``csvs`` when it has files."""
-        view = _public_json(row)
-        files = self.csvs(row)
-        if files:
-            view["csvs"] = files
+    def job_view(self, job: JobRecord) -> dict[str, Any]:
+        """A job as ``GET`` shows it: ``task`` plus ``csvs`` when it has files (what a listing
+        shows of it too, built by the store there: :meth:`listed`)."""
+        view = task_json(job)
+        has_input, has_output = self.files(
+            job.id, job.total_count, job.output_offset, job.output_path, job.status.value
+        )
+        if has_input or has_output:
+            view["csvs"] = ["in.csv"] * has_input + ["out.csv"] * has_output
         return view
 
-    def job_view(self, job: JobRecord) -> dict[str, Any]:
-        return self.view(view_row(job))
+    def listed(self, row: Sequence[Any]) -> str:
+        """A listing's row (the job's JSON text from the store, then :data:`FILE_COLUMNS`) as the
+        JSON text of :meth:`job_view`."""
+        document, job_id, _, total_count, output_offset, output_path, status = row
+        member = _CSVS_MEMBER.get(self.files(job_id, total_count, output_offset, output_path, status))
+        return document if member is None else document[:-1] + member
 
     # ---- help and auth
 
@@ -582,7 +580,7 @@ class Api:
             if page is not None:
                 return self.envelope.success_json(call, page[0], page[1], extra=page[2])
         # Newest first (contract 8.4); one row more than the page tells whether another follows.
-        listing = JobQuery(account_id=call.account_id, limit=page_size + 1)
+        listing = self._first_page(call.account_id, page_size)
         if start_key:
             # next_start_key is JobQuery's keyset position, opaque to clients (as Crossbar's
             # is): the next page starts after the last job shown, so jobs created (or removed)
@@ -591,42 +589,57 @@ class Api:
                 listing = listing.resume(start_key)
             except InvalidQuery:
                 raise _validation("start_key", "type", "not a start_key given by this server") from None
-        with self.engine.iter_jobs(listing, VIEW_COLUMNS) as found:
+        with self.engine.iter_job_documents(
+            listing, epoch=GREGORIAN_OFFSET, nulls=False, columns=FILE_COLUMNS
+        ) as found:
             rows = list(found)
         more = len(rows) > page_size
         del rows[page_size:]
         next_key = None
         if more:
             last = rows[-1]
-            next_key = listing.page_token(SimpleNamespace(id=last[0], created=last[_CREATED]))
-        body = _dumps([self.view(row) for row in rows])
+            next_key = listing.page_token(SimpleNamespace(id=last[1], created=last[2]))
+        body = ("[" + ",".join([self.listed(row) for row in rows]) + "]").encode()
         extra = {"page_size": len(rows), "start_key": start_key, "next_start_key": next_key}
         answer = (body, revision(body), extra)
         # A page whose csvs came from a file (a running job, an output in a fallback file) can
         # change with no change in the feed (output appended before a checkpoint): never kept.
-        if pages is not None and not any(self._reads_files(row) for row in rows):
+        if pages is not None and not any(_reads_files(*row[4:]) for row in rows):
             pages.put(position, key, answer)
         return self.envelope.success_json(call, *answer[:2], extra=extra)
+
+    def _first_page(self, account_id: str | None, page_size: int) -> JobQuery:
+        """The query of an account's first page (one row more than the page), kept: building and
+        checking a JobQuery was a tenth of a page's own work."""
+        key = (account_id, page_size)
+        query = self._queries.get(key)
+        if query is None:
+            if len(self._queries) >= _QUERIES_KEPT:
+                self._queries.clear()
+            query = self._queries[key] = JobQuery(account_id=account_id, limit=page_size + 1)
+        return query
 
     def _list_all(self, call: Call) -> Response:
         """``paginate=false``: every job of the account, newest first, streamed from one store
         query, so 100,000 jobs never sit in memory at once (``page_size`` follows the data)."""
         envelope = self.envelope
-        rows = self.engine.iter_jobs(JobQuery(account_id=call.account_id), VIEW_COLUMNS)
+        rows = self.engine.iter_job_documents(
+            JobQuery(account_id=call.account_id), epoch=GREGORIAN_OFFSET, nulls=False, columns=FILE_COLUMNS
+        )
 
         def body() -> Iterator[bytes]:
             count = 0
-            batch: list[bytes] = []
+            batch: list[str] = []
             yield b'{"status":"success","data":['
             with rows:
                 for row in rows:
-                    batch.append(_dumps(self.view(row)))
+                    batch.append(self.listed(row))
                     if len(batch) == _ROWS_PER_WRITE:
-                        yield (b"," if count else b"") + b",".join(batch)
+                        yield ((b"," if count else b"") + ",".join(batch).encode())
                         count += len(batch)
                         batch.clear()
             if batch:
-                yield (b"," if count else b"") + b",".join(batch)
+                yield (b"," if count else b"") + ",".join(batch).encode()
                 count += len(batch)
             yield b"]," + envelope.meta(call, {"page_size": count}) + b"}"
 
