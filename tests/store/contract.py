@@ -1457,6 +1457,17 @@ class StoreContract(JobQueryContract):
         assert store.api_token("new") is not None
         assert store.prune_api_tokens() == 0
 
+    def test_removing_an_api_key_is_in_the_changes_feed(self, store: Store) -> None:
+        # (api) A server keeping verified tokens drops them when the feed moves.
+        store.add_api_key(self._key("k1"))
+        store.add_api_token("t1", "k1", 3600)
+        position = store.changes(None)[0]
+        assert store.remove_api_key("nothing") is None
+        assert store.changes(position) == (position, [])  # nothing removed, nothing recorded
+        store.remove_api_key("k1")
+        moved, changes = store.changes(position)
+        assert moved > position and [(c.kind, c.job_id) for c in changes] == [("api_key", None)]
+
     def test_api_keys_are_seen_by_another_handle(self, store: Store, store_factory: Callable[[], Store]) -> None:
         store.add_api_key(self._key("k1"))
         store.add_api_token("t1", "k1", 3600)

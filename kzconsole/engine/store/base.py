@@ -31,7 +31,7 @@ across processes are taken on it, never on a process's own clock.
 
 **Changes feed.** Every store handle has an :attr:`Store.origin`, unique to that handle (two handles
 in one process have two origins). Every write about a job, a firing, an engine or a plugin load
-error records a :class:`StoreChange` in the same transaction; :meth:`changes` lists those committed
+error, and the removal of an API key, records a :class:`StoreChange` in the same transaction; :meth:`changes` lists those committed
 after a position and :meth:`wait_changes` blocks until there are some. That is how one process
 learns what the others changed, and which jobs, without re-reading everything.
 """
@@ -449,7 +449,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def remove_api_key(self, key_id: str) -> ApiKey | None:
-        """Delete the key and every token it gave; return the removed key, or None."""
+        """Delete the key and every token it gave; return the removed key, or None. A removal
+        records an ``api_key`` change in the feed (job_id None)."""
 
     @abc.abstractmethod
     def add_api_token(self, token_hash: str, key_id: str, ttl_s: float) -> float | None:
