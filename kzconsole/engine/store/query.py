@@ -304,6 +304,23 @@ def _walked(query: JobQuery, branches: Sequence[_Branch]) -> bool:
 def select_statement(
     query: JobQuery, columns: Sequence[str], d: Dialect, *, now: float, expressions: bool = False
 ) -> Statement | None:
+    """The jobs ``query`` asks for, selecting ``columns`` (see :func:`_select_statement`)."""
+    if query.after is None and not query.is_live:
+        # (api) A first page's statement does not depend on `now` (its order is not live): built
+        # once. What the REST API and the console ask again and again (an account's first page)
+        # then costs no SQL building; a page after another (`after`) is built each time.
+        return _first_page_statement(query, tuple(columns), d, expressions)
+    return _select_statement(query, columns, d, now=now, expressions=expressions)
+
+
+@functools.lru_cache(maxsize=32)
+def _first_page_statement(query: JobQuery, columns: tuple[str, ...], d: Dialect, expressions: bool) -> Statement | None:
+    return _select_statement(query, columns, d, now=0.0, expressions=expressions)
+
+
+def _select_statement(
+    query: JobQuery, columns: Sequence[str], d: Dialect, *, now: float, expressions: bool = False
+) -> Statement | None:
     """The jobs ``query`` asks for, selecting ``columns`` (JobRecord field names, trusted; with
     ``expressions``, SQL expressions over a job's unqualified columns instead); None when nothing
     can match. ``now`` measures running jobs when the query does not pin it.
