@@ -14,6 +14,7 @@ import csv
 import functools
 import hashlib
 import io
+import itertools
 import json
 import logging
 import os
@@ -158,6 +159,7 @@ class Call:
     token: str | None = None
     key: ApiKey | None = None
     account_id: str | None = None  # the account acted on (the path's, or the token's)
+    position: int | None = None  # the changes feed's, read before the token was checked
 
 
 def _dumps(value: Any) -> bytes:
@@ -409,6 +411,7 @@ class Api:
         cache_bytes = self.settings.page_cache_mb * 1024 * 1024
         self.pages = PageCache(cache_bytes) if cache_bytes and store.ordered_changes else None
         self._queries: dict[tuple[str | None, int], JobQuery] = {}
+        self.tokens = keys.VerifiedTokens(store) if store.ordered_changes else None
 
     def close(self) -> None:
         """Once the server stopped: let the worker threads go (they are not daemons, and a thread
@@ -434,7 +437,11 @@ class Api:
         token = self._token(call.request)
         if token is None:
             raise INVALID_CREDENTIALS
-        key = keys.key_for_token(self.engine.store, token)
+        if self.tokens is not None:
+            call.position = self.engine.store.changes(None)[0]
+            key = self.tokens.key(token, call.position)
+        else:
+            key = keys.key_for_token(self.engine.store, token)
         if key is None:
             raise INVALID_CREDENTIALS
         call.token, call.key = token, key
@@ -572,9 +579,12 @@ class Api:
             return self._list_all(call)
         pages = self.pages
         if pages is not None:
-            # Read before the page's query: a change committed in between moves the feed past
-            # it, and the page (which may hold that change or not) is not answered again.
-            position = self.engine.store.changes(None)[0]
+            # Read before the page's query (when the token was checked): a change committed in
+            # between moves the feed past it, and the page (which may hold that change or not) is
+            # not answered again.
+            position = call.position
+            if position is None:
+                position = self.engine.store.changes(None)[0]
             key = (call.account_id, page_size, start_key)
             page = pages.get(position, key)
             if page is not None:
@@ -917,12 +927,18 @@ ROUTES: list[tuple[str, dict[str, Handler]]] = [
 ]
 
 
+# A request id only has to be unique (it names a request in logs, as Crossbar's do): a random
+# prefix for this process and a counter, where 16 random bytes a request cost a system call.
+_REQUEST_PREFIX = os.urandom(8).hex()
+_REQUEST_COUNTER = itertools.count(1)
+
+
 def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
     # Echoed in a header: keep it printable and short.
     if given and len(given) <= 200 and given.isprintable():
         return given
-    return os.urandom(16).hex()
+    return f"{_REQUEST_PREFIX}{next(_REQUEST_COUNTER):016x}"
 
 
 class _Endpoint:
