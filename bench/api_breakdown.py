@@ -115,7 +115,7 @@ def main(jobs: int, *, with_profile: bool = False) -> None:
             query = JobQuery(account_id=account, limit=51)
             with engine.iter_job_documents(query, **_DOCUMENTS) as found:
                 rows = list(found)[:50]
-            body = ("[" + ",".join([api.listed(row) for row in rows]) + "]").encode()
+            body = ("[" + ",".join(api.listed(rows)) + "]").encode()
             last = SimpleNamespace(id=rows[-1][1], created=rows[-1][2])
             job = engine.get_job(rows[25][1])
 
@@ -130,7 +130,7 @@ def main(jobs: int, *, with_profile: bool = False) -> None:
                 ("the page's query: JobQuery, SQL, 51 jobs as JSON text + 6 columns", read_page),
                 (
                     "csvs into the 50 texts, joined (Api.listed)",
-                    lambda: ("[" + ",".join([api.listed(row) for row in rows]) + "]").encode(),
+                    lambda: ("[" + ",".join(api.listed(rows)) + "]").encode(),
                 ),
                 ("revision (SHA-256 of the JSON)", lambda: revision(body)),
                 ("next_start_key (JobQuery.page_token)", lambda: query.page_token(last)),

@@ -23,7 +23,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -511,12 +511,17 @@ class Api:
             view["csvs"] = ["in.csv"] * has_input + ["out.csv"] * has_output
         return view
 
-    def listed(self, row: Sequence[Any]) -> str:
-        """A listing's row (the job's JSON text from the store, then :data:`FILE_COLUMNS`) as the
-        JSON text of :meth:`job_view`."""
-        document, job_id, _, total_count, output_offset, output_path, status = row
-        member = _CSVS_MEMBER.get(self.files(job_id, total_count, output_offset, output_path, status))
-        return document if member is None else document[:-1] + member
+    def listed(self, rows: Iterable[Sequence[Any]]) -> list[str]:
+        """A listing's rows (each job's JSON text from the store, then :data:`FILE_COLUMNS`) as the
+        JSON texts of :meth:`job_view`."""
+        texts = []
+        for document, job_id, _, total_count, output_offset, output_path, status in rows:
+            if output_path is None and output_offset > 0:  # a finished job's case, inline
+                member = _CSVS_MEMBER[total_count is not None, True]
+            else:
+                member = _CSVS_MEMBER.get(self.files(job_id, total_count, output_offset, output_path, status))
+            texts.append(document if member is None else document[:-1] + member)
+        return texts
 
     # ---- help and auth
 
@@ -609,7 +614,7 @@ class Api:
         if more:
             last = rows[-1]
             next_key = listing.page_token(SimpleNamespace(id=last[1], created=last[2]))
-        body = ("[" + ",".join([self.listed(row) for row in rows]) + "]").encode()
+        body = ("[" + ",".join(self.listed(rows)) + "]").encode()
         extra = {"page_size": len(rows), "start_key": start_key, "next_start_key": next_key}
         answer = (body, revision(body), extra)
         # A page whose csvs came from a file (a running job, an output in a fallback file) can
@@ -639,18 +644,11 @@ class Api:
 
         def body() -> Iterator[bytes]:
             count = 0
-            batch: list[str] = []
             yield b'{"status":"success","data":['
             with rows:
-                for row in rows:
-                    batch.append(self.listed(row))
-                    if len(batch) == _ROWS_PER_WRITE:
-                        yield ((b"," if count else b"") + ",".join(batch).encode())
-                        count += len(batch)
-                        batch.clear()
-            if batch:
-                yield (b"," if count else b"") + ",".join(batch).encode()
-                count += len(batch)
+                while batch := self.listed(itertools.islice(rows, _ROWS_PER_WRITE)):
+                    yield (b"," if count else b"") + ",".join(batch).encode()
+                    count += len(batch)
             yield b"]," + envelope.meta(call, {"page_size": count}) + b"}"
 
         return StreamingResponse(body(), headers={"content-type": JSON, "x-request-id": call.request_id})
