@@ -17,6 +17,7 @@ import io
 import itertools
 import json
 import logging
+import operator
 import os
 import re
 import tempfile
@@ -105,9 +106,15 @@ def _public_json(values: Sequence[Any]) -> dict[str, Any]:
     return out
 
 
+_PUBLIC_VALUES = operator.attrgetter(*PUBLIC_JOB_KEYS)
+_STATUS = PUBLIC_JOB_KEYS.index("status")
+
+
 def task_json(job: JobRecord) -> dict[str, Any]:
     """Contract 8.4's ``task``: the public record, Gregorian timestamps, nulls left out."""
-    return _public_json(list(job.public().values()))
+    values = list(_PUBLIC_VALUES(job))  # one attrgetter: a third of building public() first
+    values[_STATUS] = job.status.value
+    return _public_json(values)
 
 
 def _reads_files(output_offset: int, output_path: str | None, status: str) -> bool:
