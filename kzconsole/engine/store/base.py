@@ -82,9 +82,10 @@ FILE_KINDS = ("input", "output", "log", "failed")
 #: - ``engine``: an engine joined or left the store (lease inserted or removed; renewals are not
 #:   changes);
 #: - ``plugin``: a plugin load error was recorded or cleared (backends that store them);
+#: - ``api_key``: an API key was removed, with its tokens (``job_id`` is None);
 #: - ``reset``: the reader fell so far behind that changes were pruned before it read them: re-read
 #:   everything (``job_id`` is None).
-CHANGE_KINDS = ("job", "deleted", "log", "firing", "engine", "plugin", "reset")
+CHANGE_KINDS = ("job", "deleted", "log", "firing", "engine", "plugin", "api_key", "reset")
 
 
 class StoreError(Exception):
