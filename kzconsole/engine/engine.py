@@ -22,7 +22,7 @@ from kzconsole.engine.intake import InputReport
 from kzconsole.engine.models import PUBLIC_JOB_KEYS, Firing, JobRecord
 from kzconsole.engine.parts import EngineParts
 from kzconsole.engine.store.job_query import JobQuery
-from kzconsole.engine.store.query import JobRows
+from kzconsole.engine.store.query import JobRows, document_options
 from kzconsole.plugin import TaskSpec
 
 # What only running jobs or loading plugins needs is imported where it is first used: `kzconsole
@@ -245,19 +245,11 @@ class Engine(EngineParts):
         listings of every job (``tasks list``, the API unpaged). Use ``with``, or read to the end."""
         return self.store.iter_jobs(self._job_query(query, fields), columns)
 
-    def iter_job_documents(
-        self,
-        query: JobQuery | None = None,
-        /,
-        *,
-        epoch: int = 0,
-        nulls: bool = True,
-        columns: Sequence[str] = (),
-        **fields: Any,
-    ) -> JobRows:
+    def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
         """The jobs ``iter_jobs`` streams, each as a row: the JSON text of its public record
-        (``tasks list --json``), then ``columns``' values. (api) ``epoch`` moves its times, and
-        ``nulls=False`` leaves its null members out: ``Store.iter_job_documents``."""
+        (``tasks list --json``). (api) ``epoch=``, ``nulls=False`` and ``columns=`` shape it as
+        ``Store.iter_job_documents`` says; the other keywords build the query."""
+        epoch, nulls, columns = document_options(fields)
         return self.store.iter_job_documents(self._job_query(query, fields), epoch=epoch, nulls=nulls, columns=columns)
 
     def _job_query(self, query: JobQuery | None, fields: dict[str, Any]) -> JobQuery:

@@ -38,6 +38,25 @@ def make_job(job_id: str, **fields: Any) -> JobRecord:
     return JobRecord(id=job_id, **values)
 
 
+def _odd_job(job_id: str, **fields: Any) -> JobRecord:
+    """A finished job with every public member set, its text full of what JSON escapes."""
+    values: dict[str, Any] = {
+        "created": NOW + 0.75,
+        "start_timestamp": NOW + 1.999,
+        "end_timestamp": NOW + 2.5,
+        "status": JobStatus.FAILURE,
+        "file_name": 'q"uo\\te\né✓.csv',
+        "error": 'bad\trow \u0001 "x"',
+        "total_count": 3,
+        "success_count": 1,
+        "failure_count": 2,
+        "node": "nøde",
+        "output_rows": 3,
+    }
+    values.update(fields)
+    return make_job(job_id, **values)
+
+
 def ids(jobs: list[JobRecord]) -> list[str]:
     return [job.id for job in jobs]
 
@@ -469,21 +488,7 @@ class JobQueryContract:
             assert list(rows) == []
 
     def test_iter_job_documents_are_the_public_records(self, store: Store, query_jobs: list[JobRecord]) -> None:
-        odd = make_job(
-            "odd",
-            created=NOW + 0.75,
-            start_timestamp=NOW + 1.999,
-            end_timestamp=NOW + 2.5,
-            status=JobStatus.FAILURE,
-            file_name='q"uo\\te\né✓.csv',
-            error='bad\trow \u0001 "x"',
-            total_count=3,
-            success_count=1,
-            failure_count=2,
-            node="nøde",
-            output_rows=3,
-        )
-        store.create_job(odd)
+        store.create_job(_odd_job("odd"))
         for query in (
             JobQuery(),
             JobQuery(sort="duration", now=QUERY_NOW, status=["executing", "success", "failure"]),
@@ -505,20 +510,7 @@ class JobQueryContract:
     ) -> None:
         # (api) The REST API's listing: times moved to Gregorian seconds, null members left out
         # (in every combination the jobs have), and the columns that tell a job's files after each.
-        store.create_job(
-            make_job(
-                "every-member",
-                created=NOW + 0.75,
-                start_timestamp=NOW + 1.5,
-                end_timestamp=NOW + 2.25,
-                status=JobStatus.FAILURE,
-                file_name='q"uo\\te\né✓.csv',
-                total_count=3,
-                node="nøde",
-                error='bad\trow "x"',
-                output_offset=10,
-            )
-        )
+        store.create_job(_odd_job("every-member", output_offset=10))
         store.create_job(
             make_job("noinput-on-a-node", created=NOW + 1.75, file_name=None, node="n1", stop_requested=True)
         )

@@ -33,6 +33,7 @@ __all__ = [
     "Statement",
     "check_columns",
     "check_epoch",
+    "document_options",
     "count_statement",
     "rows_from_records",
     "select_statement",
@@ -85,6 +86,17 @@ def check_epoch(epoch: Any) -> int:
     if isinstance(epoch, bool) or not isinstance(epoch, int):
         raise InvalidQuery(f"epoch: expected whole seconds, not {epoch!r}")
     return epoch
+
+
+def document_options(fields: dict[str, Any]) -> tuple[int, bool, tuple[str, ...]]:
+    """``iter_job_documents``' own keywords (``epoch``, ``nulls``, ``columns``), taken out of
+    ``fields`` (the rest build the query) and checked: for overrides that pass them on."""
+    columns = fields.pop("columns", ())
+    return (
+        check_epoch(fields.pop("epoch", 0)),
+        bool(fields.pop("nulls", True)),
+        check_columns(columns) if columns else (),
+    )
 
 
 def rows_from_records(records: Iterable[JobRecord], columns: Sequence[str]) -> Iterator[tuple[Any, ...]]:

@@ -46,7 +46,7 @@ from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord, JobStatu
 from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError
 from kzconsole.engine.store.job_query import JobQuery
 from kzconsole.engine.store.job_regex import regexp_match
-from kzconsole.engine.store.query import Dialect, JobRows, Statement, check_columns, check_epoch, select_statement
+from kzconsole.engine.store.query import Dialect, JobRows, Statement, check_columns, document_options, select_statement
 from kzconsole.engine.store.sql import (
     FLAG_FIELDS,
     JOB_COLUMNS,
@@ -702,19 +702,10 @@ class SQLiteStore(SQLStore):
             return JobRows(self._page(statement, names))
         return JobRows(self._stream(statement, names))
 
-    def iter_job_documents(
-        self,
-        query: JobQuery | None = None,
-        /,
-        *,
-        epoch: int = 0,
-        nulls: bool = True,
-        columns: Sequence[str] = (),
-        **fields: Any,
-    ) -> JobRows:
+    def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
+        epoch, nulls, names = document_options(fields)
         query = JobQuery.of(query, **fields)
-        document = self.dialect.public_document(check_epoch(epoch), bool(nulls))
-        names = check_columns(columns) if columns else ()
+        document = self.dialect.public_document(epoch, nulls)
         statement = select_statement(query, (document, *names), self.dialect, now=self.now(), expressions=True)
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
