@@ -4,7 +4,7 @@ timed alone in this process on a store of 100,000 jobs, then the whole answer th
 application with no HTTP (what the server adds on top is the bare endpoint's cost: bench_api.py
 prints the server's CPU time a request for both). Not a benchmark with a goal: a diagnostic.
 
-    .venv/bin/python bench/api_breakdown.py [--jobs N]
+    .venv/bin/python bench/api_breakdown.py [--jobs N] [--profile]
 """
 
 from __future__ import annotations
@@ -27,11 +27,11 @@ from seed import ACCOUNTS, seed_jobs
 from kzconsole.api import keys
 
 # The steps of an answer themselves, private names included: this times each one alone.
-from kzconsole.api.app import VIEW_COLUMNS, Api, _dumps, build_app, revision
+from kzconsole.api.app import FILE_COLUMNS, GREGORIAN_OFFSET, Api, build_app, revision
 from kzconsole.config import load_settings
-from kzconsole.engine import Engine, JobQuery
+from kzconsole.engine import PUBLIC_JOB_KEYS, Engine, JobQuery
 
-_CREATED = VIEW_COLUMNS.index("created")
+_DOCUMENTS = {"epoch": GREGORIAN_OFFSET, "nulls": False, "columns": FILE_COLUMNS}  # as the API asks
 
 
 def best_us(fn: Callable[[], Any], *, number: int = 1000, repeat: int = 5) -> float:
@@ -78,7 +78,20 @@ def asgi_get(app: Any, path: str, token: str) -> Callable[[], None]:
     return call
 
 
-def main(jobs: int) -> None:
+def profile(fn: Callable[[], None], number: int = 2000) -> None:
+    """cProfile over ``number`` calls of ``fn``: the functions taking the most time, inclusive."""
+    import cProfile
+    import pstats
+
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for _ in range(number):
+        fn()
+    profiler.disable()
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(35)
+
+
+def main(jobs: int, *, with_profile: bool = False) -> None:
     with Workspace("kzbench-breakdown-") as ws:
         data = ws.data_dir("api")
         seed_jobs(data, jobs)
@@ -100,27 +113,29 @@ def main(jobs: int) -> None:
             token = issued[1]
             account = ACCOUNTS[0]
             query = JobQuery(account_id=account, limit=51)
-            with engine.iter_jobs(query, VIEW_COLUMNS) as found:
+            with engine.iter_job_documents(query, **_DOCUMENTS) as found:
                 rows = list(found)[:50]
-            views = [api.view(row) for row in rows]
-            body = _dumps(views)
-            last = SimpleNamespace(id=rows[-1][0], created=rows[-1][_CREATED])
-            job = engine.get_job(rows[25][0])
+            body = ("[" + ",".join(api.listed(rows)) + "]").encode()
+            last = SimpleNamespace(id=rows[-1][1], created=rows[-1][2])
+            job = engine.get_job(rows[25][1])
 
             def read_page() -> None:
-                with engine.iter_jobs(JobQuery(account_id=account, limit=51), VIEW_COLUMNS) as page:
+                with engine.iter_job_documents(JobQuery(account_id=account, limit=51), **_DOCUMENTS) as page:
                     list(page)
 
             call = SimpleNamespace(request_id="0" * 32, token=token)
+            tokens = api.tokens
+            assert tokens is not None  # a SQLite store: tokens verified are kept
             page_steps = [
-                ("token check (SHA-256, one store read)", lambda: keys.key_for_token(store, token)),
-                ("changes feed position (page cache check)", lambda: store.changes(None)),
-                ("the page's query: JobQuery, SQL, 51 rows of 19 columns", read_page),
                 (
-                    "50 jobs as JSON objects (Gregorian seconds, nulls out, csvs)",
-                    lambda: [api.view(row) for row in rows],
+                    "token check (kept verified: the feed's position, SHA-256, a lookup)",
+                    lambda: tokens.key(token, store.changes(None)[0]),
                 ),
-                ("JSON of the 50 (orjson)", lambda: _dumps(views)),
+                ("the page's query: JobQuery, SQL, 51 jobs as JSON text + 6 columns", read_page),
+                (
+                    "csvs into the 50 texts, joined (Api.listed)",
+                    lambda: ("[" + ",".join(api.listed(rows)) + "]").encode(),
+                ),
                 ("revision (SHA-256 of the JSON)", lambda: revision(body)),
                 ("next_start_key (JobQuery.page_token)", lambda: query.page_token(last)),
                 (
@@ -129,7 +144,10 @@ def main(jobs: int) -> None:
                 ),
             ]
             job_steps = [
-                ("token check (SHA-256, one store read)", lambda: keys.key_for_token(store, token)),
+                (
+                    "token check (kept verified: the feed's position, SHA-256, a lookup)",
+                    lambda: tokens.key(token, store.changes(None)[0]),
+                ),
                 ("Engine.get_job (one store read, a JobRecord)", lambda: engine.get_job(job.id)),
                 ("the job as JSON (task, csvs)", lambda: api.job_view(job)),
                 (
@@ -138,24 +156,25 @@ def main(jobs: int) -> None:
                 ),
             ]
             # The page's SQL alone, as SQLite runs it and hands its values to Python (the SQLite
-            # store's own connection: a diagnostic, not the Store interface), and the plain index
-            # walk an offset-0 page of this order could be.
+            # store's own connection: a diagnostic, not the Store interface), beside the same walk
+            # giving the columns as Python values (what the API read before the store built the
+            # JSON), and one column (what walking the index and finding the rows costs).
             conn = store.connection()  # type: ignore[attr-defined]
             traced: list[str] = []
             conn.set_trace_callback(traced.append)
             read_page()
             conn.set_trace_callback(None)
             sql = traced[-1]
-            columns = sql.split(" FROM (", 1)[0][len("SELECT ") :]
-            plain = f"SELECT {columns} FROM jobs WHERE account_id = '{account}' ORDER BY created DESC, id DESC LIMIT 51"
-            one = f"SELECT file_name FROM jobs WHERE account_id = '{account}' ORDER BY created DESC, id DESC LIMIT 51"
+            head, tail = sql.split(" FROM jobs", 1)
+            nineteen = ", ".join((*PUBLIC_JOB_KEYS, "output_offset", "output_path"))
             print("the page's SQL alone (sqlite3 execute + fetchall):")
             for name, text in (
-                ("the store's statement (keys of the page, then its rows)", sql),
-                ("a plain index walk, the same 19 columns", plain),
-                ("the same walk, 1 column (what the rows' lookups cost)", one),
+                ("the store's statement (51 JSON texts and 6 columns)", sql),
+                ("the same walk, the 19 columns as Python values", f"SELECT {nineteen} FROM jobs{tail}"),
+                ("the same walk, 1 column (walking the index, finding the rows)", f"SELECT file_name FROM jobs{tail}"),
             ):
                 print(f"  {best_us(lambda text=text: conn.execute(text).fetchall()):7.1f} us  {name}")
+            assert head.startswith("SELECT ")
 
             async def raw(scope: Any, receive: Any, send: Any) -> None:
                 await send({"type": "http.response.start", "status": 200, "headers": []})
@@ -176,12 +195,15 @@ def main(jobs: int) -> None:
                 print(f"  {total:7.1f} us  sum of the steps")
                 if path.endswith("/tasks"):
                     api.pages = None  # the answer read from the store each time, as the steps are
-                whole = best_us(asgi_get(app, path, token), number=500)
+                answer = asgi_get(app, path, token)
+                whole = best_us(answer, number=500)
                 print(
                     f"  {whole:7.1f} us  the whole answer through the ASGI app, no HTTP (of which"
                     f" {harness:.1f} us this script's event loop turn, the rest routing, CORS, request id,"
                     " Accept rule, Starlette's Request and Response)"
                 )
+                if with_profile:
+                    profile(answer)
         finally:
             api.close()
             engine.close()
@@ -192,4 +214,6 @@ if __name__ == "__main__":
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--jobs", type=int, default=100_000)
-    main(ap.parse_args().jobs)
+    ap.add_argument("--profile", action="store_true", help="cProfile each whole answer too")
+    args = ap.parse_args()
+    main(args.jobs, with_profile=args.profile)

@@ -14,6 +14,7 @@ import csv
 import functools
 import hashlib
 import io
+import itertools
 import json
 import logging
 import operator
@@ -23,7 +24,7 @@ import tempfile
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -73,6 +74,7 @@ _STOP_WAIT_S = 2.0
 _PRUNE_TOKENS_EVERY = 100
 _BODY_IDLE_S = 30.0  # an upload that sends nothing for this long is cut off (408)
 _ROWS_PER_WRITE = 1000  # paginate=false: jobs per chunk written
+_QUERIES_KEPT = 1024  # first-page queries kept (accounts x page sizes)
 
 
 def gregorian(ts: float | None) -> int | None:
@@ -81,15 +83,16 @@ def gregorian(ts: float | None) -> int | None:
 
 _TIMESTAMPS = ("created", "start_timestamp", "end_timestamp")
 
-# What a job's JSON is made of: the public record, then what tells which files it has (csvs).
-# A listing asks the store for these columns only, as plain tuples (no JobRecord per row).
-VIEW_COLUMNS = (*PUBLIC_JOB_KEYS, "output_offset", "output_path")
-_OUTPUT_OFFSET = VIEW_COLUMNS.index("output_offset")
-_OUTPUT_PATH = VIEW_COLUMNS.index("output_path")
-_STATUS = VIEW_COLUMNS.index("status")
-_TOTAL = VIEW_COLUMNS.index("total_count")
-_CREATED = VIEW_COLUMNS.index("created")
+# What tells which files a job has (csvs), after the public record: a listing reads each job as
+# its JSON text built by the store (Store.iter_job_documents) followed by these columns.
+FILE_COLUMNS = ("id", "created", "total_count", "output_offset", "output_path", "status")
 _EXECUTING = JobStatus.EXECUTING.value
+# A listing job's JSON text ends with its object's "}": csvs goes in its place.
+_CSVS_MEMBER = {
+    (True, True): ',"csvs":["in.csv","out.csv"]}',
+    (True, False): ',"csvs":["in.csv"]}',
+    (False, True): ',"csvs":["out.csv"]}',
+}
 
 
 def _public_json(values: Sequence[Any]) -> dict[str, Any]:
@@ -103,19 +106,22 @@ def _public_json(values: Sequence[Any]) -> dict[str, Any]:
     return out
 
 
+_PUBLIC_VALUES = operator.attrgetter(*PUBLIC_JOB_KEYS)
+_STATUS = PUBLIC_JOB_KEYS.index("status")
+
+
 def task_json(job: JobRecord) -> dict[str, Any]:
     """Contract 8.4's ``task``: the public record, Gregorian timestamps, nulls left out."""
-    return _public_json(list(job.public().values()))
+    values = list(_PUBLIC_VALUES(job))  # one attrgetter: a third of building public() first
+    values[_STATUS] = job.status.value
+    return _public_json(values)
 
 
-_VIEW_VALUES = operator.attrgetter(*VIEW_COLUMNS)
-
-
-def view_row(job: JobRecord) -> tuple[Any, ...]:
-    """A record as the row a listing reads (:data:`VIEW_COLUMNS`)."""
-    row = list(_VIEW_VALUES(job))
-    row[_STATUS] = job.status.value
-    return tuple(row)
+def _reads_files(output_offset: int, output_path: str | None, status: str) -> bool:
+    """Whether :meth:`Api.files` must look for the job's output file to tell."""
+    if output_path is None:
+        return status == _EXECUTING and output_offset <= 0
+    return True
 
 
 class ApiError(Exception):
@@ -160,6 +166,7 @@ class Call:
     token: str | None = None
     key: ApiKey | None = None
     account_id: str | None = None  # the account acted on (the path's, or the token's)
+    position: int | None = None  # the changes feed's, read before the token was checked
 
 
 def _dumps(value: Any) -> bytes:
@@ -410,6 +417,8 @@ class Api:
         self.local_reads = store.local_reads
         cache_bytes = self.settings.page_cache_mb * 1024 * 1024
         self.pages = PageCache(cache_bytes) if cache_bytes and store.ordered_changes else None
+        self._queries: dict[tuple[str | None, int], JobQuery] = {}
+        self.tokens = keys.VerifiedTokens(store) if store.ordered_changes else None
 
     def close(self) -> None:
         """Once the server stopped: let the worker threads go (they are not daemons, and a thread
@@ -435,7 +444,11 @@ class Api:
         token = self._token(call.request)
         if token is None:
             raise INVALID_CREDENTIALS
-        key = keys.key_for_token(self.engine.store, token)
+        if self.tokens is not None:
+            call.position = self.engine.store.changes(None)[0]
+            key = self.tokens.key(token, call.position)
+        else:
+            key = keys.key_for_token(self.engine.store, token)
         if key is None:
             raise INVALID_CREDENTIALS
         call.token, call.key = token, key
@@ -460,9 +473,11 @@ class Api:
             raise bad_identifier(job_id)
         return job
 
-    def csvs(self, row: Sequence[Any]) -> list[str]:
-        """The stored files among in.csv and out.csv of a job (a :data:`VIEW_COLUMNS` row), told
-        by its record, so that a listing opens no file:
+    def files(
+        self, job_id: str, total_count: int | None, output_offset: int, output_path: str | None, status: str
+    ) -> tuple[bool, bool]:
+        """Which of in.csv and out.csv a job has stored, told by its record, so that a listing
+        opens no file:
 
         - a job has its input exactly when it has input rows (``total_count``: the record and the
           input are stored together, contract 4.1 and 3.3);
@@ -474,23 +489,13 @@ class Api:
         file (contract 4.3: there only if this node can read it), and a running job that has not
         checkpointed yet (its output may be stored ahead of its record, for at most a checkpoint
         interval). There are at most as many of those as running slots, whatever the page."""
-        names = ["in.csv"] if row[_TOTAL] is not None else []
-        if row[_OUTPUT_PATH] is None and row[_OUTPUT_OFFSET] > 0:
+        if output_path is None and output_offset > 0:
             has_output = True
-        elif self._reads_files(row):
-            has_output = self._has_output(row[0])
+        elif _reads_files(output_offset, output_path, status):
+            has_output = self._has_output(job_id)
         else:
             has_output = False
-        if has_output:
-            names.append("out.csv")
-        return names
-
-    @staticmethod
-    def _reads_files(row: Sequence[Any]) -> bool:
-        """Whether :meth:`csvs` must look for the job's output file to tell."""
-        return (row[_OUTPUT_PATH] is not None or row[_STATUS] == _EXECUTING) and not (
-            row[_OUTPUT_PATH] is None and row[_OUTPUT_OFFSET] > 0
-        )
+        return total_count is not None, has_output
 
     def _has_output(self, job_id: str) -> bool:
         try:
@@ -502,16 +507,28 @@ class Api:
         stream.close()
         return True
 
-    def view(self, row: Sequence[Any]) -> dict[str, Any]:
-        """A job as a listing and ``GET`` show it: ``task`` plus ``csvs`` when it has files."""
-        view = _public_json(row)
-        files = self.csvs(row)
-        if files:
-            view["csvs"] = files
+    def job_view(self, job: JobRecord) -> dict[str, Any]:
+        """A job as ``GET`` shows it: ``task`` plus ``csvs`` when it has files (what a listing
+        shows of it too, built by the store there: :meth:`listed`)."""
+        view = task_json(job)
+        has_input, has_output = self.files(
+            job.id, job.total_count, job.output_offset, job.output_path, job.status.value
+        )
+        if has_input or has_output:
+            view["csvs"] = ["in.csv"] * has_input + ["out.csv"] * has_output
         return view
 
-    def job_view(self, job: JobRecord) -> dict[str, Any]:
-        return self.view(view_row(job))
+    def listed(self, rows: Iterable[Sequence[Any]]) -> list[str]:
+        """A listing's rows (each job's JSON text from the store, then :data:`FILE_COLUMNS`) as the
+        JSON texts of :meth:`job_view`."""
+        texts = []
+        for document, job_id, _, total_count, output_offset, output_path, status in rows:
+            if output_path is None and output_offset > 0:  # a finished job's case, inline
+                member = _CSVS_MEMBER[total_count is not None, True]
+            else:
+                member = _CSVS_MEMBER.get(self.files(job_id, total_count, output_offset, output_path, status))
+            texts.append(document if member is None else document[:-1] + member)
+        return texts
 
     # ---- help and auth
 
@@ -574,15 +591,18 @@ class Api:
             return self._list_all(call)
         pages = self.pages
         if pages is not None:
-            # Read before the page's query: a change committed in between moves the feed past
-            # it, and the page (which may hold that change or not) is not answered again.
-            position = self.engine.store.changes(None)[0]
+            # Read before the page's query (when the token was checked): a change committed in
+            # between moves the feed past it, and the page (which may hold that change or not) is
+            # not answered again.
+            position = call.position
+            if position is None:
+                position = self.engine.store.changes(None)[0]
             key = (call.account_id, page_size, start_key)
             page = pages.get(position, key)
             if page is not None:
                 return self.envelope.success_json(call, page[0], page[1], extra=page[2])
         # Newest first (contract 8.4); one row more than the page tells whether another follows.
-        listing = JobQuery(account_id=call.account_id, limit=page_size + 1)
+        listing = self._first_page(call.account_id, page_size)
         if start_key:
             # next_start_key is JobQuery's keyset position, opaque to clients (as Crossbar's
             # is): the next page starts after the last job shown, so jobs created (or removed)
@@ -591,43 +611,51 @@ class Api:
                 listing = listing.resume(start_key)
             except InvalidQuery:
                 raise _validation("start_key", "type", "not a start_key given by this server") from None
-        with self.engine.iter_jobs(listing, VIEW_COLUMNS) as found:
+        with self.engine.iter_job_documents(
+            listing, epoch=GREGORIAN_OFFSET, nulls=False, columns=FILE_COLUMNS
+        ) as found:
             rows = list(found)
         more = len(rows) > page_size
         del rows[page_size:]
         next_key = None
         if more:
             last = rows[-1]
-            next_key = listing.page_token(SimpleNamespace(id=last[0], created=last[_CREATED]))
-        body = _dumps([self.view(row) for row in rows])
+            next_key = listing.page_token(SimpleNamespace(id=last[1], created=last[2]))
+        body = ("[" + ",".join(self.listed(rows)) + "]").encode()
         extra = {"page_size": len(rows), "start_key": start_key, "next_start_key": next_key}
         answer = (body, revision(body), extra)
         # A page whose csvs came from a file (a running job, an output in a fallback file) can
         # change with no change in the feed (output appended before a checkpoint): never kept.
-        if pages is not None and not any(self._reads_files(row) for row in rows):
+        if pages is not None and not any(_reads_files(*row[4:]) for row in rows):
             pages.put(position, key, answer)
         return self.envelope.success_json(call, *answer[:2], extra=extra)
+
+    def _first_page(self, account_id: str | None, page_size: int) -> JobQuery:
+        """The query of an account's first page (one row more than the page), kept: building and
+        checking a JobQuery was a tenth of a page's own work."""
+        key = (account_id, page_size)
+        query = self._queries.get(key)
+        if query is None:
+            if len(self._queries) >= _QUERIES_KEPT:
+                self._queries.clear()
+            query = self._queries[key] = JobQuery(account_id=account_id, limit=page_size + 1)
+        return query
 
     def _list_all(self, call: Call) -> Response:
         """``paginate=false``: every job of the account, newest first, streamed from one store
         query, so 100,000 jobs never sit in memory at once (``page_size`` follows the data)."""
         envelope = self.envelope
-        rows = self.engine.iter_jobs(JobQuery(account_id=call.account_id), VIEW_COLUMNS)
+        rows = self.engine.iter_job_documents(
+            JobQuery(account_id=call.account_id), epoch=GREGORIAN_OFFSET, nulls=False, columns=FILE_COLUMNS
+        )
 
         def body() -> Iterator[bytes]:
             count = 0
-            batch: list[bytes] = []
             yield b'{"status":"success","data":['
             with rows:
-                for row in rows:
-                    batch.append(_dumps(self.view(row)))
-                    if len(batch) == _ROWS_PER_WRITE:
-                        yield (b"," if count else b"") + b",".join(batch)
-                        count += len(batch)
-                        batch.clear()
-            if batch:
-                yield (b"," if count else b"") + b",".join(batch)
-                count += len(batch)
+                while batch := self.listed(itertools.islice(rows, _ROWS_PER_WRITE)):
+                    yield (b"," if count else b"") + ",".join(batch).encode()
+                    count += len(batch)
             yield b"]," + envelope.meta(call, {"page_size": count}) + b"}"
 
         return StreamingResponse(body(), headers={"content-type": JSON, "x-request-id": call.request_id})
@@ -904,12 +932,18 @@ ROUTES: list[tuple[str, dict[str, Handler]]] = [
 ]
 
 
+# A request id only has to be unique (it names a request in logs, as Crossbar's do): a random
+# prefix for this process and a counter, where 16 random bytes a request cost a system call.
+_REQUEST_PREFIX = os.urandom(8).hex()
+_REQUEST_COUNTER = itertools.count(1)
+
+
 def _request_id(request: Request) -> str:
     given = request.headers.get("x-request-id", "")
     # Echoed in a header: keep it printable and short.
     if given and len(given) <= 200 and given.isprintable():
         return given
-    return os.urandom(16).hex()
+    return f"{_REQUEST_PREFIX}{next(_REQUEST_COUNTER):016x}"
 
 
 class _Endpoint:

@@ -22,7 +22,7 @@ from kzconsole.engine.intake import InputReport
 from kzconsole.engine.models import PUBLIC_JOB_KEYS, Firing, JobRecord
 from kzconsole.engine.parts import EngineParts
 from kzconsole.engine.store.job_query import JobQuery
-from kzconsole.engine.store.query import JobRows
+from kzconsole.engine.store.query import JobRows, document_options
 from kzconsole.plugin import TaskSpec
 
 # What only running jobs or loading plugins needs is imported where it is first used: `kzconsole
@@ -246,9 +246,11 @@ class Engine(EngineParts):
         return self.store.iter_jobs(self._job_query(query, fields), columns)
 
     def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
-        """The jobs ``iter_jobs`` streams, each as a 1-tuple of the JSON text of its public record
-        (``tasks list --json``)."""
-        return self.store.iter_job_documents(self._job_query(query, fields))
+        """The jobs ``iter_jobs`` streams, each as a row: the JSON text of its public record
+        (``tasks list --json``). (api) ``epoch=``, ``nulls=False`` and ``columns=`` shape it as
+        ``Store.iter_job_documents`` says; the other keywords build the query."""
+        epoch, nulls, columns = document_options(fields)
+        return self.store.iter_job_documents(self._job_query(query, fields), epoch=epoch, nulls=nulls, columns=columns)
 
     def _job_query(self, query: JobQuery | None, fields: dict[str, Any]) -> JobQuery:
         query = JobQuery.of(query, **fields)

@@ -38,6 +38,25 @@ def make_job(job_id: str, **fields: Any) -> JobRecord:
     return JobRecord(id=job_id, **values)
 
 
+def _odd_job(job_id: str, **fields: Any) -> JobRecord:
+    """A finished job with every public member set, its text full of what JSON escapes."""
+    values: dict[str, Any] = {
+        "created": NOW + 0.75,
+        "start_timestamp": NOW + 1.999,
+        "end_timestamp": NOW + 2.5,
+        "status": JobStatus.FAILURE,
+        "file_name": 'q"uo\\te\né✓.csv',
+        "error": 'bad\trow \u0001 "x"',
+        "total_count": 3,
+        "success_count": 1,
+        "failure_count": 2,
+        "node": "nøde",
+        "output_rows": 3,
+    }
+    values.update(fields)
+    return make_job(job_id, **values)
+
+
 def ids(jobs: list[JobRecord]) -> list[str]:
     return [job.id for job in jobs]
 
@@ -469,21 +488,7 @@ class JobQueryContract:
             assert list(rows) == []
 
     def test_iter_job_documents_are_the_public_records(self, store: Store, query_jobs: list[JobRecord]) -> None:
-        odd = make_job(
-            "odd",
-            created=NOW + 0.75,
-            start_timestamp=NOW + 1.999,
-            end_timestamp=NOW + 2.5,
-            status=JobStatus.FAILURE,
-            file_name='q"uo\\te\né✓.csv',
-            error='bad\trow \u0001 "x"',
-            total_count=3,
-            success_count=1,
-            failure_count=2,
-            node="nøde",
-            output_rows=3,
-        )
-        store.create_job(odd)
+        store.create_job(_odd_job("odd"))
         for query in (
             JobQuery(),
             JobQuery(sort="duration", now=QUERY_NOW, status=["executing", "success", "failure"]),
@@ -499,6 +504,59 @@ class JobQueryContract:
             assert list(documents) == []
         with pytest.raises(InvalidQuery, match="unknown status"):
             store.iter_job_documents(None, status="bogus")
+
+    def test_iter_job_documents_with_an_epoch_no_nulls_and_columns(
+        self, store: Store, query_jobs: list[JobRecord]
+    ) -> None:
+        # (api) The REST API's listing: times moved to Gregorian seconds, null members left out
+        # (in every combination the jobs have), and the columns that tell a job's files after each.
+        store.create_job(_odd_job("every-member", output_offset=10))
+        store.create_job(
+            make_job("noinput-on-a-node", created=NOW + 1.75, file_name=None, node="n1", stop_requested=True)
+        )
+        epoch = 62167219200
+        times = ("created", "start_timestamp", "end_timestamp")
+        columns = ("id", "created", "total_count", "output_offset", "output_path", "status", "stop_requested")
+        for query in (
+            JobQuery(),
+            JobQuery(account_id="a" * 32, limit=7),
+            JobQuery(limit=5, offset=3),
+            JobQuery(status="pending", limit=4),
+            JobQuery(sort="task", limit=9),
+            JobQuery(words="cafe"),
+        ):
+            with store.iter_job_documents(query, epoch=epoch, nulls=False, columns=columns) as rows:
+                got = list(rows)
+            expected = store.list_jobs(query)
+            assert [row[1] for row in got] == ids(expected), query
+            for row, job in zip(got, expected, strict=True):
+                want = {
+                    key: value + epoch if key in times else value
+                    for key, value in job.public().items()
+                    if value is not None
+                }
+                document = json.loads(row[0])
+                assert document == want and list(document) == list(want)  # the members in order
+                assert row[1:] == (
+                    job.id,
+                    job.created,
+                    job.total_count,
+                    job.output_offset,
+                    job.output_path,
+                    job.status.value,
+                    job.stop_requested,
+                )
+                assert type(row[-1]) is bool
+        with store.iter_job_documents(JobQuery(limit=3), epoch=10) as rows:  # nulls kept
+            got = [json.loads(document) for (document,) in rows]
+        assert got == [
+            {key: value + 10 if key in times and value is not None else value for key, value in job.public().items()}
+            for job in store.list_jobs(JobQuery(limit=3))
+        ]
+        with pytest.raises(InvalidQuery, match="epoch"):
+            store.iter_job_documents(None, epoch=1.5)
+        with pytest.raises(InvalidQuery, match="columns"):
+            store.iter_job_documents(None, columns=("nope",))
 
     def test_iter_jobs_streams_and_can_stop_early(self, store: Store) -> None:
         for n in range(3000):
@@ -1390,6 +1448,17 @@ class StoreContract(JobQueryContract):
         assert store.prune_api_tokens() == 1
         assert store.api_token("new") is not None
         assert store.prune_api_tokens() == 0
+
+    def test_removing_an_api_key_is_in_the_changes_feed(self, store: Store) -> None:
+        # (api) A server keeping verified tokens drops them when the feed moves.
+        store.add_api_key(self._key("k1"))
+        store.add_api_token("t1", "k1", 3600)
+        position = store.changes(None)[0]
+        assert store.remove_api_key("nothing") is None
+        assert store.changes(position) == (position, [])  # nothing removed, nothing recorded
+        store.remove_api_key("k1")
+        moved, changes = store.changes(position)
+        assert moved > position and [(c.kind, c.job_id) for c in changes] == [("api_key", None)]
 
     def test_api_keys_are_seen_by_another_handle(self, store: Store, store_factory: Callable[[], Store]) -> None:
         store.add_api_key(self._key("k1"))

@@ -31,7 +31,7 @@ across processes are taken on it, never on a process's own clock.
 
 **Changes feed.** Every store handle has an :attr:`Store.origin`, unique to that handle (two handles
 in one process have two origins). Every write about a job, a firing, an engine or a plugin load
-error records a :class:`StoreChange` in the same transaction; :meth:`changes` lists those committed
+error, and the removal of an API key, records a :class:`StoreChange` in the same transaction; :meth:`changes` lists those committed
 after a position and :meth:`wait_changes` blocks until there are some. That is how one process
 learns what the others changed, and which jobs, without re-reading everything.
 """
@@ -39,15 +39,16 @@ learns what the others changed, and which jobs, without re-reading everything.
 from __future__ import annotations
 
 import abc
+import functools
 import json
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
 
 from kzconsole.engine.models import JOB_FIELDS, PUBLIC_JOB_KEYS, EngineLease, Firing, JobRecord, Takeover
 from kzconsole.engine.store.job_query import InvalidQuery, JobQuery
-from kzconsole.engine.store.query import JobRows
+from kzconsole.engine.store.query import JobRows, check_columns, check_epoch
 
 __all__ = [
     "Store",
@@ -82,9 +83,10 @@ FILE_KINDS = ("input", "output", "log", "failed")
 #: - ``engine``: an engine joined or left the store (lease inserted or removed; renewals are not
 #:   changes);
 #: - ``plugin``: a plugin load error was recorded or cleared (backends that store them);
+#: - ``api_key``: an API key was removed, with its tokens (``job_id`` is None);
 #: - ``reset``: the reader fell so far behind that changes were pruned before it read them: re-read
 #:   everything (``job_id`` is None).
-CHANGE_KINDS = ("job", "deleted", "log", "firing", "engine", "plugin", "reset")
+CHANGE_KINDS = ("job", "deleted", "log", "firing", "engine", "plugin", "api_key", "reset")
 
 
 class StoreError(Exception):
@@ -216,13 +218,29 @@ class Store(abc.ABC):
         :class:`JobRows` (``with store.iter_jobs(...) as rows:``) when not reading it to its end;
         closing the store ends it too (the next row raises :class:`StoreError`)."""
 
-    def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
-        """The jobs :meth:`iter_jobs` would stream, each as the text of one JSON object equal to
-        its ``JobRecord.public()`` (``tasks list --json``), in 1-tuples, streamed the same way.
-        This default encodes :meth:`iter_jobs`' rows; a backend whose database writes JSON builds
-        them there."""
-        rows = self.iter_jobs(query, PUBLIC_JOB_KEYS, **fields)
-        return JobRows(_documents(rows))
+    def iter_job_documents(
+        self,
+        query: JobQuery | None = None,
+        /,
+        *,
+        epoch: int = 0,
+        nulls: bool = True,
+        columns: Sequence[str] = (),
+        **fields: Any,
+    ) -> JobRows:
+        """The jobs :meth:`iter_jobs` would stream, each as a row: the text of one JSON object equal
+        to its ``JobRecord.public()`` (``tasks list --json``), its members in that order, then the
+        values of ``columns`` as :meth:`iter_jobs` gives them; streamed the same way.
+
+        (api) ``epoch`` is added to the three times (whole seconds), and with ``nulls`` false a
+        member whose value is null is left out: the REST API's ``task`` (Gregorian seconds, no
+        nulls), which a listing page then answers with one value a job from the store, not a
+        Python object per column. This default encodes :meth:`iter_jobs`' rows; a backend whose
+        database writes JSON builds them there."""
+        epoch = check_epoch(epoch)
+        names = check_columns(columns) if columns else ()
+        rows = self.iter_jobs(query, (*PUBLIC_JOB_KEYS, *names), **fields)
+        return JobRows(_documents(rows, epoch, bool(nulls)))
 
     @abc.abstractmethod
     def update_job(
@@ -433,7 +451,8 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def remove_api_key(self, key_id: str) -> ApiKey | None:
-        """Delete the key and every token it gave; return the removed key, or None."""
+        """Delete the key and every token it gave; return the removed key, or None. A removal
+        records an ``api_key`` change in the feed (job_id None)."""
 
     @abc.abstractmethod
     def add_api_token(self, token_hash: str, key_id: str, ttl_s: float) -> float | None:
@@ -483,13 +502,33 @@ def check_kind(kind: str) -> None:
         raise ValueError(f"unknown job file kind {kind!r} (expected one of {', '.join(FILE_KINDS)})")
 
 
-def _documents(rows: JobRows) -> Iterator[tuple[str]]:
-    """``iter_job_documents`` from public rows: the record ``public()`` gives, encoded."""
-    whole = [i for i, key in enumerate(PUBLIC_JOB_KEYS) if key in ("created", "start_timestamp", "end_timestamp")]
+_PUBLIC_TIMES = tuple(
+    i for i, key in enumerate(PUBLIC_JOB_KEYS) if key in ("created", "start_timestamp", "end_timestamp")
+)
+_PUBLIC_WIDTH = len(PUBLIC_JOB_KEYS)
+
+
+def _documents(rows: JobRows, epoch: int = 0, nulls: bool = True) -> Iterator[tuple[Any, ...]]:
+    """``iter_job_documents`` from public rows (then the caller's columns): the record
+    ``public()`` gives, its times moved by ``epoch``, its nulls left out unless ``nulls``."""
+    encode: Callable[[dict[str, Any]], str] = functools.partial(json.dumps, ensure_ascii=False)
+    if not nulls:
+        # (api) The REST API's listing (PostgreSQL's pages come here): orjson, a tenth of the
+        # standard library's time a job, as the API encoded these before the store did. Imported
+        # here, as the API does, so that nothing else pays for it. (`tasks list --json` keeps the
+        # standard library's text.)
+        import orjson
+
+        def encode(doc: dict[str, Any]) -> str:
+            return orjson.dumps(doc).decode()
+
     with rows:
         for row in rows:
-            values = list(row)
-            for i in whole:
+            values = list(row[:_PUBLIC_WIDTH])
+            for i in _PUBLIC_TIMES:
                 if values[i] is not None:
-                    values[i] = int(values[i])
-            yield (json.dumps(dict(zip(PUBLIC_JOB_KEYS, values, strict=True)), ensure_ascii=False),)
+                    values[i] = int(values[i]) + epoch
+            doc = dict(zip(PUBLIC_JOB_KEYS, values, strict=True))
+            if not nulls:
+                doc = {key: value for key, value in doc.items() if value is not None}
+            yield (encode(doc), *row[_PUBLIC_WIDTH:])

@@ -358,10 +358,12 @@ class JobQuery:
     def next_page(self, last: Any) -> JobQuery:
         """The query of the page after one whose last row is ``last`` (``now`` pinned, so a live
         order holds still between pages)."""
-        now = self.now
-        if now is None and self.is_live:
+        return dataclasses.replace(self, after=self._after(last), offset=0)
+
+    def _after(self, last: Any) -> tuple[Any, ...]:
+        if self.now is None and self.is_live:
             raise InvalidQuery(f"sort {self.sort}: pin `now` in the query to page through it")
-        return dataclasses.replace(self, after=self.position(last), offset=0)
+        return self.position(last)
 
     def from_the_end(self, total: int) -> JobQuery | None:
         """The same page read in the reverse order, for a backend whose deep pages cost what they
@@ -378,8 +380,9 @@ class JobQuery:
 
     def page_token(self, last: Any) -> str:
         """An opaque, URL-safe string for the page after ``last`` (:meth:`resume` reads it)."""
-        page = self.next_page(last)
-        doc = [1, self.sort, self.descending, page.now, list(page.after or ())]
+        # (api) The next page's position and now, as next_page gives them, without building and
+        # checking that query: a fifth of a REST API listing page's own Python work.
+        doc = [1, self.sort, self.descending, self.now, list(self._after(last))]
         raw = json.dumps(doc, separators=(",", ":"), ensure_ascii=True, allow_nan=False).encode()
         return base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii")
 

@@ -448,7 +448,12 @@ class SQLStore(Store):
             # Explicitly, not only by ON DELETE CASCADE: foreign keys are off on SQLite
             # connections unless every one of them turns them on.
             handle.execute(tokens, (key_id,))
-            return api_key_from_row(row) if row else None
+            if row is None:
+                return None
+            # (api) In the feed, so that a server keeping the tokens it verified (ordered feeds
+            # only: kzconsole/api/keys.py) reads them again, and refuses them, at once.
+            self._record(handle, "api_key")
+            return api_key_from_row(row)
 
         return self._run(f"removing API key {key_id!r}", delete, write=True)
 

@@ -46,7 +46,7 @@ from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord, JobStatu
 from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError
 from kzconsole.engine.store.job_query import JobQuery
 from kzconsole.engine.store.job_regex import regexp_match
-from kzconsole.engine.store.query import Dialect, JobRows, Statement, check_columns, select_statement
+from kzconsole.engine.store.query import Dialect, JobRows, Statement, check_columns, document_options, select_statement
 from kzconsole.engine.store.sql import (
     FLAG_FIELDS,
     JOB_COLUMNS,
@@ -703,15 +703,16 @@ class SQLiteStore(SQLStore):
         return JobRows(self._stream(statement, names))
 
     def iter_job_documents(self, query: JobQuery | None = None, /, **fields: Any) -> JobRows:
+        epoch, nulls, names = document_options(fields)
         query = JobQuery.of(query, **fields)
-        statement = select_statement(
-            query, (self.dialect.public_document(),), self.dialect, now=self.now(), expressions=True
-        )
+        document = self.dialect.public_document(epoch, nulls)
+        statement = select_statement(query, (document, *names), self.dialect, now=self.now(), expressions=True)
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
+        names = (*_DOCUMENT, *names)
         if query.limit is not None and query.limit <= _STREAM_BATCH:
-            return JobRows(self._page(statement, _DOCUMENT))
-        return JobRows(self._stream(statement, _DOCUMENT))
+            return JobRows(self._page(statement, names))
+        return JobRows(self._stream(statement, names))
 
     # (api) A bounded page, such as one of the REST API's listing pages, is read whole at its first
     # row, on the thread's own connection: holding that connection is then no concern (the rows
