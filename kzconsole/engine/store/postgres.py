@@ -1264,8 +1264,25 @@ class PostgresStore(SQLStore):
         if self._pid != os.getpid():
             return  # a forked copy: the pool belongs to the parent
         if listener is not None:
+            listener.stop()
+            self._wake(listener.wake_channel)
             listener.close()
         self._pool.close()
+
+    def _wake(self, channel: str) -> None:
+        """NOTIFY ``channel`` once, without retrying: closing a handle must not wait for a server
+        that is away (the listener then ends at its next poll instead)."""
+        try:
+            conn = self._pool.get(0.2)
+        except (PoolTimeout, psycopg.Error):
+            return
+        lost = False
+        try:
+            conn.execute("SELECT pg_notify(%s, '')", (channel,))
+        except psycopg.Error:
+            lost = True
+        finally:
+            self._pool.put(conn, lost=lost)
 
 
 class _Exists(Exception):
@@ -1484,7 +1501,10 @@ class _ChunkReader(io.RawIOBase):
 
     It reads ahead a chunk at a time: a text reader above it asks for 8 KiB at a time (and
     BufferedReader.read1 passes such small reads straight through), which would otherwise be a
-    query per 8 KiB."""
+    query per 8 KiB. Read sequentially, it also fetches the next chunk in a thread while the
+    caller works on the current one (a job reading its input: the server's lz4 and the transfer
+    overlap the rows instead of stopping them once per MiB). The next chunk is fetched only after
+    a full one: a reader at the end of a growing file (a tail) reads afresh each time."""
 
     def __init__(self, store: PostgresStore, job_id: str, kind: str) -> None:
         self._store = store
@@ -1493,6 +1513,7 @@ class _ChunkReader(io.RawIOBase):
         self._pos = 0
         self._ahead = b""  # the bytes stored from _ahead_at on, as last read
         self._ahead_at = 0
+        self._next: _Prefetch | None = None  # the chunk after _ahead, being fetched
 
     def readable(self) -> bool:
         return True
@@ -1511,6 +1532,7 @@ class _ChunkReader(io.RawIOBase):
         elif whence == io.SEEK_END:
             target = (self._store.file_size(self._job_id, self._kind) or 0) + offset
             self._ahead = b""  # the file may have grown or been cut back: read it afresh
+            self._next = None
         else:
             raise ValueError(f"invalid whence {whence}")
         if target < 0:
@@ -1522,13 +1544,45 @@ class _ChunkReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         start = self._pos - self._ahead_at
         if not 0 <= start < len(self._ahead):
-            self._ahead = self._store._read_at(self._job_id, self._kind, self._pos, max(len(view), CHUNK))
-            self._ahead_at = self._pos
+            size = max(len(view), CHUNK)
+            fetched, self._next = self._next, None
+            data = fetched.result() if fetched is not None and fetched.at == self._pos else None
+            if not data:  # not fetched ahead (or it found the end then): read it now
+                data = self._store._read_at(self._job_id, self._kind, self._pos, size)
+            self._ahead, self._ahead_at = data, self._pos
             start = 0
+            if len(data) >= CHUNK:
+                self._next = _Prefetch(self._store, self._job_id, self._kind, self._pos + len(data), CHUNK)
         data = self._ahead[start : start + len(view)]
         view[: len(data)] = data
         self._pos += len(data)
         return len(data)
+
+
+class _Prefetch:
+    """One chunk of a file being read in a thread of its own; :meth:`result` waits for it and
+    raises what the read raised."""
+
+    def __init__(self, store: PostgresStore, job_id: str, kind: str, at: int, size: int) -> None:
+        self.at = at
+        self._data = b""
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(
+            target=self._read, args=(store, job_id, kind, at, size), name="kz-pg-read", daemon=True
+        )
+        self._thread.start()
+
+    def _read(self, store: PostgresStore, job_id: str, kind: str, at: int, size: int) -> None:
+        try:
+            self._data = store._read_at(job_id, kind, at, size)
+        except BaseException as exc:  # noqa: BLE001 - raised in the reader's thread by result()
+            self._error = exc
+
+    def result(self) -> bytes:
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        return self._data
 
 
 class _Listener:
@@ -1541,6 +1595,9 @@ class _Listener:
         self._cond = threading.Condition()
         self.generation = 0
         self._stop = threading.Event()
+        # Its own channel, which close() notifies: the loop ends at once instead of at the end
+        # of its current wait (up to half a second at the end of every `tasks add --run`).
+        self.wake_channel = f"kz_wake_{uuid.uuid4().hex}"
         self._conn: psycopg.Connection[Any] | None = None
         self._thread = threading.Thread(target=self._loop, name="kz-pg-listen", daemon=True)
         self._thread.start()
@@ -1567,6 +1624,7 @@ class _Listener:
             self._conn = conn
             try:
                 conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                conn.execute(f"LISTEN {self.wake_channel}")
                 self._bump()  # anything sent while we were not listening: re-check
                 while not self._stop.is_set():
                     for _ in conn.notifies(timeout=0.5, stop_after=1):
@@ -1581,6 +1639,10 @@ class _Listener:
                     conn.close()
                 except psycopg.Error:
                     pass
+
+    def stop(self) -> None:
+        """Ask the loop to end (close() waits for it)."""
+        self._stop.set()
 
     def close(self) -> None:
         self._stop.set()
