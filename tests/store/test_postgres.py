@@ -276,11 +276,18 @@ def lazy_wal_server() -> Iterator[PostgresServer]:
 def _crash_one_backend(url: str) -> None:
     """kill -9 a backend: the server ends every session and starts afresh from its WAL on disk,
     with the same start time (pg_postmaster_start_time)."""
-    with raw(url) as conn:
+    with raw(url) as conn, raw(url) as witness:
         pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(psycopg.Error):
             conn.execute("SELECT 1")
+        # Returned only once the server has ended every other session too (the witness's): a
+        # store call made before that, on a connection not yet ended, would still see what the
+        # crash loses (under load the server can take a while to react).
+        with contextlib.suppress(psycopg.Error):
+            while True:
+                witness.execute("SELECT 1")
+                time.sleep(0.01)
 
 
 @pytest.mark.parametrize("crash", ["server restarted", "one backend crashed"])
