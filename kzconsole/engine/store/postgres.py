@@ -47,6 +47,7 @@ refused, never touched.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import io
 import itertools
@@ -978,7 +979,7 @@ class PostgresStore(SQLStore):
             # once): as psycopg prepares the statements it runs often.
             for sql, params in statements:
                 values = dumper.dump_sequence(params, [psycopg.adapt.PyFormat.AUTO] * len(params))
-                name = b"kz_" + hashlib.sha1(f"{sql}{dumper.types}".encode()).hexdigest()[:24].encode()
+                name = _statement_name(sql, dumper.types)
                 if name not in conn.prepared and name not in sent.prepared:
                     pgconn.send_prepare(name, _numbered(sql), dumper.types)
                     sent.prepared.append(name)
@@ -1624,6 +1625,12 @@ class _Journal:
         self._steps = [(seq, step) for seq, step in self._steps if id(step) not in gone]
         self._bytes = sum(step.size for _, step in self._steps)
         self._check()
+
+
+@functools.lru_cache(maxsize=256)
+def _statement_name(sql: str, types: tuple[int, ...]) -> bytes:
+    """The name an overlapped step's statement is prepared under (one per text and types)."""
+    return b"kz_" + hashlib.sha1(f"{sql}{types}".encode()).hexdigest()[:24].encode()
 
 
 def _numbered(sql: str) -> bytes:
