@@ -16,9 +16,10 @@ instead of waiting for a round trip 1,000 times per million rows. The record it 
 previous step's, and its own outcome comes with the run's next write: until then its output and
 failed rows are *in flight* (kept, and stored again at their offsets if that write fails). The
 durability rule is the same (a step's rows and counts commit together, a resume starts after the
-last committed step), and so is promptness: only a step less than :data:`OVERLAP_S` after the
-previous one is overlapped, so a stop read from the record lands at most that much later than at
-the next checkpoint (the changes feed delivers it at once anyway).
+last committed step), and so, nearly, is promptness: only a step less than :data:`OVERLAP_S`
+after the previous one is overlapped, so a stop asked elsewhere and read from the record lands
+within a second and :data:`OVERLAP_S` of being asked instead of within a second (the step after
+the overlapped one is at most a second later; and the changes feed delivers a stop at once anyway).
 """
 
 from __future__ import annotations
