@@ -69,6 +69,8 @@ class OutputSink:
         self.on_fallback = on_fallback
         self.offset = offset  # bytes of output stored (in the store, or in the fallback file)
         self._flight = bytearray()  # sent with a step whose outcome is not known yet (after offset)
+        # Told whether that step was stored (True) or not (False) when flush() finds out first.
+        self.on_flight: Callable[[bool], None] | None = None
         # Rows of plain cells not written yet: flush() renders them in one CsvBatchWriter call.
         # The row loop appends input rows here itself (they are plain by construction).
         self.rows: list[list[Any] | tuple[Any, ...]] = []
@@ -176,6 +178,7 @@ class OutputSink:
         if self._file is not None:
             self._write_local(data, sync)
         elif data or sync or self._flight:
+            flight = bool(self._flight)
             try:
                 # After a step in flight: the store settles that step first (this same thread's
                 # next write about the job), so a refusal or failure of it shows here.
@@ -188,7 +191,12 @@ class OutputSink:
             except StoreError as exc:
                 data = bytes(self._flight) + data
                 self._flight.clear()
+                if flight and self.on_flight is not None:
+                    self.on_flight(False)
                 self._switch_to_fallback(exc, data)
+            else:
+                if flight and self.on_flight is not None:
+                    self.on_flight(True)
                 if sync:
                     self._write_local(b"", True)
         return self.offset

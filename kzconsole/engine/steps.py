@@ -114,12 +114,19 @@ class RunSteps:
     def _failed_end(self) -> int:
         return self._failed_offset + len("".join(f"{n}\n" for n in self._failed_flight))
 
+    def _flight_settled(self, stored: bool) -> None:
+        """The failed rows of the step in flight: stored, or back to be stored with the next."""
+        if stored:
+            self._failed_offset = self._failed_end()
+        else:
+            self.failed[:0] = self._failed_flight
+        self._failed_flight = []
+
     def _unsend(self) -> None:
         """A step in flight may not be stored: its rows go back to be stored with the next."""
         if self.sink is not None:
             self.sink.unsend()
-        self.failed[:0] = self._failed_flight
-        self._failed_flight = []
+        self._flight_settled(False)
 
     def _store_failed(self) -> None:
         """The failed rows on their own (when a step could not store them with the record)."""
@@ -181,8 +188,9 @@ class RunSteps:
         # This write was accepted: the step in flight before it is stored.
         if sink is not None:
             sink.landed()
-        self._failed_offset = self._failed_end()
-        self._failed_flight = []
+            # A flush of the sink between two steps (a large output) settles one in flight too.
+            sink.on_flight = self._flight_settled
+        self._flight_settled(True)
         if output:
             assert sink is not None
             if overlap:

@@ -851,6 +851,7 @@ class PostgresStore(SQLStore):
         """See :meth:`Store.save_job`: the appends (``kz_append`` each), the update and the next
         claim are sent as one pipeline, one implicit transaction: one round trip and one commit
         for a whole step, all of it or none of it."""
+        self._check_open()
         key = (job_id, threading.get_ident())
         run = self._runs.get(key)
         # This run's previous step was overlapped: its outcome is this call's first.
