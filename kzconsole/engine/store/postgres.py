@@ -32,6 +32,8 @@ semantics as the SQLite store (``tests/store/contract.py`` runs on both); what d
   server loses of them, the handle that wrote them writes again before anything else it does
   there (:class:`_Journal`), so a running engine never sees a step it made disappear; an engine
   that dies with the server resumes from its last durable step, as from any checkpoint.
+  A checkpoint that asks to overlap (``JobStep.overlap``: a fast run's) is sent without waiting
+  for the answer, which the run's next write reads (:meth:`PostgresStore._send`, ``_settle``).
 - **Changes feed**: every write records a row in ``changes`` with its transaction id; a reader gets
   the changes of every transaction older than the oldest one still running (``pg_snapshot_xmin``),
   so a change is never skipped because a transaction that started earlier committed later. Writes
