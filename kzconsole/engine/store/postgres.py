@@ -1780,10 +1780,9 @@ class _ChunkReader(io.RawIOBase):
 
     It reads ahead a chunk at a time: a text reader above it asks for 8 KiB at a time (and
     BufferedReader.read1 passes such small reads straight through), which would otherwise be a
-    query per 8 KiB. Read sequentially, it also fetches the next chunk in a thread while the
-    caller works on the current one (a job reading its input: the server's lz4 and the transfer
-    overlap the rows instead of stopping them once per MiB). The next chunk is fetched only after
-    a full one: a reader at the end of a growing file (a tail) reads afresh each time."""
+    query per 8 KiB. (Fetching the next chunk in a thread while the caller works on the current
+    one was measured twice and not kept: no gain, the thread competing with the job's own for the
+    GIL and the server.)"""
 
     def __init__(self, store: PostgresStore, job_id: str, kind: str) -> None:
         self._store = store
@@ -1792,7 +1791,6 @@ class _ChunkReader(io.RawIOBase):
         self._pos = 0
         self._ahead = b""  # the bytes stored from _ahead_at on, as last read
         self._ahead_at = 0
-        self._next: _Prefetch | None = None  # the chunk after _ahead, being fetched
 
     def readable(self) -> bool:
         return True
@@ -1811,7 +1809,6 @@ class _ChunkReader(io.RawIOBase):
         elif whence == io.SEEK_END:
             target = (self._store.file_size(self._job_id, self._kind) or 0) + offset
             self._ahead = b""  # the file may have grown or been cut back: read it afresh
-            self._next = None
         else:
             raise ValueError(f"invalid whence {whence}")
         if target < 0:
@@ -1823,45 +1820,13 @@ class _ChunkReader(io.RawIOBase):
         view = memoryview(buffer).cast("B")
         start = self._pos - self._ahead_at
         if not 0 <= start < len(self._ahead):
-            size = max(len(view), CHUNK)
-            fetched, self._next = self._next, None
-            data = fetched.result() if fetched is not None and fetched.at == self._pos else None
-            if not data:  # not fetched ahead (or it found the end then): read it now
-                data = self._store._read_at(self._job_id, self._kind, self._pos, size)
-            self._ahead, self._ahead_at = data, self._pos
+            self._ahead = self._store._read_at(self._job_id, self._kind, self._pos, max(len(view), CHUNK))
+            self._ahead_at = self._pos
             start = 0
-            if len(data) >= CHUNK:
-                self._next = _Prefetch(self._store, self._job_id, self._kind, self._pos + len(data), CHUNK)
         data = self._ahead[start : start + len(view)]
         view[: len(data)] = data
         self._pos += len(data)
         return len(data)
-
-
-class _Prefetch:
-    """One chunk of a file being read in a thread of its own; :meth:`result` waits for it and
-    raises what the read raised."""
-
-    def __init__(self, store: PostgresStore, job_id: str, kind: str, at: int, size: int) -> None:
-        self.at = at
-        self._data = b""
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(
-            target=self._read, args=(store, job_id, kind, at, size), name="kz-pg-read", daemon=True
-        )
-        self._thread.start()
-
-    def _read(self, store: PostgresStore, job_id: str, kind: str, at: int, size: int) -> None:
-        try:
-            self._data = store._read_at(job_id, kind, at, size)
-        except BaseException as exc:  # noqa: BLE001 - raised in the reader's thread by result()
-            self._error = exc
-
-    def result(self) -> bytes:
-        self._thread.join()
-        if self._error is not None:
-            raise self._error
-        return self._data
 
 
 class _Listener:
