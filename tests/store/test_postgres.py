@@ -473,53 +473,57 @@ class _CommitDropper:
         self.listener.close()
 
 
-def test_a_commit_whose_answer_was_lost_is_not_run_twice(pg_server: PostgresServer, pg_url: str) -> None:
+@contextlib.contextmanager
+def _behind_dropper(
+    pg_server: PostgresServer, pg_url: str, pool_size: int
+) -> Iterator[tuple[_CommitDropper, PostgresStore]]:
+    """A store on ``pg_url``'s database reached through a :class:`_CommitDropper`."""
     database = pg_url.split("?")[0].rsplit("/", 1)[1]
+    proxy = _CommitDropper(str(pg_server.socket_dir / f".s.PGSQL.{PORT}"))
+    try:
+        with PostgresStore(f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}", pool_size=pool_size) as store:
+            yield proxy, store
+    finally:
+        proxy.close()
+
+
+def test_a_commit_whose_answer_was_lost_is_not_run_twice(pg_server: PostgresServer, pg_url: str) -> None:
     with PostgresStore(pg_url) as direct:
         queue(direct, 4)
-        proxy = _CommitDropper(str(pg_server.socket_dir / f".s.PGSQL.{PORT}"))
-        try:
-            with PostgresStore(f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}", pool_size=2) as store:
-                proxy.pattern = b"FOR UPDATE SKIP LOCKED"
-                proxy.armed.set()
-                claimed = store.claim_queued("e1", 2, NOW)
-                assert proxy.dropped.is_set()
-                # The first attempt committed: its claims are the answer, and nothing more was taken.
-                assert ids(claimed) == ["q000", "q001"]
-                assert ids(direct.jobs_in_status("executing")) == ["q000", "q001"]
-                proxy.dropped.clear()
-                proxy.pattern = b"UPDATE jobs SET status"
-                proxy.armed.set()
-                assert store.update_job("q002", {"status": "success"}, expect={"status": "pending"}) is not None
-                assert proxy.dropped.is_set()
-                proxy.dropped.clear()
-                proxy.pattern = b"COMMIT"  # a write in a transaction: its COMMIT's answer is lost
-                proxy.armed.set()
-                assert store.delete_job("q003", expect={"status": "pending"}) is not None
-                assert proxy.dropped.is_set()
-                assert direct.get_job("q003") is None
-                assert direct.get_job("q002").status is JobStatus.SUCCESS  # type: ignore[union-attr]
-        finally:
-            proxy.close()
+        with _behind_dropper(pg_server, pg_url, 2) as (proxy, store):
+            proxy.pattern = b"FOR UPDATE SKIP LOCKED"
+            proxy.armed.set()
+            claimed = store.claim_queued("e1", 2, NOW)
+            assert proxy.dropped.is_set()
+            # The first attempt committed: its claims are the answer, and nothing more was taken.
+            assert ids(claimed) == ["q000", "q001"]
+            assert ids(direct.jobs_in_status("executing")) == ["q000", "q001"]
+            proxy.dropped.clear()
+            proxy.pattern = b"UPDATE jobs SET status"
+            proxy.armed.set()
+            assert store.update_job("q002", {"status": "success"}, expect={"status": "pending"}) is not None
+            assert proxy.dropped.is_set()
+            proxy.dropped.clear()
+            proxy.pattern = b"COMMIT"  # a write in a transaction: its COMMIT's answer is lost
+            proxy.armed.set()
+            assert store.delete_job("q003", expect={"status": "pending"}) is not None
+            assert proxy.dropped.is_set()
+            assert direct.get_job("q003") is None
+            assert direct.get_job("q002").status is JobStatus.SUCCESS  # type: ignore[union-attr]
 
 
 def test_an_overlapped_step_whose_answer_was_lost_is_not_run_twice(pg_server: PostgresServer, pg_url: str) -> None:
     """(pg3) The connection drops after an overlapped step reached the server: the run's next
     write looks it up (by its request) before writing it again."""
-    database = pg_url.split("?")[0].rsplit("/", 1)[1]
     with PostgresStore(pg_url) as direct:
         queue(direct, 1)
-        proxy = _CommitDropper(str(pg_server.socket_dir / f".s.PGSQL.{PORT}"))
-        try:
-            with PostgresStore(f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}", pool_size=4) as store:
-                (job,) = store.claim_queued("e1", 1, NOW)
-                proxy.pattern = b"row 4\n"
-                proxy.armed.set()
-                offset = _overlapped_steps(store, job, range(1, 7))
-                assert store.append_file(job.id, "output", b"end\n", offset=offset, claim=job.claim) == offset + 4
-                assert proxy.dropped.is_set()
-        finally:
-            proxy.close()
+        with _behind_dropper(pg_server, pg_url, 4) as (proxy, store):
+            (job,) = store.claim_queued("e1", 1, NOW)
+            proxy.pattern = b"row 4\n"
+            proxy.armed.set()
+            offset = _overlapped_steps(store, job, range(1, 7))
+            assert store.append_file(job.id, "output", b"end\n", offset=offset, claim=job.claim) == offset + 4
+            assert proxy.dropped.is_set()
         got = direct.get_job(job.id)
         assert got is not None and got.rows_done in (5, 6)
         with direct.open_file(job.id, "output") as f:  # type: ignore[union-attr]
