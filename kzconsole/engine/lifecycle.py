@@ -262,8 +262,9 @@ class JobLifecycle:
         *,
         sync: bool = False,
         claim_next: Claim | None = None,
+        overlap: bool = False,
     ) -> tuple[JobRecord | None, list[JobRecord]]:
-        step = JobStep(changes, self._mine(job), appends or {}, job.claim, sync, claim_next)
+        step = JobStep(changes, self._mine(job), appends or {}, job.claim, sync, claim_next, overlap)
         updated, claimed = self.store.save_job(job.id, step)
         self._changed(updated)
         for other in claimed:
@@ -271,15 +272,23 @@ class JobLifecycle:
         return updated, claimed
 
     def checkpoint(
-        self, job: JobRecord, progress: Progress, *, finishing: bool = False, appends: Appends | None = None
+        self,
+        job: JobRecord,
+        progress: Progress,
+        *,
+        finishing: bool = False,
+        appends: Appends | None = None,
+        overlap: bool = False,
     ) -> JobRecord | None:
         """Persist a run's progress (contract 4.3), with what it appends to the job's files
         (``appends``: kind -> (offset, bytes)) in the same step. The returned record is the job as
-        stored: a stop or a pause change asked by another process since is in it."""
+        stored: a stop or a pause change asked by another process since is in it. (pg3) With
+        ``overlap`` the store may answer before the step is stored (``JobStep.overlap``): the
+        record is then the one of the previous step."""
         changes = progress.changes()
         if finishing:
             changes["finishing"] = True
-        return self._save(job, changes, appends)[0]
+        return self._save(job, changes, appends, overlap=overlap)[0]
 
     def finish(
         self,

@@ -11,6 +11,12 @@ once a second) stores them with the record in one write, or until :attr:`OutputS
 are held. Rows after the last checkpoint were never kept by a crash anyway (a resume cuts them
 off), so holding them loses nothing; and a step is one write instead of one write per batch plus
 the step (on PostgreSQL each write is a round trip and a durable commit).
+
+A step may be *in flight* (sent, its outcome not known until the run's next write: a checkpoint
+the store overlaps with the next rows, ``JobStep.overlap``): its bytes are kept apart
+(:meth:`OutputSink.sent`) until that write confirms them (:meth:`OutputSink.landed`), or are put
+back in front of the rows not stored yet if it failed (:meth:`OutputSink.unsend`), so that they are
+stored again at their offset (an append at an offset is idempotent) or moved to the fallback.
 """
 
 from __future__ import annotations
@@ -62,6 +68,9 @@ class OutputSink:
         self.fallback_path = Path(fallback_dir) / f"task_out.{job_id}.csv"
         self.on_fallback = on_fallback
         self.offset = offset  # bytes of output stored (in the store, or in the fallback file)
+        self._flight = bytearray()  # sent with a step whose outcome is not known yet (after offset)
+        # Told whether that step was stored (True) or not (False) when flush() finds out first.
+        self.on_flight: Callable[[bool], None] | None = None
         # Rows of plain cells not written yet: flush() renders them in one CsvBatchWriter call.
         # The row loop appends input rows here itself (they are plain by construction).
         self.rows: list[list[Any] | tuple[Any, ...]] = []
@@ -131,12 +140,32 @@ class OutputSink:
             self.rows.clear()
         if not self._unstored:
             return None
-        return self.offset, bytes(self._unstored)
+        return self.end, bytes(self._unstored)
+
+    @property
+    def end(self) -> int:
+        """The output's length, the bytes of a step in flight included."""
+        return self.offset + len(self._flight)
 
     def stored(self) -> None:
         """What :meth:`pending` gave is in the store."""
         self.offset += len(self._unstored)
         self._unstored.clear()
+
+    def sent(self) -> None:
+        """What :meth:`pending` gave went with a step whose outcome is not known yet."""
+        self._flight += self._unstored
+        self._unstored.clear()
+
+    def landed(self) -> None:
+        """The step in flight is stored (the run's next write was accepted)."""
+        self.offset += len(self._flight)
+        self._flight.clear()
+
+    def unsend(self) -> None:
+        """The step in flight may not be stored: its bytes go back in front of the others."""
+        self._unstored[:0] = self._flight
+        self._flight.clear()
 
     def flush(self, *, sync: bool = False) -> int:
         """Store the rows not stored yet; return the output's length in bytes. ``sync``: make it
@@ -148,15 +177,26 @@ class OutputSink:
         self._unstored.clear()
         if self._file is not None:
             self._write_local(data, sync)
-        elif data or sync:
+        elif data or sync or self._flight:
+            flight = bool(self._flight)
             try:
+                # After a step in flight: the store settles that step first (this same thread's
+                # next write about the job), so a refusal or failure of it shows here.
                 self.offset = self.store.append_file(
-                    self.job_id, "output", data, offset=self.offset, claim=self.claim, sync=sync
+                    self.job_id, "output", data, offset=self.end, claim=self.claim, sync=sync
                 )
+                self._flight.clear()
             except Fenced:
                 raise RunAbandoned() from None
             except StoreError as exc:
+                data = bytes(self._flight) + data
+                self._flight.clear()
+                if flight and self.on_flight is not None:
+                    self.on_flight(False)
                 self._switch_to_fallback(exc, data)
+            else:
+                if flight and self.on_flight is not None:
+                    self.on_flight(True)
                 if sync:
                     self._write_local(b"", True)
         return self.offset

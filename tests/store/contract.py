@@ -1088,6 +1088,63 @@ class StoreContract(JobQueryContract):
         assert store.file_size("a", "output") is None
         assert store.get_job("a").rows_done == 0  # type: ignore[union-attr]
 
+    # (pg3) Overlapped steps (JobStep.overlap): a backend may answer before the step is stored.
+
+    def _overlapped(self, job: JobRecord, n: int, offset: int, data: bytes) -> JobStep:
+        return JobStep(
+            {"rows_done": n, "output_offset": offset + len(data)},
+            expect={"status": "executing", "claim": job.claim},
+            appends={"output": (offset, data)},
+            claim=job.claim,
+            overlap=True,
+        )
+
+    def test_overlapped_steps_are_stored_in_order_and_each_answers_with_a_step_stored(self, store: Store) -> None:
+        store.create_job(make_job("a", queued_at=NOW))
+        (job,) = store.claim_queued("e1", 1, NOW)
+        offset, stored = 0, []
+        for n in range(1, 6):
+            data = f"row {n}\n".encode()
+            updated, claimed = store.save_job("a", self._overlapped(job, n, offset, data))
+            assert claimed == []
+            # This step's record, or (answered before it was stored) the one of the step before.
+            assert updated is not None and updated.rows_done in (n, n - 1) and updated.rows_done in stored + [n]
+            stored.append(n)
+            offset += len(data)
+        # The next write of the run settles the last one: a step, or an append at an offset.
+        assert store.append_file("a", "output", b"tail\n", offset=offset, claim=job.claim) == offset + 5
+        updated, _ = store.save_job(
+            "a", JobStep({"rows_done": 6}, expect={"claim": job.claim}, claim=job.claim, sync=True)
+        )
+        assert updated is not None and updated.rows_done == 6 and updated.output_offset == offset
+        with store.open_file("a", "output") as f:  # type: ignore[union-attr]
+            assert f.read() == b"".join(f"row {n}\n".encode() for n in range(1, 6)) + b"tail\n"
+
+    def test_an_overlapped_step_refused_is_the_next_writes_refusal(self, store: Store) -> None:
+        store.create_job(make_job("a", queued_at=NOW))
+        (job,) = store.claim_queued("e1", 1, NOW)
+        store.save_job("a", self._overlapped(job, 1, 0, b"one\n"))
+        store.save_job("a", self._overlapped(job, 2, 4, b"two\n"))
+        # Taken over by another engine: the steps this run sends from now on are refused, at the
+        # latest by its next write.
+        store.update_job("a", {"claim": job.claim + 1}, expect={"claim": job.claim})
+        refused = False
+        try:
+            updated, _ = store.save_job("a", self._overlapped(job, 3, 8, b"three\n"))
+            refused = updated is None
+            if not refused:
+                updated, _ = store.save_job("a", self._overlapped(job, 4, 14, b"four\n"))
+                refused = updated is None
+        except Fenced:
+            refused = True
+        if not refused:
+            with pytest.raises(Fenced):
+                store.append_file("a", "output", b"late\n", offset=19, claim=job.claim)
+        final = store.get_job("a")
+        assert final is not None and final.rows_done <= 2 and final.claim == job.claim + 1
+        with store.open_file("a", "output") as f:  # type: ignore[union-attr]
+            assert f.read() in (b"one\n", b"one\ntwo\n")
+
     # ---------------------------------------------------------------- changes feed
 
     def test_changes_of_another_handle_name_it_and_the_job(

@@ -18,7 +18,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kzconsole.engine.models import JOB_FIELDS, JobStatus
+from kzconsole.engine.models import JOB_FIELDS, JobRecord, JobStatus
 from kzconsole.engine.store import open_store
 from kzconsole.engine.store.base import Fenced, JobStep, StoreError, redact_url
 from kzconsole.engine.store.postgres import CHUNK, MIGRATIONS, SCHEMA_VERSION, PostgresStore
@@ -276,11 +276,18 @@ def lazy_wal_server() -> Iterator[PostgresServer]:
 def _crash_one_backend(url: str) -> None:
     """kill -9 a backend: the server ends every session and starts afresh from its WAL on disk,
     with the same start time (pg_postmaster_start_time)."""
-    with raw(url) as conn:
+    with raw(url) as conn, raw(url) as witness:
         pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
         os.kill(pid, signal.SIGKILL)
         with contextlib.suppress(psycopg.Error):
             conn.execute("SELECT 1")
+        # Returned only once the server has ended every other session too (the witness's): a
+        # store call made before that, on a connection not yet ended, would still see what the
+        # crash loses (under load the server can take a while to react).
+        with contextlib.suppress(psycopg.Error):
+            while True:
+                witness.execute("SELECT 1")
+                time.sleep(0.01)
 
 
 @pytest.mark.parametrize("crash", ["server restarted", "one backend crashed"])
@@ -322,6 +329,59 @@ def test_steps_a_crashed_server_lost_are_written_again(lazy_wal_server: Postgres
     with PostgresStore(url) as fresh:
         got = fresh.get_job(job.id)
         assert got is not None and got.rows_done == 5 and fresh.file_size(job.id, "output") == offset
+
+
+def _overlapped_steps(store: PostgresStore, job: JobRecord, rows: range) -> int:
+    """(pg3) Checkpoints as a fast run sends them (JobStep.overlap), one output row each; returns
+    the output's length."""
+    offset = 0
+    for n in rows:
+        row = f"row {n}\n".encode()
+        updated, _ = store.save_job(
+            job.id,
+            JobStep(
+                {"rows_done": n, "output_offset": offset + len(row)},
+                expect={"status": "executing", "claim": job.claim},
+                appends={"output": (offset, row)},
+                claim=job.claim,
+                overlap=True,
+            ),
+        )
+        assert updated is not None and updated.rows_done in (n - 1, n)
+        offset += len(row)
+    return offset
+
+
+@pytest.mark.parametrize("crash", ["server restarted", "one backend crashed"])
+def test_overlapped_steps_a_crashed_server_lost_are_written_again(lazy_wal_server: PostgresServer, crash: str) -> None:
+    """(pg3) The same with overlapped steps, the last one in flight when the server crashes: the
+    run's next write finds out what became of it and writes again what was lost, never twice."""
+    url = lazy_wal_server.create_database("kz")
+    with PostgresStore(url) as store:
+        queue(store, 1)
+        (job,) = store.claim_queued("e1", 1, NOW)
+        offset = _overlapped_steps(store, job, range(1, 8))
+        if crash == "server restarted":
+            lazy_wal_server.restart()
+        else:
+            _crash_one_backend(url)
+        final, _ = store.save_job(
+            job.id,
+            JobStep(
+                {"rows_done": 8, "output_offset": offset + 6},
+                expect={"status": "executing", "claim": job.claim},
+                appends={"output": (offset, b"row 8\n")},
+                claim=job.claim,
+                sync=True,
+            ),
+        )
+        assert final is not None and final.rows_done == 8 and final.output_offset == offset + 6
+        lazy_wal_server.restart()  # durable now: another crash loses nothing
+    with PostgresStore(url) as fresh:
+        got = fresh.get_job(job.id)
+        assert got is not None and got.rows_done == 8
+        with fresh.open_file(job.id, "output") as f:  # type: ignore[union-attr]
+            assert f.read() == b"".join(f"row {n}\n".encode() for n in range(1, 9))
 
 
 def test_a_lost_step_refused_now_is_dropped(lazy_wal_server: PostgresServer) -> None:
@@ -413,34 +473,61 @@ class _CommitDropper:
         self.listener.close()
 
 
-def test_a_commit_whose_answer_was_lost_is_not_run_twice(pg_server: PostgresServer, pg_url: str) -> None:
+@contextlib.contextmanager
+def _behind_dropper(
+    pg_server: PostgresServer, pg_url: str, pool_size: int
+) -> Iterator[tuple[_CommitDropper, PostgresStore]]:
+    """A store on ``pg_url``'s database reached through a :class:`_CommitDropper`."""
     database = pg_url.split("?")[0].rsplit("/", 1)[1]
+    proxy = _CommitDropper(str(pg_server.socket_dir / f".s.PGSQL.{PORT}"))
+    try:
+        with PostgresStore(f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}", pool_size=pool_size) as store:
+            yield proxy, store
+    finally:
+        proxy.close()
+
+
+def test_a_commit_whose_answer_was_lost_is_not_run_twice(pg_server: PostgresServer, pg_url: str) -> None:
     with PostgresStore(pg_url) as direct:
         queue(direct, 4)
-        proxy = _CommitDropper(str(pg_server.socket_dir / f".s.PGSQL.{PORT}"))
-        try:
-            with PostgresStore(f"postgresql://postgres@127.0.0.1:{proxy.port}/{database}", pool_size=2) as store:
-                proxy.pattern = b"FOR UPDATE SKIP LOCKED"
-                proxy.armed.set()
-                claimed = store.claim_queued("e1", 2, NOW)
-                assert proxy.dropped.is_set()
-                # The first attempt committed: its claims are the answer, and nothing more was taken.
-                assert ids(claimed) == ["q000", "q001"]
-                assert ids(direct.jobs_in_status("executing")) == ["q000", "q001"]
-                proxy.dropped.clear()
-                proxy.pattern = b"UPDATE jobs SET status"
-                proxy.armed.set()
-                assert store.update_job("q002", {"status": "success"}, expect={"status": "pending"}) is not None
-                assert proxy.dropped.is_set()
-                proxy.dropped.clear()
-                proxy.pattern = b"COMMIT"  # a write in a transaction: its COMMIT's answer is lost
-                proxy.armed.set()
-                assert store.delete_job("q003", expect={"status": "pending"}) is not None
-                assert proxy.dropped.is_set()
-                assert direct.get_job("q003") is None
-                assert direct.get_job("q002").status is JobStatus.SUCCESS  # type: ignore[union-attr]
-        finally:
-            proxy.close()
+        with _behind_dropper(pg_server, pg_url, 2) as (proxy, store):
+            proxy.pattern = b"FOR UPDATE SKIP LOCKED"
+            proxy.armed.set()
+            claimed = store.claim_queued("e1", 2, NOW)
+            assert proxy.dropped.is_set()
+            # The first attempt committed: its claims are the answer, and nothing more was taken.
+            assert ids(claimed) == ["q000", "q001"]
+            assert ids(direct.jobs_in_status("executing")) == ["q000", "q001"]
+            proxy.dropped.clear()
+            proxy.pattern = b"UPDATE jobs SET status"
+            proxy.armed.set()
+            assert store.update_job("q002", {"status": "success"}, expect={"status": "pending"}) is not None
+            assert proxy.dropped.is_set()
+            proxy.dropped.clear()
+            proxy.pattern = b"COMMIT"  # a write in a transaction: its COMMIT's answer is lost
+            proxy.armed.set()
+            assert store.delete_job("q003", expect={"status": "pending"}) is not None
+            assert proxy.dropped.is_set()
+            assert direct.get_job("q003") is None
+            assert direct.get_job("q002").status is JobStatus.SUCCESS  # type: ignore[union-attr]
+
+
+def test_an_overlapped_step_whose_answer_was_lost_is_not_run_twice(pg_server: PostgresServer, pg_url: str) -> None:
+    """(pg3) The connection drops after an overlapped step reached the server: the run's next
+    write looks it up (by its request) before writing it again."""
+    with PostgresStore(pg_url) as direct:
+        queue(direct, 1)
+        with _behind_dropper(pg_server, pg_url, 4) as (proxy, store):
+            (job,) = store.claim_queued("e1", 1, NOW)
+            proxy.pattern = b"row 4\n"
+            proxy.armed.set()
+            offset = _overlapped_steps(store, job, range(1, 7))
+            assert store.append_file(job.id, "output", b"end\n", offset=offset, claim=job.claim) == offset + 4
+            assert proxy.dropped.is_set()
+        got = direct.get_job(job.id)
+        assert got is not None and got.rows_done in (5, 6)
+        with direct.open_file(job.id, "output") as f:  # type: ignore[union-attr]
+            assert f.read() == b"".join(f"row {n}\n".encode() for n in range(1, 7)) + b"end\n"
 
 
 # ------------------------------------------------------------------------------ job files

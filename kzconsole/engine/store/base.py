@@ -151,7 +151,14 @@ class Claim:
 class JobStep:
     """One step of a running job, for :meth:`Store.save_job`: ``appends`` (kind -> (offset,
     data), each as :meth:`Store.append_file` with ``claim`` and ``sync``), then ``changes`` if
-    the record matches ``expect`` (as :meth:`Store.update_job`), then ``claim_next``."""
+    the record matches ``expect`` (as :meth:`Store.update_job`), then ``claim_next``.
+
+    ``overlap`` (pg3: a running job's checkpoints): the backend may send the step and return before
+    the server answers, so that the run goes on meanwhile. It then returns the record as of the
+    job's previous step, and this step's outcome comes with the job's next write from the same
+    thread (its next step or append): a refusal of this step is that write's (``Fenced``, or no
+    match), and so is a failure (``StoreError``: the caller stores both steps' appends again, at
+    their offsets). A backend that does not overlap ignores it."""
 
     changes: Mapping[str, Any]
     expect: Mapping[str, Any]
@@ -159,6 +166,7 @@ class JobStep:
     claim: int | None = None
     sync: bool = False
     claim_next: Claim | None = None
+    overlap: bool = False
 
 
 class Store(abc.ABC):
