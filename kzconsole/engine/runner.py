@@ -15,7 +15,8 @@ outcome.
 
 A checkpoint reads the record it gets back: a stop or a pause change asked by another process lands
 at the next checkpoint at the latest, so within a second (plus the current row) of being asked,
-whether or not the executor heard of it sooner.
+whether or not the executor heard of it sooner; 1.1 s where a fast checkpoint overlaps the next
+rows (PostgreSQL: its record is read at the run's next write, see steps.py).
 """
 
 from __future__ import annotations
