@@ -21,9 +21,14 @@ class Cli:
         self.env.pop("KZCONSOLE_CONFIG", None)
         self.env.pop("KZCONSOLE_DATA_DIR", None)
 
+    def argv(self, *args: str) -> list[str]:
+        """The command line of ``kzconsole ARGS`` on this data dir and plugin dir."""
+        return [sys.executable, "-m", "kzconsole", "--data-dir", str(self.data), "--plugins", str(self.plugins), *args]
+
     def __call__(self, *args: str, input: bytes | None = None, check: int | None = 0, traceback: bool = False):
-        cmd = [sys.executable, "-m", "kzconsole", "--data-dir", str(self.data), "--plugins", str(self.plugins), *args]
-        proc = subprocess.run(cmd, capture_output=True, input=input, cwd=self.cwd, env=self.env, timeout=60)
+        proc = subprocess.run(
+            self.argv(*args), capture_output=True, input=input, cwd=self.cwd, env=self.env, timeout=60
+        )
         if check is not None:
             assert proc.returncode == check, (proc.returncode, proc.stdout, proc.stderr)
         if not traceback:  # only a plugin's own failure may show one (the log of `triggers run`)

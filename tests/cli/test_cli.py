@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import textwrap
 
 
@@ -190,23 +189,7 @@ def test_tasks_run_draws_a_progress_bar_on_a_terminal(cli, tmp_path):
     src = tmp_path / "in.csv"
     src.write_text("col1,col2\n" + "".join(f"a{i},b{i}\n" for i in range(6)))
     master, slave = pty.openpty()
-    cmd = [
-        sys.executable,
-        "-m",
-        "kzconsole",
-        "--data-dir",
-        str(cli.data),
-        "tasks",
-        "add",
-        "skel",
-        "id2",
-        "--input",
-        str(src),
-        "--wait-ms",
-        "150",
-        "--run",
-        "--json",
-    ]
+    cmd = cli.argv("tasks", "add", "skel", "id2", "--input", str(src), "--wait-ms", "150", "--run", "--json")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=slave, env=cli.env, cwd=cli.cwd)
     os.close(slave)
     out, _ = proc.communicate(timeout=60)
@@ -238,23 +221,7 @@ def test_ctrl_c_on_tasks_run_stops_the_job(cli, tmp_path):
 
     src = tmp_path / "in.csv"
     src.write_text("col1,col2\n" + "".join(f"a{i},b{i}\n" for i in range(200)))
-    cmd = [
-        sys.executable,
-        "-m",
-        "kzconsole",
-        "--data-dir",
-        str(cli.data),
-        "tasks",
-        "add",
-        "skel",
-        "id2",
-        "--input",
-        str(src),
-        "--wait-ms",
-        "50",
-        "--run",
-        "--json",
-    ]
+    cmd = cli.argv("tasks", "add", "skel", "id2", "--input", str(src), "--wait-ms", "50", "--run", "--json")
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env, cwd=cli.cwd)
     deadline = time.monotonic() + 30
     while not any(j["status"] == "executing" and j["success_count"] for j in cli.json("tasks", "list")):

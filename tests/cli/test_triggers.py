@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import textwrap
 import time
 
@@ -48,19 +47,7 @@ def test_a_firing_in_progress_is_listed_as_running(cli, tmp_path):
     databases.mkdir(parents=True)
     (databases / f"{ACCOUNT_DB}.db").write_bytes(b"")
 
-    cmd = [
-        sys.executable,
-        "-m",
-        "kzconsole",
-        "--data-dir",
-        str(cli.data),
-        "--plugins",
-        str(cli.plugins),
-        "triggers",
-        "run",
-        "databases",
-        "--json",
-    ]
+    cmd = cli.argv("triggers", "run", "databases", "--json")
     run = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli.env, cwd=cli.cwd)
     try:
         wait_for((gate / "started").exists, run, "the pass to start")
