@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from kzconsole.engine.store.postgres import PostgresStore
-from tests.reliability.conftest import subprocess_env, wait_until
+from tests.reliability.conftest import CommandSite, wait_until
 
 # Tasks of every node. Each call appends "<pid> <job> <row> <start> <end>" to $KZ_CALLS/<pid>.
 CLUSTER_PLUGIN = '''
@@ -113,63 +113,22 @@ def csv_input(rows: int) -> bytes:
     return ("n\n" + "".join(f"{n}\n" for n in range(1, rows + 1))).encode()
 
 
-class Node:
+class Node(CommandSite):
     """One node: a data dir, a plugin dir, a config naming the shared store."""
+
+    task_defaults = {"max_running": 3, "send_progress_after_processed": 5}
 
     def __init__(self, cluster: Cluster, name: str) -> None:
         self.cluster = cluster
         self.name = name
-        self.root = cluster.root / name
-        self.data = self.root / "data"
-        self.plugins = self.root / "plugins"
-        self.plugins.mkdir(parents=True, exist_ok=True)
+        self.store_url = cluster.url
+        super().__init__(cluster.root / name)
         (self.plugins / "cluster_plugin.py").write_text(CLUSTER_PLUGIN)
-        self.config = self.root / "kzconsole.toml"
-        self.env = subprocess_env(self.root)
         self.env["KZ_CALLS"] = str(cluster.calls)
         self.env["KZ_ROW_S"] = "0"
-        self.write_config()
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = self.root / "engine.log"
         self._facade: Any = None
-
-    def write_config(self, **tasks: Any) -> None:
-        options = {
-            "wait_after_row_ms": 0,
-            "max_running": 3,
-            "send_progress_after_processed": 5,
-            "output_fallback_dir": str(self.root / "fallback"),
-        }
-        options.update(tasks)
-        lines = ["[store]", f"url = {json.dumps(self.cluster.url)}", "[tasks]"]
-        lines += [f"{k} = {json.dumps(v)}" for k, v in options.items()]
-        lines += ["[triggers]", "enabled = false", "[plugins]", "reload = false"]
-        self.config.write_text("\n".join(lines) + "\n")
-
-    def argv(self, *args: str) -> list[str]:
-        return [
-            sys.executable,
-            "-m",
-            "kzconsole",
-            "--config",
-            str(self.config),
-            "--data-dir",
-            str(self.data),
-            "--plugins",
-            str(self.plugins),
-            *args,
-        ]
-
-    def cli_json(self, *args: str, check: int | None = 0) -> Any:
-        return json.loads(self.cli(*args, "--json", check=check).stdout)
-
-    def cli(self, *args: str, check: int | None = 0, input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        proc = subprocess.run(
-            self.argv(*args), capture_output=True, input=input, env=self.env, cwd=self.root, timeout=120
-        )
-        if check is not None:
-            assert proc.returncode == check, (args, proc.returncode, proc.stdout, proc.stderr)
-        return proc
 
     def facade(self) -> Any:
         """This node's engine facade in the test process (not started: it adds and starts jobs

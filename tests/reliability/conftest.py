@@ -64,8 +64,12 @@ def subprocess_env(home: Path) -> dict[str, str]:
     return env
 
 
-class Site:
-    """A data dir, a plugin dir and a config file, used by command-line and engine processes."""
+class CommandSite:
+    """A data dir, a plugin dir and a config file, for ``kzconsole`` processes run on them (this
+    suite's sites, the cluster suite's nodes). ``store_url`` None is the data dir's SQLite store."""
+
+    store_url: str | None = None
+    task_defaults: dict[str, Any] = {}
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -78,18 +82,11 @@ class Site:
         self.write_config()
 
     def write_config(self, **tasks: Any) -> None:
-        options = {"wait_after_row_ms": 0, "output_fallback_dir": str(self.fallback)}
-        options.update(tasks)
-        lines = ["[tasks]"] + [f"{k} = {json.dumps(v)}" for k, v in options.items()]
+        options = {"wait_after_row_ms": 0, **self.task_defaults, "output_fallback_dir": str(self.fallback), **tasks}
+        lines = [] if self.store_url is None else ["[store]", f"url = {json.dumps(self.store_url)}"]
+        lines += ["[tasks]"] + [f"{k} = {json.dumps(v)}" for k, v in options.items()]
         lines += ["[triggers]", "enabled = false", "[plugins]", "reload = false"]
         self.config.write_text("\n".join(lines) + "\n")
-
-    def plugin(self, name: str, source: str) -> Path:
-        import textwrap
-
-        path = self.plugins / name
-        path.write_text(textwrap.dedent(source))
-        return path
 
     def argv(self, *args: str) -> list[str]:
         return [
@@ -106,8 +103,8 @@ class Site:
         ]
 
     def cli(
-        self, *args: str, check: int | None = 0, input: bytes | None = None, timeout: float = 60
-    ) -> subprocess.CompletedProcess:
+        self, *args: str, check: int | None = 0, input: bytes | None = None, timeout: float = 120
+    ) -> subprocess.CompletedProcess[bytes]:
         proc = subprocess.run(
             self.argv(*args), capture_output=True, input=input, cwd=self.root, env=self.env, timeout=timeout
         )
@@ -117,6 +114,17 @@ class Site:
 
     def cli_json(self, *args: str, check: int | None = 0) -> Any:
         return json.loads(self.cli(*args, "--json", check=check).stdout)
+
+
+class Site(CommandSite):
+    """A site on its own SQLite store, with plugins written by the test and engine processes."""
+
+    def plugin(self, name: str, source: str) -> Path:
+        import textwrap
+
+        path = self.plugins / name
+        path.write_text(textwrap.dedent(source))
+        return path
 
     def engine(self, name: str = "engine") -> EngineProcess:
         return EngineProcess(self, name)
