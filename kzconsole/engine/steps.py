@@ -46,6 +46,11 @@ Appends = dict[str, tuple["int | None", bytes]]
 OVERLAP_S = 0.1  # a checkpoint this soon after the previous step may overlap the next rows
 
 
+def _failed_text(rows: list[int]) -> bytes:
+    """Failed input rows as the ``failed`` file holds them."""
+    return "".join(f"{n}\n" for n in rows).encode("ascii")
+
+
 def state_json(it: Any) -> str | None:
     """The iterator state as JSON if it survives a round trip, else raise ValueError."""
     if it is INIT:
@@ -109,10 +114,10 @@ class RunSteps:
         self._failed_offset = keep
 
     def _failed_bytes(self) -> bytes:
-        return "".join(f"{n}\n" for n in self.failed).encode("ascii")
+        return _failed_text(self.failed)
 
     def _failed_end(self) -> int:
-        return self._failed_offset + len("".join(f"{n}\n" for n in self._failed_flight))
+        return self._failed_offset + len(_failed_text(self._failed_flight))
 
     def _flight_settled(self, stored: bool) -> None:
         """The failed rows of the step in flight: stored, or back to be stored with the next."""
