@@ -30,6 +30,7 @@ refused rather than touched.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -292,16 +293,11 @@ def _is_not_a_database(exc: sqlite3.Error) -> bool:
 _UPDATE_SQL: dict[tuple[tuple[str, ...], tuple[tuple[str, bool], ...]], str] = {}
 
 
+@functools.lru_cache(maxsize=64)
 def _feed_sql(count: int) -> str:
     """The statement adding ``count`` rows to the changes feed (kept by count: a step adds one to
     three, a claim of the scheduler up to max_running)."""
-    sql = "INSERT INTO changes (kind, job_id, origin) VALUES " + ", ".join(["(?, ?, ?)"] * count)
-    if len(_FEED_SQL) < 64:
-        _FEED_SQL[count] = sql
-    return sql
-
-
-_FEED_SQL: dict[int, str] = {}
+    return "INSERT INTO changes (kind, job_id, origin) VALUES " + ", ".join(["(?, ?, ?)"] * count)
 
 
 def _claimed_jobs(rows: list[Any]) -> list[JobRecord]:
@@ -634,8 +630,9 @@ class SQLiteStore(SQLStore):
             return
         origin = self.origin
         count = len(feed)
-        sql = _FEED_SQL.get(count) or _feed_sql(count)
-        seq = conn.execute(sql, [value for kind, job_id in feed for value in (kind, job_id, origin)]).lastrowid
+        seq = conn.execute(
+            _feed_sql(count), [value for kind, job_id in feed for value in (kind, job_id, origin)]
+        ).lastrowid
         # The rows took seq - count + 1 .. seq: prune when they passed a multiple of _PRUNE_EVERY.
         if seq is not None and seq // _PRUNE_EVERY != (seq - count) // _PRUNE_EVERY:
             conn.execute("DELETE FROM changes WHERE seq <= ?", (seq - _CHANGES_KEPT,))

@@ -15,6 +15,7 @@ lock), so a claim checked by the caller cannot change while the bytes are writte
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import os
 import re
@@ -46,15 +47,11 @@ MIGRATION = (
 )
 
 
+@functools.lru_cache(maxsize=8)
 def _upsert(count: int) -> str:
     """The statement writing ``count`` rows of job_files (kept by count: a step has one to four)."""
-    sql = "INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES " + ", ".join(["(?, ?, ?)"] * count)
-    _UPSERT[count] = sql
-    return sql
+    return "INSERT OR REPLACE INTO job_files (job_id, kind, data) VALUES " + ", ".join(["(?, ?, ?)"] * count)
 
-
-_UPSERT: dict[int, str] = {}
-_upsert(1)
 
 _NAMES = {"input": "in.csv", "output": "out.csv", "log": "job.log", "failed": "failed.txt"}
 # Ids that may name a folder (the engine's are 32 hex characters; tests use short names).
@@ -227,7 +224,7 @@ class JobFiles:
         inline, current = self._row(conn, job_id, kind)
         size, row = self._put(job_id, kind, inline, current, data, offset, sync)
         if row is not None:
-            conn.execute(_UPSERT[1], row)
+            conn.execute(_upsert(1), row)
         return size
 
     def append_many(
@@ -268,7 +265,7 @@ class JobFiles:
                 on_disk.add(kind)
         if rows:
             count = len(rows) // 3
-            conn.execute(_UPSERT.get(count) or _upsert(count), rows)
+            conn.execute(_upsert(count), rows)
 
     def _put(
         self, job_id: str, kind: str, inline: bool, current: bytes | None, data: bytes, offset: int | None, sync: bool
