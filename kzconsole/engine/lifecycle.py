@@ -282,7 +282,7 @@ class JobLifecycle:
     ) -> JobRecord | None:
         """Persist a run's progress (contract 4.3), with what it appends to the job's files
         (``appends``: kind -> (offset, bytes)) in the same step. The returned record is the job as
-        stored: a stop or a pause change asked by another process since is in it. (pg3) With
+        stored: a stop or a pause change asked by another process since is in it. With
         ``overlap`` the store may answer before the step is stored (``JobStep.overlap``): the
         record is then the one of the previous step."""
         changes = progress.changes()

@@ -1088,7 +1088,7 @@ class StoreContract(JobQueryContract):
         assert store.file_size("a", "output") is None
         assert store.get_job("a").rows_done == 0  # type: ignore[union-attr]
 
-    # (pg3) Overlapped steps (JobStep.overlap): a backend may answer before the step is stored.
+    # Overlapped steps (JobStep.overlap): a backend may answer before the step is stored.
 
     def _overlapped(self, job: JobRecord, n: int, offset: int, data: bytes) -> JobStep:
         return JobStep(

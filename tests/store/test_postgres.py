@@ -332,7 +332,7 @@ def test_steps_a_crashed_server_lost_are_written_again(lazy_wal_server: Postgres
 
 
 def _overlapped_steps(store: PostgresStore, job: JobRecord, rows: range) -> int:
-    """(pg3) Checkpoints as a fast run sends them (JobStep.overlap), one output row each; returns
+    """Checkpoints as a fast run sends them (JobStep.overlap), one output row each; returns
     the output's length."""
     offset = 0
     for n in rows:
@@ -354,7 +354,7 @@ def _overlapped_steps(store: PostgresStore, job: JobRecord, rows: range) -> int:
 
 @pytest.mark.parametrize("crash", ["server restarted", "one backend crashed"])
 def test_overlapped_steps_a_crashed_server_lost_are_written_again(lazy_wal_server: PostgresServer, crash: str) -> None:
-    """(pg3) The same with overlapped steps, the last one in flight when the server crashes: the
+    """The same with overlapped steps, the last one in flight when the server crashes: the
     run's next write finds out what became of it and writes again what was lost, never twice."""
     url = lazy_wal_server.create_database("kz")
     with PostgresStore(url) as store:
@@ -513,7 +513,7 @@ def test_a_commit_whose_answer_was_lost_is_not_run_twice(pg_server: PostgresServ
 
 
 def test_an_overlapped_step_whose_answer_was_lost_is_not_run_twice(pg_server: PostgresServer, pg_url: str) -> None:
-    """(pg3) The connection drops after an overlapped step reached the server: the run's next
+    """The connection drops after an overlapped step reached the server: the run's next
     write looks it up (by its request) before writing it again."""
     with PostgresStore(pg_url) as direct:
         queue(direct, 1)

@@ -153,7 +153,7 @@ class JobStep:
     data), each as :meth:`Store.append_file` with ``claim`` and ``sync``), then ``changes`` if
     the record matches ``expect`` (as :meth:`Store.update_job`), then ``claim_next``.
 
-    ``overlap`` (pg3: a running job's checkpoints): the backend may send the step and return before
+    ``overlap`` (a running job's checkpoints): the backend may send the step and return before
     the server answers, so that the run goes on meanwhile. It then returns the record as of the
     job's previous step, and this step's outcome comes with the job's next write from the same
     thread (its next step or append): a refusal of this step is that write's (``Fenced``, or no

@@ -566,7 +566,6 @@ class PostgresStore(SQLStore):
         pending: tuple[int, T] | None = None  # (xid, result) of an attempt whose COMMIT was lost
         if request is None and replay is not None:
             request = self._new_request()
-        # `unsure`: a single-statement write whose answer was lost
         while True:
             committing = False
             try:
@@ -741,7 +740,7 @@ class PostgresStore(SQLStore):
             ) from None
 
     def _create_record(self, job: JobRecord, values: list[Any]) -> None:
-        """(pg3) A job with no input in one statement, one round trip: the record, its change
+        """A job with no input in one statement, one round trip: the record, its change
         record, and the NOTIFY that wakes the engines when it is queued (a tiny job's creation
         was five round trips: BEGIN, the insert, its change, the NOTIFY, COMMIT). A lost answer is
         looked up by the change's request, as for a step."""
