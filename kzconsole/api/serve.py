@@ -65,6 +65,9 @@ class _HeadWithBody:
         if held is not None and not self._transport.is_closing():
             self._transport.write(held)
 
+    def writelines(self, chunks: Any) -> None:  # in order with what is held (uvicorn does not call it)
+        self.write(b"".join(chunks))
+
     def close(self) -> None:
         self._flush()  # what is held goes out before the connection closes
         self._transport.close()
