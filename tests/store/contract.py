@@ -1088,6 +1088,35 @@ class StoreContract(JobQueryContract):
         assert store.file_size("a", "output") is None
         assert store.get_job("a").rows_done == 0  # type: ignore[union-attr]
 
+    def test_refused_steps_leave_the_store_able_to_store_the_next(self, store: Store) -> None:
+        # An engine woken past its lease is refused step after step, while its other jobs go
+        # on; a refusal must not spoil what the handle keeps between calls. (A driver that
+        # prepares a statement after a few runs once took the skipped statement for prepared,
+        # and every later step of every job failed.)
+        store.create_job(make_job("late", queued_at=NOW))
+        store.create_job(make_job("mine", queued_at=NOW + 1))
+        late, mine = store.claim_queued("e1", 2, NOW)
+        store.update_job("late", {"claim": late.claim + 1}, expect={"claim": late.claim})
+        offsets = {"late": 0, "mine": 0}
+        for n in range(1, 13):
+            for job in (mine, late):
+                data = f"row {n}\n".encode()
+                step = JobStep(
+                    {"rows_done": n, "output_offset": offsets[job.id] + len(data)},
+                    expect={"status": "executing", "claim": job.claim},
+                    appends={"output": (offsets[job.id], data)},
+                    claim=job.claim,
+                )
+                if job is late:
+                    with pytest.raises(Fenced):
+                        store.save_job(job.id, step)
+                    continue
+                updated, _ = store.save_job(job.id, step)
+                assert updated is not None and updated.rows_done == n
+                offsets[job.id] += len(data)
+        assert store.file_size("late", "output") is None
+        assert store.file_size("mine", "output") == offsets["mine"]
+
     # Overlapped steps (JobStep.overlap): a backend may answer before the step is stored.
 
     def _overlapped(self, job: JobRecord, n: int, offset: int, data: bytes) -> JobStep:

@@ -886,16 +886,24 @@ class PostgresStore(SQLStore):
         def write(tx: _Tx, asynchronous: bool = asynchronous) -> tuple[JobRecord | None, list[JobRecord]]:
             nonlocal committed_on
             committed_on = tx.conn.server_started
-            with tx.conn.pipeline():
-                if asynchronous:
-                    tx.execute("SELECT set_config('synchronous_commit', 'off', true)")
-                for kind, offset, data in files:
-                    tx.execute(
-                        "SELECT kz_append(%s, %s, %s, %s, %s, %s, %s)",
-                        (job_id, kind, data, offset, claim, tx.origin, tx.request),
-                    )
-                updated = tx.execute(update_sql, [*update_params, tx.origin, tx.request])
-                claimed = tx.execute(claiming[0], [*claiming[1], tx.origin, tx.request]) if claiming else None
+            try:
+                with tx.conn.pipeline():
+                    if asynchronous:
+                        tx.execute("SELECT set_config('synchronous_commit', 'off', true)")
+                    for kind, offset, data in files:
+                        tx.execute(
+                            "SELECT kz_append(%s, %s, %s, %s, %s, %s, %s)",
+                            (job_id, kind, data, offset, claim, tx.origin, tx.request),
+                        )
+                    updated = tx.execute(update_sql, [*update_params, tx.origin, tx.request])
+                    claimed = tx.execute(claiming[0], [*claiming[1], tx.origin, tx.request]) if claiming else None
+            except psycopg.Error:
+                # psycopg counts a statement prepared as soon as it sends it in a pipeline; when
+                # a statement before it fails (a refusal), the server skips it unprepared, and
+                # that statement would fail on this connection from then on. Refusals are rare
+                # (a run taken over, a job removed): the connection is dropped, not mended.
+                tx.conn.close()
+                raise
             row = updated.fetchone()
             jobs = [job_from_row(r) for r in claimed] if claimed is not None else []
             jobs.sort(key=lambda job: (job.queued_at, job.id))  # RETURNING has no order
