@@ -960,6 +960,17 @@ class StoreContract(JobQueryContract):
         with pytest.raises(ValueError, match="kind"):
             store.append_file("j1", "secrets", b"x")
 
+    def test_a_negative_offset_is_a_value_error_and_cuts_nothing(self, store: Store) -> None:
+        store.create_job(make_job("j1"))
+        store.append_file("j1", "output", b"h\nr1\n")
+        with pytest.raises(ValueError, match="offset"):
+            store.append_file("j1", "output", b"x", offset=-1)
+        with pytest.raises(ValueError, match="offset"):
+            store.save_job("j1", JobStep({"rows_done": 1}, expect={}, appends={"output": (-1, b"x")}))
+        with store.open_file("j1", "output") as f:  # type: ignore[union-attr]
+            assert f.read() == b"h\nr1\n"
+        assert store.get_job("j1").rows_done == 0  # type: ignore[union-attr]
+
     def test_an_input_that_fails_to_read_stores_nothing(self, store: Store) -> None:
         class Broken(io.RawIOBase):
             def __init__(self) -> None:

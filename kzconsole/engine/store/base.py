@@ -63,6 +63,7 @@ __all__ = [
     "JobStep",
     "FILE_KINDS",
     "CHANGE_KINDS",
+    "check_append",
     "check_kind",
     "redact_url",
 ]
@@ -342,14 +343,15 @@ class Store(abc.ABC):
         machine (not of the process) may lose the last appends. An unknown job without ``claim``
         is a StoreError. Any other failure to store the data is a StoreError (the caller may fall
         back: contract 4.3)."""
+        check_append(kind, offset, "append_file")
         return self._append_file(job_id, kind, data, offset, claim, sync)
 
+    @abc.abstractmethod
     def _append_file(
         self, job_id: str, kind: str, data: bytes, offset: int | None, claim: int | None, sync: bool
     ) -> int:
-        """What a backend does for :meth:`append_file`. A backend overrides this or (the
-        PostgreSQL store, until it moves here) ``append_file`` itself."""
-        raise NotImplementedError(f"{type(self).__name__} does not store job files")
+        """What a backend does for :meth:`append_file`, its arguments checked
+        (:func:`check_append`)."""
 
     @abc.abstractmethod
     def open_file(self, job_id: str, kind: str) -> BinaryIO | None:
@@ -508,6 +510,15 @@ def check_kind(kind: str) -> None:
     """Raise ValueError unless ``kind`` is one of :data:`FILE_KINDS` (for backends)."""
     if kind not in FILE_KINDS:
         raise ValueError(f"unknown job file kind {kind!r} (expected one of {', '.join(FILE_KINDS)})")
+
+
+def check_append(kind: str, offset: int | None, method: str) -> None:
+    """Raise ValueError unless an append to a file of ``kind`` at ``offset`` can be asked for:
+    :meth:`Store.append_file`'s, and those of a step's ``appends`` a backend's own
+    :meth:`Store.save_job` makes (``method`` names the call in the message)."""
+    check_kind(kind)
+    if offset is not None and offset < 0:
+        raise ValueError(f"{method}: offset must be >= 0, not {offset}")
 
 
 _PUBLIC_TIMES = tuple(

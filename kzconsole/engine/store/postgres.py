@@ -68,7 +68,16 @@ import psycopg
 import psycopg.adapt
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord
-from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError, check_kind, redact_url
+from kzconsole.engine.store.base import (
+    Claim,
+    Fenced,
+    JobStep,
+    StoreChange,
+    StoreError,
+    check_append,
+    check_kind,
+    redact_url,
+)
 from kzconsole.engine.store.query import (
     Dialect,
     JobQuery,
@@ -865,9 +874,7 @@ class PostgresStore(SQLStore):
         changes, expect, claim, sync, claim_next = step.changes, step.expect, step.claim, step.sync, step.claim_next
         files: list[tuple[str, int | None, bytes]] = []
         for kind, (offset, data) in step.appends.items():
-            check_kind(kind)
-            if offset is not None and offset < 0:
-                raise ValueError(f"save_job: offset must be >= 0, not {offset}")
+            check_append(kind, offset, "save_job")
             files.append((kind, offset, bytes(data)))
         update_sql, update_params = self._update_statement(job_id, changes, expect)
         claiming = self._claim_statement(claim_next) if claim_next else None
@@ -1218,22 +1225,12 @@ class PostgresStore(SQLStore):
         if int(row[0]) != claim:
             raise Fenced(f"job {job_id} was taken over by another engine (claim {row[0]}, not {claim})")
 
-    def append_file(
-        self,
-        job_id: str,
-        kind: str,
-        data: bytes,
-        *,
-        offset: int | None = None,
-        claim: int | None = None,
-        sync: bool = False,
+    def _append_file(
+        self, job_id: str, kind: str, data: bytes, offset: int | None, claim: int | None, sync: bool
     ) -> int:
         # Every commit is durable here (synchronous_commit as the server has it), so ``sync``
         # asks for nothing more. (Turning it off for unsynced appends would let a crash of the
         # server, not only of its machine, lose appends a checkpoint counts on.)
-        check_kind(kind)
-        if offset is not None and offset < 0:
-            raise ValueError(f"append_file: offset must be >= 0, not {offset}")
         data = bytes(data)
         key = (job_id, threading.get_ident())
         run = self._runs.get(key)

@@ -44,7 +44,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, ClassVar, TypeVar
 
 from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord, JobStatus
-from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError
+from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError, check_append
 from kzconsole.engine.store.job_query import JobQuery
 from kzconsole.engine.store.job_regex import regexp_match
 from kzconsole.engine.store.query import Dialect, JobRows, Statement, check_columns, document_options, select_statement
@@ -808,7 +808,8 @@ class SQLiteStore(SQLStore):
         # each and the feed's rows are one insert (8 statements for a tiny job's end, not 13).
         changes, appends = step.changes, step.appends
         statement = self._update_statement(job_id, changes, step.expect)
-        for kind in appends:
+        for kind, (offset, _) in appends.items():
+            check_append(kind, offset, "save_job")
             self.files.check(job_id, kind)
         absent = {kind: self.files.absent(job_id, kind) for kind in appends}
         claiming = self._claim_statement(step.claim_next) if step.claim_next else None
