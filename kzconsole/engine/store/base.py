@@ -290,11 +290,9 @@ class Store(abc.ABC):
             return []
         return self._claim_queued(Claim(node, limit, now, name, tasks, served))
 
+    @abc.abstractmethod
     def _claim_queued(self, claim: Claim) -> list[JobRecord]:
-        """What a backend does for :meth:`claim_queued`, called with ``claim.limit`` > 0. A
-        backend overrides this or (the PostgreSQL store, until it moves here) ``claim_queued``
-        itself; :meth:`save_job`'s default claims through ``claim_queued``, so either works."""
-        raise NotImplementedError(f"{type(self).__name__} does not claim jobs")
+        """What a backend does for :meth:`claim_queued`, called with ``claim.limit`` > 0."""
 
     def save_job(self, job_id: str, step: JobStep) -> tuple[JobRecord | None, list[JobRecord]]:
         """One step of a running job (a checkpoint, its end), in as few writes as the backend
