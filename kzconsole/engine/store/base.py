@@ -216,7 +216,6 @@ class Store(abc.ABC):
     def count_jobs(self, query: JobQuery | None = None, /, **fields: Any) -> int:
         """How many jobs the query's filters match (its order and paging do not count)."""
 
-    @abc.abstractmethod
     def iter_jobs(
         self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /, **fields: Any
     ) -> JobRows:
@@ -226,6 +225,11 @@ class Store(abc.ABC):
         unpaged listing). Bad arguments raise at once, not at the first row. Close the returned
         :class:`JobRows` (``with store.iter_jobs(...) as rows:``) when not reading it to its end;
         closing the store ends it too (the next row raises :class:`StoreError`)."""
+        return self._iter_jobs(JobQuery.of(query, **fields), check_columns(columns))
+
+    @abc.abstractmethod
+    def _iter_jobs(self, query: JobQuery, names: tuple[str, ...]) -> JobRows:
+        """What a backend does for :meth:`iter_jobs`: the query built, the columns checked."""
 
     def iter_job_documents(
         self,

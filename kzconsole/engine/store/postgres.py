@@ -78,15 +78,7 @@ from kzconsole.engine.store.base import (
     check_kind,
     redact_url,
 )
-from kzconsole.engine.store.query import (
-    Dialect,
-    JobQuery,
-    JobRows,
-    Statement,
-    check_columns,
-    rows_from_records,
-    select_statement,
-)
+from kzconsole.engine.store.query import Dialect, JobQuery, JobRows, Statement, rows_from_records, select_statement
 from kzconsole.engine.store.sql import JOB_COLUMNS, NewerSchema, SQLStore, check_fields, job_from_row
 
 __all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "redact_url"]
@@ -789,11 +781,7 @@ class PostgresStore(SQLStore):
 
         return self._run("listing jobs", select)
 
-    def iter_jobs(
-        self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /, **fields: Any
-    ) -> JobRows:
-        query = JobQuery.of(query, **fields)
-        names = check_columns(columns)
+    def _iter_jobs(self, query: JobQuery, names: tuple[str, ...]) -> JobRows:
         self._check_open()
         if query.now is None and query.is_live:
             query = query.replace(now=self.now())  # one clock for every batch

@@ -47,7 +47,7 @@ from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord, JobStatu
 from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError, check_append
 from kzconsole.engine.store.job_query import JobQuery
 from kzconsole.engine.store.job_regex import regexp_match
-from kzconsole.engine.store.query import Dialect, JobRows, Statement, check_columns, document_options, select_statement
+from kzconsole.engine.store.query import Dialect, JobRows, Statement, document_options, select_statement
 from kzconsole.engine.store.sql import (
     FLAG_FIELDS,
     JOB_COLUMNS,
@@ -687,11 +687,7 @@ class SQLiteStore(SQLStore):
 
         return self._run("listing jobs", select)
 
-    def iter_jobs(
-        self, query: JobQuery | None = None, columns: Sequence[str] = JOB_FIELDS, /, **fields: Any
-    ) -> JobRows:
-        query = JobQuery.of(query, **fields)
-        names = check_columns(columns)
+    def _iter_jobs(self, query: JobQuery, names: tuple[str, ...]) -> JobRows:
         statement = select_statement(query, names, self.dialect, now=self.now())
         if self._closed:
             raise StoreError(f"the store {self.path} is closed")
