@@ -31,6 +31,7 @@ so tests drive it with any clock and never sleep.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime as _dt
 import logging
 import threading
@@ -384,12 +385,7 @@ class TriggerEngine:
             log.warning("%s firing %s: %s", firing.trigger, firing.key, reason)
             try:
                 closed = self.store.end_firing(
-                    firing.id,
-                    ended=self.clock.time(),
-                    status="failed",
-                    reason=reason,
-                    functions=firing.functions,
-                    databases=firing.databases,
+                    dataclasses.replace(firing, ended=self.clock.time(), status="failed", reason=reason)
                 )
             except StoreError:
                 log.exception("could not close the abandoned firing %s", firing.key)
@@ -419,26 +415,20 @@ class TriggerEngine:
         status: str,
         reason: str | None,
     ) -> Firing:
-        functions, databases = list(functions), list(databases)
         ended = self.clock.time()
-        final: Firing | None = None
+        final = dataclasses.replace(
+            firing,
+            ended=ended,
+            status=status,
+            reason=reason,
+            functions=tuple(dict(f) for f in functions),
+            databases=tuple(dict(d) for d in databases),
+        )
         try:
-            final = self.store.end_firing(
-                firing.id, ended=ended, status=status, reason=reason, functions=functions, databases=databases
-            )
+            # As stored (None: the store has no such firing, and this one is the answer).
+            final = self.store.end_firing(final) or final
         except StoreError:
             log.exception("could not record the end of %s firing %s", firing.trigger, firing.key)
-        if final is None:
-            import dataclasses
-
-            final = dataclasses.replace(
-                firing,
-                ended=ended,
-                status=status,
-                reason=reason,
-                functions=tuple(dict(f) for f in functions),
-                databases=tuple(dict(d) for d in databases),
-            )
         with _LOCAL_LOCK:
             _LOCAL_RUNNING.discard(firing.id)
         with self._lock:

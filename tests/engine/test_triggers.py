@@ -6,6 +6,7 @@ the tests wait for them with ``wait_idle`` (never a sleep)."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import logging
@@ -390,9 +391,9 @@ def test_prints_go_to_the_trigger_log(engines, store, caplog):
 
 def test_history_is_pruned_after_history_days(engines, store):
     old = store.begin_firing("minutely", "minutely:1", "A", T0 - 3 * 86400)
-    store.end_firing(old.id, ended=T0 - 3 * 86400, status="ok", reason=None, functions=[])
+    store.end_firing(dataclasses.replace(old, ended=T0 - 3 * 86400, status="ok"))
     recent = store.begin_firing("minutely", "minutely:2", "A", T0 - 86400)
-    store.end_firing(recent.id, ended=T0 - 86400, status="ok", reason=None, functions=[])
+    store.end_firing(dataclasses.replace(recent, ended=T0 - 86400, status="ok"))
     te = engines(Catalog(), history_days=2)
     run_step(te, T0)
     assert [f.key for f in store.list_firings()] == ["minutely:2"]

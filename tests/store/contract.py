@@ -7,6 +7,7 @@ backend: a PostgreSQL store runs this file unchanged.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import random
@@ -1218,7 +1219,7 @@ class StoreContract(JobQueryContract):
         store.heartbeat(lease)  # a renewal is not news
         firing = store.begin_firing("minutely", "k1", "e1", NOW)
         assert firing is not None
-        store.end_firing(firing.id, ended=NOW + 1, status="ok", reason=None, functions=[])
+        store.end_firing(dataclasses.replace(firing, ended=NOW + 1, status="ok"))
         store.remove_engine("h:1:a")
         _, found = store.changes(position)
         assert [(c.kind, c.job_id) for c in found] == [
@@ -1397,7 +1398,14 @@ class StoreContract(JobQueryContract):
         functions = [{"function": "sync", "ok": False, "error": "boom", "seconds": 0.5}]
         databases = [{"name": "account%2Fab%2Fcd", "kind": "account", "ok": True}]
         ended = store.end_firing(
-            firing.id, ended=NOW + 2, status="failed", reason="sync: boom", functions=functions, databases=databases
+            dataclasses.replace(
+                firing,
+                ended=NOW + 2,
+                status="failed",
+                reason="sync: boom",
+                functions=tuple(functions),
+                databases=tuple(databases),
+            )
         )
         expected = Firing(
             id=firing.id,
@@ -1416,7 +1424,10 @@ class StoreContract(JobQueryContract):
         assert store.running_firings("sync") == []
 
     def test_end_firing_unknown_is_none(self, store: Store) -> None:
-        assert store.end_firing(12345, ended=NOW, status="ok", reason=None, functions=[]) is None
+        assert (
+            store.end_firing(Firing(id=12345, trigger="sync", key="k", node="e1", started=NOW, ended=NOW, status="ok"))
+            is None
+        )
 
     def test_record_firing_assigns_an_id(self, store: Store) -> None:
         given = Firing(
@@ -1443,7 +1454,7 @@ class StoreContract(JobQueryContract):
         b = store.begin_firing("sync", "k2", "e2", NOW + 1)
         c = store.begin_firing("other", "k1", "e1", NOW)
         assert a and b and c
-        store.end_firing(a.id, ended=NOW + 3, status="ok", reason=None, functions=[])
+        store.end_firing(dataclasses.replace(a, ended=NOW + 3, status="ok"))
         assert store.running_firings("sync") == [b]
         assert store.running_firings("other") == [c]
         assert store.running_firings("nothing") == []
@@ -1468,7 +1479,7 @@ class StoreContract(JobQueryContract):
         new_done = store.begin_firing("t", "new-done", "e1", NOW + 100)
         assert old_done and old_running and new_done
         for firing in (old_done, new_done):
-            store.end_firing(firing.id, ended=firing.started + 1, status="ok", reason=None, functions=[])
+            store.end_firing(dataclasses.replace(firing, ended=firing.started + 1, status="ok"))
         skipped = store.record_firing(
             Firing(id=0, trigger="t", key="old-skip", node="e1", started=NOW + 2, status="skipped")
         )

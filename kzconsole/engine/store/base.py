@@ -41,7 +41,7 @@ from __future__ import annotations
 import abc
 import functools
 import json
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit, urlunsplit
@@ -402,17 +402,10 @@ class Store(abc.ABC):
         return it with its id. Used for skipped firings and by backends' tests."""
 
     @abc.abstractmethod
-    def end_firing(
-        self,
-        firing_id: int,
-        *,
-        ended: float,
-        status: str,
-        reason: str | None,
-        functions: Iterable[Mapping[str, Any]],
-        databases: Iterable[Mapping[str, Any]] = (),
-    ) -> Firing | None:
-        """Complete a running firing. Returns the stored firing, or None if it does not exist."""
+    def end_firing(self, firing: Firing) -> Firing | None:
+        """Complete a running firing: ``firing`` is the one :meth:`begin_firing` gave, as it
+        ended (its ``ended``, ``status``, ``reason``, ``functions`` and ``databases`` are stored;
+        its ``id`` says which). Returns the stored firing, or None if it does not exist."""
 
     @abc.abstractmethod
     def running_firings(self, trigger: str) -> list[Firing]:

@@ -345,21 +345,19 @@ class SQLStore(Store):
 
         return self._run(f"recording a firing of trigger {firing.trigger!r}", insert, write=True)
 
-    def end_firing(
-        self,
-        firing_id: int,
-        *,
-        ended: float,
-        status: str,
-        reason: str | None,
-        functions: Iterable[Mapping[str, Any]],
-        databases: Iterable[Mapping[str, Any]] = (),
-    ) -> Firing | None:
+    def end_firing(self, firing: Firing) -> Firing | None:
         sql = self._sql(
             "UPDATE firings SET ended = ?, status = ?, reason = ?, functions = ?, databases = ?"
             f" WHERE id = ? RETURNING {FIRING_COLUMNS}"
         )
-        params = (ended, status, reason, json_list(functions), json_list(databases), firing_id)
+        params = (
+            firing.ended,
+            firing.status,
+            firing.reason,
+            json_list(firing.functions),
+            json_list(firing.databases),
+            firing.id,
+        )
 
         def update(handle: Handle) -> Firing | None:
             row = handle.execute(sql, params).fetchone()
@@ -368,7 +366,7 @@ class SQLStore(Store):
             self._record(handle, "firing")
             return firing_from_row(row)
 
-        return self._run(f"ending firing {firing_id}", update, write=True)
+        return self._run(f"ending firing {firing.id}", update, write=True)
 
     def running_firings(self, trigger: str) -> list[Firing]:
         sql = self._sql(
