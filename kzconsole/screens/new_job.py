@@ -28,7 +28,7 @@ from textual.timer import Timer
 from textual.widgets import Button, DirectoryTree, Input, Label, Select, Static
 
 from kzconsole.engine import EngineError, JobRejected, describe_errors
-from kzconsole.plugin import TaskNaming
+from kzconsole.plugin import TaskSpec
 from kzconsole.widgets import glyphs
 from kzconsole.widgets.csv_table import CsvData, CsvTable
 from kzconsole.widgets.path_input import PathInput, path_matches
@@ -44,41 +44,13 @@ INPUT_SUFFIXES = (".csv", ".json", ".txt")
 
 
 @dataclass(frozen=True)
-class TaskInfo(TaskNaming):
-    category: str
-    action: str
-    description: str
-    mandatory: tuple[str, ...]
-    optional: tuple[str, ...]
-    expected_content: str | None
-
-
-@dataclass(frozen=True)
 class NewJobResult:
     job_id: str
     started: bool
 
 
-def tasks_from_help(help_doc: dict[str, Any]) -> list[TaskInfo]:
-    out = []
-    for category in sorted(help_doc):
-        for action in sorted(help_doc[category]):
-            info = help_doc[category][action]
-            out.append(
-                TaskInfo(
-                    category,
-                    action,
-                    info.get("description", ""),
-                    tuple(info.get("mandatory", ())),
-                    tuple(info.get("optional", ())),
-                    info.get("expected_content"),
-                )
-            )
-    return out
-
-
 def check_lines(
-    task: TaskInfo | None, path: str, errors: dict[str, Any], header: list[str] | None, total: int
+    task: TaskSpec | None, path: str, errors: dict[str, Any], header: list[str] | None, total: int
 ) -> list[Check]:
     """The checks as (ok, sentence) lines, in the contract's order."""
     if task is None:
@@ -154,8 +126,8 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         super().__init__()
         self.initial = (category, action) if category and action else None
         self.initial_path = path or ""
-        self.tasks: list[TaskInfo] = []
-        self.task_info: TaskInfo | None = None
+        self.tasks: list[TaskSpec] = []
+        self.task_info: TaskSpec | None = None
         self._generation = 0
         self._check_timer: Timer | None = None
         self._checked: tuple[int, bool] = (0, False)  # (generation, passed)
@@ -212,13 +184,13 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
     @work(thread=True, group="new-job-catalog")
     def _load_catalog(self) -> None:
         try:
-            tasks = tasks_from_help(self.engine.help())
+            tasks = self.engine.catalog.tasks()
             error = None
         except Exception as exc:  # noqa: BLE001 - shown to the operator
             tasks, error = [], f"cannot read the catalog: {exc}"
         self.app.call_from_thread(self._catalog_loaded, tasks, error)
 
-    def _catalog_loaded(self, tasks: list[TaskInfo], error: str | None) -> None:
+    def _catalog_loaded(self, tasks: list[TaskSpec], error: str | None) -> None:
         self.tasks = tasks
         select = self.query_one("#task", Select)
         select.set_options(
@@ -316,7 +288,7 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
         self._check_file(generation, task, path)
 
     @work(thread=True, exclusive=True, group="new-job-check")
-    def _check_file(self, generation: int, task: TaskInfo, path: str) -> None:
+    def _check_file(self, generation: int, task: TaskSpec, path: str) -> None:
         errors: dict[str, Any]
         header: list[str] | None = None
         total = 0
@@ -454,7 +426,7 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
 
     @work(thread=True, exclusive=True, group="new-job-create")
     def _create(self, form: dict[str, Any], start: bool) -> None:
-        task: TaskInfo = form["task"]
+        task: TaskSpec = form["task"]
         try:
             job = self.engine.add_job(
                 task.category,
