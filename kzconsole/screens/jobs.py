@@ -28,6 +28,7 @@ from kzconsole.screens.job_sources import SORT_COLUMNS, FilterError, JobFilter, 
 from kzconsole.widgets import fmt, glyphs
 from kzconsole.widgets.job_list import COLUMNS, JobList, JobSource
 from kzconsole.widgets.key_bar import KeyBar
+from kzconsole.widgets.keys import box_key
 from kzconsole.widgets.lines import Lines
 from kzconsole.widgets.message_line import MessageLine
 from kzconsole.widgets.view_bar import ViewBar
@@ -85,15 +86,8 @@ class JobsScreen(ConsoleScreen):
         Binding("u", "unmark", "Unmark", show=False, tooltip="unmark every job"),
         Binding("o", "output", "Output", tooltip="view the output (so far) as a table; w saves it"),
         Binding("i", "input", "Input", tooltip="view the stored input as a table"),
-        # priority, and the focus moved at once: the keys typed right after "/" (already queued, over
-        # SSH) must land in the filter box, not run the list's keys (n opened the new-job dialog).
-        Binding(
-            "slash",
-            "filter",
-            "Filter",
-            key_display="/",
-            priority=True,
-            tooltip="filter: a status, task:, account:, id:, file:, /regex/, any text; ! first inverts",
+        box_key(
+            "filter", "Filter", "filter: a status, task:, account:, id:, file:, /regex/, any text; ! first inverts"
         ),
         *_sort_bindings(),
         *PAUSE_BINDINGS,

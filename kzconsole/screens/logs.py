@@ -22,6 +22,7 @@ from textual.widgets import Input, Static
 from kzconsole.messages import EngineBatch
 from kzconsole.screens.base import ConsoleScreen
 from kzconsole.widgets.key_bar import KeyBar
+from kzconsole.widgets.keys import box_key
 from kzconsole.widgets.lines import Lines
 from kzconsole.widgets.log_view import LogView
 from kzconsole.widgets.message_line import MessageLine
@@ -67,17 +68,7 @@ class LogsScreen(ConsoleScreen):
             tooltip="show fewer records: raise the minimum level (DEBUG, INFO, WARNING, ERROR)",
         ),
         Binding("L", "level(-1)", "Level down", tooltip="show more records: lower the minimum level"),
-        # priority: the focus must move to the search box when "/" is read, before the keys
-        # typed after it (already queued) are handed to the log; check_action lets "/" through
-        # to any input that has the focus (the search box itself, or one the app shows).
-        Binding(
-            "slash",
-            "search",
-            "Search",
-            key_display="/",
-            priority=True,
-            tooltip="search as you type (enter keeps it, escape clears it)",
-        ),
+        box_key("search", "Search", "search as you type (enter keeps it, escape clears it)"),
         Binding("escape", "clear_search", "Clear search", show=False, tooltip="clear the search"),
         Binding("f", "toggle_follow", "Follow", tooltip="follow new lines, or stop to read (G follows again)"),
         Binding("c", "clear", "Clear view", tooltip="forget the records shown here (the engine's log is untouched)"),
@@ -227,8 +218,7 @@ class LogsScreen(ConsoleScreen):
 
     def action_search(self) -> None:
         self.add_class("searching")
-        # set_focus now, not widget.focus() (deferred): keys typed right after "/" (a fast typist,
-        # a paste over SSH) are already queued and must land in the search box.
+        # set_focus now, not widget.focus() (deferred): see box_key.
         self.set_focus(self.query_one("#logs-search", Input))
 
     def action_clear_search(self) -> None:

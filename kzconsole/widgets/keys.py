@@ -1,5 +1,6 @@
 """The movement keys the console's lists, tables and logs share, bound to each widget's own actions:
-arrows and vi's k/j, pages (less's ctrl+b/ctrl+f too), and home/end as g/G."""
+arrows and vi's k/j, pages (less's ctrl+b/ctrl+f too), and home/end as g/G; and the "/" that opens
+a view's text box."""
 
 from __future__ import annotations
 
@@ -24,3 +25,13 @@ def end_keys(
         Binding("home,g", first, labels[0], show=False),
         Binding("end,G", last, labels[1], show=False, tooltip=last_tooltip),
     ]
+
+
+def box_key(action: str, description: str, tooltip: str) -> Binding:
+    """ "/" for a view's text box (the jobs' filter, the logs' search). A priority binding, and the
+    action moves the focus at once (``set_focus``, not the deferred ``focus()``): the keys typed
+    right after "/" (already queued: a fast typist, a paste over SSH) must land in the box, not run
+    the view's own keys (``n`` once opened the new-job dialog). The screen's ``check_action``
+    refuses the action while an Input has the focus, so that "/" is typed there (the box itself: a
+    regular expression has them; or another input the app shows)."""
+    return Binding("slash", action, description, key_display="/", priority=True, tooltip=tooltip)
