@@ -12,7 +12,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -251,6 +251,11 @@ class Engine(EngineParts):
         ``Store.iter_job_documents`` says; the other keywords build the query."""
         epoch, nulls, columns = document_options(fields)
         return self.store.iter_job_documents(self._job_query(query, fields), epoch=epoch, nulls=nulls, columns=columns)
+
+    def job_documents(self, ids: Collection[str], /, **options: Any) -> dict[str, tuple[Any, ...]]:
+        """(api) The jobs of ``ids`` that exist, by id, each as :meth:`iter_job_documents` gives it
+        with the same ``epoch=``, ``nulls=`` and ``columns=``: a few jobs read by id."""
+        return self.store.job_documents(ids, **options)
 
     def _job_query(self, query: JobQuery | None, fields: dict[str, Any]) -> JobQuery:
         query = JobQuery.of(query, **fields)

@@ -559,6 +559,35 @@ class JobQueryContract:
         with pytest.raises(InvalidQuery, match="columns"):
             store.iter_job_documents(None, columns=("nope",))
 
+    def test_job_documents_are_what_iter_job_documents_gives_each_job(
+        self, store: Store, query_jobs: list[JobRecord]
+    ) -> None:
+        # (api) The jobs of a listing page the API has not kept, read by id: the same row each,
+        # whatever the options, keyed by id, in the order asked; unknown ids left out.
+        store.create_job(_odd_job("every-member", output_offset=10))
+        store.create_job(make_job("noinput", created=NOW + 1.75, file_name=None, node="n1", stop_requested=True))
+        columns = ("id", "created", "total_count", "output_offset", "output_path", "status", "stop_requested")
+        every = [job.id for job in store.list_jobs(JobQuery())]
+        wanted = [every[5], "no-such-job", every[0], every[-1], "every-member", "noinput", every[0]]
+        for options in ({}, {"epoch": 62167219200, "nulls": False, "columns": columns}, {"epoch": 7}):
+            with store.iter_job_documents(JobQuery(), **options) as rows:
+                expected = dict(zip(every, rows, strict=True))
+            got = store.job_documents(wanted, **options)
+            assert list(got) == [every[5], every[0], every[-1], "every-member", "noinput"], options
+            assert got == {job_id: expected[job_id] for job_id in got}, options
+        for n in range(450):
+            store.create_job(make_job(f"bulk{n:03d}", created=NOW - 10 - n))
+        every = [job.id for job in store.list_jobs(JobQuery())]
+        many = store.job_documents(every * 2)  # more ids than one statement takes, each twice
+        assert list(many) == every
+        assert store.job_documents([]) == {}
+        store.delete_job("noinput")
+        assert store.job_documents(["noinput"]) == {}
+        with pytest.raises(InvalidQuery, match="epoch"):
+            store.job_documents(every, epoch=1.5)
+        with pytest.raises(InvalidQuery, match="columns"):
+            store.job_documents(every, columns=("nope",))
+
     def test_iter_jobs_streams_and_can_stop_early(self, store: Store) -> None:
         for n in range(3000):
             store.create_job(make_job(f"s{n:05d}", created=NOW + n))

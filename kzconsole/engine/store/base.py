@@ -48,7 +48,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from kzconsole.engine.models import JOB_FIELDS, PUBLIC_JOB_KEYS, EngineLease, Firing, JobRecord, Takeover
 from kzconsole.engine.store.job_query import InvalidQuery, JobQuery
-from kzconsole.engine.store.query import JobRows, check_columns, check_epoch
+from kzconsole.engine.store.query import JobRows, check_columns, check_epoch, rows_from_records
 
 __all__ = [
     "Store",
@@ -254,6 +254,20 @@ class Store(abc.ABC):
         names = check_columns(columns) if columns else ()
         rows = self.iter_jobs(query, (*PUBLIC_JOB_KEYS, *names), **fields)
         return JobRows(_documents(rows, epoch, bool(nulls)))
+
+    def job_documents(
+        self, ids: Collection[str], /, *, epoch: int = 0, nulls: bool = True, columns: Sequence[str] = ()
+    ) -> dict[str, tuple[Any, ...]]:
+        """(api) The jobs of ``ids`` that exist, by id, each as the row :meth:`iter_job_documents`
+        gives it with the same options: what the REST API reads of the jobs a listing page holds
+        that it has not kept (``kzconsole.api.jobcache``), where the page's other jobs cost it
+        only their keys. This default reads each record; a backend whose database writes JSON
+        reads them in one statement there."""
+        epoch = check_epoch(epoch)
+        names = check_columns(columns) if columns else ()
+        records = [job for job_id in dict.fromkeys(ids) if (job := self.get_job(job_id)) is not None]
+        rows = JobRows(rows_from_records(records, (*PUBLIC_JOB_KEYS, *names)))
+        return {job.id: row for job, row in zip(records, _documents(rows, epoch, bool(nulls)), strict=True)}
 
     @abc.abstractmethod
     def update_job(

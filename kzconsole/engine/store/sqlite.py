@@ -47,7 +47,15 @@ from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord, JobStatu
 from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError, check_append
 from kzconsole.engine.store.job_query import JobQuery
 from kzconsole.engine.store.job_regex import regexp_match
-from kzconsole.engine.store.query import Dialect, JobRows, Statement, document_options, select_statement
+from kzconsole.engine.store.query import (
+    Dialect,
+    JobRows,
+    Statement,
+    check_columns,
+    check_epoch,
+    document_options,
+    select_statement,
+)
 from kzconsole.engine.store.sql import (
     FLAG_FIELDS,
     JOB_COLUMNS,
@@ -309,6 +317,7 @@ def _claimed_jobs(rows: list[Any]) -> list[JobRecord]:
 
 # -------------------------------------------------------------------------------- job queries
 
+_IDS_PER_STATEMENT = 500  # job_documents: well under SQLite's bound on a statement's parameters
 _STREAM_BATCH = 4096  # rows fetched at a time by iter_jobs: constant memory, few round trips
 _FLIP_AFTER = 1000  # offsets past which a sorted order is read from its nearer end
 
@@ -346,6 +355,10 @@ class _SQLiteDialect(Dialect):
 
 _SQLITE = _SQLiteDialect()
 _DOCUMENT = ("document",)  # iter_job_documents' one column (no flags to convert)
+
+
+def _fetch_all(sql: str, params: Sequence[Any], conn: sqlite3.Connection) -> list[tuple[Any, ...]]:
+    return conn.execute(sql, params).fetchall()
 
 
 def _plain_rows(rows: list[tuple[Any, ...]], extra: int, names: Sequence[str]) -> list[tuple[Any, ...]]:
@@ -706,6 +719,23 @@ class SQLiteStore(SQLStore):
         if query.limit is not None and query.limit <= _STREAM_BATCH:
             return JobRows(self._page(statement, names))
         return JobRows(self._stream(statement, names))
+
+    def job_documents(
+        self, ids: Collection[str], /, *, epoch: int = 0, nulls: bool = True, columns: Sequence[str] = ()
+    ) -> dict[str, tuple[Any, ...]]:
+        epoch = check_epoch(epoch)
+        names = check_columns(columns) if columns else ()
+        wanted = list(dict.fromkeys(ids))
+        # The id comes back last, whatever the caller asked for, to key the rows by.
+        selected = ", ".join((self.dialect.public_document(epoch, bool(nulls)), *names, "id"))
+        found: dict[str, tuple[Any, ...]] = {}
+        for start in range(0, len(wanted), _IDS_PER_STATEMENT):
+            chunk = wanted[start : start + _IDS_PER_STATEMENT]
+            statement = f"SELECT {selected} FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})"
+            rows = self._run("reading jobs", functools.partial(_fetch_all, statement, chunk))
+            for row in _plain_rows(rows, 0, (*_DOCUMENT, *names, "id")):
+                found[row[-1]] = row[:-1]
+        return {job_id: found[job_id] for job_id in wanted if job_id in found}
 
     # (api) A bounded page, such as one of the REST API's listing pages, is read whole at its first
     # row, on the thread's own connection: holding that connection is then no concern (the rows
