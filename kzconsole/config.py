@@ -156,6 +156,7 @@ class ApiSettings:
     tls_key: str | None = None
     cors_origins: tuple[str, ...] = ("*",)
     page_cache_mb: int = 16
+    job_cache_mb: int = 16
 
 
 def _default_data_dir_factory() -> Path:
@@ -554,6 +555,7 @@ _SECTIONS: dict[str, tuple[type, dict[str, _Checker]]] = {
             "tls_key": _path,
             "cors_origins": _list_of(_origin, "origins"),
             "page_cache_mb": _integer(0, 4096),
+            "job_cache_mb": _integer(0, 4096),
         },
     ),
 }
@@ -817,6 +819,11 @@ cors_origins = ["*"]
 # (any job created, changed or removed, by any process); 0 turns it off. Used with a SQLite
 # store only, whose changes feed is in commit order (docs/api.md).
 page_cache_mb = 16
+
+# Megabytes of jobs kept in memory as a listing page shows them, each until the store records a
+# change of that job: a page read after a change then reads only its keys and the changed jobs.
+# 0 turns it off. SQLite stores only, as page_cache_mb.
+job_cache_mb = 16
 
 # Plugins' own settings, one table per plugin, read and checked by the plugin itself. This is
 # the only place where kzconsole accepts keys it does not know.

@@ -21,14 +21,12 @@ import operator
 import os
 import re
 import tempfile
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, cast
 
 import orjson
 from starlette.requests import Request
@@ -38,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kzconsole import __version__
 from kzconsole.api import keys
+from kzconsole.api.listing_cache import ListingCache, Page
 from kzconsole.engine import (
     PUBLIC_JOB_KEYS,
     ApiKey,
@@ -86,6 +85,7 @@ _TIMESTAMPS = ("created", "start_timestamp", "end_timestamp")
 # What tells which files a job has (csvs), after the public record: a listing reads each job as
 # its JSON text built by the store (Store.iter_job_documents) followed by these columns.
 FILE_COLUMNS = ("id", "created", "total_count", "output_offset", "output_path", "status")
+_KEY_COLUMNS = ("id", "created")  # a page's keys, read from the index, when its jobs are kept
 _EXECUTING = JobStatus.EXECUTING.value
 # A listing job's JSON text ends with its object's "}": csvs goes in its place.
 _CSVS_MEMBER = {
@@ -184,51 +184,6 @@ def revision(body: bytes) -> bytes:
     32 hex digits, as Crossbar's MD5; of SHA-256, which this machine's CPU hashes in a quarter of
     MD5's time (a page's 22 KB: 15 against 50 us)."""
     return hashlib.sha256(body).hexdigest()[:32].encode()
-
-
-class PageCache:
-    """Listing pages as answered (``data`` in JSON, its revision, the envelope's paging keys),
-    kept until the store's changes feed moves: Monster UI and scripts poll the same page, and
-    while nothing changed the answer is the same. Any change (a job created, changed or removed,
-    by this process or any other) moves the feed, and the next request that sees the new position
-    drops every page. Only for stores whose feed follows commit order (``Store.ordered_changes``):
-    there, reading the position before the page's query and seeing it again later proves no
-    commit came between. Pages are dropped oldest first beyond ``max_bytes``."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self._lock = threading.Lock()  # pages are read in worker threads too (large page sizes)
-        self._position: int | None = None
-        self._pages: OrderedDict[tuple[Any, ...], tuple[bytes, bytes, dict[str, Any]]] = OrderedDict()
-        self._bytes = 0
-
-    def get(self, position: int, key: tuple[Any, ...]) -> tuple[bytes, bytes, dict[str, Any]] | None:
-        with self._lock:
-            if position != self._position:
-                self._pages.clear()
-                self._bytes = 0
-                self._position = position
-                return None
-            page = self._pages.get(key)
-            if page is not None:
-                self._pages.move_to_end(key)
-            return page
-
-    def put(self, position: int, key: tuple[Any, ...], page: tuple[bytes, bytes, dict[str, Any]]) -> None:
-        size = len(page[0]) + 200
-        if size > self.max_bytes:
-            return
-        with self._lock:
-            if position != self._position:
-                return  # the feed moved while the page was read: it may be older than the position
-            old = self._pages.pop(key, None)
-            if old is not None:
-                self._bytes -= len(old[0]) + 200
-            self._pages[key] = page
-            self._bytes += size
-            while self._bytes > self.max_bytes:
-                _, dropped = self._pages.popitem(last=False)
-                self._bytes -= len(dropped[0]) + 200
 
 
 class _Clock:
@@ -415,8 +370,13 @@ class Api:
         # docs/performance.md). Anything that may wait (writes: SQLite's write lock; PostgreSQL)
         # goes to the workers.
         self.local_reads = store.local_reads
-        cache_bytes = self.settings.page_cache_mb * 1024 * 1024
-        self.pages = PageCache(cache_bytes) if cache_bytes and store.ordered_changes else None
+        page_bytes = self.settings.page_cache_mb * 1024 * 1024
+        job_bytes = self.settings.job_cache_mb * 1024 * 1024
+        self.listings = (
+            ListingCache(store, page_bytes=page_bytes, job_bytes=job_bytes)
+            if (page_bytes or job_bytes) and store.ordered_changes
+            else None
+        )
         self._queries: dict[tuple[str | None, int], JobQuery] = {}
         self.tokens = keys.VerifiedTokens(store) if store.ordered_changes else None
 
@@ -589,18 +549,15 @@ class Api:
         start_key = query.get("start_key")
         if not paginate:
             return self._list_all(call)
-        pages = self.pages
-        if pages is not None:
-            # Read before the page's query (when the token was checked): a change committed in
-            # between moves the feed past it, and the page (which may hold that change or not) is
-            # not answered again.
-            position = call.position
-            if position is None:
-                position = self.engine.store.changes(None)[0]
-            key = (call.account_id, page_size, start_key)
-            page = pages.get(position, key)
+        cache, at, key = self.listings, None, (call.account_id, page_size, start_key)
+        if cache is not None:
+            # The feed's position read before the page's query (when the token was checked): what
+            # is committed from then on shows in the feed the next time the cache catches up.
+            position = call.position if call.position is not None else self.engine.store.changes(None)[0]
+            at = cache.catch_up(position)
+            page = cache.page(key)
             if page is not None:
-                return self.envelope.success_json(call, page[0], page[1], extra=page[2])
+                return self.envelope.success_json(call, page.body, page.revision, extra=page.extra)
         # Newest first (contract 8.4); one row more than the page tells whether another follows.
         listing = self._first_page(call.account_id, page_size)
         if start_key:
@@ -611,24 +568,69 @@ class Api:
                 listing = listing.resume(start_key)
             except InvalidQuery:
                 raise _validation("start_key", "type", "not a start_key given by this server") from None
+        if cache is not None and at is not None and cache.keeps_jobs:
+            ids, texts, last, keepable = self._page_of_kept_jobs(cache, at, listing, page_size)
+        else:
+            ids, texts, last, keepable = self._page_read(listing, page_size)
+        next_key = None if last is None else listing.page_token(SimpleNamespace(id=last[0], created=last[1]))
+        body = b"[" + b",".join(texts) + b"]"
+        page = Page(body, revision(body), {"page_size": len(texts), "start_key": start_key, "next_start_key": next_key})
+        if cache is not None and at is not None and keepable:
+            assert call.account_id is not None
+            cache.put_page(at, key, call.account_id, ids, page)
+        return self.envelope.success_json(call, page.body, page.revision, extra=page.extra)
+
+    def _page_read(
+        self, listing: JobQuery, page_size: int
+    ) -> tuple[list[str], list[bytes], tuple[str, float] | None, bool]:
+        """A listing page read from the store: its jobs' ids and texts, the (id, created) of its
+        last job when another page follows, and whether the page may be kept. A page whose csvs
+        came from a file (a running job, an output in a fallback file) can change with no change
+        in the feed (output appended before a checkpoint): it is never kept."""
         with self.engine.iter_job_documents(
             listing, epoch=GREGORIAN_OFFSET, nulls=False, columns=FILE_COLUMNS
         ) as found:
             rows = list(found)
         more = len(rows) > page_size
         del rows[page_size:]
-        next_key = None
-        if more:
-            last = rows[-1]
-            next_key = listing.page_token(SimpleNamespace(id=last[1], created=last[2]))
-        body = ("[" + ",".join(self.listed(rows)) + "]").encode()
-        extra = {"page_size": len(rows), "start_key": start_key, "next_start_key": next_key}
-        answer = (body, revision(body), extra)
-        # A page whose csvs came from a file (a running job, an output in a fallback file) can
-        # change with no change in the feed (output appended before a checkpoint): never kept.
-        if pages is not None and not any(_reads_files(*row[4:]) for row in rows):
-            pages.put(position, key, answer)
-        return self.envelope.success_json(call, *answer[:2], extra=extra)
+        last = (rows[-1][1], rows[-1][2]) if more else None
+        texts = [text.encode() for text in self.listed(rows)]
+        return [row[1] for row in rows], texts, last, not any(_reads_files(*row[4:]) for row in rows)
+
+    def _page_of_kept_jobs(
+        self, cache: ListingCache, at: int, listing: JobQuery, page_size: int
+    ) -> tuple[list[str], list[bytes], tuple[str, float] | None, bool]:
+        """:meth:`_page_read` with the jobs' texts the cache keeps: the page's keys from the
+        store's index, and from the store only the jobs not kept (changed since, or never read).
+        A job whose csvs came from a file is not kept, nor is its page."""
+        with self.engine.iter_jobs(listing, _KEY_COLUMNS) as found:
+            keys = list(found)
+        more = len(keys) > page_size
+        del keys[page_size:]
+        ids = [job_id for job_id, _ in keys]
+        texts = cache.texts(ids)
+        keepable = True
+        if None in texts:
+            rows = self.engine.job_documents(
+                [job_id for job_id, text in zip(ids, texts, strict=True) if text is None],
+                epoch=GREGORIAN_OFFSET,
+                nulls=False,
+                columns=FILE_COLUMNS,
+            )
+            read = dict(zip(rows, (text.encode() for text in self.listed(rows.values())), strict=True))
+            for job_id, row in rows.items():
+                if _reads_files(*row[4:]):
+                    keepable = False
+                else:
+                    cache.put_text(at, job_id, read[job_id])
+            texts = [text if text is not None else read.get(job_id) for job_id, text in zip(ids, texts, strict=True)]
+            if None in texts:
+                # A job removed between the two reads is left out, as a page read a moment later
+                # would. (The feed moved: put_page will not keep the page.)
+                ids = [job_id for job_id, text in zip(ids, texts, strict=True) if text is not None]
+                texts = [text for text in texts if text is not None]
+        last = (keys[-1][0], keys[-1][1]) if more else None
+        return ids, cast(list[bytes], texts), last, keepable
 
     def _first_page(self, account_id: str | None, page_size: int) -> JobQuery:
         """The query of an account's first page (one row more than the page), kept: building and
