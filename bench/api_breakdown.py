@@ -194,7 +194,7 @@ def main(jobs: int, *, with_profile: bool = False) -> None:
                     print(f"  {us:7.1f} us  {name}")
                 print(f"  {total:7.1f} us  sum of the steps")
                 if path.endswith("/tasks"):
-                    api.pages = None  # the answer read from the store each time, as the steps are
+                    api.listings = None  # the answer read from the store each time, as the steps are
                 answer = asgi_get(app, path, token)
                 whole = best_us(answer, number=500)
                 print(
