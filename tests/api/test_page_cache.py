@@ -1,6 +1,6 @@
 """The listing's page cache (``api.page_cache_mb``): a page is answered from memory only while
-the store records no change, so whatever another process does to a job shows on the very next
-request."""
+the store records no change of what it shows, so whatever another process does to a job shows on
+the very next request (what drops a page and what does not: tests/api/test_listing_cache.py)."""
 
 from __future__ import annotations
 
