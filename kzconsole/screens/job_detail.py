@@ -15,6 +15,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.timer import Timer
 from textual.widgets import TabbedContent, TabPane
 
 from kzconsole.engine import JobNotFound, JobRecord, JobStatus
@@ -75,6 +76,7 @@ class JobDetailScreen(ConsoleScreen):
         self.output = CsvData(None)
         self._reading = False
         self._read_again = False
+        self._read_timer: Timer | None = None  # a held-back read's, until it is made
         self._last_output_read = -1e9
         self._seen_output_rows = -1
         self._binding_state: Any = None
@@ -235,24 +237,35 @@ class JobDetailScreen(ConsoleScreen):
     def _output_shown(self) -> bool:
         return self.query_one(TabbedContent).active == "output"
 
-    def _read_output(self, force: bool = False) -> None:
-        """Read what the output gained, when its tab shows (at most once a second while it runs)."""
+    def _read_output(self, force: bool = False, *, due: bool = False) -> None:
+        """Read what the output gained, when its tab shows (at most once a second while it runs).
+        ``due``: a held-back read whose second is up (its timer said so)."""
         if not force and (not self._output_shown() or not self.shown):
             return
         if self._reading:
             self._read_again = True
             return
         now = self.app.clock.monotonic()
-        if not force and now - self._last_output_read < OUTPUT_EVERY_S and not self.job.status.is_finished:
-            if not self._read_again:
-                self._read_again = True
-                self.set_timer(OUTPUT_EVERY_S, self._read_output)
+        wait = OUTPUT_EVERY_S - (now - self._last_output_read)
+        if not (force or due) and wait > 0 and not self.job.status.is_finished:
+            # Held back: one timer makes the read for every ask until then. It is kept apart from
+            # _read_again, which is set when a read asked during another lands here as that one
+            # ends (a flag for both left no timer then, and the read was never made).
+            if self._read_timer is None:
+                self._read_timer = self.set_timer(wait, self._read_due)
             return
+        if self._read_timer is not None:
+            self._read_timer.stop()  # this read takes in what the held-back asks wanted
+            self._read_timer = None
         self._read_again = False
         self._last_output_read = now
         self._reading = True
         data = self.output
         self.run_worker(lambda: self._read_worker(data), thread=True, group="job-output")
+
+    def _read_due(self) -> None:
+        self._read_timer = None
+        self._read_output(due=True)
 
     def _read_worker(self, data: CsvData) -> None:
         added = data.read_more()

@@ -4,6 +4,8 @@ What the console sends to the terminal (13.1) is tests/ui/test_terminal.py's."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from rich.cells import cell_len
 
@@ -313,6 +315,73 @@ async def test_the_output_follows_a_running_job_and_the_log_says_what_it_keeps(t
             await pilot.press("G")
             await wait_for(pilot, lambda: log.following, what="following the log")
     finally:
+        gate.release(400)
+
+
+class _HeldReadsEngine(Engine):
+    """An engine whose output reads wait until the test lets them go (``reads_go``)."""
+
+    def __init__(self, settings) -> None:
+        super().__init__(settings)
+        self.read_waiting = threading.Event()
+        self.reads_go = threading.Event()
+
+    def open_output(self, job):
+        if not self.reads_go.is_set():
+            self.read_waiting.set()
+            self.reads_go.wait(timeout=60)
+        return super().open_output(job)
+
+    def stored_rows(self, job_id: str) -> int:
+        """The output rows stored so far, read past the hold."""
+        stream = super().open_output(self.get_job(job_id))
+        if stream is None:
+            return 0
+        with stream:
+            return max(0, stream.read().count(b"\n") - 1)  # less the header
+
+
+async def test_an_output_read_asked_while_one_runs_is_made_when_its_second_is_up(tmp_path, plugin_dir):
+    """13.12 was flaky: a read asked while one ran, held back (once a second) when that one ended,
+    was never made, and the output tab stopped taking rows in while the job ran. The view's clock
+    stands still here, so every read that is not forced is held back."""
+    plugin_dir.write("gated.py", GATED_PLUGIN)
+    settings = ui_settings(tmp_path, plugin_dir.path, send_progress_after_processed=1)
+    engine = _HeldReadsEngine(settings)
+    gate = engine.catalog.task("gated", "rows").function.__globals__["GATE"]
+    try:
+        async with running_console(settings, engine=engine, clock=FakeClock()) as (app, pilot):
+            try:
+                job = app.engine.add_job("gated", "rows", input=_slow_csv(tmp_path, 400), wait_ms=0, start=True)
+                app.open_job(job.id)
+                screen = await shown(pilot, app, JobDetailScreen)
+                # The view's first read waits in the engine.
+                await wait_for(pilot, engine.read_waiting.is_set, what="the first read to wait")
+                await pilot.press("t", "G")
+                table = screen.query_one(CsvTable)
+                seen = screen.job
+                gate.release(2)
+                # The view takes every newer record of the job, and asks for a read, on the UI
+                # thread: that read is asked while the first one runs.
+                await wait_for(
+                    pilot,
+                    lambda: screen.job is not seen and engine.stored_rows(job.id) == 2,
+                    what="a read asked while the first runs",
+                )
+                engine.reads_go.set()
+                # The first read ended (the cursor follows on the UI thread): the read asked
+                # meanwhile is held back until the second is up.
+                await wait_for(pilot, lambda: table.row_count == 2 and table.cursor == 1, what="the first read")
+                gate.release(3)
+                await wait_for(pilot, lambda: engine.stored_rows(job.id) == 5, what="5 rows stored")
+                await wait_for(pilot, lambda: table.row_count == 5 and table.cursor == 4, what="every stored row shown")
+                assert app.engine.get_job(job.id).status is JobStatus.EXECUTING  # no end read it
+            finally:
+                # Before the console and its engine stop: no job thread waits at the gate then.
+                engine.reads_go.set()
+                gate.release(400)
+    finally:
+        engine.reads_go.set()
         gate.release(400)
 
 
