@@ -288,34 +288,41 @@ async def test_the_output_follows_a_running_job_and_the_log_says_what_it_keeps(t
     gate = engine.catalog.task("gated", "rows").function.__globals__["GATE"]
     try:
         async with running_console(settings, engine=engine) as (app, pilot):
-            job = app.engine.add_job("gated", "rows", input=_slow_csv(tmp_path, 400), wait_ms=0, start=True)
-            app.open_job(job.id)
-            screen = await shown(pilot, app, JobDetailScreen)
-            await pilot.press("t")
-            table = screen.query_one(CsvTable)
-            gate.release(10)
-            await wait_for(pilot, lambda: table.row_count == 10, what="some output")
-            await pilot.press("G")
-            gate.release(30)
-            # The rows are read in a worker thread (row_count moves there); the table takes them
-            # in, and moves its cursor, in the UI thread a moment later.
-            await wait_for(pilot, lambda: table.row_count == 40 and table.cursor == 39, what="the cursor at the end")
-            assert "following (G)" in screen_text(app)
-            await pilot.press("x")
-            gate.release(400)
-            await wait_for(pilot, lambda: app.engine.get_job(job.id).status.is_finished, what="the job stopped")
-            await pilot.press("q")
-            app.open_job(done.id)
-            screen = await shown(pilot, app, JobDetailScreen)
-            log = screen.query_one(LogTail)
-            await wait_for(pilot, lambda: log.lines_read == 6000, what="the log")
-            assert "the last 5,000 lines of 6,000" in screen_text(app)
-            await pilot.press("g")
-            await wait_for(pilot, lambda: log.scroll_offset.y == 0 and not log.following, what="the top")
-            await pilot.press("G")
-            await wait_for(pilot, lambda: log.following, what="following the log")
+            try:
+                job = app.engine.add_job("gated", "rows", input=_slow_csv(tmp_path, 400), wait_ms=0, start=True)
+                app.open_job(job.id)
+                screen = await shown(pilot, app, JobDetailScreen)
+                await pilot.press("t")
+                table = screen.query_one(CsvTable)
+                gate.release(10)
+                await wait_for(pilot, lambda: table.row_count == 10, what="some output")
+                await pilot.press("G")
+                gate.release(30)
+                # The rows are read in a worker thread (row_count moves there); the table takes them
+                # in, and moves its cursor, in the UI thread a moment later.
+                await wait_for(
+                    pilot, lambda: table.row_count == 40 and table.cursor == 39, what="the cursor at the end"
+                )
+                assert "following (G)" in screen_text(app)
+                await pilot.press("x")
+                gate.release(400)
+                await wait_for(pilot, lambda: app.engine.get_job(job.id).status.is_finished, what="the job stopped")
+                await pilot.press("q")
+                app.open_job(done.id)
+                screen = await shown(pilot, app, JobDetailScreen)
+                log = screen.query_one(LogTail)
+                await wait_for(pilot, lambda: log.lines_read == 6000, what="the log")
+                assert "the last 5,000 lines of 6,000" in screen_text(app)
+                await pilot.press("g")
+                await wait_for(pilot, lambda: log.scroll_offset.y == 0 and not log.following, what="the top")
+                await pilot.press("G")
+                await wait_for(pilot, lambda: log.following, what="following the log")
+            finally:
+                # Before the console and its engine stop: a job thread blocked at the gate would
+                # hold the engine's stop a minute and hide why the test failed.
+                gate.release(400)
     finally:
-        gate.release(400)
+        gate.release(400)  # also when the console did not start; permits beyond the rows harm nothing
 
 
 class _HeldReadsEngine(Engine):

@@ -215,15 +215,20 @@ async def test_the_job_view_shows_stopping_and_how_long_the_row_has_run(tmp_path
     settings = ui_settings(tmp_path, plugin_dir.path)
     src = write_csv(tmp_path / "in.csv", [["a"], ["1"], ["2"]])
     async with running_console(settings) as (app, pilot):
-        job = app.engine.add_job("slow", "row", input=src, wait_ms=0, start=True)
-        await wait_for(pilot, lambda: app.engine.get_job(job.id).status is JobStatus.EXECUTING)
-        app.open_job(job.id)
-        await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen))
-        await pilot.press("x")
-        await wait_for(pilot, lambda: "STOPPING: the current row has run" in screen_text(app))
-        release.touch()
-        await wait_for(pilot, lambda: app.engine.get_job(job.id).status is JobStatus.STOPPED, what="stopped")
-        await wait_for(pilot, lambda: "■ stopped" in screen_text(app))
+        try:
+            job = app.engine.add_job("slow", "row", input=src, wait_ms=0, start=True)
+            await wait_for(pilot, lambda: app.engine.get_job(job.id).status is JobStatus.EXECUTING)
+            app.open_job(job.id)
+            await wait_for(pilot, lambda: isinstance(app.screen, JobDetailScreen))
+            await pilot.press("x")
+            await wait_for(pilot, lambda: "STOPPING: the current row has run" in screen_text(app))
+            release.touch()
+            await wait_for(pilot, lambda: app.engine.get_job(job.id).status is JobStatus.STOPPED, what="stopped")
+            await wait_for(pilot, lambda: "■ stopped" in screen_text(app))
+        finally:
+            # Before the console and its engine stop: a row still waiting would hold the
+            # engine's stop and hide why the test failed.
+            release.touch()
 
 
 async def test_delete_asks_first(tmp_path):
@@ -422,21 +427,26 @@ async def test_the_output_viewer_of_a_running_job_grows_as_the_job_runs(tmp_path
     settings = ui_settings(tmp_path, plugin_dir.path, send_progress_after_processed=1)
     src = write_csv(tmp_path / "in.csv", [["a"], ["1"], ["2"], ["3"], ["4"]])
     async with running_console(settings) as (app, pilot):
-        job = app.engine.add_job("gate", "row", input=src, wait_ms=0, start=True)
+        try:
+            job = app.engine.add_job("gate", "row", input=src, wait_ms=0, start=True)
 
-        def has_output() -> bool:
-            stream = app.engine.open_output(app.engine.get_job(job.id))
-            if stream is not None:
-                stream.close()
-            return stream is not None
+            def has_output() -> bool:
+                stream = app.engine.open_output(app.engine.get_job(job.id))
+                if stream is not None:
+                    stream.close()
+                return stream is not None
 
-        await wait_for(pilot, has_output, what="the first output")
-        app.view_file(job.id, "output")
-        viewer = await shown(pilot, app, CsvViewScreen)
-        assert len(viewer.data) < 4 and app.engine.get_job(job.id).status is JobStatus.EXECUTING
-        release.touch()
-        # No key pressed: the viewer reads what the job adds (its progress and its end).
-        await wait_for(pilot, lambda: len(viewer.data) == 4, what="the rest of the output")
+            await wait_for(pilot, has_output, what="the first output")
+            app.view_file(job.id, "output")
+            viewer = await shown(pilot, app, CsvViewScreen)
+            assert len(viewer.data) < 4 and app.engine.get_job(job.id).status is JobStatus.EXECUTING
+            release.touch()
+            # No key pressed: the viewer reads what the job adds (its progress and its end).
+            await wait_for(pilot, lambda: len(viewer.data) == 4, what="the rest of the output")
+        finally:
+            # Before the console and its engine stop: row 3 still waiting would hold the engine's
+            # stop and hide why the test failed.
+            release.touch()
 
 
 async def test_output_and_input_viewers_and_saving(tmp_path):
