@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from types import SimpleNamespace
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO
 
 import orjson
 from starlette.requests import Request
@@ -549,7 +549,8 @@ class Api:
         start_key = query.get("start_key")
         if not paginate:
             return self._list_all(call)
-        cache, at, key = self.listings, None, (call.account_id, page_size, start_key)
+        cache, key = self.listings, (call.account_id, page_size, start_key)
+        at = 0  # the position the cache is at (when there is one)
         if cache is not None:
             # The feed's position read before the page's query (when the token was checked): what
             # is committed from then on shows in the feed the next time the cache catches up.
@@ -568,14 +569,14 @@ class Api:
                 listing = listing.resume(start_key)
             except InvalidQuery:
                 raise _validation("start_key", "type", "not a start_key given by this server") from None
-        if cache is not None and at is not None and cache.keeps_jobs:
+        if cache is not None and cache.keeps_jobs:
             ids, texts, last, keepable = self._page_of_kept_jobs(cache, at, listing, page_size)
         else:
             ids, texts, last, keepable = self._page_read(listing, page_size)
         next_key = None if last is None else listing.page_token(SimpleNamespace(id=last[0], created=last[1]))
         body = b"[" + b",".join(texts) + b"]"
         page = Page(body, revision(body), {"page_size": len(texts), "start_key": start_key, "next_start_key": next_key})
-        if cache is not None and at is not None and keepable:
+        if cache is not None and keepable:
             assert call.account_id is not None
             cache.put_page(at, key, call.account_id, ids, page)
         return self.envelope.success_json(call, page.body, page.revision, extra=page.extra)
@@ -624,13 +625,11 @@ class Api:
                 else:
                     cache.put_text(at, job_id, read[job_id])
             texts = [text if text is not None else read.get(job_id) for job_id, text in zip(ids, texts, strict=True)]
-            if None in texts:
-                # A job removed between the two reads is left out, as a page read a moment later
-                # would. (The feed moved: put_page will not keep the page.)
-                ids = [job_id for job_id, text in zip(ids, texts, strict=True) if text is not None]
-                texts = [text for text in texts if text is not None]
+        # A job removed between the two reads is left out, as a page read a moment later would
+        # (the feed moved: put_page will not keep the page).
+        shown = [(job_id, text) for job_id, text in zip(ids, texts, strict=True) if text is not None]
         last = (keys[-1][0], keys[-1][1]) if more else None
-        return ids, cast(list[bytes], texts), last, keepable
+        return [job_id for job_id, _ in shown], [text for _, text in shown], last, keepable
 
     def _first_page(self, account_id: str | None, page_size: int) -> JobQuery:
         """The query of an account's first page (one row more than the page), kept: building and

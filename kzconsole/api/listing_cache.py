@@ -171,8 +171,7 @@ class ListingCache:
             self._texts[job_id] = text
             self._texts_size += size
             while self._texts_size > self.job_bytes:
-                _, dropped = self._texts.popitem(last=False)
-                self._texts_size -= len(dropped) + _OVERHEAD
+                self._drop_text(next(iter(self._texts)))
 
     def counts(self) -> tuple[int, int]:
         """How many pages and jobs' texts are kept."""

@@ -258,16 +258,22 @@ class Store(abc.ABC):
     def job_documents(
         self, ids: Collection[str], /, *, epoch: int = 0, nulls: bool = True, columns: Sequence[str] = ()
     ) -> dict[str, tuple[Any, ...]]:
-        """(api) The jobs of ``ids`` that exist, by id, each as the row :meth:`iter_job_documents`
-        gives it with the same options: what the REST API reads of the jobs a listing page holds
-        that it has not kept (``kzconsole.api.jobcache``), where the page's other jobs cost it
-        only their keys. This default reads each record; a backend whose database writes JSON
-        reads them in one statement there."""
-        epoch = check_epoch(epoch)
+        """(api) The jobs of ``ids`` that exist, by id in the order asked, each as the row
+        :meth:`iter_job_documents` gives it with the same options: what the REST API reads of the
+        jobs a listing page holds that it has not kept (``kzconsole.api.listing_cache``), where
+        the page's other jobs cost it only their keys."""
         names = check_columns(columns) if columns else ()
-        records = [job for job_id in dict.fromkeys(ids) if (job := self.get_job(job_id)) is not None]
+        return self._job_documents(list(dict.fromkeys(ids)), check_epoch(epoch), bool(nulls), names)
+
+    def _job_documents(
+        self, ids: list[str], epoch: int, nulls: bool, names: tuple[str, ...]
+    ) -> dict[str, tuple[Any, ...]]:
+        """What a backend does for :meth:`job_documents`: the ids without repeats, the options
+        checked. This default reads each record; a backend whose database writes JSON reads them
+        in one statement there."""
+        records = [job for job_id in ids if (job := self.get_job(job_id)) is not None]
         rows = JobRows(rows_from_records(records, (*PUBLIC_JOB_KEYS, *names)))
-        return {job.id: row for job, row in zip(records, _documents(rows, epoch, bool(nulls)), strict=True)}
+        return {job.id: row for job, row in zip(records, _documents(rows, epoch, nulls), strict=True)}
 
     @abc.abstractmethod
     def update_job(

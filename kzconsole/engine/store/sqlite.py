@@ -47,15 +47,7 @@ from kzconsole.engine.models import JOB_FIELDS, EngineLease, JobRecord, JobStatu
 from kzconsole.engine.store.base import Claim, Fenced, JobStep, StoreChange, StoreError, check_append
 from kzconsole.engine.store.job_query import JobQuery
 from kzconsole.engine.store.job_regex import regexp_match
-from kzconsole.engine.store.query import (
-    Dialect,
-    JobRows,
-    Statement,
-    check_columns,
-    check_epoch,
-    document_options,
-    select_statement,
-)
+from kzconsole.engine.store.query import Dialect, JobRows, Statement, document_options, select_statement
 from kzconsole.engine.store.sql import (
     FLAG_FIELDS,
     JOB_COLUMNS,
@@ -720,22 +712,19 @@ class SQLiteStore(SQLStore):
             return JobRows(self._page(statement, names))
         return JobRows(self._stream(statement, names))
 
-    def job_documents(
-        self, ids: Collection[str], /, *, epoch: int = 0, nulls: bool = True, columns: Sequence[str] = ()
+    def _job_documents(
+        self, ids: list[str], epoch: int, nulls: bool, names: tuple[str, ...]
     ) -> dict[str, tuple[Any, ...]]:
-        epoch = check_epoch(epoch)
-        names = check_columns(columns) if columns else ()
-        wanted = list(dict.fromkeys(ids))
         # The id comes back last, whatever the caller asked for, to key the rows by.
-        selected = ", ".join((self.dialect.public_document(epoch, bool(nulls)), *names, "id"))
+        selected = ", ".join((self.dialect.public_document(epoch, nulls), *names, "id"))
         found: dict[str, tuple[Any, ...]] = {}
-        for start in range(0, len(wanted), _IDS_PER_STATEMENT):
-            chunk = wanted[start : start + _IDS_PER_STATEMENT]
+        for start in range(0, len(ids), _IDS_PER_STATEMENT):
+            chunk = ids[start : start + _IDS_PER_STATEMENT]
             statement = f"SELECT {selected} FROM jobs WHERE id IN ({', '.join('?' * len(chunk))})"
             rows = self._run("reading jobs", functools.partial(_fetch_all, statement, chunk))
             for row in _plain_rows(rows, 0, (*_DOCUMENT, *names, "id")):
                 found[row[-1]] = row[:-1]
-        return {job_id: found[job_id] for job_id in wanted if job_id in found}
+        return {job_id: found[job_id] for job_id in ids if job_id in found}
 
     # (api) A bounded page, such as one of the REST API's listing pages, is read whole at its first
     # row, on the thread's own connection: holding that connection is then no concern (the rows
