@@ -213,8 +213,19 @@ class Scheduler:
                 self.executor.hook("claiming", job.id)
                 claimed = self.lifecycle.take_over(job)
                 if claimed is not None:
-                    log.info("resuming job %s left by %s at row %d", job.id, job.owner, job.rows_done + 1)
-                    self._record_takeover(job, "resumed")
+                    if job.task_name in own:
+                        log.info("resuming job %s left by %s at row %d", job.id, job.owner, job.rows_done + 1)
+                        self._record_takeover(job, "resumed")
+                    else:
+                        # Taken only to be ended: no live engine has its task (the run ends it
+                        # internal_error), so `kzconsole nodes` must not say it was resumed.
+                        log.warning(
+                            "job %s left by %s: task %s is not in the catalog of any live engine; ending it",
+                            job.id,
+                            job.owner,
+                            job.task_name,
+                        )
+                        self._record_takeover(job, "internal_error")
                     self._launch(claimed)
 
     # ------------------------------------------------------------ launch

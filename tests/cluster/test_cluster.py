@@ -157,3 +157,45 @@ def test_a_task_only_one_node_has_runs_on_that_node(cluster: Cluster) -> None:
     final = cluster.wait_finished([orphan])[orphan]
     assert final.status is JobStatus.INTERNAL_ERROR
     assert final.error == "task only/here is not in the catalog of any live engine"
+
+
+HELD_ONLY_HERE_PLUGIN = """
+import os
+import time
+
+from kzconsole.plugin import task
+
+
+@task("only", "held", description="a task only one node has; row 3 on waits while KZ_HOLD exists",
+      mandatory=["n"], output_header=["n", "error"])
+def held(ctx, it, row):
+    while int(row["n"]) >= 3 and os.path.exists(os.environ["KZ_HOLD"]):
+        time.sleep(0.01)
+    return [row["n"]]
+"""
+
+
+def test_a_dead_nodes_job_no_live_engine_can_run_is_not_shown_as_resumed(cluster: Cluster) -> None:
+    # Node-a alone has the task and dies mid-job: node-b takes the job only to end it
+    # internal_error. `kzconsole nodes` said "resumed by node-b" (outcome "resumed") for it.
+    a = cluster.node("node-a")
+    (a.plugins / "only_held.py").write_text(HELD_ONLY_HERE_PLUGIN)
+    a.hold_at(1)  # sets KZ_HOLD: the job is mid-job, at row 3, until node-a is killed
+    a.start()
+    b = cluster.node("node-b").start()
+    cli = cluster.node("console")
+    (cli.plugins / "only_held.py").write_text(HELD_ONLY_HERE_PLUGIN)  # so the command line can add it
+    job_id = cli.add("only", "held", 5)
+    wait_until(lambda: _running_on(cluster, job_id, "node-a", 0), 60, "node-a to run the job")
+    dead_engine = a.engine_id()
+    a.kill()
+    final = cluster.wait_finished([job_id])[job_id]
+    assert final.status is JobStatus.INTERNAL_ERROR, cluster.logs()
+    assert final.error == "task only/held is not in the catalog of any live engine"
+    dead = {n["engine"]: n for n in cli.cli_json("nodes")}[dead_engine]
+    assert [(t["job_id"], t["by_node"], t["outcome"]) for t in dead["resumed_elsewhere"]] == [
+        (job_id, "node-b", "internal_error")
+    ]
+    text = cli.cli("nodes").stdout.decode()
+    assert f"job {job_id} ended internal_error by node-b" in text, text
+    assert "resuming job" not in b.log()
