@@ -44,7 +44,7 @@ import json
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from kzconsole.engine.models import JOB_FIELDS, PUBLIC_JOB_KEYS, EngineLease, Firing, JobRecord, Takeover
 from kzconsole.engine.store.job_query import InvalidQuery, JobQuery
@@ -509,16 +509,26 @@ class Store(abc.ABC):
 
 
 def redact_url(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
+    """``url`` without its password, for messages and logs: the one in the user part
+    (``postgresql://kz:SECRET@host/db``) and libpq's ``password`` parameter in the query
+    (``postgresql://kz@host/db?password=SECRET``). The rest is kept as written."""
     try:
         parts = urlsplit(url)
+        password = parts.password
     except ValueError:
         return "postgresql://..."
-    if parts.password is None:
+    if password is not None:
+        user = (parts.username or "") + ":***"
+        host = parts.netloc.rsplit("@", 1)[-1]
+        url = url.replace(parts.netloc, f"{user}@{host}", 1)
+    base, mark, query = url.partition("?")
+    if not mark:
         return url
-    netloc = parts.netloc.rsplit("@", 1)
-    user = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{user}@{netloc[-1]}"))
+    items = [
+        (item.partition("=")[0] + "=***") if item.partition("=")[0].strip().lower() == "password" else item
+        for item in query.split("&")
+    ]
+    return f"{base}?{'&'.join(items)}"
 
 
 def check_kind(kind: str) -> None:
