@@ -81,13 +81,14 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
 
     from kzconsole.config import resolve_store_url
     from kzconsole.engine import copy_stores
+    from kzconsole.engine.store.base import redact_url
 
     urls = []
     for name, value in (("FROM_URL", args.from_url), ("TO_URL", args.to_url)):
         try:
             urls.append(resolve_store_url(value, Path.cwd()))
         except ValueError as exc:
-            err(f"kzconsole: {name}: {exc}")
+            err(f"{name}: {exc}")
             return EXIT_USAGE
 
     def progress(what: str, count: int) -> None:
@@ -104,7 +105,7 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
         )
     if report["skipped"]:
         err(
-            f"kzconsole: {report['skipped']} job(s) exist in {args.to_url} and were not overwritten"
+            f"{report['skipped']} job(s) exist in {redact_url(urls[1])} and were not overwritten"
             f" (e.g. {', '.join(report['skipped_ids'][:5])})"
         )
         return EXIT_USAGE

@@ -82,3 +82,35 @@ def test_store_copy_moves_jobs_files_history_and_keys_and_never_overwrites(tmp_p
 def test_store_copy_refuses_bad_urls(tmp_path: Path) -> None:
     done = kz(tmp_path, "store", "copy", "mysql://x", "sqlite:///y.db")
     assert done.returncode == 2 and "FROM_URL" in done.stderr
+
+
+def test_store_copy_from_a_missing_sqlite_file_is_an_error_and_creates_nothing(tmp_path: Path, pg_url: str) -> None:
+    # A mistyped FROM_URL used to create an empty store (and its folder), copy nothing, and exit 0.
+    missing = tmp_path / "typo" / "kzconsole.db"
+    done = kz(tmp_path, "store", "copy", f"sqlite:///{missing}", pg_url)
+    assert done.returncode == 2
+    assert done.stderr == f"kzconsole: FROM_URL: there is no SQLite store at {missing}\n"
+    assert not missing.parent.exists()
+
+
+def test_store_copy_again_hides_the_password_and_counts_only_what_it_added(tmp_path: Path, pg_url: str) -> None:
+    lite = SQLiteStore(tmp_path / "node.db")
+    lite.create_job(make_job("c3", status=JobStatus.SUCCESS))
+    lite.record_firing(
+        Firing(id=0, trigger="hourly", key="hourly:7", node="n1", started=NOW, ended=NOW + 1, status="ok")
+    )
+    lite.close()
+    source = f"sqlite:///{tmp_path / 'node.db'}"
+    # The test server trusts any password: one in the URL's user part and one in its query.
+    target = pg_url.replace("postgresql://postgres@", "postgresql://postgres:S3CRET@", 1) + "&password=S3CRET"
+    first = kz(tmp_path, "store", "copy", source, target, "--json")
+    assert first.returncode == 0, first.stderr
+    assert json.loads(first.stdout)["firings"] == 1
+    again = kz(tmp_path, "store", "copy", source, target, "--json")
+    assert again.returncode == 2
+    assert json.loads(again.stdout)["firings"] == 0  # said 1: the firing it did not copy again
+    assert "S3CRET" not in again.stderr and "S3CRET" not in again.stdout
+    assert again.stderr.startswith("kzconsole: 1 job(s) exist in postgresql://postgres:***@"), again.stderr
+    assert "password=***" in again.stderr
+    with PostgresStore(pg_url) as pg:
+        assert [f.key for f in pg.list_firings(trigger="hourly")] == ["hourly:7"]

@@ -99,7 +99,12 @@ def copy_store(source: Store, target: Store, *, progress: Callable[[str, int], N
             if progress is not None:
                 progress("jobs", report["jobs"])
     # Oldest first, so the target's ids (and newest-first order on ties) follow the source's.
+    # A firing the target has (same trigger and key: copied before) is not recorded again, nor
+    # counted: running the copy again reports what it added.
+    known = {(f.trigger, f.key) for f in target.list_firings(limit=10**9)}
     for firing in reversed(source.list_firings(limit=10**9)):
+        if (firing.trigger, firing.key) in known:
+            continue
         target.record_firing(firing)
         report["firings"] += 1
     # API keys (by hash only: the keys themselves were never stored). Tokens are not copied: they
@@ -119,5 +124,11 @@ def copy_stores(from_url: str, to_url: str, *, progress: Callable[[str, int], No
 
     if from_url == to_url:
         raise StoreError("FROM_URL and TO_URL name the same store")
+    if from_url.startswith("sqlite:///"):
+        # Opening a SQLite store creates it: a mistyped FROM_URL would copy nothing and succeed,
+        # leaving an empty database (and its folder) behind.
+        path = "/" + from_url[len("sqlite:///") :].lstrip("/")
+        if not os.path.isfile(path):
+            raise StoreError(f"FROM_URL: there is no SQLite store at {path}")
     with open_store(from_url) as source, open_store(to_url) as target:
         return copy_store(source, target, progress=progress)
