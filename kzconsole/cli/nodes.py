@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -59,12 +58,11 @@ def _nodes_text(nodes: Sequence[NodeInfo], w: Writer) -> None:
     if not nodes:
         w("no engine on this store\n")
         return
-    now = time.time()
     w(f"{'NODE':20} {'STATE':5} {'HOST':16} {'PID':>7} {'VERSION':8} {'STARTED':19} {'HEARTBEAT':12} {'RUNNING':>7}\n")
     for n in nodes:
         w(
             f"{n.name[:20]:20} {'alive' if n.alive else 'DEAD':5} {n.host[:16]:16} {n.pid:>7} "
-            f"{n.version[:8]:8} {local_time(n.started):19} {n.heartbeat_age(now):12} "
+            f"{n.version[:8]:8} {local_time(n.started):19} {n.heartbeat_age():12} "
             f"{n.running:>3}/{n.slots:<3}\n"
         )
         for t in n.resumed_elsewhere:

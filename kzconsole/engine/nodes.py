@@ -34,10 +34,16 @@ class NodeInfo:
     slots: int  # its tasks.max_running
     tasks: tuple[str, ...]
     resumed_elsewhere: tuple[Takeover, ...]  # its jobs other engines took over (newest first)
+    listed_at: float | None = None  # the store's clock when this was read
 
-    def heartbeat_age(self, now: float) -> str:
-        """How long ago its last heartbeat was: ``12 s ago``, ``3 min ago``, ``5 h ago``."""
-        seconds = max(0, int(now - self.last_heartbeat))
+    def heartbeat_age(self, now: float | None = None) -> str:
+        """How long ago its last heartbeat was: ``12 s ago``, ``3 min ago``, ``5 h ago``. Judged
+        on the store's clock (``listed_at``), as the heartbeat is: the clock of the node that
+        asks may be off. ``now`` is used only for a NodeInfo made without ``listed_at``."""
+        reference = self.listed_at if self.listed_at is not None else now
+        if reference is None:
+            return "-"
+        seconds = max(0, int(reference - self.last_heartbeat))
         if seconds < 120:
             return f"{seconds} s ago"
         if seconds < 7200:
@@ -99,6 +105,7 @@ def list_nodes(store: Store, *, takeovers_per_node: int = 20) -> list[NodeInfo]:
                 slots=lease.slots,
                 tasks=lease.tasks,
                 resumed_elsewhere=taken,
+                listed_at=now,
             )
         )
     nodes.sort(key=lambda n: (not n.alive, n.name, n.started, n.engine))

@@ -4,6 +4,8 @@ of another node."""
 
 from __future__ import annotations
 
+import os
+import re
 import signal
 import time
 
@@ -199,3 +201,19 @@ def test_a_dead_nodes_job_no_live_engine_can_run_is_not_shown_as_resumed(cluster
     text = cli.cli("nodes").stdout.decode()
     assert f"job {job_id} ended internal_error by node-b" in text, text
     assert "resuming job" not in b.log()
+
+
+def test_nodes_shows_heartbeats_on_the_stores_clock_whatever_the_asking_nodes_clock(cluster: Cluster) -> None:
+    # The heartbeat is on the store's clock; `kzconsole nodes` subtracted it from its own clock, so
+    # on a node whose clock is 10 minutes ahead of the server every live engine beat "10 min ago".
+    cluster.node("node-a").start()
+    cli = cluster.node("console")
+    ahead = cli.root / "clock-ahead"
+    ahead.mkdir()
+    (ahead / "sitecustomize.py").write_text(
+        "import time\n_time = time.time\ntime.time = lambda: _time() + 600.0\n"
+    )
+    cli.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ahead), cli.env.get("PYTHONPATH", "")) if p)
+    text = cli.cli("nodes").stdout.decode()
+    line = next(line for line in text.splitlines() if line.startswith("node-a "))
+    assert " alive " in line and re.search(r" [0-9] s ago ", line), text
