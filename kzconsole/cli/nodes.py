@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from kzconsole.cli.common import (
     EXIT_OK,
     EXIT_USAGE,
+    CliError,
     Writer,
     add_command,
     err,
@@ -86,8 +87,7 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
         try:
             urls.append(resolve_store_url(value, Path.cwd()))
         except ValueError as exc:
-            err(f"{name}: {exc}")
-            return EXIT_USAGE
+            raise CliError(f"{name}: {exc}") from None  # with --json, {"error": ...} on stdout too
 
     def progress(what: str, count: int) -> None:
         if what == "jobs" and count % 500 == 0 and sys.stderr.isatty():

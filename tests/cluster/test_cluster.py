@@ -210,9 +210,7 @@ def test_nodes_shows_heartbeats_on_the_stores_clock_whatever_the_asking_nodes_cl
     cli = cluster.node("console")
     ahead = cli.root / "clock-ahead"
     ahead.mkdir()
-    (ahead / "sitecustomize.py").write_text(
-        "import time\n_time = time.time\ntime.time = lambda: _time() + 600.0\n"
-    )
+    (ahead / "sitecustomize.py").write_text("import time\n_time = time.time\ntime.time = lambda: _time() + 600.0\n")
     cli.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ahead), cli.env.get("PYTHONPATH", "")) if p)
     text = cli.cli("nodes").stdout.decode()
     line = next(line for line in text.splitlines() if line.startswith("node-a "))

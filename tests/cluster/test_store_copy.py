@@ -114,3 +114,11 @@ def test_store_copy_again_hides_the_password_and_counts_only_what_it_added(tmp_p
     assert "password=***" in again.stderr
     with PostgresStore(pg_url) as pg:
         assert [f.key for f in pg.list_firings(trigger="hourly")] == ["hourly:7"]
+
+
+def test_store_copy_json_reports_a_bad_url_as_a_document(tmp_path: Path) -> None:
+    # --json promises {"error": ...} on stdout for an error; a bad URL printed only the message.
+    done = kz(tmp_path, "store", "copy", "--json", "mysql://x", "sqlite:///y.db")
+    assert done.returncode == 2
+    assert json.loads(done.stdout)["error"].startswith("FROM_URL: unsupported store URL 'mysql://x'")
+    assert done.stderr.startswith("kzconsole: FROM_URL: unsupported store URL")
