@@ -80,7 +80,6 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
 
     from kzconsole.config import resolve_store_url
     from kzconsole.engine import copy_stores
-    from kzconsole.engine.store.base import redact_url
 
     urls = []
     for name, value in (("FROM_URL", args.from_url), ("TO_URL", args.to_url)):
@@ -103,7 +102,7 @@ def cmd_store_copy(args: argparse.Namespace) -> int:
         )
     if report["skipped"]:
         err(
-            f"{report['skipped']} job(s) exist in {redact_url(urls[1])} and were not overwritten"
+            f"{report['skipped']} job(s) exist in {report.target} and were not overwritten"
             f" (e.g. {', '.join(report['skipped_ids'][:5])})"
         )
         return EXIT_USAGE

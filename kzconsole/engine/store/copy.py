@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any, BinaryIO
 
 from kzconsole.engine.models import JobRecord
-from kzconsole.engine.store.base import FILE_KINDS, Store, StoreError
+from kzconsole.engine.store.base import FILE_KINDS, Store, StoreError, redact_url
 
 __all__ = ["copy_store", "copy_stores", "CopyReport"]
 
@@ -26,7 +26,10 @@ PAGE = 500
 
 class CopyReport(dict[str, Any]):
     """Counts of what was copied: ``jobs``, ``skipped`` (already in the target), ``bytes``,
-    ``firings``, ``api_keys``; and ``skipped_ids`` (the first few skipped)."""
+    ``firings``, ``api_keys``; and ``skipped_ids`` (the first few skipped). ``target`` (an
+    attribute, not a key) is the target's URL without its password, for messages."""
+
+    target: str = ""
 
 
 def _copy_stream(target: Store, job_id: str, kind: str, stream: BinaryIO) -> int:
@@ -131,4 +134,6 @@ def copy_stores(from_url: str, to_url: str, *, progress: Callable[[str, int], No
         if not os.path.isfile(path):
             raise StoreError(f"FROM_URL: there is no SQLite store at {path}")
     with open_store(from_url) as source, open_store(to_url) as target:
-        return copy_store(source, target, progress=progress)
+        report = copy_store(source, target, progress=progress)
+    report.target = redact_url(to_url)
+    return report
