@@ -85,6 +85,19 @@ __all__ = ["PostgresStore", "MIGRATIONS", "SCHEMA_VERSION", "redact_url"]
 
 log = logging.getLogger("kzconsole.engine.store.postgres")
 
+
+def _pipeline_exit_noise(record: logging.LogRecord) -> bool:
+    """False for psycopg's "error ignored terminating <psycopg.Pipeline [BAD]>: the connection is
+    lost": when a connection drops inside a pipeline, leaving the pipeline fails too, and psycopg
+    logs that second failure as a warning while the first one propagates. The store handles the
+    first (retried, or reported as a store error), so the warning only alarms whoever reads the
+    engine's log after a server restart."""
+    args = record.args if isinstance(record.args, tuple) else ()
+    return not (record.msg == "error ignored terminating %r: %s" and args and type(args[0]).__name__ == "Pipeline")
+
+
+logging.getLogger("psycopg").addFilter(_pipeline_exit_noise)
+
 T = TypeVar("T")
 
 # ---------------------------------------------------------------------------------------- schema
