@@ -64,7 +64,7 @@ def _nodes_text(nodes: Sequence[NodeInfo], w: Writer) -> None:
         w(
             f"{n.name[:20]:20} {'alive' if n.alive else 'DEAD':5} {n.host[:16]:16} {n.pid:>7} "
             f"{n.version[:8]:8} {local_time(n.started):19} {n.heartbeat_age():12} "
-            f"{n.running:>3}/{n.slots:<3}\n"
+            f"{n.load():>7}\n"
         )
         for t in n.resumed_elsewhere:
             what = "resumed" if t.outcome == "resumed" else "ended internal_error"

@@ -36,6 +36,11 @@ class NodeInfo:
     resumed_elsewhere: tuple[Takeover, ...]  # its jobs other engines took over (newest first)
     listed_at: float | None = None  # the store's clock when this was read
 
+    def load(self) -> str:
+        """Its jobs out of its slots: ``1/4``; ``1/-`` for a process that claims no job (``tasks
+        run``, ``triggers run``: it runs the one it was given, it has no slots)."""
+        return f"{self.running}/{self.slots if self.slots else '-'}"
+
     def heartbeat_age(self, now: float | None = None) -> str:
         """How long ago its last heartbeat was: ``12 s ago``, ``3 min ago``, ``5 h ago``. Judged
         on the store's clock (``listed_at``), as the heartbeat is: the clock of the node that

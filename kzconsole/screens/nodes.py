@@ -46,7 +46,7 @@ def node_rows(nodes: list[Any], now: float) -> list[tuple[Any, ...]]:
                 n.version,
                 short_time(n.started, now),
                 n.heartbeat_age(now),
-                f"{n.running}/{n.slots}",
+                n.load(),
                 str(len(n.resumed_elsewhere)) if not n.alive else "",
             )
         )
@@ -148,7 +148,10 @@ class NodesScreen(Screen):
         out = Text()
         out.append(f"{n.name}", style="bold")
         out.append(f"  engine {n.engine}, {'alive' if n.alive else 'DEAD'}\n")
-        out.append(f"runs {n.running} of {n.slots} job slots; tasks: {', '.join(n.tasks) or '-'}\n")
+        if n.slots:
+            out.append(f"runs {n.running} of {n.slots} job slots; tasks: {', '.join(n.tasks) or '-'}\n")
+        else:  # `tasks run` / `triggers run`: runs what it was given, claims nothing
+            out.append(f"runs {n.running} job(s) in the foreground (tasks run); claims no job\n")
         if not n.alive:
             if n.resumed_elsewhere:
                 out.append("\nResumed elsewhere when it died:\n", style="bold")

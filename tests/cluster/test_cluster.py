@@ -7,10 +7,11 @@ from __future__ import annotations
 import os
 import re
 import signal
+import subprocess
 import time
 
 from kzconsole.engine.models import JobStatus
-from tests.cluster.conftest import ONLY_HERE_PLUGIN, Cluster, assert_rows_exactly_once, wait_until
+from tests.cluster.conftest import ONLY_HERE_PLUGIN, Cluster, assert_rows_exactly_once, csv_input, wait_until
 
 
 def _max_concurrent_jobs(calls: list[tuple[str, int, float, float]]) -> int:
@@ -218,3 +219,36 @@ def test_nodes_shows_heartbeats_on_the_stores_clock_whatever_the_asking_nodes_cl
     text = cli.cli("nodes").stdout.decode()
     line = next(line for line in text.splitlines() if line.startswith("node-a "))
     assert " alive " in line and re.search(r" [0-9] s ago ", line), text
+
+
+def test_nodes_shows_a_tasks_run_process_as_claiming_no_job_not_as_1_of_0_slots(cluster: Cluster) -> None:
+    # A `tasks run` process heartbeats (its job is resumed if it dies) but has no slots: its
+    # row said "1/0", as if it ran more than it could.
+    cluster.node("node-a").start()
+    cli = cluster.node("console")
+    gate = cli.hold_at(2)
+    runner = subprocess.Popen(
+        cli.argv("tasks", "add", "cl", "plain", "--input", "-", "--run"),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        cwd=cli.root,
+        env=cli.env,
+    )
+    try:
+        assert runner.stdin is not None
+        runner.stdin.write(csv_input(3))
+        runner.stdin.close()
+        wait_until(
+            lambda: any(n["pid"] == runner.pid and n["running"] == 1 for n in cli.cli_json("nodes")),
+            60,
+            "the tasks run process to run its job",
+        )
+        text = cli.cli("nodes").stdout.decode()
+        line = next(line for line in text.splitlines() if f" {runner.pid} " in line)
+        assert line.endswith("1/-"), text
+        assert next(line for line in text.splitlines() if line.startswith("node-a ")).endswith("0/3"), text
+    finally:
+        gate.unlink()
+        runner.wait(60)
+    assert runner.returncode == 0
