@@ -1,0 +1,55 @@
+"""What HTTP clients do besides the verbs of contract 8.4, through a real server and client: HEAD,
+a path written with a trailing slash, the whole listing (``paginate=false``)."""
+
+from __future__ import annotations
+
+import uuid
+
+import httpx
+import pytest
+
+from tests.api.conftest import FINISHED, Server, wait_for
+
+CSV = b"col1,col2\na,b\nc,d\n"
+JSON = "application/json"
+
+
+@pytest.fixture
+def account() -> str:
+    return uuid.uuid4().hex
+
+
+@pytest.fixture
+def client(shared_server: Server, account: str) -> httpx.Client:
+    with shared_server.login(account) as client:
+        yield client
+
+
+def _finished_job(client: httpx.Client, account: str) -> dict:
+    answer = client.put(
+        f"/v2/accounts/{account}/tasks",
+        params={"category": "skel", "action": "id2"},
+        content=CSV,
+        headers={"Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 201, answer.text
+    job = answer.json()["data"]["_read_only"]
+    assert client.patch(f"/v2/accounts/{account}/tasks/{job['id']}").status_code == 200
+    return wait_for(client, f"/v2/accounts/{account}/tasks/{job['id']}", lambda t: t["status"] in FINISHED)
+
+
+def test_the_whole_listing_has_a_revision(client: httpx.Client, account: str) -> None:
+    # Contract 8.3: a success envelope carries revision; paginate=false streams its data but is
+    # one answer like any other, with the revision a page of the same jobs has.
+    for _ in range(3):
+        assert (
+            client.put(f"/v2/accounts/{account}/tasks", params={"category": "skel", "action": "count"}).status_code
+            == 201
+        )
+    whole = client.get(f"/v2/accounts/{account}/tasks", params={"paginate": "false"}).json()
+    page = client.get(f"/v2/accounts/{account}/tasks", params={"page_size": "10"}).json()
+    assert whole["data"] == page["data"] and whole["page_size"] == 3
+    assert whole["revision"] == page["revision"]
+    assert list(whole)[:3] == ["status", "data", "revision"]
+    empty = client.get(f"/v2/accounts/{uuid.uuid4().hex}/tasks", params={"paginate": "false"})
+    assert empty.status_code == 403  # another account: refused before anything is streamed
