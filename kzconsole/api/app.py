@@ -688,15 +688,16 @@ class Api:
         if size == 0:
             stream.close()
             return Response(status_code=204, headers={"x-request-id": call.request_id})
-        return StreamingResponse(
-            _read_chunks(stream, size),
-            headers={
-                "content-type": "text/csv",
-                "content-length": str(size),
-                "content-disposition": _content_disposition(job, name),
-                "x-request-id": call.request_id,
-            },
-        )
+        headers = {
+            "content-type": "text/csv",
+            "content-length": str(size),
+            "content-disposition": _content_disposition(job, name),
+            "x-request-id": call.request_id,
+        }
+        if call.request.method == "HEAD":  # the size and the name, not the file
+            stream.close()
+            return Response(headers=headers)
+        return StreamingResponse(_read_chunks(stream, size), headers=headers)
 
     def start(self, call: Call, job_id: str) -> Response:
         job = self.job(call, job_id)
@@ -960,8 +961,11 @@ class _Endpoint:
 
     def __init__(self, api: Api, verbs: dict[str, Handler]) -> None:
         self.api = api
-        self.verbs = verbs
-        self.allowed = sorted(verbs)
+        self.allowed = sorted(verbs)  # Kazoo's list, as the 405's data gives it
+        # HEAD is GET without the content (RFC 9110 9.3.2): the same handler, whose answer the
+        # server sends without its body (a download reads no file: Api.download).
+        self.verbs = {**verbs, "HEAD": verbs["GET"]} if "GET" in verbs else verbs
+        self.allow = ", ".join([*sorted(self.verbs), "OPTIONS"])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         response = await self.answer(Request(scope, receive))
@@ -973,9 +977,7 @@ class _Endpoint:
         handler = verbs.get(request.method)
         try:
             if handler is None:
-                raise ApiError(
-                    405, "method not allowed", {"allowed": allowed}, headers={"allow": ", ".join([*allowed, "OPTIONS"])}
-                )
+                raise ApiError(405, "method not allowed", {"allowed": allowed}, headers={"allow": self.allow})
             return await handler(api, call, dict(request.path_params))
         except ApiError as err:
             return api.envelope.error(call, err)

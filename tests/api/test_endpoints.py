@@ -322,7 +322,8 @@ def test_unknown_job_and_405(client: httpx.Client, account: str, form: str) -> N
     ):
         answer = client.request(method, f"{prefix}/tasks/{task['id']}{suffix}")
         assert error(answer, 405, "method not allowed") == {"allowed": allowed}
-        assert answer.headers["allow"] == ", ".join([*allowed, "OPTIONS"])
+        verbs = sorted([*allowed, "HEAD"]) if "GET" in allowed else allowed  # HEAD is GET without content
+        assert answer.headers["allow"] == ", ".join([*verbs, "OPTIONS"])
     allowed = ["GET", "PUT"]
     assert error(client.delete(f"{prefix}/tasks"), 405, "method not allowed") == {"allowed": allowed}
     assert error(client.get("/v2/api_auth"), 405, "method not allowed") == {"allowed": ["PUT"]}

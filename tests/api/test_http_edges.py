@@ -38,6 +38,41 @@ def _finished_job(client: httpx.Client, account: str) -> dict:
     return wait_for(client, f"/v2/accounts/{account}/tasks/{job['id']}", lambda t: t["status"] in FINISHED)
 
 
+def test_head_is_answered_as_get_without_a_body(client: httpx.Client, account: str) -> None:
+    # RFC 9110 9.3.2: HEAD is GET without the content (`curl -I` for a download's size and name).
+    job = _finished_job(client, account)
+    for path in (
+        "/v2/tasks",
+        f"/v2/accounts/{account}/tasks",
+        f"/v2/accounts/{account}/tasks/{job['id']}",
+        f"/v2/tasks/{job['id']}/input",
+        f"/v2/accounts/{account}/tasks/{job['id']}/output",
+    ):
+        got = client.get(path)
+        head = client.head(path)
+        assert got.status_code == head.status_code == 200, (path, head.status_code, head.text)
+        assert head.content == b""
+        assert head.headers["content-type"] == got.headers["content-type"]
+    output = f"/v2/tasks/{job['id']}/output"
+    got, head = client.get(output), client.head(output)
+    assert head.headers["content-type"] == "text/csv"
+    assert head.headers["content-length"] == str(len(got.content)) == got.headers["content-length"]
+    assert head.headers["content-disposition"] == got.headers["content-disposition"]
+    download = client.head(f"/v2/tasks/{job['id']}", params={"accept": "csv", "csv_name": "in.csv"})
+    assert download.status_code == 200 and download.headers["content-length"] == str(len(CSV))
+    # The checks of GET hold for HEAD: a token, the account, the job.
+    with httpx.Client(base_url=client.base_url) as anonymous:
+        assert anonymous.head(f"/v2/tasks/{job['id']}").status_code == 401
+    assert client.head(f"/v2/tasks/{uuid.uuid4().hex}").status_code == 404
+    # Where GET is not allowed, neither is HEAD; where it is, Allow says HEAD too (data.allowed
+    # stays Kazoo's list of verbs).
+    refused = client.head("/v2/api_auth")
+    assert refused.status_code == 405 and refused.headers["allow"] == "PUT, OPTIONS"
+    refused = client.post(f"/v2/tasks/{job['id']}")
+    assert refused.headers["allow"] == "DELETE, GET, HEAD, PATCH, OPTIONS"
+    assert refused.json()["data"] == {"allowed": ["DELETE", "GET", "PATCH"]}
+
+
 def test_the_whole_listing_has_a_revision(client: httpx.Client, account: str) -> None:
     # Contract 8.3: a success envelope carries revision; paginate=false streams its data but is
     # one answer like any other, with the revision a page of the same jobs has.
