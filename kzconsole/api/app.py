@@ -1045,8 +1045,23 @@ def build_app(api: Api) -> ASGIApp:
         err = ApiError(404, "not found", {"message": f"no such path: {request.url.path}"})
         await api.envelope.error(call, err)(scope, receive, send)
 
-    router = Router(routes=routes, default=not_found)
-    return Cors(_Errors(router, api), tuple(api.settings.cors_origins))
+    # No redirect for a trailing slash (Starlette's default, a 307 without an envelope that a PUT
+    # would have to send again): as in Crossbar, /v2/tasks/ is /v2/tasks (_TrailingSlash).
+    router = Router(routes=routes, default=not_found, redirect_slashes=False)
+    return Cors(_TrailingSlash(_Errors(router, api)), tuple(api.settings.cors_origins))
+
+
+class _TrailingSlash:
+    """A path ending in ``/`` is answered as the same path without it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path = scope.get("path", "")
+        if scope["type"] == "http" and len(path) > 1 and path.endswith("/"):
+            scope = {**scope, "path": path.rstrip("/") or "/"}
+        await self.app(scope, receive, send)
 
 
 class _Errors:

@@ -73,6 +73,30 @@ def test_head_is_answered_as_get_without_a_body(client: httpx.Client, account: s
     assert refused.json()["data"] == {"allowed": ["DELETE", "GET", "PATCH"]}
 
 
+def test_a_trailing_slash_is_the_same_path(client: httpx.Client, account: str) -> None:
+    # Crossbar ignores a trailing slash; a redirect (307, no envelope) is what a script that
+    # builds its URLs with one would trip on, a PUT's body included.
+    made = client.put(
+        f"/v2/accounts/{account}/tasks/",
+        params={"category": "skel", "action": "id2"},
+        content=CSV,
+        headers={"Content-Type": "text/csv"},
+    )
+    assert made.status_code == 201, (made.status_code, made.headers, made.text)
+    job = made.json()["data"]["_read_only"]
+    for path in (
+        "/v2/tasks/",
+        f"/v2/accounts/{account}/tasks/",
+        f"/v2/tasks/{job['id']}/",
+        f"/v2/accounts/{account}/tasks/{job['id']}/input/",
+    ):
+        answer = client.get(path)
+        assert answer.status_code == 200, (path, answer.status_code, answer.headers)
+    assert client.get(f"/v2/tasks/{job['id']}/").json()["data"]["_read_only"]["id"] == job["id"]
+    missing = client.get("/v2/nothing/")
+    assert missing.status_code == 404 and missing.headers["content-type"] == JSON
+
+
 def test_the_whole_listing_has_a_revision(client: httpx.Client, account: str) -> None:
     # Contract 8.3: a success envelope carries revision; paginate=false streams its data but is
     # one answer like any other, with the revision a page of the same jobs has.
