@@ -29,7 +29,7 @@ from types import SimpleNamespace
 from typing import Any, BinaryIO
 
 import orjson
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -1082,6 +1082,10 @@ class _Errors:
 
         try:
             await self.app(scope, receive, watch)
+        except ClientDisconnect:
+            # The client hung up while sending its body: nothing to answer, nothing stored (the
+            # spool is gone), and no bug of the server's.
+            log.info("%s %s: the client went away before its body was read", scope.get("method"), scope.get("path"))
         except Exception:
             log.exception("error answering %s %s", scope.get("method"), scope.get("path"))
             if started or scope["type"] != "http":

@@ -3,6 +3,8 @@ a path written with a trailing slash, the whole listing (``paginate=false``)."""
 
 from __future__ import annotations
 
+import socket
+import time
 import uuid
 
 import httpx
@@ -112,3 +114,26 @@ def test_the_whole_listing_has_a_revision(client: httpx.Client, account: str) ->
     assert list(whole)[:3] == ["status", "data", "revision"]
     empty = client.get(f"/v2/accounts/{uuid.uuid4().hex}/tasks", params={"paginate": "false"})
     assert empty.status_code == 403  # another account: refused before anything is streamed
+
+
+def test_a_client_that_goes_away_mid_upload_is_not_a_server_error(shared_server: Server, account: str) -> None:
+    # A client that hangs up while sending its body (a script killed, a dropped link) is an
+    # ordinary event: noted on one line, never an ERROR with a traceback as if the server had a bug.
+    token = shared_server.token(shared_server.add_key(account)["key"])
+    url = httpx.URL(shared_server.url)
+    path = f"/v2/accounts/{account}/tasks"
+    head = (
+        f"PUT {path}?category=skel&action=id2 HTTP/1.1\r\nHost: {url.host}\r\nX-Auth-Token: {token}\r\n"
+        "Content-Type: text/csv\r\nContent-Length: 100000\r\n\r\n"
+    )
+    with socket.create_connection((url.host, url.port)) as raw:
+        raw.sendall(head.encode() + b"col1,col2\na,b\n")
+    deadline = time.monotonic() + 60  # only bounds a failing test
+    while not any(path in line for line in shared_server.stderr):
+        assert time.monotonic() < deadline, "".join(shared_server.stderr)
+        time.sleep(0.01)
+    logged = [line for line in shared_server.stderr if path in line]
+    assert all(" ERROR " not in line for line in logged), logged
+    assert not any("ClientDisconnect" in line for line in shared_server.stderr)
+    with shared_server.client(token) as client:
+        assert client.get(path).json()["data"] == []  # nothing was stored
