@@ -68,6 +68,9 @@ CORS_EXPOSED = "Content-Disposition, Content-Type, X-Request-ID, Location"
 _CHUNK = 1 << 20
 _SMALL_BODY = 64 * 1024  # PUT /v2/api_auth: a key in a small JSON document
 _ACCOUNT = re.compile(r"[0-9a-f]{32}")
+# A number in a query or a header: ASCII digits only (str.isdigit() also holds for "²", which
+# int() refuses, and int() reads "١٠" and "1_0").
+_NUMBER = re.compile(r"[0-9]+")
 _JOB_ID = re.compile(r"[0-9a-f]{32}")
 _STOP_WAIT_S = 2.0
 _PRUNE_TOKENS_EVERY = 100
@@ -542,7 +545,7 @@ class Api:
         raw_size = query.get("page_size")
         if raw_size is None:
             page_size = self.settings.page_size
-        elif raw_size.isdigit() and 1 <= int(raw_size) <= 10000:
+        elif _NUMBER.fullmatch(raw_size) and 1 <= int(raw_size) <= 10000:
             page_size = int(raw_size)
         else:
             raise _validation("page_size", "type", "page_size must be an integer from 1 to 10000")
@@ -772,7 +775,7 @@ class Api:
         limit = self.settings.max_upload_bytes
         too_large = ApiError(413, "request entity too large", {"max_bytes": limit})
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
+        if declared is not None and _NUMBER.fullmatch(declared) and int(declared) > limit:
             raise too_large
         os.makedirs(self.spool_dir, mode=0o700, exist_ok=True)
         # Not a with block: the open spool is what this returns (the caller closes and unlinks it).
@@ -883,7 +886,7 @@ def _small_page(api: Api, call: Call) -> bool:
         return False
     if size is None:
         return api.settings.page_size <= _INLINE_ROWS
-    return not size.isdigit() or int(size) <= _INLINE_ROWS  # a bad page_size is refused at once
+    return not _NUMBER.fullmatch(size) or int(size) <= _INLINE_ROWS  # a bad page_size is refused at once
 
 
 def _async(method: Callable[..., Awaitable[Response]]) -> Handler:

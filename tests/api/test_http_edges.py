@@ -137,3 +137,14 @@ def test_a_client_that_goes_away_mid_upload_is_not_a_server_error(shared_server:
     assert not any("ClientDisconnect" in line for line in shared_server.stderr)
     with shared_server.client(token) as client:
         assert client.get(path).json()["data"] == []  # nothing was stored
+
+
+@pytest.mark.parametrize("size", ["²", "①", "１０", "٣", " 5", "5 ", "+5", "1_0"])
+def test_page_size_is_ascii_digits(client: httpx.Client, account: str, size: str) -> None:
+    # str.isdigit() holds for "²" (int() then raised: a 500) and int() reads "１０" and "1_0":
+    # page_size is written in ASCII digits, anything else is the 400 of a bad page_size.
+    answer = client.get(f"/v2/accounts/{account}/tasks", params={"page_size": size})
+    assert answer.status_code == 400, answer.text
+    assert answer.headers["content-type"] == JSON
+    assert answer.json()["message"] == "validation error"
+    assert list(answer.json()["data"]) == ["page_size"]
