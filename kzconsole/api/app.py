@@ -60,9 +60,13 @@ CSV_TYPES = ("text/csv", "text/comma-separated-values", "application/octet-strea
 JSON_TYPES = ("application/json", "application/x-json")
 _JSON_ANSWER_TYPES = ("application/json", "application/x-json", "*/*")
 CORS_METHODS = "GET, PUT, POST, PATCH, DELETE, OPTIONS"
+# Ours, then the rest of Crossbar's list (api_util:get_cors_headers): Monster UI sends
+# X-Kazoo-Cluster-ID with every request when kazooClusterId is configured, and a browser refuses a
+# call whose preflight does not allow each header it carries.
 CORS_HEADERS = (
     "Content-Type, Content-Length, X-Auth-Token, X-Request-ID, Accept, Authorization,"
-    " Origin, If-Match, X-HTTP-Method-Override"
+    " Origin, If-Match, X-HTTP-Method-Override, X-Kazoo-Cluster-ID, X-Requested-With,"
+    " Cache-Control, If-Modified-Since, X-File-Name, X-File-Size, Depth, User-Agent"
 )
 CORS_EXPOSED = "Content-Disposition, Content-Type, X-Request-ID, Location"
 _CHUNK = 1 << 20

@@ -148,3 +148,37 @@ def test_page_size_is_ascii_digits(client: httpx.Client, account: str, size: str
     assert answer.headers["content-type"] == JSON
     assert answer.json()["message"] == "validation error"
     assert list(answer.json()["data"]) == ["page_size"]
+
+
+def test_a_preflight_allows_the_headers_kazoo_clients_send(shared_server: Server) -> None:
+    # Monster UI adds X-Kazoo-Cluster-ID to every request when kazooClusterId is configured, and
+    # jQuery-era clients X-Requested-With, Cache-Control, If-Modified-Since: a browser refuses the
+    # call when its preflight does not list each. These are Crossbar's allowed headers.
+    crossbar = [
+        "Content-Type",
+        "Depth",
+        "User-Agent",
+        "X-HTTP-Method-Override",
+        "X-File-Size",
+        "X-Requested-With",
+        "If-Modified-Since",
+        "X-File-Name",
+        "Cache-Control",
+        "X-Auth-Token",
+        "X-Kazoo-Cluster-ID",
+        "If-Match",
+        "Authorization",
+    ]
+    with shared_server.client() as client:
+        preflight = client.options(
+            "/v2/accounts/0123456789abcdef0123456789abcdef/tasks",
+            headers={
+                "Origin": "https://monster.example.com",
+                "Access-Control-Request-Method": "PUT",
+                "Access-Control-Request-Headers": ", ".join(h.lower() for h in crossbar),
+            },
+        )
+    assert preflight.status_code == 200
+    allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
+    assert {h.lower() for h in crossbar} <= allowed, sorted({h.lower() for h in crossbar} - allowed)
+    assert {"x-request-id", "content-type", "x-auth-token"} <= allowed  # contract 8.3
