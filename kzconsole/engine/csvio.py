@@ -394,22 +394,28 @@ def _json_pass(
             writer.writerow(header)
         for total, record in enumerate(records, 1):
             row = _json_row(total, record)
-            if header is None:
-                columns.update(dict.fromkeys(row))
-                header = list(columns)
-                present = [name for name in mandatory if name in columns]
+            try:
+                if header is None:
+                    columns.update(dict.fromkeys(row))
+                    header = list(columns)
+                    present = [name for name in mandatory if name in columns]
+                    if header:
+                        writer.writerow(header)
+                elif not fits or not row.keys() <= columns.keys():
+                    fits = False
+                    for name in row.keys() - columns.keys():
+                        name.encode("utf-8")  # the header of the second pass: checked here
+                    columns.update(dict.fromkeys(row))
+                    continue
+                if present and any(row.get(name) is None for name in present):
+                    missing_count += 1
+                    if len(missing_lines) < MAX_LISTED_LINES:
+                        missing_lines.append(total)
                 if header:
-                    writer.writerow(header)
-            elif not fits or not row.keys() <= columns.keys():
-                fits = False
-                columns.update(dict.fromkeys(row))
-                continue
-            if present and any(row.get(name) is None for name in present):
-                missing_count += 1
-                if len(missing_lines) < MAX_LISTED_LINES:
-                    missing_lines.append(total)
-            if header:
-                writer.writerow([row.get(name) for name in header])
+                    writer.writerow([row.get(name) for name in header])
+            except UnicodeEncodeError:
+                # "\ud800" is valid JSON but no character (a lone surrogate): not UTF-8 text.
+                raise InputFormatError(total, f"record {total} holds a lone surrogate (not a character)") from None
         text.flush()
     finally:
         text.detach()

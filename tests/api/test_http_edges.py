@@ -182,3 +182,29 @@ def test_a_preflight_allows_the_headers_kazoo_clients_send(shared_server: Server
     allowed = {h.strip().lower() for h in preflight.headers["access-control-allow-headers"].split(",")}
     assert {h.lower() for h in crossbar} <= allowed, sorted({h.lower() for h in crossbar} - allowed)
     assert {"x-request-id", "content-type", "x-auth-token"} <= allowed  # contract 8.3
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'[{"col1": "a", "col2": "b"}, {"col1": "\\ud800", "col2": "b"}]',
+        b'[{"col1": "a", "col2": "b", "\\udfff": "c"}]',
+        b'[{"col1": "a", "col2": "b"}, {"col1": "c", "col2": "d", "\\udfff": "e"}]',  # a key record 1 lacks
+    ],
+)
+def test_json_text_that_is_not_unicode_is_invalid_input(client: httpx.Client, account: str, body: bytes) -> None:
+    # "\ud800" is valid JSON syntax but no character (a lone surrogate): it cannot be stored as
+    # UTF-8. It was a 500 with a UnicodeEncodeError traceback; it is input that is not valid
+    # (contract 3.2, 8.5), named by its record number.
+    answer = client.put(
+        f"/v2/accounts/{account}/tasks",
+        params={"category": "skel", "action": "id2"},
+        content=body,
+        headers={"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["message"] == "validation error"
+    problem = answer.json()["data"]["csv"]["format"]
+    assert problem["line"] == body.count(b"col1")
+    assert "surrogate" in problem["message"]
+    assert client.get(f"/v2/accounts/{account}/tasks").json()["data"] == []
