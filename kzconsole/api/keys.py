@@ -22,7 +22,9 @@ _ACCOUNT = re.compile(r"[0-9a-f]{32}")
 
 
 def digest(secret: str) -> str:
-    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).hexdigest()
+    # surrogatepass: any string has a digest (a key is hex, so only a wrong key holds a lone
+    # surrogate, such as the "\ud800" of a JSON body, which surrogateescape could not encode).
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def add_key(store: Store, account_id: str, *, name: str | None, superadmin: bool, now: float) -> tuple[ApiKey, str]:

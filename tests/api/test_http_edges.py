@@ -208,3 +208,17 @@ def test_json_text_that_is_not_unicode_is_invalid_input(client: httpx.Client, ac
     assert problem["line"] == body.count(b"col1")
     assert "surrogate" in problem["message"]
     assert client.get(f"/v2/accounts/{account}/tasks").json()["data"] == []
+
+
+@pytest.mark.parametrize("key", ["\\ud800", "\\udcff", "\\u00e9", "\\u0000"])
+def test_a_key_that_is_no_key_is_a_wrong_key(shared_server: Server, key: str) -> None:
+    # {"api_key": "\ud800"} (a lone surrogate, valid JSON) was a 500: hashing it raised. Any
+    # string that is not a key is the 401 of a wrong key (contract 8.2).
+    with shared_server.client() as client:
+        answer = client.put(
+            "/v2/api_auth",
+            content=b'{"data": {"api_key": "%s"}}' % key.encode(),
+            headers={"Content-Type": "application/json"},
+        )
+    assert answer.status_code == 401, answer.text
+    assert answer.json()["message"] == "invalid_credentials"
