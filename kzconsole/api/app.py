@@ -10,6 +10,7 @@ downloads out of a stream) and waits (a stop that is being honoured).
 from __future__ import annotations
 
 import asyncio
+import codecs
 import csv
 import functools
 import hashlib
@@ -344,6 +345,19 @@ def csv_lines_at(path: str, fmt: str, lines: list[int]) -> list[str]:
             csv.writer(buffer, lineterminator="").writerow(found[number])
             out.append(buffer.getvalue())
     return out
+
+
+_SNIFF_BYTES = 4096
+_BLANK = b" \t\r\n"
+
+
+def _sniff_format(spool: BinaryIO) -> str:
+    """The format of a body sent without Content-Type: JSON when it starts with ``{`` or ``[``
+    (after a byte-order mark and blanks), CSV otherwise. Crossbar takes such a body as JSON, so
+    Kazoo scripts send JSON without one; a CSV header never starts so."""
+    head = spool.read(_SNIFF_BYTES)
+    spool.seek(0)
+    return "json" if head.removeprefix(codecs.BOM_UTF8).lstrip(_BLANK)[:1] in (b"{", b"[") else "csv"
 
 
 def _json_text(value: Any) -> str:
@@ -750,6 +764,8 @@ class Api:
             raise ApiError(404, "bad identifier", ["unknown_category_action"])
         fmt = self._body_format(call.request)
         spool = await self._spool(call.request)
+        if fmt is None:
+            fmt = "csv" if spool is None else _sniff_format(spool)
         try:
             return await self.run(self._add, call, category, action, spool, fmt, query.get("file_name"))
         finally:
@@ -758,9 +774,13 @@ class Api:
                 os.unlink(spool.name)
 
     @staticmethod
-    def _body_format(request: Request) -> str:
+    def _body_format(request: Request) -> str | None:
+        """``csv`` or ``json`` by the Content-Type; None when there is none (the body tells:
+        :func:`_sniff_format`)."""
         media = _media_types(request.headers.get("content-type", ""))
-        if not media or media[0] in CSV_TYPES:
+        if not media:
+            return None
+        if media[0] in CSV_TYPES:
             return "csv"
         if media[0] in JSON_TYPES:
             return "json"

@@ -222,3 +222,23 @@ def test_a_key_that_is_no_key_is_a_wrong_key(shared_server: Server, key: str) ->
         )
     assert answer.status_code == 401, answer.text
     assert answer.json()["message"] == "invalid_credentials"
+
+
+def test_a_body_without_content_type_is_json_when_it_looks_like_json(client: httpx.Client, account: str) -> None:
+    # Crossbar takes a body without Content-Type as JSON, so Kazoo scripts send JSON without one
+    # (Python's requests.put(url, data=json.dumps(...)) does); it was read as CSV here (a 400
+    # "no data rows", or "expected_content": "none" for {"data": {}} to a task without input).
+    # A body starting with { or [ is JSON; anything else is still CSV.
+    path = f"/v2/accounts/{account}/tasks"
+    envelope = b'{"data": {"records": [{"col1": "a", "col2": "b"}], "file_name": "x.json"}}'
+    for body in (envelope, b'\xef\xbb\xbf\r\n [{"col1": "a", "col2": "b"}]'):
+        answer = client.put(path, params={"category": "skel", "action": "id2"}, content=body)
+        assert answer.status_code == 201, answer.text
+        job = answer.json()["data"]["_read_only"]
+        assert job["total_count"] == 1
+        assert client.get(f"{path}/{job['id']}/input").content == b"col1,col2\na,b\n"
+    assert answer.request.headers.get("content-type") is None
+    noinput = client.put(path, params={"category": "skel", "action": "count"}, content=b'{"data": {}}')
+    assert noinput.status_code == 201, noinput.text
+    csv = client.put(path, params={"category": "skel", "action": "id2"}, content=CSV)
+    assert csv.status_code == 201 and csv.json()["data"]["_read_only"]["total_count"] == 2
