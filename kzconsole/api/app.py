@@ -347,6 +347,12 @@ def csv_lines_at(path: str, fmt: str, lines: list[int]) -> list[str]:
     return out
 
 
+_FORM = "application/x-www-form-urlencoded"
+_UNSUPPORTED_MEDIA = ApiError(
+    415,
+    "unsupported media type",
+    {"message": "the body must be CSV (text/csv) or JSON (application/json)", "accepted": [*CSV_TYPES, *JSON_TYPES]},
+)
 _SNIFF_BYTES = 4096
 _BLANK = b" \t\r\n"
 
@@ -764,9 +770,12 @@ class Api:
             raise ApiError(404, "bad identifier", ["unknown_category_action"])
         fmt = self._body_format(call.request)
         spool = await self._spool(call.request)
-        if fmt is None:
-            fmt = "csv" if spool is None else _sniff_format(spool)
         try:
+            if fmt is None or fmt == _FORM:
+                sniffed = "csv" if spool is None else _sniff_format(spool)
+                if fmt == _FORM and sniffed != "json" and spool is not None:
+                    raise _UNSUPPORTED_MEDIA
+                fmt = sniffed
             return await self.run(self._add, call, category, action, spool, fmt, query.get("file_name"))
         finally:
             if spool is not None:
@@ -775,8 +784,9 @@ class Api:
 
     @staticmethod
     def _body_format(request: Request) -> str | None:
-        """``csv`` or ``json`` by the Content-Type; None when there is none (the body tells:
-        :func:`_sniff_format`)."""
+        """``csv`` or ``json`` by the Content-Type; None when there is none, and :data:`_FORM`
+        for curl's default type, which Crossbar reads as JSON when it is not a form (the JSON
+        example of Kazoo's tasks.md sends it): the body tells (:func:`_sniff_format`)."""
         media = _media_types(request.headers.get("content-type", ""))
         if not media:
             return None
@@ -784,14 +794,9 @@ class Api:
             return "csv"
         if media[0] in JSON_TYPES:
             return "json"
-        raise ApiError(
-            415,
-            "unsupported media type",
-            {
-                "message": "the body must be CSV (text/csv) or JSON (application/json)",
-                "accepted": [*CSV_TYPES, *JSON_TYPES],
-            },
-        )
+        if media[0] == _FORM:
+            return _FORM
+        raise _UNSUPPORTED_MEDIA
 
     async def _spool(self, request: Request) -> Any:
         """The body in a private temporary file (None when empty), read in chunks: never whole
