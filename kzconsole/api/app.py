@@ -1006,7 +1006,14 @@ class _Endpoint:
     async def answer(self, request: Request) -> Response:
         api, verbs, allowed = self.api, self.verbs, self.allowed
         call = Call(request=request, request_id=_request_id(request))
-        handler = verbs.get(request.method)
+        method = request.method
+        if method == "POST":
+            # Crossbar's tunnel for clients that cannot send PUT, PATCH or DELETE: POST with
+            # ?verb=... (api_util:get_http_verb), or the X-HTTP-Method-Override header CORS allows.
+            tunnelled = request.query_params.get("verb") or request.headers.get("x-http-method-override")
+            if tunnelled:
+                method = tunnelled.strip().upper()
+        handler = verbs.get(method)
         try:
             if handler is None:
                 raise ApiError(405, "method not allowed", {"allowed": allowed}, headers={"allow": self.allow})

@@ -262,3 +262,22 @@ def test_the_json_example_of_kazoo_tasks_md_works(client: httpx.Client, account:
     refused = client.put(path, params={"category": "skel", "action": "id2"}, content=CSV, headers=form)
     assert refused.status_code == 415 and refused.json()["message"] == "unsupported media type"
     assert len(client.get(path).json()["data"]) == 2
+
+
+def test_post_tunnels_the_verb_given_as_crossbar_does(client: httpx.Client, account: str) -> None:
+    # Crossbar: a client that cannot send PUT, PATCH or DELETE POSTs with ?verb=... (or the
+    # X-HTTP-Method-Override header that CORS allows); it was a 405 here.
+    path = f"/v2/accounts/{account}/tasks"
+    made = client.post(path, params={"verb": "put", "category": "skel", "action": "count"})
+    assert made.status_code == 201, made.text
+    job = made.json()["data"]["_read_only"]["id"]
+    started = client.post(f"{path}/{job}", headers={"X-HTTP-Method-Override": "PATCH"})
+    assert started.status_code == 200, started.text
+    wait_for(client, f"{path}/{job}", lambda t: t["status"] in FINISHED)
+    assert client.post(f"{path}/{job}", params={"verb": "GET"}).json()["data"]["_read_only"]["id"] == job
+    assert client.post(f"{path}/{job}", params={"verb": "delete"}).status_code == 200
+    assert client.get(f"{path}/{job}").status_code == 404
+    # A verb the path does not allow is its 405; only POST tunnels.
+    refused = client.post(f"{path}/{job}/stop", params={"verb": "DELETE"})
+    assert refused.status_code == 405 and refused.json()["data"] == {"allowed": ["PATCH"]}
+    assert client.get(f"{path}/{job}", params={"verb": "DELETE"}).status_code == 404  # a GET stays a GET
