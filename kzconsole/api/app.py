@@ -71,6 +71,9 @@ CORS_HEADERS = (
 )
 CORS_EXPOSED = "Content-Disposition, Content-Type, X-Request-ID, Location"
 _CHUNK = 1 << 20
+# A request head larger than this is refused (431). serve's HTTP protocol refuses a head still
+# incomplete past it (h11's limit); this refuses one that arrived at once.
+MAX_HEAD_BYTES = 16 * 1024
 _SMALL_BODY = 64 * 1024  # PUT /v2/api_auth: a key in a small JSON document
 _ACCOUNT = re.compile(r"[0-9a-f]{32}")
 # A number in a query or a header: ASCII digits only (str.isdigit() also holds for "²", which
@@ -1087,7 +1090,28 @@ def build_app(api: Api) -> ASGIApp:
     # No redirect for a trailing slash (Starlette's default, a 307 without an envelope that a PUT
     # would have to send again): as in Crossbar, /v2/tasks/ is /v2/tasks (_TrailingSlash).
     router = Router(routes=routes, default=not_found, redirect_slashes=False)
-    return Cors(_TrailingSlash(_Errors(router, api)), tuple(api.settings.cors_origins))
+    return Cors(_HeadLimit(_TrailingSlash(_Errors(router, api)), api), tuple(api.settings.cors_origins))
+
+
+class _HeadLimit:
+    """A request whose head (request line and header fields) is over :data:`MAX_HEAD_BYTES` is
+    a 431, in the envelope."""
+
+    def __init__(self, app: ASGIApp, api: Api) -> None:
+        self.app = app
+        self.api = api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            size = len(scope.get("raw_path") or b"") + len(scope.get("query_string") or b"")
+            size += sum(len(name) + len(value) + 4 for name, value in scope["headers"])
+            if size > MAX_HEAD_BYTES:
+                request = Request(scope, receive)
+                call = Call(request=request, request_id=_request_id(request))
+                err = ApiError(431, "request header fields too large", {"max_bytes": MAX_HEAD_BYTES})
+                await self.api.envelope.error(call, err)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 class _TrailingSlash:

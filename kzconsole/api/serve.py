@@ -22,7 +22,7 @@ log = logging.getLogger("kzconsole.api")
 _GRACE_S = 10  # a download in flight at shutdown gets this long to finish
 _KEEP_ALIVE_S = 5  # an idle keep-alive connection is closed after this long
 _HEAD_TIMEOUT_S = 5  # so is one whose request head is not complete this long after it began
-_MAX_HEADER_BYTES = 16 * 1024  # a request head larger than this is refused (h11's limit)
+_MAX_HEADER_BYTES = 16 * 1024  # = app.MAX_HEAD_BYTES: a head still incomplete past it is refused (h11's limit)
 
 
 class ServeError(Exception):
