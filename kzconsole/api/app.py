@@ -212,6 +212,17 @@ class _Clock:
         return self._text
 
 
+def _header_text(value: str) -> str:
+    """A header's value as its sender wrote it: the server reads header bytes as Latin-1, so
+    UTF-8 text ("réq") reads as "rÃ©q"; bytes that are not UTF-8 stay as read."""
+    if value.isascii():
+        return value
+    try:
+        return value.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return value
+
+
 class Envelope:
     """Builds Crossbar's envelope: ``status``, ``data``, ``revision``, ``request_id``,
     ``auth_token``, ``node``, ``timestamp``, ``version`` (keys whose value is null left out)."""
@@ -222,7 +233,7 @@ class Envelope:
 
     def meta(self, call: Call, extra: dict[str, Any] | None) -> bytes:
         """The envelope's keys after ``data``, as JSON members (no braces)."""
-        meta: dict[str, Any] = {"request_id": call.request_id}
+        meta: dict[str, Any] = {"request_id": _header_text(call.request_id)}
         if call.token is not None:
             meta["auth_token"] = call.token
         if extra:

@@ -303,3 +303,14 @@ def test_a_request_head_over_16_kib_is_refused_even_when_it_arrives_at_once(shar
     with shared_server.client() as client:
         near = client.get("/v2/tasks", headers={"X-Big": "a" * 15_000})
     assert near.status_code == 200
+
+
+def test_a_request_id_in_utf_8_is_echoed_as_sent(shared_server: Server) -> None:
+    # The header's bytes were read as Latin-1 (HTTP's legacy), so "réq-1" came back in the
+    # envelope as "rÃ©q-1" while the X-Request-ID header echoed the bytes sent.
+    sent = "réq-1-ü".encode()
+    with shared_server.client() as client:
+        answer = client.get("/v2/tasks", headers={"X-Request-ID": sent})
+    assert answer.status_code == 200
+    assert answer.json()["request_id"] == "réq-1-ü"
+    assert dict(answer.headers.raw)[b"x-request-id"] == sent
