@@ -195,15 +195,16 @@ class CsvData:
         if not 0 <= index < len(self.offsets):
             return []
         block_no = index // BLOCK
+        pos = index % BLOCK
         block = self._blocks.get(block_no)
-        if block is None:
+        if block is None or pos >= len(block):
+            # Not read yet, or read while it was the last block and shorter (rows came since).
             block = self._read_block(block_no)
             self._blocks[block_no] = block
             if len(self._blocks) > CACHED_BLOCKS:
                 self._blocks.popitem(last=False)
         else:
             self._blocks.move_to_end(block_no)
-        pos = index % BLOCK
         return block[pos] if pos < len(block) else []
 
     def _read_block(self, block_no: int) -> list[list[str]]:
@@ -213,18 +214,27 @@ class CsvData:
             start = self.offsets[first]
             stop = self.offsets[last] if last < len(self.offsets) else self.end
         try:
-            if self._reader is None and self.opener is not None:
-                self._reader = self.opener()
-            if self._reader is None:
-                return []
-            self._reader.seek(start)
-            data = self._reader.read(stop - start)
+            data = self._read_at(start, stop - start)
+            if len(data) < stop - start:
+                # The reader kept from an earlier read ends where the file did then (a store hands
+                # out a small file as a copy of its bytes; a file that grew may have moved): the
+                # rows taken since are read through a new one.
+                self.close()
+                data = self._read_at(start, stop - start)
         except (OSError, ValueError) as exc:
             self.close()
             self.problem = f"cannot read the file: {exc}"
             return []
         text = data.decode("utf-8", "replace")
         return [r for r in csv.reader(io.StringIO(text, newline="")) if r]
+
+    def _read_at(self, start: int, size: int) -> bytes:
+        if self._reader is None and self.opener is not None:
+            self._reader = self.opener()
+        if self._reader is None:
+            return b""
+        self._reader.seek(start)
+        return self._reader.read(size)
 
     def close(self) -> None:
         reader, self._reader = self._reader, None

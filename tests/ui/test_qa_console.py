@@ -1,0 +1,57 @@
+"""Defects found by exploratory QA of the console in a real terminal (tmux), round of 2026-12-02:
+each test failed before its fix."""
+
+from __future__ import annotations
+
+import pytest
+
+from kzconsole.engine import Engine
+from kzconsole.screens.job_detail import JobDetailScreen
+from kzconsole.widgets.csv_table import CsvTable
+from tests.conftest import write_csv
+from tests.ui.conftest import running_console, screen_text, shown, ui_settings, wait_for
+from tests.ui.test_defects import GATED_PLUGIN
+
+pytestmark = pytest.mark.anyio
+
+
+def _rows_csv(tmp_path, rows: int = 400):
+    return write_csv(tmp_path / "rows.csv", [["col1", "col2"]] + [[f"a{i}", f"b{i}"] for i in range(rows)])
+
+
+def _table_lines(app) -> list[str]:
+    """The output table's painted rows (those under its header that start with a row number)."""
+    lines = screen_text(app).splitlines()
+    header = next(n for n, line in enumerate(lines) if line.lstrip().startswith("# col1"))
+    return [line for line in lines[header + 1 :] if line.split() and line.split()[0].isdigit()]
+
+
+async def test_rows_written_after_the_output_was_first_read_show_their_cells(tmp_path, plugin_dir):
+    """The output tab of a running job showed the rows that came after its first look as row
+    numbers with empty cells (`tasks run` of 200,000 rows, `t`, `G`: "1712" and nothing else).
+    The table kept the stream it opened first, and a small output is handed out as a copy of the
+    bytes stored then: rows after them read as nothing."""
+    plugin_dir.write("gated.py", GATED_PLUGIN)
+    settings = ui_settings(tmp_path, plugin_dir.path, send_progress_after_processed=1)
+    engine = Engine(settings)
+    gate = engine.catalog.task("gated", "rows").function.__globals__["GATE"]
+    try:
+        async with running_console(settings, engine=engine) as (app, pilot):
+            try:
+                job = app.engine.add_job("gated", "rows", input=_rows_csv(tmp_path), wait_ms=0, start=True)
+                app.open_job(job.id)
+                screen = await shown(pilot, app, JobDetailScreen)
+                await pilot.press("t")
+                table = screen.query_one(CsvTable)
+                gate.release(3)
+                await wait_for(pilot, lambda: table.row_count == 3, what="the first rows")
+                await wait_for(pilot, lambda: "a2" in screen_text(app), what="the first rows painted")
+                await pilot.press("G")
+                gate.release(7)
+                await wait_for(pilot, lambda: table.row_count == 10 and table.cursor == 9, what="more rows")
+                await wait_for(pilot, lambda: " a9" in screen_text(app), what="the last row's cells")
+                assert [line.split()[:2] for line in _table_lines(app)][-3:] == [["8", "a7"], ["9", "a8"], ["10", "a9"]]
+            finally:
+                gate.release(400)  # no job thread left waiting at the gate when the engine stops
+    finally:
+        gate.release(400)
