@@ -142,6 +142,8 @@ class JobDetailScreen(ConsoleScreen):
 
     def _show(self) -> None:
         job = self.job
+        if self._wait_reason is not None and fmt.display_status(job) != "queued":
+            self._wait_reason = None  # it runs (or ended): why it waited is over
         bridge = self.console.bridge
         live = bridge.live_progress(job.id) if job.status is JobStatus.EXECUTING else None
         now = self.app.clock.time()

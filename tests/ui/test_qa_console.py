@@ -55,3 +55,29 @@ async def test_rows_written_after_the_output_was_first_read_show_their_cells(tmp
                 gate.release(400)  # no job thread left waiting at the gate when the engine stops
     finally:
         gate.release(400)
+
+
+async def test_the_job_view_drops_why_a_job_waited_once_it_runs(tmp_path, plugin_dir):
+    """`r` in the job view opens the new job while it is queued ("waiting  about to start (1 of
+    4 slots taken)"); that line stayed in its record while the job ran, and after it ended."""
+    plugin_dir.write("gated.py", GATED_PLUGIN)
+    settings = ui_settings(tmp_path, plugin_dir.path, max_running=1, send_progress_after_processed=1)
+    engine = Engine(settings)
+    gate = engine.catalog.task("gated", "rows").function.__globals__["GATE"]
+    try:
+        async with running_console(settings, engine=engine) as (app, pilot):
+            try:
+                first = app.engine.add_job("gated", "rows", input=_rows_csv(tmp_path, 2), wait_ms=0, start=True)
+                await wait_for(pilot, lambda: app.engine.get_job(first.id).status.name == "EXECUTING")
+                second = app.engine.add_job("gated", "rows", input=_rows_csv(tmp_path, 2), wait_ms=0, start=True)
+                app.open_job(second.id)
+                await shown(pilot, app, JobDetailScreen)
+                await wait_for(pilot, lambda: "every slot is taken" in screen_text(app), what="why it waits")
+                gate.release(4)  # both jobs' rows
+                await wait_for(pilot, lambda: app.engine.get_job(second.id).status.is_finished, what="the end")
+                await wait_for(pilot, lambda: "success" in screen_text(app), what="the view to show the end")
+                assert "waiting" not in screen_text(app)
+            finally:
+                gate.release(400)
+    finally:
+        gate.release(400)
