@@ -14,6 +14,7 @@ from typing import Any
 
 from rich.text import Text
 from textual.binding import Binding
+from textual.keys import key_to_character
 
 from kzconsole.widgets import glyphs
 from kzconsole.widgets.lines import Lines
@@ -42,6 +43,16 @@ def _own_actions(node_class: type) -> frozenset[str]:
                 if isinstance(binding, Binding):
                     actions.add(binding.action)
     return frozenset(actions)
+
+
+def _typed_by(widget: Any, key: str, binding: Binding) -> bool:
+    """Whether ``widget`` (a text box) takes ``key`` as a character typed, not as the binding.
+    Textual leaves out of the active bindings the keys a focused text box consumes, but it knows
+    no character for the keys ``plus`` and ``minus``: their bindings stayed listed."""
+    character = key_to_character(key)
+    if character is None and binding.key_display and len(binding.key_display) == 1:
+        character = binding.key_display
+    return character is not None and bool(widget.check_consume_key(key, character))
 
 
 class KeyBar(Lines):
@@ -81,11 +92,14 @@ class KeyBar(Lines):
         groups: dict[int, list[tuple[str, str, bool]]] = {0: [], 1: [], 2: []}
         seen: set[tuple[str, str]] = set()
         help_entry = None
+        focused = screen.focused
         for key, active in screen.active_bindings.items():
             binding = active.binding
             node = active.node
             if not binding.description or binding.system:
                 continue
+            if focused is not None and node is not focused and _typed_by(focused, key, binding):
+                continue  # a text box takes this key as a character (Textual misses "+" and "-")
             if binding.action not in own_actions(node):
                 continue
             ident = (binding.action, binding.description)

@@ -81,3 +81,16 @@ async def test_the_job_view_drops_why_a_job_waited_once_it_runs(tmp_path, plugin
                 gate.release(400)
     finally:
         gate.release(400)
+
+
+async def test_the_key_bar_lists_no_key_the_filter_box_types(tmp_path):
+    """With the filter box open (`/`), the key bar said "+ Slower - Faster": those keys type a
+    `+` or `-` into the filter, as every other character does."""
+    settings = ui_settings(tmp_path)
+    async with running_console(settings, start_engine=False, size=(200, 30)) as (app, pilot):
+        assert "Slower" in screen_text(app).splitlines()[-1]
+        await pilot.press("slash")
+        await pilot.press("plus")
+        await wait_for(pilot, lambda: "filter: +" in screen_text(app), what="the + typed into the filter")
+        key_bar = screen_text(app).splitlines()[-1]
+        assert "Slower" not in key_bar and "Faster" not in key_bar
