@@ -340,8 +340,25 @@ class CatalogScreen(CatalogView):
         self.console.open_new_job(view.category, view.action)
 
     def action_expand_all(self) -> None:
-        self.query_one("#catalog-tree", Tree).root.expand_all()
+        tree = self.query_one("#catalog-tree", Tree)
+        keep = tree.cursor_node
+        tree.root.expand_all()
+        self._keep_cursor_on(keep)
 
     def action_collapse_all(self) -> None:
-        for node in self.query_one("#catalog-tree", Tree).root.children:
+        tree = self.query_one("#catalog-tree", Tree)
+        keep = tree.cursor_node
+        for node in tree.root.children:
             node.collapse()
+        if keep is not None and keep.parent is not None and keep.parent is not tree.root:
+            keep = keep.parent  # a task's line is gone: its category takes the cursor
+        self._keep_cursor_on(keep)
+
+    def _keep_cursor_on(self, node: Any) -> None:
+        """After lines came or went above it: the cursor stays on ``node``, with its details
+        (the tree kept the cursor's line number, on whatever line then had it)."""
+        if node is None or node.data is None:
+            return
+        self._selected = node.data
+        self._show_details()
+        self.query_one("#catalog-tree", Tree).call_after_refresh(self._move_cursor, node)

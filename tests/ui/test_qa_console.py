@@ -4,9 +4,12 @@ each test failed before its fix."""
 from __future__ import annotations
 
 import pytest
+from textual.widgets import Tree
 
 from kzconsole.engine import Engine
+from kzconsole.screens.catalog import CatalogScreen
 from kzconsole.screens.job_detail import JobDetailScreen
+from kzconsole.screens.new_job import NewJobModal
 from kzconsole.widgets.csv_table import CsvTable
 from tests.conftest import write_csv
 from tests.ui.conftest import running_console, screen_text, shown, ui_settings, wait_for
@@ -94,3 +97,29 @@ async def test_the_key_bar_lists_no_key_the_filter_box_types(tmp_path):
         await wait_for(pilot, lambda: "filter: +" in screen_text(app), what="the + typed into the filter")
         key_bar = screen_text(app).splitlines()[-1]
         assert "Slower" not in key_bar and "Faster" not in key_bar
+
+
+async def test_collapsing_or_expanding_the_catalog_leaves_the_details_and_n_on_the_highlighted_row(tmp_path):
+    """`c` with the first task highlighted collapsed every category and left the cursor on the
+    second category's line, while the details (and `n`, which opened a new job for it) stayed on
+    the task; `e` on a collapsed category did the same the other way."""
+    settings = ui_settings(tmp_path)
+    async with running_console(settings, start_engine=False) as (app, pilot):
+        app.action_view("catalog")
+        screen = await shown(pilot, app, CatalogScreen)
+        await wait_for(pilot, lambda: screen.selected_task() is not None, what="the catalog")
+        tree = screen.query_one(Tree)
+        categories = sorted({category for category, _ in screen.tasks})
+        first = screen.selected_task()
+        assert first is not None and first.category == categories[0]
+        await pilot.press("c")
+        await wait_for(pilot, lambda: tree.cursor_node.data == (categories[0], None), what="the task's category")
+        await wait_for(pilot, lambda: f"Category {categories[0]}" in screen_text(app), what="its details")
+        await pilot.press("n")
+        await pilot.pause()
+        assert not isinstance(app.screen, NewJobModal)
+        await pilot.press("j")
+        await wait_for(pilot, lambda: f"Category {categories[1]}" in screen_text(app), what="the next category")
+        await pilot.press("e")
+        await wait_for(pilot, lambda: tree.cursor_node.data == (categories[1], None), what="the cursor kept")
+        assert f"Category {categories[1]}" in screen_text(app)
