@@ -71,10 +71,9 @@ class JobActions:
         if reason is not None:
             self.notify(f"job {job.id[:8]}: no pause to change: {reason}", severity="warning")
             return None
-        live = self.bridge.live_progress(job.id)
-        current = (
-            live.wait_after_row_ms if live is not None and job.status is JobStatus.EXECUTING else job.wait_after_row_ms
-        )
+        # The record, read now, holds the pause last set (here or by any process); what a job
+        # running here reported is its pause at its last row, before the presses since.
+        current = job.wait_after_row_ms
         new = next_pause(current, step)
         try:
             updated = self.engine.set_wait(job.id, new)

@@ -238,13 +238,7 @@ class JobsScreen(ConsoleScreen):
             parts.append((job.id, 7))
             parts.append((job.task_name, 4))
             if not job.status.is_finished:
-                live = self.console.bridge.live_progress(job.id)
-                wait = (
-                    live.wait_after_row_ms
-                    if live is not None and job.status is JobStatus.EXECUTING
-                    else job.wait_after_row_ms
-                )
-                parts.append((f"pause {wait} ms", 5))
+                parts.append((f"pause {job.wait_after_row_ms} ms", 5))  # the pause last set
             if job.error:
                 parts.append((job.error, 3))
             if self._wait is not None and self._wait[0] == job.id and self._wait[1]:

@@ -71,10 +71,8 @@ class JobProgress(Lines):
             parts.append((f"ETA {fmt.duration(max(0, total - done) / rate)}", 6))
         if job.start_timestamp is not None and rate:
             parts.append((fmt.rate(rate), 5))
-        if running:
-            wait = self.live.wait_after_row_ms if self.live is not None else job.wait_after_row_ms
-            parts.append((f"pause {wait} ms", 3))
-        elif state in ("pending", "queued"):
+        if running or state in ("pending", "queued"):
+            # The record's: the pause last set (what the job reported is its pause at its last row).
             parts.append((f"pause {job.wait_after_row_ms} ms", 3))
         return parts
 

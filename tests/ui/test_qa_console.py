@@ -123,3 +123,31 @@ async def test_collapsing_or_expanding_the_catalog_leaves_the_details_and_n_on_t
         await pilot.press("e")
         await wait_for(pilot, lambda: tree.cursor_node.data == (categories[1], None), what="the cursor kept")
         assert f"Category {categories[1]}" in screen_text(app)
+
+
+async def test_each_press_of_minus_shortens_the_pause_one_more_step(tmp_path, plugin_dir):
+    """`-` pressed three times in the view of a job running here took the pause from 500 to 250
+    ms, not to 50: each press stepped from the pause the job reported at its last row, not from
+    the one just set."""
+    plugin_dir.write("gated.py", GATED_PLUGIN)
+    settings = ui_settings(tmp_path, plugin_dir.path, send_progress_after_processed=1)
+    engine = Engine(settings)
+    gate = engine.catalog.task("gated", "rows").function.__globals__["GATE"]
+    try:
+        async with running_console(settings, engine=engine) as (app, pilot):
+            try:
+                job = app.engine.add_job("gated", "rows", input=_rows_csv(tmp_path), wait_ms=500, start=True)
+                gate.release(1)  # one row: the job reports its progress (and its pause), then waits
+                await wait_for(pilot, lambda: app.bridge.live_progress(job.id), what="the job to run here")
+                app.open_job(job.id)
+                await shown(pilot, app, JobDetailScreen)
+                await pilot.press("minus", "minus", "minus")  # the job waits in its second row meanwhile
+                await wait_for(pilot, lambda: app.engine.get_job(job.id).wait_after_row_ms != 500, what="a change")
+                assert app.engine.get_job(job.id).wait_after_row_ms == 50
+                await wait_for(pilot, lambda: "pause 50 ms" in screen_text(app), what="the pause shown")
+                await pilot.press("plus")
+                assert app.engine.get_job(job.id).wait_after_row_ms == 100
+            finally:
+                gate.release(400)
+    finally:
+        gate.release(400)
