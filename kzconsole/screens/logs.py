@@ -80,7 +80,6 @@ class LogsScreen(ConsoleScreen):
         padding: 1 2;
     }
     LogsScreen #logs-search {
-        dock: bottom;
         height: 1;
         display: none;
     }
@@ -100,6 +99,8 @@ class LogsScreen(ConsoleScreen):
     def compose(self) -> ComposeResult:
         yield ViewBar("logs")
         yield Lines("Logs", id="logs-title", classes="view-title")
+        # Under the title, as the jobs filter: docked at the bottom it lay under the key bar.
+        yield Input(placeholder="search the log (enter: keep, escape: clear)", id="logs-search", compact=True)
         yield LogView(id="logs-log", max_lines=KEEP_RECORDS)
         note = Static(
             Text(
@@ -110,7 +111,6 @@ class LogsScreen(ConsoleScreen):
         )
         note.display = False
         yield note
-        yield Input(placeholder="search the log (enter: keep, escape: clear)", id="logs-search", compact=True)
         yield MessageLine()
         yield KeyBar()
 

@@ -9,6 +9,7 @@ from textual.widgets import Tree
 from kzconsole.engine import Engine
 from kzconsole.screens.catalog import CatalogScreen
 from kzconsole.screens.job_detail import JobDetailScreen
+from kzconsole.screens.logs import LogsScreen
 from kzconsole.screens.new_job import NewJobModal
 from kzconsole.widgets.csv_table import CsvTable
 from tests.conftest import write_csv
@@ -151,3 +152,18 @@ async def test_each_press_of_minus_shortens_the_pause_one_more_step(tmp_path, pl
                 gate.release(400)
     finally:
         gate.release(400)
+
+
+async def test_the_logs_search_box_shows_what_is_typed(tmp_path):
+    """`/` in the Logs view opened a search box that could not be seen: it was docked on the key
+    bar's line, under the key bar."""
+    settings = ui_settings(tmp_path)
+    async with running_console(settings, start_engine=False) as (app, pilot):
+        await pilot.press("5")
+        await shown(pilot, app, LogsScreen)
+        await pilot.press("slash")
+        await wait_for(pilot, lambda: "search the log (enter: keep" in screen_text(app), what="the empty box")
+        await pilot.press("r", "e", "s", "u", "m")
+        await wait_for(
+            pilot, lambda: any(line.strip() == "resum" for line in screen_text(app).splitlines()), what="the text typed"
+        )
