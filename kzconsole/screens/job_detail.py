@@ -188,7 +188,8 @@ class JobDetailScreen(ConsoleScreen):
             self.job = batch.changed[job_id]
             self._show()
             self._read_output()
-        elif batch.store_touched(job_id) and not self.job.status.is_finished:
+        elif batch.store_touched(job_id) and (not self.job.status.is_finished or "deleted" in batch.store_kinds):
+            # A finished job changes no more, but another process may remove it: then the view closes.
             self._refresh_record()
             self._read_output()
         elif job_id in batch.progress:

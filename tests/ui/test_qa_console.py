@@ -3,6 +3,10 @@ each test failed before its fix."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 from textual.widgets import Tree
 
@@ -167,3 +171,32 @@ async def test_the_logs_search_box_shows_what_is_typed(tmp_path):
         await wait_for(
             pilot, lambda: any(line.strip() == "resum" for line in screen_text(app).splitlines()), what="the text typed"
         )
+
+
+def _cli(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
+    """The command line, in its own process, on the console's data dir."""
+    env = {**os.environ, "HOME": str(tmp_path)}
+    env.pop("KZCONSOLE_CONFIG", None)
+    return subprocess.run(
+        [sys.executable, "-m", "kzconsole", "--data-dir", str(tmp_path / "data"), *args],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env=env,
+        check=True,
+    )
+
+
+async def test_the_view_of_a_finished_job_closes_when_another_process_removes_it(tmp_path):
+    """`kzconsole tasks remove ID` run beside a console open on that (finished) job's view left
+    the view open on a job that no longer existed (`r` then said "no job ...")."""
+    settings = ui_settings(tmp_path)
+    async with running_console(settings) as (app, pilot):
+        job = app.engine.add_job("skel", "id2", input=_rows_csv(tmp_path, 3), start=True)
+        await wait_for(pilot, lambda: app.engine.get_job(job.id).status.is_finished, what="the job to end")
+        app.open_job(job.id)
+        await shown(pilot, app, JobDetailScreen)
+        await wait_for(pilot, lambda: "success" in screen_text(app), what="its view")
+        _cli(tmp_path, "tasks", "remove", job.id)
+        await wait_for(pilot, lambda: not isinstance(app.screen, JobDetailScreen), what="the view to close")
+        await wait_for(pilot, lambda: f"job {job.id[:8]} no longer exists" in screen_text(app), what="why")
