@@ -153,13 +153,23 @@ def job_rate(job: Any, live: Any | None, now: float) -> float | None:
 
 
 def fit_parts(parts: list[tuple[str, int]], width: int, sep: str = " · ") -> str:
-    """Join ``(text, priority)`` parts with ``sep`` in their order, leaving out the lowest
-    priorities until the line fits ``width``; a part is never cut in the middle, except the one
-    left when even it alone does not fit."""
+    """Join ``(text, priority)`` parts with ``sep`` in their order, keeping the highest
+    priorities that fit ``width``: each part, highest priority first, is kept if it fits beside
+    those kept (a long part left out leaves room for a shorter one of a lower priority; leaving
+    out the lowest until the line fitted dropped a short part that fitted once a long one was
+    gone). A part is never cut in the middle, except the one left when even it alone does not fit."""
     kept = [p for p in parts if p[0]]
-    while len(kept) > 1 and len(sep.join(t for t, _ in kept)) > width:
-        lowest = min(range(len(kept)), key=lambda i: (kept[i][1], -i))
-        del kept[lowest]
+    if len(sep.join(t for t, _ in kept)) > width and kept:
+        chosen: set[int] = set()
+        used = 0
+        for i in sorted(range(len(kept)), key=lambda i: (-kept[i][1], i)):
+            extra = len(kept[i][0]) + (len(sep) if chosen else 0)
+            if used + extra <= width:
+                chosen.add(i)
+                used += extra
+        if not chosen:
+            chosen = {min(range(len(kept)), key=lambda i: (-kept[i][1], i))}
+        kept = [kept[i] for i in sorted(chosen)]
     line = sep.join(t for t, _ in kept)
     if len(line) > width:
         line = line[: max(0, width - 1)] + glyphs.G.ellipsis if width > 0 else ""

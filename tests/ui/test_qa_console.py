@@ -11,13 +11,14 @@ import pytest
 from textual.widgets import Tree
 
 from kzconsole.engine import Engine
+from kzconsole.engine.clock import FakeClock
 from kzconsole.screens.catalog import CatalogScreen
 from kzconsole.screens.job_detail import JobDetailScreen
 from kzconsole.screens.logs import LogsScreen
 from kzconsole.screens.new_job import NewJobModal
 from kzconsole.widgets.csv_table import CsvTable
 from tests.conftest import write_csv
-from tests.ui.conftest import running_console, screen_text, shown, ui_settings, wait_for
+from tests.ui.conftest import job_id, make_job, running_console, screen_text, shown, ui_settings, wait_for
 from tests.ui.test_defects import GATED_PLUGIN
 
 pytestmark = pytest.mark.anyio
@@ -200,3 +201,15 @@ async def test_the_view_of_a_finished_job_closes_when_another_process_removes_it
         _cli(tmp_path, "tasks", "remove", job.id)
         await wait_for(pilot, lambda: not isinstance(app.screen, JobDetailScreen), what="the view to close")
         await wait_for(pilot, lambda: f"job {job.id[:8]} no longer exists" in screen_text(app), what="why")
+
+
+async def test_the_jobs_line_keeps_what_fits_when_a_long_note_is_left_out(tmp_path):
+    """At 80 columns, a job with a long note (its `error`) highlighted, the line under the list
+    left out the note, which did not fit, and also the sort, which then did."""
+    settings = ui_settings(tmp_path)
+    engine = Engine(settings, clock=FakeClock())
+    engine.store.create_job(make_job(1, status="internal_error", error="task skel/gone is not in the catalog"))
+    async with running_console(settings, start_engine=False, engine=engine, size=(80, 24)) as (app, pilot):
+        await wait_for(pilot, lambda: job_id(1) in screen_text(app), what="the line under the list")
+        line = next(line for line in screen_text(app).splitlines() if job_id(1) in line)
+        assert "sort: newest first" in line
