@@ -43,6 +43,12 @@ PREVIEW_ROWS = 5
 INPUT_SUFFIXES = (".csv", ".json", ".txt")
 
 
+def _not_a_file(path: str) -> str:
+    # A device or a pipe (/dev/zero, a FIFO) never ends, or blocks its reader: checking it, or
+    # storing it, ran for ever in a thread the dialog could not stop.
+    return f"{path} is not a regular file (a device or a pipe): pick a CSV or JSON file"
+
+
 @dataclass(frozen=True)
 class NewJobResult:
     job_id: str
@@ -284,6 +290,10 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
             self._show_checks([(None, hint)])
             self._show_preview([])
             return
+        if not os.path.isfile(path):
+            self._show_checks([(False, _not_a_file(path))])
+            self._show_preview([])
+            return
         self._show_checks([(None, f"checking{glyphs.G.ellipsis}")])
         self._check_file(generation, task, path)
 
@@ -419,6 +429,9 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
                     )
                 ]
             )
+            return
+        if form["path"] and os.path.exists(form["path"]) and not os.path.isfile(form["path"]):
+            self._render_checks([(False, f"not created: {_not_a_file(form['path'])}")])
             return
         self._busy = True
         self._render_checks([(None, f"creating{glyphs.G.ellipsis}")])

@@ -213,3 +213,19 @@ async def test_the_jobs_line_keeps_what_fits_when_a_long_note_is_left_out(tmp_pa
         await wait_for(pilot, lambda: job_id(1) in screen_text(app), what="the line under the list")
         line = next(line for line in screen_text(app).splitlines() if job_id(1) in line)
         assert "sort: newest first" in line
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs /dev/zero")
+async def test_the_new_job_dialog_refuses_a_device_instead_of_reading_it_for_ever(tmp_path):
+    """/dev/zero typed as the input file: the dialog said "checking…" for ever while a thread
+    read zeros at full speed (and ctrl+s would have stored them for ever)."""
+    settings = ui_settings(tmp_path)
+    async with running_console(settings, start_engine=False) as (app, pilot):
+        app.open_new_job("skel", "id2")
+        modal = await shown(pilot, app, NewJobModal)
+        await wait_for(pilot, lambda: modal.task_info is not None, what="the task pre-filled")
+        modal.query_one("#file").value = "/dev/zero"
+        await wait_for(pilot, lambda: "is not a regular file" in screen_text(app), what="the refusal")
+        await pilot.press("ctrl+n")
+        await wait_for(pilot, lambda: "not created: /dev/zero is not a regular file" in screen_text(app))
+        assert isinstance(app.screen, NewJobModal) and app.engine.count_jobs() == 0
