@@ -32,24 +32,48 @@ POLL_SECONDS = 1.0
 NodeTable = row_table("Details")
 
 
-def node_rows(nodes: list[Any], now: float) -> list[tuple[Any, ...]]:
-    """The table's cells for ``nodes`` (NodeInfo records)."""
+# (key, title, width; 0: the one that takes what is left); host and version go first when the
+# terminal is narrow (the details below say them), so that the jobs and what was resumed stay.
+COLUMNS = (
+    ("node", "Node", 0),
+    ("state", "State", 5),
+    ("host", "Host", 14),
+    ("pid", "PID", 7),
+    ("version", "Version", 7),
+    ("started", "Started", 11),
+    ("heartbeat", "Heartbeat", 10),
+    ("jobs", "Jobs", 5),
+    ("resumed", "Resumed", 7),
+)
+NARROW_LEAVES_OUT = ("host", "version")
+NODE_MIN, NODE_MAX = 8, 30
+
+
+def node_columns(width: int) -> tuple[tuple[str, str, int], ...]:
+    """The columns that fit ``width`` cells (every one from 94 on)."""
+    fixed = sum(w for _, _, w in COLUMNS) + 2 * len(COLUMNS) + 2
+    if fixed + NODE_MIN <= width:
+        return COLUMNS
+    return tuple(c for c in COLUMNS if c[0] not in NARROW_LEAVES_OUT)
+
+
+def node_rows(nodes: list[Any], now: float, keys: tuple[str, ...] | None = None) -> list[tuple[Any, ...]]:
+    """The table's cells for ``nodes`` (NodeInfo records), for the columns ``keys`` (all)."""
     rows = []
     for n in nodes:
         state = Text("alive", style="green") if n.alive else Text("DEAD", style="bold red")
-        rows.append(
-            (
-                n.name,
-                state,
-                n.host,
-                str(n.pid),
-                n.version,
-                short_time(n.started, now),
-                n.heartbeat_age(now),
-                n.load(),
-                str(len(n.resumed_elsewhere)) if not n.alive else "",
-            )
-        )
+        cells = {
+            "node": n.name,
+            "state": state,
+            "host": n.host,
+            "pid": str(n.pid),
+            "version": n.version,
+            "started": short_time(n.started, now),
+            "heartbeat": n.heartbeat_age(now),
+            "jobs": n.load(),
+            "resumed": str(len(n.resumed_elsewhere)) if not n.alive else "",
+        }
+        rows.append(tuple(cells[k] for k in (keys or [c[0] for c in COLUMNS])))
     return rows
 
 
@@ -74,6 +98,7 @@ class NodesScreen(Screen):
         super().__init__()
         self.nodes: list[Any] = []
         self._shown: list[tuple[Any, ...]] | None = None
+        self._columns: tuple[tuple[str, str, int], ...] = ()
 
     def compose(self) -> ComposeResult:
         yield ViewBar("nodes")
@@ -84,26 +109,29 @@ class NodesScreen(Screen):
         yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
-        table = self.query_one("#nodes-table", DataTable)
-        add_fitted_columns(
-            table,
-            (
-                ("node", "Node", 0),
-                ("state", "State", 5),
-                ("host", "Host", 14),
-                ("pid", "PID", 7),
-                ("version", "Version", 7),
-                ("started", "Started", 11),
-                ("heartbeat", "Heartbeat", 10),
-                ("jobs", "Jobs", 5),
-                ("resumed", "Resumed", 7),
-            ),
-            self.app.size.width or 100,
-            minimum=8,
-            maximum=30,
-        )
+        self._fit_columns()
         self.load()
         self.set_interval(POLL_SECONDS, self.load)
+
+    def on_resize(self) -> None:
+        if self._fit_columns():
+            self._show_rows()
+
+    def _fit_columns(self) -> bool:
+        """The columns for the terminal's width (fitted once per width: a narrower terminal
+        cut the jobs and what was resumed off the right edge). True if they changed."""
+        width = self.app.size.width or 100
+        columns = node_columns(width)
+        flexible = max(NODE_MIN, min(NODE_MAX, width - sum(w for *_, w in columns) - 2 * len(columns) - 2))
+        fitted = tuple((k, t, w or flexible) for k, t, w in columns)
+        if fitted == self._columns:
+            return False
+        self._columns = fitted
+        table = self.query_one("#nodes-table", DataTable)
+        table.clear(columns=True)
+        add_fitted_columns(table, columns, width, minimum=NODE_MIN, maximum=NODE_MAX)
+        self._shown = None
+        return True
 
     def action_refresh_now(self) -> None:
         self.load()
@@ -122,8 +150,11 @@ class NodesScreen(Screen):
             empty.update(message.error)
             return
         self.nodes = message.nodes
-        rows = node_rows(self.nodes, time.time())
-        empty.update("" if rows else "No engine on this store (an engine that stopped gracefully leaves it).")
+        empty.update("" if self.nodes else "No engine on this store (an engine that stopped gracefully leaves it).")
+        self._show_rows()
+
+    def _show_rows(self) -> None:
+        rows = node_rows(self.nodes, time.time(), tuple(k for k, _, _ in self._columns))
         if rows != self._shown:
             table = self.query_one("#nodes-table", DataTable)
             cursor = table.cursor_row
@@ -148,6 +179,7 @@ class NodesScreen(Screen):
         out = Text()
         out.append(f"{n.name}", style="bold")
         out.append(f"  engine {n.engine}, {'alive' if n.alive else 'DEAD'}\n")
+        out.append(f"host {n.host}, pid {n.pid}, version {n.version}\n")
         if n.slots:
             out.append(f"runs {n.running} of {n.slots} job slots; tasks: {', '.join(n.tasks) or '-'}\n")
         else:  # `tasks run` / `triggers run`: runs what it was given, claims nothing

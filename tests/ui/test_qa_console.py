@@ -229,3 +229,27 @@ async def test_the_new_job_dialog_refuses_a_device_instead_of_reading_it_for_eve
         await pilot.press("ctrl+n")
         await wait_for(pilot, lambda: "not created: /dev/zero is not a regular file" in screen_text(app))
         assert isinstance(app.screen, NewJobModal) and app.engine.count_jobs() == 0
+
+
+async def test_the_nodes_view_fits_80_columns_and_refits_when_resized(tmp_path):
+    """At 80 columns the Nodes view cut "Jobs" to "Job" and left "Resumed" off the right edge
+    (its columns took 94); the columns were fitted once, at the width the view opened with."""
+    from kzconsole.engine.models import EngineLease
+    from kzconsole.screens.nodes import NodesScreen
+
+    settings = ui_settings(tmp_path)
+    async with running_console(settings, size=(80, 24)) as (app, pilot):
+        store = app.engine.store
+        now = store.now()
+        store.heartbeat(EngineLease("node-a:41:aa", "host-a", 41, now - 100, now - 50, name="node-a", slots=4))
+        await pilot.press("6")
+        screen = await shown(pilot, app, NodesScreen)
+        await wait_for(pilot, lambda: len(screen.nodes) == 2, what="both engines")
+        await wait_for(pilot, lambda: "Resumed" in screen_text(app), what="every column that matters")
+        header = next(line for line in screen_text(app).splitlines() if line.lstrip().startswith("Node"))
+        assert header.rstrip().endswith("Jobs   Resumed") and len(header) <= 80
+        await pilot.press("down")  # the dead engine: its host and version are in the details
+        await wait_for(pilot, lambda: "host host-a, pid 41" in screen_text(app), what="the details")
+        await pilot.resize_terminal(120, 30)
+        await wait_for(pilot, lambda: "Version" in screen_text(app), what="the wide columns")
+        await wait_for(pilot, lambda: "host-a" in screen_text(app).split("host host-a")[0], what="the host column")
