@@ -49,6 +49,18 @@ _STATUS_STYLE = {
 }
 
 
+class OutputTable(CsvTable, inherit_bindings=False):
+    """The output tab's table: ``l`` is the view's key for the log tab (the tabs say "Log (l)"),
+    so here only ``right`` moves a column right."""
+
+    BINDINGS = [
+        Binding("right", "column(1)", b.description, show=False, tooltip=b.tooltip)
+        if isinstance(b, Binding) and b.action == "column(1)"
+        else b
+        for b in CsvTable.BINDINGS
+    ]
+
+
 class JobDetailScreen(ConsoleScreen):
     VIEW_NAME = "Job"
 
@@ -96,7 +108,7 @@ class JobDetailScreen(ConsoleScreen):
             with TabPane("Log (l)", id="log"):
                 yield LogTail(lambda start: engine.read_log(self.job, start), id="log-tail")
             with TabPane("Output (t)", id="output"):
-                yield CsvTable(self.output, empty_note="no output yet", id="output-table")
+                yield OutputTable(self.output, empty_note="no output yet", id="output-table")
         yield MessageLine()
         yield KeyBar()
 

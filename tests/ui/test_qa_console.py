@@ -18,7 +18,7 @@ from kzconsole.screens.logs import LogsScreen
 from kzconsole.screens.new_job import NewJobModal
 from kzconsole.widgets.csv_table import CsvTable
 from tests.conftest import write_csv
-from tests.ui.conftest import job_id, make_job, running_console, screen_text, shown, ui_settings, wait_for
+from tests.ui.conftest import job_id, make_job, running_console, screen_text, seed_jobs, shown, ui_settings, wait_for
 from tests.ui.test_defects import GATED_PLUGIN
 
 pytestmark = pytest.mark.anyio
@@ -253,3 +253,24 @@ async def test_the_nodes_view_fits_80_columns_and_refits_when_resized(tmp_path):
         await pilot.resize_terminal(120, 30)
         await wait_for(pilot, lambda: "Version" in screen_text(app), what="the wide columns")
         await wait_for(pilot, lambda: "host-a" in screen_text(app).split("host host-a")[0], what="the host column")
+
+
+async def test_l_goes_to_the_log_tab_from_the_output_tab(tmp_path):
+    """The job view's tabs read "Log (l)  Output (t)", but on the output tab `l` moved the table
+    one column right (the table's own key) and the log tab could not be reached with it."""
+    from textual.widgets import TabbedContent
+
+    settings = ui_settings(tmp_path)
+    engine = Engine(settings, clock=FakeClock())
+    seed_jobs(engine)
+    async with running_console(settings, start_engine=False, engine=engine) as (app, pilot):
+        app.open_job(job_id(1))
+        screen = await shown(pilot, app, JobDetailScreen)
+        tabs = screen.query_one(TabbedContent)
+        await pilot.press("t")
+        await wait_for(pilot, lambda: tabs.active == "output", what="the output tab")
+        table = screen.query_one(CsvTable)
+        await wait_for(pilot, lambda: table.row_count == 100, what="the output")
+        await pilot.press("l")
+        await wait_for(pilot, lambda: tabs.active == "log", what="the log tab")
+        assert table.column == 0
