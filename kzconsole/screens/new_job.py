@@ -211,7 +211,10 @@ class NewJobModal(ModalScreen[NewJobResult | None]):
                 select.value = name
                 self.query_one("#file", Input).focus()
             else:
-                self._show_checks([(False, f"unknown task {name}")])
+                # Said until a task is picked (the checks of the empty form said "pick a task"
+                # over it at once).
+                self._show_checks([(False, f"unknown task {name}: pick one from the list")])
+                return
         self._schedule_check(0)
 
     @on(Select.Changed, "#task")

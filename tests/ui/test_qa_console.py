@@ -274,3 +274,14 @@ async def test_l_goes_to_the_log_tab_from_the_output_tab(tmp_path):
         await pilot.press("l")
         await wait_for(pilot, lambda: tabs.active == "log", what="the log tab")
         assert table.column == 0
+
+
+async def test_new_for_an_unknown_task_says_so(tmp_path):
+    """`:new nope/nope` opened the new-job dialog saying only "pick a task": its "unknown task"
+    line was replaced at once by the checks of an empty form."""
+    settings = ui_settings(tmp_path)
+    async with running_console(settings, start_engine=False) as (app, pilot):
+        await pilot.press("colon", *"new", "space", *"nope", "slash", *"nope", "enter")
+        modal = await shown(pilot, app, NewJobModal)
+        await wait_for(pilot, lambda: modal.tasks, what="the catalog in the dialog")
+        await wait_for(pilot, lambda: "unknown task nope/nope" in screen_text(app), what="why no task is picked")
