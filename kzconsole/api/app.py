@@ -743,7 +743,7 @@ class Api:
     def start(self, call: Call, job_id: str) -> Response:
         job = self.job(call, job_id)
         try:
-            job = self.engine.start_job(job.id)
+            job = self.engine.start_job(job.id, once=True)
         except InvalidJobState:
             raise _bad_job(job.id, "task already started") from None
         return self.envelope.success(call, {"_read_only": task_json(job)})

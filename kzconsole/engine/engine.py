@@ -264,9 +264,10 @@ class Engine(EngineParts):
             query = query.replace(now=self.clock.time())
         return query
 
-    def start_job(self, job_id: str) -> JobRecord:
-        """Queue a pending job; a running engine on the same store picks it up."""
-        job = self.lifecycle.queue(self.find_job(job_id))
+    def start_job(self, job_id: str, *, once: bool = False) -> JobRecord:
+        """Queue a pending job; a running engine on the same store picks it up. ``once``: a job
+        started already (waiting for a slot) is refused with InvalidJobState, not started again."""
+        job = self.lifecycle.queue(self.find_job(job_id), once=once)
         self._queued(True)
         return job
 

@@ -114,11 +114,15 @@ class JobLifecycle:
 
     # ------------------------------------------------------------ the operator
 
-    def queue(self, job: JobRecord) -> JobRecord:
-        """``start``: a pending job waits for a free slot, in start order."""
+    def queue(self, job: JobRecord, *, once: bool = False) -> JobRecord:
+        """``start``: a pending job waits for a free slot, in start order. Starting a job that
+        waits already changes nothing; with ``once`` it is refused as started (the REST API's
+        ``task already started``: of two concurrent starts, exactly one is answered the job)."""
         while True:
             self._refuse_unless_pending(job, "")
             if job.queued_at is not None:
+                if once:
+                    raise InvalidJobState(f"job {job.id} is already started (waiting for a free slot)")
                 return job
             updated = self.store.update_job(
                 job.id, {"queued_at": self.clock.time()}, expect={"status": _PENDING, "queued_at": None}

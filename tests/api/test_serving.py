@@ -117,6 +117,34 @@ def test_no_engine_serves_the_store_and_an_engine_process_runs_the_jobs(make_ser
             assert engine.wait(30) == 0
 
 
+def test_a_job_waiting_for_a_slot_is_already_started_and_one_of_concurrent_starts_wins(make_server) -> None:
+    """Contract 8.5: a start of a started job is 404 ``task already started``, and a job waiting
+    for an engine's slot is started. With no engine the job waits: the second start is refused,
+    and of ten concurrent starts of another job exactly one is answered with the job."""
+    server = make_server(engine=False)
+    with server.login(ACCOUNT) as client:
+        task = created(client, "/v2", CSV)
+        path = f"/v2/tasks/{task['id']}"
+        assert client.patch(path).status_code == 200
+        data = error(client.patch(path), 404, "bad_identifier")
+        assert data == {"reason": "task already started", "cause": task["id"], "message": "bad identifier"}
+        other = created(client, "/v2", CSV)
+        gate = threading.Barrier(10)
+
+        def start() -> int:
+            with server.client(client.headers["X-Auth-Token"]) as own:
+                gate.wait()
+                return own.patch(f"/v2/tasks/{other['id']}").status_code
+
+        answers: list[int] = []
+        threads = [threading.Thread(target=lambda: answers.append(start())) for _ in range(10)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(answers) == [200] + [404] * 9
+
+
 def test_sigterm_ends_serve_cleanly(make_server) -> None:
     """No thread of the server's own is left at exit (the command line would blame a plugin)."""
     server = make_server()
